@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from vmafx_saliency.cli import entry
+
+entry()

@@ -1,0 +1,91 @@
+"""Small helpers shared across modules: atomic writes, hashing, lazy imports."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import IO
+
+from vmafx_saliency.errors import MissingDependencyError, OutputExistsError
+
+# pip extra that provides each optional top-level module.
+_EXTRA_FOR_MODULE = {
+    "torch": "export",
+    "onnx": "export",
+    "PIL": "export",
+    "model_signing": "sign",
+    "OpenSSL": "sign",
+    "py_sod_metrics": "eval",
+    "matplotlib": "eval",
+    "scipy": "eval",
+    "ray": "ray",
+    "pyarrow": "table",
+}
+
+
+def require(module: str, *, purpose: str) -> ModuleType:
+    """Import an optional dependency or explain exactly how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = module.split(".")[0]
+        extra = _EXTRA_FOR_MODULE.get(top, "dev")
+        raise MissingDependencyError(
+            f"{purpose} needs the Python package '{top}', which is not installed: "
+            f"run pip install 'vmafx-saliency[{extra}]'"
+        ) from exc
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_can_write(path: Path, *, force: bool) -> None:
+    """Refuse to clobber an existing output unless asked to."""
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} already exists: pass --force to overwrite it")
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mode: str = "wb", force: bool = True) -> Iterator[IO[bytes]]:
+    """Write to a temporary file beside ``path`` and rename it into place.
+
+    On any exception the temporary file is removed, so a failed run leaves no
+    partial output behind.
+    """
+    check_can_write(path, force=force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            Path(tmp).unlink()
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, force: bool = True) -> None:
+    with atomic_writer(path, force=force) as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: Path, text: str, *, force: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), force=force)

@@ -1,0 +1,50 @@
+"""Shared test fixtures: the real data in ../shared, skipped cleanly when absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CHECKPOINT = SHARED / "fixtures" / "u2netp" / "u2netp_bnfold_fp16.pth"
+IMAGES = SHARED / "data" / "images"
+VIDEOS = SHARED / "data" / "videos"
+PASCAL_S = SHARED / "data" / "pascal-s"
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        pytest.skip(f"{what} not found at {path}: put ../shared beside the project")
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint_path() -> Path:
+    return _need(CHECKPOINT, "the u2netp checkpoint fixture")
+
+
+@pytest.fixture(scope="session")
+def images_dir() -> Path:
+    return _need(IMAGES, "the upstream demo images")
+
+
+@pytest.fixture(scope="session")
+def videos_dir() -> Path:
+    return _need(VIDEOS, "the shared videos")
+
+
+@pytest.fixture(scope="session")
+def pascal_s_dir() -> Path:
+    return _need(PASCAL_S, "the PASCAL-S dataset")
+
+
+@pytest.fixture(scope="session")
+def mirror_onnx(tmp_path_factory: pytest.TempPathFactory, checkpoint_path: Path) -> Path:
+    """The u2netp mirror exported once per test session from the real fixture."""
+    from vmafx_saliency.export import export_mirror
+
+    out = tmp_path_factory.mktemp("mirror") / "u2netp_mirror_v1.onnx"
+    export_mirror(checkpoint=checkpoint_path, output=out, images_dir=IMAGES if IMAGES.exists() else None)
+    return out
