@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
-VIDEO  ?=
+FORCE  ?=
 
 .PHONY: setup demo test lint bench clean
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(PY)
 setup: $(STAMP)
 
 demo: setup
-	$(PY) -m vmafx_saliency.demo $(if $(VIDEO),--video $(VIDEO),)
+	$(PY) -m vmafx_saliency.demo $(if $(FORCE),--force,)
 
 test: setup
 	$(PY) -m pytest -q

@@ -46,5 +46,7 @@ def mirror_onnx(tmp_path_factory: pytest.TempPathFactory, checkpoint_path: Path)
     from vmafx_saliency.export import export_mirror
 
     out = tmp_path_factory.mktemp("mirror") / "u2netp_mirror_v1.onnx"
-    export_mirror(checkpoint=checkpoint_path, output=out, images_dir=IMAGES if IMAGES.exists() else None)
+    export_mirror(
+        checkpoint=checkpoint_path, output=out, images_dir=IMAGES if IMAGES.exists() else None
+    )
     return out

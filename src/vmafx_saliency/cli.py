@@ -150,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--manifest-out", metavar="PATH", help="default: the output path + .manifest.json"
     )
-    p.add_argument("--commit", default="ac7e1c81", help="upstream commit pin (default: %(default)s)")
+    p.add_argument(
+        "--commit", default="ac7e1c81", help="upstream commit pin (default: %(default)s)"
+    )
     p.add_argument(
         "--images-dir",
         metavar="DIR",

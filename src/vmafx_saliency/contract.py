@@ -1,0 +1,187 @@
+"""The deployment contract of every saliency model (DESIGN section 3).
+
+```
+inputs:   input         float32 [1, 3, H, W]   H, W dynamic
+outputs:  saliency_map  float32 [1, 1, H, W]   values in [0, 1]
+```
+
+The static part is read from the ONNX Runtime session (no ``onnx`` import, so
+this runs wherever the extractor runs); the dynamic part runs the model on
+synthetic input at two sizes, one of them odd, and checks the output's shape,
+finiteness and range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vmafx_saliency.errors import ContractError, InputFileError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "saliency_map"
+FLOAT_TYPE = "tensor(float)"
+# Two probe sizes (H, W): one even, one odd, both small so the check is quick.
+PROBE_SIZES: tuple[tuple[int, int], ...] = ((64, 96), (75, 133))
+# Sigmoid outputs can round to exactly 0 or 1; anything beyond is a bug.
+RANGE_SLACK = 1e-6
+
+
+@dataclass(frozen=True)
+class ContractRun:
+    height: int
+    width: int
+    output_shape: tuple[int, ...]
+    minimum: float
+    maximum: float
+
+
+@dataclass(frozen=True)
+class ContractReport:
+    source: str
+    input_shape: tuple[int | str | None, ...]
+    output_shape: tuple[int | str | None, ...]
+    runs: tuple[ContractRun, ...]
+
+    def render(self) -> str:
+        lines = [
+            f"{self.source}: contract OK",
+            f"  input   {INPUT_NAME:<13} float32 {list(self.input_shape)}",
+            f"  output  {OUTPUT_NAME:<13} float32 {list(self.output_shape)}",
+        ]
+        for run in self.runs:
+            lines.append(
+                f"  run {run.height}x{run.width}: output {list(run.output_shape)}, "
+                f"range [{run.minimum:.4f}, {run.maximum:.4f}]"
+            )
+        return "\n".join(lines)
+
+
+def _is_dynamic(dim: object) -> bool:
+    # ONNX Runtime reports a symbolic dimension as its name and an unnamed one as None.
+    return dim is None or isinstance(dim, str)
+
+
+def _check_io(arg: Any, *, role: str, name: str, channels: int, source: str) -> tuple[Any, ...]:
+    if arg.name != name:
+        raise ContractError(
+            f"{source}: the {role} is named {arg.name!r}, the contract wants {name!r}: "
+            f"re-export the model with {role}_names=[{name!r}]"
+        )
+    if arg.type != FLOAT_TYPE:
+        raise ContractError(
+            f"{source}: {role} {name!r} has type {arg.type}, the contract wants float32: "
+            "export the model in float32"
+        )
+    shape = tuple(arg.shape)
+    if len(shape) != 4:
+        raise ContractError(
+            f"{source}: {role} {name!r} has rank {len(shape)} (shape {list(shape)}), "
+            f"the contract wants rank 4 [1, {channels}, H, W]"
+        )
+    batch, chans, height, width = shape
+    if batch not in (1, None) and not isinstance(batch, str):
+        raise ContractError(f"{source}: {role} {name!r} has batch {batch}, the contract wants 1")
+    if chans != channels:
+        raise ContractError(
+            f"{source}: {role} {name!r} has {chans} channels, the contract wants {channels}"
+        )
+    if not (_is_dynamic(height) and _is_dynamic(width)):
+        raise ContractError(
+            f"{source}: {role} {name!r} has fixed H, W ({height}, {width}); the contract wants "
+            "them dynamic: export with dynamic_axes on dimensions 2 and 3"
+        )
+    return shape
+
+
+def _probe_input(height: int, width: int, seed: int) -> np.ndarray:
+    # Roughly ImageNet-normalised values, like a real pre-processed frame.
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 1.0, size=(1, 3, height, width)).astype(np.float32)
+
+
+def check_contract_session(
+    session: Any, *, source: str, sizes: Sequence[tuple[int, int]] = PROBE_SIZES
+) -> ContractReport:
+    """Check a built ONNX Runtime session; return a report or raise ContractError."""
+    inputs = session.get_inputs()
+    outputs = session.get_outputs()
+    if len(inputs) != 1:
+        raise ContractError(
+            f"{source}: the model has {len(inputs)} inputs "
+            f"({', '.join(i.name for i in inputs)}); the contract wants exactly one, {INPUT_NAME!r}"
+        )
+    if len(outputs) != 1:
+        raise ContractError(
+            f"{source}: the model has {len(outputs)} outputs "
+            f"({', '.join(o.name for o in outputs)}); the contract wants exactly one, "
+            f"{OUTPUT_NAME!r}: select the fused map at export"
+        )
+    in_shape = _check_io(inputs[0], role="input", name=INPUT_NAME, channels=3, source=source)
+    out_shape = _check_io(outputs[0], role="output", name=OUTPUT_NAME, channels=1, source=source)
+
+    runs = []
+    for index, (height, width) in enumerate(sizes):
+        try:
+            (result,) = session.run([OUTPUT_NAME], {INPUT_NAME: _probe_input(height, width, index)})
+        except Exception as exc:  # ORT raises its own untyped errors; name the size.
+            raise ContractError(
+                f"{source}: ONNX Runtime failed on a {height}x{width} input ({exc}); "
+                "the contract wants any H, W to work"
+            ) from exc
+        result = np.asarray(result)
+        if result.dtype != np.float32:
+            raise ContractError(f"{source}: output dtype is {result.dtype}, expected float32")
+        if result.shape != (1, 1, height, width):
+            raise ContractError(
+                f"{source}: a {height}x{width} input gave an output of shape "
+                f"{list(result.shape)}, the contract wants [1, 1, {height}, {width}]"
+            )
+        if not np.all(np.isfinite(result)):
+            raise ContractError(
+                f"{source}: a {height}x{width} input gave NaN or infinite values in the map"
+            )
+        lo, hi = float(result.min()), float(result.max())
+        if lo < -RANGE_SLACK or hi > 1.0 + RANGE_SLACK:
+            raise ContractError(
+                f"{source}: a {height}x{width} input gave values in [{lo:.4g}, {hi:.4g}], "
+                "the contract wants [0, 1]: end the graph with a Sigmoid"
+            )
+        runs.append(ContractRun(height, width, tuple(result.shape), lo, hi))
+    return ContractReport(
+        source=source, input_shape=in_shape, output_shape=out_shape, runs=tuple(runs)
+    )
+
+
+def make_session(data: bytes, *, source: str, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session from bytes already read (no re-open of the file)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's errors are untyped; report them as ours.
+        raise ContractError(
+            f"{source}: ONNX Runtime cannot load the model ({exc}); "
+            "check it with 'vmafx-saliency scan' and re-export it"
+        ) from exc
+
+
+def check_contract_bytes(
+    data: bytes, *, source: str, sizes: Sequence[tuple[int, int]] = PROBE_SIZES
+) -> ContractReport:
+    return check_contract_session(make_session(data, source=source), source=source, sizes=sizes)
+
+
+def check_contract_file(
+    path: Path, *, sizes: Sequence[tuple[int, int]] = PROBE_SIZES
+) -> ContractReport:
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such model file: give the path of an .onnx file")
+    return check_contract_bytes(path.read_bytes(), source=str(path), sizes=sizes)

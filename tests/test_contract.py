@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from tests._onnx_models import conv_sigmoid_model
+from vmafx_saliency.cli import main
+from vmafx_saliency.contract import check_contract_bytes, check_contract_file
+from vmafx_saliency.errors import ContractError, InputFileError
+
+
+def test_conforming_model_passes_at_two_sizes() -> None:
+    report = check_contract_bytes(conv_sigmoid_model(), source="tiny")
+    assert [(r.height, r.width) for r in report.runs] == [(64, 96), (75, 133)]
+    for run in report.runs:
+        assert run.output_shape == (1, 1, run.height, run.width)
+        assert 0.0 <= run.minimum <= run.maximum <= 1.0
+    assert report.input_shape[2:] == ("height", "width")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input_name": "image"}, r"input is named 'image', the contract wants 'input'"),
+        ({"output_name": "d0"}, r"output is named 'd0', the contract wants 'saliency_map'"),
+        ({"extra_outputs": 1}, r"2 outputs .*exactly one"),
+        ({"height": 320, "width": 320}, r"fixed H, W \(320, 320\).*dynamic"),
+        ({"elem_type": TensorProto.DOUBLE, "conv": False}, r"type tensor\(double\).*float32"),
+        ({"in_channels": 1}, r"input 'input' has 1 channels, the contract wants 3"),
+        ({"out_channels": 2}, r"output 'saliency_map' has 2 channels, the contract wants 1"),
+        ({"tail_ops": (), "weight_scale": 5.0}, r"values in \[.*\], the contract wants \[0, 1\]"),
+        ({"tail_ops": ("Sqrt",), "weight_scale": 1.0}, r"NaN or infinite"),
+    ],
+)
+def test_contract_violations_are_named(kwargs: dict[str, object], message: str) -> None:
+    data = conv_sigmoid_model(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ContractError, match=message):
+        check_contract_bytes(data, source="bad.onnx")
+
+
+def test_wrong_output_size_is_refused() -> None:
+    # A stride-2 pool halves the map while the declared output stays symbolic:
+    # only running the model catches it.
+    model = onnx.load_from_string(conv_sigmoid_model())
+    pool = helper.make_node("MaxPool", ["t1"], ["pooled"], kernel_shape=[2, 2], strides=[2, 2])
+    model.graph.node.insert(2, pool)
+    model.graph.node[3].input[0] = "pooled"
+    with pytest.raises(
+        ContractError, match=r"64x96 input gave an output of shape \[1, 1, 32, 48\]"
+    ):
+        check_contract_bytes(model.SerializeToString(), source="bad.onnx")
+
+
+def test_unloadable_bytes_are_refused() -> None:
+    with pytest.raises(ContractError, match=r"junk.onnx: ONNX Runtime cannot load the model"):
+        check_contract_bytes(b"not an onnx model", source="junk.onnx")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match=r"no such model file"):
+        check_contract_file(tmp_path / "absent.onnx")
+
+
+def test_cli_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.onnx"
+    good.write_bytes(conv_sigmoid_model())
+    assert main(["contract", str(good)]) == 0
+    assert "contract OK" in capsys.readouterr().out
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(conv_sigmoid_model(input_name="image"))
+    assert main(["contract", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "input is named 'image'" in err
+    assert "Traceback" not in err
+
+
+def test_cli_verbose_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(conv_sigmoid_model(output_name="d0"))
+    assert main(["-v", "contract", str(bad)]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_contract_mirror(mirror_onnx: Path) -> None:
+    report = check_contract_file(mirror_onnx)
+    assert len(report.runs) == 2
