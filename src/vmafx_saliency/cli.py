@@ -90,6 +90,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- card -------------------------------------------------------------------
+
+
+def _cmd_card(args: argparse.Namespace) -> int:
+    from vmafx_saliency import card
+
+    result = card.update_card(manifest=Path(args.manifest), card=Path(args.card), check=args.check)
+    if args.check:
+        print(f"{result.card}: figures up to date")
+    else:
+        print(f"{result.card}: {'figures updated' if result.changed else 'already up to date'}")
+    return 0
+
+
 # --- parser -----------------------------------------------------------------
 
 
@@ -162,6 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--non-strict", action="store_true", help="allow missing/unexpected checkpoint keys"
     )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+    p = _add(
+        sub,
+        "card",
+        help="rewrite a model card's figures block from an export manifest",
+        example="vmafx-saliency card --manifest models/u2netp_mirror_v1.onnx.manifest.json "
+        "--card docs/models/u2netp_mirror.md",
+        handler=_cmd_card,
+    )
+    p.add_argument("--manifest", required=True, metavar="PATH")
+    p.add_argument("--card", required=True, metavar="PATH")
+    p.add_argument(
+        "--check", action="store_true", help="only check; exit non-zero if the card is stale"
+    )
     return parser
 
 

@@ -162,6 +162,9 @@ def make_session(data: bytes, *, source: str, threads: int | None = None) -> Any
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    # Bytes that also look like ORT format ('ORTM' at offset 4) must still load as ONNX,
+    # the format the scanner checked.
+    options.add_session_config_entry("session.load_model_format", "ONNX")
     if threads:
         options.intra_op_num_threads = threads
     try:

@@ -74,8 +74,10 @@ def run(*, force: bool) -> None:
     print(contract.check_contract_file(model).render())
 
     _step("summary")
-    print(f"{model.relative_to(ROOT)}: {report.size:,} bytes, {sum(report.ops.values())} nodes, ")
-    print("scan ALLOWED, contract OK")
+    print(
+        f"{model.relative_to(ROOT)}: {report.size:,} bytes, {sum(report.ops.values())} nodes "
+        f"of {len(report.ops)} op types; scan ALLOWED; contract OK"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

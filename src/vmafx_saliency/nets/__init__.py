@@ -1,0 +1,1 @@
+"""PyTorch architectures (the ``export``/``train`` extras): torch is imported here."""
