@@ -24,7 +24,10 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m vmafx_saliency.demo $(if $(FORCE),--force,)
 
+# Lint is part of the test command so CI keeps ruff and mypy clean.
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 lint: setup
