@@ -61,3 +61,19 @@ class ScanError(VmafxSaliencyError):
 
 class ContractError(VmafxSaliencyError):
     """An ONNX graph does not meet the deployment contract."""
+
+
+class RegistryError(VmafxSaliencyError):
+    """The model registry, an overlay or a sidecar is invalid or lacks an entry."""
+
+
+class SignatureError(VmafxSaliencyError):
+    """Signing failed, or a Sigstore bundle does not verify the model."""
+
+
+class LoaderError(VmafxSaliencyError):
+    """The loader gate refused a model; the message names the layer and the fix."""
+
+
+class ReleaseError(VmafxSaliencyError):
+    """A release folder cannot be staged or does not verify."""
