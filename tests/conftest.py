@@ -14,6 +14,19 @@ VIDEOS = SHARED / "data" / "videos"
 PASCAL_S = SHARED / "data" / "pascal-s"
 
 
+@pytest.fixture(autouse=True)
+def _isolated_user_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep every test away from the user's overlay registry, keys and jail setting."""
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("VMAFX_SALIENCY_REGISTRY", str(home / "overlay" / "registry.json"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.delenv("VMAFX_SALIENCY_MODEL_DIR", raising=False)
+    monkeypatch.delenv("VMAFX_SALIENCY_COMMITTED_REGISTRY", raising=False)
+
+
 def _need(path: Path, what: str) -> Path:
     if not path.exists():
         pytest.skip(f"{what} not found at {path}: put ../shared beside the project")

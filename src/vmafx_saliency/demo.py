@@ -1,10 +1,13 @@
 """`make demo`: the main job on the embedded default, step by step.
 
-For now (issue 3): export the u2netp mirror from the shared fixture (or from the
-checkpoint named by ``VMAFX_U2NETP_CHECKPOINT``), scan it, check its contract and
-print a short summary. The export is reused when it already exists and came from
-the same checkpoint, so running the demo twice does no work twice and never
-overwrites a different export.
+The supply chain of the u2netp mirror: export it from the shared fixture (or
+from the checkpoint named by ``VMAFX_U2NETP_CHECKPOINT``), scan it, check its
+contract, make a signing key once (in the user's config folder), sign the
+model, verify the bundle, register it in the user's overlay registry (never a
+tracked file), load it through the loader gate and run one inference.
+
+Every step reuses what an earlier run made when it is still valid, so running
+the demo twice does no work twice and never overwrites something different.
 """
 
 from __future__ import annotations
@@ -16,11 +19,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from vmafx_saliency.errors import OutputExistsError, VmafxSaliencyError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = ROOT.parent / "shared" / "fixtures" / "u2netp" / "u2netp_bnfold_fp16.pth"
 MIRROR = ROOT / "models" / "u2netp_mirror_v1.onnx"
+MIRROR_SIDECAR = ROOT / "models" / "u2netp_mirror_v1.sidecar.json"
+MIRROR_LICENCE = ROOT / "LICENSES" / "Apache-2.0-u2netp.txt"
+RELEASE_DIR = ROOT / ".demo" / "release" / "u2netp_mirror_v1"
+DEMO_IMAGE = ROOT.parent / "shared" / "data" / "images" / "bike.jpg"
+
+
+def signing_key_path() -> Path:
+    """The demo's key: ``$XDG_CONFIG_HOME/vmafx-saliency/signing.key`` (~/.config)."""
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config"
+    return base / "vmafx-saliency" / "signing.key"
 
 
 def _step(title: str) -> None:
@@ -57,8 +73,92 @@ def _export_mirror(checkpoint: Path, *, force: bool) -> Path:
     return MIRROR
 
 
+def _key_pair() -> tuple[Path, Path]:
+    from vmafx_saliency.signing import generate_key_pair
+
+    private = signing_key_path()
+    public = Path(f"{private}.pub")
+    if private.exists() and public.exists():
+        print(f"reusing the key pair {private} (+ .pub)")
+    else:
+        pair = generate_key_pair(private, public_key=public)
+        print(f"made an EC P-256 key pair: {pair.private_key} (0600) and {pair.public_key}")
+    return private, public
+
+
+def _signed_bundle(model: Path, private: Path, public: Path) -> Path:
+    from vmafx_saliency.signing import Verifier, bundle_path_for, sign_model, verify_model
+
+    bundle = bundle_path_for(model)
+    verifier = Verifier.from_public_key(public)
+    if bundle.exists():
+        try:
+            verify_model(model, bundle=bundle, verifier=verifier)
+            print(f"reusing {bundle.relative_to(ROOT)} (verifies with {public.name})")
+            return bundle
+        except VmafxSaliencyError as exc:
+            # The bundle belongs to an earlier export or key: the demo owns both, re-sign.
+            print(f"re-signing: the existing bundle does not verify ({exc})")
+    sign_model(model, private_key=private, bundle=bundle, force=True)
+    print(f"signed {model.relative_to(ROOT)} -> {bundle.relative_to(ROOT)}")
+    return bundle
+
+
+def _register(model: Path, bundle: Path, public: Path) -> str:
+    from vmafx_saliency import registry
+    from vmafx_saliency._util import sha256_file
+
+    manifest = Path(f"{model}.manifest.json")
+    model_id = str(json.loads(manifest.read_text())["model_id"])
+    reg = registry.Registry.load()
+    if model_id in reg.ids():
+        entry = reg.get(model_id)
+        if entry.sha256 == sha256_file(model):
+            print(f"{model_id} is already registered in {entry.registry} with this sha256")
+            return model_id
+        raise OutputExistsError(
+            f"{model_id} is registered in {entry.registry} with another sha256: remove it "
+            f"from that file, or run 'vmafx-saliency registry add ... --force'"
+        )
+    entry = registry.add_model(
+        onnx=model,
+        model_id=model_id,
+        sidecar=MIRROR_SIDECAR,
+        status="alternative",
+        license="Apache-2.0",
+        license_file=MIRROR_LICENCE,
+        source=registry.source_from_manifest(manifest),
+        sigstore_bundle=bundle,
+        verification=registry.Verification(
+            public_key=public,
+            certificate_chain=(),
+            identity=None,
+            identity_regexp=None,
+            oidc_issuer=None,
+        ),
+        release_asset=True,
+        manifest=manifest,
+    )
+    print(f"registered {entry.id} as {entry.status} (release asset) in {entry.registry}")
+    return model_id
+
+
+def _probe_input() -> tuple[str, np.ndarray]:
+    if DEMO_IMAGE.is_file():
+        from PIL import Image
+
+        from vmafx_saliency.export import preprocess_upstream
+
+        with Image.open(DEMO_IMAGE) as image:
+            return DEMO_IMAGE.name, preprocess_upstream(image.convert("RGB"), (320, 320))
+    rng = np.random.default_rng(0)
+    return "synthetic noise", rng.normal(size=(1, 3, 320, 320)).astype(np.float32)
+
+
 def run(*, force: bool) -> None:
-    from vmafx_saliency import contract, onnxscan
+    from vmafx_saliency import contract, loader, onnxscan
+    from vmafx_saliency.registry import Registry
+    from vmafx_saliency.signing import Verifier, verify_model
 
     _step("1. export the u2netp mirror")
     checkpoint = _checkpoint()
@@ -73,10 +173,46 @@ def run(*, force: bool) -> None:
     _step("3. check the deployment contract")
     print(contract.check_contract_file(model).render())
 
+    _step("4. signing key (made once, in your config folder)")
+    private, public = _key_pair()
+
+    _step("5. sign the model")
+    bundle = _signed_bundle(model, private, public)
+
+    _step("6. verify the bundle")
+    sig = verify_model(model, bundle=bundle, verifier=Verifier.from_public_key(public))
+    print(f"signature OK ({sig.method}; signer {sig.signer}; sha256 {sig.sha256[:16]}...)")
+
+    _step("7. register it in the overlay registry (not a tracked file)")
+    model_id = _register(model, bundle, public)
+
+    _step("8. load it through the loader gate and run one inference")
+    entry = Registry.load().get(model_id)
+    loaded = loader.load_entry(entry)
+    layers = "path, identity, " + ("signature, " if loaded.signature else "") + "content, contract"
+    print(f"{model_id}: loaded from {loaded.path} ({loaded.policy.value}; passed {layers})")
+    name, tensor = _probe_input()
+    (saliency,) = loaded.session.run(["saliency_map"], {"input": tensor})
+    print(
+        f"one inference on {name} at 320x320: saliency_map {list(saliency.shape)}, "
+        f"mean {float(saliency.mean()):.4f}, max {float(saliency.max()):.4f}"
+    )
+
+    _step("9. stage the release assets and verify the staged folder")
+    from vmafx_saliency import release
+
+    staged = release.stage(model_id, out=RELEASE_DIR)
+    print(staged.render())
+    verified = release.verify(RELEASE_DIR)
+    print(verified.render())
+    if not verified.ok:
+        raise VmafxSaliencyError(f"{RELEASE_DIR}: the staged release does not verify")
+
     _step("summary")
     print(
         f"{model.relative_to(ROOT)}: {report.size:,} bytes, {sum(report.ops.values())} nodes "
-        f"of {len(report.ops)} op types; scan ALLOWED; contract OK"
+        f"of {len(report.ops)} op types; scan ALLOWED; contract OK; signed and verified; "
+        f"registered as {model_id}; loaded through the gate"
     )
 
 
