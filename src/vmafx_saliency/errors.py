@@ -77,3 +77,15 @@ class LoaderError(VmafxSaliencyError):
 
 class ReleaseError(VmafxSaliencyError):
     """A release folder cannot be staged or does not verify."""
+
+
+class VideoError(InputFileError):
+    """A video cannot be opened or decoded, or its geometry is wrong."""
+
+
+class ExtractionError(VmafxSaliencyError):
+    """Feature extraction failed on a frame (NaN map, out-of-range values, ...)."""
+
+
+class OutputError(VmafxSaliencyError):
+    """An output cannot be written, or a file to merge into does not fit."""
