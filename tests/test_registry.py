@@ -11,104 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from onnx import TensorProto, helper
 
 from tests._onnx_models import conv_sigmoid_model
+from tests._trust import (
+    COMMITTED,
+    ROOT,
+    TINY,
+    TINY_PARAMS,
+    Json,
+    custom_domain_model,
+    isolate_registry,
+    sidecar_doc,
+    write_json,
+    write_model,
+    write_registry,
+)
 from vmafx_saliency import registry as reg
 from vmafx_saliency._util import sha256_bytes
 from vmafx_saliency.errors import RegistryError
 
-ROOT = Path(__file__).resolve().parents[1]
-COMMITTED = ROOT / "models" / "registry.json"
-TINY = conv_sigmoid_model()
-# Conv 3x3 from 3 to 1 channels: 27 weights + 1 bias.
-TINY_PARAMS = 28
-
-Json = dict[str, Any]
-
-
-# --- builders ---------------------------------------------------------------------
-
-
-def sidecar_doc(model_id: str, *, opset: int = 17) -> Json:
-    return {
-        "schema": "vmafx-saliency/sidecar/v1",
-        "model_id": model_id,
-        "contract": {
-            "input": {"name": "input", "dtype": "float32", "shape": [1, 3, "H", "W"]},
-            "output": {"name": "saliency_map", "dtype": "float32", "shape": [1, 1, "H", "W"]},
-            "opset": opset,
-            "output_range": [0.0, 1.0],
-        },
-        "preprocessing": {
-            "colour_mode": "luma_tile",
-            "inference_size": [320, 320],
-            "scaling": "divide_by_max",
-            "mean": [0.485, 0.456, 0.406],
-            "std": [0.229, 0.224, 0.225],
-            "luma_range": "auto",
-        },
-    }
-
-
-def write_json(path: Path, doc: object) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    return path
-
-
-def write_model(
-    folder: Path,
-    model_id: str,
-    *,
-    data: bytes = TINY,
-    default: bool = True,
-    status: str = "production",
-) -> Json:
-    """Write a model's files under ``folder/<model_id>/``; return its registry entry."""
-    sub = folder / model_id
-    sub.mkdir(parents=True, exist_ok=True)
-    (sub / "model.onnx").write_bytes(data)
-    write_json(sub / "sidecar.json", sidecar_doc(model_id))
-    (sub / "LICENSE.txt").write_text("licence text\n")
-    return {
-        "id": model_id,
-        "kind": "nr",
-        "extractor": "mobilesal",
-        "onnx": f"{model_id}/model.onnx",
-        "sha256": sha256_bytes(data),
-        "opset": 17,
-        "params": TINY_PARAMS,
-        "license": "BSD-3-Clause",
-        "license_file": f"{model_id}/LICENSE.txt",
-        "source": {"type": "fork-trained"},
-        "sidecar": f"{model_id}/sidecar.json",
-        "sigstore_bundle": None,
-        "verification": None,
-        "release_asset": False,
-        "status": status,
-        "default": default,
-    }
-
-
-def write_registry(path: Path, entries: list[Json]) -> Path:
-    return write_json(path, {"schema": "vmafx-saliency/registry/v1", "models": entries})
-
-
-def custom_domain_model() -> bytes:
-    node = helper.make_node("Evil", ["input"], ["saliency_map"], domain="com.evil")
-    graph = helper.make_graph(
-        [node],
-        "evil",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "h", "w"])],
-        [helper.make_tensor_value_info("saliency_map", TensorProto.FLOAT, [1, 1, "h", "w"])],
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.evil", 1)],
-    )
-    model.ir_version = 8
-    return bytes(model.SerializeToString())
+# The builders live in tests/_trust.py, shared with the loader, release and CLI tests.
 
 
 def text_of(report: reg.ValidationReport) -> str:
@@ -118,9 +40,7 @@ def text_of(report: reg.ValidationReport) -> str:
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point both default locations into tmp, so no test reads a user's overlay."""
-    committed = write_registry(tmp_path / "committed" / "registry.json", [])
-    monkeypatch.setenv(reg.ENV_COMMITTED, str(committed))
-    monkeypatch.setenv(reg.ENV_OVERLAY, str(tmp_path / "overlay" / "registry.json"))
+    isolate_registry(tmp_path, monkeypatch)
 
 
 @pytest.fixture

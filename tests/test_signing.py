@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import json
 import re
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +16,12 @@ import pytest
 pytest.importorskip("model_signing")
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests._onnx_models import conv_sigmoid_model
+from tests._trust import Pki, make_pki
+from tests._trust import make_cert as _cert
 from vmafx_saliency import signing
 from vmafx_saliency.errors import InputFileError, OutputExistsError, SignatureError, UsageError
 from vmafx_saliency.signing import (
@@ -64,115 +63,14 @@ def signed(model: Path, keys: signing.KeyPair) -> Path:
     return sign_model(model, private_key=keys.private_key)
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _cert(
-    *,
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: str | None = None,
-    issuer_key: ec.EllipticCurvePrivateKey | None = None,
-    ca: bool,
-    code_signing: bool = True,
-    extra: list[x509.ExtensionType] | None = None,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer or subject))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        # CAs must be valid when model_signing checks the leaf (at its notBefore).
-        .not_valid_before(now - dt.timedelta(days=2 if ca else 1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    usage = dict.fromkeys(
-        (
-            "content_commitment",
-            "key_encipherment",
-            "data_encipherment",
-            "key_agreement",
-            "encipher_only",
-            "decipher_only",
-        ),
-        False,
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=False, key_cert_sign=True, crl_sign=True, **usage),
-            critical=True,
-        )
-    elif code_signing:
-        # What model_signing's certificate verifier accepts: keyUsage
-        # digitalSignature (checked first) or extendedKeyUsage codeSigning.
-        builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, **usage),
-            critical=True,
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-    for ext in extra or []:
-        builder = builder.add_extension(ext, critical=False)
-    return builder.sign(issuer_key or key, hashes.SHA256())
-
-
-def _pem(path: Path, *certs: x509.Certificate) -> Path:
-    path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs))
-    return path
-
-
-@dataclass(frozen=True)
-class Pki:
-    root: Path
-    intermediate: Path
-    leaf: Path
-    leaf_key: Path
-
-
-def _make_pki(directory: Path, name: str, *, code_signing: bool = True) -> Pki:
-    """root CA -> intermediate CA -> leaf signing certificate, all P-256."""
-    directory.mkdir(parents=True, exist_ok=True)
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    inter_key = ec.generate_private_key(ec.SECP256R1())
-    root = _cert(subject=f"{name} root", key=root_key, ca=True)
-    inter = _cert(
-        subject=f"{name} intermediate",
-        key=inter_key,
-        issuer=f"{name} root",
-        issuer_key=root_key,
-        ca=True,
-    )
-    pair = generate_key_pair(directory / f"{name}-leaf.pem")
-    leaf_public = serialization.load_pem_public_key(pair.public_key.read_bytes())
-    assert isinstance(leaf_public, ec.EllipticCurvePublicKey)
-    leaf_private = serialization.load_pem_private_key(pair.private_key.read_bytes(), None)
-    assert isinstance(leaf_private, ec.EllipticCurvePrivateKey)
-    leaf = _cert(
-        subject=f"{name} model signer",
-        key=leaf_private,
-        issuer=f"{name} intermediate",
-        issuer_key=inter_key,
-        ca=False,
-        code_signing=code_signing,
-    )
-    return Pki(
-        root=_pem(directory / f"{name}-root.crt", root),
-        intermediate=_pem(directory / f"{name}-intermediate.crt", inter),
-        leaf=_pem(directory / f"{name}-leaf.crt", leaf),
-        leaf_key=pair.private_key,
-    )
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return _make_pki(tmp_path_factory.mktemp("pki"), "Acme")
+    return make_pki(tmp_path_factory.mktemp("pki"), "Acme")
 
 
 @pytest.fixture(scope="module")
 def other_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return _make_pki(tmp_path_factory.mktemp("other-pki"), "Other")
+    return make_pki(tmp_path_factory.mktemp("other-pki"), "Other")
 
 
 def _statement(bundle: Path) -> dict[str, Any]:
@@ -578,7 +476,7 @@ def test_sign_certificate_for_another_key(model: Path, pki: Pki, other_pki: Pki)
 
 
 def test_sign_certificate_without_signing_usage(tmp_path: Path, model: Path) -> None:
-    weak = _make_pki(tmp_path / "weak", "Weak", code_signing=False)
+    weak = make_pki(tmp_path / "weak", "Weak", code_signing=False)
     with pytest.raises(SigningKeyError, match="the certificate may not sign"):
         sign_model(model, private_key=weak.leaf_key, signing_certificate=weak.leaf)
 

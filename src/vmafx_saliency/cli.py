@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vmafx_saliency import __version__
-from vmafx_saliency.errors import UsageError, VmafxSaliencyError
+from vmafx_saliency.errors import InputFileError, UsageError, VmafxSaliencyError
 
 log = logging.getLogger("vmafx_saliency")
 
@@ -134,7 +134,8 @@ def _cmd_registry_show(args: argparse.Namespace) -> int:
 
     entry = Registry.load().get(args.model_id)
     for name, value in dataclasses.asdict(entry).items():
-        print(f"{name:<16} {value}")
+        shown = value if isinstance(value, str | int | None) else json.dumps(value, default=str)
+        print(f"{name:<16} {shown}")
     return 0
 
 
@@ -151,7 +152,7 @@ def _verification_from(args: argparse.Namespace) -> Any:
     from vmafx_saliency.registry import Verification
 
     chain = tuple(Path(p) for p in args.certificate_chain or ())
-    if not (args.public_key or chain or args.identity or args.identity_regexp):
+    if not (args.public_key or chain or args.identity or args.identity_regexp or args.oidc_issuer):
         return None
     return Verification(
         public_key=Path(args.public_key) if args.public_key else None,
@@ -160,6 +161,19 @@ def _verification_from(args: argparse.Namespace) -> Any:
         identity_regexp=args.identity_regexp,
         oidc_issuer=args.oidc_issuer,
     )
+
+
+def _manifest_model_id(manifest: Path) -> str:
+    try:
+        model_id = json.loads(manifest.read_text(encoding="utf-8")).get("model_id")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputFileError(
+            f"{manifest}: cannot read the model id from the export manifest ({exc}): "
+            "pass --id, or the manifest 'vmafx-saliency export' wrote"
+        ) from exc
+    if not isinstance(model_id, str):
+        raise InputFileError(f"{manifest}: the export manifest has no model_id: pass --id")
+    return model_id
 
 
 def _cmd_registry_add(args: argparse.Namespace) -> int:
@@ -178,7 +192,7 @@ def _cmd_registry_add(args: argparse.Namespace) -> int:
     if model_id is None:
         if manifest is None:
             raise UsageError("give --id, or --manifest to take the model id from it")
-        model_id = json.loads(manifest.read_text())["model_id"]
+        model_id = _manifest_model_id(manifest)
     entry = registry.add_model(
         onnx=Path(args.model),
         model_id=model_id,
@@ -285,7 +299,13 @@ def _cmd_load(args: argparse.Namespace) -> int:
     from vmafx_saliency import loader
     from vmafx_saliency.registry import Registry
 
+    if args.size < 1:
+        raise UsageError(f"--size must be a positive number of pixels, got {args.size}")
     if args.model_path:
+        if args.signed:
+            raise UsageError(
+                "--signed needs a registered model: an ad-hoc --model-path has no pin or bundle"
+            )
         loaded = loader.load_ad_hoc(Path(args.model_path))
     else:
         reg = Registry.load()
@@ -294,7 +314,13 @@ def _cmd_load(args: argparse.Namespace) -> int:
         loaded = loader.load_entry(entry, policy=policy)
     rng = np.random.default_rng(0)
     probe = rng.normal(size=(1, 3, args.size, args.size)).astype(np.float32)
-    (out,) = loaded.session.run(["saliency_map"], {"input": probe})
+    try:
+        (out,) = loaded.session.run(["saliency_map"], {"input": probe})
+    except Exception as exc:  # ONNX Runtime's errors are untyped
+        raise UsageError(
+            f"{loaded.path}: the model loaded, but one inference at {args.size}x{args.size} "
+            f"failed ({exc}): try another --size"
+        ) from exc
     layers = [
         "path",
         "identity" if loaded.entry else None,
@@ -320,8 +346,16 @@ def _cmd_release_stage(args: argparse.Namespace) -> int:
 def _cmd_release_verify(args: argparse.Namespace) -> int:
     from vmafx_saliency import release
 
-    has_flags = args.public_key or args.certificate_chain or args.identity or args.identity_regexp
-    verifier = _verifier_from(args) if has_flags else None
+    flags = (
+        args.public_key,
+        args.certificate_chain,
+        args.identity,
+        args.identity_regexp,
+        args.oidc_issuer,
+        args.trust_config,
+        args.staging,
+    )
+    verifier = _verifier_from(args) if any(flags) else None
     result = release.verify(Path(args.folder), verifier=verifier)
     print(result.render())
     return 0 if result.ok else 1
@@ -417,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_verifier_flags(p: argparse.ArgumentParser) -> None:
+def _add_verifier_flags(p: argparse.ArgumentParser, *, trust_root: bool = True) -> None:
     p.add_argument("--public-key", metavar="PEM", help="verify with this public key")
     p.add_argument(
         "--certificate-chain", nargs="+", metavar="PEM", help="verify with this CA chain"
@@ -425,8 +459,9 @@ def _add_verifier_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--identity", help="keyless: the signer's identity (e.g. an e-mail)")
     p.add_argument("--identity-regexp", help="keyless: a regular expression for the identity")
     p.add_argument("--oidc-issuer", help="keyless: the identity's OIDC issuer URL")
-    p.add_argument("--trust-config", metavar="JSON", help="keyless: a Sigstore trust config")
-    p.add_argument("--staging", action="store_true", help="keyless: Sigstore staging instance")
+    if trust_root:
+        p.add_argument("--trust-config", metavar="JSON", help="keyless: a Sigstore trust config")
+        p.add_argument("--staging", action="store_true", help="keyless: Sigstore staging instance")
 
 
 def _build_trust_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -485,7 +520,7 @@ def _build_trust_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--bundle", metavar="JSON", help="the model's Sigstore bundle")
     p.add_argument("--release-asset", action="store_true", help="published as a release asset")
     p.add_argument("--force", action="store_true", help="replace an entry with the same id")
-    _add_verifier_flags(p)
+    _add_verifier_flags(p, trust_root=False)
     p = _add(
         rsub,
         "promote",
@@ -538,8 +573,9 @@ def _build_trust_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
         example="vmafx-saliency load --model u2netp_mirror_v1",
         handler=_cmd_load,
     )
-    p.add_argument("--model", metavar="ID", help="registry id (default: the mobilesal default)")
-    p.add_argument("--model-path", metavar="FILE", help="an unregistered file (ad hoc)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", metavar="ID", help="registry id (default: the mobilesal default)")
+    which.add_argument("--model-path", metavar="FILE", help="an unregistered file (ad hoc)")
     p.add_argument("--signed", action="store_true", help="require a verified signature")
     p.add_argument("--size", type=int, default=320, help="probe size (default: %(default)s)")
 

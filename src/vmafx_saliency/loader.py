@@ -29,9 +29,11 @@ from vmafx_saliency import contract, onnxscan
 from vmafx_saliency._util import sha256_bytes
 from vmafx_saliency.errors import (
     ContractError,
+    InputFileError,
     LoaderError,
     ScanError,
     SignatureError,
+    UsageError,
 )
 
 if TYPE_CHECKING:
@@ -125,8 +127,10 @@ def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path,
         raise _refuse(
             PathRefused, path, f"cannot open it ({exc.strerror})", "check its permissions"
         ) from exc
-    with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
+    try:
+        # fstat the descriptor before wrapping it: a file object refuses a
+        # directory with its own OSError, which would escape the gate.
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise _refuse(PathRefused, path, f"it is {kind}", "give the path of an .onnx file")
@@ -134,10 +138,19 @@ def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path,
             raise _refuse(
                 PathRefused,
                 path,
-                f"it is {info.st_size:,} bytes, over the {cap:,}-byte cap",
+                f"it is {info.st_size:,} bytes, over the {cap:,}-byte cap, and was not read",
                 "check that this is the right file, or raise the cap explicitly",
             )
-        data = fh.read(cap + 1)
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1  # the file object owns it now
+            data = fh.read(cap + 1)
+    except OSError as exc:
+        raise _refuse(
+            PathRefused, path, f"cannot read it ({exc.strerror})", "check the file"
+        ) from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if len(data) > cap:
         raise _refuse(PathRefused, path, "it grew past the size cap while being read", "retry")
     return resolved, data
@@ -171,6 +184,7 @@ def _check_contract(
 
 
 def verifier_for_entry(entry: ModelEntry) -> Verifier:
+    """The verifier a registry entry's ``verification`` block names; refuse when it cannot."""
     from vmafx_saliency.signing import Verifier
 
     how = entry.verification
@@ -182,25 +196,40 @@ def verifier_for_entry(entry: ModelEntry) -> Verifier:
             "to verify with",
             "add a 'verification' block to the entry (registry add --public-key ...)",
         )
-    if how.public_key is not None:
-        return Verifier.from_public_key(how.public_key)
-    if how.certificate_chain:
-        return Verifier.from_certificate_chain(how.certificate_chain)
-    return Verifier.keyless(
-        identity=how.identity,
-        identity_regexp=how.identity_regexp,
-        oidc_issuer=how.oidc_issuer or "",
-    )
+    try:
+        if how.public_key is not None:
+            return Verifier.from_public_key(how.public_key)
+        if how.certificate_chain:
+            return Verifier.from_certificate_chain(how.certificate_chain)
+        return Verifier.keyless(
+            identity=how.identity,
+            identity_regexp=how.identity_regexp,
+            oidc_issuer=how.oidc_issuer or "",
+        )
+    except UsageError as exc:
+        # A hand-edited or older registry can hold a block the verifier cannot use.
+        raise _refuse(
+            SignatureRefused,
+            entry.onnx,
+            f"the verification block of registry entry {entry.id!r} in {entry.registry} is "
+            f"unusable ({exc})",
+            "fix the entry's 'verification' block and run 'vmafx-saliency registry validate'",
+        ) from exc
 
 
-def _check_signature(entry: ModelEntry, path: Path, sha256: str) -> SignatureReport:
+def _check_signature(entry: ModelEntry, path: Path, sha256: str, policy: Policy) -> SignatureReport:
     from vmafx_saliency.signing import verify_model
 
+    why = (
+        "the signed policy"
+        if policy is Policy.SIGNED
+        else "an upstream-mirror release asset (always verified)"
+    )
     if entry.sigstore_bundle is None:
         raise _refuse(
             SignatureRefused,
             path,
-            f"the policy needs a Sigstore bundle and entry {entry.id!r} declares none",
+            f"{why} needs a Sigstore bundle and entry {entry.id!r} declares none",
             "sign it with 'vmafx-saliency sign' and register the bundle",
         )
     verifier = verifier_for_entry(entry)
@@ -208,7 +237,8 @@ def _check_signature(entry: ModelEntry, path: Path, sha256: str) -> SignatureRep
         return verify_model(
             path, bundle=entry.sigstore_bundle, verifier=verifier, expected_sha256=sha256
         )
-    except SignatureError as exc:
+    except (SignatureError, InputFileError, UsageError) as exc:
+        # InputFileError: the file vanished after it was read; fail closed all the same.
         raise _refuse(SignatureRefused, path, str(exc), "do not use this file") from exc
 
 
@@ -238,7 +268,9 @@ def load_entry(
             "the file changed since it was registered: re-export or re-fetch it; if the change "
             "is intended, register it again with 'vmafx-saliency registry add --force'",
         )
-    signature = _check_signature(entry, path, sha256) if needs_signature(entry, policy) else None
+    signature = (
+        _check_signature(entry, path, sha256, policy) if needs_signature(entry, policy) else None
+    )
     scan = _check_content(data, path)
     session, report = _check_contract(data, path, threads)
     return LoadedModel(

@@ -1,0 +1,336 @@
+"""The ``mobilesal`` feature extractor: per-frame saliency over a video.
+
+For every frame: take the raw luma plane, convert it to full-range [0, 1]
+(limited range 16..235, or 64..940 at 10 bits, is expanded explicitly), resize
+it to the model's inference size, apply the sidecar's scaling and mean/std,
+tile it into three channels (``luma_tile``: ``Y -> [Y, Y, Y]``), run the model
+and reduce the raw ``saliency_map`` to ``saliency_mean`` (its plain mean, no
+per-frame min-max) and ``saliency_var``.
+
+Decoding and pre-processing run in a worker thread feeding a bounded queue, so
+they overlap with inference (ONNX Runtime releases the GIL) and memory stays
+flat however long the video is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TextIO
+
+import numpy as np
+
+from vmafx_saliency.errors import ExtractionError, UsageError
+from vmafx_saliency.resize import resize_plane
+
+if TYPE_CHECKING:
+    from vmafx_saliency.frames import Frame
+    from vmafx_saliency.loader import LoadedModel
+    from vmafx_saliency.registry import Preprocessing
+
+FEATURES = ("saliency_mean", "saliency_var")
+# Sigmoid outputs can touch 0 or 1; beyond this slack the model is broken.
+RANGE_SLACK = 1e-5
+QUEUE_DEPTH = 4
+
+InferSize = tuple[int, int] | Literal["native"] | None  # None: as the sidecar says
+
+
+def default_threads() -> int:
+    """ONNX Runtime intra-op threads: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_infer_size(text: str) -> tuple[int, int] | Literal["native"]:
+    """``native`` or ``WxH`` (width x height, as video people write it) -> (H, W)."""
+    if text == "native":
+        return "native"
+    parts = text.lower().split("x")
+    if len(parts) == 2 and all(p.isdigit() and int(p) > 0 for p in parts):
+        width, height = (int(p) for p in parts)
+        return (height, width)
+    raise UsageError(f"--infer-size {text!r}: give 'native' or WIDTHxHEIGHT, e.g. 320x320")
+
+
+def luma_to_unit(luma: np.ndarray, *, bit_depth: int, limited: bool) -> np.ndarray:
+    """Raw luma samples -> full-range float32 in [0, 1]."""
+    plane = luma.astype(np.float32)
+    if limited:
+        # ITU-R BT.601/709 limited range: black 16, white 235 at 8 bits, scaled by 2^(n-8).
+        shift = float(1 << (bit_depth - 8))
+        black, white = 16.0 * shift, 235.0 * shift
+        return np.clip((plane - black) / (white - black), 0.0, 1.0)
+    return plane / float((1 << bit_depth) - 1)
+
+
+def resolve_size(
+    pre: Preprocessing, override: InferSize, frame_hw: tuple[int, int]
+) -> tuple[int, int]:
+    if override == "native":
+        return frame_hw
+    if override is not None:
+        return override
+    return pre.inference_size if pre.inference_size is not None else frame_hw
+
+
+def preprocess(
+    luma: np.ndarray,
+    *,
+    bit_depth: int,
+    color_range: str | None,
+    pre: Preprocessing,
+    size: tuple[int, int],
+) -> np.ndarray:
+    """One frame's luma -> the model input, float32 [1, 3, H, W]."""
+    if pre.colour_mode != "luma_tile":
+        raise UsageError(
+            f"colour mode {pre.colour_mode!r} needs RGB input; the video extractor feeds "
+            "luma only (luma_tile): use a model whose sidecar declares luma_tile"
+        )
+    # An unknown YUV range means limited, as in video.
+    auto = pre.luma_range == "auto"
+    limited = color_range != "full" if auto else pre.luma_range == "limited"
+    plane = luma_to_unit(luma, bit_depth=bit_depth, limited=limited)
+    if plane.shape != size:
+        plane = resize_plane(plane, size)
+    if pre.scaling == "divide_by_max":
+        # Upstream divides by the image maximum after resizing; a black frame stays black.
+        peak = float(plane.max())
+        if peak > 0.0:
+            plane = plane / peak
+    mean = np.asarray(pre.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(pre.std, dtype=np.float32)[:, None, None]
+    tiled = (plane[None, :, :] - mean) / std
+    return np.ascontiguousarray(tiled[None], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    frame_num: int
+    saliency_mean: float
+    saliency_var: float
+
+    def metrics(self) -> dict[str, float]:
+        return {"saliency_mean": self.saliency_mean, "saliency_var": self.saliency_var}
+
+
+@dataclass(frozen=True)
+class ExtractionResult:
+    features: tuple[FrameFeatures, ...]
+    infer_size: tuple[int, int]
+    frame_size: tuple[int, int]  # (H, W)
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return len(self.features) / self.seconds if self.seconds > 0 else 0.0
+
+
+class Progress:
+    """A one-line progress bar on a terminal: frames, fps, ETA. Silent otherwise."""
+
+    def __init__(self, *, total: int | None, stream: TextIO | None = None, enabled: bool) -> None:
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.start = time.perf_counter()
+        self.done = 0
+        self._last = 0.0
+
+    def update(self, frames: int = 1) -> None:
+        self.done += frames
+        now = time.perf_counter()
+        if not self.enabled or now - self._last < 0.2:
+            return
+        self._last = now
+        elapsed = now - self.start
+        fps = self.done / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            eta = (self.total - self.done) / fps if fps > 0 else math.inf
+            bar = "#" * int(30 * self.done / self.total)
+            text = f"[{bar:<30}] {self.done}/{self.total} frames {fps:6.1f} fps ETA {eta:5.0f}s"
+        else:
+            text = f"{self.done} frames {fps:6.1f} fps"
+        self.stream.write("\r" + text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+_DONE = object()
+
+
+def _produce(
+    frames: Iterable[Frame],
+    work: Callable[[Frame], tuple[int, np.ndarray]],
+    out: queue.Queue[object],
+    stop: threading.Event,
+) -> None:
+    """Worker thread: decode and pre-process, hand results (or the error) over."""
+
+    def put(item: object) -> bool:
+        # Bounded wait, so a consumer that gave up (stop set) never leaves us blocked.
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for frame in frames:
+            if not put(work(frame)):
+                return
+        put(_DONE)
+    except BaseException as exc:  # noqa: BLE001 - re-raised by the consumer thread
+        put(exc)
+
+
+def pipelined(
+    frames: Iterable[Frame],
+    work: Callable[[Frame], tuple[int, np.ndarray]],
+    *,
+    depth: int = QUEUE_DEPTH,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``work(frame)`` for each frame, computed ahead in a worker thread."""
+    out: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    worker = threading.Thread(target=_produce, args=(frames, work, out, stop), daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
+
+
+def extract(
+    frames: Iterable[Frame],
+    model: LoadedModel,
+    *,
+    pre: Preprocessing,
+    color_range: str | None,
+    infer_size: InferSize = None,
+    progress: Progress | None = None,
+    on_map: Callable[[int, np.ndarray], None] | None = None,
+) -> ExtractionResult:
+    """Run the model over the frames; features per frame, in order."""
+    sizes: dict[str, tuple[int, int]] = {}
+
+    def work(frame: Frame) -> tuple[int, np.ndarray]:
+        frame_hw = (int(frame.luma.shape[0]), int(frame.luma.shape[1]))
+        size = resolve_size(pre, infer_size, frame_hw)
+        sizes.setdefault("frame", frame_hw)
+        sizes.setdefault("infer", size)
+        tensor = preprocess(
+            frame.luma, bit_depth=frame.bit_depth, color_range=color_range, pre=pre, size=size
+        )
+        return frame.index, tensor
+
+    session = model.session
+    features: list[FrameFeatures] = []
+    start = time.perf_counter()
+    for frame_num, tensor in pipelined(frames, work):
+        (saliency,) = session.run(["saliency_map"], {"input": tensor})
+        features.append(_reduce(frame_num, np.asarray(saliency)))
+        if on_map is not None:
+            on_map(frame_num, saliency[0, 0])
+        if progress is not None:
+            progress.update()
+    seconds = time.perf_counter() - start
+    if progress is not None:
+        progress.close()
+    if not features:
+        raise ExtractionError("no frames were selected: check --frames and --subsample")
+    return ExtractionResult(
+        features=tuple(features),
+        infer_size=sizes["infer"],
+        frame_size=sizes["frame"],
+        seconds=seconds,
+    )
+
+
+def _reduce(frame_num: int, saliency: np.ndarray) -> FrameFeatures:
+    if not np.all(np.isfinite(saliency)):
+        raise ExtractionError(
+            f"frame {frame_num}: the model produced NaN or infinite values: the model is "
+            "broken for this input; try another model (--model) or report it"
+        )
+    lo, hi = float(saliency.min()), float(saliency.max())
+    if lo < -RANGE_SLACK or hi > 1.0 + RANGE_SLACK:
+        raise ExtractionError(
+            f"frame {frame_num}: saliency_map values in [{lo:.4g}, {hi:.4g}] are outside "
+            "[0, 1]: the model breaks the deployment contract"
+        )
+    values = saliency.astype(np.float64)
+    return FrameFeatures(frame_num, float(values.mean()), float(values.var()))
+
+
+# --- the whole job: video in, vmaf-format features out -------------------------
+
+MODEL_PATH_ENV = "VMAF_MOBILESAL_MODEL_PATH"
+EXTRACTOR = "mobilesal"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelChoice:
+    """Which model: a registry id, an ad-hoc file, or (neither) the registry default."""
+
+    model_id: str | None = None
+    model_path: Path | None = None
+    sidecar: Path | None = None
+    signed: bool = False
+
+
+def sidecar_beside(model_path: Path) -> Path | None:
+    """``x.onnx`` -> ``x.sidecar.json`` when it exists (the repository's convention)."""
+    candidate = model_path.with_name(f"{model_path.stem}.sidecar.json")
+    return candidate if candidate.is_file() else None
+
+
+def load_model(choice: ModelChoice, *, threads: int | None) -> tuple[LoadedModel, Preprocessing]:
+    from vmafx_saliency import loader
+    from vmafx_saliency.registry import Registry, Sidecar
+
+    path = choice.model_path
+    if path is None and choice.model_id is None and os.environ.get(MODEL_PATH_ENV):
+        path = Path(os.environ[MODEL_PATH_ENV])
+    if path is not None:
+        if choice.model_id is not None:
+            raise UsageError("give --model or --model-path, not both")
+        sidecar_path = choice.sidecar or sidecar_beside(path)
+        if sidecar_path is None:
+            raise UsageError(
+                f"{path}: no sidecar JSON declares its pre-processing: pass --sidecar FILE "
+                f"or put {path.stem}.sidecar.json beside it"
+            )
+        sidecar = Sidecar.load(sidecar_path)
+        loaded = loader.load_ad_hoc(path, sidecar=sidecar, threads=threads)
+        return loaded, sidecar.preprocessing
+    registry = Registry.load()
+    entry = registry.get(choice.model_id) if choice.model_id else registry.default_for(EXTRACTOR)
+    policy = loader.Policy.SIGNED if choice.signed else loader.Policy.PINNED
+    loaded = loader.load_entry(entry, policy=policy, threads=threads)
+    if loaded.sidecar is None:  # load_entry always reads the sidecar; keep mypy honest
+        raise UsageError(f"{entry.id}: no sidecar")
+    return loaded, loaded.sidecar.preprocessing
