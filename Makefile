@@ -6,6 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 FORCE  ?=
+VIDEO  ?=
 
 .PHONY: setup demo test lint bench clean
 
@@ -22,7 +23,7 @@ $(STAMP): pyproject.toml | $(PY)
 setup: $(STAMP)
 
 demo: setup
-	$(PY) -m vmafx_saliency.demo $(if $(FORCE),--force,)
+	$(PY) -m vmafx_saliency.demo $(if $(FORCE),--force,) $(if $(VIDEO),--video $(VIDEO),)
 
 # Lint is part of the test command so CI keeps ruff and mypy clean.
 test: setup

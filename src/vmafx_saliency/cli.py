@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vmafx_saliency import __version__
 from vmafx_saliency.errors import InputFileError, UsageError, VmafxSaliencyError
@@ -361,6 +361,74 @@ def _cmd_release_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+# --- extract ----------------------------------------------------------------
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from vmafx_saliency import extract
+    from vmafx_saliency.frames import parse_frame_range
+
+    start, end = parse_frame_range(args.frames) if args.frames else (0, None)
+    output: Path | Literal["-"] | None = None
+    if args.output == "-" or (args.output is None and args.merge_into is None):
+        output = "-"
+    elif args.output is not None:
+        output = Path(args.output)
+    fmt = args.format or _format_from_suffix(args.output)
+    job = extract.run_job(
+        extract.VideoInput(
+            path=Path(args.video),
+            width=args.width,
+            height=args.height,
+            pixel_format=args.pixel_format,
+            fps=args.fps,
+            color_range=args.color_range,
+            start=start,
+            end=end,
+            subsample=args.subsample,
+        ),
+        extract.ModelChoice(
+            model_id=args.model,
+            model_path=Path(args.model_path) if args.model_path else None,
+            sidecar=Path(args.sidecar) if args.sidecar else None,
+            signed=args.signed,
+        ),
+        extract.Outputs(
+            output=output,
+            fmt=fmt,
+            merge_into=Path(args.merge_into) if args.merge_into else None,
+            merge_output=Path(args.merge_output) if args.merge_output else None,
+            save_maps=Path(args.save_maps) if args.save_maps else None,
+            maps_every=args.maps_every,
+            plot=Path(args.plot) if args.plot else None,
+            force=args.force,
+        ),
+        infer_size=extract.parse_infer_size(args.infer_size) if args.infer_size else None,
+        threads=args.threads,
+        progress=sys.stderr.isatty() and not args.quiet,
+    )
+    if not args.quiet:
+        run = job.run
+        print(
+            f"{len(job.records)} frames of {args.video} with {run.model_id or 'an ad-hoc model'} "
+            f"at {job.extraction.infer_size[1]}x{job.extraction.infer_size[0]}: "
+            f"{run.fps:.1f} frames/s",
+            file=sys.stderr,
+        )
+        for path in job.written:
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _format_from_suffix(output: str | None) -> Literal["json", "xml", "csv"]:
+    suffix = Path(output).suffix.lower() if output and output != "-" else ""
+    if suffix == ".xml":
+        return "xml"
+    if suffix == ".csv":
+        return "csv"
+    return "json"
+
+
 # --- parser -----------------------------------------------------------------
 
 
@@ -447,8 +515,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check", action="store_true", help="only check; exit non-zero if the card is stale"
     )
+    _build_extract_parser(sub)
     _build_trust_parsers(sub)
     return parser
+
+
+def _build_extract_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _add(
+        sub,
+        "extract",
+        help="per-frame saliency features (saliency_mean, saliency_var) in vmaf's formats",
+        example="vmafx-saliency extract ../shared/data/videos/foreman_cif.mp4 "
+        "--output foreman.json\n  vmafx-saliency extract in.yuv --width 352 --height 288 "
+        "--pixel-format yuv420p --subsample 5 --format csv --output -",
+        handler=_cmd_extract,
+    )
+    p.add_argument("video", metavar="VIDEO", help="mp4/mkv/... (PyAV), .y4m, or raw .yuv")
+    video = p.add_argument_group("raw YUV geometry and frame selection")
+    video.add_argument("--width", type=int)
+    video.add_argument("--height", type=int)
+    video.add_argument(
+        "--pixel-format", help="yuv420p (default), yuv422p, yuv444p, yuv400p, and *10le forms"
+    )
+    video.add_argument("--fps", type=float, help="frame rate, overriding the file's")
+    video.add_argument(
+        "--color-range",
+        choices=["limited", "full"],
+        help="luma range, overriding the file's (raw YUV: limited)",
+    )
+    video.add_argument("--frames", metavar="START:END", help="frame range, END exclusive")
+    video.add_argument(
+        "--subsample", type=int, default=1, metavar="N", help="compute every N-th frame, as vmaf"
+    )
+    model = p.add_argument_group("model")
+    model.add_argument("--model", metavar="ID", help="registry id (default: the mobilesal default)")
+    model.add_argument(
+        "--model-path",
+        metavar="FILE",
+        help="an unregistered ONNX file (ad hoc; also $VMAF_MOBILESAL_MODEL_PATH)",
+    )
+    model.add_argument("--sidecar", metavar="JSON", help="pre-processing for --model-path")
+    model.add_argument("--signed", action="store_true", help="require a verified signature")
+    model.add_argument(
+        "--infer-size", metavar="native|WxH", help="inference size, overriding the sidecar"
+    )
+    model.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    out = p.add_argument_group("outputs")
+    out.add_argument("--output", "-o", metavar="PATH", help="output file, or - for stdout")
+    out.add_argument("--format", choices=["json", "xml", "csv"], help="default: from --output")
+    out.add_argument("--merge-into", metavar="VMAF.json", help="add the features to a vmaf JSON")
+    out.add_argument("--merge-output", metavar="PATH", help="write the merged JSON here")
+    out.add_argument("--save-maps", metavar="DIR", help="write 8-bit PNG saliency maps")
+    out.add_argument("--maps-every", type=int, default=1, metavar="N", help="every N-th map")
+    out.add_argument("--plot", metavar="FILE.png", help="plot saliency_mean over frames")
+    out.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
 
 
 def _add_verifier_flags(p: argparse.ArgumentParser, *, trust_root: bool = True) -> None:

@@ -28,7 +28,8 @@ DEFAULT_CHECKPOINT = ROOT.parent / "shared" / "fixtures" / "u2netp" / "u2netp_bn
 MIRROR = ROOT / "models" / "u2netp_mirror_v1.onnx"
 MIRROR_SIDECAR = ROOT / "models" / "u2netp_mirror_v1.sidecar.json"
 MIRROR_LICENCE = ROOT / "LICENSES" / "Apache-2.0-u2netp.txt"
-RELEASE_DIR = ROOT / ".demo" / "release" / "u2netp_mirror_v1"
+DEMO_DIR = ROOT / ".demo"
+RELEASE_DIR = DEMO_DIR / "release" / "u2netp_mirror_v1"
 DEMO_IMAGE = ROOT.parent / "shared" / "data" / "images" / "bike.jpg"
 
 
@@ -155,7 +156,46 @@ def _probe_input() -> tuple[str, np.ndarray]:
     return "synthetic noise", rng.normal(size=(1, 3, 320, 320)).astype(np.float32)
 
 
-def run(*, force: bool) -> None:
+def _extract(video: Path | None, model_id: str) -> None:
+    from vmafx_saliency import extract
+    from vmafx_saliency.democlip import write_demo_clip
+    from vmafx_saliency.output import pool_metrics
+    from vmafx_saliency.registry import Registry
+
+    if video is None:
+        video = write_demo_clip(DEMO_DIR / "demo_clip.y4m")
+        print(f"generated the embedded demo clip {video.relative_to(ROOT)} (synthetic, ours)")
+    default = Registry.load().default_or_none(extract.EXTRACTOR)
+    chosen = default.id if default is not None else model_id
+    if default is None:
+        print(f"no mobilesal default is registered yet: using {model_id}")
+    out = DEMO_DIR / "saliency.json"
+    job = extract.run_job(
+        extract.VideoInput(path=video),
+        extract.ModelChoice(model_id=chosen),
+        extract.Outputs(output=out, fmt="json", force=True),
+        progress=sys.stderr.isatty(),
+    )
+    records = job.records
+    step = max(1, len(records) // 12)
+    print(f"{'frame':>6} {'saliency_mean':>14} {'saliency_var':>13}")
+    for record in records[::step]:
+        m = record.metrics
+        print(f"{record.frame_num:>6} {m['saliency_mean']:>14.6f} {m['saliency_var']:>13.6f}")
+    print("pooled:")
+    for name, stats in pool_metrics(records).items():
+        print(
+            f"  {name:<14} min {stats.min:.6f}  max {stats.max:.6f}  mean {stats.mean:.6f}  "
+            f"harmonic_mean {stats.harmonic_mean:.6f}"
+        )
+    infer_h, infer_w = job.extraction.infer_size
+    print(
+        f"{len(records)} frames with {chosen} at {infer_w}x{infer_h}, "
+        f"{job.run.fps:.1f} frames/s; vmaf-format JSON in {out.relative_to(ROOT)}"
+    )
+
+
+def run(*, force: bool, video: Path | None = None) -> None:
     from vmafx_saliency import contract, loader, onnxscan
     from vmafx_saliency.registry import Registry
     from vmafx_saliency.signing import Verifier, verify_model
@@ -208,6 +248,9 @@ def run(*, force: bool) -> None:
     if not verified.ok:
         raise VmafxSaliencyError(f"{RELEASE_DIR}: the staged release does not verify")
 
+    _step("10. the main job: per-frame saliency features in vmaf's JSON format")
+    _extract(video, model_id)
+
     _step("summary")
     print(
         f"{model.relative_to(ROOT)}: {report.size:,} bytes, {sum(report.ops.values())} nodes "
@@ -219,9 +262,10 @@ def run(*, force: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vmafx_saliency.demo", description=__doc__)
     parser.add_argument("--force", action="store_true", help="re-export even if present")
+    parser.add_argument("--video", type=Path, help="run the extractor on this video instead")
     args = parser.parse_args(argv)
     try:
-        run(force=args.force)
+        run(force=args.force, video=args.video)
     except VmafxSaliencyError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2

@@ -33,6 +33,7 @@ from vmafx_saliency.resize import resize_plane
 if TYPE_CHECKING:
     from vmafx_saliency.frames import Frame
     from vmafx_saliency.loader import LoadedModel
+    from vmafx_saliency.output import FrameRecord, RunInfo
     from vmafx_saliency.registry import Preprocessing
 
 FEATURES = ("saliency_mean", "saliency_var")
@@ -334,3 +335,193 @@ def load_model(choice: ModelChoice, *, threads: int | None) -> tuple[LoadedModel
     if loaded.sidecar is None:  # load_entry always reads the sidecar; keep mypy honest
         raise UsageError(f"{entry.id}: no sidecar")
     return loaded, loaded.sidecar.preprocessing
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoInput:
+    """A video and what the user said about it (raw YUV needs the geometry)."""
+
+    path: Path
+    width: int | None = None
+    height: int | None = None
+    pixel_format: str | None = None
+    fps: float | None = None
+    color_range: str | None = None
+    start: int = 0
+    end: int | None = None
+    subsample: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outputs:
+    """Where the results go; every file is written atomically at the end."""
+
+    output: Path | Literal["-"] | None = "-"
+    fmt: Literal["json", "xml", "csv"] = "json"
+    merge_into: Path | None = None
+    merge_output: Path | None = None
+    save_maps: Path | None = None
+    maps_every: int = 1
+    plot: Path | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class JobResult:
+    records: tuple[FrameRecord, ...]
+    run: RunInfo
+    extraction: ExtractionResult
+    written: tuple[Path, ...]
+
+
+def _check_outputs(outputs: Outputs) -> None:
+    """Refuse before any work is done, so a refusal costs nothing and writes nothing."""
+    from vmafx_saliency._util import check_can_write, require
+
+    if outputs.maps_every < 1:
+        raise UsageError(f"--maps-every {outputs.maps_every}: give a whole number >= 1")
+    if outputs.output not in (None, "-"):
+        check_can_write(Path(outputs.output), force=outputs.force)
+    if outputs.plot is not None:
+        check_can_write(outputs.plot, force=outputs.force)
+        require("matplotlib", purpose="--plot")
+    if outputs.save_maps is not None:
+        check_can_write(outputs.save_maps, force=outputs.force)
+    if outputs.merge_into is not None:
+        if not outputs.merge_into.is_file():
+            raise UsageError(f"--merge-into {outputs.merge_into}: no such file")
+        target = outputs.merge_output or outputs.merge_into
+        if target == outputs.merge_into and not outputs.force:
+            raise UsageError(
+                f"--merge-into {outputs.merge_into} would modify that file in place: pass "
+                "--merge-output PATH for a new file, or --force to rewrite it"
+            )
+        if target != outputs.merge_into:
+            check_can_write(target, force=outputs.force)
+
+
+class _MapWriter:
+    """Writes every N-th map into a hidden folder that is renamed into place at the end."""
+
+    def __init__(self, target: Path, every: int) -> None:
+        import tempfile
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.target = target
+        self.every = every
+        self.count = 0
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+    def __call__(self, frame_num: int, saliency: np.ndarray) -> None:
+        from vmafx_saliency.output import save_map
+
+        if self.count % self.every == 0:
+            save_map(self.tmp, frame_num, saliency)
+        self.count += 1
+
+    def commit(self) -> None:
+        import shutil
+
+        self.tmp.chmod(0o755)
+        if self.target.exists():  # only reached with --force (checked up front)
+            shutil.rmtree(self.target)
+        self.tmp.replace(self.target)
+
+    def discard(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_job(
+    video: VideoInput,
+    model: ModelChoice,
+    outputs: Outputs,
+    *,
+    infer_size: InferSize = None,
+    threads: int | None = None,
+    progress: bool = False,
+) -> JobResult:
+    """The extractor end to end: open, load, extract, write. No partial output on failure."""
+    from vmafx_saliency import __version__
+    from vmafx_saliency.frames import open_video, select_frames
+    from vmafx_saliency.output import (
+        FrameRecord,
+        RunInfo,
+        merge_into,
+        plot_series,
+        write_output,
+    )
+
+    _check_outputs(outputs)
+    source = open_video(
+        video.path,
+        width=video.width,
+        height=video.height,
+        pixel_format=video.pixel_format,
+        fps=video.fps,
+        color_range=video.color_range,
+    )
+    with source:
+        info = source.info
+        loaded, pre = load_model(model, threads=threads or default_threads())
+        frames = select_frames(source, start=video.start, end=video.end, subsample=video.subsample)
+        total = _expected_count(info.frame_count, video)
+        maps = _MapWriter(outputs.save_maps, outputs.maps_every) if outputs.save_maps else None
+        try:
+            result = extract(
+                frames,
+                loaded,
+                pre=pre,
+                color_range=info.color_range,
+                infer_size=infer_size,
+                progress=Progress(total=total, enabled=progress),
+                on_map=maps,
+            )
+        except BaseException:
+            if maps is not None:
+                maps.discard()
+            raise
+    records = tuple(FrameRecord(f.frame_num, f.metrics()) for f in result.features)
+    (frame_h, frame_w), (infer_h, infer_w) = result.frame_size, result.infer_size
+    native = result.infer_size == result.frame_size
+    run = RunInfo(
+        version=f"vmafx-saliency {__version__}",
+        fps=result.fps,
+        model_id=loaded.model_id,
+        model_sha256=loaded.sha256,
+        infer_size=None if native else (infer_w, infer_h),
+        frame_size=(frame_w, frame_h),
+        map_note=None
+        if native
+        else f"saliency_map computed at {infer_w}x{infer_h}, frame is {frame_w}x{frame_h}",
+        subsample=video.subsample,
+        source=str(video.path),
+    )
+    written: list[Path] = []
+    # The merge is the write most likely to be refused (frame numbers): do it first.
+    if outputs.merge_into is not None:
+        written.append(
+            merge_into(outputs.merge_into, records, out=outputs.merge_output, force=outputs.force)
+        )
+    if outputs.output is not None:
+        write_output(records, run, path=outputs.output, fmt=outputs.fmt, force=outputs.force)
+        if outputs.output != "-":
+            written.append(Path(outputs.output))
+    if outputs.plot is not None:
+        plot_series(
+            outputs.plot, records, title=f"{video.path.name}: {loaded.model_id or 'ad hoc'}"
+        )
+        written.append(outputs.plot)
+    if maps is not None:
+        maps.commit()
+        written.append(maps.target)
+    return JobResult(records, run, result, tuple(written))
+
+
+def _expected_count(frame_count: int | None, video: VideoInput) -> int | None:
+    if frame_count is None:
+        return None
+    end = frame_count if video.end is None else min(video.end, frame_count)
+    span = max(end - video.start, 0)
+    return (span + video.subsample - 1) // video.subsample
