@@ -517,7 +517,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _build_extract_parser(sub)
     _build_trust_parsers(sub)
+    _register_optional(sub)
     return parser
+
+
+def _register_optional(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Subcommands whose parsers live beside their libraries (evaluation, training)."""
+    import importlib
+
+    for name in ("_cli_eval", "_cli_train"):
+        try:
+            module = importlib.import_module(f"vmafx_saliency.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"vmafx_saliency.{name}":
+                raise
+            continue  # not written yet in this checkout
+        module.register(sub, _add)
 
 
 def _build_extract_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

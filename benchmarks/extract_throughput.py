@@ -1,0 +1,175 @@
+"""Extractor throughput against a bare ONNX Runtime loop, and memory vs video length.
+
+In one run, on the same model, inference size and thread count:
+
+(a) a bare loop of ``session.run`` on pre-computed input tensors (real frames of
+    the clip, pre-processed beforehand), measured before and after (b);
+(b) the full extractor (``run_job``: decode, pre-process, infer, reduce, write
+    JSON) on ``foreman_cif.mp4`` and on the 720p clip.
+
+It prints frames/s of each and the ratio (b)/(a): how close the extractor
+stays to pure inference. Then it runs the extractor in fresh processes on 30
+and on 130 frames of the 720p clip and prints each one's peak RSS: streaming
+means the two are about the same.
+
+    .venv/bin/python benchmarks/extract_throughput.py                   # the mirror
+    .venv/bin/python benchmarks/extract_throughput.py --model-path models/saliency_student_v2.onnx
+
+Times are wall-clock on a shared machine: compare ratios within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vmafx_saliency.extract import (
+    ModelChoice,
+    Outputs,
+    VideoInput,
+    default_threads,
+    load_model,
+    preprocess,
+    resolve_size,
+    run_job,
+)
+from vmafx_saliency.frames import open_video, select_frames
+from vmafx_saliency.registry import Preprocessing
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+CLIPS = ("foreman_cif.mp4", "bigbuckbunny_720p.mp4")
+
+
+def _tensors(clip: Path, pre: Preprocessing, frames: int) -> list[np.ndarray]:
+    out = []
+    with open_video(clip) as source:
+        for frame in select_frames(source, end=frames):
+            hw = (frame.luma.shape[0], frame.luma.shape[1])
+            size = resolve_size(pre, None, hw)
+            out.append(
+                preprocess(
+                    frame.luma,
+                    bit_depth=frame.bit_depth,
+                    color_range=source.info.color_range,
+                    pre=pre,
+                    size=size,
+                )
+            )
+    return out
+
+
+def bare_fps(session: Any, tensors: list[np.ndarray], repeats: int) -> float:
+    run = session.run
+    run(["saliency_map"], {"input": tensors[0]})  # warm-up
+    start = time.perf_counter()
+    count = 0
+    for _ in range(repeats):
+        for tensor in tensors:
+            run(["saliency_map"], {"input": tensor})
+            count += 1
+    return count / (time.perf_counter() - start)
+
+
+def extractor_fps(clip: Path, model_path: Path, frames: int, threads: int) -> tuple[float, float]:
+    """(end to end including model load, the extractor's own frame loop) in frames/s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        job = run_job(
+            VideoInput(path=clip, end=frames),
+            ModelChoice(model_path=model_path),
+            Outputs(output=Path(tmp) / "out.json"),
+            threads=threads,
+        )
+        seconds = time.perf_counter() - start
+    # End to end includes the loader's one-off checks, which a short run exaggerates.
+    return len(job.records) / seconds, job.extraction.fps
+
+
+def child_rss(clip: Path, model_path: Path, frames: int, threads: int) -> int:
+    """Peak RSS (KiB) of a fresh process that extracts ``frames`` frames."""
+    code = (
+        "import resource, sys, tempfile\n"
+        "from pathlib import Path\n"
+        "from vmafx_saliency.extract import ModelChoice, Outputs, VideoInput, run_job\n"
+        "with tempfile.TemporaryDirectory() as tmp:\n"
+        f"    run_job(VideoInput(path=Path({str(clip)!r}), end={frames}),\n"
+        f"            ModelChoice(model_path=Path({str(model_path)!r})),\n"
+        "            Outputs(output=Path(tmp) / 'o.json'),\n"
+        f"            threads={threads})\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model-path", type=Path, default=ROOT / "models" / "u2netp_mirror_v1.onnx"
+    )
+    parser.add_argument("--frames", type=int, default=48, help="frames per clip for (b)")
+    parser.add_argument("--bare-frames", type=int, default=16, help="distinct tensors for (a)")
+    parser.add_argument("--repeats", type=int, default=2, help="passes over them for (a)")
+    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if not args.model_path.is_file():
+        print(f"{args.model_path} is absent: run 'make demo' (or vmafx-saliency export) first")
+        return 0
+    missing = [c for c in CLIPS if not (VIDEOS / c).is_file()]
+    if missing:
+        print(f"skipped: {', '.join(missing)} not found under {VIDEOS}")
+        return 0
+
+    loaded, pre = load_model(ModelChoice(model_path=args.model_path), threads=args.threads)
+    session = loaded.session
+    print(f"model {args.model_path.name}, {args.threads} ONNX Runtime threads")
+    figures: dict[str, object] = {"model": args.model_path.name, "threads": args.threads}
+    for clip_name in CLIPS:
+        clip = VIDEOS / clip_name
+        tensors = _tensors(clip, pre, args.bare_frames)
+        size = tensors[0].shape[2:]
+        before = bare_fps(session, tensors, args.repeats)
+        end_to_end, in_loop = extractor_fps(clip, args.model_path, args.frames, args.threads)
+        after = bare_fps(session, tensors, args.repeats)
+        bare = (before + after) / 2
+        print(f"\n{clip_name} at {size[1]}x{size[0]}:")
+        print(f"  (a) bare session.run loop      {bare:8.2f} frames/s ({before:.2f}, {after:.2f})")
+        print(f"  (b) extractor, frame loop      {in_loop:8.2f} frames/s")
+        print(f"  (b) extractor, end to end      {end_to_end:8.2f} frames/s (incl. model load)")
+        print(
+            f"  ratio (b)/(a): frame loop {in_loop / bare:.3f}, end to end {end_to_end / bare:.3f}"
+        )
+        figures[clip_name] = {
+            "size": list(size),
+            "bare_fps": bare,
+            "extractor_fps": in_loop,
+            "end_to_end_fps": end_to_end,
+            "ratio": in_loop / bare,
+            "ratio_end_to_end": end_to_end / bare,
+        }
+    if not args.skip_rss:
+        clip = VIDEOS / "bigbuckbunny_720p.mp4"
+        rss = {n: child_rss(clip, args.model_path, n, args.threads) for n in (30, 130)}
+        print(
+            f"\npeak RSS, {clip.name}: 30 frames {rss[30] / 1024:.1f} MiB, "
+            f"130 frames {rss[130] / 1024:.1f} MiB (ratio {rss[130] / rss[30]:.3f})"
+        )
+        figures["peak_rss_kib"] = rss
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
