@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-dev
 FORCE  ?=
 VIDEO  ?=
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup system demo test lint bench clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -20,7 +20,18 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Debian packages: ffmpeg for 'roi encode' (installed when missing and we are root).
+system:
+	@if ! command -v ffmpeg >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's ffmpeg (needed by 'vmafx-saliency roi encode')"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	  else \
+	    echo "note: ffmpeg is missing: 'roi encode' needs it (Debian: sudo apt-get install ffmpeg)"; \
+	  fi; \
+	fi
+
+setup: $(STAMP) system
 
 demo: setup
 	$(PY) -m vmafx_saliency.demo $(if $(FORCE),--force,) $(if $(VIDEO),--video $(VIDEO),)

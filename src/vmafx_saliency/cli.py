@@ -525,7 +525,7 @@ def _register_optional(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     """Subcommands whose parsers live beside their libraries (evaluation, training)."""
     import importlib
 
-    for name in ("_cli_eval", "_cli_train"):
+    for name in ("_cli_eval", "_cli_train", "_cli_roi", "_cli_materialize"):
         try:
             module = importlib.import_module(f"vmafx_saliency.{name}")
         except ModuleNotFoundError as exc:
