@@ -61,3 +61,47 @@ def conv_sigmoid_model(
     model.ir_version = 8
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
+
+
+def nan_on_bright_model(*, threshold: float = 1.5, kernel: int = 15) -> bytes:
+    """A model that meets the contract on the loader's probe inputs (random
+    N(0, 1), whose local averages stay near 0) but puts NaN into the map where
+    the pre-processed input averages above ``threshold`` over a ``kernel``-wide
+    window: a white frame (about 2.4 after ImageNet mean/std) does.
+
+    Allowlisted ops only: Conv(average) -> Relu(avg - threshold) -> two Conv
+    x1e30 (overflow to inf where positive) -> Conv x0 (0 * inf = NaN, 0 * finite = 0)
+    -> Add to a plain Conv -> Sigmoid.
+    """
+    rng = np.random.default_rng(0)
+    average = np.full((1, 3, kernel, kernel), 1.0 / (3 * kernel * kernel), np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "zero"], ["plain"], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["input", "average", "shift"], ["local"], pads=[kernel // 2] * 4),
+        helper.make_node("Relu", ["local"], ["excess"]),
+        helper.make_node("Conv", ["excess", "huge", "zero"], ["big"]),
+        helper.make_node("Conv", ["big", "huge", "zero"], ["inf"]),
+        helper.make_node("Conv", ["inf", "nil", "zero"], ["nan"]),
+        helper.make_node("Add", ["plain", "nan"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["saliency_map"]),
+    ]
+    initializer = [
+        numpy_helper.from_array((rng.normal(size=(1, 3, 3, 3)) * 0.1).astype(np.float32), "w"),
+        numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
+        numpy_helper.from_array(average, "average"),
+        numpy_helper.from_array(np.array([-threshold], np.float32), "shift"),
+        numpy_helper.from_array(np.full((1, 1, 1, 1), 1e30, np.float32), "huge"),
+        numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "nil"),
+    ]
+    dims: list[int | str] = [1, 3, "height", "width"]
+    graph = helper.make_graph(
+        nodes,
+        "nan_on_bright",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("saliency_map", TensorProto.FLOAT, [1, 1, *dims[2:]])],
+        initializer=initializer,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())

@@ -12,11 +12,19 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests._video import (
+    CANONICAL,
+    RNG_SEED,
+    Y4M_TAGS,
+    luma_pattern,
+    raw_frame,
+    write_raw,
+    write_y4m,
+)
 from vmafx_saliency.errors import InputFileError, UsageError, VideoError
 from vmafx_saliency.frames import (
     PIXEL_FORMATS,
     Frame,
-    PixelFormat,
     RawYuvSource,
     Y4mSource,
     open_video,
@@ -24,17 +32,6 @@ from vmafx_saliency.frames import (
     select_frames,
 )
 
-RNG_SEED = 20240611
-CANONICAL = (
-    "yuv420p",
-    "yuv422p",
-    "yuv444p",
-    "yuv420p10le",
-    "yuv422p10le",
-    "yuv444p10le",
-    "yuv400p",
-    "gray10le",
-)
 # frame_bytes worked out by hand for an odd 33x17 frame: luma 561 samples,
 # 4:2:0 chroma 17x9 (rounded up), 4:2:2 chroma 17x17, 4:4:4 chroma 33x17.
 FRAME_BYTES_33x17 = {
@@ -47,40 +44,6 @@ FRAME_BYTES_33x17 = {
     "yuv400p": 561,
     "gray10le": 2 * 561,
 }
-
-
-def _luma_pattern(index: int, width: int, height: int, bit_depth: int) -> np.ndarray:
-    """An index-dependent gradient that touches both ends of the sample range."""
-    peak = (1 << bit_depth) - 1
-    yy, xx = np.mgrid[0:height, 0:width]
-    luma = (xx * 7 + yy * 13 + index * 31) % (peak + 1)
-    luma[0, 0] = peak
-    luma[-1, -1] = 0
-    out: np.ndarray = luma.astype(np.uint16 if bit_depth > 8 else np.uint8)
-    return out
-
-
-def _frame_bytes(fmt: PixelFormat, luma: np.ndarray, rng: np.random.Generator) -> bytes:
-    """One raw frame: the given luma plus random chroma of the right size."""
-    height, width = luma.shape
-    chroma_samples = (fmt.frame_bytes(width, height) // fmt.bytes_per_sample) - width * height
-    peak = (1 << fmt.bit_depth) - 1
-    dtype = "<u2" if fmt.bit_depth > 8 else "u1"
-    chroma = rng.integers(0, peak + 1, chroma_samples).astype(dtype)
-    data: bytes = luma.astype(dtype).tobytes() + chroma.tobytes()
-    return data
-
-
-def _write_raw(
-    path: Path, fmt_name: str, width: int, height: int, frames: int, seed: int = RNG_SEED
-) -> list[np.ndarray]:
-    fmt = PIXEL_FORMATS[fmt_name]
-    rng = np.random.default_rng(seed)
-    lumas = [_luma_pattern(i, width, height, fmt.bit_depth) for i in range(frames)]
-    with path.open("wb") as fh:
-        for luma in lumas:
-            fh.write(_frame_bytes(fmt, luma, rng))
-    return lumas
 
 
 # --- pixel formats and raw YUV ----------------------------------------------------------
@@ -105,7 +68,7 @@ def test_raw_round_trip_every_format(
     tmp_path: Path, fmt_name: str, width: int, height: int
 ) -> None:
     path = tmp_path / "clip.yuv"
-    lumas = _write_raw(path, fmt_name, width, height, frames=4)
+    lumas = write_raw(path, fmt_name, width, height, frames=4)
     fmt = PIXEL_FORMATS[fmt_name]
     with open_video(path, width=width, height=height, pixel_format=fmt_name, fps=30) as src:
         assert isinstance(src, RawYuvSource)
@@ -130,7 +93,7 @@ def test_raw_round_trip_every_format(
 def test_raw_frames_do_not_alias(tmp_path: Path) -> None:
     """Each frame owns its array: keeping one must not see the next frame's data."""
     path = tmp_path / "clip.yuv"
-    lumas = _write_raw(path, "yuv420p", 16, 8, frames=3)
+    lumas = write_raw(path, "yuv420p", 16, 8, frames=3)
     with open_video(path, width=16, height=8) as src:
         kept = list(src)
     for frame, want in zip(kept, lumas, strict=True):
@@ -139,7 +102,7 @@ def test_raw_frames_do_not_alias(tmp_path: Path) -> None:
 
 def test_raw_partial_trailing_frame_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "clip.yuv"
-    lumas = _write_raw(path, "yuv420p", 33, 17, frames=3)
+    lumas = write_raw(path, "yuv420p", 33, 17, frames=3)
     with path.open("ab") as fh:
         fh.write(b"\x80" * 100)
     size = 3 * 867 + 100
@@ -168,7 +131,7 @@ def test_raw_smaller_than_one_frame(tmp_path: Path) -> None:
 
 def test_raw_unknown_pixel_format(tmp_path: Path) -> None:
     path = tmp_path / "clip.yuv"
-    _write_raw(path, "yuv420p", 16, 8, frames=1)
+    write_raw(path, "yuv420p", 16, 8, frames=1)
     with pytest.raises(UsageError, match="nv12") as err:
         open_video(path, width=16, height=8, pixel_format="nv12")
     for name in CANONICAL:
@@ -177,7 +140,7 @@ def test_raw_unknown_pixel_format(tmp_path: Path) -> None:
 
 def test_raw_missing_geometry(tmp_path: Path) -> None:
     path = tmp_path / "clip.yuv"
-    _write_raw(path, "yuv420p", 16, 8, frames=1)
+    write_raw(path, "yuv420p", 16, 8, frames=1)
     with pytest.raises(UsageError, match="--width and --height"):
         open_video(path)
     with pytest.raises(UsageError, match="--width and --height"):
@@ -188,10 +151,10 @@ def test_raw_10bit_out_of_range(tmp_path: Path) -> None:
     path = tmp_path / "clip.yuv"
     fmt = PIXEL_FORMATS["yuv420p10le"]
     rng = np.random.default_rng(RNG_SEED)
-    good = _luma_pattern(0, 16, 8, 10)
+    good = luma_pattern(0, 16, 8, 10)
     bad = good.copy()
     bad[3, 4] = 1024
-    path.write_bytes(_frame_bytes(fmt, good, rng) + _frame_bytes(fmt, bad, rng))
+    path.write_bytes(raw_frame(fmt, good, rng) + raw_frame(fmt, bad, rng))
     with open_video(path, width=16, height=8, pixel_format="yuv420p10le") as src:
         frames = iter(src)
         np.testing.assert_array_equal(next(frames).luma, good)
@@ -203,7 +166,7 @@ def test_raw_10bit_out_of_range(tmp_path: Path) -> None:
 
 def test_raw_colour_range_override_and_bad_values(tmp_path: Path) -> None:
     path = tmp_path / "clip.yuv"
-    _write_raw(path, "yuv420p", 16, 8, frames=1)
+    write_raw(path, "yuv420p", 16, 8, frames=1)
     with open_video(path, width=16, height=8, color_range="full") as src:
         assert src.info.color_range == "full"
     with pytest.raises(UsageError, match="--color-range"):
@@ -214,11 +177,11 @@ def test_raw_colour_range_override_and_bad_values(tmp_path: Path) -> None:
 
 def test_dispatch_by_suffix_and_magic(tmp_path: Path) -> None:
     raw = tmp_path / "clip.bin"  # unknown suffix + geometry: raw
-    _write_raw(raw, "yuv420p", 16, 8, frames=2)
+    write_raw(raw, "yuv420p", 16, 8, frames=2)
     with open_video(raw, width=16, height=8) as src:
         assert src.info.container == "raw"
     y4m = tmp_path / "clip_without_suffix"
-    _write_y4m(y4m, "420jpeg", 16, 8, frames=2)
+    write_y4m(y4m, "420jpeg", 16, 8, frames=2)
     with open_video(y4m) as src:
         assert isinstance(src, Y4mSource)
     # Geometry that agrees with a Y4M header is accepted; a mismatch is refused.
@@ -240,7 +203,7 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 
 def test_single_pass(tmp_path: Path) -> None:
     path = tmp_path / "clip.yuv"
-    _write_raw(path, "yuv420p", 16, 8, frames=2)
+    write_raw(path, "yuv420p", 16, 8, frames=2)
     with open_video(path, width=16, height=8) as src:
         assert len(list(src)) == 2
         with pytest.raises(RuntimeError, match="already iterated"):
@@ -249,47 +212,11 @@ def test_single_pass(tmp_path: Path) -> None:
 
 # --- Y4M -------------------------------------------------------------------------------
 
-Y4M_TAGS = {
-    "420jpeg": "yuv420p",
-    "420paldv": "yuv420p",
-    "420mpeg2": "yuv420p",
-    "420": "yuv420p",
-    "422": "yuv422p",
-    "444": "yuv444p",
-    "mono": "yuv400p",
-    "420p10": "yuv420p10le",
-    "422p10": "yuv422p10le",
-    "444p10": "yuv444p10le",
-    "mono10": "gray10le",
-}
-
-
-def _write_y4m(
-    path: Path,
-    tag: str | None,
-    width: int,
-    height: int,
-    frames: int,
-    *,
-    extra: str = " F30000:1001 Ip A1:1",
-    frame_line: bytes = b"FRAME\n",
-) -> list[np.ndarray]:
-    fmt = PIXEL_FORMATS[Y4M_TAGS[tag or "420jpeg"]]
-    rng = np.random.default_rng(RNG_SEED)
-    chroma = f" C{tag}" if tag else ""
-    lumas = [_luma_pattern(i, width, height, fmt.bit_depth) for i in range(frames)]
-    with path.open("wb") as fh:
-        fh.write(f"YUV4MPEG2 W{width} H{height}{extra}{chroma}\n".encode())
-        for luma in lumas:
-            fh.write(frame_line)
-            fh.write(_frame_bytes(fmt, luma, rng))
-    return lumas
-
 
 @pytest.mark.parametrize("tag", list(Y4M_TAGS))
 def test_y4m_every_chroma_tag(tmp_path: Path, tag: str) -> None:
     path = tmp_path / "clip.y4m"
-    lumas = _write_y4m(
+    lumas = write_y4m(
         path, tag, 33, 17, frames=3, extra=" F30000:1001 Ip A1:1 XCOLORRANGE=FULL XYSCSS=X"
     )
     fmt = PIXEL_FORMATS[Y4M_TAGS[tag]]
@@ -312,7 +239,7 @@ def test_y4m_every_chroma_tag(tmp_path: Path, tag: str) -> None:
 def test_y4m_defaults_and_frame_parameters(tmp_path: Path) -> None:
     path = tmp_path / "clip.y4m"
     # No C tag (-> 420jpeg), no F (fps unknown), no XCOLORRANGE, FRAME lines with parameters.
-    lumas = _write_y4m(path, None, 16, 8, frames=3, extra="", frame_line=b"FRAME Ib XFOO=1\n")
+    lumas = write_y4m(path, None, 16, 8, frames=3, extra="", frame_line=b"FRAME Ib XFOO=1\n")
     with open_video(path) as src:
         info = src.info
         assert info.pixel_format == "yuv420p"
@@ -324,14 +251,14 @@ def test_y4m_defaults_and_frame_parameters(tmp_path: Path) -> None:
     for luma, want in zip(got, lumas, strict=True):
         np.testing.assert_array_equal(luma, want)
     limited = tmp_path / "limited.y4m"
-    _write_y4m(limited, "420", 16, 8, frames=1, extra=" F25:1 XCOLORRANGE=LIMITED")
+    write_y4m(limited, "420", 16, 8, frames=1, extra=" F25:1 XCOLORRANGE=LIMITED")
     with open_video(limited) as src:
         assert (src.info.color_range, src.info.fps) == ("limited", 25.0)
 
 
 def test_y4m_truncated_last_frame(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "clip.y4m"
-    lumas = _write_y4m(path, "420jpeg", 33, 17, frames=3)
+    lumas = write_y4m(path, "420jpeg", 33, 17, frames=3)
     data = path.read_bytes()
     path.write_bytes(data[:-400])
     with open_video(path) as src:
@@ -365,7 +292,7 @@ def test_y4m_bad_header(tmp_path: Path, header: bytes, message: str) -> None:
 
 def test_y4m_bad_frame_line_and_empty(tmp_path: Path) -> None:
     path = tmp_path / "clip.y4m"
-    _write_y4m(path, "420jpeg", 16, 8, frames=2)
+    write_y4m(path, "420jpeg", 16, 8, frames=2)
     data = bytearray(path.read_bytes())
     second = data.index(b"FRAME\n", data.index(b"FRAME\n") + 1)
     data[second : second + 5] = b"FRAMX"
@@ -383,7 +310,7 @@ def test_y4m_cut_inside_frame_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, cut: bytes
 ) -> None:
     path = tmp_path / "clip.y4m"
-    lumas = _write_y4m(path, "mono", 16, 8, frames=2)
+    lumas = write_y4m(path, "mono", 16, 8, frames=2)
     with path.open("ab") as fh:
         fh.write(cut)
     with caplog.at_level(logging.WARNING, logger="vmafx_saliency.frames"), open_video(path) as src:
@@ -547,7 +474,7 @@ def test_av_luma_is_raw_plane(
     width, height = 33, 17
     rng = np.random.default_rng(RNG_SEED)
     dtype = np.uint16 if bit_depth > 8 else np.uint8
-    lumas = [_luma_pattern(i, width, height, bit_depth) for i in range(3)]
+    lumas = [luma_pattern(i, width, height, bit_depth) for i in range(3)]
     peak = (1 << bit_depth) - 1
     planes = [
         [luma] + [rng.integers(0, peak + 1, s).astype(dtype) for s in chroma] for luma in lumas
@@ -601,7 +528,7 @@ def test_pyav_reformat_keeps_yuv_luma(av: Any) -> None:
     """The swscale fact AvSource relies on for p010 and other packed YUV layouts."""
     width, height = 34, 18
     frame = av.VideoFrame(width, height, "p010le")
-    luma = _luma_pattern(0, width, height, 10)
+    luma = luma_pattern(0, width, height, 10)
     plane = frame.planes[0]
     padded = np.zeros((height, plane.line_size // 2), np.uint16)
     padded[:, :width] = luma << 6  # p010 keeps the 10 bits at the top of each word
@@ -613,7 +540,7 @@ def test_pyav_reformat_keeps_yuv_luma(av: Any) -> None:
 
 def test_av_full_range_flag(av: Any, tmp_path: Path) -> None:
     width, height = 16, 8
-    luma = _luma_pattern(0, width, height, 8)
+    luma = luma_pattern(0, width, height, 8)
     chroma = np.full((4, 8), 128, np.uint8)
     path = tmp_path / "full.mkv"  # Matroska stores the colour range; NUT does not
     _write_nut(path, "yuv420p", [[luma, chroma, chroma]], color_range=2)

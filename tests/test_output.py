@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests._video import POOL_KEYS, VMAF_METRICS, vmaf_doc, vmaf_file
 from vmafx_saliency import output
 from vmafx_saliency.errors import (
     InputFileError,
@@ -39,7 +40,6 @@ from vmafx_saliency.output import (
 
 # The top-level keys libvmaf's vmaf_write_output_json writes, in its order.
 VMAF_JSON_KEYS = ["version", "fps", "frames", "pooled_metrics", "aggregate_metrics"]
-POOL_KEYS = ["min", "max", "mean", "harmonic_mean"]
 SHA = "0123456789abcdef" * 4
 
 # A value printed with %.6f is within half a unit of the sixth decimal.
@@ -364,47 +364,8 @@ def test_write_output_unknown_format(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- merge_into
 
 
-def _vmaf_doc(metrics: dict[str, list[float]], nums: list[int]) -> str:
-    """A JSON as the vmaf tool writes it: %.6f numbers, its key order, and a
-    pooled block computed here independently (statistics module, not pool())."""
-    names = list(metrics)
-
-    def frame(i: int, n: int) -> str:
-        lines = ",\n".join(f'        "{k}": {metrics[k][i]:.6f}' for k in names)
-        return f'    {{\n      "frameNum": {n},\n      "metrics": {{\n{lines}\n      }}\n    }}'
-
-    frames = ",\n".join(frame(i, n) for i, n in enumerate(nums))
-    pooled = []
-    for k in names:
-        xs = metrics[k]
-        # vmaf's harmonic mean is the harmonic mean of x + 1, less 1.
-        hm = statistics.harmonic_mean([x + 1 for x in xs]) - 1
-        stats = (min(xs), max(xs), statistics.fmean(xs), hm)
-        body = ",\n".join(
-            f'      "{key}": {v:.6f}' for key, v in zip(POOL_KEYS, stats, strict=True)
-        )
-        pooled.append(f'    "{k}": {{\n{body}\n    }}')
-    return (
-        '{\n  "version": "3.0.0",\n  "fps": 444.26,\n  "frames": [\n'
-        + frames
-        + '\n  ],\n  "pooled_metrics": {\n'
-        + ",\n".join(pooled)
-        + '\n  },\n  "aggregate_metrics": {\n  }\n}\n'
-    )
-
-
-VMAF_METRICS = {
-    "integer_adm2": [1.0, 0.983284, 0.98066, 0.980248],
-    "integer_motion2": [0.0, 20.447048, 45.471954, 44.605442],
-    "integer_vif_scale0": [1.0, 0.955685, 0.901099, 0.845639],
-    "vmaf": [97.428043, 100.0, 93.297156, 93.129023],
-}
-
-
 def _vmaf_file(tmp_path: Path, nums: list[int] | None = None) -> Path:
-    path = tmp_path / "vmaf.json"
-    path.write_text(_vmaf_doc(VMAF_METRICS, nums or [0, 1, 2, 3]), encoding="utf-8")
-    return path
+    return vmaf_file(tmp_path / "vmaf.json", nums)
 
 
 def test_merge_adds_saliency_and_recomputes_pooled(tmp_path: Path) -> None:
@@ -441,7 +402,7 @@ def test_merge_adds_saliency_and_recomputes_pooled(tmp_path: Path) -> None:
     # vmaf's numbers keep their exact text.
     assert '"integer_adm2": 1.000000,' in text
     assert '"fps": 444.26,' in text
-    assert src.read_text(encoding="utf-8") == _vmaf_doc(VMAF_METRICS, [0, 1, 2, 3])
+    assert src.read_text(encoding="utf-8") == vmaf_doc(VMAF_METRICS, [0, 1, 2, 3])
 
 
 def test_merge_recomputed_pooled_agrees_with_real_vmaf_output(tmp_path: Path) -> None:
@@ -470,7 +431,7 @@ def test_merge_recomputed_pooled_agrees_with_real_vmaf_output(tmp_path: Path) ->
 def test_merge_recomputes_a_stale_pooled_block(tmp_path: Path) -> None:
     # The pooled block is a function of the frames in the file: a stale one
     # (here vmaf's mean zeroed by hand) is replaced, not carried over.
-    doc = json.loads(_vmaf_doc(VMAF_METRICS, [0, 1, 2, 3]))
+    doc = json.loads(vmaf_doc(VMAF_METRICS, [0, 1, 2, 3]))
     doc["pooled_metrics"]["vmaf"]["mean"] = 0.0
     src = tmp_path / "stale.json"
     src.write_text(json.dumps(doc))

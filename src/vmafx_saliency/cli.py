@@ -369,6 +369,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from vmafx_saliency.frames import parse_frame_range
 
     start, end = parse_frame_range(args.frames) if args.frames else (0, None)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: give a whole number >= 1")
     output: Path | Literal["-"] | None = None
     if args.output == "-" or (args.output is None and args.merge_into is None):
         output = "-"

@@ -14,13 +14,14 @@ flat however long the video is.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
@@ -206,8 +207,14 @@ def pipelined(
     work: Callable[[Frame], tuple[int, np.ndarray]],
     *,
     depth: int = QUEUE_DEPTH,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``work(frame)`` for each frame, computed ahead in a worker thread."""
+) -> Generator[tuple[int, np.ndarray], None, None]:
+    """Yield ``work(frame)`` for each frame, computed ahead in a worker thread.
+
+    At most ``depth`` results wait in the queue, plus one the worker is
+    computing or handing over: memory is bounded whatever the length of
+    ``frames``. An exception in the worker is re-raised here; closing the
+    generator early stops and joins the worker.
+    """
     out: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     worker = threading.Thread(target=_produce, args=(frames, work, out, stop), daemon=True)
@@ -251,16 +258,22 @@ def extract(
     session = model.session
     features: list[FrameFeatures] = []
     start = time.perf_counter()
-    for frame_num, tensor in pipelined(frames, work):
-        (saliency,) = session.run(["saliency_map"], {"input": tensor})
-        features.append(_reduce(frame_num, np.asarray(saliency)))
-        if on_map is not None:
-            on_map(frame_num, saliency[0, 0])
+    # closing(): on any error the worker is stopped and joined here, before the
+    # caller closes the frame source it reads from; finally: the progress line is
+    # ended before an error message is printed.
+    try:
+        with contextlib.closing(pipelined(frames, work)) as stream:
+            for frame_num, tensor in stream:
+                (saliency,) = session.run(["saliency_map"], {"input": tensor})
+                features.append(_reduce(frame_num, np.asarray(saliency)))
+                if on_map is not None:
+                    on_map(frame_num, saliency[0, 0])
+                if progress is not None:
+                    progress.update()
+    finally:
         if progress is not None:
-            progress.update()
+            progress.close()
     seconds = time.perf_counter() - start
-    if progress is not None:
-        progress.close()
     if not features:
         raise ExtractionError("no frames were selected: check --frames and --subsample")
     return ExtractionResult(
@@ -316,9 +329,20 @@ def load_model(choice: ModelChoice, *, threads: int | None) -> tuple[LoadedModel
     path = choice.model_path
     if path is None and choice.model_id is None and os.environ.get(MODEL_PATH_ENV):
         path = Path(os.environ[MODEL_PATH_ENV])
+    if choice.sidecar is not None and path is None:
+        raise UsageError(
+            f"--sidecar {choice.sidecar} goes with --model-path (or ${MODEL_PATH_ENV}): a "
+            "registered model uses the sidecar its registry entry names"
+        )
     if path is not None:
         if choice.model_id is not None:
             raise UsageError("give --model or --model-path, not both")
+        if choice.signed:
+            # Fail closed: an ad-hoc file has no registry entry naming a bundle and a key.
+            raise UsageError(
+                f"--signed needs a registered model, and {path} is an ad-hoc file: register "
+                "it with its bundle ('vmafx-saliency registry add') and pass --model ID"
+            )
         sidecar_path = choice.sidecar or sidecar_beside(path)
         if sidecar_path is None:
             raise UsageError(
@@ -384,7 +408,13 @@ def _check_outputs(outputs: Outputs) -> None:
         check_can_write(Path(outputs.output), force=outputs.force)
     if outputs.plot is not None:
         check_can_write(outputs.plot, force=outputs.force)
-        require("matplotlib", purpose="--plot")
+        agg = require("matplotlib.backends.backend_agg", purpose="--plot")
+        fmt = outputs.plot.suffix.lstrip(".").lower() or "png"
+        if fmt not in agg.FigureCanvasAgg.get_supported_filetypes():
+            raise UsageError(
+                f"--plot {outputs.plot}: matplotlib cannot write {fmt!r} files; "
+                "use .png, .svg or .pdf"
+            )
     if outputs.save_maps is not None:
         check_can_write(outputs.save_maps, force=outputs.force)
     if outputs.merge_into is not None:
@@ -445,13 +475,7 @@ def run_job(
     """The extractor end to end: open, load, extract, write. No partial output on failure."""
     from vmafx_saliency import __version__
     from vmafx_saliency.frames import open_video, select_frames
-    from vmafx_saliency.output import (
-        FrameRecord,
-        RunInfo,
-        merge_into,
-        plot_series,
-        write_output,
-    )
+    from vmafx_saliency.output import FrameRecord, RunInfo
 
     _check_outputs(outputs)
     source = open_video(
@@ -465,7 +489,19 @@ def run_job(
     with source:
         info = source.info
         loaded, pre = load_model(model, threads=threads or default_threads())
-        frames = select_frames(source, start=video.start, end=video.end, subsample=video.subsample)
+        decoded = 0
+
+        def counted(frames: Iterable[Frame]) -> Iterator[Frame]:
+            # Every frame read, including those --frames/--subsample skip: vmaf's
+            # fps counts every picture it reads (see output.RunInfo).
+            nonlocal decoded
+            for frame in frames:
+                decoded += 1
+                yield frame
+
+        frames = select_frames(
+            counted(source), start=video.start, end=video.end, subsample=video.subsample
+        )
         total = _expected_count(info.frame_count, video)
         maps = _MapWriter(outputs.save_maps, outputs.maps_every) if outputs.save_maps else None
         try:
@@ -487,7 +523,7 @@ def run_job(
     native = result.infer_size == result.frame_size
     run = RunInfo(
         version=f"vmafx-saliency {__version__}",
-        fps=result.fps,
+        fps=decoded / result.seconds if result.seconds > 0 else 0.0,
         model_id=loaded.model_id,
         model_sha256=loaded.sha256,
         infer_size=None if native else (infer_w, infer_h),
@@ -498,25 +534,65 @@ def run_job(
         subsample=video.subsample,
         source=str(video.path),
     )
-    written: list[Path] = []
-    # The merge is the write most likely to be refused (frame numbers): do it first.
-    if outputs.merge_into is not None:
-        written.append(
-            merge_into(outputs.merge_into, records, out=outputs.merge_output, force=outputs.force)
-        )
-    if outputs.output is not None:
-        write_output(records, run, path=outputs.output, fmt=outputs.fmt, force=outputs.force)
-        if outputs.output != "-":
-            written.append(Path(outputs.output))
-    if outputs.plot is not None:
-        plot_series(
-            outputs.plot, records, title=f"{video.path.name}: {loaded.model_id or 'ad hoc'}"
-        )
-        written.append(outputs.plot)
-    if maps is not None:
-        maps.commit()
-        written.append(maps.target)
+    title = f"{video.path.name}: {loaded.model_id or 'ad hoc'}"
+    written = _write_outputs(outputs, records, run, maps, title=title)
     return JobResult(records, run, result, tuple(written))
+
+
+def _write_outputs(
+    outputs: Outputs,
+    records: tuple[FrameRecord, ...],
+    run: RunInfo,
+    maps: _MapWriter | None,
+    *,
+    title: str,
+) -> list[Path]:
+    """Write every output, or none: a failure removes the files this run created
+    and the maps folder, so no partial result is left behind."""
+    from vmafx_saliency.output import merge_into, plot_series, write_output
+
+    written: list[Path] = []
+    created: list[Path] = []
+
+    def wrote(path: Path, existed: bool) -> None:
+        written.append(path)
+        if not existed:
+            created.append(path)
+
+    try:
+        # The merge is the write most likely to be refused (frame numbers): do it first.
+        if outputs.merge_into is not None:
+            target = outputs.merge_output or outputs.merge_into
+            existed = target.exists()
+            wrote(
+                merge_into(
+                    outputs.merge_into, records, out=outputs.merge_output, force=outputs.force
+                ),
+                existed,
+            )
+        if outputs.output not in (None, "-"):
+            path = Path(outputs.output)
+            existed = path.exists()
+            write_output(records, run, path=path, fmt=outputs.fmt, force=outputs.force)
+            wrote(path, existed)
+        if outputs.plot is not None:
+            existed = outputs.plot.exists()
+            plot_series(outputs.plot, records, title=title)
+            wrote(outputs.plot, existed)
+        if maps is not None:
+            maps.commit()
+            written.append(maps.target)
+    except BaseException:
+        if maps is not None:
+            maps.discard()
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    # Standard output last: what is printed cannot be taken back.
+    if outputs.output == "-":
+        write_output(records, run, path="-", fmt=outputs.fmt, force=outputs.force)
+    return written
 
 
 def _expected_count(frame_count: int | None, video: VideoInput) -> int | None:

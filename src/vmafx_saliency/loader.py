@@ -143,7 +143,9 @@ def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path,
             )
         with os.fdopen(fd, "rb") as fh:
             fd = -1  # the file object owns it now
-            data = fh.read(cap + 1)
+            # One byte past the size fstat saw tells a file that grew from one that
+            # did not, without allocating the whole cap for a small model.
+            data = fh.read(info.st_size + 1)
     except OSError as exc:
         raise _refuse(
             PathRefused, path, f"cannot read it ({exc.strerror})", "check the file"
@@ -151,8 +153,8 @@ def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path,
     finally:
         if fd >= 0:
             os.close(fd)
-    if len(data) > cap:
-        raise _refuse(PathRefused, path, "it grew past the size cap while being read", "retry")
+    if len(data) != info.st_size:
+        raise _refuse(PathRefused, path, "it changed size while being read", "retry")
     return resolved, data
 
 
