@@ -1,0 +1,299 @@
+"""``vmafx-saliency roi map|encode``: the command layer over :mod:`vmafx_saliency.roi`.
+
+cli.py calls :func:`register` with its subparsers and its ``_add`` helper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from vmafx_saliency.extract import ModelChoice, VideoInput
+    from vmafx_saliency.roi import RoiSettings
+
+    # Only for annotations: argparse's action class is not subscriptable at run time.
+    Handler: TypeAlias = Callable[[argparse.Namespace], int]
+    SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+class AddParser(Protocol):
+    def __call__(
+        self, subparsers: SubParsers, name: str, *, help: str, example: str, handler: Handler
+    ) -> argparse.ArgumentParser: ...
+
+
+VIDEO = "../shared/data/videos/foreman_cif.mp4"
+MODEL = "--model-path models/u2netp_mirror_v1.onnx"
+
+
+def register(sub: SubParsers, add: AddParser) -> None:
+    from vmafx_saliency import roi
+
+    top = add(
+        sub,
+        "roi",
+        help="saliency -> per-block QP offsets -> encoder ROI inputs (addroi, SVT-AV1, x265)",
+        example=f"vmafx-saliency roi map {VIDEO} --out roi/ {MODEL}",
+        handler=lambda args: args.roi_parser.print_help() or 2,
+    )
+    top.set_defaults(roi_parser=top)
+    actions = top.add_subparsers(dest="roi_command", metavar="ACTION")
+
+    p = add(
+        actions,
+        "map",
+        help="write per-block QP offsets (JSON), an addroi chain or an SVT-AV1 ROI map, "
+        "and x265 zones",
+        example=f"vmafx-saliency roi map {VIDEO} --out roi/ --codec h264 {MODEL}\n"
+        f"  vmafx-saliency roi map {VIDEO} --out roi-av1/ --codec av1 --aggregate ema "
+        f"--levels 8 {MODEL}",
+        handler=_cmd_map,
+    )
+    _video_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the map files")
+    p.add_argument(
+        "--codec",
+        choices=roi.CODECS,
+        default="h264",
+        help="block grid and outputs: h264/hevc 16x16 + addroi, av1 64x64 + SVT-AV1 "
+        "(default: %(default)s)",
+    )
+    _mapping_args(p)
+    _model_args(p)
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+
+    p = add(
+        actions,
+        "encode",
+        help="encode twice at one bitrate, with and without the ROI, and compare luma PSNR "
+        "inside and outside the salient region",
+        example=f"vmafx-saliency roi encode {VIDEO} --codec libx264 --bitrate 300k "
+        f"--out roi-x264/ {MODEL}",
+        handler=_cmd_encode,
+    )
+    _video_args(p)
+    p.add_argument(
+        "--codec", required=True, choices=roi.ENCODERS, help="the ffmpeg encoder to compare with"
+    )
+    p.add_argument("--bitrate", required=True, help="target bitrate of both encodes, e.g. 300k")
+    p.add_argument("--out", metavar="DIR", help="keep encodes, map files and report here")
+    p.add_argument("--preset", default="medium", help="encoder preset (default: %(default)s)")
+    p.add_argument(
+        "--passes",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="ABR passes; 2 lands both sizes closest to the target (default: %(default)s)",
+    )
+    p.add_argument(
+        "--encode-threads",
+        type=int,
+        metavar="N",
+        help="encoder threads (default: the encoder's choice)",
+    )
+    p.add_argument("--ffmpeg", default="ffmpeg", metavar="PATH", help="the ffmpeg to run")
+    _mapping_args(p)
+    _model_args(p)
+    p.add_argument("--json", action="store_true", help="print the JSON report, not the table")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress or steps on stderr")
+
+
+def _video_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", metavar="VIDEO", help="mp4/mkv/... (PyAV), .y4m, or raw .yuv")
+    g = p.add_argument_group("raw YUV geometry and frame selection")
+    g.add_argument("--width", type=int)
+    g.add_argument("--height", type=int)
+    g.add_argument("--pixel-format", help="yuv420p (default), yuv422p, yuv444p, ... (raw YUV)")
+    g.add_argument("--fps", type=float, help="frame rate, overriding the file's")
+    g.add_argument("--color-range", choices=["limited", "full"], help="luma range override")
+    g.add_argument("--frames", metavar="START:END", help="frame range, END exclusive")
+    g.add_argument(
+        "--subsample",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the model on every N-th frame (encodes always take every frame)",
+    )
+
+
+def _mapping_args(p: argparse.ArgumentParser) -> None:
+    from vmafx_saliency import roi
+
+    g = p.add_argument_group("saliency -> QP offsets")
+    g.add_argument(
+        "--strength",
+        type=float,
+        default=roi.DEFAULT_STRENGTH,
+        help="QP per standard deviation of block saliency (default: %(default)s)",
+    )
+    g.add_argument(
+        "--clamp",
+        type=int,
+        default=roi.DEFAULT_CLAMP,
+        help="largest |offset| in QP (default: %(default)s)",
+    )
+    g.add_argument(
+        "--levels",
+        type=int,
+        default=roi.DEFAULT_LEVELS,
+        help="distinct offsets, 3..8 (odd counts used; default: %(default)s)",
+    )
+    g.add_argument(
+        "--aggregate",
+        choices=roi.AGGREGATES,
+        default="mean",
+        help="temporal aggregation of the maps (default: %(default)s; addroi is static and "
+        "uses the mean for per-frame and ema)",
+    )
+    g.add_argument(
+        "--ema-alpha",
+        type=float,
+        default=roi.DEFAULT_EMA_ALPHA,
+        help="weight of the newest frame for --aggregate ema (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-regions",
+        type=int,
+        default=roi.DEFAULT_MAX_REGIONS,
+        help="most addroi rectangles (default: %(default)s)",
+    )
+    g.add_argument(
+        "--zone-frames",
+        type=int,
+        metavar="N",
+        help="frames per x265 zone (default: one second of frames)",
+    )
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="ID", help="registry id (default: the mobilesal default)")
+    g.add_argument(
+        "--model-path",
+        metavar="FILE",
+        help="an unregistered ONNX file (ad hoc; also $VMAF_MOBILESAL_MODEL_PATH)",
+    )
+    g.add_argument("--sidecar", metavar="JSON", help="pre-processing for --model-path")
+    g.add_argument("--signed", action="store_true", help="require a verified signature")
+    g.add_argument(
+        "--infer-size", metavar="native|WxH", help="inference size, overriding the sidecar"
+    )
+    g.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+
+
+def _inputs(args: argparse.Namespace, codec: str) -> tuple[VideoInput, ModelChoice, RoiSettings]:
+    from vmafx_saliency.extract import ModelChoice, VideoInput
+    from vmafx_saliency.frames import parse_frame_range
+    from vmafx_saliency.roi import RoiSettings
+
+    start, end = parse_frame_range(args.frames) if args.frames else (0, None)
+    video = VideoInput(
+        path=Path(args.video),
+        width=args.width,
+        height=args.height,
+        pixel_format=args.pixel_format,
+        fps=args.fps,
+        color_range=args.color_range,
+        start=start,
+        end=end,
+        subsample=args.subsample,
+    )
+    model = ModelChoice(
+        model_id=args.model,
+        model_path=Path(args.model_path) if args.model_path else None,
+        sidecar=Path(args.sidecar) if args.sidecar else None,
+        signed=args.signed,
+    )
+    settings = RoiSettings(
+        codec=codec,  # type: ignore[arg-type]  # RoiSettings.validate explains a bad one
+        strength=args.strength,
+        clamp=args.clamp,
+        levels=args.levels,
+        aggregate=args.aggregate,
+        ema_alpha=args.ema_alpha,
+        max_regions=args.max_regions,
+        zone_frames=args.zone_frames,
+    )
+    return video, model, settings
+
+
+def _infer_size(args: argparse.Namespace) -> Any:
+    from vmafx_saliency.extract import parse_infer_size
+
+    return parse_infer_size(args.infer_size) if args.infer_size else None
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    from vmafx_saliency import roi
+
+    video, model, settings = _inputs(args, args.codec)
+    plan, written = roi.run_map(
+        video,
+        model,
+        settings,
+        Path(args.out),
+        infer_size=_infer_size(args),
+        threads=args.threads,
+        force=args.force,
+        progress=sys.stderr.isatty() and not args.quiet,
+    )
+    if not args.quiet:
+        rows, cols = plan.offsets.shape
+        print(
+            f"{len(plan.frames)} maps of {args.video} with {plan.model}: {cols}x{rows} blocks "
+            f"of {plan.block_size}px, {plan.settings.aggregate}; salient region "
+            f"{100 * float(plan.salient_mask().mean()):.1f}% of the picture"
+            + (f", {len(plan.regions)} addroi regions" if plan.regions else ""),
+            file=sys.stderr,
+        )
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from vmafx_saliency import roi
+
+    video, model, settings = _inputs(args, roi.ENCODER_CODEC.get(args.codec, "h264"))
+    encode = roi.EncodeSettings(
+        encoder=args.codec,
+        bitrate=roi.parse_bitrate(args.bitrate),
+        preset=args.preset,
+        threads=args.encode_threads,
+        passes=args.passes,
+        ffmpeg=args.ffmpeg,
+    )
+
+    def step(message: str) -> None:
+        if not args.quiet:
+            print(f"roi encode: {message}", file=sys.stderr)
+
+    report = roi.run_encode(
+        video,
+        model,
+        settings,
+        encode,
+        out_dir=Path(args.out) if args.out else None,
+        infer_size=_infer_size(args),
+        threads=args.threads,
+        force=args.force,
+        progress=sys.stderr.isatty() and not args.quiet,
+        on_step=step,
+    )
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(report.render())
+    if not args.quiet:
+        for path in report.written:
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
