@@ -83,8 +83,8 @@ __all__ = [
 REGISTRY_SCHEMA = "vmafx-saliency/registry/v1"
 SIDECAR_SCHEMA = "vmafx-saliency/sidecar/v1"
 # Report schemas whose core ({"models": [{"id", "metrics"}]}) promote can read;
-# the eval command's summary joins this set when it lands.
-COMPARISON_SCHEMAS = frozenset({"vmafx-saliency/comparison/v1"})
+# the eval command's summary.json (evaluate.SUMMARY_SCHEMA) is one.
+COMPARISON_SCHEMAS = frozenset({"vmafx-saliency/comparison/v1", "vmafx-saliency/eval-summary/v1"})
 
 ENV_OVERLAY = "VMAFX_SALIENCY_REGISTRY"
 ENV_COMMITTED = "VMAFX_SALIENCY_COMMITTED_REGISTRY"
