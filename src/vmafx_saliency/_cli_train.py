@@ -1,0 +1,142 @@
+"""``vmafx-saliency train``: distil ``saliency_student_v2`` from the u2netp mirror.
+
+The parser lives here, beside nothing heavy: the library (:mod:`train`, which
+needs torch) is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+Handler = Callable[[argparse.Namespace], int]
+AddFn = Callable[..., argparse.ArgumentParser]
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated integers") from None
+    if len(values) < 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least two positive widths")
+    return values
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vmafx_saliency import train
+
+    cfg = train.TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        crop=args.crop,
+        iou_weight=args.iou_weight,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        widths=args.widths,
+        stem_convs=args.stem_convs,
+        steps_per_epoch=args.steps_per_epoch,
+    )
+    image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
+    if args.images and not args.no_default_images:
+        image_dirs.insert(0, train.DEFAULT_IMAGES)
+    result = train.run_training(
+        out_dir=Path(args.out),
+        image_dirs=image_dirs,
+        gt_root=Path(args.gt_root) if args.gt_root else None,
+        teacher=args.teacher,
+        cache_root=Path(args.label_cache) if args.label_cache else None,
+        cfg=cfg,
+        resume=args.resume,
+        force=args.force,
+        limit=args.limit,
+        parity_images=Path(args.parity_images) if args.parity_images else None,
+        progress=sys.stderr,
+        threads=args.threads,
+        command=["vmafx-saliency", "train", *sys.argv[2:]] if len(sys.argv) > 1 else [],
+    )
+    print(result.render())
+    return 0
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    """TrainConfig's defaults, repeated so that building the CLI parser does not
+    import the training library (numpy, jsonschema); a test keeps them equal."""
+
+    epochs: int = 70
+    batch_size: int = 16
+    lr: float = 3e-3
+    crop: int = 224
+    iou_weight: float = 1.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    widths: tuple[int, ...] = (8, 24, 32, 32, 40, 40)
+    stem_convs: int = 1
+
+
+DEFAULTS = _Defaults()
+DEFAULT_TEACHER = Path(__file__).resolve().parents[2] / "models" / "u2netp_mirror_v1.onnx"
+
+
+def register(sub: Any, add: AddFn) -> None:
+    """Add ``train`` to the CLI's subparsers (``add`` is cli.py's ``_add``)."""
+    defaults = DEFAULTS
+    p = add(
+        sub,
+        "train",
+        help="train saliency_student_v2 by distillation from the u2netp mirror",
+        example="vmafx-saliency train --out runs/student_v2 --threads 1",
+        handler=_cmd_train,
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder (outputs, checkpoint)")
+    p.add_argument(
+        "--images",
+        action="append",
+        metavar="DIR",
+        help="extra training image folder (repeatable; MSRA-B is always included "
+        "unless --no-default-images)",
+    )
+    p.add_argument("--no-default-images", action="store_true", help="use only the --images folders")
+    p.add_argument(
+        "--gt-root", metavar="DIR", help="DUTS-style root with images/ + masks/ to mix in"
+    )
+    p.add_argument(
+        "--teacher",
+        default=str(DEFAULT_TEACHER),
+        metavar="ONNX|ID",
+        help="teacher ONNX file or registry id (default: models/u2netp_mirror_v1.onnx)",
+    )
+    p.add_argument(
+        "--label-cache",
+        metavar="DIR",
+        help="teacher label cache root (default: ~/.cache/vmafx-saliency/teacher)",
+    )
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--crop", type=int, default=defaults.crop, help="training crop side (px)")
+    p.add_argument("--iou-weight", type=float, default=defaults.iou_weight)
+    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--widths",
+        type=_widths,
+        default=defaults.widths,
+        metavar="W,W,...",
+        help="channels of the stem and each encoder stage",
+    )
+    p.add_argument("--stem-convs", type=int, default=defaults.stem_convs)
+    p.add_argument("--steps-per-epoch", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="use the first N images per folder")
+    p.add_argument("--parity-images", metavar="DIR", help="images for the export parity check")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+    )
+    p.add_argument("--resume", action="store_true", help="resume from DIR/checkpoint.pt")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")

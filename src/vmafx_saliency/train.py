@@ -1,0 +1,1025 @@
+"""Train ``saliency_student_v2`` by distillation from the u2netp mirror.
+
+The recipe, in order:
+
+1. **Teacher labels.** The teacher (an ONNX model through the loader gate, by
+   path or registry id) labels every training image once in its best setting:
+   RGB, 320x320, upstream pre-processing (:func:`export.preprocess_upstream`).
+   The raw fused map ``d0`` is kept (no per-image min-max: the extractor
+   reports the raw map's mean, so the student must learn its absolute level)
+   and stored as an 8-bit PNG at 320x320 in a cache keyed by the teacher's
+   sha256, beside a provenance JSON.
+2. **Deployment input.** The student sees what the extractor feeds it: BT.601
+   luma of the image as full-range 8-bit, resized to the inference size and
+   scaled exactly as :func:`extract.preprocess` does for the student's sidecar,
+   tiled to three channels. So it learns to reproduce the RGB teacher from luma.
+3. **Training.** BCE + soft IoU against the soft teacher map, Adam, cosine
+   schedule, flips / random scaled crops / brightness-contrast on the luma,
+   fixed seed, deterministic on CPU, a checkpoint every epoch (``--resume``),
+   model selection on a held-out split of the training images against the
+   teacher (never on PASCAL-S, which is refused as a training folder).
+4. **Export** with the mirror's export-plus-check (ONNX opset 17, parity against
+   PyTorch on real images at 320x320 and an odd size, op-allowlist scan,
+   deployment contract, no BatchNormalization left), a manifest, the sidecar
+   and a training record.
+
+torch, onnx and Pillow are imported lazily (the ``export`` extra).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from vmafx_saliency import __version__
+from vmafx_saliency._util import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_can_write,
+    require,
+    sha256_bytes,
+    sha256_file,
+)
+from vmafx_saliency.errors import ExportError, InputFileError, UsageError
+from vmafx_saliency.registry import Preprocessing, Sidecar
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "saliency_student_v2"
+LICENSE_SPDX = "LicenseRef-BSD-3-Clause-Plus-Patent"
+OPSET = 17
+# Student vs ONNX Runtime, max abs difference of the [0, 1] map (issue 7).
+PARITY_TOLERANCE = 1e-4
+PARITY_SIZES: tuple[tuple[int, int], ...] = ((320, 320), (333, 517))
+LABEL_SIZE = (320, 320)
+LABEL_PROTOCOL = {
+    "colour_mode": "rgb",
+    "size": [LABEL_SIZE[0], LABEL_SIZE[1]],
+    "preprocessing": "vmafx_saliency.export.preprocess_upstream (bilinear resize, "
+    "divide by the image max, ImageNet mean/std)",
+    "output": "saliency_map (u2netp d0), raw: not min-max normalised",
+    "storage": "8-bit grey PNG, round(clip(map, 0, 1) * 255)",
+}
+TRAINING_RECORD_SCHEMA = "vmafx-saliency/training-record/v1"
+MANIFEST_SCHEMA = "vmafx-saliency/export-manifest/v1"
+PROVENANCE_SCHEMA = "vmafx-saliency/teacher-labels/v1"
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+# The student is a drop-in for the mirror: the same sidecar pre-processing.
+STUDENT_PREPROCESSING = Preprocessing(
+    colour_mode="luma_tile",
+    inference_size=(320, 320),
+    scaling="divide_by_max",
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+    luma_range="auto",
+)
+SIDECAR_NOTES = (
+    "saliency_student_v2: tiny U-Net distilled from u2netp_mirror_v1 on luma tiled to RGB; "
+    "same pre-processing as the mirror (320x320, divide by the image max, ImageNet mean/std)."
+)
+DESCRIPTION = (
+    "Tiny U-Net saliency model trained by vmafx-saliency by distillation from the "
+    "u2netp mirror (u2netp_mirror_v1) on luma tiled to RGB."
+)
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_SHARED_DATA = _PROJECT_ROOT.parent / "shared" / "data"
+DEFAULT_IMAGES = _SHARED_DATA / "msra-b" / "images"
+DEFAULT_TEACHER = _PROJECT_ROOT / "models" / "u2netp_mirror_v1.onnx"
+PARITY_IMAGES = _SHARED_DATA / "images"
+# Held-out benchmark data must never reach training or model selection.
+_HELD_OUT = re.compile(r"pascal[-_ ]?s", re.IGNORECASE)
+
+
+def default_cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vmafx-saliency" / "teacher"
+
+
+def _torch() -> Any:
+    return require("torch", purpose="training")
+
+
+def _pil_image() -> Any:
+    return require("PIL.Image", purpose="training")
+
+
+def _versions() -> dict[str, str]:
+    versions = {"vmafx_saliency": __version__, "python": platform.python_version()}
+    for name in ("torch", "onnx", "onnxruntime", "numpy", "PIL"):
+        module = sys.modules.get(name)
+        if module is None:
+            with contextlib.suppress(ImportError):
+                module = __import__(name)
+        if module is not None:
+            versions[name] = str(getattr(module, "__version__", "?"))
+    return versions
+
+
+def _dump_json(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+# --- data -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training image and where its label comes from."""
+
+    path: Path
+    sha256: str
+    mask: Path | None = None  # ground truth (a --gt-root pair); None: the teacher labels it
+
+
+def refuse_held_out(path: Path) -> None:
+    """PASCAL-S is the held-out test set: refuse it anywhere in training."""
+    for text in (str(path), str(path.resolve())):
+        if _HELD_OUT.search(text):
+            raise UsageError(
+                f"{path} looks like PASCAL-S, the held-out test set: it is never used for "
+                "training or model selection; pass other image folders"
+            )
+
+
+def list_images(folder: Path) -> list[Path]:
+    refuse_held_out(folder)
+    if not folder.is_dir():
+        raise InputFileError(f"image folder {folder} not found: pass --images DIR")
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
+    if not files:
+        raise InputFileError(f"image folder {folder} holds no .jpg/.png images")
+    return files
+
+
+def collect_samples(
+    image_dirs: Sequence[Path], gt_root: Path | None = None, *, limit: int | None = None
+) -> list[Sample]:
+    """Every image of the folders (teacher-labelled) plus the ``gt_root`` pairs.
+
+    Duplicates (same bytes) are kept once, so a folder given twice does not
+    weigh double and cannot leak across the split.
+    """
+    samples: list[Sample] = []
+    seen: set[str] = set()
+    for folder in image_dirs:
+        for path in list_images(folder)[:limit]:
+            digest = sha256_file(path)
+            if digest not in seen:
+                seen.add(digest)
+                samples.append(Sample(path, digest))
+    if gt_root is not None:
+        refuse_held_out(gt_root)
+        masks = gt_root / "masks"
+        for path in list_images(gt_root / "images")[:limit]:
+            mask = next(
+                (m for m in (masks / f"{path.stem}{s}" for s in (".png", ".jpg")) if m.is_file()),
+                None,
+            )
+            if mask is None:
+                raise InputFileError(f"{path}: no mask {masks / path.stem}.png in --gt-root")
+            digest = sha256_file(path)
+            if digest not in seen:
+                seen.add(digest)
+                samples.append(Sample(path, digest, mask))
+    if not samples:
+        raise InputFileError("no training images: pass --images DIR")
+    return samples
+
+
+def split_samples(
+    samples: Sequence[Sample], *, val_fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample]]:
+    """A fixed (seeded) train/validation split; order-independent (sorted by sha256)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise UsageError(f"--val-fraction {val_fraction}: give a fraction in (0, 1)")
+    ordered = sorted(samples, key=lambda s: s.sha256)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(ordered))
+    n_val = max(1, round(len(ordered) * val_fraction))
+    if n_val >= len(ordered):
+        raise UsageError(f"{len(ordered)} image(s) are too few for a validation split")
+    val_idx = set(int(i) for i in order[:n_val])
+    train = [s for i, s in enumerate(ordered) if i not in val_idx]
+    val = [s for i, s in enumerate(ordered) if i in val_idx]
+    return train, val
+
+
+def image_list_sha256(samples: Iterable[Sample]) -> str:
+    text = "".join(f"{s.sha256}  {s.path.name}\n" for s in samples)
+    return sha256_bytes(text.encode("utf-8"))
+
+
+def bt601_luma(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 [H, W, 3] -> full-range 8-bit BT.601 luma (what a full-range YUV file holds)."""
+    arr = rgb.astype(np.float32)
+    luma = 0.299 * arr[..., 0] + 0.587 * arr[..., 1] + 0.114 * arr[..., 2]
+    out: np.ndarray = np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+    return out
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    pil_image = _pil_image()
+    try:
+        with pil_image.open(path) as img:
+            rgb: np.ndarray = np.asarray(img.convert("RGB"), dtype=np.uint8)
+            return rgb
+    except OSError as exc:
+        raise InputFileError(f"cannot read image {path}: {exc}") from exc
+
+
+def luma_plane(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """RGB -> the extractor's luma plane at ``size``: full-range unit, resized.
+
+    These are the first steps of :func:`extract.preprocess` (8-bit, full range);
+    :func:`deployment_input` does the rest on a batch.
+    """
+    from vmafx_saliency.extract import luma_to_unit
+    from vmafx_saliency.resize import resize_plane
+
+    plane = luma_to_unit(bt601_luma(rgb), bit_depth=8, limited=False)
+    if plane.shape != size:
+        plane = resize_plane(plane, size)
+    return np.ascontiguousarray(plane, dtype=np.float32)
+
+
+def deployment_input(planes: Any, pre: Preprocessing = STUDENT_PREPROCESSING) -> Any:
+    """Batch of unit luma planes (torch [N, H, W]) -> model input [N, 3, H, W].
+
+    The torch form of the rest of :func:`extract.preprocess`: the sidecar's
+    scaling (divide by each image's max; a black image stays black), then
+    per-channel mean/std on the plane tiled to three channels.
+    """
+    torch = _torch()
+    x = planes.to(torch.float32)
+    if pre.scaling == "divide_by_max":
+        peak = x.amax(dim=(1, 2), keepdim=True)
+        x = torch.where(peak > 0, x / torch.where(peak > 0, peak, torch.ones_like(peak)), x)
+    mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x[:, None, :, :] - mean) / std
+
+
+# --- teacher labels ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """The teacher's ONNX Runtime session and identity."""
+
+    session: Any
+    sha256: str
+    source: str
+
+    def label(self, rgb: np.ndarray) -> np.ndarray:
+        """RGB uint8 -> the raw d0 map at :data:`LABEL_SIZE`, float32 [H, W]."""
+        from vmafx_saliency.export import preprocess_upstream
+
+        pil_image = _pil_image()
+        x = preprocess_upstream(pil_image.fromarray(rgb, "RGB"), LABEL_SIZE)
+        name = self.session.get_inputs()[0].name
+        out = np.asarray(self.session.run(None, {name: x})[0], dtype=np.float32)
+        plane: np.ndarray = np.ascontiguousarray(out[0, 0])
+        return plane
+
+
+def load_teacher(teacher: str | Path, *, threads: int | None = None) -> Teacher:
+    """A teacher by file path (ad hoc: scanned and contract-checked) or registry id (pinned)."""
+    from vmafx_saliency import loader
+
+    path = Path(teacher)
+    if path.is_file():
+        loaded = loader.load_ad_hoc(path, threads=threads)
+        return Teacher(loaded.session, loaded.sha256, str(path))
+    if isinstance(teacher, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", teacher) and not path.suffix:
+        from vmafx_saliency.registry import Registry
+
+        entry = Registry.load().get(teacher)
+        loaded = loader.load_entry(entry, threads=threads)
+        return Teacher(loaded.session, loaded.sha256, f"registry:{teacher}")
+    raise InputFileError(
+        f"teacher {teacher} is neither a file nor a registry id: pass --teacher with the "
+        "mirror's ONNX (vmafx-saliency export --output models/u2netp_mirror_v1.onnx) or its id"
+    )
+
+
+def label_to_png(label: np.ndarray) -> bytes:
+    pil_image = _pil_image()
+    arr = np.rint(np.clip(label, 0.0, 1.0) * 255.0).astype(np.uint8)
+    buffer = io.BytesIO()
+    pil_image.fromarray(arr, "L").save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def png_to_label(path: Path) -> np.ndarray:
+    pil_image = _pil_image()
+    with pil_image.open(path) as img:
+        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    cache_dir: Path
+    computed: int
+    reused: int
+    seconds: float
+
+
+def label_cache_dir(cache_root: Path, teacher_sha256: str) -> Path:
+    return cache_root / teacher_sha256[:16]
+
+
+def ensure_labels(
+    samples: Sequence[Sample],
+    teacher: Teacher | Callable[[], Teacher],
+    cache_root: Path,
+    *,
+    teacher_sha256: str,
+    progress: TextIO | None = None,
+) -> LabelStats:
+    """Label every teacher-labelled sample not yet in the cache; update the provenance.
+
+    ``teacher`` may be a factory, so a fully cached run never builds a session.
+    Labels are keyed by the image's sha256, so renamed or re-listed images are
+    not labelled twice.
+    """
+    cache_dir = label_cache_dir(cache_root, teacher_sha256)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    provenance_path = cache_dir / "provenance.json"
+    images: dict[str, str] = {}
+    if provenance_path.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            old = json.loads(provenance_path.read_text(encoding="utf-8"))
+            if old.get("teacher_sha256") == teacher_sha256:
+                images = {str(k): str(v) for k, v in old.get("images", {}).items()}
+    todo = [s for s in samples if s.mask is None and not (cache_dir / f"{s.sha256}.png").is_file()]
+    reused = sum(1 for s in samples if s.mask is None) - len(todo)
+    start = time.perf_counter()
+    session: Teacher | None = None
+    for index, sample in enumerate(todo):
+        if session is None:
+            session = teacher if isinstance(teacher, Teacher) else teacher()
+            if session.sha256 != teacher_sha256:
+                raise ExportError(
+                    f"teacher {session.source} has sha256 {session.sha256}, expected "
+                    f"{teacher_sha256}: the cache key would lie"
+                )
+        label = session.label(load_rgb(sample.path))
+        atomic_write_bytes(cache_dir / f"{sample.sha256}.png", label_to_png(label))
+        images[sample.sha256] = sample.path.name
+        if progress is not None and (index + 1) % 50 == 0:
+            elapsed = time.perf_counter() - start
+            print(f"teacher: labelled {index + 1}/{len(todo)} ({elapsed:.0f} s)", file=progress)
+    for sample in samples:
+        if sample.mask is None:
+            images.setdefault(sample.sha256, sample.path.name)
+    provenance = {
+        "schema": PROVENANCE_SCHEMA,
+        "teacher_sha256": teacher_sha256,
+        "protocol": LABEL_PROTOCOL,
+        "images": dict(sorted(images.items())),
+        "versions": _versions(),
+    }
+    atomic_write_bytes(provenance_path, _dump_json(provenance))
+    return LabelStats(cache_dir, len(todo), reused, time.perf_counter() - start)
+
+
+# --- the data set in memory -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """Luma planes (deployment steps up to the resize) and labels, both [N, H, W] float32."""
+
+    luma: np.ndarray
+    label: np.ndarray
+    names: tuple[str, ...]
+
+
+def load_arrays(samples: Sequence[Sample], cache_dir: Path, size: tuple[int, int]) -> Arrays:
+    pil_image = _pil_image()
+    luma = np.empty((len(samples), *size), dtype=np.float32)
+    label = np.empty((len(samples), *size), dtype=np.float32)
+    for i, sample in enumerate(samples):
+        luma[i] = luma_plane(load_rgb(sample.path), size)
+        if sample.mask is None:
+            target = png_to_label(cache_dir / f"{sample.sha256}.png")
+        else:
+            with pil_image.open(sample.mask) as img:
+                target = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        if target.shape != size:
+            from vmafx_saliency.resize import resize_plane
+
+            target = resize_plane(target, size)
+        label[i] = target
+    return Arrays(luma, label, tuple(s.path.name for s in samples))
+
+
+# --- training ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters; everything that changes the result is here."""
+
+    epochs: int = 70
+    batch_size: int = 16
+    lr: float = 3e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 1e-4
+    crop: int = 224
+    scale_min: float = 0.6
+    iou_weight: float = 1.0
+    brightness: float = 0.2
+    contrast: float = 0.3
+    val_fraction: float = 0.1
+    seed: int = 0
+    widths: tuple[int, ...] = (8, 24, 32, 32, 40, 40)
+    stem_convs: int = 1
+    size: tuple[int, int] = (320, 320)
+    steps_per_epoch: int | None = None  # None: one pass over the training split
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_mae: float
+    val_max_f: float
+    lr: float
+    seconds: float
+
+
+def _seed_everything(torch: Any, seed: int) -> None:
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+
+
+def _augment_batch(
+    torch: Any, arrays: Arrays, idx: np.ndarray, rng: np.random.Generator, cfg: TrainConfig
+) -> tuple[Any, Any]:
+    """Random scaled crop + flips + brightness/contrast on the luma; labels follow geometry."""
+    functional = require("torch.nn.functional", purpose="training")
+    height, width = arrays.luma.shape[1:]
+    crop = cfg.crop
+    xs, ys = [], []
+    for i in idx:
+        scale = math.sqrt(rng.uniform(cfg.scale_min, 1.0))
+        aspect = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        ch = min(height, max(8, round(height * scale / math.sqrt(aspect))))
+        cw = min(width, max(8, round(width * scale * math.sqrt(aspect))))
+        top = int(rng.integers(0, height - ch + 1))
+        left = int(rng.integers(0, width - cw + 1))
+        pair = np.stack(
+            [
+                arrays.luma[i, top : top + ch, left : left + cw],
+                arrays.label[i, top : top + ch, left : left + cw],
+            ]
+        )
+        if rng.random() < 0.5:
+            pair = pair[:, :, ::-1]
+        t = torch.from_numpy(np.ascontiguousarray(pair))[None]
+        t = functional.interpolate(
+            t, size=(crop, crop), mode="bilinear", align_corners=False, antialias=True
+        )[0]
+        luma = t[0]
+        # Brightness / contrast as a camera or encoder would shift the luma.
+        gain = 1.0 + rng.uniform(-cfg.contrast, cfg.contrast)
+        offset = rng.uniform(-cfg.brightness, cfg.brightness)
+        mid = float(luma.mean())
+        luma = ((luma - mid) * gain + mid + offset).clamp(0.0, 1.0)
+        xs.append(luma)
+        ys.append(t[1].clamp(0.0, 1.0))
+    return deployment_input(torch.stack(xs)), torch.stack(ys)[:, None]
+
+
+def _loss(torch: Any, logits: Any, target: Any, iou_weight: float) -> Any:
+    functional = require("torch.nn.functional", purpose="training")
+    bce = functional.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum(dim=(1, 2, 3))
+    union = (prob + target - prob * target).sum(dim=(1, 2, 3))
+    iou = 1.0 - (inter + 1.0) / (union + 1.0)
+    return bce + iou_weight * iou.mean()
+
+
+def max_f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3) -> float:
+    """Max over 256 thresholds of the F-measure (beta^2 = 0.3) of one map vs a binary mask."""
+    p = np.rint(np.clip(pred, 0, 1) * 255).astype(np.int64).ravel()
+    g = gt.ravel().astype(bool)
+    pos = np.bincount(p[g], minlength=256)[::-1].cumsum()  # true positives at threshold >= t
+    alln = np.bincount(p, minlength=256)[::-1].cumsum()
+    n_gt = int(g.sum())
+    if n_gt == 0:
+        return 1.0 if alln[-1] == 0 else 0.0
+    precision = pos / np.maximum(alln, 1)
+    recall = pos / n_gt
+    f = (1 + beta2) * precision * recall / np.maximum(beta2 * precision + recall, 1e-12)
+    return float(f.max())
+
+
+def evaluate_val(torch: Any, net: Any, arrays: Arrays, batch: int = 8) -> tuple[float, float]:
+    """Mean MAE vs the teacher map and mean max-F vs the teacher binarised at 0.5."""
+    net.eval()
+    maes, fs = [], []
+    with torch.no_grad():
+        for start in range(0, len(arrays.luma), batch):
+            x = deployment_input(torch.from_numpy(arrays.luma[start : start + batch]))
+            pred = net(x)[:, 0].numpy()
+            for p, t in zip(pred, arrays.label[start : start + batch], strict=True):
+                maes.append(float(np.abs(p - t).mean()))
+                fs.append(max_f_measure(p, t > 0.5))
+    return float(np.mean(maes)), float(np.mean(fs))
+
+
+def build_student(cfg: TrainConfig) -> Any:
+    from vmafx_saliency.nets.student import StudentUNet
+
+    return StudentUNet(cfg.widths, stem_convs=cfg.stem_convs)
+
+
+def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    # Cosine from lr to min_lr over all steps (a short linear warm-up first).
+    warm = min(100, total // 20)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    history: tuple[EpochRecord, ...]
+    best_epoch: int
+    best_state: dict[str, Any]
+    seconds: float
+    interrupted: bool = False
+
+
+def train_student(
+    cfg: TrainConfig,
+    train: Arrays,
+    val: Arrays,
+    *,
+    checkpoint: Path,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: TextIO | None = None,
+) -> TrainOutcome:
+    """Train, checkpointing after every epoch; ``stop_after`` simulates an interruption.
+
+    Every random draw comes from generators derived from (seed, epoch), so a run
+    resumed from the checkpoint of epoch k ends with the same weights as one
+    that was never interrupted.
+    """
+    torch = _torch()
+    _seed_everything(torch, cfg.seed)
+    net = build_student(cfg)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(train.luma)
+    steps = cfg.steps_per_epoch or max(1, n // cfg.batch_size)
+    total = steps * cfg.epochs
+    history: list[EpochRecord] = []
+    best_state: dict[str, Any] = {}
+    best_epoch, best_key = 0, (-1.0, 0.0)
+    first_epoch = 1
+    elapsed = 0.0
+    if resume and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state.get("config") != asdict(cfg):
+            raise UsageError(
+                f"{checkpoint} was written with other hyper-parameters: resume with the same "
+                "options, or start afresh without --resume (or with another --out)"
+            )
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = [EpochRecord(**h) for h in state["history"]]
+        best_state, best_epoch = state["best_state"], int(state["best_epoch"])
+        best_key = (float(state["best_key"][0]), float(state["best_key"][1]))
+        first_epoch = int(state["epoch"]) + 1
+        elapsed = float(state.get("seconds", 0.0))
+        torch.set_rng_state(state["torch_rng"])
+        if progress is not None:
+            print(f"resumed from {checkpoint} after epoch {first_epoch - 1}", file=progress)
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        start = time.perf_counter()
+        net.train()
+        rng = np.random.default_rng([cfg.seed, epoch])
+        order = np.concatenate(
+            [rng.permutation(n) for _ in range(math.ceil(steps * cfg.batch_size / n))]
+        )
+        losses = []
+        lr = cfg.lr
+        for step in range(steps):
+            lr = _lr_at(cfg, (epoch - 1) * steps + step, total)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            x, y = _augment_batch(torch, train, idx, rng, cfg)
+            loss = _loss(torch, net.forward_logits(x), y, cfg.iou_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        val_mae, val_f = evaluate_val(torch, net, val)
+        seconds = time.perf_counter() - start
+        elapsed += seconds
+        record = EpochRecord(
+            epoch, float(np.mean(losses)), round(val_mae, 6), round(val_f, 6), lr, round(seconds, 1)
+        )
+        history.append(record)
+        key = (val_f, -val_mae)
+        if key > best_key:
+            best_key, best_epoch = key, epoch
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if progress is not None:
+            print(
+                f"epoch {epoch}/{cfg.epochs}: loss {record.train_loss:.4f}  val MAE {val_mae:.4f}  "
+                f"val maxF {val_f:.4f}  lr {lr:.2e}  {seconds:.0f} s"
+                + ("  *best" if best_epoch == epoch else ""),
+                file=progress,
+                flush=True,
+            )
+        state = {
+            "config": asdict(cfg),
+            "epoch": epoch,
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "history": [asdict(h) for h in history],
+            "best_state": best_state,
+            "best_epoch": best_epoch,
+            "best_key": list(best_key),
+            "seconds": elapsed,
+            "torch_rng": torch.get_rng_state(),
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(checkpoint, buffer.getvalue())
+        if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
+            return TrainOutcome(tuple(history), best_epoch, best_state, elapsed, interrupted=True)
+    return TrainOutcome(tuple(history), best_epoch, best_state, elapsed)
+
+
+# --- export -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudentExport:
+    onnx_bytes: bytes
+    sha256: str
+    params: int
+    macs_320: int
+    op_counts: dict[str, int]
+    parity: tuple[Any, ...]
+
+
+def parity_inputs(images: Path | None = None) -> list[Any]:
+    """Real images pre-processed the deployment way at :data:`PARITY_SIZES`."""
+    from vmafx_saliency.export import ParityInput, synthetic_image
+    from vmafx_saliency.extract import preprocess
+
+    torch_free = []
+    folder = images if images is not None else PARITY_IMAGES
+    files = list_images(folder) if folder.is_dir() else []
+    for index, size in enumerate(PARITY_SIZES):
+        if files:
+            path = files[index % len(files)]
+            rgb, name = load_rgb(path), path.name
+        else:
+            rgb, name = np.asarray(synthetic_image(size, seed=index)), f"synthetic(seed={index})"
+        x = preprocess(
+            bt601_luma(rgb), bit_depth=8, color_range="full", pre=STUDENT_PREPROCESSING, size=size
+        )
+        torch_free.append(ParityInput(name, x))
+    return torch_free
+
+
+def _finalise(raw: bytes, *, teacher_sha256: str, training_sha256: str) -> bytes:
+    onnx = require("onnx", purpose="export")
+    model = onnx.load_from_string(raw)
+    model.producer_name = "vmafx-saliency"
+    model.producer_version = __version__
+    model.doc_string = f"{MODEL_ID}: {DESCRIPTION} {LICENSE_SPDX}"
+    metadata = {
+        "model_id": MODEL_ID,
+        "source": "fork-trained",
+        "license": LICENSE_SPDX,
+        "teacher_sha256": teacher_sha256,
+        "training_data_sha256": training_sha256,
+        "description": DESCRIPTION,
+    }
+    # The exporter cannot infer the channel count through the final dynamic
+    # Resize; the contract wants it spelled out: [1, 1, height, width].
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    for index, value in enumerate((1, 1, "height", "width")):
+        dims[index].Clear()
+        if isinstance(value, int):
+            dims[index].dim_value = value
+        else:
+            dims[index].dim_param = value
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"onnx.checker rejects the exported graph: {exc}") from exc
+    data: bytes = model.SerializeToString(deterministic=True)
+    return data
+
+
+def student_onnx_bytes(net: Any, *, teacher_sha256: str = "", training_sha256: str = "") -> bytes:
+    """The student's ONNX bytes (eval mode: BatchNorm folded), metadata set, checker run."""
+    from vmafx_saliency.export import export_onnx_bytes
+
+    raw = export_onnx_bytes(net.eval(), opset=OPSET)
+    return _finalise(raw, teacher_sha256=teacher_sha256, training_sha256=training_sha256)
+
+
+def export_student(
+    net: Any,
+    *,
+    teacher_sha256: str = "",
+    training_sha256: str = "",
+    images: Path | None = None,
+) -> StudentExport:
+    """Export + check: ONNX opset 17, parity, scan, contract, BatchNorm folded."""
+    from vmafx_saliency import contract, onnxscan
+    from vmafx_saliency.export import count_ops, parity_check
+    from vmafx_saliency.nets.student import count_macs, count_params
+
+    net = net.eval()
+    data = student_onnx_bytes(net, teacher_sha256=teacher_sha256, training_sha256=training_sha256)
+    figures = parity_check(net, data, parity_inputs(images), PARITY_TOLERANCE)
+    ops = count_ops(data)
+    if "BatchNormalization" in ops:
+        raise ExportError("BatchNormalization survived the export: export the net in eval mode")
+    report = onnxscan.scan_bytes(data, path=MODEL_ID)
+    if report.violations:
+        raise ExportError(f"the op-allowlist scanner refuses the export: {report.violations[0]}")
+    contract.check_contract_bytes(data, source=MODEL_ID)
+    return StudentExport(
+        data, sha256_bytes(data), count_params(net), count_macs(net), ops, tuple(figures)
+    )
+
+
+def student_sidecar(pre: Preprocessing = STUDENT_PREPROCESSING) -> Sidecar:
+    return Sidecar(
+        model_id=MODEL_ID,
+        preprocessing=pre,
+        output_range=(0.0, 1.0),
+        opset=OPSET,
+        notes=SIDECAR_NOTES,
+    )
+
+
+# --- the command ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    onnx: Path
+    manifest: Path
+    sidecar: Path
+    record: Path
+    export: StudentExport
+    outcome: TrainOutcome
+    labels: LabelStats
+    wall_seconds: float
+
+    def render(self) -> str:
+        best = self.outcome.history[self.outcome.best_epoch - 1]
+        lines = [
+            f"wrote {self.onnx} ({len(self.export.onnx_bytes):,} bytes, "
+            f"sha256 {self.export.sha256})",
+            f"wrote {self.manifest}",
+            f"wrote {self.sidecar}",
+            f"wrote {self.record}",
+            f"  {MODEL_ID}: {self.export.params:,} parameters, "
+            f"{self.export.macs_320 / 1e9:.3f} GMAC at 320x320, opset {OPSET}",
+            f"  best epoch {best.epoch}: val MAE {best.val_mae:.4f}, val maxF {best.val_max_f:.4f} "
+            "(vs the teacher)",
+            f"  teacher labels: {self.labels.computed} computed, {self.labels.reused} reused "
+            f"({self.labels.cache_dir})",
+            f"  wall time {self.wall_seconds / 60:.1f} min",
+        ]
+        for fig in self.export.parity:
+            lines.append(
+                f"  parity {fig.height}x{fig.width}: max |ORT - torch| = {fig.max_abs_diff:.2e} "
+                f"<= {fig.tolerance:.0e} ({fig.image})"
+            )
+        return "\n".join(lines)
+
+
+def run_training(
+    *,
+    out_dir: Path,
+    image_dirs: Sequence[Path] = (DEFAULT_IMAGES,),
+    gt_root: Path | None = None,
+    teacher: str | Path = DEFAULT_TEACHER,
+    cache_root: Path | None = None,
+    cfg: TrainConfig = TrainConfig(),
+    resume: bool = False,
+    force: bool = False,
+    limit: int | None = None,
+    stop_after: int | None = None,
+    parity_images: Path | None = None,
+    progress: TextIO | None = sys.stderr,
+    command: Sequence[str] = (),
+    threads: int | None = None,
+) -> TrainResult:
+    """Label, train, export; every output lands in ``out_dir``.
+
+    ``threads`` sets torch's intra-op threads: on a loaded shared machine one
+    thread is several times faster than two that wait on each other.
+    """
+    wall_start = time.perf_counter()
+    torch = _torch()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    onnx_path = out_dir / f"{MODEL_ID}.onnx"
+    manifest_path = out_dir / f"{MODEL_ID}.onnx.manifest.json"
+    sidecar_path = out_dir / f"{MODEL_ID}.sidecar.json"
+    record_path = out_dir / f"{MODEL_ID}.training.json"
+    checkpoint = out_dir / "checkpoint.pt"
+    if not resume:
+        for path in (onnx_path, manifest_path, sidecar_path, record_path, checkpoint):
+            check_can_write(path, force=force)
+    samples = collect_samples(list(image_dirs), gt_root, limit=limit)
+    train_s, val_s = split_samples(samples, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    teacher_path = Path(teacher)
+    teacher_sha = sha256_file(teacher_path) if teacher_path.is_file() else ""
+    teacher_obj: Teacher | None = None
+    if not teacher_sha:
+        teacher_obj = load_teacher(teacher)
+        teacher_sha = teacher_obj.sha256
+    root = cache_root if cache_root is not None else default_cache_root()
+    labels = ensure_labels(
+        samples,
+        teacher_obj if teacher_obj is not None else (lambda: load_teacher(teacher)),
+        root,
+        teacher_sha256=teacher_sha,
+        progress=progress,
+    )
+    if progress is not None:
+        print(
+            f"data: {len(train_s)} train / {len(val_s)} val images; teacher labels "
+            f"{labels.computed} computed, {labels.reused} cached in {labels.cache_dir}",
+            file=progress,
+            flush=True,
+        )
+    train_a = load_arrays(train_s, labels.cache_dir, cfg.size)
+    val_a = load_arrays(val_s, labels.cache_dir, cfg.size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcome = train_student(
+        cfg,
+        train_a,
+        val_a,
+        checkpoint=checkpoint,
+        resume=resume,
+        stop_after=stop_after,
+        progress=progress,
+    )
+    net = build_student(cfg)
+    net.load_state_dict(outcome.best_state)
+    if outcome.interrupted:
+        raise UsageError(f"stopped after epoch {stop_after}: resume with --resume")
+    data_sha = image_list_sha256(samples)
+    export = export_student(
+        net, teacher_sha256=teacher_sha, training_sha256=data_sha, images=parity_images
+    )
+    wall = time.perf_counter() - wall_start
+    versions = _versions()
+    record = {
+        "schema": TRAINING_RECORD_SCHEMA,
+        "model_id": MODEL_ID,
+        "command": list(command),
+        "data": {
+            "image_dirs": [_display(p) for p in image_dirs],
+            "gt_root": _display(gt_root) if gt_root is not None else None,
+            "count": len(samples),
+            "train": len(train_s),
+            "val": len(val_s),
+            "split": {"val_fraction": cfg.val_fraction, "seed": cfg.seed, "by": "sha256 order"},
+            "image_list_sha256": data_sha,
+            "train_list_sha256": image_list_sha256(train_s),
+            "val_list_sha256": image_list_sha256(val_s),
+            "held_out_never_used": "PASCAL-S",
+        },
+        "teacher": {
+            "sha256": teacher_sha,
+            "source": _display(teacher_path) if teacher_path.is_file() else str(teacher),
+            "protocol": LABEL_PROTOCOL,
+        },
+        "student_input": "BT.601 luma (full-range 8-bit) of the RGB image, then "
+        f"vmafx_saliency.extract.preprocess semantics with {sidecar_path.name}",
+        "hyperparameters": asdict(cfg),
+        "loss": "BCE(logits, teacher map) + iou_weight * soft IoU",
+        "optimizer": "Adam, linear warm-up then cosine to min_lr",
+        "history": [asdict(h) for h in outcome.history],
+        "best_epoch": outcome.best_epoch,
+        "selection": "highest val max-F vs the teacher binarised at 0.5 (ties: lower val MAE)",
+        "train_seconds": round(outcome.seconds, 1),
+        "wall_seconds": round(wall, 1),
+        "label_seconds": round(labels.seconds, 1),
+        "output": {"file": onnx_path.name, "sha256": export.sha256},
+        "versions": versions,
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+    }
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "model_id": MODEL_ID,
+        "source": {
+            "type": "fork-trained",
+            "teacher": {"model": "u2netp_mirror_v1", "sha256": teacher_sha},
+            "training_record": record_path.name,
+            "licence": {"spdx": LICENSE_SPDX, "file": "LICENSE"},
+            "architecture": {
+                "source": "vmafx_saliency.nets.student.StudentUNet",
+                "widths": list(cfg.widths),
+                "stem_convs": cfg.stem_convs,
+            },
+        },
+        "export": {
+            "opset": OPSET,
+            "input_names": ["input"],
+            "output_names": ["saliency_map"],
+            "dynamic_axes": {"height": 2, "width": 3},
+            "exporter": "torch.onnx (TorchScript, dynamo=False)",
+            "versions": {
+                k: versions[k]
+                for k in ("vmafx_saliency", "torch", "onnx", "onnxruntime")
+                if k in versions
+            },
+        },
+        "output": {
+            "file": onnx_path.name,
+            "sha256": export.sha256,
+            "bytes": len(export.onnx_bytes),
+        },
+        "op_types": export.op_counts,
+        "params": export.params,
+        "macs_320x320": export.macs_320,
+        "parity": [fig.to_json() for fig in export.parity],
+    }
+    atomic_write_bytes(onnx_path, export.onnx_bytes, force=True)
+    atomic_write_bytes(manifest_path, _dump_json(manifest), force=True)
+    atomic_write_bytes(sidecar_path, _dump_json(student_sidecar().to_json()), force=True)
+    atomic_write_text(record_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return TrainResult(
+        out_dir, onnx_path, manifest_path, sidecar_path, record_path, export, outcome, labels, wall
+    )
+
+
+def _display(path: Path) -> str:
+    """A path relative to the project root when it is under it or its parent (no home dirs)."""
+    resolved = path.resolve()
+    for base, prefix in ((_PROJECT_ROOT, ""), (_PROJECT_ROOT.parent, "../")):
+        with contextlib.suppress(ValueError):
+            return prefix + str(resolved.relative_to(base))
+    return str(path)
+
+
+__all__ = [
+    "DEFAULT_IMAGES",
+    "MODEL_ID",
+    "STUDENT_PREPROCESSING",
+    "Arrays",
+    "EpochRecord",
+    "LabelStats",
+    "Sample",
+    "StudentExport",
+    "Teacher",
+    "TrainConfig",
+    "TrainOutcome",
+    "TrainResult",
+    "bt601_luma",
+    "collect_samples",
+    "deployment_input",
+    "ensure_labels",
+    "export_student",
+    "load_teacher",
+    "luma_plane",
+    "max_f_measure",
+    "run_training",
+    "split_samples",
+    "train_student",
+]

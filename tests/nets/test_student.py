@@ -1,0 +1,110 @@
+"""saliency_student_v2's architecture: size, cost, shapes, and a faithful export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from vmafx_saliency import contract, onnxscan  # noqa: E402
+from vmafx_saliency.export import count_ops  # noqa: E402
+from vmafx_saliency.nets.student import StudentUNet, count_macs, count_params  # noqa: E402
+from vmafx_saliency.nets.u2netp import U2NETP  # noqa: E402
+from vmafx_saliency.train import PARITY_TOLERANCE, export_student  # noqa: E402
+
+# What the exported graph may hold: the issue's list plus the exporter's shape ops.
+EXPECTED_OPS = {"Conv", "Relu", "MaxPool", "Resize", "Concat", "Sigmoid"}
+SHAPE_OPS = {"Shape", "Gather", "Slice", "Cast", "Unsqueeze", "Constant", "Identity"}
+
+
+def _randomised_bn(net: Any) -> Any:
+    """Non-trivial BatchNorm statistics, so folding them into the convs is really tested."""
+    gen = torch.Generator().manual_seed(1)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+            module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+    return net.eval()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared, loaded machine two threads thrash on tiny convs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def net() -> Any:
+    torch.manual_seed(0)
+    return _randomised_bn(StudentUNet())
+
+
+@pytest.fixture(scope="module")
+def exported(net: Any) -> Any:
+    return export_student(net)
+
+
+def test_param_count_is_in_the_budget(net: Any) -> None:
+    assert 100_000 <= count_params(net) <= 200_000
+
+
+def test_macs_are_at_most_a_twentieth_of_u2netp(net: Any) -> None:
+    student = count_macs(net, (320, 320))
+    # Every u2netp size divides by 2**5 at 160 and 320, so its MACs scale exactly
+    # with the pixel count: counting at 160x160 is 4x cheaper and exact.
+    teacher = 4 * count_macs(U2NETP(3, 1), (160, 160))
+    assert 19e9 < teacher < 21e9  # DESIGN: about 19.8 GMAC
+    assert student * 20 <= teacher
+
+
+def test_count_macs_counts_a_known_conv() -> None:
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1))
+    assert count_macs(conv, (10, 12)) == 8 * 10 * 12 * 3 * 9
+
+
+@pytest.mark.parametrize("size", [(320, 320), (37, 53), (333, 517), (1, 1)])
+def test_output_shape_and_range_at_any_size(net: Any, size: tuple[int, int]) -> None:
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, *size) * 2)
+    assert tuple(out.shape) == (1, 1, *size)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_export_is_faithful_and_folded(exported: Any) -> None:
+    assert {(f.height, f.width) for f in exported.parity} >= {(320, 320), (333, 517)}
+    assert all(f.max_abs_diff <= PARITY_TOLERANCE <= 1e-4 for f in exported.parity)
+    assert "BatchNormalization" not in exported.op_counts
+    assert set(exported.op_counts) <= EXPECTED_OPS | SHAPE_OPS
+    assert set(exported.op_counts) >= EXPECTED_OPS
+    assert exported.op_counts == count_ops(exported.onnx_bytes)
+
+
+def test_export_passes_the_scanner_and_the_contract(exported: Any) -> None:
+    report = onnxscan.scan_bytes(exported.onnx_bytes, path="student")
+    assert report.violations == ()
+    assert set(report.ops) <= onnxscan.load_allowlist()
+    checked = contract.check_contract_bytes(exported.onnx_bytes, source="student")
+    assert checked.runs and all(0.0 <= r.minimum <= r.maximum <= 1.0 for r in checked.runs)
+    assert len(exported.onnx_bytes) < 1_000_000
+
+
+def test_export_runs_at_odd_sizes_in_onnx_runtime(exported: Any, net: Any) -> None:
+    session = contract.make_session(exported.onnx_bytes, source="student")
+    x = np.random.default_rng(0).standard_normal((1, 3, 41, 67)).astype(np.float32)
+    got = session.run(None, {"input": x})[0]
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    assert got.shape == (1, 1, 41, 67)
+    assert float(np.abs(got - want).max()) <= PARITY_TOLERANCE

@@ -1,0 +1,312 @@
+"""Student training: deployment input, split, label cache, resume, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("PIL")
+
+from vmafx_saliency import _cli_train, contract, onnxscan, train  # noqa: E402
+from vmafx_saliency._util import sha256_bytes  # noqa: E402
+from vmafx_saliency.errors import UsageError  # noqa: E402
+from vmafx_saliency.extract import preprocess  # noqa: E402
+from vmafx_saliency.nets.student import StudentUNet  # noqa: E402
+from vmafx_saliency.registry import Preprocessing, Sidecar  # noqa: E402
+
+TINY = train.TrainConfig(
+    epochs=3, batch_size=2, crop=48, steps_per_epoch=3, val_fraction=0.34, lr=1e-2
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared, loaded machine two threads thrash on tiny convs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def six_images(tmp_path_factory: pytest.TempPathFactory, images_dir: Path) -> Path:
+    """Six of the shared demo images (mixed sizes, RGB and RGBA)."""
+    folder = tmp_path_factory.mktemp("train-images")
+    for path in train.list_images(images_dir)[:6]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weights teacher ONNX that meets the contract (fast labels)."""
+    torch.manual_seed(3)
+    data = train.student_onnx_bytes(StudentUNet((4, 4, 8), stem_convs=1))
+    path = tmp_path_factory.mktemp("teacher") / "tiny_teacher.onnx"
+    path.write_bytes(data)
+    return path
+
+
+# --- deployment input -------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(320, 320), (333, 517)])
+def test_deployment_input_equals_extract_preprocess(
+    images_dir: Path, size: tuple[int, int]
+) -> None:
+    for path in train.list_images(images_dir)[:3]:
+        rgb = train.load_rgb(path)
+        want = preprocess(
+            train.bt601_luma(rgb),
+            bit_depth=8,
+            color_range="full",
+            pre=train.STUDENT_PREPROCESSING,
+            size=size,
+        )
+        got = train.deployment_input(torch.from_numpy(train.luma_plane(rgb, size))[None]).numpy()
+        assert got.shape == want.shape == (1, 3, *size)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_deployment_input_keeps_a_black_frame_black_and_honours_unit_range() -> None:
+    black = np.zeros((40, 60, 3), dtype=np.uint8)
+    pre = train.STUDENT_PREPROCESSING
+    got = train.deployment_input(torch.from_numpy(train.luma_plane(black, (40, 60)))[None])
+    want = preprocess(
+        np.zeros((40, 60), np.uint8), bit_depth=8, color_range="full", pre=pre, size=(40, 60)
+    )
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+    unit = Preprocessing(
+        "luma_tile", (40, 60), "unit_range", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "auto"
+    )
+    grey = np.full((40, 60, 3), 128, dtype=np.uint8)
+    got = train.deployment_input(torch.from_numpy(train.luma_plane(grey, (40, 60)))[None], unit)
+    want = preprocess(
+        train.bt601_luma(grey), bit_depth=8, color_range="full", pre=unit, size=(40, 60)
+    )
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+
+
+def test_bt601_luma_of_primaries() -> None:
+    rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]], dtype=np.uint8)
+    assert train.bt601_luma(rgb).tolist() == [[76, 150, 29, 255]]
+
+
+# --- data and split ---------------------------------------------------------
+
+
+def test_split_is_fixed_disjoint_and_complete(six_images: Path) -> None:
+    samples = train.collect_samples([six_images])
+    a_train, a_val = train.split_samples(samples, val_fraction=0.34, seed=0)
+    b_train, b_val = train.split_samples(list(reversed(samples)), val_fraction=0.34, seed=0)
+    assert (a_train, a_val) == (b_train, b_val)  # independent of listing order
+    names_train = {s.sha256 for s in a_train}
+    names_val = {s.sha256 for s in a_val}
+    assert not names_train & names_val
+    assert names_train | names_val == {s.sha256 for s in samples}
+    assert len(a_val) == 2
+
+
+def test_duplicate_folders_do_not_leak_across_the_split(six_images: Path) -> None:
+    samples = train.collect_samples([six_images, six_images])
+    assert len(samples) == 6
+
+
+@pytest.mark.parametrize("name", ["pascal-s", "PASCAL_S", "pascals"])
+def test_pascal_s_is_refused(tmp_path: Path, name: str) -> None:
+    folder = tmp_path / name / "images"
+    folder.mkdir(parents=True)
+    with pytest.raises(UsageError, match="held-out"):
+        train.collect_samples([folder])
+    with pytest.raises(UsageError, match="held-out"):
+        train.collect_samples([], gt_root=tmp_path / name)
+
+
+def test_default_data_is_not_pascal_s() -> None:
+    train.refuse_held_out(train.DEFAULT_IMAGES)
+    assert "pascal" not in str(train.DEFAULT_IMAGES).lower()
+
+
+# --- label cache ------------------------------------------------------------
+
+
+def test_label_cache_is_reused_and_records_provenance(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    samples = train.collect_samples([six_images])
+    sha = sha256_bytes(tiny_teacher.read_bytes())
+    calls: list[int] = []
+
+    def factory() -> train.Teacher:
+        calls.append(1)
+        return train.load_teacher(tiny_teacher)
+
+    first = train.ensure_labels(samples, factory, tmp_path, teacher_sha256=sha)
+    assert (first.computed, first.reused) == (6, 0)
+    assert first.cache_dir == tmp_path / sha[:16]
+    label = train.png_to_label(first.cache_dir / f"{samples[0].sha256}.png")
+    assert label.shape == train.LABEL_SIZE
+    stamps = {p.name: p.stat().st_mtime_ns for p in first.cache_dir.glob("*.png")}
+
+    second = train.ensure_labels(samples, factory, tmp_path, teacher_sha256=sha)
+    assert (second.computed, second.reused) == (0, 6)
+    assert calls == [1]  # a fully cached run never builds a teacher session
+    assert {p.name: p.stat().st_mtime_ns for p in first.cache_dir.glob("*.png")} == stamps
+
+    provenance = json.loads((first.cache_dir / "provenance.json").read_text())
+    assert provenance["teacher_sha256"] == sha
+    assert provenance["protocol"]["size"] == [320, 320]
+    assert "raw" in provenance["protocol"]["output"]
+    assert provenance["images"] == {s.sha256: s.path.name for s in samples}
+    assert "torch" in provenance["versions"]
+
+
+def test_a_teacher_with_another_hash_is_refused(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    samples = train.collect_samples([six_images])[:1]
+    with pytest.raises(Exception, match="cache key"):
+        train.ensure_labels(
+            samples, lambda: train.load_teacher(tiny_teacher), tmp_path, teacher_sha256="0" * 64
+        )
+
+
+# --- training ---------------------------------------------------------------
+
+
+def _arrays(n: int, seed: int) -> train.Arrays:
+    rng = np.random.default_rng(seed)
+    luma = rng.random((n, 40, 40), dtype=np.float32)
+    yy, xx = np.mgrid[:40, :40]
+    blob = ((yy - 20) ** 2 + (xx - 20) ** 2 < 120).astype(np.float32)
+    label = np.repeat(blob[None], n, axis=0) * rng.uniform(0.6, 1.0, (n, 1, 1)).astype(np.float32)
+    return train.Arrays(luma, label, tuple(f"{i}" for i in range(n)))
+
+
+def test_resume_reaches_the_same_weights(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, crop=32)
+    data, val = _arrays(6, 0), _arrays(2, 1)
+    whole = train.train_student(cfg, data, val, checkpoint=tmp_path / "a.pt")
+    part = train.train_student(cfg, data, val, checkpoint=tmp_path / "b.pt", stop_after=1)
+    assert part.interrupted and len(part.history) == 1
+    resumed = train.train_student(cfg, data, val, checkpoint=tmp_path / "b.pt", resume=True)
+    assert [h.epoch for h in resumed.history] == [1, 2, 3]
+    strip = [dataclasses.replace(h, seconds=0.0) for h in whole.history]
+    assert [dataclasses.replace(h, seconds=0.0) for h in resumed.history] == strip
+    a = torch.load(tmp_path / "a.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_other_options_is_refused(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, crop=32, epochs=2)
+    data, val = _arrays(4, 0), _arrays(2, 1)
+    train.train_student(cfg, data, val, checkpoint=tmp_path / "c.pt", stop_after=1)
+    with pytest.raises(UsageError, match="hyper-parameters"):
+        train.train_student(
+            dataclasses.replace(cfg, lr=1e-4), data, val, checkpoint=tmp_path / "c.pt", resume=True
+        )
+
+
+def test_max_f_measure() -> None:
+    gt = np.zeros((10, 10), bool)
+    gt[2:6, 2:6] = True
+    assert train.max_f_measure(gt.astype(np.float32), gt) == pytest.approx(1.0)
+    assert train.max_f_measure(np.zeros((10, 10), np.float32), gt) < 0.5
+
+
+def test_train_end_to_end_on_six_images(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path, images_dir: Path
+) -> None:
+    out = tmp_path / "run"
+    result = train.run_training(
+        out_dir=out,
+        image_dirs=[six_images],
+        teacher=tiny_teacher,
+        cache_root=tmp_path / "cache",
+        cfg=TINY,
+        parity_images=images_dir,
+        progress=None,
+    )
+    losses = [h.train_loss for h in result.outcome.history]
+    assert losses[-1] < losses[0]
+    data = result.onnx.read_bytes()
+    assert onnxscan.scan_bytes(data).violations == ()
+    contract.check_contract_bytes(data, source="student")
+    manifest = json.loads(result.manifest.read_text())
+    assert manifest["model_id"] == "saliency_student_v2"
+    assert manifest["output"]["sha256"] == sha256_bytes(data)
+    assert manifest["source"]["type"] == "fork-trained"
+    assert "BatchNormalization" not in manifest["op_types"]
+    assert all(p["max_abs_diff"] <= 1e-4 for p in manifest["parity"])
+    record = json.loads(result.record.read_text())
+    assert record["data"]["count"] == 6 and record["data"]["val"] == 2
+    assert record["teacher"]["sha256"] == sha256_bytes(tiny_teacher.read_bytes())
+    assert len(record["history"]) == TINY.epochs
+    assert Sidecar.load(result.sidecar).preprocessing == train.STUDENT_PREPROCESSING
+    # A second run without --force refuses to clobber the outputs.
+    with pytest.raises(Exception, match="already exists"):
+        train.run_training(
+            out_dir=out,
+            image_dirs=[six_images],
+            teacher=tiny_teacher,
+            cache_root=tmp_path / "cache",
+            cfg=TINY,
+            progress=None,
+        )
+
+
+def test_cli_registers_train() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+
+    def add(subparsers: Any, name: str, *, help: str, example: str, handler: Any) -> Any:
+        p = subparsers.add_parser(name, help=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    _cli_train.register(sub, add)
+    args = parser.parse_args(["train", "--out", "x", "--widths", "8,16,24", "--epochs", "2"])
+    assert args.widths == (8, 16, 24) and args.epochs == 2 and args.handler is not None
+
+
+def test_cli_defaults_equal_the_library_defaults() -> None:
+    lib = train.TrainConfig()
+    for name, value in dataclasses.asdict(_cli_train.DEFAULTS).items():
+        assert getattr(lib, name) == value, name
+    assert _cli_train.DEFAULT_TEACHER == train.DEFAULT_TEACHER
+
+
+def test_gt_root_pairs_use_their_masks_not_the_teacher(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    from PIL import Image
+
+    root = tmp_path / "duts-like"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for path in train.list_images(six_images)[:2]:
+        shutil.copy(path, root / "images" / path.name)
+        Image.new("L", (50, 40), 255).save(root / "masks" / f"{path.stem}.png")
+    samples = train.collect_samples([], gt_root=root)
+    assert len(samples) == 2 and all(s.mask is not None for s in samples)
+    sha = sha256_bytes(tiny_teacher.read_bytes())
+    stats = train.ensure_labels(
+        samples, lambda: train.load_teacher(tiny_teacher), tmp_path, teacher_sha256=sha
+    )
+    assert stats.computed == 0
+    arrays = train.load_arrays(samples, stats.cache_dir, (32, 32))
+    assert arrays.label.shape == (2, 32, 32)
+    assert float(arrays.label.min()) == pytest.approx(1.0, abs=1e-6)
