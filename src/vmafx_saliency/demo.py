@@ -1,5 +1,10 @@
 """`make demo`: the main job on the embedded default, step by step.
 
+First the extractor runs on a generated clip with the registry's default model
+(the shipped student, no checkpoint needed). Then, when the u2netp checkpoint
+is available, the mirror's supply chain runs and the mirror is shown beside the
+default on the same clip.
+
 The supply chain of the u2netp mirror: export it from the shared fixture (or
 from the checkpoint named by ``VMAFX_U2NETP_CHECKPOINT``), scan it, check its
 contract, make a signing key once (in the user's config folder), sign the
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vmafx_saliency.errors import OutputExistsError, VmafxSaliencyError
+from vmafx_saliency.extract import JobResult
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CHECKPOINT = ROOT.parent / "shared" / "fixtures" / "u2netp" / "u2netp_bnfold_fp16.pth"
@@ -42,6 +48,11 @@ def signing_key_path() -> Path:
 
 def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
+
+
+def _checkpoint_available() -> bool:
+    named = os.environ.get("VMAFX_U2NETP_CHECKPOINT")
+    return Path(named).is_file() if named else DEFAULT_CHECKPOINT.is_file()
 
 
 def _checkpoint() -> Path:
@@ -156,23 +167,24 @@ def _probe_input() -> tuple[str, np.ndarray]:
     return "synthetic noise", rng.normal(size=(1, 3, 320, 320)).astype(np.float32)
 
 
-def _extract(video: Path | None, model_id: str) -> None:
-    from vmafx_saliency import extract
+def _demo_video(video: Path | None) -> Path:
     from vmafx_saliency.democlip import write_demo_clip
-    from vmafx_saliency.output import pool_metrics
-    from vmafx_saliency.registry import Registry
 
-    if video is None:
-        video = write_demo_clip(DEMO_DIR / "demo_clip.y4m")
-        print(f"generated the embedded demo clip {video.relative_to(ROOT)} (synthetic, ours)")
-    default = Registry.load().default_or_none(extract.EXTRACTOR)
-    chosen = default.id if default is not None else model_id
-    if default is None:
-        print(f"no mobilesal default is registered yet: using {model_id}")
-    out = DEMO_DIR / "saliency.json"
+    if video is not None:
+        return video
+    clip = write_demo_clip(DEMO_DIR / "demo_clip.y4m")
+    print(f"generated the embedded demo clip {clip.relative_to(ROOT)} (synthetic, ours)")
+    return clip
+
+
+def _extract(video: Path, model_id: str | None, out: Path) -> JobResult:
+    """Run the extractor (the registry default when ``model_id`` is None) and print a table."""
+    from vmafx_saliency import extract
+    from vmafx_saliency.output import pool_metrics
+
     job = extract.run_job(
         extract.VideoInput(path=video),
-        extract.ModelChoice(model_id=chosen),
+        extract.ModelChoice(model_id=model_id),
         extract.Outputs(output=out, fmt="json", force=True),
         progress=sys.stderr.isatty(),
     )
@@ -190,43 +202,62 @@ def _extract(video: Path | None, model_id: str) -> None:
         )
     infer_h, infer_w = job.extraction.infer_size
     print(
-        f"{len(records)} frames with {chosen} at {infer_w}x{infer_h}, "
-        f"{job.run.fps:.1f} frames/s; vmaf-format JSON in {out.relative_to(ROOT)}"
+        f"{len(records)} frames with {job.run.model_id} at {infer_w}x{infer_h}, "
+        f"{job.extraction.fps:.1f} frames/s; vmaf-format JSON in {out.relative_to(ROOT)}"
+    )
+    return job
+
+
+def _side_by_side(student: JobResult, mirror: JobResult) -> None:
+    a = np.array([r.metrics["saliency_mean"] for r in student.records])
+    b = np.array([r.metrics["saliency_mean"] for r in mirror.records])
+    name_a, name_b = student.run.model_id, mirror.run.model_id
+    print(f"{'frame':>6} {name_a:>22} {name_b:>22}")
+    step = max(1, len(a) // 12)
+    for index in range(0, len(a), step):
+        frame = student.records[index].frame_num
+        print(f"{frame:>6} {a[index]:>22.6f} {b[index]:>22.6f}")
+    pearson = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+    speed = student.extraction.fps / mirror.extraction.fps if mirror.extraction.fps else 0.0
+    print(
+        f"saliency_mean agreement: Pearson {pearson:.3f}, mean |difference| "
+        f"{float(np.abs(a - b).mean()):.4f}; {name_a} ran {speed:.1f}x the frames/s of {name_b}"
     )
 
 
-def run(*, force: bool, video: Path | None = None) -> None:
-    from vmafx_saliency import contract, loader, onnxscan
+def _mirror_chain(*, force: bool) -> tuple[str, str]:
+    """Export, scan, contract, key, sign, verify, register, load, release: the supply chain."""
+    from vmafx_saliency import contract, loader, onnxscan, release
     from vmafx_saliency.registry import Registry
     from vmafx_saliency.signing import Verifier, verify_model
 
-    _step("1. export the u2netp mirror")
+    _step("2. export the u2netp mirror")
     checkpoint = _checkpoint()
     print(f"checkpoint: {checkpoint}")
     model = _export_mirror(checkpoint, force=force)
 
-    _step("2. scan it against the op allowlist")
+    _step("3. scan it against the op allowlist")
     report = onnxscan.scan_file(model)
     print(report.render())
     report.raise_for_violations()
 
-    _step("3. check the deployment contract")
+    _step("4. check the deployment contract")
     print(contract.check_contract_file(model).render())
 
-    _step("4. signing key (made once, in your config folder)")
+    _step("5. signing key (made once, in your config folder)")
     private, public = _key_pair()
 
-    _step("5. sign the model")
+    _step("6. sign the model")
     bundle = _signed_bundle(model, private, public)
 
-    _step("6. verify the bundle")
+    _step("7. verify the bundle")
     sig = verify_model(model, bundle=bundle, verifier=Verifier.from_public_key(public))
     print(f"signature OK ({sig.method}; signer {sig.signer}; sha256 {sig.sha256[:16]}...)")
 
-    _step("7. register it in the overlay registry (not a tracked file)")
+    _step("8. register it in the overlay registry (not a tracked file)")
     model_id = _register(model, bundle, public)
 
-    _step("8. load it through the loader gate and run one inference")
+    _step("9. load it through the loader gate and run one inference")
     entry = Registry.load().get(model_id)
     loaded = loader.load_entry(entry)
     layers = "path, identity, " + ("signature, " if loaded.signature else "") + "content, contract"
@@ -238,25 +269,41 @@ def run(*, force: bool, video: Path | None = None) -> None:
         f"mean {float(saliency.mean()):.4f}, max {float(saliency.max()):.4f}"
     )
 
-    _step("9. stage the release assets and verify the staged folder")
-    from vmafx_saliency import release
-
+    _step("10. stage the release assets and verify the staged folder")
     staged = release.stage(model_id, out=RELEASE_DIR)
     print(staged.render())
     verified = release.verify(RELEASE_DIR)
     print(verified.render())
     if not verified.ok:
         raise VmafxSaliencyError(f"{RELEASE_DIR}: the staged release does not verify")
+    summary = (
+        f"{model.relative_to(ROOT)}: {report.size:,} bytes; scan ALLOWED; contract OK; "
+        f"signed and verified; registered as {model_id}; loaded through the gate; release verified"
+    )
+    return model_id, summary
 
-    _step("10. the main job: per-frame saliency features in vmaf's JSON format")
-    _extract(video, model_id)
+
+def run(*, force: bool, video: Path | None = None) -> None:
+    _step("1. the main job: per-frame saliency with the registry's default model")
+    clip = _demo_video(video)
+    student = _extract(clip, None, DEMO_DIR / "saliency.json")
+
+    if not _checkpoint_available():
+        _step("the u2netp mirror")
+        print(
+            "skipped: no u2netp checkpoint (put ../shared beside the project or set "
+            "VMAFX_U2NETP_CHECKPOINT) - the default model above needs none"
+        )
+        return
+    model_id, summary = _mirror_chain(force=force)
+
+    _step("11. the mirror beside the default on the same clip")
+    mirror = _extract(clip, model_id, DEMO_DIR / "saliency_mirror.json")
+    _side_by_side(student, mirror)
 
     _step("summary")
-    print(
-        f"{model.relative_to(ROOT)}: {report.size:,} bytes, {sum(report.ops.values())} nodes "
-        f"of {len(report.ops)} op types; scan ALLOWED; contract OK; signed and verified; "
-        f"registered as {model_id}; loaded through the gate"
-    )
+    print(f"default model: {student.run.model_id}, {len(student.records)} frames")
+    print(summary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
