@@ -29,6 +29,7 @@ torch, onnx and Pillow are imported lazily (the ``export`` extra).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -454,6 +455,8 @@ class TrainConfig:
     stem_convs: int = 1
     size: tuple[int, int] = (320, 320)
     steps_per_epoch: int | None = None  # None: one pass over the training split
+    l1_weight: float = 0.0  # + l1_weight * mean |sigmoid(logits) - target|
+    init_from: str | None = None  # a train checkpoint to start from (widened if narrower)
 
 
 @dataclass(frozen=True)
@@ -464,6 +467,8 @@ class EpochRecord:
     val_max_f: float
     lr: float
     seconds: float
+    extra_val_mae: float | None = None  # the train-only held-out set (e.g. video clips)
+    extra_val_max_f: float | None = None
 
 
 def _seed_everything(torch: Any, seed: int) -> None:
@@ -509,14 +514,17 @@ def _augment_batch(
     return deployment_input(torch.stack(xs)), torch.stack(ys)[:, None]
 
 
-def _loss(torch: Any, logits: Any, target: Any, iou_weight: float) -> Any:
+def _loss(torch: Any, logits: Any, target: Any, iou_weight: float, l1_weight: float = 0.0) -> Any:
     functional = require("torch.nn.functional", purpose="training")
     bce = functional.binary_cross_entropy_with_logits(logits, target)
     prob = torch.sigmoid(logits)
     inter = (prob * target).sum(dim=(1, 2, 3))
     union = (prob + target - prob * target).sum(dim=(1, 2, 3))
     iou = 1.0 - (inter + 1.0) / (union + 1.0)
-    return bce + iou_weight * iou.mean()
+    loss = bce + iou_weight * iou.mean()
+    if l1_weight:
+        loss = loss + l1_weight * (prob - target).abs().mean()
+    return loss
 
 
 def max_f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3) -> float:
@@ -581,6 +589,7 @@ def train_student(
     resume: bool = False,
     stop_after: int | None = None,
     progress: TextIO | None = None,
+    extra_val: Arrays | None = None,
 ) -> TrainOutcome:
     """Train, checkpointing after every epoch; ``stop_after`` simulates an interruption.
 
@@ -591,6 +600,11 @@ def train_student(
     torch = _torch()
     _seed_everything(torch, cfg.seed)
     net = build_student(cfg)
+    if cfg.init_from and not (resume and checkpoint.is_file()):
+        from vmafx_saliency.nets.student import widen_from
+
+        init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+        widen_from(net, init["best_state"], tuple(init["config"]["widths"]))
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(train.luma)
     steps = cfg.steps_per_epoch or max(1, n // cfg.batch_size)
@@ -632,17 +646,22 @@ def train_student(
                 group["lr"] = lr
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x, y = _augment_batch(torch, train, idx, rng, cfg)
-            loss = _loss(torch, net.forward_logits(x), y, cfg.iou_weight)
+            loss = _loss(torch, net.forward_logits(x), y, cfg.iou_weight, cfg.l1_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
         val_mae, val_f = evaluate_val(torch, net, val)
+        extra = evaluate_val(torch, net, extra_val) if extra_val is not None else None
         seconds = time.perf_counter() - start
         elapsed += seconds
         record = EpochRecord(
             epoch, float(np.mean(losses)), round(val_mae, 6), round(val_f, 6), lr, round(seconds, 1)
         )
+        if extra is not None:
+            record = dataclasses.replace(
+                record, extra_val_mae=round(extra[0], 6), extra_val_max_f=round(extra[1], 6)
+            )
         history.append(record)
         key = (val_f, -val_mae)
         if key > best_key:
@@ -652,6 +671,7 @@ def train_student(
             print(
                 f"epoch {epoch}/{cfg.epochs}: loss {record.train_loss:.4f}  val MAE {val_mae:.4f}  "
                 f"val maxF {val_f:.4f}  lr {lr:.2e}  {seconds:.0f} s"
+                + (f"  extra-val MAE {extra[0]:.4f} maxF {extra[1]:.4f}" if extra else "")
                 + ("  *best" if best_epoch == epoch else ""),
                 file=progress,
                 flush=True,
@@ -845,6 +865,8 @@ def run_training(
     progress: TextIO | None = sys.stderr,
     command: Sequence[str] = (),
     threads: int | None = None,
+    train_only_dirs: Sequence[Path] = (),
+    extra_val_dirs: Sequence[Path] = (),
 ) -> TrainResult:
     """Label, train, export; every output lands in ``out_dir``.
 
@@ -865,6 +887,17 @@ def run_training(
             check_can_write(path, force=force)
     samples = collect_samples(list(image_dirs), gt_root, limit=limit)
     train_s, val_s = split_samples(samples, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    # Train-only folders (e.g. frames of video clips) never enter the split, and the
+    # extra validation folders (whole held-out clips) are reported, never selected on.
+    seen = {s.sha256 for s in samples}
+    extra_train: list[Sample] = []
+    if train_only_dirs:
+        extra_train = [s for s in collect_samples(list(train_only_dirs)) if s.sha256 not in seen]
+    seen |= {s.sha256 for s in extra_train}
+    extra_val_s: list[Sample] = []
+    if extra_val_dirs:
+        extra_val_s = [s for s in collect_samples(list(extra_val_dirs)) if s.sha256 not in seen]
+    train_s = train_s + extra_train
     teacher_path = Path(teacher)
     teacher_sha = sha256_file(teacher_path) if teacher_path.is_file() else ""
     teacher_obj: Teacher | None = None
@@ -873,7 +906,7 @@ def run_training(
         teacher_sha = teacher_obj.sha256
     root = cache_root if cache_root is not None else default_cache_root()
     labels = ensure_labels(
-        samples,
+        [*samples, *extra_train, *extra_val_s],
         teacher_obj if teacher_obj is not None else (lambda: load_teacher(teacher)),
         root,
         teacher_sha256=teacher_sha,
@@ -888,6 +921,7 @@ def run_training(
         )
     train_a = load_arrays(train_s, labels.cache_dir, cfg.size)
     val_a = load_arrays(val_s, labels.cache_dir, cfg.size)
+    extra_val_a = load_arrays(extra_val_s, labels.cache_dir, cfg.size) if extra_val_s else None
     out_dir.mkdir(parents=True, exist_ok=True)
     outcome = train_student(
         cfg,
@@ -897,6 +931,7 @@ def run_training(
         resume=resume,
         stop_after=stop_after,
         progress=progress,
+        extra_val=extra_val_a,
     )
     net = build_student(cfg)
     net.load_state_dict(outcome.best_state)
@@ -923,6 +958,18 @@ def run_training(
             "train_list_sha256": image_list_sha256(train_s),
             "val_list_sha256": image_list_sha256(val_s),
             "held_out_never_used": "PASCAL-S",
+            **(
+                {
+                    "train_only_dirs": [_display(p) for p in train_only_dirs],
+                    "train_only": len(extra_train),
+                    "extra_val_dirs": [_display(p) for p in extra_val_dirs],
+                    "extra_val": len(extra_val_s),
+                    "extra_val_list_sha256": image_list_sha256(extra_val_s),
+                    "extra_val_role": "reported per epoch, never used for selection",
+                }
+                if train_only_dirs or extra_val_dirs
+                else {}
+            ),
         },
         "teacher": {
             "sha256": teacher_sha,
@@ -932,7 +979,8 @@ def run_training(
         "student_input": "BT.601 luma (full-range 8-bit) of the RGB image, then "
         f"vmafx_saliency.extract.preprocess semantics with {sidecar_path.name}",
         "hyperparameters": asdict(cfg),
-        "loss": "BCE(logits, teacher map) + iou_weight * soft IoU",
+        "loss": "BCE(logits, teacher map) + iou_weight * soft IoU"
+        + (" + l1_weight * L1(map, teacher map)" if cfg.l1_weight else ""),
         "optimizer": "Adam, linear warm-up then cosine to min_lr",
         "history": [asdict(h) for h in outcome.history],
         "best_epoch": outcome.best_epoch,

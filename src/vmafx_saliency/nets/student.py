@@ -124,3 +124,47 @@ def count_macs(module: nn.Module, size: tuple[int, int] = (320, 320)) -> int:
             handle.remove()
         module.train(was_training)
     return total
+
+
+def widen_from(net: StudentUNet, old_state: dict[str, Tensor], old_widths: Sequence[int]) -> None:
+    """Load a narrower StudentUNet's weights into ``net`` so it computes the same map.
+
+    Function-preserving widening (Net2Net-like): every old output channel keeps
+    its weights at its old input channels and gets zero weight on the new ones;
+    the new output channels keep their random initialisation. The old channels'
+    outputs (and so the head's map) are unchanged in eval mode, and the zero
+    weights still receive gradients, so training grows into the new channels.
+    Both nets must have the same depth and ``stem_convs``.
+    """
+    old_widths = tuple(int(w) for w in old_widths)
+    if len(old_widths) != len(net.widths):
+        raise ValueError(f"widths {old_widths} and {net.widths} differ in depth")
+    new_state = net.state_dict()
+
+    def conv_in_map(name: str) -> list[int] | None:
+        # Decoder j concatenates [deeper map, skip]: remap the two blocks.
+        if not name.startswith("decoders."):
+            return None
+        j = int(name.split(".")[1])
+        depth = len(net.widths) - 1
+        old_prev = old_widths[-1] if j == 0 else old_widths[depth - j]
+        new_prev = net.widths[-1] if j == 0 else net.widths[depth - j]
+        old_skip = old_widths[depth - 1 - j]
+        return list(range(old_prev)) + [new_prev + k for k in range(old_skip)]
+
+    with torch.no_grad():
+        for key, old in old_state.items():
+            new = new_state[key]
+            if old.shape == new.shape and not key.startswith("decoders."):
+                new.copy_(old)
+                continue
+            if old.dim() == 0:
+                new.copy_(old)
+            elif old.dim() == 1:
+                new[: old.shape[0]] = old
+            else:
+                out_n, in_n = old.shape[:2]
+                in_map = conv_in_map(key) or list(range(in_n))
+                new[:out_n] = 0.0
+                new[:out_n, in_map] = old
+    net.load_state_dict(new_state)
