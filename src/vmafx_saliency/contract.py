@@ -165,6 +165,9 @@ def make_session(data: bytes, *, source: str, threads: int | None = None) -> Any
     # Bytes that also look like ORT format ('ORTM' at offset 4) must still load as ONNX,
     # the format the scanner checked.
     options.add_session_config_entry("session.load_model_format", "ONNX")
+    # Idle intra-op threads must sleep, not spin: the extractor's decode and
+    # pre-processing thread needs the same cores between two inferences.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
     try:

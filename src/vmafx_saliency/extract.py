@@ -102,9 +102,13 @@ def preprocess(
     # An unknown YUV range means limited, as in video.
     auto = pre.luma_range == "auto"
     limited = color_range != "full" if auto else pre.luma_range == "limited"
+    if luma.shape != size:
+        # Resize the raw samples first: the range conversion is affine, so it
+        # commutes with the (linear) resize, and it then touches 320x320 values
+        # instead of a whole HD frame. Only the clip of sub-black/super-white
+        # samples moves after the averaging.
+        luma = resize_plane(luma.astype(np.float32), size)
     plane = luma_to_unit(luma, bit_depth=bit_depth, limited=limited)
-    if plane.shape != size:
-        plane = resize_plane(plane, size)
     if pre.scaling == "divide_by_max":
         # Upstream divides by the image maximum after resizing; a black frame stays black.
         peak = float(plane.max())

@@ -254,9 +254,10 @@ def luma_plane(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from vmafx_saliency.extract import luma_to_unit
     from vmafx_saliency.resize import resize_plane
 
-    plane = luma_to_unit(bt601_luma(rgb), bit_depth=8, limited=False)
-    if plane.shape != size:
-        plane = resize_plane(plane, size)
+    luma = bt601_luma(rgb)
+    if luma.shape != size:  # same order as extract.preprocess: resize, then range
+        luma = resize_plane(luma.astype(np.float32), size)
+    plane = luma_to_unit(luma, bit_depth=8, limited=False)
     return np.ascontiguousarray(plane, dtype=np.float32)
 
 
