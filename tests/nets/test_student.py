@@ -108,3 +108,15 @@ def test_export_runs_at_odd_sizes_in_onnx_runtime(exported: Any, net: Any) -> No
         want = net(torch.from_numpy(x)).numpy()
     assert got.shape == (1, 1, 41, 67)
     assert float(np.abs(got - want).max()) <= PARITY_TOLERANCE
+
+
+def test_widen_from_preserves_the_map() -> None:
+    from vmafx_saliency.nets.student import StudentUNet, widen_from
+
+    torch.manual_seed(0)
+    old = StudentUNet((4, 6, 8, 8)).eval()
+    new = StudentUNet((4, 6, 12, 16))
+    widen_from(new, old.state_dict(), (4, 6, 8, 8))
+    x = torch.rand(1, 3, 37, 45)
+    with torch.no_grad():
+        assert torch.allclose(old(x), new.eval()(x), atol=1e-5)
