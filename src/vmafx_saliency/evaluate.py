@@ -1845,17 +1845,10 @@ def _series(
 ) -> tuple[list[int], list[float], dict[int, np.ndarray]]:
     """One model over one clip through the extractor; the block grid of each frame's map."""
     from vmafx_saliency import extract
-    from vmafx_saliency.frames import open_video, select_frames
+    from vmafx_saliency.frames import select_frames
 
     grids: dict[int, np.ndarray] = {}
-    with open_video(
-        video.path,
-        width=video.width,
-        height=video.height,
-        pixel_format=video.pixel_format,
-        fps=video.fps,
-        color_range=video.color_range,
-    ) as source:
+    with video.open() as source:
         info = source.info
         frame_hw = (info.height, info.width)
 

@@ -32,7 +32,7 @@ from vmafx_saliency.errors import ExtractionError, UsageError
 from vmafx_saliency.resize import resize_plane
 
 if TYPE_CHECKING:
-    from vmafx_saliency.frames import Frame
+    from vmafx_saliency.frames import Frame, FrameSource
     from vmafx_saliency.loader import LoadedModel
     from vmafx_saliency.output import FrameRecord, RunInfo
     from vmafx_saliency.registry import Preprocessing
@@ -379,6 +379,19 @@ class VideoInput:
     end: int | None = None
     subsample: int = 1
 
+    def open(self) -> FrameSource:
+        """Open the video for streaming with the geometry and overrides given."""
+        from vmafx_saliency.frames import open_video
+
+        return open_video(
+            self.path,
+            width=self.width,
+            height=self.height,
+            pixel_format=self.pixel_format,
+            fps=self.fps,
+            color_range=self.color_range,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class Outputs:
@@ -478,18 +491,11 @@ def run_job(
 ) -> JobResult:
     """The extractor end to end: open, load, extract, write. No partial output on failure."""
     from vmafx_saliency import __version__
-    from vmafx_saliency.frames import open_video, select_frames
+    from vmafx_saliency.frames import select_frames
     from vmafx_saliency.output import FrameRecord, RunInfo
 
     _check_outputs(outputs)
-    source = open_video(
-        video.path,
-        width=video.width,
-        height=video.height,
-        pixel_format=video.pixel_format,
-        fps=video.fps,
-        color_range=video.color_range,
-    )
+    source = video.open()
     with source:
         info = source.info
         loaded, pre = load_model(model, threads=threads or default_threads())

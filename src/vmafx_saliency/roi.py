@@ -680,17 +680,10 @@ def compute_plan(
 ) -> RoiPlan:
     """Run the model over the video and turn its maps into an ROI plan."""
     from vmafx_saliency import extract as ex
-    from vmafx_saliency.frames import open_video, select_frames
+    from vmafx_saliency.frames import select_frames
 
     settings.validate()
-    source = open_video(
-        video.path,
-        width=video.width,
-        height=video.height,
-        pixel_format=video.pixel_format,
-        fps=video.fps,
-        color_range=video.color_range,
-    )
+    source = video.open()
     with source:
         info = source.info
         loaded, pre = ex.load_model(model, threads=threads or ex.default_threads())
