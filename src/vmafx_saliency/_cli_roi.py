@@ -34,7 +34,9 @@ MODEL = "--model-path models/u2netp_mirror_v1.onnx"
 
 
 def register(sub: SubParsers, add: AddParser) -> None:
+    # cli.py imports this module while building its parser, so import it here.
     from vmafx_saliency import roi
+    from vmafx_saliency.cli import add_model_arguments, add_video_arguments
 
     top = add(
         sub,
@@ -56,7 +58,9 @@ def register(sub: SubParsers, add: AddParser) -> None:
         f"--levels 8 {MODEL}",
         handler=_cmd_map,
     )
-    _video_args(p)
+    add_video_arguments(
+        p, subsample_help="run the model on every N-th frame (encodes always take every frame)"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the map files")
     p.add_argument(
         "--codec",
@@ -66,7 +70,7 @@ def register(sub: SubParsers, add: AddParser) -> None:
         "(default: %(default)s)",
     )
     _mapping_args(p)
-    _model_args(p)
+    add_model_arguments(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
 
@@ -79,7 +83,9 @@ def register(sub: SubParsers, add: AddParser) -> None:
         f"--out roi-x264/ {MODEL}",
         handler=_cmd_encode,
     )
-    _video_args(p)
+    add_video_arguments(
+        p, subsample_help="run the model on every N-th frame (encodes always take every frame)"
+    )
     p.add_argument(
         "--codec", required=True, choices=roi.ENCODERS, help="the ffmpeg encoder to compare with"
     )
@@ -101,28 +107,10 @@ def register(sub: SubParsers, add: AddParser) -> None:
     )
     p.add_argument("--ffmpeg", default="ffmpeg", metavar="PATH", help="the ffmpeg to run")
     _mapping_args(p)
-    _model_args(p)
+    add_model_arguments(p)
     p.add_argument("--json", action="store_true", help="print the JSON report, not the table")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or steps on stderr")
-
-
-def _video_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", metavar="VIDEO", help="mp4/mkv/... (PyAV), .y4m, or raw .yuv")
-    g = p.add_argument_group("raw YUV geometry and frame selection")
-    g.add_argument("--width", type=int)
-    g.add_argument("--height", type=int)
-    g.add_argument("--pixel-format", help="yuv420p (default), yuv422p, yuv444p, ... (raw YUV)")
-    g.add_argument("--fps", type=float, help="frame rate, overriding the file's")
-    g.add_argument("--color-range", choices=["limited", "full"], help="luma range override")
-    g.add_argument("--frames", metavar="START:END", help="frame range, END exclusive")
-    g.add_argument(
-        "--subsample",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run the model on every N-th frame (encodes always take every frame)",
-    )
 
 
 def _mapping_args(p: argparse.ArgumentParser) -> None:
@@ -174,45 +162,12 @@ def _mapping_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", metavar="ID", help="registry id (default: the mobilesal default)")
-    g.add_argument(
-        "--model-path",
-        metavar="FILE",
-        help="an unregistered ONNX file (ad hoc; also $VMAF_MOBILESAL_MODEL_PATH)",
-    )
-    g.add_argument("--sidecar", metavar="JSON", help="pre-processing for --model-path")
-    g.add_argument("--signed", action="store_true", help="require a verified signature")
-    g.add_argument(
-        "--infer-size", metavar="native|WxH", help="inference size, overriding the sidecar"
-    )
-    g.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
-
-
 def _inputs(args: argparse.Namespace, codec: str) -> tuple[VideoInput, ModelChoice, RoiSettings]:
-    from vmafx_saliency.extract import ModelChoice, VideoInput
-    from vmafx_saliency.frames import parse_frame_range
+    from vmafx_saliency.cli import model_choice, video_input
     from vmafx_saliency.roi import RoiSettings
 
-    start, end = parse_frame_range(args.frames) if args.frames else (0, None)
-    video = VideoInput(
-        path=Path(args.video),
-        width=args.width,
-        height=args.height,
-        pixel_format=args.pixel_format,
-        fps=args.fps,
-        color_range=args.color_range,
-        start=start,
-        end=end,
-        subsample=args.subsample,
-    )
-    model = ModelChoice(
-        model_id=args.model,
-        model_path=Path(args.model_path) if args.model_path else None,
-        sidecar=Path(args.sidecar) if args.sidecar else None,
-        signed=args.signed,
-    )
+    video = video_input(args)
+    model = model_choice(args)
     settings = RoiSettings(
         codec=codec,  # type: ignore[arg-type]  # RoiSettings.validate explains a bad one
         strength=args.strength,

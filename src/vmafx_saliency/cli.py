@@ -16,10 +16,13 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from vmafx_saliency import __version__
 from vmafx_saliency.errors import InputFileError, UsageError, VmafxSaliencyError
+
+if TYPE_CHECKING:
+    from vmafx_saliency.extract import ModelChoice, VideoInput
 
 log = logging.getLogger("vmafx_saliency")
 
@@ -366,9 +369,7 @@ def _cmd_release_verify(args: argparse.Namespace) -> int:
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from vmafx_saliency import extract
-    from vmafx_saliency.frames import parse_frame_range
 
-    start, end = parse_frame_range(args.frames) if args.frames else (0, None)
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads}: give a whole number >= 1")
     output: Path | Literal["-"] | None = None
@@ -378,23 +379,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         output = Path(args.output)
     fmt = args.format or _format_from_suffix(args.output)
     job = extract.run_job(
-        extract.VideoInput(
-            path=Path(args.video),
-            width=args.width,
-            height=args.height,
-            pixel_format=args.pixel_format,
-            fps=args.fps,
-            color_range=args.color_range,
-            start=start,
-            end=end,
-            subsample=args.subsample,
-        ),
-        extract.ModelChoice(
-            model_id=args.model,
-            model_path=Path(args.model_path) if args.model_path else None,
-            sidecar=Path(args.sidecar) if args.sidecar else None,
-            signed=args.signed,
-        ),
+        video_input(args),
+        model_choice(args),
         extract.Outputs(
             output=output,
             fmt=fmt,
@@ -547,36 +533,8 @@ def _build_extract_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "--pixel-format yuv420p --subsample 5 --format csv --output -",
         handler=_cmd_extract,
     )
-    p.add_argument("video", metavar="VIDEO", help="mp4/mkv/... (PyAV), .y4m, or raw .yuv")
-    video = p.add_argument_group("raw YUV geometry and frame selection")
-    video.add_argument("--width", type=int)
-    video.add_argument("--height", type=int)
-    video.add_argument(
-        "--pixel-format", help="yuv420p (default), yuv422p, yuv444p, yuv400p, and *10le forms"
-    )
-    video.add_argument("--fps", type=float, help="frame rate, overriding the file's")
-    video.add_argument(
-        "--color-range",
-        choices=["limited", "full"],
-        help="luma range, overriding the file's (raw YUV: limited)",
-    )
-    video.add_argument("--frames", metavar="START:END", help="frame range, END exclusive")
-    video.add_argument(
-        "--subsample", type=int, default=1, metavar="N", help="compute every N-th frame, as vmaf"
-    )
-    model = p.add_argument_group("model")
-    model.add_argument("--model", metavar="ID", help="registry id (default: the mobilesal default)")
-    model.add_argument(
-        "--model-path",
-        metavar="FILE",
-        help="an unregistered ONNX file (ad hoc; also $VMAF_MOBILESAL_MODEL_PATH)",
-    )
-    model.add_argument("--sidecar", metavar="JSON", help="pre-processing for --model-path")
-    model.add_argument("--signed", action="store_true", help="require a verified signature")
-    model.add_argument(
-        "--infer-size", metavar="native|WxH", help="inference size, overriding the sidecar"
-    )
-    model.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    add_video_arguments(p, subsample_help="compute every N-th frame, as vmaf")
+    add_model_arguments(p)
     out = p.add_argument_group("outputs")
     out.add_argument("--output", "-o", metavar="PATH", help="output file, or - for stdout")
     out.add_argument("--format", choices=["json", "xml", "csv"], help="default: from --output")
@@ -769,6 +727,74 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     sys.exit(main())
+
+
+# --- argument groups shared by the commands that run a model over video -------
+
+
+def add_video_arguments(p: argparse.ArgumentParser, *, subsample_help: str) -> None:
+    """VIDEO plus raw-YUV geometry, overrides and frame selection (extract, roi)."""
+    p.add_argument("video", metavar="VIDEO", help="mp4/mkv/... (PyAV), .y4m, or raw .yuv")
+    g = p.add_argument_group("raw YUV geometry and frame selection")
+    g.add_argument("--width", type=int)
+    g.add_argument("--height", type=int)
+    g.add_argument(
+        "--pixel-format", help="yuv420p (default), yuv422p, yuv444p, yuv400p, and *10le forms"
+    )
+    g.add_argument("--fps", type=float, help="frame rate, overriding the file's")
+    g.add_argument(
+        "--color-range",
+        choices=["limited", "full"],
+        help="luma range, overriding the file's (raw YUV: limited)",
+    )
+    g.add_argument("--frames", metavar="START:END", help="frame range, END exclusive")
+    g.add_argument("--subsample", type=int, default=1, metavar="N", help=subsample_help)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Which model and how to run it, as the extractor takes them."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="ID", help="registry id (default: the mobilesal default)")
+    g.add_argument(
+        "--model-path",
+        metavar="FILE",
+        help="an unregistered ONNX file (ad hoc; also $VMAF_MOBILESAL_MODEL_PATH)",
+    )
+    g.add_argument("--sidecar", metavar="JSON", help="pre-processing for --model-path")
+    g.add_argument("--signed", action="store_true", help="require a verified signature")
+    g.add_argument(
+        "--infer-size", metavar="native|WxH", help="inference size, overriding the sidecar"
+    )
+    g.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+
+
+def video_input(args: argparse.Namespace) -> VideoInput:
+    from vmafx_saliency.extract import VideoInput
+    from vmafx_saliency.frames import parse_frame_range
+
+    start, end = parse_frame_range(args.frames) if args.frames else (0, None)
+    return VideoInput(
+        path=Path(args.video),
+        width=args.width,
+        height=args.height,
+        pixel_format=args.pixel_format,
+        fps=args.fps,
+        color_range=args.color_range,
+        start=start,
+        end=end,
+        subsample=args.subsample,
+    )
+
+
+def model_choice(args: argparse.Namespace) -> ModelChoice:
+    from vmafx_saliency.extract import ModelChoice
+
+    return ModelChoice(
+        model_id=args.model,
+        model_path=Path(args.model_path) if args.model_path else None,
+        sidecar=Path(args.sidecar) if args.sidecar else None,
+        signed=args.signed,
+    )
 
 
 if __name__ == "__main__":
