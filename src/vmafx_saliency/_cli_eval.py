@@ -84,8 +84,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from vmafx_saliency import evaluate
-    from vmafx_saliency.extract import VideoInput
-    from vmafx_saliency.frames import parse_frame_range
 
     specs = evaluate.parse_models(args.models, sidecars=tuple(Path(p) for p in args.sidecar or ()))
     if len(specs) != 2:
@@ -93,21 +91,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             f"--models {args.models!r} names {len(specs)} model(s): compare takes exactly two, "
             "e.g. --models u2netp_mirror_v1,saliency_student_v2"
         )
-    start, end = parse_frame_range(args.frames) if args.frames else (0, None)
-    videos = tuple(
-        VideoInput(
-            path=Path(v),
-            width=args.width,
-            height=args.height,
-            pixel_format=args.pixel_format,
-            fps=args.fps,
-            color_range=args.color_range,
-            start=start,
-            end=end,
-            subsample=args.subsample,
-        )
-        for v in args.videos
-    )
+    from vmafx_saliency.cli import video_input
+
+    videos = tuple(video_input(args, v) for v in args.videos)
     result = evaluate.run_compare(
         evaluate.CompareOptions(
             videos=videos,

@@ -768,13 +768,14 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
 
 
-def video_input(args: argparse.Namespace) -> VideoInput:
+def video_input(args: argparse.Namespace, path: str | None = None) -> VideoInput:
+    """The video flags as a VideoInput, for ``args.video`` or the ``path`` given."""
     from vmafx_saliency.extract import VideoInput
     from vmafx_saliency.frames import parse_frame_range
 
     start, end = parse_frame_range(args.frames) if args.frames else (0, None)
     return VideoInput(
-        path=Path(args.video),
+        path=Path(path if path is not None else args.video),
         width=args.width,
         height=args.height,
         pixel_format=args.pixel_format,

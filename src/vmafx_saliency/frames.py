@@ -242,6 +242,21 @@ def _native_uint16(luma: np.ndarray) -> np.ndarray:
     return luma if luma.dtype == np.uint16 else luma.astype(np.uint16)
 
 
+def _read_planar_frame(
+    fh: Any, fmt: PixelFormat, width: int, height: int, chroma_bytes: int, path: Path, index: int
+) -> Frame:
+    """One planar frame at the file position: its luma, with the chroma skipped."""
+    luma, got = _luma_from_bytes(fh, fmt, width, height)
+    if got < luma.nbytes:
+        raise VideoError(f"{path}: frame {index} ends early: did the file shrink?")
+    if fmt.bit_depth > 8:
+        luma = _native_uint16(luma)
+        _check_10bit(luma, path, index)
+    # Skip the chroma planes: only luma is used, so do not read them.
+    fh.seek(chroma_bytes, os.SEEK_CUR)
+    return Frame(index=index, luma=luma, bit_depth=fmt.bit_depth)
+
+
 class RawYuvSource(FrameSource):
     """Headerless planar YUV (``.yuv``): geometry and format come from the caller."""
 
@@ -301,15 +316,7 @@ class RawYuvSource(FrameSource):
         fmt, path = self._fmt, self.info.path
         chroma_bytes = self._frame_bytes - fmt.luma_bytes(self._width, self._height)
         for index in range(cast(int, self.info.frame_count)):
-            luma, got = _luma_from_bytes(fh, fmt, self._width, self._height)
-            if got < luma.nbytes:
-                raise VideoError(f"{path}: frame {index} ends early: did the file shrink?")
-            if fmt.bit_depth > 8:
-                luma = _native_uint16(luma)
-                _check_10bit(luma, path, index)
-            # Skip the chroma planes: only luma is used, so do not read them.
-            fh.seek(chroma_bytes, os.SEEK_CUR)
-            yield Frame(index=index, luma=luma, bit_depth=fmt.bit_depth)
+            yield _read_planar_frame(fh, fmt, self._width, self._height, chroma_bytes, path, index)
 
     def close(self) -> None:
         if self._fh is not None:
@@ -435,14 +442,7 @@ class Y4mSource(FrameSource):
                     path, index, remaining, self._frame_bytes, index,
                 )  # fmt: skip
                 break
-            luma, got = _luma_from_bytes(fh, fmt, self._width, self._height)
-            if got < luma.nbytes:
-                raise VideoError(f"{path}: frame {index} ends early: did the file shrink?")
-            if fmt.bit_depth > 8:
-                luma = _native_uint16(luma)
-                _check_10bit(luma, path, index)
-            fh.seek(chroma_bytes, os.SEEK_CUR)
-            yield Frame(index=index, luma=luma, bit_depth=fmt.bit_depth)
+            yield _read_planar_frame(fh, fmt, self._width, self._height, chroma_bytes, path, index)
             index += 1
         if index == 0:
             raise VideoError(f"{path}: contains no whole video frame")
