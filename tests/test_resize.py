@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vmafx_saliency.resize import _taps, resize_plane
+from vmafx_saliency import resize
+from vmafx_saliency.resize import _phase_plan, _taps, resize_plane
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -27,6 +28,8 @@ CASES = {
     "odd sizes, both ways": ((13, 9), (7, 20)),
     "identity": ((17, 33), (17, 33)),
     "identity in H only": ((13, 9), (13, 20)),
+    "720p to 320x320 (phase form, zero border)": ((720, 1280), (320, 320)),
+    "1080p to 180x320 (phase form)": ((1080, 1920), (180, 320)),
 }
 
 
@@ -94,3 +97,26 @@ def test_other_dtypes_are_converted_to_float32() -> None:
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, resize_plane(as_float, (24, 32)), rtol=0, atol=1e-6)
     np.testing.assert_allclose(out, _pil_resize(as_float, (24, 32)), rtol=1e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("in_size", "out_size"),
+    [((720, 1280), (320, 320)), ((1080, 1920), (320, 320)), ((480, 640), (224, 224))],
+)
+def test_phase_form_equals_gather_form(
+    in_size: tuple[int, int], out_size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The strided phase form and the gather form are one filter evaluated twice."""
+    assert _phase_plan(in_size[1], out_size[1]) is not None
+    plane = np.random.default_rng(3).random(in_size, dtype=np.float32) * 255
+    phase = resize_plane(plane, out_size)
+    monkeypatch.setattr(resize, "_phase_plan", lambda _i, _o: None)
+    gather = resize_plane(plane, out_size)
+    np.testing.assert_allclose(phase, gather, rtol=0, atol=255 * 1e-6)
+
+
+def test_phase_plan_only_for_small_periods_and_real_downscales() -> None:
+    assert _phase_plan(1280, 320) is not None  # 4:1, one phase
+    assert _phase_plan(720, 320) is not None  # 9:4, four phases
+    assert _phase_plan(352, 320) is None  # less than 2x down: gather
+    assert _phase_plan(1001, 320) is None  # 1001:320, too many phases

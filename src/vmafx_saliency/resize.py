@@ -6,24 +6,45 @@ a separable triangle filter whose support widens with the downscale factor
 the second implementation). Upstream U^2-Net resizes with scikit-image, which
 also antialiases when downscaling.
 
-The per-axis taps and weights depend only on the two sizes, so they are cached
-and a video's frames all reuse them.
+Two evaluations of the same filter:
+
+- the *phase* form, for the size pairs video meets (1280 -> 320, 720 -> 320,
+  352 -> 320 ...): with ``in/out = p/q`` in lowest terms, output ``q*k + r``
+  reads inputs ``first[r] + p*k + t`` with weights that depend on ``r`` and
+  ``t`` only, so each (phase, tap) pair is one multiply-add over a strided
+  *view* of the plane: no gathered copies. Taps that fall outside the plane
+  read a zero border and each output is divided by the sum of its in-range
+  weights, which is exactly the renormalisation of the gather form.
+- the *gather* form, for ratios with a large ``q`` (e.g. 333 -> 320), where
+  the phase form would loop too often, and for mild rescales (less than 2x
+  down), where the few taps make one gather cheaper.
+
+Plans depend only on the two sizes, so they are cached and a video's frames
+all reuse them.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
+
+# Above this many phases the per-phase Python loop costs more than a gather.
+MAX_PHASES = 16
+
+
+def _support(in_size: int, out_size: int) -> tuple[float, float, int]:
+    scale = in_size / out_size
+    support = max(scale, 1.0)  # widen the triangle when downscaling: antialiasing
+    return scale, support, math.ceil(support) * 2 + 1
 
 
 @functools.lru_cache(maxsize=32)
 def _taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Input indices (out_size x taps) and normalised weights for one axis."""
-    scale = in_size / out_size
-    support = max(scale, 1.0)  # widen the triangle when downscaling: antialiasing
-    taps = math.ceil(support) * 2 + 1
+    scale, support, taps = _support(in_size, out_size)
     centers = (np.arange(out_size, dtype=np.float64) + 0.5) * scale
     first = np.floor(centers - support + 0.5).astype(np.int64)
     index = first[:, None] + np.arange(taps)[None, :]
@@ -35,15 +56,94 @@ def _taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(index, 0, in_size - 1), weight.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _PhasePlan:
+    step: int  # p: input samples per q outputs
+    pad_before: int  # zero samples before the plane
+    padded: int  # length of the zero-bordered axis
+    # Per phase r: the outputs it makes, and (start in the padded axis, weight) per tap.
+    phases: tuple[tuple[int, tuple[tuple[int, float], ...]], ...]
+    inv_norm: np.ndarray  # [out]: 1 / (sum of the in-range weights of each output)
+
+
+@functools.lru_cache(maxsize=32)
+def _phase_plan(in_size: int, out_size: int) -> _PhasePlan | None:
+    g = math.gcd(in_size, out_size)
+    step, period = in_size // g, out_size // g
+    if period > MAX_PHASES or in_size < 2 * out_size:
+        # Mild rescales (352 -> 320) have few taps: one gather is cheaper there.
+        return None
+    scale, support, taps = _support(in_size, out_size)
+    # The same float64 arithmetic as _taps, on the first `period` outputs.
+    centers = (np.arange(period, dtype=np.float64) + 0.5) * scale
+    first = np.floor(centers - support + 0.5).astype(np.int64)
+    offsets = np.arange(taps)
+    raw = 1.0 - np.abs((first[:, None] + offsets + 0.5 - centers[:, None]) / support)
+    raw = np.where(raw > 0, raw, 0.0)
+    outputs = np.arange(out_size)
+    index = (first[outputs % period] + (outputs // period) * step)[:, None] + offsets
+    in_range = (index >= 0) & (index < in_size)
+    norm = (raw[outputs % period] * in_range).sum(axis=1)
+    used = raw[outputs % period] > 0
+    pad_before = max(0, -int(index[used].min()))
+    padded = max(in_size, int(index[used].max()) + 1) + pad_before
+    phases = tuple(
+        (
+            len(range(r, out_size, period)),
+            tuple(
+                (int(first[r] + t + pad_before), float(raw[r, t])) for t in offsets if raw[r, t] > 0
+            ),
+        )
+        for r in range(period)
+    )
+    inv_norm = (1.0 / norm).astype(np.float32)
+    return _PhasePlan(step, pad_before, padded, phases, inv_norm)
+
+
+def _resize_axis(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
+    """Resize a 2-D float32 plane along ``axis`` (0: rows, 1: columns)."""
+    in_size = plane.shape[axis]
+    plan = _phase_plan(in_size, out_size)
+    if plan is None:
+        index, weight = _taps(in_size, out_size)
+        if axis == 1:
+            out: np.ndarray = np.einsum("hwt,wt->hw", plane[:, index], weight, optimize=True)
+        else:
+            out = np.einsum("htw,ht->hw", plane[index, :], weight, optimize=True)
+        return out
+
+    def along(array: np.ndarray, part: slice) -> np.ndarray:
+        return array[:, part] if axis == 1 else array[part, :]
+
+    other = plane.shape[1 - axis]
+    shape = (other, plan.padded) if axis == 1 else (plan.padded, other)
+    src = np.zeros(shape, dtype=np.float32)
+    along(src, slice(plan.pad_before, plan.pad_before + in_size))[...] = plane
+    period = len(plan.phases)
+    result = np.empty((other, out_size) if axis == 1 else (out_size, other), dtype=np.float32)
+    longest = -(-out_size // period)
+    scratch = np.empty((other, longest) if axis == 1 else (longest, other), dtype=np.float32)
+    for r, (count, taps) in enumerate(plan.phases):
+        acc = along(result, slice(r, None, period))
+        tmp = along(scratch, slice(0, count))
+        for t, (start, w) in enumerate(taps):
+            view = along(src, slice(start, start + (count - 1) * plan.step + 1, plan.step))
+            if t == 0:
+                np.multiply(view, np.float32(w), out=acc)
+            else:
+                np.multiply(view, np.float32(w), out=tmp)
+                acc += tmp
+    result *= plan.inv_norm if axis == 1 else plan.inv_norm[:, None]
+    return result
+
+
 def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a 2-D float32 plane to ``size`` = (height, width)."""
     out_h, out_w = size
     in_h, in_w = plane.shape
     out = plane.astype(np.float32, copy=False)
     if in_w != out_w:
-        index, weight = _taps(in_w, out_w)
-        out = np.einsum("hwt,wt->hw", out[:, index], weight, optimize=True)
+        out = _resize_axis(out, out_w, axis=1)
     if in_h != out_h:
-        index, weight = _taps(in_h, out_h)
-        out = np.einsum("htw,ht->hw", out[index, :], weight, optimize=True)
+        out = _resize_axis(out, out_h, axis=0)
     return np.ascontiguousarray(out, dtype=np.float32)
