@@ -40,6 +40,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         widths=args.widths,
         stem_convs=args.stem_convs,
+        separable=args.separable,
         steps_per_epoch=args.steps_per_epoch,
     )
     image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
@@ -78,6 +79,7 @@ class _Defaults:
     seed: int = 0
     widths: tuple[int, ...] = (8, 24, 32, 32, 40, 40)
     stem_convs: int = 1
+    separable: bool = False
 
 
 DEFAULTS = _Defaults()
@@ -132,6 +134,12 @@ def register(sub: Any, add: AddFn) -> None:
         help="channels of the stem and each encoder stage",
     )
     p.add_argument("--stem-convs", type=int, default=defaults.stem_convs)
+    p.add_argument(
+        "--separable",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.separable,
+        help="depthwise-separable blocks after the stem (wider stages, same parameter budget)",
+    )
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--limit", type=int, default=None, help="use the first N images per folder")
     p.add_argument("--parity-images", metavar="DIR", help="images for the export parity check")

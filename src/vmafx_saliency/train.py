@@ -454,6 +454,7 @@ class TrainConfig:
     seed: int = 0
     widths: tuple[int, ...] = (8, 24, 32, 32, 40, 40)
     stem_convs: int = 1
+    separable: bool = False  # depthwise-separable blocks after the stem
     size: tuple[int, int] = (320, 320)
     steps_per_epoch: int | None = None  # None: one pass over the training split
     l1_weight: float = 0.0  # + l1_weight * mean |sigmoid(logits) - target|
@@ -560,7 +561,7 @@ def evaluate_val(torch: Any, net: Any, arrays: Arrays, batch: int = 8) -> tuple[
 def build_student(cfg: TrainConfig) -> Any:
     from vmafx_saliency.nets.student import StudentUNet
 
-    return StudentUNet(cfg.widths, stem_convs=cfg.stem_convs)
+    return StudentUNet(cfg.widths, stem_convs=cfg.stem_convs, separable=cfg.separable)
 
 
 def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -1005,6 +1006,7 @@ def run_training(
                 "source": "vmafx_saliency.nets.student.StudentUNet",
                 "widths": list(cfg.widths),
                 "stem_convs": cfg.stem_convs,
+                "separable": cfg.separable,
             },
         },
         "export": {

@@ -45,10 +45,18 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def net() -> Any:
+# Both block kinds: plain 3x3 convolutions (attempts 1-5) and depthwise-separable
+# ones at wider stages (attempt 6), each inside the 100-200 K budget.
+VARIANTS = {
+    "plain": {},
+    "separable": {"widths": (16, 32, 64, 96, 128, 160), "separable": True},
+}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS), ids=list(VARIANTS))
+def net(request: pytest.FixtureRequest) -> Any:
     torch.manual_seed(0)
-    return _randomised_bn(StudentUNet())
+    return _randomised_bn(StudentUNet(**VARIANTS[request.param]))
 
 
 @pytest.fixture(scope="module")
