@@ -42,6 +42,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         stem_convs=args.stem_convs,
         separable=args.separable,
         steps_per_epoch=args.steps_per_epoch,
+        init_from=args.init_from,
     )
     image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
     if args.images and not args.no_default_images:
@@ -59,6 +60,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         parity_images=Path(args.parity_images) if args.parity_images else None,
         progress=sys.stderr,
         threads=args.threads,
+        train_only_dirs=[Path(p) for p in args.train_only or ()],
+        extra_val_dirs=[Path(p) for p in args.extra_val or ()],
         command=["vmafx-saliency", "train", *sys.argv[2:]] if len(sys.argv) > 1 else [],
     )
     print(result.render())
@@ -105,6 +108,25 @@ def register(sub: Any, add: AddFn) -> None:
         "unless --no-default-images)",
     )
     p.add_argument("--no-default-images", action="store_true", help="use only the --images folders")
+    p.add_argument(
+        "--train-only",
+        action="append",
+        metavar="DIR",
+        help="teacher-labelled images used for training only, never split off for validation "
+        "(repeatable; e.g. the folders 'vmafx-saliency views' writes, or video frames)",
+    )
+    p.add_argument(
+        "--extra-val",
+        action="append",
+        metavar="DIR",
+        help="images whose agreement with the teacher is reported every epoch, never "
+        "selected on (repeatable)",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start from another run's checkpoint.pt (widened if its widths are narrower)",
+    )
     p.add_argument(
         "--gt-root", metavar="DIR", help="DUTS-style root with images/ + masks/ to mix in"
     )

@@ -157,20 +157,26 @@ def refuse_held_out(path: Path) -> None:
             )
 
 
-def list_images(folder: Path) -> list[Path]:
+def list_images(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """The folder's images in path order (with ``recursive``, its sub-folders' too)."""
     refuse_held_out(folder)
     if not folder.is_dir():
         raise InputFileError(f"image folder {folder} not found: pass --images DIR")
-    files = sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-    )
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    files = sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    for path in files:
+        refuse_held_out(path)
     if not files:
         raise InputFileError(f"image folder {folder} holds no .jpg/.png images")
     return files
 
 
 def collect_samples(
-    image_dirs: Sequence[Path], gt_root: Path | None = None, *, limit: int | None = None
+    image_dirs: Sequence[Path],
+    gt_root: Path | None = None,
+    *,
+    limit: int | None = None,
+    recursive: bool = False,
 ) -> list[Sample]:
     """Every image of the folders (teacher-labelled) plus the ``gt_root`` pairs.
 
@@ -180,7 +186,7 @@ def collect_samples(
     samples: list[Sample] = []
     seen: set[str] = set()
     for folder in image_dirs:
-        for path in list_images(folder)[:limit]:
+        for path in list_images(folder, recursive=recursive)[:limit]:
             digest = sha256_file(path)
             if digest not in seen:
                 seen.add(digest)
@@ -894,11 +900,17 @@ def run_training(
     seen = {s.sha256 for s in samples}
     extra_train: list[Sample] = []
     if train_only_dirs:
-        extra_train = [s for s in collect_samples(list(train_only_dirs)) if s.sha256 not in seen]
+        extra_train = [
+            s
+            for s in collect_samples(list(train_only_dirs), recursive=True)
+            if s.sha256 not in seen
+        ]
     seen |= {s.sha256 for s in extra_train}
     extra_val_s: list[Sample] = []
     if extra_val_dirs:
-        extra_val_s = [s for s in collect_samples(list(extra_val_dirs)) if s.sha256 not in seen]
+        extra_val_s = [
+            s for s in collect_samples(list(extra_val_dirs), recursive=True) if s.sha256 not in seen
+        ]
     train_s = train_s + extra_train
     teacher_path = Path(teacher)
     teacher_sha = sha256_file(teacher_path) if teacher_path.is_file() else ""
