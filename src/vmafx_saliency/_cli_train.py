@@ -90,7 +90,8 @@ DEFAULT_TEACHER = Path(__file__).resolve().parents[2] / "models" / "u2netp_mirro
 
 
 def register(sub: Any, add: AddFn) -> None:
-    """Add ``train`` to the CLI's subparsers (``add`` is cli.py's ``_add``)."""
+    """Add ``train`` and ``views`` to the CLI's subparsers (``add`` is cli.py's ``_add``)."""
+    register_views(sub, add)
     defaults = DEFAULTS
     p = add(
         sub,
@@ -170,3 +171,86 @@ def register(sub: Any, add: AddFn) -> None:
     )
     p.add_argument("--resume", action="store_true", help="resume from DIR/checkpoint.pt")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+# --- views ------------------------------------------------------------------
+
+
+def _cmd_views_synth(args: argparse.Namespace) -> int:
+    from vmafx_saliency import train, views
+
+    image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
+    samples = train.collect_samples(image_dirs)
+    # The same split as `train` with the same --val-fraction and --seed: views are
+    # made from the training part only, so no validation image leaks into one.
+    train_split, _ = train.split_samples(samples, val_fraction=args.val_fraction, seed=args.seed)
+    result = views.make_views(
+        [s.path for s in train_split],
+        Path(args.out),
+        recipe=args.recipe,
+        seed=args.view_seed,
+        limit=args.limit,
+        progress=sys.stderr,
+    )
+    print(f"{result.written} view(s) written, {result.skipped} already there, in {result.out_dir}")
+    return 0
+
+
+def _cmd_views_frames(args: argparse.Namespace) -> int:
+    from vmafx_saliency import views
+
+    for clip in args.videos:
+        result = views.video_frames(Path(clip), Path(args.out), every=args.every)
+        print(
+            f"{result.written} frame(s) written, {result.skipped} already there, "
+            f"in {result.out_dir}"
+        )
+    return 0
+
+
+def register_views(sub: Any, add: AddFn) -> None:
+    """``views synth|frames``: extra images for ``train --train-only``."""
+    defaults = DEFAULTS
+    p = add(
+        sub,
+        "views",
+        help="make extra distillation images: synthetic views of the training split, video frames",
+        example="vmafx-saliency views synth --recipe mix --out runs/views/mix",
+        handler=lambda args: args.views_parser.print_help() or 2,
+    )
+    p.set_defaults(views_parser=p)
+    vsub = p.add_subparsers(dest="views_command", metavar="ACTION")
+    s = add(
+        vsub,
+        "synth",
+        help="crops, mosaics and composites of the training split's images (teacher-labelled "
+        "by train)",
+        example="vmafx-saliency views synth --recipe clutter --out runs/views/clutter\n"
+        "  vmafx-saliency train --out runs/student --train-only runs/views --threads 1",
+        handler=_cmd_views_synth,
+    )
+    s.add_argument("--out", required=True, metavar="DIR", help="folder for the views")
+    s.add_argument("--recipe", required=True, choices=["mix", "clutter"])
+    s.add_argument(
+        "--images",
+        action="append",
+        metavar="DIR",
+        help="source image folder (repeatable; default: MSRA-B); pass train's --images",
+    )
+    s.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    s.add_argument("--seed", type=int, default=defaults.seed, help="train's split seed")
+    s.add_argument(
+        "--view-seed", type=int, default=None, help="the views' own seed (default: per recipe)"
+    )
+    s.add_argument("--limit", type=int, default=None, help="views of the first N images only")
+    f = add(
+        vsub,
+        "frames",
+        help="every N-th frame of video clips as RGB PNG images",
+        example="vmafx-saliency views frames ../shared/data/videos/akiyo_cif.mp4 --every 10 "
+        "--out runs/frames",
+        handler=_cmd_views_frames,
+    )
+    f.add_argument("videos", nargs="+", metavar="VIDEO")
+    f.add_argument("--out", required=True, metavar="DIR", help="folder for <clip>/<clip>_<i>.png")
+    f.add_argument("--every", type=int, required=True, help="keep frames 0, N, 2N, ...")

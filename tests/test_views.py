@@ -1,0 +1,135 @@
+"""Training views: deterministic, made from the training split only, and video frames."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+Image = pytest.importorskip("PIL.Image")
+
+from vmafx_saliency import cli, train, views  # noqa: E402
+from vmafx_saliency.errors import InputFileError, UsageError  # noqa: E402
+
+# Twelve solid-colour images, each its own colour: a view's pixels then say
+# which source images went into it (bilinear resizing keeps solid colours exact).
+COLOURS = [(20 * i + 10, 255 - 20 * i, (97 * i) % 256) for i in range(12)]
+
+
+@pytest.fixture
+def solid_images(tmp_path: Path) -> Path:
+    folder = tmp_path / "solid"
+    folder.mkdir()
+    for i, colour in enumerate(COLOURS):
+        size = (120 + 10 * i, 90 + 5 * i)
+        Image.new("RGB", size, colour).save(folder / f"img{i:02d}.png")
+    return folder
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.png"))
+    }
+
+
+@pytest.mark.parametrize("recipe", list(views.RECIPES))
+def test_views_are_deterministic_and_named_by_kind(
+    solid_images: Path, tmp_path: Path, recipe: str
+) -> None:
+    paths = train.list_images(solid_images)
+    first = views.make_views(paths, tmp_path / "a", recipe=recipe, limit=3)
+    views.make_views(paths, tmp_path / "b", recipe=recipe, limit=3)
+    kinds = views.RECIPES[recipe]
+    assert first.written == 3 * len(kinds) and first.skipped == 0
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+    names = sorted(_digests(tmp_path / "a"))
+    assert names == sorted(
+        f"k{k}/img{i:02d}_{kind}.png" for i in range(3) for k, kind in enumerate(kinds)
+    )
+    other = views.make_views(paths, tmp_path / "c", recipe=recipe, seed=99, limit=3)
+    assert other.written == first.written
+    assert _digests(tmp_path / "c") != _digests(tmp_path / "a")
+
+
+def test_a_rerun_keeps_existing_views(solid_images: Path, tmp_path: Path) -> None:
+    paths = train.list_images(solid_images)
+    views.make_views(paths, tmp_path, recipe="mix", limit=2)
+    before = _digests(tmp_path)
+    again = views.make_views(paths, tmp_path, recipe="mix", limit=3)
+    assert again.skipped == 8 and again.written == 4
+    assert {k: v for k, v in _digests(tmp_path).items() if k in before} == before
+
+
+@pytest.mark.parametrize("recipe", list(views.RECIPES))
+def test_cli_views_use_only_the_training_split(
+    solid_images: Path, tmp_path: Path, recipe: str
+) -> None:
+    out = tmp_path / "views"
+    argv = ["views", "synth", "--recipe", recipe, "--images", str(solid_images)]
+    assert cli.main([*argv, "--val-fraction", "0.25", "--out", str(out)]) == 0
+    samples = train.collect_samples([solid_images])
+    train_split, val_split = train.split_samples(samples, val_fraction=0.25, seed=0)
+    colour_of = {f"img{i:02d}": c for i, c in enumerate(COLOURS)}
+    train_colours = {colour_of[s.path.stem] for s in train_split}
+    val_colours = {colour_of[s.path.stem] for s in val_split}
+    assert len(val_colours) == 3
+    seen: set[tuple[int, ...]] = set()
+    for path in out.rglob("*.png"):
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("RGB")).reshape(-1, 3)
+        seen |= {tuple(int(v) for v in row) for row in np.unique(pixels, axis=0)}
+    assert seen <= train_colours, "a view holds pixels of a validation image"
+    assert not seen & val_colours
+    assert len(list(out.rglob("*.png"))) == 9 * len(views.RECIPES[recipe])
+
+
+def test_unknown_recipe_and_too_few_images_are_refused(solid_images: Path, tmp_path: Path) -> None:
+    paths = train.list_images(solid_images)
+    out = tmp_path / "views"
+    with pytest.raises(UsageError, match="recipe 'noise': choose one of mix, clutter"):
+        views.make_views(paths, out, recipe="noise")
+    with pytest.raises(InputFileError, match="4 image\\(s\\): a view recipe needs at least 9"):
+        views.make_views(paths[:4], out, recipe="mix")
+    assert not out.exists()
+
+
+def test_video_frames_every_nth(videos_dir: Path, tmp_path: Path) -> None:
+    clip = videos_dir / "carphone_pristine.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} is absent (../shared/data/videos)")
+    result = views.video_frames(clip, tmp_path, every=50)
+    names = sorted(p.name for p in (tmp_path / "carphone_pristine").iterdir())
+    assert names == [f"carphone_pristine_{i:04d}.png" for i in (0, 50, 100)]
+    assert result.written == 3
+    with Image.open(tmp_path / "carphone_pristine" / names[0]) as img:
+        assert img.mode == "RGB" and img.size == (176, 144)
+    assert views.video_frames(clip, tmp_path, every=50).skipped == 3
+
+
+def test_video_frames_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--every 0: give a positive frame step"):
+        views.video_frames(tmp_path / "x.mp4", tmp_path, every=0)
+    bad = tmp_path / "not_a_video.mp4"
+    bad.write_bytes(b"this is not a video")
+    with pytest.raises(InputFileError, match=r"cannot open video .*not_a_video\.mp4"):
+        views.video_frames(bad, tmp_path / "out", every=5)
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_only_folders_are_listed_recursively_in_path_order(
+    solid_images: Path, tmp_path: Path
+) -> None:
+    nested = tmp_path / "nested"
+    for sub, names in (("k1", ["b", "a"]), ("k0", ["c"])):
+        (nested / sub).mkdir(parents=True)
+        for name in names:
+            Image.new("RGB", (8, 8), (len(name), ord(name[0]), 7)).save(
+                nested / sub / f"{name}.png"
+            )
+    listed = train.list_images(nested, recursive=True)
+    assert [str(p.relative_to(nested)) for p in listed] == ["k0/c.png", "k1/a.png", "k1/b.png"]
+    with pytest.raises(InputFileError, match=r"nested holds no \.jpg/\.png images"):
+        train.list_images(nested)  # not recursive: no images at the top
