@@ -120,3 +120,14 @@ def test_phase_plan_only_for_small_periods_and_real_downscales() -> None:
     assert _phase_plan(720, 320) is not None  # 9:4, four phases
     assert _phase_plan(352, 320) is None  # less than 2x down: gather
     assert _phase_plan(1001, 320) is None  # 1001:320, too many phases
+
+
+@pytest.mark.parametrize("out_size", [(320, 320), (288, 352), (80, 96)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_samples_give_the_float_result(out_size: tuple[int, int], dtype: type) -> None:
+    """Raw luma goes in without a float copy; the result is the float32 one."""
+    top = 255 if dtype is np.uint8 else 1023
+    plane = np.random.default_rng(4).integers(0, top + 1, (720, 1280)).astype(dtype)
+    got = resize_plane(plane, out_size)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, resize_plane(plane.astype(np.float32), out_size))

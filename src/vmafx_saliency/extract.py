@@ -107,7 +107,7 @@ def preprocess(
         # commutes with the (linear) resize, and it then touches 320x320 values
         # instead of a whole HD frame. Only the clip of sub-black/super-white
         # samples moves after the averaging.
-        luma = resize_plane(luma.astype(np.float32), size)
+        luma = resize_plane(luma, size)
     plane = luma_to_unit(luma, bit_depth=bit_depth, limited=limited)
     if pre.scaling == "divide_by_max":
         # Upstream divides by the image maximum after resizing; a black frame stays black.

@@ -105,6 +105,7 @@ def _resize_axis(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
     in_size = plane.shape[axis]
     plan = _phase_plan(in_size, out_size)
     if plan is None:
+        plane = plane.astype(np.float32, copy=False)
         index, weight = _taps(in_size, out_size)
         if axis == 1:
             out: np.ndarray = np.einsum("hwt,wt->hw", plane[:, index], weight, optimize=True)
@@ -138,10 +139,15 @@ def _resize_axis(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
 
 
 def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a 2-D float32 plane to ``size`` = (height, width)."""
+    """Resize a 2-D plane (any real dtype, e.g. raw uint8 luma) to ``size`` = (height, width).
+
+    The result is float32. Integer samples are converted as they are read (the
+    phase form copies them into its zero-bordered float32 buffer anyway), so a
+    caller need not make a float copy of a whole HD frame first.
+    """
     out_h, out_w = size
     in_h, in_w = plane.shape
-    out = plane.astype(np.float32, copy=False)
+    out = plane
     if in_w != out_w:
         out = _resize_axis(out, out_w, axis=1)
     if in_h != out_h:
