@@ -114,10 +114,13 @@ def preprocess(
         peak = float(plane.max())
         if peak > 0.0:
             plane = plane / peak
-    mean = np.asarray(pre.mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(pre.std, dtype=np.float32)[:, None, None]
-    tiled = (plane[None, :, :] - mean) / std
-    return np.ascontiguousarray(tiled[None], dtype=np.float32)
+    # Written channel by channel into the batch tensor: no 3-plane temporaries.
+    tensor = np.empty((1, 3, *plane.shape), dtype=np.float32)
+    for channel, (mean, std) in enumerate(zip(pre.mean, pre.std, strict=True)):
+        out = tensor[0, channel]
+        np.subtract(plane, np.float32(mean), out=out)
+        np.divide(out, np.float32(std), out=out)
+    return tensor
 
 
 @dataclass(frozen=True)
@@ -289,19 +292,22 @@ def extract(
 
 
 def _reduce(frame_num: int, saliency: np.ndarray) -> FrameFeatures:
-    if not np.all(np.isfinite(saliency)):
+    # min and max propagate NaN and expose infinities, so they double as the
+    # finiteness check (one pass fewer per frame than np.isfinite).
+    lo, hi = float(saliency.min()), float(saliency.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ExtractionError(
             f"frame {frame_num}: the model produced NaN or infinite values: the model is "
             "broken for this input; try another model (--model) or report it"
         )
-    lo, hi = float(saliency.min()), float(saliency.max())
     if lo < -RANGE_SLACK or hi > 1.0 + RANGE_SLACK:
         raise ExtractionError(
             f"frame {frame_num}: saliency_map values in [{lo:.4g}, {hi:.4g}] are outside "
             "[0, 1]: the model breaks the deployment contract"
         )
-    values = saliency.astype(np.float64)
-    return FrameFeatures(frame_num, float(values.mean()), float(values.var()))
+    # Accumulate in float64 without a float64 copy of the map.
+    mean = float(saliency.mean(dtype=np.float64))
+    return FrameFeatures(frame_num, mean, float(saliency.var(dtype=np.float64)))
 
 
 # --- the whole job: video in, vmaf-format features out -------------------------
