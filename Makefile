@@ -49,6 +49,7 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/scan_speed.py
+	$(PY) benchmarks/producer_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

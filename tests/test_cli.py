@@ -48,3 +48,17 @@ def test_failure_is_one_line_without_verbose(capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("vmafx-saliency contract: error: /nonexistent/model.onnx")
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """`vmafx-saliency scan ... | head`: no traceback when the reader goes away."""
+    code = (
+        "import vmafx_saliency.cli as cli\n"
+        "def closed(argv=None):\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "cli.main = closed\n"
+        "cli.entry()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 141
+    assert done.stderr == ""

@@ -127,7 +127,7 @@ def test_phase_plan_only_for_small_periods_and_real_downscales() -> None:
 def test_integer_samples_give_the_float_result(out_size: tuple[int, int], dtype: type) -> None:
     """Raw luma goes in without a float copy; the result is the float32 one."""
     top = 255 if dtype is np.uint8 else 1023
-    plane = np.random.default_rng(4).integers(0, top + 1, (720, 1280)).astype(dtype)
+    plane: np.ndarray = np.random.default_rng(4).integers(0, top + 1, (720, 1280)).astype(dtype)
     got = resize_plane(plane, out_size)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, resize_plane(plane.astype(np.float32), out_size))

@@ -14,7 +14,12 @@ pytest.importorskip("onnxruntime")
 
 from vmafx_saliency import contract, onnxscan  # noqa: E402
 from vmafx_saliency.export import count_ops  # noqa: E402
-from vmafx_saliency.nets.student import StudentUNet, count_macs, count_params  # noqa: E402
+from vmafx_saliency.nets.student import (  # noqa: E402
+    DEFAULT_WIDTHS,
+    StudentUNet,
+    count_macs,
+    count_params,
+)
 from vmafx_saliency.nets.u2netp import U2NETP  # noqa: E402
 from vmafx_saliency.train import PARITY_TOLERANCE, export_student  # noqa: E402
 
@@ -47,16 +52,17 @@ def _one_thread() -> Iterator[None]:
 
 # Both block kinds: plain 3x3 convolutions (attempts 1-5) and depthwise-separable
 # ones at wider stages (attempt 6), each inside the 100-200 K budget.
-VARIANTS = {
-    "plain": {},
-    "separable": {"widths": (16, 32, 64, 96, 128, 160), "separable": True},
+VARIANTS: dict[str, tuple[tuple[int, ...], bool]] = {
+    "plain": (DEFAULT_WIDTHS, False),
+    "separable": ((16, 32, 64, 96, 128, 160), True),
 }
 
 
 @pytest.fixture(scope="module", params=list(VARIANTS), ids=list(VARIANTS))
 def net(request: pytest.FixtureRequest) -> Any:
     torch.manual_seed(0)
-    return _randomised_bn(StudentUNet(**VARIANTS[request.param]))
+    widths, separable = VARIANTS[request.param]
+    return _randomised_bn(StudentUNet(widths, separable=separable))
 
 
 @pytest.fixture(scope="module")
