@@ -62,3 +62,13 @@ def test_a_closed_pipe_ends_quietly() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 141
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize("group", ["registry", "release", "roi", "views"])
+def test_a_command_group_alone_prints_its_actions(
+    group: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([group]) == 2
+    out = capsys.readouterr().out
+    assert f"usage: vmafx-saliency {group}" in out
+    assert "ACTION" in out and "example:" in out

@@ -36,17 +36,15 @@ MODEL = "--model-path models/u2netp_mirror_v1.onnx"
 def register(sub: SubParsers, add: AddParser) -> None:
     # cli.py imports this module while building its parser, so import it here.
     from vmafx_saliency import roi
-    from vmafx_saliency.cli import add_model_arguments, add_video_arguments
+    from vmafx_saliency.cli import add_action_group, add_model_arguments, add_video_arguments
 
-    top = add(
+    actions = add_action_group(
+        add,
         sub,
         "roi",
         help="saliency -> per-block QP offsets -> encoder ROI inputs (addroi, SVT-AV1, x265)",
         example=f"vmafx-saliency roi map {VIDEO} --out roi/ {MODEL}",
-        handler=lambda args: args.roi_parser.print_help() or 2,
     )
-    top.set_defaults(roi_parser=top)
-    actions = top.add_subparsers(dest="roi_command", metavar="ACTION")
 
     p = add(
         actions,

@@ -211,15 +211,15 @@ def _cmd_views_frames(args: argparse.Namespace) -> int:
 def register_views(sub: Any, add: AddFn) -> None:
     """``views synth|frames``: extra images for ``train --train-only``."""
     defaults = DEFAULTS
-    p = add(
+    from vmafx_saliency.cli import add_action_group
+
+    vsub = add_action_group(
+        add,
         sub,
         "views",
         help="make extra distillation images: synthetic views of the training split, video frames",
         example="vmafx-saliency views synth --recipe mix --out runs/views/mix",
-        handler=lambda args: args.views_parser.print_help() or 2,
     )
-    p.set_defaults(views_parser=p)
-    vsub = p.add_subparsers(dest="views_command", metavar="ACTION")
     s = add(
         vsub,
         "synth",

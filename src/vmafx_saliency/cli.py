@@ -49,6 +49,29 @@ def _add(
     return parser
 
 
+def _print_group_help(args: argparse.Namespace) -> int:
+    args.group_parser.print_help()
+    return 2
+
+
+def add_action_group(
+    add: Callable[..., argparse.ArgumentParser],
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    help: str,
+    example: str,
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """A command whose actions are subcommands (``registry list``); alone it prints its help.
+
+    ``add`` is :func:`_add` (passed in, so the optional command modules need
+    not reach for a private name); returns the group's subparsers.
+    """
+    group = add(subparsers, name, help=help, example=example, handler=_print_group_help)
+    group.set_defaults(group_parser=group)
+    return group.add_subparsers(dest=f"{name}_command", metavar="ACTION")
+
+
 # --- scan -------------------------------------------------------------------
 
 
@@ -562,15 +585,13 @@ def _add_verifier_flags(p: argparse.ArgumentParser, *, trust_root: bool = True) 
 
 
 def _build_trust_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    reg = _add(
+    rsub = add_action_group(
+        _add,
         sub,
         "registry",
         help="list, show, validate, add and promote registered models",
         example="vmafx-saliency registry list",
-        handler=lambda args: args.registry_parser.print_help() or 2,
     )
-    reg.set_defaults(registry_parser=reg)
-    rsub = reg.add_subparsers(dest="registry_command", metavar="ACTION")
     _add(
         rsub,
         "list",
@@ -676,15 +697,13 @@ def _build_trust_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
     p.add_argument("--signed", action="store_true", help="require a verified signature")
     p.add_argument("--size", type=int, default=320, help="probe size (default: %(default)s)")
 
-    rel = _add(
+    relsub = add_action_group(
+        _add,
         sub,
         "release",
         help="stage a model's release assets, or verify a staged release",
         example="vmafx-saliency release stage u2netp_mirror_v1 --out dist/u2netp_mirror_v1",
-        handler=lambda args: args.release_parser.print_help() or 2,
     )
-    rel.set_defaults(release_parser=rel)
-    relsub = rel.add_subparsers(dest="release_command", metavar="ACTION")
     p = _add(
         relsub,
         "stage",
