@@ -310,3 +310,13 @@ def test_gt_root_pairs_use_their_masks_not_the_teacher(
     arrays = train.load_arrays(samples, stats.cache_dir, (32, 32))
     assert arrays.label.shape == (2, 32, 32)
     assert float(arrays.label.min()) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("scale_min", [0.0, 1.5])
+def test_a_crop_scale_outside_the_unit_interval_is_refused(
+    tmp_path: Path, scale_min: float
+) -> None:
+    cfg = dataclasses.replace(TINY, scale_min=scale_min)
+    with pytest.raises(UsageError, match=f"--scale-min {scale_min}: give a fraction"):
+        train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
+    assert not (tmp_path / "run").exists()

@@ -35,6 +35,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         crop=args.crop,
+        scale_min=args.scale_min,
         iou_weight=args.iou_weight,
         val_fraction=args.val_fraction,
         seed=args.seed,
@@ -77,6 +78,7 @@ class _Defaults:
     batch_size: int = 16
     lr: float = 3e-3
     crop: int = 224
+    scale_min: float = 0.6
     iou_weight: float = 1.0
     val_fraction: float = 0.1
     seed: int = 0
@@ -146,6 +148,13 @@ def register(sub: Any, add: AddFn) -> None:
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--crop", type=int, default=defaults.crop, help="training crop side (px)")
+    p.add_argument(
+        "--scale-min",
+        type=float,
+        default=defaults.scale_min,
+        help="smallest crop, as a fraction of the plane's area (1.0: whole planes, the "
+        "test-time context)",
+    )
     p.add_argument("--iou-weight", type=float, default=defaults.iou_weight)
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     p.add_argument("--seed", type=int, default=defaults.seed)

@@ -881,6 +881,8 @@ def run_training(
     ``threads`` sets torch's intra-op threads: on a loaded shared machine one
     thread is several times faster than two that wait on each other.
     """
+    if not 0.0 < cfg.scale_min <= 1.0:
+        raise UsageError(f"--scale-min {cfg.scale_min}: give a fraction of the area in (0, 1]")
     wall_start = time.perf_counter()
     torch = _torch()
     if threads is not None:
