@@ -26,7 +26,7 @@ seed and image list always give the same bytes.
 
 from __future__ import annotations
 
-import logging
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +36,6 @@ import numpy as np
 
 from vmafx_saliency._util import atomic_write_bytes, require
 from vmafx_saliency.errors import InputFileError, UsageError
-
-logger = logging.getLogger(__name__)
 
 Recipe = Literal["mix", "clutter"]
 RECIPES: dict[str, tuple[str, ...]] = {
@@ -186,8 +184,6 @@ def make_views(
 
 
 def _png(image: Any) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
