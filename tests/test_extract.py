@@ -58,6 +58,7 @@ from vmafx_saliency.extract import (
     Outputs,
     VideoInput,
     extract,
+    inferred,
     load_model,
     luma_to_unit,
     parse_infer_size,
@@ -525,6 +526,122 @@ def test_extract_with_no_frames() -> None:
     assert session.inputs == []
 
 
+# --- frames inferred in parallel (jobs > 1) ----------------------------------------------
+
+
+class SlowSession:
+    """A thread-safe fake session: the map is the input's channel 0 rescaled, after a
+    delay that varies by input, so parallel runs finish out of order."""
+
+    def __init__(self, *, fail_on: float | None = None, nan_on: float | None = None) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+        self.calls = 0
+        self.fail_on = fail_on
+        self.nan_on = nan_on
+
+    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        tensor = feeds["input"]
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.calls += 1
+        try:
+            # 1-9 ms, from the content: later frames often finish first.
+            time.sleep(0.001 * (1 + int(abs(float(tensor[0, 0, 0, 0])) * 1000) % 9))
+            if self.fail_on is not None and abs(float(tensor[0, 0, 0, 0]) - self.fail_on) < 1e-6:
+                raise RuntimeError(f"boom on input {self.fail_on}")
+            out = _ramp_map(0, tensor).astype(np.float32)
+            if self.nan_on is not None and abs(float(tensor[0, 0, 0, 0]) - self.nan_on) < 1e-6:
+                out[0, 0, 1, 1] = np.nan
+            return [out]
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def _numbered(count: int) -> Iterator[tuple[int, np.ndarray]]:
+    rng = np.random.default_rng(11)
+    for i in range(count):
+        tensor = rng.random((1, 3, 4, 5), dtype=np.float32)
+        tensor[0, 0, 0, 0] = i / 100  # names the input, for SlowSession.fail_on
+        yield i, tensor
+
+
+def _slow_extract(frames: list[Frame], jobs: int) -> tuple[ExtractionResult, list[int], int]:
+    session = SlowSession()
+    seen: list[int] = []
+    model = cast("LoadedModel", FakeModel(cast("FakeSession", session)))
+    result = extract(
+        frames, model, pre=_pre(), color_range=None, on_map=lambda f, _m: seen.append(f), jobs=jobs
+    )
+    return result, seen, session.most
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_parallel_extract_matches_one_frame_at_a_time(jobs: int) -> None:
+    frames = _pattern_frames(24)
+    one, _, most_one = _slow_extract(frames, 1)
+    many, seen, most = _slow_extract(frames, jobs)
+    assert seen == list(range(24))  # on_map sees frame order whatever finishes first
+    assert (most_one, most) == (1, jobs)  # exactly `jobs` runs overlapped, never more
+    assert [f.frame_num for f in many.features] == list(range(24))
+    for a, b in zip(one.features, many.features, strict=True):
+        assert b.saliency_mean == pytest.approx(a.saliency_mean, abs=1e-12)
+        assert b.saliency_var == pytest.approx(a.saliency_var, abs=1e-12)
+
+
+def test_inferred_reads_at_most_two_batches_ahead() -> None:
+    session = SlowSession()
+    read = []
+
+    def source() -> Iterator[tuple[int, np.ndarray]]:
+        for item in _numbered(40):
+            read.append(item[0])
+            yield item
+
+    ahead = [len(read) - (num + 1) for num, _ in inferred(session, source(), jobs=2)]
+    assert max(ahead) <= 4  # 2 * jobs inputs wait beyond the one being yielded
+    assert max(ahead) >= 2  # and the workers were kept fed
+
+
+def test_inferred_raises_a_run_error_in_frame_order() -> None:
+    session = SlowSession(fail_on=0.05)
+    got = []
+    with pytest.raises(RuntimeError, match=r"boom on input 0\.05"):
+        for num, _ in inferred(session, _numbered(30), jobs=3):
+            got.append(num)
+    assert got == [0, 1, 2, 3, 4]  # every frame before the failing one, none after
+
+
+def test_parallel_extract_names_the_broken_frame() -> None:
+    frames = _pattern_frames(8)
+    tensors = [
+        preprocess(f.luma, bit_depth=8, color_range=None, pre=_pre(), size=(12, 16)) for f in frames
+    ]
+    session = SlowSession(nan_on=float(tensors[3][0, 0, 0, 0]))
+    model = cast("LoadedModel", FakeModel(cast("FakeSession", session)))
+    with pytest.raises(ExtractionError, match="frame 3: the model produced NaN"):
+        extract(frames, model, pre=_pre(), color_range=None, jobs=2)
+
+
+def test_inferred_closed_early_waits_for_the_runs_in_flight() -> None:
+    session = SlowSession()
+    stream = inferred(session, _numbered(1000), jobs=2)
+    next(stream)
+    stream.close()
+    assert session.running == 0  # nothing still running on the session
+    assert session.calls <= 6  # and nothing more was started
+
+
+def test_extract_refuses_zero_jobs() -> None:
+    model, session = _fake(_ramp_map)
+    with pytest.raises(UsageError, match="--threads 0: give a whole number >= 1"):
+        extract(_pattern_frames(2), model, pre=_pre(), color_range=None, jobs=0)
+    assert session.inputs == []
+
+
 # --- whole jobs on the real clips -----------------------------------------------------------
 
 
@@ -541,6 +658,16 @@ def test_every_frame_of_the_real_clips(videos_dir: Path, tiny: ModelChoice, name
     values = list(means(job).values())
     assert all(0.0 < v < 1.0 for v in values)
     assert statistics.pstdev(values) > 1e-6  # the content changes, so does the feature
+
+
+def test_two_threads_give_the_same_features_as_one(videos_dir: Path, tiny: ModelChoice) -> None:
+    video = VideoInput(path=videos_dir / "foreman_cif.mp4", end=40)
+    one = run_job(video, tiny, Outputs(output=None), threads=1)
+    two = run_job(video, tiny, Outputs(output=None), threads=2)
+    assert [r.frame_num for r in two.records] == list(range(40))
+    for a, b in zip(one.records, two.records, strict=True):
+        for name in ("saliency_mean", "saliency_var"):
+            assert b.metrics[name] == pytest.approx(a.metrics[name], abs=1e-9)
 
 
 @pytest.mark.parametrize("name", list(CISCO))

@@ -30,6 +30,8 @@ CASES = {
     "identity in H only": ((13, 9), (13, 20)),
     "720p to 320x320 (phase form, zero border)": ((720, 1280), (320, 320)),
     "1080p to 180x320 (phase form)": ((1080, 1920), (180, 320)),
+    "2160p to 320x320 (vertical pass first)": ((2160, 3840), (320, 320)),
+    "down in H, up in W (vertical pass first)": ((100, 40), (30, 90)),
 }
 
 
@@ -131,3 +133,21 @@ def test_integer_samples_give_the_float_result(out_size: tuple[int, int], dtype:
     got = resize_plane(plane, out_size)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, resize_plane(plane.astype(np.float32), out_size))
+
+
+def test_the_vertical_pass_goes_first_when_the_height_shrinks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[tuple[int, ...], int]] = []
+    real = resize._resize_axis
+
+    def spy(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
+        calls.append((plane.shape, axis))
+        return real(plane, out_size, axis)
+
+    monkeypatch.setattr(resize, "_resize_axis", spy)
+    resize_plane(np.zeros((2160, 3840), np.uint8), (320, 320))
+    assert calls == [((2160, 3840), 0), ((320, 3840), 1)]  # the strided pass sees 320 rows
+    calls.clear()
+    resize_plane(np.zeros((288, 352), np.uint8), (320, 320))  # CIF: height grows
+    assert calls == [((288, 352), 1), ((288, 320), 0)]

@@ -146,7 +146,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--signed", action="store_true", help="require verified signatures")
     p.add_argument(
-        "--threads", type=_positive, metavar="N", help="ONNX Runtime threads (default: all cores)"
+        "--threads", type=_positive, metavar="N", help="inference threads (default: all cores)"
     )
 
 

@@ -794,7 +794,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--infer-size", metavar="native|WxH", help="inference size, overriding the sidecar"
     )
-    g.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    g.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="inference threads: N frames at once, one thread each (default: all cores)",
+    )
 
 
 def video_input(args: argparse.Namespace, path: str | None = None) -> VideoInput:

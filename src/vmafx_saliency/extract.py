@@ -9,7 +9,11 @@ per-frame min-max) and ``saliency_var``.
 
 Decoding and pre-processing run in a worker thread feeding a bounded queue, so
 they overlap with inference (ONNX Runtime releases the GIL) and memory stays
-flat however long the video is.
+flat however long the video is. Inference runs ``jobs`` frames at once, each on
+one thread of a single-threaded session, as vmaf's ``--threads`` runs frames in
+parallel: on a small model this keeps the cores busier than one frame at a time
+on an intra-op thread pool, whose threads wait for each other at every
+operator (``benchmarks/extract_throughput.py`` measures both).
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import numpy as np
 
@@ -46,7 +52,7 @@ InferSize = tuple[int, int] | Literal["native"] | None  # None: as the sidecar s
 
 
 def default_threads() -> int:
-    """ONNX Runtime intra-op threads: the cores this process may use."""
+    """Inference threads: the cores this process may use."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -239,6 +245,43 @@ def pipelined(
         worker.join()
 
 
+def _run(session: Any, tensor: np.ndarray) -> np.ndarray:
+    (saliency,) = session.run(["saliency_map"], {"input": tensor})
+    return np.asarray(saliency)
+
+
+def inferred(
+    session: Any, tensors: Iterable[tuple[int, np.ndarray]], *, jobs: int = 1
+) -> Generator[tuple[int, np.ndarray], None, None]:
+    """``(frame number, saliency map)`` for each input tensor, in input order.
+
+    With ``jobs`` > 1, that many ``session.run`` calls are in flight at once
+    (ONNX Runtime sessions are thread-safe and release the GIL); at most
+    ``2 * jobs`` inputs wait, so memory stays bounded. An error in one run is
+    raised here, in order; closing early waits for the runs in flight.
+    """
+    if jobs == 1:
+        for frame_num, tensor in tensors:
+            yield frame_num, _run(session, tensor)
+        return
+    pending: deque[tuple[int, Future[np.ndarray]]] = deque()
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="vmafx-infer") as pool:
+        try:
+            for frame_num, tensor in tensors:
+                pending.append((frame_num, pool.submit(_run, session, tensor)))
+                # A second batch queued behind the running one keeps every
+                # worker busy while this thread reduces and fetches.
+                if len(pending) >= 2 * jobs:
+                    done_num, future = pending.popleft()
+                    yield done_num, future.result()
+            while pending:
+                done_num, future = pending.popleft()
+                yield done_num, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
 def extract(
     frames: Iterable[Frame],
     model: LoadedModel,
@@ -248,8 +291,13 @@ def extract(
     infer_size: InferSize = None,
     progress: Progress | None = None,
     on_map: Callable[[int, np.ndarray], None] | None = None,
+    jobs: int = 1,
 ) -> ExtractionResult:
-    """Run the model over the frames; features per frame, in order."""
+    """Run the model over the frames; features per frame, in order.
+
+    ``jobs`` frames are inferred at once (give the session one intra-op thread
+    then: see :func:`load_model`). Features and ``on_map`` calls keep frame order.
+    """
     sizes: dict[str, tuple[int, int]] = {}
 
     def work(frame: Frame) -> tuple[int, np.ndarray]:
@@ -262,17 +310,20 @@ def extract(
         )
         return frame.index, tensor
 
-    session = model.session
+    if jobs < 1:
+        raise UsageError(f"--threads {jobs}: give a whole number >= 1")
     features: list[FrameFeatures] = []
     start = time.perf_counter()
     # closing(): on any error the worker is stopped and joined here, before the
     # caller closes the frame source it reads from; finally: the progress line is
     # ended before an error message is printed.
     try:
-        with contextlib.closing(pipelined(frames, work)) as stream:
-            for frame_num, tensor in stream:
-                (saliency,) = session.run(["saliency_map"], {"input": tensor})
-                features.append(_reduce(frame_num, np.asarray(saliency)))
+        with (
+            contextlib.closing(pipelined(frames, work)) as stream,
+            contextlib.closing(inferred(model.session, stream, jobs=jobs)) as maps,
+        ):
+            for frame_num, saliency in maps:
+                features.append(_reduce(frame_num, saliency))
                 if on_map is not None:
                     on_map(frame_num, saliency[0, 0])
                 if progress is not None:
@@ -495,7 +546,11 @@ def run_job(
     threads: int | None = None,
     progress: bool = False,
 ) -> JobResult:
-    """The extractor end to end: open, load, extract, write. No partial output on failure."""
+    """The extractor end to end: open, load, extract, write. No partial output on failure.
+
+    ``threads`` (default: the cores available) frames are inferred at once, one
+    thread each.
+    """
     from vmafx_saliency import __version__
     from vmafx_saliency.frames import select_frames
     from vmafx_saliency.output import FrameRecord, RunInfo
@@ -504,7 +559,8 @@ def run_job(
     source = video.open()
     with source:
         info = source.info
-        loaded, pre = load_model(model, threads=threads or default_threads())
+        jobs = threads or default_threads()
+        loaded, pre = load_model(model, threads=1)  # one thread per frame, `jobs` frames at once
         decoded = 0
 
         def counted(frames: Iterable[Frame]) -> Iterator[Frame]:
@@ -529,6 +585,7 @@ def run_job(
                 infer_size=infer_size,
                 progress=Progress(total=total, enabled=progress),
                 on_map=maps,
+                jobs=jobs,
             )
         except BaseException:
             if maps is not None:

@@ -146,10 +146,14 @@ def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     caller need not make a float copy of a whole HD frame first.
     """
     out_h, out_w = size
-    in_h, in_w = plane.shape
+    # A vertical pass reads whole contiguous rows; a horizontal one reads strided
+    # columns, which costs more per sample the wider the rows. So shrink the rows
+    # first when the height shrinks: 4K -> 320x320 takes 10 ms instead of 26 ms
+    # (benchmarks/producer_cost.py times the video sizes).
+    axes = (0, 1) if out_h < plane.shape[0] else (1, 0)
     out = plane
-    if in_w != out_w:
-        out = _resize_axis(out, out_w, axis=1)
-    if in_h != out_h:
-        out = _resize_axis(out, out_h, axis=0)
+    for axis in axes:
+        target = out_h if axis == 0 else out_w
+        if out.shape[axis] != target:
+            out = _resize_axis(out, target, axis=axis)
     return np.ascontiguousarray(out, dtype=np.float32)

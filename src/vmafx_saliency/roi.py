@@ -686,7 +686,8 @@ def compute_plan(
     source = video.open()
     with source:
         info = source.info
-        loaded, pre = ex.load_model(model, threads=threads or ex.default_threads())
+        # One thread per frame, `threads` frames at once (see extract.inferred).
+        loaded, pre = ex.load_model(model, threads=1)
         frames = select_frames(source, start=video.start, end=video.end, subsample=video.subsample)
         frame_hw = (info.height, info.width)
         acc = TemporalAggregator(settings, frame_hw, video.start)
@@ -698,6 +699,7 @@ def compute_plan(
             infer_size=infer_size,
             progress=ex.Progress(total=_expected(info, video), enabled=progress),
             on_map=acc,
+            jobs=threads or ex.default_threads(),
         )
     frame_count = _range_length(info, video, last_seen=acc.frames[-1])
     static = acc.static_blocks()
