@@ -53,12 +53,14 @@ from vmafx_saliency.errors import (
 )
 from vmafx_saliency.extract import (
     ExtractionResult,
+    InferencePlan,
     JobResult,
     ModelChoice,
     Outputs,
     VideoInput,
     extract,
     inferred,
+    load_for_video,
     load_model,
     luma_to_unit,
     parse_infer_size,
@@ -633,6 +635,20 @@ def test_inferred_closed_early_waits_for_the_runs_in_flight() -> None:
     stream.close()
     assert session.running == 0  # nothing still running on the session
     assert session.calls <= 6  # and nothing more was started
+
+
+def test_a_small_model_runs_frames_side_by_side_a_large_one_uses_intra_op_threads() -> None:
+    assert InferencePlan.for_model(736_882, 4) == InferencePlan(frames=4, threads_per_frame=1)
+    assert InferencePlan.for_model(4_654_809, 4) == InferencePlan(frames=1, threads_per_frame=4)
+    assert InferencePlan.for_model(4_654_809, 1) == InferencePlan(frames=1, threads_per_frame=1)
+    with pytest.raises(UsageError, match="--threads 0: give a whole number >= 1"):
+        InferencePlan.for_model(736_882, 0)
+
+
+def test_load_for_video_plans_by_the_model_file(tiny: ModelChoice) -> None:
+    loaded, _pre, plan = load_for_video(tiny, threads=3)
+    assert plan == InferencePlan(frames=3, threads_per_frame=1)  # the tiny model is small
+    assert loaded.session.get_session_options().intra_op_num_threads == 1
 
 
 def test_extract_refuses_zero_jobs() -> None:

@@ -20,7 +20,7 @@ pytest.importorskip("PIL")
 
 from vmafx_saliency import _cli_train, contract, onnxscan, train  # noqa: E402
 from vmafx_saliency._util import sha256_bytes  # noqa: E402
-from vmafx_saliency.errors import UsageError  # noqa: E402
+from vmafx_saliency.errors import ExportError, UsageError  # noqa: E402
 from vmafx_saliency.extract import preprocess  # noqa: E402
 from vmafx_saliency.nets.student import StudentUNet  # noqa: E402
 from vmafx_saliency.registry import Preprocessing, Sidecar  # noqa: E402
@@ -182,6 +182,71 @@ def test_a_teacher_with_another_hash_is_refused(
         )
 
 
+def _teacher_with_sidecar(tmp_path: Path, tiny_teacher: Path) -> Path:
+    folder = tmp_path / "teacher_with_sidecar"
+    folder.mkdir()
+    model = folder / "teacher.onnx"
+    model.write_bytes(tiny_teacher.read_bytes())
+    (folder / "teacher.sidecar.json").write_text(json.dumps(train.student_sidecar().to_json()))
+    return model
+
+
+def test_luma_labels_are_the_teacher_on_the_extractor_input(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    import onnxruntime as ort
+
+    teacher = _teacher_with_sidecar(tmp_path, tiny_teacher)
+    samples = train.collect_samples([six_images])
+    sha = sha256_bytes(teacher.read_bytes())
+    stats = train.ensure_labels(
+        samples,
+        lambda: train.load_teacher(teacher, teacher_input="luma"),
+        tmp_path / "cache",
+        teacher_sha256=sha,
+        teacher_input="luma",
+    )
+    assert stats.cache_dir == tmp_path / "cache" / f"{sha[:16]}-luma"  # beside, not over, RGB
+    session = ort.InferenceSession(str(teacher), providers=["CPUExecutionProvider"])
+    pre = train.student_sidecar().preprocessing
+    for sample in samples:
+        # Independently: BT.601 luma through the extractor's own pre-processing.
+        x = preprocess(
+            train.bt601_luma(train.load_rgb(sample.path)),
+            bit_depth=8,
+            color_range="full",
+            pre=pre,
+            size=train.LABEL_SIZE,
+        )
+        want = np.clip(session.run(None, {"input": x})[0][0, 0], 0.0, 1.0)
+        got = train.png_to_label(stats.cache_dir / f"{sample.sha256}.png")
+        np.testing.assert_allclose(got, want, rtol=0, atol=0.5 / 255 + 1e-6)
+    provenance = json.loads((stats.cache_dir / "provenance.json").read_text())
+    assert provenance["protocol"]["colour_mode"] == "luma_tile"
+
+
+def test_luma_labels_need_the_teachers_sidecar(tiny_teacher: Path) -> None:
+    with pytest.raises(UsageError, match=r"--teacher-input luma: .* has no sidecar beside it"):
+        train.load_teacher(tiny_teacher, teacher_input="luma")
+    with pytest.raises(UsageError, match="--teacher-input 'yuv': give one of rgb, luma"):
+        train.load_teacher(tiny_teacher, teacher_input="yuv")
+
+
+def test_an_rgb_teacher_cannot_fill_the_luma_cache(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    teacher = _teacher_with_sidecar(tmp_path, tiny_teacher)
+    samples = train.collect_samples([six_images])[:1]
+    with pytest.raises(ExportError, match="loaded for another input than 'luma'"):
+        train.ensure_labels(
+            samples,
+            lambda: train.load_teacher(teacher),
+            tmp_path / "cache",
+            teacher_sha256=sha256_bytes(teacher.read_bytes()),
+            teacher_input="luma",
+        )
+
+
 # --- training ---------------------------------------------------------------
 
 
@@ -287,6 +352,7 @@ def test_cli_defaults_equal_the_library_defaults() -> None:
     for name, value in dataclasses.asdict(_cli_train.DEFAULTS).items():
         assert getattr(lib, name) == value, name
     assert _cli_train.DEFAULT_TEACHER == train.DEFAULT_TEACHER
+    assert _cli_train.TEACHER_INPUTS == train.TEACHER_INPUTS
 
 
 def test_gt_root_pairs_use_their_masks_not_the_teacher(

@@ -44,6 +44,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         separable=args.separable,
         steps_per_epoch=args.steps_per_epoch,
         init_from=args.init_from,
+        teacher_input=args.teacher_input,
     )
     image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
     if args.images and not args.no_default_images:
@@ -85,8 +86,10 @@ class _Defaults:
     widths: tuple[int, ...] = (8, 24, 32, 32, 40, 40)
     stem_convs: int = 1
     separable: bool = False
+    teacher_input: str = "rgb"
 
 
+TEACHER_INPUTS = ("rgb", "luma")  # train.TEACHER_INPUTS; a test keeps them equal
 DEFAULTS = _Defaults()
 DEFAULT_TEACHER = Path(__file__).resolve().parents[2] / "models" / "u2netp_mirror_v1.onnx"
 
@@ -138,6 +141,13 @@ def register(sub: Any, add: AddFn) -> None:
         default=str(DEFAULT_TEACHER),
         metavar="ONNX|ID",
         help="teacher ONNX file or registry id (default: models/u2netp_mirror_v1.onnx)",
+    )
+    p.add_argument(
+        "--teacher-input",
+        choices=TEACHER_INPUTS,
+        default=defaults.teacher_input,
+        help="what the teacher labels from: rgb (its best setting, the default) or luma "
+        "tiled to RGB (the student's own input, so every label is reachable from luma)",
     )
     p.add_argument(
         "--label-cache",

@@ -798,7 +798,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         metavar="N",
-        help="inference threads: N frames at once, one thread each (default: all cores)",
+        help="inference threads (default: all cores); a small model such as the student "
+        "infers N frames at once, one thread each",
     )
 
 

@@ -1841,7 +1841,7 @@ def _agreement(
 
 
 def _series(
-    video: VideoInput, model: EvalModel, *, block: int, jobs: int, progress: bool
+    video: VideoInput, model: EvalModel, *, block: int, progress: bool
 ) -> tuple[list[int], list[float], dict[int, np.ndarray]]:
     """One model over one clip through the extractor; the block grid of each frame's map."""
     from vmafx_saliency import extract
@@ -1866,7 +1866,6 @@ def _series(
             color_range=info.color_range,
             progress=extract.Progress(total=None, enabled=progress),
             on_map=on_map,
-            jobs=jobs,
         )
     frames = [f.frame_num for f in result.features]
     return frames, [f.saliency_mean for f in result.features], grids
@@ -1884,8 +1883,7 @@ def run_compare(options: CompareOptions) -> CompareResult:
         from vmafx_saliency.extract import default_threads
 
         threads = default_threads()
-    # The extractor's plan: one thread per frame, `threads` frames at once.
-    models = load_models(options.models, threads=1, signed=options.signed)
+    models = load_models(options.models, threads=threads, signed=options.signed)
     a_model, b_model = models
     clips = []
     all_frames: list[int] = []
@@ -1893,12 +1891,8 @@ def run_compare(options: CompareOptions) -> CompareResult:
     all_b: list[float] = []
     all_iou: list[float] = []
     for video in options.videos:
-        fa, sa, ga = _series(
-            video, a_model, block=options.block, jobs=threads, progress=options.progress
-        )
-        fb, sb, gb = _series(
-            video, b_model, block=options.block, jobs=threads, progress=options.progress
-        )
+        fa, sa, ga = _series(video, a_model, block=options.block, progress=options.progress)
+        fb, sb, gb = _series(video, b_model, block=options.block, progress=options.progress)
         if fa != fb:  # the same selection over the same file: a mismatch is a decoder bug
             raise ExtractionError(
                 f"{video.path}: the two runs decoded different frames ({len(fa)} and {len(fb)}): "

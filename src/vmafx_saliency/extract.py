@@ -9,11 +9,11 @@ per-frame min-max) and ``saliency_var``.
 
 Decoding and pre-processing run in a worker thread feeding a bounded queue, so
 they overlap with inference (ONNX Runtime releases the GIL) and memory stays
-flat however long the video is. Inference runs ``jobs`` frames at once, each on
-one thread of a single-threaded session, as vmaf's ``--threads`` runs frames in
-parallel: on a small model this keeps the cores busier than one frame at a time
-on an intra-op thread pool, whose threads wait for each other at every
-operator (``benchmarks/extract_throughput.py`` measures both).
+flat however long the video is. A small model infers several frames at once,
+each on one thread of a single-threaded session, as vmaf's ``--threads`` runs
+frames in parallel: this keeps the cores busier than one frame at a time on an
+intra-op thread pool, whose threads wait for each other at every operator
+(``benchmarks/extract_throughput.py`` measures both; see :class:`InferencePlan`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from vmafx_saliency.frames import Frame, FrameSource
     from vmafx_saliency.loader import LoadedModel
     from vmafx_saliency.output import FrameRecord, RunInfo
-    from vmafx_saliency.registry import Preprocessing
+    from vmafx_saliency.registry import ModelEntry, Preprocessing
 
 FEATURES = ("saliency_mean", "saliency_var")
 # Sigmoid outputs can touch 0 or 1; beyond this slack the model is broken.
@@ -383,9 +383,9 @@ def sidecar_beside(model_path: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def load_model(choice: ModelChoice, *, threads: int | None) -> tuple[LoadedModel, Preprocessing]:
-    from vmafx_saliency import loader
-    from vmafx_saliency.registry import Registry, Sidecar
+def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
+    """An ad-hoc (model, sidecar) pair, or the registry entry the choice names."""
+    from vmafx_saliency.registry import Registry
 
     path = choice.model_path
     if path is None and choice.model_id is None and os.environ.get(MODEL_PATH_ENV):
@@ -410,16 +410,66 @@ def load_model(choice: ModelChoice, *, threads: int | None) -> tuple[LoadedModel
                 f"{path}: no sidecar JSON declares its pre-processing: pass --sidecar FILE "
                 f"or put {path.stem}.sidecar.json beside it"
             )
+        return path, sidecar_path
+    registry = Registry.load()
+    return registry.get(choice.model_id) if choice.model_id else registry.default_for(EXTRACTOR)
+
+
+def load_model(choice: ModelChoice, *, threads: int | None) -> tuple[LoadedModel, Preprocessing]:
+    """Load the chosen model through the loader's gate; ``threads``: intra-op threads."""
+    from vmafx_saliency import loader
+    from vmafx_saliency.registry import Sidecar
+
+    found = _locate(choice)
+    if isinstance(found, tuple):
+        path, sidecar_path = found
         sidecar = Sidecar.load(sidecar_path)
         loaded = loader.load_ad_hoc(path, sidecar=sidecar, threads=threads)
         return loaded, sidecar.preprocessing
-    registry = Registry.load()
-    entry = registry.get(choice.model_id) if choice.model_id else registry.default_for(EXTRACTOR)
     policy = loader.Policy.SIGNED if choice.signed else loader.Policy.PINNED
-    loaded = loader.load_entry(entry, policy=policy, threads=threads)
+    loaded = loader.load_entry(found, policy=policy, threads=threads)
     if loaded.sidecar is None:  # load_entry always reads the sidecar; keep mypy honest
-        raise UsageError(f"{entry.id}: no sidecar")
+        raise UsageError(f"{found.id}: no sidecar")
     return loaded, loaded.sidecar.preprocessing
+
+
+# Models up to this size (the student: 0.74 MB) infer several frames at once, one
+# thread each; larger ones (the mirror: 4.65 MB) one frame at a time on all the
+# threads: on 2 cores the mirror's frames gain nothing side by side (8.3 vs 8.1
+# frames/s) while each frame in flight holds its own activations (peak RSS 1.65
+# vs 0.86 GB). Figures: benchmarks/extract_throughput.py.
+SMALL_MODEL_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """How ``threads`` inference threads are spent on a video."""
+
+    frames: int  # frames inferred at once (extract's ``jobs``)
+    threads_per_frame: int  # ONNX Runtime intra-op threads of the session
+
+    @classmethod
+    def for_model(cls, model_bytes: int, threads: int) -> InferencePlan:
+        if threads < 1:
+            raise UsageError(f"--threads {threads}: give a whole number >= 1")
+        if model_bytes <= SMALL_MODEL_BYTES:
+            return cls(frames=threads, threads_per_frame=1)
+        return cls(frames=1, threads_per_frame=threads)
+
+
+def load_for_video(
+    choice: ModelChoice, *, threads: int | None
+) -> tuple[LoadedModel, Preprocessing, InferencePlan]:
+    """:func:`load_model` with the session threads of the plan for this model's size."""
+    found = _locate(choice)
+    onnx = found[0] if isinstance(found, tuple) else found.onnx
+    try:
+        size = onnx.stat().st_size  # a hint for the plan; the loader checks the file itself
+    except OSError:
+        size = 0  # the loader reports the missing file, in its own words
+    plan = InferencePlan.for_model(size, threads or default_threads())
+    loaded, pre = load_model(choice, threads=plan.threads_per_frame)
+    return loaded, pre, plan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -548,8 +598,8 @@ def run_job(
 ) -> JobResult:
     """The extractor end to end: open, load, extract, write. No partial output on failure.
 
-    ``threads`` (default: the cores available) frames are inferred at once, one
-    thread each.
+    ``threads`` (default: the cores available) are spent as
+    :class:`InferencePlan` says: on a small model, that many frames at once.
     """
     from vmafx_saliency import __version__
     from vmafx_saliency.frames import select_frames
@@ -559,8 +609,7 @@ def run_job(
     source = video.open()
     with source:
         info = source.info
-        jobs = threads or default_threads()
-        loaded, pre = load_model(model, threads=1)  # one thread per frame, `jobs` frames at once
+        loaded, pre, plan = load_for_video(model, threads=threads)
         decoded = 0
 
         def counted(frames: Iterable[Frame]) -> Iterator[Frame]:
@@ -585,7 +634,7 @@ def run_job(
                 infer_size=infer_size,
                 progress=Progress(total=total, enabled=progress),
                 on_map=maps,
-                jobs=jobs,
+                jobs=plan.frames,
             )
         except BaseException:
             if maps is not None:

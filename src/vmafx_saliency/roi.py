@@ -686,8 +686,7 @@ def compute_plan(
     source = video.open()
     with source:
         info = source.info
-        # One thread per frame, `threads` frames at once (see extract.inferred).
-        loaded, pre = ex.load_model(model, threads=1)
+        loaded, pre, plan = ex.load_for_video(model, threads=threads)
         frames = select_frames(source, start=video.start, end=video.end, subsample=video.subsample)
         frame_hw = (info.height, info.width)
         acc = TemporalAggregator(settings, frame_hw, video.start)
@@ -699,7 +698,7 @@ def compute_plan(
             infer_size=infer_size,
             progress=ex.Progress(total=_expected(info, video), enabled=progress),
             on_map=acc,
-            jobs=threads or ex.default_threads(),
+            jobs=plan.frames,
         )
     frame_count = _range_length(info, video, last_seen=acc.frames[-1])
     static = acc.static_blocks()

@@ -75,6 +75,15 @@ LABEL_PROTOCOL = {
     "output": "saliency_map (u2netp d0), raw: not min-max normalised",
     "storage": "8-bit grey PNG, round(clip(map, 0, 1) * 255)",
 }
+# The teacher on what the extractor feeds it (``--teacher-input luma``): the
+# student's own input, so every label is one a luma-only model can reach.
+LUMA_LABEL_PROTOCOL = {
+    **LABEL_PROTOCOL,
+    "colour_mode": "luma_tile",
+    "preprocessing": "BT.601 luma (full-range 8-bit) of the RGB image, then "
+    "vmafx_saliency.extract.preprocess with the teacher's sidecar (luma tiled to RGB)",
+}
+TEACHER_INPUTS = ("rgb", "luma")
 TRAINING_RECORD_SCHEMA = "vmafx-saliency/training-record/v1"
 MANIFEST_SCHEMA = "vmafx-saliency/export-manifest/v1"
 PROVENANCE_SCHEMA = "vmafx-saliency/teacher-labels/v1"
@@ -294,33 +303,70 @@ class Teacher:
     session: Any
     sha256: str
     source: str
+    # Set for ``--teacher-input luma``: the teacher's sidecar pre-processing.
+    luma_pre: Preprocessing | None = None
 
     def label(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 -> the raw d0 map at :data:`LABEL_SIZE`, float32 [H, W]."""
         from vmafx_saliency.export import preprocess_upstream
+        from vmafx_saliency.extract import preprocess
 
-        pil_image = _pil_image()
-        x = preprocess_upstream(pil_image.fromarray(rgb, "RGB"), LABEL_SIZE)
+        if self.luma_pre is not None:
+            x = preprocess(
+                bt601_luma(rgb),
+                bit_depth=8,
+                color_range="full",
+                pre=self.luma_pre,
+                size=LABEL_SIZE,
+            )
+        else:
+            x = preprocess_upstream(_pil_image().fromarray(rgb, "RGB"), LABEL_SIZE)
         name = self.session.get_inputs()[0].name
         out = np.asarray(self.session.run(None, {name: x})[0], dtype=np.float32)
         plane: np.ndarray = np.ascontiguousarray(out[0, 0])
         return plane
 
 
-def load_teacher(teacher: str | Path, *, threads: int | None = None) -> Teacher:
-    """A teacher by file path (ad hoc: scanned and contract-checked) or registry id (pinned)."""
-    from vmafx_saliency import loader
+def load_teacher(
+    teacher: str | Path, *, threads: int | None = None, teacher_input: str = "rgb"
+) -> Teacher:
+    """A teacher by file path (ad hoc: scanned and contract-checked) or registry id (pinned).
 
+    ``teacher_input`` ``luma`` labels from luma tiled to RGB, with the teacher's
+    sidecar pre-processing (beside the file, or the registry entry's).
+    """
+    from vmafx_saliency import loader
+    from vmafx_saliency.extract import sidecar_beside
+
+    if teacher_input not in TEACHER_INPUTS:
+        raise UsageError(
+            f"--teacher-input {teacher_input!r}: give one of {', '.join(TEACHER_INPUTS)}"
+        )
     path = Path(teacher)
+    loaded: loader.LoadedModel | None = None
     if path.is_file():
-        loaded = loader.load_ad_hoc(path, threads=threads)
-        return Teacher(loaded.session, loaded.sha256, str(path))
-    if isinstance(teacher, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", teacher) and not path.suffix:
+        sidecar_path = sidecar_beside(path)
+        sidecar = Sidecar.load(sidecar_path) if sidecar_path is not None else None
+        if teacher_input == "luma" and sidecar is None:
+            raise UsageError(
+                f"--teacher-input luma: {path} has no sidecar beside it "
+                f"({path.stem}.sidecar.json) to say how it pre-processes luma"
+            )
+        loaded = loader.load_ad_hoc(path, sidecar=sidecar, threads=threads)
+        source = str(path)
+    elif isinstance(teacher, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", teacher) and not path.suffix:
         from vmafx_saliency.registry import Registry
 
         entry = Registry.load().get(teacher)
         loaded = loader.load_entry(entry, threads=threads)
-        return Teacher(loaded.session, loaded.sha256, f"registry:{teacher}")
+        source = f"registry:{teacher}"
+    if loaded is not None:
+        pre = None
+        if teacher_input == "luma":
+            if loaded.sidecar is None:  # load_entry always reads one; keep mypy honest
+                raise UsageError(f"teacher {teacher}: no sidecar")
+            pre = loaded.sidecar.preprocessing
+        return Teacher(loaded.session, loaded.sha256, source, luma_pre=pre)
     raise InputFileError(
         f"teacher {teacher} is neither a file nor a registry id: pass --teacher with the "
         "mirror's ONNX (vmafx-saliency export --output models/u2netp_mirror_v1.onnx) or its id"
@@ -349,8 +395,13 @@ class LabelStats:
     seconds: float
 
 
-def label_cache_dir(cache_root: Path, teacher_sha256: str) -> Path:
-    return cache_root / teacher_sha256[:16]
+def label_cache_dir(cache_root: Path, teacher_sha256: str, teacher_input: str = "rgb") -> Path:
+    suffix = "" if teacher_input == "rgb" else f"-{teacher_input}"
+    return cache_root / f"{teacher_sha256[:16]}{suffix}"
+
+
+def label_protocol(teacher_input: str) -> dict[str, object]:
+    return dict(LUMA_LABEL_PROTOCOL if teacher_input == "luma" else LABEL_PROTOCOL)
 
 
 def ensure_labels(
@@ -359,6 +410,7 @@ def ensure_labels(
     cache_root: Path,
     *,
     teacher_sha256: str,
+    teacher_input: str = "rgb",
     progress: TextIO | None = None,
 ) -> LabelStats:
     """Label every teacher-labelled sample not yet in the cache; update the provenance.
@@ -367,7 +419,7 @@ def ensure_labels(
     Labels are keyed by the image's sha256, so renamed or re-listed images are
     not labelled twice.
     """
-    cache_dir = label_cache_dir(cache_root, teacher_sha256)
+    cache_dir = label_cache_dir(cache_root, teacher_sha256, teacher_input)
     cache_dir.mkdir(parents=True, exist_ok=True)
     provenance_path = cache_dir / "provenance.json"
     images: dict[str, str] = {}
@@ -388,6 +440,11 @@ def ensure_labels(
                     f"teacher {session.source} has sha256 {session.sha256}, expected "
                     f"{teacher_sha256}: the cache key would lie"
                 )
+            if (session.luma_pre is not None) != (teacher_input == "luma"):
+                raise ExportError(
+                    f"teacher {session.source} was loaded for another input than "
+                    f"{teacher_input!r}: the cache key would lie"
+                )
         label = session.label(load_rgb(sample.path))
         atomic_write_bytes(cache_dir / f"{sample.sha256}.png", label_to_png(label))
         images[sample.sha256] = sample.path.name
@@ -400,7 +457,7 @@ def ensure_labels(
     provenance = {
         "schema": PROVENANCE_SCHEMA,
         "teacher_sha256": teacher_sha256,
-        "protocol": LABEL_PROTOCOL,
+        "protocol": label_protocol(teacher_input),
         "images": dict(sorted(images.items())),
         "versions": _versions(),
     }
@@ -465,6 +522,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # None: one pass over the training split
     l1_weight: float = 0.0  # + l1_weight * mean |sigmoid(logits) - target|
     init_from: str | None = None  # a train checkpoint to start from (widened if narrower)
+    teacher_input: str = "rgb"  # the teacher labels RGB (its best setting) or luma tiled
 
 
 @dataclass(frozen=True)
@@ -883,6 +941,10 @@ def run_training(
     """
     if not 0.0 < cfg.scale_min <= 1.0:
         raise UsageError(f"--scale-min {cfg.scale_min}: give a fraction of the area in (0, 1]")
+    if cfg.teacher_input not in TEACHER_INPUTS:
+        raise UsageError(
+            f"--teacher-input {cfg.teacher_input!r}: give one of {', '.join(TEACHER_INPUTS)}"
+        )
     wall_start = time.perf_counter()
     torch = _torch()
     if threads is not None:
@@ -917,15 +979,19 @@ def run_training(
     teacher_path = Path(teacher)
     teacher_sha = sha256_file(teacher_path) if teacher_path.is_file() else ""
     teacher_obj: Teacher | None = None
+    mode = cfg.teacher_input
     if not teacher_sha:
-        teacher_obj = load_teacher(teacher)
+        teacher_obj = load_teacher(teacher, teacher_input=mode)
         teacher_sha = teacher_obj.sha256
     root = cache_root if cache_root is not None else default_cache_root()
     labels = ensure_labels(
         [*samples, *extra_train, *extra_val_s],
-        teacher_obj if teacher_obj is not None else (lambda: load_teacher(teacher)),
+        teacher_obj
+        if teacher_obj is not None
+        else (lambda: load_teacher(teacher, teacher_input=mode)),
         root,
         teacher_sha256=teacher_sha,
+        teacher_input=mode,
         progress=progress,
     )
     if progress is not None:
@@ -990,7 +1056,7 @@ def run_training(
         "teacher": {
             "sha256": teacher_sha,
             "source": _display(teacher_path) if teacher_path.is_file() else str(teacher),
-            "protocol": LABEL_PROTOCOL,
+            "protocol": label_protocol(cfg.teacher_input),
         },
         "student_input": "BT.601 luma (full-range 8-bit) of the RGB image, then "
         f"vmafx_saliency.extract.preprocess semantics with {sidecar_path.name}",
