@@ -114,18 +114,44 @@ def extractor_fps(clip: Path, model_path: Path, frames: int, threads: int) -> tu
     return len(job.records) / seconds, job.extraction.fps
 
 
-def child_rss(clip: Path, model_path: Path, frames: int, threads: int) -> int:
-    """Peak RSS (KiB) of a fresh process that extracts ``frames`` frames."""
+_PLANS = {"frames": "frames side by side", "threads": "one frame on intra-op threads"}
+
+
+def child_rss(clip: Path, model_path: Path, frames: int, threads: int, plan: str = "auto") -> int:
+    """Peak RSS (KiB) of a fresh process that extracts ``frames`` frames.
+
+    ``plan`` ``auto`` runs ``run_job`` (the extractor's own plan); ``frames`` or
+    ``threads`` forces one of the two plans of ``extract.InferencePlan``. Read
+    from the child's ``VmHWM`` (Linux): ``ru_maxrss`` survives ``exec``, so a
+    child would report this (large) benchmark process's RSS at fork time.
+    """
+    if plan == "auto":
+        job = (
+            "from vmafx_saliency.extract import ModelChoice, Outputs, VideoInput, run_job\n"
+            "with tempfile.TemporaryDirectory() as tmp:\n"
+            f"    run_job(VideoInput(path=Path({str(clip)!r}), end={frames}),\n"
+            f"            ModelChoice(model_path=Path({str(model_path)!r})),\n"
+            "            Outputs(output=Path(tmp) / 'o.json'),\n"
+            f"            threads={threads})\n"
+        )
+    else:
+        jobs, intra = (threads, 1) if plan == "frames" else (1, threads)
+        job = (
+            "from vmafx_saliency.extract import ModelChoice, extract, load_model\n"
+            "from vmafx_saliency.frames import open_video, select_frames\n"
+            f"loaded, pre = load_model(ModelChoice(model_path=Path({str(model_path)!r})), "
+            f"threads={intra})\n"
+            f"with open_video(Path({str(clip)!r})) as src:\n"
+            f"    extract(select_frames(src, end={frames}), loaded, pre=pre,\n"
+            f"            color_range=src.info.color_range, jobs={jobs})\n"
+        )
     code = (
-        "import resource, sys, tempfile\n"
-        "from pathlib import Path\n"
-        "from vmafx_saliency.extract import ModelChoice, Outputs, VideoInput, run_job\n"
-        "with tempfile.TemporaryDirectory() as tmp:\n"
-        f"    run_job(VideoInput(path=Path({str(clip)!r}), end={frames}),\n"
-        f"            ModelChoice(model_path=Path({str(model_path)!r})),\n"
-        "            Outputs(output=Path(tmp) / 'o.json'),\n"
-        f"            threads={threads})\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "import resource, tempfile\n"
+        "from pathlib import Path\n" + job + "try:\n"
+        "    status = Path('/proc/self/status').read_text()\n"
+        "    print(next(l.split()[1] for l in status.splitlines() if l.startswith('VmHWM:')))\n"
+        "except (OSError, StopIteration):\n"
+        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(done.stdout.strip().splitlines()[-1])
@@ -202,6 +228,14 @@ def main() -> int:
             f"130 frames {rss[130] / 1024:.1f} MiB (ratio {rss[130] / rss[30]:.3f})"
         )
         figures["peak_rss_kib"] = rss
+        by_plan = {
+            plan: child_rss(clip, args.model_path, 30, args.threads, plan) for plan in _PLANS
+        }
+        print(
+            "peak RSS, 30 frames, by plan: "
+            + ", ".join(f"{_PLANS[k]} {v / 1024:.1f} MiB" for k, v in by_plan.items())
+        )
+        figures["peak_rss_kib_by_plan"] = by_plan
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
