@@ -435,9 +435,9 @@ def load_model(choice: ModelChoice, *, threads: int | None) -> tuple[LoadedModel
 
 # Models up to this size (the student: 0.74 MB) infer several frames at once, one
 # thread each; larger ones (the mirror: 4.65 MB) one frame at a time on all the
-# threads: on 2 cores the mirror's frames gain nothing side by side (8.3 vs 8.1
-# frames/s) while each frame in flight holds its own activations (peak RSS 1.65
-# vs 0.86 GB). Figures: benchmarks/extract_throughput.py.
+# threads: on 2 cores the mirror's frames gain 3 % side by side (8.53 vs 8.31
+# frames/s) while each frame in flight holds its own activations (peak RSS 752
+# vs 471 MiB, growing with the cores). Figures: benchmarks/extract_throughput.py.
 SMALL_MODEL_BYTES = 2 * 1024 * 1024
 
 
