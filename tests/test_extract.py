@@ -950,14 +950,14 @@ def test_memory_does_not_grow_with_the_number_of_frames(
     """
     from vmafx_saliency import extract as extract_module
 
-    load = extract_module.load_model
+    load = extract_module.load_for_video
 
     def load_then_reset(*args: Any, **kwargs: Any) -> Any:
         loaded = load(*args, **kwargs)
         tracemalloc.reset_peak()
         return loaded
 
-    monkeypatch.setattr(extract_module, "load_model", load_then_reset)
+    monkeypatch.setattr(extract_module, "load_for_video", load_then_reset)
     width, height = 640, 360
     fmt = PIXEL_FORMATS["yuv420p"]
     frame = np.random.default_rng(9).integers(16, 236, fmt.frame_bytes(width, height), np.uint8)

@@ -386,3 +386,10 @@ def test_a_crop_scale_outside_the_unit_interval_is_refused(
     with pytest.raises(UsageError, match=f"--scale-min {scale_min}: give a fraction"):
         train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
     assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_teacher_input_is_refused_before_any_work(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, teacher_input="yuv")
+    with pytest.raises(UsageError, match="--teacher-input 'yuv': give one of rgb, luma"):
+        train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
+    assert not (tmp_path / "run").exists()

@@ -417,16 +417,21 @@ def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
 
 def load_model(choice: ModelChoice, *, threads: int | None) -> tuple[LoadedModel, Preprocessing]:
     """Load the chosen model through the loader's gate; ``threads``: intra-op threads."""
+    return _load_found(_locate(choice), signed=choice.signed, threads=threads)
+
+
+def _load_found(
+    found: tuple[Path, Path] | ModelEntry, *, signed: bool, threads: int | None
+) -> tuple[LoadedModel, Preprocessing]:
     from vmafx_saliency import loader
     from vmafx_saliency.registry import Sidecar
 
-    found = _locate(choice)
     if isinstance(found, tuple):
         path, sidecar_path = found
         sidecar = Sidecar.load(sidecar_path)
         loaded = loader.load_ad_hoc(path, sidecar=sidecar, threads=threads)
         return loaded, sidecar.preprocessing
-    policy = loader.Policy.SIGNED if choice.signed else loader.Policy.PINNED
+    policy = loader.Policy.SIGNED if signed else loader.Policy.PINNED
     loaded = loader.load_entry(found, policy=policy, threads=threads)
     if loaded.sidecar is None:  # load_entry always reads the sidecar; keep mypy honest
         raise UsageError(f"{found.id}: no sidecar")
@@ -468,7 +473,8 @@ def load_for_video(
     except OSError:
         size = 0  # the loader reports the missing file, in its own words
     plan = InferencePlan.for_model(size, threads or default_threads())
-    loaded, pre = load_model(choice, threads=plan.threads_per_frame)
+    # The location found above, not a second look-up (the registry is read once).
+    loaded, pre = _load_found(found, signed=choice.signed, threads=plan.threads_per_frame)
     return loaded, pre, plan
 
 
