@@ -353,6 +353,7 @@ def test_cli_defaults_equal_the_library_defaults() -> None:
         assert getattr(lib, name) == value, name
     assert _cli_train.DEFAULT_TEACHER == train.DEFAULT_TEACHER
     assert _cli_train.TEACHER_INPUTS == train.TEACHER_INPUTS
+    assert _cli_train.LOSSES == train.LOSSES
 
 
 def test_gt_root_pairs_use_their_masks_not_the_teacher(
@@ -393,3 +394,67 @@ def test_an_unknown_teacher_input_is_refused_before_any_work(tmp_path: Path) -> 
     with pytest.raises(UsageError, match="--teacher-input 'yuv': give one of rgb, luma"):
         train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
     assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_loss_is_refused_before_any_work(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, loss="focal")
+    with pytest.raises(UsageError, match="--loss 'focal': give one of bce_iou, structure"):
+        train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
+    assert not (tmp_path / "run").exists()
+
+
+def _structure_loss_numpy(logits: np.ndarray, target: np.ndarray) -> float:
+    """F3Net's structure loss written out in numpy: the second implementation."""
+    total = 0.0
+    for z, t in zip(logits[:, 0].astype(np.float64), target[:, 0].astype(np.float64), strict=True):
+        padded = np.pad(t, 15)
+        box = np.zeros_like(t)
+        for dy in range(31):
+            for dx in range(31):
+                box += padded[dy : dy + t.shape[0], dx : dx + t.shape[1]]
+        weight = 1.0 + 5.0 * np.abs(box / 31**2 - t)  # avg_pool2d counts the zero padding
+        p = 1.0 / (1.0 + np.exp(-z))
+        bce = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+        wbce = (weight * bce).sum() / weight.sum()
+        inter = (p * t * weight).sum()
+        union = ((p + t) * weight).sum()
+        total += wbce + 1.0 - (inter + 1.0) / (union - inter + 1.0)
+    return total / len(logits)
+
+
+def test_structure_loss_matches_a_numpy_implementation() -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 2, (2, 1, 24, 20)).astype(np.float32)
+    target = np.zeros((2, 1, 24, 20), np.float32)
+    target[0, 0, 5:15, 4:12] = 1.0
+    target[1, 0] = rng.random((24, 20), dtype=np.float32)
+    got = train._loss(
+        torch, torch.from_numpy(logits), torch.from_numpy(target), 1.0, kind="structure"
+    )
+    assert float(got) == pytest.approx(_structure_loss_numpy(logits, target), rel=1e-5)
+
+
+def test_structure_loss_on_an_empty_target_is_bce_plus_iou() -> None:
+    # avgpool(0) - 0 = 0: every weight is 1, so both losses are the same number.
+    logits = torch.from_numpy(np.random.default_rng(4).normal(0, 1, (2, 1, 16, 16)))
+    target = torch.zeros_like(logits)
+    plain = train._loss(torch, logits, target, 1.0, kind="bce_iou")
+    structure = train._loss(torch, logits, target, 1.0, kind="structure")
+    assert float(structure) == pytest.approx(float(plain), rel=1e-6)
+
+
+def test_channels_last_trains_like_nchw(tmp_path: Path) -> None:
+    # NHWC only changes the convolution kernels' summation order: the same run
+    # in both layouts starts with the same loss and keeps nearly the same
+    # validation figures (batch-2 BatchNorm amplifies the last-bit differences
+    # in the later training losses, so only the first epoch's is compared).
+    cfg = dataclasses.replace(TINY, crop=32, loss="structure", lr=1e-3)
+    data, val = _arrays(6, 0), _arrays(2, 1)
+    nhwc = train.train_student(cfg, data, val, checkpoint=tmp_path / "a.pt")
+    nchw = train.train_student(
+        dataclasses.replace(cfg, channels_last=False), data, val, checkpoint=tmp_path / "b.pt"
+    )
+    assert nhwc.history[0].train_loss == pytest.approx(nchw.history[0].train_loss, rel=1e-4)
+    for a, b in zip(nhwc.history, nchw.history, strict=True):
+        assert a.val_mae == pytest.approx(b.val_mae, abs=1e-3)
+        assert a.val_max_f == pytest.approx(b.val_max_f, abs=1e-3)

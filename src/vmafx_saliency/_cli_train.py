@@ -45,6 +45,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         steps_per_epoch=args.steps_per_epoch,
         init_from=args.init_from,
         teacher_input=args.teacher_input,
+        loss=args.loss,
+        channels_last=args.channels_last,
     )
     image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
     if args.images and not args.no_default_images:
@@ -87,9 +89,12 @@ class _Defaults:
     stem_convs: int = 1
     separable: bool = False
     teacher_input: str = "rgb"
+    loss: str = "bce_iou"
+    channels_last: bool = True
 
 
 TEACHER_INPUTS = ("rgb", "luma")  # train.TEACHER_INPUTS; a test keeps them equal
+LOSSES = ("bce_iou", "structure")  # train.LOSSES; a test keeps them equal
 DEFAULTS = _Defaults()
 DEFAULT_TEACHER = Path(__file__).resolve().parents[2] / "models" / "u2netp_mirror_v1.onnx"
 
@@ -166,6 +171,20 @@ def register(sub: Any, add: AddFn) -> None:
         "test-time context)",
     )
     p.add_argument("--iou-weight", type=float, default=defaults.iou_weight)
+    p.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default=defaults.loss,
+        help="bce_iou: BCE + soft IoU (the default); structure: F3Net's boundary-weighted "
+        "BCE + weighted IoU",
+    )
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.channels_last,
+        help="train on NHWC tensors (faster convolutions on the CPU; --no-channels-last "
+        "reproduces runs made before attempt 12 exactly)",
+    )
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument(
