@@ -50,6 +50,7 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/scan_speed.py
 	$(PY) benchmarks/producer_cost.py
+	$(PY) benchmarks/pipeline_overlap.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
