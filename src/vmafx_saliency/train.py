@@ -607,9 +607,7 @@ def _loss(
     functional = require("torch.nn.functional", purpose="training")
     prob = torch.sigmoid(logits)
     if kind == "structure":
-        weight = 1.0 + 5.0 * torch.abs(
-            functional.avg_pool2d(target, kernel_size=31, stride=1, padding=15) - target
-        )
+        weight = 1.0 + 5.0 * torch.abs(_box_mean(torch, target, 31) - target)
         bce_map = functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
         bce = ((weight * bce_map).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3))).mean()
         inter = (prob * target * weight).sum(dim=(1, 2, 3))
@@ -626,6 +624,22 @@ def _loss(
     if l1_weight:
         loss = loss + l1_weight * (prob - target).abs().mean()
     return loss
+
+
+def _box_mean(torch: Any, x: Any, size: int) -> Any:
+    """``avg_pool2d(x, size, stride=1, padding=size // 2)`` (zeros outside, counted)
+    from running sums along each axis: two cumsums instead of size^2 adds per pixel."""
+    functional = require("torch.nn.functional", purpose="training")
+    half = size // 2
+    out = x
+    for dim in (2, 3):
+        pad = [0, 0, 0, 0]
+        pad[2 * (3 - dim)] = half + 1  # F.pad lists the last dimension first
+        pad[2 * (3 - dim) + 1] = half
+        sums = functional.pad(out, pad).cumsum(dim=dim)
+        length = out.shape[dim]
+        out = sums.narrow(dim, size, length) - sums.narrow(dim, 0, length)
+    return out / float(size * size)
 
 
 def max_f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3) -> float:
