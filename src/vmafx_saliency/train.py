@@ -524,9 +524,9 @@ class TrainConfig:
     init_from: str | None = None  # a train checkpoint to start from (widened if narrower)
     teacher_input: str = "rgb"  # the teacher labels RGB (its best setting) or luma tiled
     loss: str = "bce_iou"  # or "structure": F3Net's edge-weighted BCE + weighted IoU
-    # NHWC tensors: oneDNN's CPU convolutions are faster on them (a 224 step: 0.37 s
-    # instead of 0.45 on one thread); the numbers differ from NCHW in the last bits,
-    # so it is part of the configuration (runs before attempt 12 trained NCHW).
+    # NHWC tensors: oneDNN's CPU convolutions are faster on them (the student card's
+    # note on threads); the numbers differ from NCHW in the last bits, so it is part
+    # of the configuration (runs before attempt 12 trained NCHW).
     channels_last: bool = True
 
 
