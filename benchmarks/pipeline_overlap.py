@@ -7,7 +7,7 @@ time / N):
 1. ``bare``: N frames at once on pre-processed tensors (the benchmark's
    bare loop, ``extract_throughput.py``'s ``parallel``);
 2. ``inferred``: the same tensors through ``extract.inferred`` (the
-   extractor's inference loop, with its hand-over and reduction-free);
+   extractor's inference loop and hand-over, without the reduction);
 3. ``+ preprocess``: decoded frames pre-processed in the worker thread
    (``extract.pipelined``) feeding ``inferred``: decoding excluded;
 4. ``+ decode``: the whole ``extract.extract`` on the open video;

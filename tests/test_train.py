@@ -459,3 +459,10 @@ def test_channels_last_trains_like_nchw(tmp_path: Path) -> None:
     assert first_a.val_mae == pytest.approx(first_b.val_mae, abs=1e-4)
     for a, b in zip(nhwc.history, nchw.history, strict=True):
         assert a.val_mae == pytest.approx(b.val_mae, abs=5e-3)
+
+
+def test_the_loss_itself_refuses_an_unknown_kind() -> None:
+    # train_student is public: a bad config reaching it directly fails on the first step.
+    logits = torch.zeros(1, 1, 4, 4)
+    with pytest.raises(UsageError, match="--loss 'focal': give one of bce_iou, structure"):
+        train._loss(torch, logits, torch.zeros_like(logits), 1.0, kind="focal")
