@@ -607,7 +607,7 @@ def _loss(
     functional = require("torch.nn.functional", purpose="training")
     prob = torch.sigmoid(logits)
     if kind == "structure":
-        weight = 1.0 + 5.0 * torch.abs(_box_mean(torch, target, 31) - target)
+        weight = 1.0 + 5.0 * torch.abs(_box_mean(target, 31) - target)
         bce_map = functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
         bce = ((weight * bce_map).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3))).mean()
         inter = (prob * target * weight).sum(dim=(1, 2, 3))
@@ -626,7 +626,7 @@ def _loss(
     return loss
 
 
-def _box_mean(torch: Any, x: Any, size: int) -> Any:
+def _box_mean(x: Any, size: int) -> Any:
     """``avg_pool2d(x, size, stride=1, padding=size // 2)`` (zeros outside, counted)
     from running sums along each axis: two cumsums instead of size^2 adds per pixel."""
     functional = require("torch.nn.functional", purpose="training")
