@@ -448,7 +448,11 @@ def test_channels_last_trains_like_nchw(tmp_path: Path) -> None:
     # in both layouts starts with the same loss and keeps nearly the same
     # validation figures (batch-2 BatchNorm amplifies the last-bit differences
     # over the steps, so the first epoch is compared tightly, the rest loosely).
-    cfg = dataclasses.replace(TINY, crop=32, loss="structure", lr=1e-3)
+    # Attempt 8E's narrower widths: the wider default stem drifts apart faster
+    # within the first epoch's three steps, which says nothing about the layout.
+    cfg = dataclasses.replace(
+        TINY, crop=32, loss="structure", lr=1e-3, widths=(8, 24, 32, 32, 40, 40)
+    )
     data, val = _arrays(6, 0), _arrays(2, 1)
     nhwc = train.train_student(cfg, data, val, checkpoint=tmp_path / "a.pt")
     nchw = train.train_student(

@@ -85,7 +85,7 @@ class _Defaults:
     iou_weight: float = 1.0
     val_fraction: float = 0.1
     seed: int = 0
-    widths: tuple[int, ...] = (8, 24, 32, 32, 40, 40)
+    widths: tuple[int, ...] = (16, 32, 32, 32, 40, 40)
     stem_convs: int = 1
     separable: bool = False
     teacher_input: str = "rgb"

@@ -515,7 +515,7 @@ class TrainConfig:
     contrast: float = 0.3
     val_fraction: float = 0.1
     seed: int = 0
-    widths: tuple[int, ...] = (8, 24, 32, 32, 40, 40)
+    widths: tuple[int, ...] = (16, 32, 32, 32, 40, 40)
     stem_convs: int = 1
     separable: bool = False  # depthwise-separable blocks after the stem
     size: tuple[int, int] = (320, 320)
