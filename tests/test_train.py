@@ -354,6 +354,7 @@ def test_cli_defaults_equal_the_library_defaults() -> None:
     assert _cli_train.DEFAULT_TEACHER == train.DEFAULT_TEACHER
     assert _cli_train.TEACHER_INPUTS == train.TEACHER_INPUTS
     assert _cli_train.LOSSES == train.LOSSES
+    assert _cli_train.PRECISIONS == train.PRECISIONS
 
 
 def test_gt_root_pairs_use_their_masks_not_the_teacher(
@@ -399,6 +400,13 @@ def test_an_unknown_teacher_input_is_refused_before_any_work(tmp_path: Path) -> 
 def test_an_unknown_loss_is_refused_before_any_work(tmp_path: Path) -> None:
     cfg = dataclasses.replace(TINY, loss="focal")
     with pytest.raises(UsageError, match="--loss 'focal': give one of bce_iou, structure"):
+        train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_precision_is_refused_before_any_work(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, precision="fp16")
+    with pytest.raises(UsageError, match="--precision 'fp16': give one of fp32, bf16"):
         train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
     assert not (tmp_path / "run").exists()
 
@@ -463,6 +471,23 @@ def test_channels_last_trains_like_nchw(tmp_path: Path) -> None:
     assert first_a.val_mae == pytest.approx(first_b.val_mae, abs=1e-4)
     for a, b in zip(nhwc.history, nchw.history, strict=True):
         assert a.val_mae == pytest.approx(b.val_mae, abs=5e-3)
+
+
+def test_bf16_trains_like_fp32_and_keeps_float32_weights(tmp_path: Path) -> None:
+    # Autocast rounds the forward pass to bf16 (8 bits of mantissa): the same run
+    # starts from the same loss within bf16's rounding and keeps close validation
+    # figures, while the weights it saves stay float32 (the export needs them so).
+    cfg = dataclasses.replace(TINY, crop=32, lr=1e-3, widths=(8, 24, 32, 32, 40, 40))
+    data, val = _arrays(6, 0), _arrays(2, 1)
+    fp32 = train.train_student(cfg, data, val, checkpoint=tmp_path / "a.pt")
+    bf16 = train.train_student(
+        dataclasses.replace(cfg, precision="bf16"), data, val, checkpoint=tmp_path / "b.pt"
+    )
+    assert bf16.history[0].train_loss == pytest.approx(fp32.history[0].train_loss, rel=2e-2)
+    assert abs(bf16.history[0].train_loss - fp32.history[0].train_loss) > 1e-6  # it acted
+    for a, b in zip(fp32.history, bf16.history, strict=True):
+        assert b.val_mae == pytest.approx(a.val_mae, abs=2e-2)
+    assert all(v.dtype == torch.float32 for v in bf16.best_state.values() if v.is_floating_point())
 
 
 def test_the_loss_itself_refuses_an_unknown_kind() -> None:

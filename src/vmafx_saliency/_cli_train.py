@@ -47,6 +47,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         teacher_input=args.teacher_input,
         loss=args.loss,
         channels_last=args.channels_last,
+        precision=args.precision,
     )
     image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
     if args.images and not args.no_default_images:
@@ -91,10 +92,12 @@ class _Defaults:
     teacher_input: str = "rgb"
     loss: str = "bce_iou"
     channels_last: bool = True
+    precision: str = "fp32"
 
 
 TEACHER_INPUTS = ("rgb", "luma")  # train.TEACHER_INPUTS; a test keeps them equal
 LOSSES = ("bce_iou", "structure")  # train.LOSSES; a test keeps them equal
+PRECISIONS = ("fp32", "bf16")  # train.PRECISIONS; a test keeps them equal
 DEFAULTS = _Defaults()
 DEFAULT_TEACHER = Path(__file__).resolve().parents[2] / "models" / "u2netp_mirror_v1.onnx"
 
@@ -184,6 +187,13 @@ def register(sub: Any, add: AddFn) -> None:
         default=defaults.channels_last,
         help="train on NHWC tensors (faster convolutions on the CPU; --no-channels-last "
         "reproduces runs made before attempt 12 exactly)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=defaults.precision,
+        help="fp32 (the default), or bf16: the forward pass under autocast, about twice "
+        "as fast on CPUs with AMX or AVX-512 BF16; weights and loss stay float32",
     )
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     p.add_argument("--seed", type=int, default=defaults.seed)
