@@ -529,8 +529,8 @@ class TrainConfig:
     # of the configuration (runs before attempt 12 trained NCHW).
     channels_last: bool = True
     # bf16 runs the forward pass under torch.autocast (weights, optimiser state,
-    # loss and validation stay float32): on CPUs with AMX or AVX-512 BF16 a step
-    # costs about half (the student card's attempt 15); fp32 reproduces earlier runs.
+    # loss and validation stay float32): on a CPU with AMX a step costs about half
+    # (benchmarks/train_step.py); fp32, the default, reproduces earlier runs.
     precision: str = "fp32"
 
 

@@ -1,0 +1,61 @@
+"""Cost of one training step of the student, float32 against bf16 autocast.
+
+Times `train --precision fp32` and `--precision bf16` the way `train_student`
+steps (NHWC, Adam, the bce_iou loss on float32 logits) on a seeded random
+batch of 16, at the stage-1 crop (224) and on whole planes (320), alternating
+the two precisions so that a load on the shared machine hits both alike.
+Augmentation is left out: it costs the same in both.
+
+    .venv/bin/python benchmarks/train_step.py --threads 2
+
+Times are wall-clock on a shared machine: compare within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from vmafx_saliency import train
+
+
+def _step_seconds(precision: str, crop: int, steps: int) -> float:
+    torch.manual_seed(0)
+    net = train.build_student(train.TrainConfig()).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.rand(16, 3, crop, crop).contiguous(memory_format=torch.channels_last)
+    y = torch.rand(16, 1, crop, crop)
+    times = []
+    for _ in range(steps + 2):  # the first two steps warm oneDNN's kernel caches
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = net.forward_logits(x)
+        loss = train._loss(torch, logits.float(), y, 1.0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[2:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=8)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    for crop in (224, 320):
+        fp32 = _step_seconds("fp32", crop, args.steps)
+        bf16 = _step_seconds("bf16", crop, args.steps)
+        print(
+            f"crop {crop}: fp32 {fp32:.3f} s/step, bf16 {bf16:.3f} s/step, "
+            f"bf16 costs {bf16 / fp32:.2f} of fp32",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
