@@ -285,6 +285,25 @@ def test_resume_with_other_options_is_refused(tmp_path: Path) -> None:
         )
 
 
+def test_a_checkpoint_from_before_precision_resumes_as_fp32(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, crop=32, epochs=2)
+    data, val = _arrays(4, 0), _arrays(2, 1)
+    train.train_student(cfg, data, val, checkpoint=tmp_path / "old.pt", stop_after=1)
+    state = torch.load(tmp_path / "old.pt", weights_only=False)
+    del state["config"]["precision"]  # as the code before --precision wrote it
+    torch.save(state, tmp_path / "old.pt")
+    resumed = train.train_student(cfg, data, val, checkpoint=tmp_path / "old.pt", resume=True)
+    assert [h.epoch for h in resumed.history] == [1, 2]
+    with pytest.raises(UsageError, match="hyper-parameters"):
+        train.train_student(
+            dataclasses.replace(cfg, precision="bf16"),
+            data,
+            val,
+            checkpoint=tmp_path / "old.pt",
+            resume=True,
+        )
+
+
 def test_max_f_measure() -> None:
     gt = np.zeros((10, 10), bool)
     gt[2:6, 2:6] = True

@@ -193,7 +193,7 @@ def register(sub: Any, add: AddFn) -> None:
         choices=PRECISIONS,
         default=defaults.precision,
         help="fp32 (the default), or bf16: the forward pass under autocast, about twice "
-        "as fast on CPUs with AMX or AVX-512 BF16; weights and loss stay float32",
+        "as fast on a CPU with AMX (benchmarks/train_step.py); weights and loss stay float32",
     )
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     p.add_argument("--seed", type=int, default=defaults.seed)

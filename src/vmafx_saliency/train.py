@@ -738,7 +738,9 @@ def train_student(
     elapsed = 0.0
     if resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state.get("config") != asdict(cfg):
+        saved = dict(state.get("config") or {})
+        saved.setdefault("precision", "fp32")  # checkpoints from before --precision trained fp32
+        if saved != asdict(cfg):
             raise UsageError(
                 f"{checkpoint} was written with other hyper-parameters: resume with the same "
                 "options, or start afresh without --resume (or with another --out)"
