@@ -509,6 +509,14 @@ def test_bf16_trains_like_fp32_and_keeps_float32_weights(tmp_path: Path) -> None
     assert all(v.dtype == torch.float32 for v in bf16.best_state.values() if v.is_floating_point())
 
 
+def test_train_student_itself_refuses_an_unknown_precision(tmp_path: Path) -> None:
+    # Called directly (not through run_training) a bad precision must not train fp32 silently.
+    cfg = dataclasses.replace(TINY, precision="fp16")
+    with pytest.raises(UsageError, match="--precision 'fp16': give one of fp32, bf16"):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()
+
+
 def test_the_loss_itself_refuses_an_unknown_kind() -> None:
     # train_student is public: a bad config reaching it directly fails on the first step.
     logits = torch.zeros(1, 1, 4, 4)

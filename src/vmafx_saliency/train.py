@@ -538,6 +538,13 @@ LOSSES = ("bce_iou", "structure")
 PRECISIONS = ("fp32", "bf16")
 
 
+def _autocast_bf16(cfg: TrainConfig) -> bool:
+    """Whether the forward pass runs under bf16 autocast; refuses an unknown precision."""
+    if cfg.precision not in PRECISIONS:
+        raise UsageError(f"--precision {cfg.precision!r}: give one of {', '.join(PRECISIONS)}")
+    return cfg.precision == "bf16"
+
+
 @dataclass(frozen=True)
 class EpochRecord:
     epoch: int
@@ -718,6 +725,7 @@ def train_student(
     that was never interrupted.
     """
     torch = _torch()
+    bf16 = _autocast_bf16(cfg)
     _seed_everything(torch, cfg.seed)
     net = build_student(cfg)
     if cfg.init_from and not (resume and checkpoint.is_file()):
@@ -772,7 +780,7 @@ def train_student(
             x, y = _augment_batch(torch, train, idx, rng, cfg)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = net.forward_logits(x)
             loss = _loss(torch, logits.float(), y, cfg.iou_weight, cfg.l1_weight, cfg.loss)
             optimizer.zero_grad(set_to_none=True)
@@ -1009,8 +1017,7 @@ def run_training(
         )
     if cfg.loss not in LOSSES:
         raise UsageError(f"--loss {cfg.loss!r}: give one of {', '.join(LOSSES)}")
-    if cfg.precision not in PRECISIONS:
-        raise UsageError(f"--precision {cfg.precision!r}: give one of {', '.join(PRECISIONS)}")
+    _autocast_bf16(cfg)
     wall_start = time.perf_counter()
     torch = _torch()
     if threads is not None:
