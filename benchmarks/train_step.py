@@ -2,8 +2,9 @@
 
 Times `train --precision fp32` and `--precision bf16` the way `train_student`
 steps (NHWC, Adam, the bce_iou loss on float32 logits) on a seeded random
-batch of 16, at the stage-1 crop (224) and on whole planes (320), alternating
-the two precisions so that a load on the shared machine hits both alike.
+batch of 16, at the stage-1 crop (224) and on whole planes (320), the two
+precisions back to back at each size, so that a load on the shared machine hits
+both alike.
 Augmentation is left out: it costs the same in both.
 
     .venv/bin/python benchmarks/train_step.py --threads 2
