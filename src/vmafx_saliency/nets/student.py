@@ -35,7 +35,7 @@ __all__ = [
 # Channels of the stem and of each encoder stage (deepest last). Chosen by
 # measuring ONNX Runtime speed against the mirror on a 2-core CPU
 # (benchmarks/student_widths.py); the stem and first stage were widened from
-# 8, 24 in attempts 13W-14W3 (14W3 is the shipped net; see its model card).
+# 8, 24 in attempts 13W-15B (15B is the shipped net; see its model card).
 DEFAULT_WIDTHS: tuple[int, ...] = (16, 32, 32, 32, 40, 40)
 
 
