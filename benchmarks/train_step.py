@@ -1,10 +1,10 @@
 """Cost of one training step of the student, float32 against bf16 autocast.
 
-Times `train --precision fp32` and `--precision bf16` the way `train_student`
-steps (NHWC, Adam, the bce_iou loss on float32 logits) on a seeded random
-batch of 16, at the stage-1 crop (224) and on whole planes (320), the two
-precisions back to back at each size, so that a load on the shared machine hits
-both alike.
+Times `train --precision fp32` and `--precision bf16` through
+`train.optimizer_step`, the step `train_student` takes (NHWC, Adam, the
+bce_iou loss on float32 logits), on a seeded random batch of 16, at the
+stage-1 crop (224) and on whole planes (320), the two precisions back to
+back at each size, so that a load on the shared machine hits both alike.
 Augmentation is left out: it costs the same in both.
 
     .venv/bin/python benchmarks/train_step.py --threads 2
@@ -29,15 +29,11 @@ def _step_seconds(precision: str, crop: int, steps: int) -> float:
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = torch.rand(16, 3, crop, crop).contiguous(memory_format=torch.channels_last)
     y = torch.rand(16, 1, crop, crop)
+    cfg = train.TrainConfig(precision=precision)
     times = []
     for _ in range(steps + 2):  # the first two steps warm oneDNN's kernel caches
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            logits = net.forward_logits(x)
-        loss = train._loss(torch, logits.float(), y, 1.0)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train.optimizer_step(torch, net, optimizer, x, y, cfg, bf16=precision == "bf16")
         times.append(time.perf_counter() - start)
     return statistics.median(times[2:])
 

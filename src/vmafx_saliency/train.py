@@ -545,6 +545,23 @@ def _autocast_bf16(cfg: TrainConfig) -> bool:
     return cfg.precision == "bf16"
 
 
+def optimizer_step(
+    torch: Any, net: Any, optimizer: Any, x: Any, y: Any, cfg: TrainConfig, *, bf16: bool
+) -> float:
+    """One training step on a batch: forward (under bf16 autocast if asked), loss, update.
+
+    The loss is taken on float32 logits either way. Returns the batch's loss.
+    ``benchmarks/train_step.py`` times exactly this step.
+    """
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = net.forward_logits(x)
+    loss = _loss(torch, logits.float(), y, cfg.iou_weight, cfg.l1_weight, cfg.loss)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
 @dataclass(frozen=True)
 class EpochRecord:
     epoch: int
@@ -780,13 +797,7 @@ def train_student(
             x, y = _augment_batch(torch, train, idx, rng, cfg)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = net.forward_logits(x)
-            loss = _loss(torch, logits.float(), y, cfg.iou_weight, cfg.l1_weight, cfg.loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimizer_step(torch, net, optimizer, x, y, cfg, bf16=bf16))
         val_mae, val_f = evaluate_val(torch, net, val)
         extra = evaluate_val(torch, net, extra_val) if extra_val is not None else None
         seconds = time.perf_counter() - start
