@@ -364,6 +364,9 @@ def test_cli_registers_train() -> None:
     _cli_train.register(sub, add)
     args = parser.parse_args(["train", "--out", "x", "--widths", "8,16,24", "--epochs", "2"])
     assert args.widths == (8, 16, 24) and args.epochs == 2 and args.handler is not None
+    assert args.ema_decay == 0.0
+    args = parser.parse_args(["train", "--out", "x", "--ema-decay", "0.999"])
+    assert args.ema_decay == pytest.approx(0.999)
 
 
 def test_cli_defaults_equal_the_library_defaults() -> None:
@@ -522,3 +525,78 @@ def test_the_loss_itself_refuses_an_unknown_kind() -> None:
     logits = torch.zeros(1, 1, 4, 4)
     with pytest.raises(UsageError, match="--loss 'focal': give one of bce_iou, structure"):
         train._loss(torch, logits, torch.zeros_like(logits), 1.0, kind="focal")
+
+
+# --- moving average of the weights (--ema-decay) ------------------------------
+
+
+def test_the_moving_average_follows_its_formula_across_a_resume(tmp_path: Path) -> None:
+    # One step per epoch: after epoch 1 the average is a copy of the weights w1
+    # (the first update copies); after epoch 2 it is d * w1 + (1 - d) * w2, by hand.
+    decay = 0.75
+    cfg = dataclasses.replace(TINY, crop=32, epochs=2, steps_per_epoch=1, ema_decay=decay)
+    data, val = _arrays(4, 0), _arrays(2, 1)
+    ckpt = tmp_path / "e.pt"
+    train.train_student(cfg, data, val, checkpoint=ckpt, stop_after=1)
+    first = torch.load(ckpt, weights_only=False)
+    w1 = first["model"]
+    assert all(torch.equal(first["ema"][f"module.{k}"], w1[k]) for k in w1)
+    done = train.train_student(cfg, data, val, checkpoint=ckpt, resume=True)
+    second = torch.load(ckpt, weights_only=False)
+    w2, avg = second["model"], second["ema"]
+    moved = [k for k in w1 if w1[k].is_floating_point() and not torch.equal(w1[k], w2[k])]
+    assert moved, "the second step changed no weight"
+    for k in moved:
+        expected = decay * w1[k] + (1 - decay) * w2[k]
+        assert torch.allclose(avg[f"module.{k}"], expected, rtol=1e-5, atol=1e-7), k
+    assert all(h.ema_val_max_f is not None and h.ema_val_mae is not None for h in done.history)
+    source = "module." if done.best_weights == "ema" else ""
+    table = avg if source else w2
+    if done.best_epoch == 2:
+        assert all(torch.equal(done.best_state[k], table[f"{source}{k}"]) for k in w1)
+
+
+def test_the_moving_average_is_off_by_default_and_the_raw_weights_are_selected(
+    tmp_path: Path,
+) -> None:
+    cfg = dataclasses.replace(TINY, crop=32, epochs=1)
+    outcome = train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "o.pt")
+    assert outcome.best_weights == "raw"
+    assert outcome.history[0].ema_val_max_f is None
+    assert torch.load(tmp_path / "o.pt", weights_only=False)["ema"] is None
+
+
+def test_a_near_zero_decay_averages_to_the_weights_themselves(tmp_path: Path) -> None:
+    # decay 1e-9: the average is the last weights, so it validates like them.
+    cfg = dataclasses.replace(TINY, crop=32, epochs=2, ema_decay=1e-9)
+    outcome = train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "n.pt")
+    for h in outcome.history:
+        assert h.ema_val_mae == pytest.approx(h.val_mae, abs=1e-5)
+        assert h.ema_val_max_f == pytest.approx(h.val_max_f, abs=1e-5)
+
+
+def test_resume_reaches_the_same_weights_with_the_moving_average(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, crop=32, ema_decay=0.9)
+    data, val = _arrays(6, 0), _arrays(2, 1)
+    whole = train.train_student(cfg, data, val, checkpoint=tmp_path / "a.pt")
+    train.train_student(cfg, data, val, checkpoint=tmp_path / "b.pt", stop_after=1)
+    resumed = train.train_student(cfg, data, val, checkpoint=tmp_path / "b.pt", resume=True)
+    strip = [dataclasses.replace(h, seconds=0.0) for h in whole.history]
+    assert [dataclasses.replace(h, seconds=0.0) for h in resumed.history] == strip
+    assert resumed.best_weights == whole.best_weights
+    a = torch.load(tmp_path / "a.pt", weights_only=False)["ema"]
+    b = torch.load(tmp_path / "b.pt", weights_only=False)["ema"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0])
+def test_a_decay_outside_zero_to_one_is_refused_before_any_work(
+    tmp_path: Path, decay: float
+) -> None:
+    cfg = dataclasses.replace(TINY, ema_decay=decay)
+    with pytest.raises(UsageError, match=rf"--ema-decay {decay}: give a decay in \[0, 1\)"):
+        train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(UsageError, match="--ema-decay"):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()

@@ -48,6 +48,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         loss=args.loss,
         channels_last=args.channels_last,
         precision=args.precision,
+        ema_decay=args.ema_decay,
     )
     image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
     if args.images and not args.no_default_images:
@@ -93,6 +94,7 @@ class _Defaults:
     loss: str = "bce_iou"
     channels_last: bool = True
     precision: str = "fp32"
+    ema_decay: float = 0.0
 
 
 TEACHER_INPUTS = ("rgb", "luma")  # train.TEACHER_INPUTS; a test keeps them equal
@@ -194,6 +196,14 @@ def register(sub: Any, add: AddFn) -> None:
         default=defaults.precision,
         help="fp32 (the default), or bf16: the forward pass under autocast, about twice "
         "as fast on a CPU with AMX (benchmarks/train_step.py); weights and loss stay float32",
+    )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=defaults.ema_decay,
+        metavar="DECAY",
+        help="also keep a moving average of the weights with this decay per step (e.g. "
+        "0.999); each epoch validates both and the selection may pick either (0: off)",
     )
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     p.add_argument("--seed", type=int, default=defaults.seed)

@@ -532,10 +532,23 @@ class TrainConfig:
     # loss and validation stay float32): on a CPU with AMX a step costs about half
     # (benchmarks/train_step.py); fp32, the default, reproduces earlier runs.
     precision: str = "fp32"
+    # > 0: also keep an exponential moving average of the weights and BatchNorm
+    # statistics (torch.optim.swa_utils, updated after every step); each epoch
+    # validates both, and the selection may pick either. 0, the default, is off
+    # and reproduces earlier runs.
+    ema_decay: float = 0.0
 
 
 LOSSES = ("bce_iou", "structure")
 PRECISIONS = ("fp32", "bf16")
+
+
+def _check_ema(cfg: TrainConfig) -> None:
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise UsageError(
+            f"--ema-decay {cfg.ema_decay}: give a decay in [0, 1) (0 turns the average off; "
+            "0.999 averages over about the last 1,000 steps)"
+        )
 
 
 def _autocast_bf16(cfg: TrainConfig) -> bool:
@@ -572,6 +585,11 @@ class EpochRecord:
     seconds: float
     extra_val_mae: float | None = None  # the train-only held-out set (e.g. video clips)
     extra_val_max_f: float | None = None
+    # The same figures for the moving average of the weights (--ema-decay), if kept.
+    ema_val_mae: float | None = None
+    ema_val_max_f: float | None = None
+    ema_extra_val_mae: float | None = None
+    ema_extra_val_max_f: float | None = None
 
 
 def _seed_everything(torch: Any, seed: int) -> None:
@@ -722,6 +740,7 @@ class TrainOutcome:
     best_state: dict[str, Any]
     seconds: float
     interrupted: bool = False
+    best_weights: str = "raw"  # "raw": the optimiser's weights; "ema": their moving average
 
 
 def train_student(
@@ -743,6 +762,7 @@ def train_student(
     """
     torch = _torch()
     bf16 = _autocast_bf16(cfg)
+    _check_ema(cfg)
     _seed_everything(torch, cfg.seed)
     net = build_student(cfg)
     if cfg.init_from and not (resume and checkpoint.is_file()):
@@ -753,18 +773,28 @@ def train_student(
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    average = None
+    if cfg.ema_decay:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        average = AveragedModel(
+            net,
+            multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay),  # type: ignore[no-untyped-call]
+            use_buffers=True,
+        )
     n = len(train.luma)
     steps = cfg.steps_per_epoch or max(1, n // cfg.batch_size)
     total = steps * cfg.epochs
     history: list[EpochRecord] = []
     best_state: dict[str, Any] = {}
-    best_epoch, best_key = 0, (-1.0, 0.0)
+    best_epoch, best_key, best_weights = 0, (-1.0, 0.0), "raw"
     first_epoch = 1
     elapsed = 0.0
     if resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         saved = dict(state.get("config") or {})
         saved.setdefault("precision", "fp32")  # checkpoints from before --precision trained fp32
+        saved.setdefault("ema_decay", 0.0)  # and from before --ema-decay kept no average
         if saved != asdict(cfg):
             raise UsageError(
                 f"{checkpoint} was written with other hyper-parameters: resume with the same "
@@ -775,6 +805,9 @@ def train_student(
         history = [EpochRecord(**h) for h in state["history"]]
         best_state, best_epoch = state["best_state"], int(state["best_epoch"])
         best_key = (float(state["best_key"][0]), float(state["best_key"][1]))
+        best_weights = str(state.get("best_weights", "raw"))
+        if average is not None:
+            average.load_state_dict(state["ema"])
         first_epoch = int(state["epoch"]) + 1
         elapsed = float(state.get("seconds", 0.0))
         torch.set_rng_state(state["torch_rng"])
@@ -798,8 +831,16 @@ def train_student(
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             losses.append(optimizer_step(torch, net, optimizer, x, y, cfg, bf16=bf16))
+            if average is not None:
+                average.update_parameters(net)
         val_mae, val_f = evaluate_val(torch, net, val)
         extra = evaluate_val(torch, net, extra_val) if extra_val is not None else None
+        ema = evaluate_val(torch, average.module, val) if average is not None else None
+        ema_extra = (
+            evaluate_val(torch, average.module, extra_val)
+            if average is not None and extra_val is not None
+            else None
+        )
         seconds = time.perf_counter() - start
         elapsed += seconds
         record = EpochRecord(
@@ -809,17 +850,31 @@ def train_student(
             record = dataclasses.replace(
                 record, extra_val_mae=round(extra[0], 6), extra_val_max_f=round(extra[1], 6)
             )
+        if ema is not None:
+            record = dataclasses.replace(
+                record, ema_val_mae=round(ema[0], 6), ema_val_max_f=round(ema[1], 6)
+            )
+        if ema_extra is not None:
+            record = dataclasses.replace(
+                record,
+                ema_extra_val_mae=round(ema_extra[0], 6),
+                ema_extra_val_max_f=round(ema_extra[1], 6),
+            )
         history.append(record)
-        key = (val_f, -val_mae)
-        if key > best_key:
-            best_key, best_epoch = key, epoch
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        candidates = [("raw", (val_f, -val_mae), net)]
+        if average is not None and ema is not None:
+            candidates.append(("ema", (ema[1], -ema[0]), average.module))
+        for weights, key, source in candidates:
+            if key > best_key:
+                best_key, best_epoch, best_weights = key, epoch, weights
+                best_state = {k: v.detach().clone() for k, v in source.state_dict().items()}
         if progress is not None:
             print(
                 f"epoch {epoch}/{cfg.epochs}: loss {record.train_loss:.4f}  val MAE {val_mae:.4f}  "
                 f"val maxF {val_f:.4f}  lr {lr:.2e}  {seconds:.0f} s"
                 + (f"  extra-val MAE {extra[0]:.4f} maxF {extra[1]:.4f}" if extra else "")
-                + ("  *best" if best_epoch == epoch else ""),
+                + (f"  EMA val maxF {ema[1]:.4f}" if ema else "")
+                + (f"  *best ({best_weights})" if best_epoch == epoch else ""),
                 file=progress,
                 flush=True,
             )
@@ -832,6 +887,8 @@ def train_student(
             "best_state": best_state,
             "best_epoch": best_epoch,
             "best_key": list(best_key),
+            "best_weights": best_weights,
+            "ema": average.state_dict() if average is not None else None,
             "seconds": elapsed,
             "torch_rng": torch.get_rng_state(),
         }
@@ -839,8 +896,15 @@ def train_student(
         torch.save(state, buffer)
         atomic_write_bytes(checkpoint, buffer.getvalue())
         if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
-            return TrainOutcome(tuple(history), best_epoch, best_state, elapsed, interrupted=True)
-    return TrainOutcome(tuple(history), best_epoch, best_state, elapsed)
+            return TrainOutcome(
+                tuple(history),
+                best_epoch,
+                best_state,
+                elapsed,
+                interrupted=True,
+                best_weights=best_weights,
+            )
+    return TrainOutcome(tuple(history), best_epoch, best_state, elapsed, best_weights=best_weights)
 
 
 # --- export -----------------------------------------------------------------
@@ -974,6 +1038,9 @@ class TrainResult:
 
     def render(self) -> str:
         best = self.outcome.history[self.outcome.best_epoch - 1]
+        ema = self.outcome.best_weights == "ema"
+        mae = best.ema_val_mae if ema else best.val_mae
+        max_f = best.ema_val_max_f if ema else best.val_max_f
         lines = [
             f"wrote {self.onnx} ({len(self.export.onnx_bytes):,} bytes, "
             f"sha256 {self.export.sha256})",
@@ -982,8 +1049,8 @@ class TrainResult:
             f"wrote {self.record}",
             f"  {MODEL_ID}: {self.export.params:,} parameters, "
             f"{self.export.macs_320 / 1e9:.3f} GMAC at 320x320, opset {OPSET}",
-            f"  best epoch {best.epoch}: val MAE {best.val_mae:.4f}, val maxF {best.val_max_f:.4f} "
-            "(vs the teacher)",
+            f"  best epoch {best.epoch}{' (moving average)' if ema else ''}: "
+            f"val MAE {mae:.4f}, val maxF {max_f:.4f} (vs the teacher)",
             f"  teacher labels: {self.labels.computed} computed, {self.labels.reused} reused "
             f"({self.labels.cache_dir})",
             f"  wall time {self.wall_seconds / 60:.1f} min",
@@ -1029,6 +1096,7 @@ def run_training(
     if cfg.loss not in LOSSES:
         raise UsageError(f"--loss {cfg.loss!r}: give one of {', '.join(LOSSES)}")
     _autocast_bf16(cfg)
+    _check_ema(cfg)
     wall_start = time.perf_counter()
     torch = _torch()
     if threads is not None:
@@ -1155,7 +1223,13 @@ def run_training(
         "optimizer": "Adam, linear warm-up then cosine to min_lr",
         "history": [asdict(h) for h in outcome.history],
         "best_epoch": outcome.best_epoch,
-        "selection": "highest val max-F vs the teacher binarised at 0.5 (ties: lower val MAE)",
+        "best_weights": outcome.best_weights,
+        "selection": "highest val max-F vs the teacher binarised at 0.5 (ties: lower val MAE)"
+        + (
+            f", over the optimiser's weights and their moving average (decay {cfg.ema_decay})"
+            if cfg.ema_decay
+            else ""
+        ),
         "train_seconds": round(outcome.seconds, 1),
         "wall_seconds": round(wall, 1),
         "label_seconds": round(labels.seconds, 1),
