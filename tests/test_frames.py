@@ -525,17 +525,21 @@ def test_av_deep_yuv_is_reduced_to_10_bits(av: Any, tmp_path: Path) -> None:
 
 
 def test_pyav_reformat_keeps_yuv_luma(av: Any) -> None:
-    """The swscale fact AvSource relies on for p010 and other packed YUV layouts."""
+    """The swscale fact AvSource relies on for p010 and other packed YUV layouts,
+    through the call it makes (one thread: see frames.AvSource._luma). Repeated,
+    because the multi-threaded conversion failed in a few runs of a hundred."""
     width, height = 34, 18
-    frame = av.VideoFrame(width, height, "p010le")
     luma = luma_pattern(0, width, height, 10)
-    plane = frame.planes[0]
-    padded = np.zeros((height, plane.line_size // 2), np.uint16)
-    padded[:, :width] = luma << 6  # p010 keeps the 10 bits at the top of each word
-    plane.update(padded.tobytes())
-    out = frame.reformat(format="yuv420p10le").planes[0]
-    rows = np.frombuffer(memoryview(out), np.uint16).reshape(height, -1)[:, :width]
-    np.testing.assert_array_equal(rows, luma)
+    for _ in range(50):
+        frame = av.VideoFrame(width, height, "p010le")
+        plane = frame.planes[0]
+        padded = np.zeros((height, plane.line_size // 2), np.uint16)
+        padded[:, :width] = luma << 6  # p010 keeps the 10 bits at the top of each word
+        plane.update(padded.tobytes())
+        converted = frame.reformat(format="yuv420p10le", threads=1)
+        out = converted.planes[0]
+        rows = np.frombuffer(memoryview(out), np.uint16).reshape(height, -1)[:, :width]
+        np.testing.assert_array_equal(rows, luma)
 
 
 def test_av_full_range_flag(av: Any, tmp_path: Path) -> None:

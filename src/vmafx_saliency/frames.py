@@ -648,8 +648,12 @@ class AvSource(FrameSource):
             # With no colour ranges given, swscale treats both sides as
             # unspecified: YUV luma samples are copied unchanged (nv12, p010 ->
             # planar), and RGB becomes limited-range BT.601 luma (16..235).
-            # Both facts are pinned by tests/test_frames.py.
-            frame = frame.reformat(format=plan.reformat_to)
+            # Both facts are pinned by tests/test_frames.py. One thread: with
+            # PyAV's default (auto) swscale's slice threads at times wrote 512s
+            # over the first samples of a slice's first luma row (p010le ->
+            # yuv420p10le, FFmpeg's libswscale 9.5, 3 or more threads), and the
+            # extractor's own threads have the cores anyway.
+            frame = frame.reformat(format=plan.reformat_to, threads=1)
         plane = frame.planes[0]
         dtype = np.dtype("<u2") if plan.bit_depth > 8 else np.dtype(np.uint8)
         # Rows are padded to plane.line_size bytes (e.g. 384 for 352-wide CIF):
