@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vmafx_saliency import resize
-from vmafx_saliency.resize import _phase_plan, _taps, resize_plane
+from vmafx_saliency.resize import _taps, _window_plan, resize_plane
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -28,8 +28,8 @@ CASES = {
     "odd sizes, both ways": ((13, 9), (7, 20)),
     "identity": ((17, 33), (17, 33)),
     "identity in H only": ((13, 9), (13, 20)),
-    "720p to 320x320 (phase form, zero border)": ((720, 1280), (320, 320)),
-    "1080p to 180x320 (phase form)": ((1080, 1920), (180, 320)),
+    "720p to 320x320 (window form, zero border)": ((720, 1280), (320, 320)),
+    "1080p to 180x320 (window form)": ((1080, 1920), (180, 320)),
     "2160p to 320x320 (vertical pass first)": ((2160, 3840), (320, 320)),
     "down in H, up in W (vertical pass first)": ((100, 40), (30, 90)),
 }
@@ -105,23 +105,39 @@ def test_other_dtypes_are_converted_to_float32() -> None:
     ("in_size", "out_size"),
     [((720, 1280), (320, 320)), ((1080, 1920), (320, 320)), ((480, 640), (224, 224))],
 )
-def test_phase_form_equals_gather_form(
+def test_window_form_equals_gather_form(
     in_size: tuple[int, int], out_size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The strided phase form and the gather form are one filter evaluated twice."""
-    assert _phase_plan(in_size[1], out_size[1]) is not None
+    """The windowed matrix product and the gather form are one filter evaluated twice."""
+    assert _window_plan(in_size[1], out_size[1]) is not None
     plane = np.random.default_rng(3).random(in_size, dtype=np.float32) * 255
-    phase = resize_plane(plane, out_size)
-    monkeypatch.setattr(resize, "_phase_plan", lambda _i, _o: None)
+    windowed = resize_plane(plane, out_size)
+    monkeypatch.setattr(resize, "_window_plan", lambda _i, _o: None)
     gather = resize_plane(plane, out_size)
-    np.testing.assert_allclose(phase, gather, rtol=0, atol=255 * 1e-6)
+    np.testing.assert_allclose(windowed, gather, rtol=0, atol=255 * 1e-6)
 
 
-def test_phase_plan_only_for_small_periods_and_real_downscales() -> None:
-    assert _phase_plan(1280, 320) is not None  # 4:1, one phase
-    assert _phase_plan(720, 320) is not None  # 9:4, four phases
-    assert _phase_plan(352, 320) is None  # less than 2x down: gather
-    assert _phase_plan(1001, 320) is None  # 1001:320, too many phases
+def test_window_plan_only_for_small_periods() -> None:
+    assert _window_plan(1280, 320) is not None  # 4:1, blocks of one output
+    assert _window_plan(720, 320) is not None  # 9:4, blocks of four
+    assert _window_plan(352, 320) is not None  # 11:10, a mild downscale
+    assert _window_plan(288, 320) is not None  # 9:10, an upscale
+    assert _window_plan(1001, 320) is None  # 1001:320: a nearly dense matrix, gather
+
+
+def test_window_plan_by_hand() -> None:
+    """4:1 (1280 -> 320): support 4, output j centred at 4j + 2, inputs 4j-2 .. 4j+5
+    weighted 1 - |x + 0.5 - (4j + 2)| / 4 = 1/8, 3/8, 5/8, 7/8, 7/8, 5/8, 3/8, 1/8."""
+    plan = _window_plan(1280, 320)
+    assert plan is not None
+    np.testing.assert_allclose(
+        plan.weights, [[1 / 8, 3 / 8, 5 / 8, 7 / 8, 7 / 8, 5 / 8, 3 / 8, 1 / 8]], rtol=0, atol=1e-7
+    )
+    assert (plan.step, plan.blocks, plan.pad_before, plan.start) == (4, 320, 2, 0)
+    # Inside, the weights sum to 4; outputs 0 and 319 lose two zero-border taps (1/8 + 3/8).
+    np.testing.assert_allclose(
+        plan.inv_norm[[0, 1, 319]], [1 / 3.5, 1 / 4, 1 / 3.5], rtol=0, atol=1e-7
+    )
 
 
 @pytest.mark.parametrize("out_size", [(320, 320), (288, 352), (80, 96)])
@@ -133,6 +149,19 @@ def test_integer_samples_give_the_float_result(out_size: tuple[int, int], dtype:
     got = resize_plane(plane, out_size)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, resize_plane(plane.astype(np.float32), out_size))
+
+
+@pytest.mark.parametrize(
+    ("in_size", "out_size"),
+    [((288, 352), (320, 320)), ((576, 704), (320, 320)), ((17, 33), (40, 71))],
+)
+def test_window_form_equals_gather_form_for_mild_and_upward_rescales(
+    in_size: tuple[int, int], out_size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plane = np.random.default_rng(5).random(in_size, dtype=np.float32) * 255
+    windowed = resize_plane(plane, out_size)
+    monkeypatch.setattr(resize, "_window_plan", lambda _i, _o: None)
+    np.testing.assert_allclose(windowed, resize_plane(plane, out_size), rtol=0, atol=255 * 1e-6)
 
 
 def test_the_vertical_pass_goes_first_when_the_height_shrinks(

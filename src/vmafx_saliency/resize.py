@@ -8,16 +8,18 @@ also antialiases when downscaling.
 
 Two evaluations of the same filter:
 
-- the *phase* form, for the size pairs video meets (1280 -> 320, 720 -> 320,
-  352 -> 320 ...): with ``in/out = p/q`` in lowest terms, output ``q*k + r``
-  reads inputs ``first[r] + p*k + t`` with weights that depend on ``r`` and
-  ``t`` only, so each (phase, tap) pair is one multiply-add over a strided
-  *view* of the plane: no gathered copies. Taps that fall outside the plane
+- the *window* form, for the size pairs video meets (1280 -> 320, 720 -> 320,
+  352 -> 320, 288 -> 320 ...): with ``in/out = p/q`` in lowest terms, the
+  ``q`` outputs of block ``k`` read one window of input lines starting at
+  ``p*k + lo``, with weights that depend on the position in the block only.
+  So a pass is one matrix product: ``weights [q, window] @ windows [blocks,
+  window, line]``, where ``windows`` is a strided *view* of the plane (no
+  gathered copies) and BLAS does the multiply-adds. The horizontal pass runs
+  on the transposed view of its buffer. Windows that reach outside the plane
   read a zero border and each output is divided by the sum of its in-range
   weights, which is exactly the renormalisation of the gather form.
-- the *gather* form, for ratios with a large ``q`` (e.g. 333 -> 320), where
-  the phase form would loop too often, and for mild rescales (less than 2x
-  down), where the few taps make one gather cheaper.
+- the *gather* form, for ratios with a large ``q`` (e.g. 333 -> 320), whose
+  weight matrix would be nearly dense.
 
 Plans depend only on the two sizes, so they are cached and a video's frames
 all reuse them.
@@ -57,53 +59,57 @@ def _taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class _PhasePlan:
-    step: int  # p: input samples per q outputs
-    pad_before: int  # zero samples before the plane
+class _WindowPlan:
+    """Outputs ``q*k .. q*k + q-1`` = ``weights @`` padded lines ``start + p*k`` onwards."""
+
+    step: int  # p: input lines per block of q outputs
+    blocks: int  # k = 0 .. blocks-1
+    start: int  # the first window's first line, in the zero-bordered axis
+    pad_before: int  # zero lines before the plane
     padded: int  # length of the zero-bordered axis
-    # Per phase r: the outputs it makes, and (start in the padded axis, weight) per tap.
-    phases: tuple[tuple[int, tuple[tuple[int, float], ...]], ...]
+    weights: np.ndarray  # [q, window] float32: the raw triangle weights
     inv_norm: np.ndarray  # [out]: 1 / (sum of the in-range weights of each output)
 
 
 @functools.lru_cache(maxsize=32)
-def _phase_plan(in_size: int, out_size: int) -> _PhasePlan | None:
+def _window_plan(in_size: int, out_size: int) -> _WindowPlan | None:
     g = math.gcd(in_size, out_size)
     step, period = in_size // g, out_size // g
-    if period > MAX_PHASES or in_size < 2 * out_size:
-        # Mild rescales (352 -> 320) have few taps: one gather is cheaper there.
+    if period > MAX_PHASES:
         return None
     scale, support, taps = _support(in_size, out_size)
-    # The same float64 arithmetic as _taps, on the first `period` outputs.
+    # The same float64 arithmetic as _taps, on the first `period` outputs; output
+    # q*k + r has output r's taps shifted by p*k, because q * scale = p.
     centers = (np.arange(period, dtype=np.float64) + 0.5) * scale
     first = np.floor(centers - support + 0.5).astype(np.int64)
-    offsets = np.arange(taps)
-    raw = 1.0 - np.abs((first[:, None] + offsets + 0.5 - centers[:, None]) / support)
-    raw = np.where(raw > 0, raw, 0.0)
-    outputs = np.arange(out_size)
-    index = (first[outputs % period] + (outputs // period) * step)[:, None] + offsets
-    in_range = (index >= 0) & (index < in_size)
-    norm = (raw[outputs % period] * in_range).sum(axis=1)
-    used = raw[outputs % period] > 0
-    pad_before = max(0, -int(index[used].min()))
-    padded = max(in_size, int(index[used].max()) + 1) + pad_before
-    phases = tuple(
-        (
-            len(range(r, out_size, period)),
-            tuple(
-                (int(first[r] + t + pad_before), float(raw[r, t])) for t in offsets if raw[r, t] > 0
-            ),
-        )
-        for r in range(period)
+    index = first[:, None] + np.arange(taps)[None, :]
+    raw = 1.0 - np.abs((index + 0.5 - centers[:, None]) / support)
+    used = raw > 0
+    low, high = int(index[used].min()), int(index[used].max())
+    weights = np.zeros((period, high - low + 1), dtype=np.float64)
+    rows, cols = np.nonzero(used)
+    weights[rows, index[rows, cols] - low] = raw[rows, cols]
+    blocks = out_size // period
+    lines = (np.arange(blocks) * step + low)[:, None] + np.arange(weights.shape[1])[None, :]
+    in_range = (lines >= 0) & (lines < in_size)  # [blocks, window]
+    norm = (weights[None, :, :] * in_range[:, None, :]).sum(axis=2).reshape(out_size)
+    pad_before = max(0, -low)
+    pad_after = max(0, high + step * (blocks - 1) - (in_size - 1))
+    return _WindowPlan(
+        step=step,
+        blocks=blocks,
+        start=pad_before + low,
+        pad_before=pad_before,
+        padded=pad_before + in_size + pad_after,
+        weights=weights.astype(np.float32),
+        inv_norm=(1.0 / norm).astype(np.float32),
     )
-    inv_norm = (1.0 / norm).astype(np.float32)
-    return _PhasePlan(step, pad_before, padded, phases, inv_norm)
 
 
 def _resize_axis(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
-    """Resize a 2-D float32 plane along ``axis`` (0: rows, 1: columns)."""
+    """Resize a 2-D plane along ``axis`` (0: rows, 1: columns); float32 out."""
     in_size = plane.shape[axis]
-    plan = _phase_plan(in_size, out_size)
+    plan = _window_plan(in_size, out_size)
     if plan is None:
         plane = plane.astype(np.float32, copy=False)
         index, weight = _taps(in_size, out_size)
@@ -112,37 +118,34 @@ def _resize_axis(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
         else:
             out = np.einsum("htw,ht->hw", plane[index, :], weight, optimize=True)
         return out
-
-    def along(array: np.ndarray, part: slice) -> np.ndarray:
-        return array[:, part] if axis == 1 else array[part, :]
-
     other = plane.shape[1 - axis]
-    shape = (other, plan.padded) if axis == 1 else (plan.padded, other)
-    src = np.zeros(shape, dtype=np.float32)
-    along(src, slice(plan.pad_before, plan.pad_before + in_size))[...] = plane
-    period = len(plan.phases)
-    result = np.empty((other, out_size) if axis == 1 else (out_size, other), dtype=np.float32)
-    longest = -(-out_size // period)
-    scratch = np.empty((other, longest) if axis == 1 else (longest, other), dtype=np.float32)
-    for r, (count, taps) in enumerate(plan.phases):
-        acc = along(result, slice(r, None, period))
-        tmp = along(scratch, slice(0, count))
-        for t, (start, w) in enumerate(taps):
-            view = along(src, slice(start, start + (count - 1) * plan.step + 1, plan.step))
-            if t == 0:
-                np.multiply(view, np.float32(w), out=acc)
-            else:
-                np.multiply(view, np.float32(w), out=tmp)
-                acc += tmp
-    result *= plan.inv_norm if axis == 1 else plan.inv_norm[:, None]
-    return result
+    inside = slice(plan.pad_before, plan.pad_before + in_size)
+    # The zero-bordered float32 copy is also where integer samples become float.
+    if axis == 0:
+        buffer = np.zeros((plan.padded, other), dtype=np.float32)
+        buffer[inside] = plane
+        lines = buffer
+    else:
+        buffer = np.zeros((other, plan.padded), dtype=np.float32)
+        buffer[:, inside] = plane
+        lines = buffer.T  # a view: each "line" is a column of the buffer
+    along, across = lines.strides
+    windows = np.lib.stride_tricks.as_strided(
+        lines[plan.start :],
+        shape=(plan.blocks, plan.weights.shape[1], other),
+        strides=(plan.step * along, along, across),
+        writeable=False,
+    )
+    result: np.ndarray = np.matmul(plan.weights, windows).reshape(out_size, other)
+    result *= plan.inv_norm[:, None]
+    return result if axis == 0 else result.T
 
 
 def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a 2-D plane (any real dtype, e.g. raw uint8 luma) to ``size`` = (height, width).
 
     The result is float32. Integer samples are converted as they are read (the
-    phase form copies them into its zero-bordered float32 buffer anyway), so a
+    window form copies them into its zero-bordered float32 buffer anyway), so a
     caller need not make a float copy of a whole HD frame first.
     """
     out_h, out_w = size
