@@ -8,6 +8,10 @@ back at each size, so that a load on the shared machine hits both alike.
 Augmentation is left out: it costs the same in both.
 
     .venv/bin/python benchmarks/train_step.py --threads 2
+    .venv/bin/python benchmarks/train_step.py --threads 2 --side-weight 0.5
+
+With ``--side-weight W`` it also times the bf16 step with deep supervision
+(`train --side-weight W`: the training-only side heads and their losses).
 
 Times are wall-clock on a shared machine: compare within one run only.
 """
@@ -21,19 +25,25 @@ import time
 import torch
 
 from vmafx_saliency import train
+from vmafx_saliency.nets.student import SideHeads
 
 
-def _step_seconds(precision: str, crop: int, steps: int) -> float:
+def _step_seconds(precision: str, crop: int, steps: int, side_weight: float = 0.0) -> float:
     torch.manual_seed(0)
-    net = train.build_student(train.TrainConfig()).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net = train.build_student(train.TrainConfig())
+    sides = SideHeads(net) if side_weight else None
+    net = net.to(memory_format=torch.channels_last)
+    trained = list(net.parameters()) + (list(sides.parameters()) if sides is not None else [])
+    optimizer = torch.optim.Adam(trained, lr=1e-3)
     x = torch.rand(16, 3, crop, crop).contiguous(memory_format=torch.channels_last)
     y = torch.rand(16, 1, crop, crop)
-    cfg = train.TrainConfig(precision=precision)
+    cfg = train.TrainConfig(precision=precision, side_weight=side_weight)
     times = []
     for _ in range(steps + 2):  # the first two steps warm oneDNN's kernel caches
         start = time.perf_counter()
-        train.optimizer_step(torch, net, optimizer, x, y, cfg, bf16=precision == "bf16")
+        train.optimizer_step(
+            torch, net, optimizer, x, y, cfg, bf16=precision == "bf16", sides=sides
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times[2:])
 
@@ -42,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--side-weight", type=float, default=0.0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for crop in (224, 320):
@@ -52,6 +63,13 @@ def main() -> None:
             f"bf16 costs {bf16 / fp32:.2f} of fp32",
             flush=True,
         )
+        if args.side_weight:
+            sided = _step_seconds("bf16", crop, args.steps, args.side_weight)
+            print(
+                f"crop {crop}: bf16 with side heads {sided:.3f} s/step, "
+                f"{sided / bf16:.2f} of bf16 without",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

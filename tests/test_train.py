@@ -22,7 +22,7 @@ from vmafx_saliency import _cli_train, contract, onnxscan, train  # noqa: E402
 from vmafx_saliency._util import sha256_bytes  # noqa: E402
 from vmafx_saliency.errors import ExportError, UsageError  # noqa: E402
 from vmafx_saliency.extract import preprocess  # noqa: E402
-from vmafx_saliency.nets.student import StudentUNet  # noqa: E402
+from vmafx_saliency.nets.student import SideHeads, StudentUNet  # noqa: E402
 from vmafx_saliency.registry import Preprocessing, Sidecar  # noqa: E402
 
 TINY = train.TrainConfig(
@@ -601,5 +601,82 @@ def test_a_decay_outside_zero_to_one_is_refused_before_any_work(
         train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
     assert not (tmp_path / "run").exists()
     with pytest.raises(UsageError, match="--ema-decay"):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()
+
+
+# --- deep supervision (--side-weight) -----------------------------------------
+
+
+def test_side_heads_read_the_coarser_decoders_and_leave_the_net_unchanged() -> None:
+    torch.manual_seed(0)
+    net = StudentUNet((4, 6, 8, 10)).eval()
+    before = sum(p.numel() for p in net.parameters())
+    sides = SideHeads(net)
+    assert sum(p.numel() for p in net.parameters()) == before
+    x = torch.rand(1, 3, 37, 50)
+    logits, coarse = net.forward_decoder(x)
+    assert torch.equal(logits, net.forward_logits(x))
+    # Decoders merge into the skips 1/8, 1/4 and 1/2 (widths 8, 6, 4); the last feeds the head.
+    assert [tuple(c.shape[1:]) for c in coarse] == [(8, 5, 7), (6, 10, 13)]
+    maps = sides(coarse)
+    assert [tuple(m.shape) for m in maps] == [(1, 1, 5, 7), (1, 1, 10, 13)]
+    with pytest.raises(ValueError, match="1 decoder outputs for 2 side heads"):
+        sides(coarse[:1])
+
+
+def test_the_side_maps_add_their_weighted_loss_to_the_step() -> None:
+    torch.manual_seed(1)
+    net = StudentUNet((4, 6, 8))
+    sides = SideHeads(net)
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 1, 32, 32)
+    cfg = dataclasses.replace(TINY, side_weight=0.5)
+    with torch.no_grad():
+        logits, coarse = net.forward_decoder(x)
+        # One side map, at 1/4 (8x8); its target by hand: the mean of each 4x4 block.
+        (side,) = sides(coarse)
+        assert tuple(side.shape) == (2, 1, 8, 8)
+        target = y.reshape(2, 1, 8, 4, 8, 4).mean(dim=(3, 5))
+        main_loss = float(train._loss(torch, logits, y, 1.0))
+        side_loss = float(train._loss(torch, side, target, 1.0))
+    head = sides.heads[0]
+    assert isinstance(head, torch.nn.Conv2d)
+    head_before = head.weight.detach().clone()
+    optimizer = torch.optim.SGD(list(net.parameters()) + list(sides.parameters()), lr=0.1)
+    got = train.optimizer_step(torch, net, optimizer, x, y, cfg, bf16=False, sides=sides)
+    assert got == pytest.approx(main_loss + 0.5 * side_loss, rel=1e-5)
+    assert side_loss > 0.1  # the side term is not negligible, so the check has teeth
+    assert not torch.equal(head.weight, head_before), "the side head got no update"
+
+
+def test_resume_reaches_the_same_weights_with_side_heads(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, crop=32, side_weight=0.5)
+    data, val = _arrays(6, 0), _arrays(2, 1)
+    whole = train.train_student(cfg, data, val, checkpoint=tmp_path / "a.pt")
+    train.train_student(cfg, data, val, checkpoint=tmp_path / "b.pt", stop_after=1)
+    resumed = train.train_student(cfg, data, val, checkpoint=tmp_path / "b.pt", resume=True)
+    strip = [dataclasses.replace(h, seconds=0.0) for h in whole.history]
+    assert [dataclasses.replace(h, seconds=0.0) for h in resumed.history] == strip
+    a = torch.load(tmp_path / "a.pt", weights_only=False)
+    b = torch.load(tmp_path / "b.pt", weights_only=False)
+    assert a["sides"].keys() == b["sides"].keys()
+    assert all(torch.equal(a["sides"][k], b["sides"][k]) for k in a["sides"])
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    # The side loss changes the training: the weights differ from a run without it.
+    train.train_student(
+        dataclasses.replace(cfg, side_weight=0.0), data, val, checkpoint=tmp_path / "p.pt"
+    )
+    plain = torch.load(tmp_path / "p.pt", weights_only=False)
+    assert plain["sides"] is None
+    assert not all(torch.equal(a["model"][k], plain["model"][k]) for k in a["model"])
+
+
+@pytest.mark.parametrize("weight", [-0.5, float("nan")])
+def test_a_negative_side_weight_is_refused_before_any_work(tmp_path: Path, weight: float) -> None:
+    cfg = dataclasses.replace(TINY, side_weight=weight)
+    with pytest.raises(UsageError, match=r"--side-weight nan|--side-weight -0.5: give a weight"):
+        train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(UsageError, match="--side-weight"):
         train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "c.pt")
     assert not (tmp_path / "c.pt").exists()

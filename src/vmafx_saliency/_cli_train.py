@@ -49,6 +49,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         channels_last=args.channels_last,
         precision=args.precision,
         ema_decay=args.ema_decay,
+        side_weight=args.side_weight,
     )
     image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
     if args.images and not args.no_default_images:
@@ -95,6 +96,7 @@ class _Defaults:
     channels_last: bool = True
     precision: str = "fp32"
     ema_decay: float = 0.0
+    side_weight: float = 0.0
 
 
 TEACHER_INPUTS = ("rgb", "luma")  # train.TEACHER_INPUTS; a test keeps them equal
@@ -204,6 +206,14 @@ def register(sub: Any, add: AddFn) -> None:
         metavar="DECAY",
         help="also keep a moving average of the weights with this decay per step (e.g. "
         "0.999); each epoch validates both and the selection may pick either (0: off)",
+    )
+    p.add_argument(
+        "--side-weight",
+        type=float,
+        default=defaults.side_weight,
+        metavar="W",
+        help="deep supervision: add W x the loss of a training-only 1x1 side head on each "
+        "coarser decoder output (e.g. 0.5); the exported net is unchanged (0: off)",
     )
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     p.add_argument("--seed", type=int, default=defaults.seed)

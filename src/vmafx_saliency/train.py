@@ -537,6 +537,11 @@ class TrainConfig:
     # validates both, and the selection may pick either. 0, the default, is off
     # and reproduces earlier runs.
     ema_decay: float = 0.0
+    # > 0: deep supervision. Each coarser decoder output gets a training-only 1x1
+    # head (nets.student.SideHeads) and the loss adds side_weight x the same loss on
+    # each side map, at its own size; selection and export use the main map only.
+    # 0, the default, is off and reproduces earlier runs.
+    side_weight: float = 0.0
 
 
 LOSSES = ("bce_iou", "structure")
@@ -551,6 +556,14 @@ def _check_ema(cfg: TrainConfig) -> None:
         )
 
 
+def _check_side_weight(cfg: TrainConfig) -> None:
+    if not (math.isfinite(cfg.side_weight) and cfg.side_weight >= 0.0):
+        raise UsageError(
+            f"--side-weight {cfg.side_weight}: give a weight >= 0 for each side map's loss "
+            "(0 turns deep supervision off)"
+        )
+
+
 def _autocast_bf16(cfg: TrainConfig) -> bool:
     """Whether the forward pass runs under bf16 autocast; refuses an unknown precision."""
     if cfg.precision not in PRECISIONS:
@@ -559,16 +572,36 @@ def _autocast_bf16(cfg: TrainConfig) -> bool:
 
 
 def optimizer_step(
-    torch: Any, net: Any, optimizer: Any, x: Any, y: Any, cfg: TrainConfig, *, bf16: bool
+    torch: Any,
+    net: Any,
+    optimizer: Any,
+    x: Any,
+    y: Any,
+    cfg: TrainConfig,
+    *,
+    bf16: bool,
+    sides: Any = None,
 ) -> float:
     """One training step on a batch: forward (under bf16 autocast if asked), loss, update.
 
-    The loss is taken on float32 logits either way. Returns the batch's loss.
-    ``benchmarks/train_step.py`` times exactly this step.
+    The loss is taken on float32 logits either way; with ``sides`` (the
+    :class:`~vmafx_saliency.nets.student.SideHeads` of ``cfg.side_weight``) it
+    adds ``cfg.side_weight`` x the same loss on each side map. Returns the
+    batch's loss. ``benchmarks/train_step.py`` times exactly this step.
     """
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        logits = net.forward_logits(x)
+        if sides is None:
+            logits, side_logits = net.forward_logits(x), []
+        else:
+            logits, coarse = net.forward_decoder(x)
+            side_logits = sides(coarse)
     loss = _loss(torch, logits.float(), y, cfg.iou_weight, cfg.l1_weight, cfg.loss)
+    if side_logits:
+        from vmafx_saliency.nets.student import side_targets
+
+        for side, target in zip(side_logits, side_targets(y, side_logits), strict=True):
+            side_loss = _loss(torch, side.float(), target, cfg.iou_weight, cfg.l1_weight, cfg.loss)
+            loss = loss + cfg.side_weight * side_loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -763,6 +796,7 @@ def train_student(
     torch = _torch()
     bf16 = _autocast_bf16(cfg)
     _check_ema(cfg)
+    _check_side_weight(cfg)
     _seed_everything(torch, cfg.seed)
     net = build_student(cfg)
     if cfg.init_from and not (resume and checkpoint.is_file()):
@@ -770,9 +804,16 @@ def train_student(
 
         init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
         widen_from(net, init["best_state"], tuple(init["config"]["widths"]))
+    sides = None
+    if cfg.side_weight:
+        from vmafx_saliency.nets.student import SideHeads
+
+        # Built after the net (and any --init-from): fresh, seeded heads every run.
+        sides = SideHeads(net)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trained = list(net.parameters()) + (list(sides.parameters()) if sides is not None else [])
+    optimizer = torch.optim.Adam(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     average = None
     if cfg.ema_decay:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -795,6 +836,7 @@ def train_student(
         saved = dict(state.get("config") or {})
         saved.setdefault("precision", "fp32")  # checkpoints from before --precision trained fp32
         saved.setdefault("ema_decay", 0.0)  # and from before --ema-decay kept no average
+        saved.setdefault("side_weight", 0.0)  # and from before --side-weight had no side heads
         if saved != asdict(cfg):
             raise UsageError(
                 f"{checkpoint} was written with other hyper-parameters: resume with the same "
@@ -808,6 +850,8 @@ def train_student(
         best_weights = str(state.get("best_weights", "raw"))
         if average is not None:
             average.load_state_dict(state["ema"])
+        if sides is not None:
+            sides.load_state_dict(state["sides"])
         first_epoch = int(state["epoch"]) + 1
         elapsed = float(state.get("seconds", 0.0))
         torch.set_rng_state(state["torch_rng"])
@@ -830,7 +874,7 @@ def train_student(
             x, y = _augment_batch(torch, train, idx, rng, cfg)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            losses.append(optimizer_step(torch, net, optimizer, x, y, cfg, bf16=bf16))
+            losses.append(optimizer_step(torch, net, optimizer, x, y, cfg, bf16=bf16, sides=sides))
             if average is not None:
                 average.update_parameters(net)
         val_mae, val_f = evaluate_val(torch, net, val)
@@ -889,6 +933,7 @@ def train_student(
             "best_key": list(best_key),
             "best_weights": best_weights,
             "ema": average.state_dict() if average is not None else None,
+            "sides": sides.state_dict() if sides is not None else None,
             "seconds": elapsed,
             "torch_rng": torch.get_rng_state(),
         }
@@ -1097,6 +1142,7 @@ def run_training(
         raise UsageError(f"--loss {cfg.loss!r}: give one of {', '.join(LOSSES)}")
     _autocast_bf16(cfg)
     _check_ema(cfg)
+    _check_side_weight(cfg)
     wall_start = time.perf_counter()
     torch = _torch()
     if threads is not None:
@@ -1219,7 +1265,13 @@ def run_training(
             else "F3Net structure loss: (1 + 5 |avgpool31(t) - t|)-weighted BCE + "
             "iou_weight * weighted IoU"
         )
-        + (" + l1_weight * L1(map, teacher map)" if cfg.l1_weight else ""),
+        + (" + l1_weight * L1(map, teacher map)" if cfg.l1_weight else "")
+        + (
+            " + side_weight * (the same loss on each coarser decoder output's 1x1 side "
+            "head, against the teacher map averaged down to its size; training only)"
+            if cfg.side_weight
+            else ""
+        ),
         "optimizer": "Adam, linear warm-up then cosine to min_lr",
         "history": [asdict(h) for h in outcome.history],
         "best_epoch": outcome.best_epoch,

@@ -27,9 +27,11 @@ __all__ = [
     "DEFAULT_WIDTHS",
     "ConvBNReLU",
     "SeparableConvBNReLU",
+    "SideHeads",
     "StudentUNet",
     "count_macs",
     "count_params",
+    "side_targets",
 ]
 
 # Channels of the stem and of each encoder stage (deepest last). Chosen by
@@ -121,17 +123,60 @@ class StudentUNet(nn.Module):
 
     def forward_logits(self, x: Tensor) -> Tensor:
         """The map before the sigmoid (for a numerically stable BCE in training)."""
+        return self.forward_decoder(x)[0]
+
+    def forward_decoder(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The logits and the outputs of every decoder but the last, coarsest first.
+
+        The coarser outputs are what :class:`SideHeads` supervises in training;
+        the exported graph uses only the logits.
+        """
         feat = self.stem(x)
         skips = [feat]
         for encoder in self.encoders:
             feat = encoder(self.pool(feat))
             skips.append(feat)
         skips.pop()
+        coarse = []
         for decoder in self.decoders:
             skip = skips.pop()
             feat = decoder(torch.cat([_resize_to(feat, skip), skip], dim=1))
+            coarse.append(feat)
+        coarse.pop()
         out: Tensor = _resize_to(self.head(feat), x)
-        return out
+        return out, coarse
+
+
+class SideHeads(nn.Module):
+    """Deep supervision: a 1x1 convolution to one channel on each coarser decoder output.
+
+    Training-only (as U^2-Net's and BASNet's side outputs, but without their fusion
+    into the final map): each side map, at its decoder's resolution, gets the loss
+    of the main map against the teacher's map averaged down to that resolution
+    (``adaptive_avg_pool2d``; resizing the side maps up to the input instead made
+    a step cost 1.3x, benchmarks/train_step.py). This gives the deep stages a
+    direct gradient. The heads are not part of :class:`StudentUNet`, so neither
+    its parameter count nor the export changes.
+    """
+
+    def __init__(self, net: StudentUNet) -> None:
+        super().__init__()
+        # Decoder j's output has the width of skip j, skips taken deepest first.
+        coarse_widths = list(reversed(net.widths[:-1]))[:-1]
+        self.heads = nn.ModuleList(nn.Conv2d(width, 1, 1) for width in coarse_widths)
+
+    def forward(self, coarse: Sequence[Tensor]) -> list[Tensor]:
+        if len(coarse) != len(self.heads):
+            raise ValueError(f"{len(coarse)} decoder outputs for {len(self.heads)} side heads")
+        return [head(feat) for head, feat in zip(self.heads, coarse, strict=True)]
+
+
+def side_targets(target: Tensor, side_logits: Sequence[Tensor]) -> list[Tensor]:
+    """The teacher's map averaged down to each side map's size (the area's mean)."""
+    return [
+        F.adaptive_avg_pool2d(target, (int(side.shape[2]), int(side.shape[3])))
+        for side in side_logits
+    ]
 
 
 def count_params(module: nn.Module) -> int:
