@@ -578,8 +578,11 @@ def test_a_near_zero_decay_averages_to_the_weights_themselves(tmp_path: Path) ->
         assert h.ema_val_max_f == pytest.approx(h.val_max_f, abs=1e-5)
 
 
-def test_resume_reaches_the_same_weights_with_the_moving_average(tmp_path: Path) -> None:
-    cfg = dataclasses.replace(TINY, crop=32, ema_decay=0.9)
+def _whole_and_resumed(
+    cfg: train.TrainConfig, tmp_path: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checkpoints of an uninterrupted run and of one resumed after epoch 1,
+    having checked that both record the same epochs and selection."""
     data, val = _arrays(6, 0), _arrays(2, 1)
     whole = train.train_student(cfg, data, val, checkpoint=tmp_path / "a.pt")
     train.train_student(cfg, data, val, checkpoint=tmp_path / "b.pt", stop_after=1)
@@ -587,9 +590,14 @@ def test_resume_reaches_the_same_weights_with_the_moving_average(tmp_path: Path)
     strip = [dataclasses.replace(h, seconds=0.0) for h in whole.history]
     assert [dataclasses.replace(h, seconds=0.0) for h in resumed.history] == strip
     assert resumed.best_weights == whole.best_weights
-    a = torch.load(tmp_path / "a.pt", weights_only=False)["ema"]
-    b = torch.load(tmp_path / "b.pt", weights_only=False)["ema"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    a = torch.load(tmp_path / "a.pt", weights_only=False)
+    b = torch.load(tmp_path / "b.pt", weights_only=False)
+    return a, b
+
+
+def test_resume_reaches_the_same_weights_with_the_moving_average(tmp_path: Path) -> None:
+    a, b = _whole_and_resumed(dataclasses.replace(TINY, crop=32, ema_decay=0.9), tmp_path)
+    assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
 
 
 @pytest.mark.parametrize("decay", [-0.1, 1.0])
@@ -651,20 +659,16 @@ def test_the_side_maps_add_their_weighted_loss_to_the_step() -> None:
 
 def test_resume_reaches_the_same_weights_with_side_heads(tmp_path: Path) -> None:
     cfg = dataclasses.replace(TINY, crop=32, side_weight=0.5)
-    data, val = _arrays(6, 0), _arrays(2, 1)
-    whole = train.train_student(cfg, data, val, checkpoint=tmp_path / "a.pt")
-    train.train_student(cfg, data, val, checkpoint=tmp_path / "b.pt", stop_after=1)
-    resumed = train.train_student(cfg, data, val, checkpoint=tmp_path / "b.pt", resume=True)
-    strip = [dataclasses.replace(h, seconds=0.0) for h in whole.history]
-    assert [dataclasses.replace(h, seconds=0.0) for h in resumed.history] == strip
-    a = torch.load(tmp_path / "a.pt", weights_only=False)
-    b = torch.load(tmp_path / "b.pt", weights_only=False)
+    a, b = _whole_and_resumed(cfg, tmp_path)
     assert a["sides"].keys() == b["sides"].keys()
     assert all(torch.equal(a["sides"][k], b["sides"][k]) for k in a["sides"])
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     # The side loss changes the training: the weights differ from a run without it.
     train.train_student(
-        dataclasses.replace(cfg, side_weight=0.0), data, val, checkpoint=tmp_path / "p.pt"
+        dataclasses.replace(cfg, side_weight=0.0),
+        _arrays(6, 0),
+        _arrays(2, 1),
+        checkpoint=tmp_path / "p.pt",
     )
     plain = torch.load(tmp_path / "p.pt", weights_only=False)
     assert plain["sides"] is None
