@@ -18,6 +18,7 @@ Labels must already be cached (a ``vmafx-saliency train`` run fills the cache).
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,10 @@ from vmafx_saliency.train import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-TEACHER_SHA256 = "9faa5da10243da3a90430c8dfcdc47123155bb17c29cb0f4a0c93be0a5bfe01b"
+# The teacher whose label cache the shipped student was trained on (its training record).
+TEACHER_SHA256 = json.loads((ROOT / "models" / "saliency_student_v2.training.json").read_text())[
+    "teacher"
+]["sha256"]
 
 
 def _sizes(text: str) -> list[int]:

@@ -20,6 +20,7 @@ Labels must already be cached (a ``vmafx-saliency train`` run fills the cache).
 from __future__ import annotations
 
 import argparse
+import json
 import random
 from pathlib import Path
 
@@ -40,7 +41,10 @@ from vmafx_saliency.train import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-TEACHER_SHA256 = "9faa5da10243da3a90430c8dfcdc47123155bb17c29cb0f4a0c93be0a5bfe01b"
+# The teacher whose label cache the shipped student was trained on (its training record).
+TEACHER_SHA256 = json.loads((ROOT / "models" / "saliency_student_v2.training.json").read_text())[
+    "teacher"
+]["sha256"]
 
 
 def f_at_half(pred: np.ndarray, label: np.ndarray) -> float:

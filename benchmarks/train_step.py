@@ -25,19 +25,17 @@ import time
 import torch
 
 from vmafx_saliency import train
-from vmafx_saliency.nets.student import SideHeads
 
 
 def _step_seconds(precision: str, crop: int, steps: int, side_weight: float = 0.0) -> float:
     torch.manual_seed(0)
-    net = train.build_student(train.TrainConfig())
-    sides = SideHeads(net) if side_weight else None
+    cfg = train.TrainConfig(precision=precision, side_weight=side_weight)
+    net = train.build_student(cfg)
+    sides = train.build_side_heads(cfg, net)
     net = net.to(memory_format=torch.channels_last)
-    trained = list(net.parameters()) + (list(sides.parameters()) if sides is not None else [])
-    optimizer = torch.optim.Adam(trained, lr=1e-3)
+    optimizer = torch.optim.Adam(train.trained_parameters(net, sides), lr=1e-3)
     x = torch.rand(16, 3, crop, crop).contiguous(memory_format=torch.channels_last)
     y = torch.rand(16, 1, crop, crop)
-    cfg = train.TrainConfig(precision=precision, side_weight=side_weight)
     times = []
     for _ in range(steps + 2):  # the first two steps warm oneDNN's kernel caches
         start = time.perf_counter()

@@ -757,6 +757,20 @@ def build_student(cfg: TrainConfig) -> Any:
     return StudentUNet(cfg.widths, stem_convs=cfg.stem_convs, separable=cfg.separable)
 
 
+def build_side_heads(cfg: TrainConfig, net: Any) -> Any:
+    """The training-only side heads of ``cfg.side_weight`` for ``net``; None when it is 0."""
+    if not cfg.side_weight:
+        return None
+    from vmafx_saliency.nets.student import SideHeads
+
+    return SideHeads(net)
+
+
+def trained_parameters(net: Any, sides: Any) -> list[Any]:
+    """What the optimiser updates: the net's parameters, then any side heads'."""
+    return [*net.parameters(), *(sides.parameters() if sides is not None else ())]
+
+
 def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     # Cosine from lr to min_lr over all steps (a short linear warm-up first).
     warm = min(100, total // 20)
@@ -804,16 +818,13 @@ def train_student(
 
         init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
         widen_from(net, init["best_state"], tuple(init["config"]["widths"]))
-    sides = None
-    if cfg.side_weight:
-        from vmafx_saliency.nets.student import SideHeads
-
-        # Built after the net (and any --init-from): fresh, seeded heads every run.
-        sides = SideHeads(net)
+    # Built after the net (and any --init-from): fresh, seeded heads every run.
+    sides = build_side_heads(cfg, net)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    trained = list(net.parameters()) + (list(sides.parameters()) if sides is not None else [])
-    optimizer = torch.optim.Adam(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.Adam(
+        trained_parameters(net, sides), lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     average = None
     if cfg.ema_decay:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
