@@ -362,7 +362,8 @@ def test_ad_hoc_warns_once_and_still_scans(
     assert len(records) == 1
     message = records[0].getMessage()
     assert "\n" not in message
-    assert "is not in the registry: loaded ad hoc" in message
+    assert "was given by path: loaded ad hoc" in message
+    assert "not checked against a registry pin" in message
     assert sha256_bytes(TINY)[:16] in message
     assert (loaded.policy, loaded.model_id, loaded.entry) == (Policy.AD_HOC, None, None)
 

@@ -300,9 +300,11 @@ def load_ad_hoc(
     """Load an unregistered file for evaluation: scanned and contract-checked, never pinned."""
     resolved, data = read_model_bytes(path, max_bytes=max_bytes)
     sha256 = sha256_bytes(data)
+    # Said of the path, not of the bytes: a registered model's file given by path is
+    # loaded ad hoc all the same, without its pin or signature.
     log.warning(
-        "%s is not in the registry: loaded ad hoc (scanned and contract-checked, not pinned, "
-        "sha256 %s)",
+        "%s was given by path: loaded ad hoc (scanned and contract-checked, not checked "
+        "against a registry pin, sha256 %s); pass a registry id (--model ID) to load it pinned",
         path,
         sha256[:16],
     )
