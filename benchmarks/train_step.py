@@ -9,6 +9,10 @@ Augmentation is left out: it costs the same in both.
 
     .venv/bin/python benchmarks/train_step.py --threads 2
     .venv/bin/python benchmarks/train_step.py --threads 2 --side-weight 0.5
+    .venv/bin/python benchmarks/train_step.py --threads 2 --crops 176,224
+
+With ``--crops`` it times those crop sides instead of 224 and 320 (attempt
+19P's stage 1 trained on 176 crops).
 
 With ``--side-weight W`` it also times the bf16 step with deep supervision
 (`train --side-weight W`: the training-only side heads and their losses).
@@ -51,9 +55,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--side-weight", type=float, default=0.0)
+    parser.add_argument(
+        "--crops", default="224,320", help="crop sides to time, comma-separated (default: 224,320)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    for crop in (224, 320):
+    try:
+        crops = [int(c) for c in args.crops.split(",")]
+    except ValueError:
+        parser.error(f"--crops {args.crops!r}: give crop sides in pixels, e.g. 176,224")
+    for crop in crops:
         fp32 = _step_seconds("fp32", crop, args.steps)
         bf16 = _step_seconds("bf16", crop, args.steps)
         print(
