@@ -18,7 +18,6 @@ Labels must already be cached (a ``vmafx-saliency train`` run fills the cache).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -34,19 +33,14 @@ from vmafx_saliency.train import (
     TrainConfig,
     bt601_luma,
     collect_samples,
-    default_cache_root,
-    label_cache_dir,
     load_rgb,
     max_f_measure,
     png_to_label,
+    shipped_label_cache,
     split_samples,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-# The teacher whose label cache the shipped student was trained on (its training record).
-TEACHER_SHA256 = json.loads((ROOT / "models" / "saliency_student_v2.training.json").read_text())[
-    "teacher"
-]["sha256"]
 
 
 def _sizes(text: str) -> list[int]:
@@ -66,7 +60,7 @@ def main() -> int:
         print(f"{args.model}: no sidecar beside it")
         return 1
     pre = Sidecar.load(sidecar_path).preprocessing
-    cache = label_cache_dir(default_cache_root(), TEACHER_SHA256)
+    cache = shipped_label_cache()
     _, val = split_samples(
         collect_samples([DEFAULT_IMAGES]), val_fraction=TrainConfig().val_fraction, seed=0
     )

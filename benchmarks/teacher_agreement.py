@@ -20,7 +20,6 @@ Labels must already be cached (a ``vmafx-saliency train`` run fills the cache).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
 
@@ -34,17 +33,12 @@ from vmafx_saliency.train import (
     LABEL_SIZE,
     TEACHER_INPUTS,
     bt601_luma,
-    default_cache_root,
-    label_cache_dir,
     load_rgb,
     png_to_label,
+    shipped_label_cache,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-# The teacher whose label cache the shipped student was trained on (its training record).
-TEACHER_SHA256 = json.loads((ROOT / "models" / "saliency_student_v2.training.json").read_text())[
-    "teacher"
-]["sha256"]
 
 
 def f_at_half(pred: np.ndarray, label: np.ndarray) -> float:
@@ -72,7 +66,7 @@ def main() -> int:
         print(f"{args.model}: no sidecar beside it")
         return 1
     pre = Sidecar.load(sidecar_path).preprocessing
-    cache = label_cache_dir(default_cache_root(), TEACHER_SHA256, args.labels)
+    cache = shipped_label_cache(args.labels)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(

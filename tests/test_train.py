@@ -232,6 +232,20 @@ def test_luma_labels_need_the_teachers_sidecar(tiny_teacher: Path) -> None:
         train.load_teacher(tiny_teacher, teacher_input="yuv")
 
 
+def test_shipped_label_cache_names_the_committed_students_teacher(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import onnx
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    committed = Path(train.__file__).resolve().parents[2] / "models"
+    model = onnx.load(str(committed / "saliency_student_v2.onnx"), load_external_data=False)
+    teacher = {p.key: p.value for p in model.metadata_props}["teacher_sha256"]
+    root = train.default_cache_root()
+    assert train.shipped_label_cache() == root / teacher[:16]
+    assert train.shipped_label_cache("luma") == root / f"{teacher[:16]}-luma"
+
+
 def test_an_rgb_teacher_cannot_fill_the_luma_cache(
     tmp_path: Path, six_images: Path, tiny_teacher: Path
 ) -> None:

@@ -400,6 +400,20 @@ def label_cache_dir(cache_root: Path, teacher_sha256: str, teacher_input: str = 
     return cache_root / f"{teacher_sha256[:16]}{suffix}"
 
 
+def shipped_label_cache(teacher_input: str = "rgb") -> Path:
+    """The label cache of the teacher the committed student was trained on.
+
+    The teacher's sha256 comes from the committed training record
+    (``models/saliency_student_v2.training.json``), so benchmarks that read
+    cached labels find the ones its training run filled.
+    """
+    from vmafx_saliency.registry import committed_registry_path
+
+    record = committed_registry_path().parent / f"{MODEL_ID}.training.json"
+    sha256 = json.loads(record.read_text(encoding="utf-8"))["teacher"]["sha256"]
+    return label_cache_dir(default_cache_root(), str(sha256), teacher_input)
+
+
 def label_protocol(teacher_input: str) -> dict[str, object]:
     return dict(LUMA_LABEL_PROTOCOL if teacher_input == "luma" else LABEL_PROTOCOL)
 
