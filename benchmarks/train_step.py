@@ -60,6 +60,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print(
+        f"CPU: torch capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"native bf16 {train.native_bf16(torch)}, {args.threads} threads",
+        flush=True,
+    )
     try:
         crops = [int(c) for c in args.crops.split(",")]
     except ValueError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ pytest.importorskip("PIL")
 
 from vmafx_saliency import _cli_train, contract, onnxscan, train  # noqa: E402
 from vmafx_saliency._util import sha256_bytes  # noqa: E402
-from vmafx_saliency.errors import ExportError, UsageError  # noqa: E402
+from vmafx_saliency.errors import ExportError, InputFileError, UsageError  # noqa: E402
 from vmafx_saliency.extract import preprocess  # noqa: E402
 from vmafx_saliency.nets.student import SideHeads, StudentUNet  # noqa: E402
 from vmafx_saliency.registry import Preprocessing, Sidecar  # noqa: E402
@@ -353,6 +354,8 @@ def test_train_end_to_end_on_six_images(
     assert record["data"]["count"] == 6 and record["data"]["val"] == 2
     assert record["teacher"]["sha256"] == sha256_bytes(tiny_teacher.read_bytes())
     assert len(record["history"]) == TINY.epochs
+    assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record["machine"]["native_bf16"] is train.native_bf16(torch)
     assert Sidecar.load(result.sidecar).preprocessing == train.STUDENT_PREPROCESSING
     # A second run without --force refuses to clobber the outputs.
     with pytest.raises(Exception, match="already exists"):
@@ -445,6 +448,53 @@ def test_an_unknown_precision_is_refused_before_any_work(tmp_path: Path) -> None
     with pytest.raises(UsageError, match="--precision 'fp16': give one of fp32, bf16"):
         train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
     assert not (tmp_path / "run").exists()
+
+
+def _cpu_with_bf16(monkeypatch: pytest.MonkeyPatch, *, avx512_bf16: bool, amx: bool) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "native"),
+    [(False, False, False), (True, False, True), (False, True, True)],
+)
+def test_native_bf16_is_either_avx512_bf16_or_amx(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, native: bool
+) -> None:
+    _cpu_with_bf16(monkeypatch, avx512_bf16=avx512_bf16, amx=amx)
+    assert train.native_bf16(torch) is native
+
+
+def test_native_bf16_is_unknown_where_torch_has_no_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert train.native_bf16(torch) is None
+
+
+def test_bf16_on_a_cpu_without_it_warns_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _cpu_with_bf16(monkeypatch, avx512_bf16=False, amx=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = dataclasses.replace(TINY, precision="bf16")
+    with (
+        caplog.at_level(logging.WARNING, logger="vmafx_saliency.train"),
+        pytest.raises(InputFileError, match=r"empty holds no \.jpg/\.png images"),
+    ):
+        train.run_training(out_dir=tmp_path / "run", image_dirs=[empty], cfg=cfg, progress=None)
+    assert "no native bf16" in caplog.text
+    assert "train with --precision fp32" in caplog.text
+
+
+@pytest.mark.parametrize(("precision", "native"), [("bf16", True), ("fp32", False)])
+def test_no_bf16_warning_where_bf16_is_native_or_not_asked_for(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, precision: str, native: bool
+) -> None:
+    _cpu_with_bf16(monkeypatch, avx512_bf16=native, amx=False)
+    with caplog.at_level(logging.WARNING, logger="vmafx_saliency.train"):
+        train.warn_if_bf16_emulated(torch, dataclasses.replace(TINY, precision=precision))
+    assert caplog.text == ""
 
 
 def _structure_loss_numpy(logits: np.ndarray, target: np.ndarray) -> float:

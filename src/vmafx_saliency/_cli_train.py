@@ -197,7 +197,8 @@ def register(sub: Any, add: AddFn) -> None:
         choices=PRECISIONS,
         default=defaults.precision,
         help="fp32 (the default), or bf16: the forward pass under autocast, about twice "
-        "as fast on a CPU with AMX (benchmarks/train_step.py); weights and loss stay float32",
+        "as fast on a CPU with AMX or AVX512-BF16 and several times slower on one without "
+        "(a warning says so; benchmarks/train_step.py); weights and loss stay float32",
     )
     p.add_argument(
         "--ema-decay",

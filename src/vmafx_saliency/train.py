@@ -585,6 +585,38 @@ def _autocast_bf16(cfg: TrainConfig) -> bool:
     return cfg.precision == "bf16"
 
 
+def native_bf16(torch: Any) -> bool | None:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX); None if torch can't tell.
+
+    Without either, autocast still gives bf16's numerics but emulates them: a
+    224-crop step took 7.35x the float32 one on a Zen 3 with AVX2 only
+    (``benchmarks/train_step.py --threads 2``, 2026-12-04).
+    """
+    # torch.cpu has no public probe; these two private ones are what its own CPU tests use.
+    native = False
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        probe = getattr(torch.cpu, name, None)
+        if probe is None:
+            return None
+        native = native or bool(probe())
+    return native
+
+
+def warn_if_bf16_emulated(torch: Any, cfg: TrainConfig) -> None:
+    """Log a warning when ``--precision bf16`` would run emulated on this CPU.
+
+    A warning, not a refusal: emulated bf16 is slow but gives the same numbers,
+    which is what a user re-running a bf16 recipe (attempt 15B's) wants.
+    """
+    if _autocast_bf16(cfg) and native_bf16(torch) is False:
+        log.warning(
+            "--precision bf16: this CPU has no native bf16 (neither AVX512-BF16 nor AMX), so "
+            "autocast emulates it and each step takes several times the float32 one (7.35x "
+            "on a Zen 3 with AVX2 only); train with --precision fp32 on this machine unless "
+            "you need the bf16 recipe's numbers (benchmarks/train_step.py times both)"
+        )
+
+
 def optimizer_step(
     torch: Any,
     net: Any,
@@ -1170,6 +1202,7 @@ def run_training(
     _check_side_weight(cfg)
     wall_start = time.perf_counter()
     torch = _torch()
+    warn_if_bf16_emulated(torch, cfg)
     if threads is not None:
         torch.set_num_threads(threads)
     onnx_path = out_dir / f"{MODEL_ID}.onnx"
@@ -1312,7 +1345,13 @@ def run_training(
         "label_seconds": round(labels.seconds, 1),
         "output": {"file": onnx_path.name, "sha256": export.sha256},
         "versions": versions,
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            # Steps cost several times more where bf16 is emulated: say which kind of CPU ran.
+            "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+            "native_bf16": native_bf16(torch),
+        },
     }
     manifest = {
         "schema": MANIFEST_SCHEMA,
