@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import logging
 import shutil
@@ -288,6 +289,34 @@ def test_resume_reaches_the_same_weights(tmp_path: Path) -> None:
     b = torch.load(tmp_path / "b.pt", weights_only=False)["model"]
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("done", "total", "seconds", "said"),
+    [
+        (50, 200, 100.0, ", about 5 min left"),  # 150 more at 2 s each
+        (10, 20, 30.0, ", about 30 s left"),  # under 90 s is said in seconds
+        (1, 3, 50.0, ", about 2 min left"),  # 100 s
+        (0, 20, 0.0, ""),  # no pace yet
+        (20, 20, 60.0, ""),  # done
+    ],
+)
+def test_time_left_extrapolates_the_pace_so_far(
+    done: int, total: int, seconds: float, said: str
+) -> None:
+    assert train.time_left(done, total, seconds) == said
+
+
+def test_each_epoch_line_says_how_long_is_left_and_the_last_does_not(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, crop=32)
+    lines = io.StringIO()
+    train.train_student(
+        cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "p.pt", progress=lines
+    )
+    epochs = [line for line in lines.getvalue().splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == cfg.epochs
+    assert all(" left" in line for line in epochs[:-1])
+    assert " left" not in epochs[-1]
 
 
 def test_resume_with_other_options_is_refused(tmp_path: Path) -> None:

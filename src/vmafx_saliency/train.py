@@ -418,6 +418,18 @@ def label_protocol(teacher_input: str) -> dict[str, object]:
     return dict(LUMA_LABEL_PROTOCOL if teacher_input == "luma" else LABEL_PROTOCOL)
 
 
+def time_left(done: int, total: int, seconds: float) -> str:
+    """``", about N min left"`` at the pace of the first ``done`` of ``total`` items.
+
+    Empty before the first item and after the last: a run of an hour or more
+    (labelling, then training) should say when it will end.
+    """
+    if done <= 0 or done >= total:
+        return ""
+    left = seconds / done * (total - done)
+    return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
+
+
 def ensure_labels(
     samples: Sequence[Sample],
     teacher: Teacher | Callable[[], Teacher],
@@ -464,7 +476,11 @@ def ensure_labels(
         images[sample.sha256] = sample.path.name
         if progress is not None and (index + 1) % 50 == 0:
             elapsed = time.perf_counter() - start
-            print(f"teacher: labelled {index + 1}/{len(todo)} ({elapsed:.0f} s)", file=progress)
+            print(
+                f"teacher: labelled {index + 1}/{len(todo)} "
+                f"({elapsed:.0f} s{time_left(index + 1, len(todo), elapsed)})",
+                file=progress,
+            )
     for sample in samples:
         if sample.mask is None:
             images.setdefault(sample.sha256, sample.path.name)
@@ -973,6 +989,7 @@ def train_student(
             print(
                 f"epoch {epoch}/{cfg.epochs}: loss {record.train_loss:.4f}  val MAE {val_mae:.4f}  "
                 f"val maxF {val_f:.4f}  lr {lr:.2e}  {seconds:.0f} s"
+                + time_left(epoch, cfg.epochs, elapsed)
                 + (f"  extra-val MAE {extra[0]:.4f} maxF {extra[1]:.4f}" if extra else "")
                 + (f"  EMA val maxF {ema[1]:.4f}" if ema else "")
                 + (f"  *best ({best_weights})" if best_epoch == epoch else ""),
