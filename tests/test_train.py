@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import logging
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -564,6 +565,54 @@ def test_structure_loss_on_an_empty_target_is_bce_plus_iou() -> None:
     plain = train._loss(torch, logits, target, 1.0, kind="bce_iou")
     structure = train._loss(torch, logits, target, 1.0, kind="structure")
     assert float(structure) == pytest.approx(float(plain), rel=1e-6)
+
+
+def test_fmeasure_loss_matches_the_tp_fp_fn_definition() -> None:
+    # The second implementation: F from its three counts, not the simplified sums.
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0, 2, (2, 1, 12, 10)).astype(np.float32)
+    target = np.zeros((2, 1, 12, 10), np.float32)
+    target[0, 0, 2:8, 3:7] = 1.0
+    target[1, 0] = rng.random((12, 10), dtype=np.float32)
+    z, t = logits.astype(np.float64), target.astype(np.float64)
+    p = 1.0 / (1.0 + np.exp(-z))
+    bce = (np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))).mean()
+    tp, fp, fn = (
+        (p * t).sum((1, 2, 3)),
+        (p * (1 - t)).sum((1, 2, 3)),
+        ((1 - p) * t).sum((1, 2, 3)),
+    )
+    f = (1.3 * tp + 1.0) / (1.3 * tp + 0.3 * fn + fp + 1.0)
+    want = bce + 0.7 * (1.0 - f).mean()
+    got = train._loss(
+        torch, torch.from_numpy(logits), torch.from_numpy(target), 0.7, kind="fmeasure"
+    )
+    assert float(got) == pytest.approx(want, rel=1e-5)
+
+
+def test_fmeasure_loss_by_hand_at_an_undecided_map() -> None:
+    # p = 0.5 everywhere, 20 salient pixels of 100: F = (1.3 * 10 + 1) / (0.3 * 20 + 50 + 1)
+    # = 14 / 57, and BCE at a zero logit is ln 2.
+    target = torch.zeros(1, 1, 10, 10)
+    target[0, 0, :2] = 1.0
+    got = train._loss(torch, torch.zeros(1, 1, 10, 10), target, 1.0, kind="fmeasure")
+    assert float(got) == pytest.approx(math.log(2) + 1.0 - 14 / 57, rel=1e-6)
+
+
+def test_fmeasure_loss_costs_a_false_positive_more_than_a_miss_of_the_same_area() -> None:
+    # beta^2 = 0.3 weighs precision over recall, as the benchmark's max F does; BCE is
+    # symmetric at logits of +-6, so the difference is the F term's alone.
+    target = torch.zeros(1, 1, 10, 10)
+    target[0, 0, 2:6, 2:6] = 1.0  # 16 pixels
+    exact = torch.where(target > 0, 6.0, -6.0)
+    extra = exact.clone()
+    extra[0, 0, 7:9, 2:6] = 6.0  # 8 false positives
+    missed = exact.clone()
+    missed[0, 0, 2:4, 2:6] = -6.0  # 8 misses
+    cost = [
+        float(train._loss(torch, x, target, 1.0, kind="fmeasure")) for x in (exact, extra, missed)
+    ]
+    assert cost[0] < cost[2] < cost[1]
 
 
 def test_channels_last_trains_like_nchw(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ class _Defaults:
 
 
 TEACHER_INPUTS = ("rgb", "luma")  # train.TEACHER_INPUTS; a test keeps them equal
-LOSSES = ("bce_iou", "structure")  # train.LOSSES; a test keeps them equal
+LOSSES = ("bce_iou", "structure", "fmeasure")  # train.LOSSES; a test keeps them equal
 PRECISIONS = ("fp32", "bf16")  # train.PRECISIONS; a test keeps them equal
 DEFAULTS = _Defaults()
 DEFAULT_TEACHER = Path(__file__).resolve().parents[2] / "models" / "u2netp_mirror_v1.onnx"
@@ -183,7 +183,8 @@ def register(sub: Any, add: AddFn) -> None:
         choices=LOSSES,
         default=defaults.loss,
         help="bce_iou: BCE + soft IoU (the default); structure: F3Net's boundary-weighted "
-        "BCE + weighted IoU",
+        "BCE + weighted IoU; fmeasure: BCE + (1 - soft F-measure, beta^2 0.3), the FLoss of "
+        "Zhao et al. 2019",
     )
     p.add_argument(
         "--channels-last",

@@ -553,7 +553,7 @@ class TrainConfig:
     l1_weight: float = 0.0  # + l1_weight * mean |sigmoid(logits) - target|
     init_from: str | None = None  # a train checkpoint to start from (widened if narrower)
     teacher_input: str = "rgb"  # the teacher labels RGB (its best setting) or luma tiled
-    loss: str = "bce_iou"  # or "structure": F3Net's edge-weighted BCE + weighted IoU
+    loss: str = "bce_iou"  # or "structure" (F3Net) or "fmeasure" (BCE + soft F-measure)
     # NHWC tensors: oneDNN's CPU convolutions are faster on them (the student card's
     # note on threads); the numbers differ from NCHW in the last bits, so it is part
     # of the configuration (runs before attempt 12 trained NCHW).
@@ -574,7 +574,8 @@ class TrainConfig:
     side_weight: float = 0.0
 
 
-LOSSES = ("bce_iou", "structure")
+LOSSES = ("bce_iou", "structure", "fmeasure")
+F_BETA2 = 0.3  # the F-measure's beta^2 in --loss fmeasure, the benchmark's (Achanta et al. 2009)
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -740,6 +741,13 @@ def _loss(
 ) -> Any:
     """BCE + ``iou_weight`` x soft IoU against the soft teacher map (+ optional L1).
 
+    ``kind`` ``fmeasure`` puts ``iou_weight`` x (1 - soft F-measure) in the IoU
+    term's place: with TP = sum(p t), FP = sum(p (1 - t)) and FN = sum((1 - p) t),
+    F = (1 + b2) TP / ((1 + b2) TP + b2 FN + FP) = (1 + b2) sum(p t) /
+    (b2 sum(t) + sum(p)), b2 = 0.3 as in the benchmark's max F: the "FLoss" of
+    Zhao et al., "Optimizing the F-measure for threshold-free salient object
+    detection", ICCV 2019, which aims the training at max F's precision bias.
+
     ``kind`` ``structure`` weights both terms per pixel by
     ``1 + 5 |avgpool31(target) - target|``, which is large near the teacher's
     object boundaries and in small structures: the "structure loss" of F3Net
@@ -760,6 +768,14 @@ def _loss(
         inter = (prob * target).sum(dim=(1, 2, 3))
         union = (prob + target - prob * target).sum(dim=(1, 2, 3))
         iou = 1.0 - (inter + 1.0) / (union + 1.0)
+    elif kind == "fmeasure":
+        bce = functional.binary_cross_entropy_with_logits(logits, target)
+        tp = (prob * target).sum(dim=(1, 2, 3))
+        # +1 on both sides, as for the IoU: an empty map against an empty target scores 1.
+        f = ((1.0 + F_BETA2) * tp + 1.0) / (
+            F_BETA2 * target.sum(dim=(1, 2, 3)) + prob.sum(dim=(1, 2, 3)) + 1.0
+        )
+        iou = 1.0 - f
     else:
         raise UsageError(f"--loss {kind!r}: give one of {', '.join(LOSSES)}")
     loss = bce + iou_weight * iou.mean()
