@@ -320,6 +320,70 @@ def test_each_epoch_line_says_how_long_is_left_and_the_last_does_not(tmp_path: P
     assert " left" not in epochs[-1]
 
 
+def _exported_student(tmp_path: Path, widths: tuple[int, ...] = (16, 32, 32, 32, 40, 40)) -> Path:
+    torch.manual_seed(7)
+    path = tmp_path / f"student_{len(widths)}.onnx"
+    path.write_bytes(train.student_onnx_bytes(StudentUNet(widths).eval()))
+    return path
+
+
+def test_init_from_an_exported_student_starts_from_its_map(tmp_path: Path) -> None:
+    # Fine-tuning the shipped student: the first epoch starts from the ONNX's weights,
+    # so at a negligible rate its validation figures are the ONNX's own.
+    onnx_path = _exported_student(tmp_path)
+    cfg = dataclasses.replace(TINY, crop=32, epochs=1, lr=1e-12, init_from=str(onnx_path))
+    data, val = _arrays(4, 0), _arrays(2, 1)
+    outcome = train.train_student(cfg, data, val, checkpoint=tmp_path / "f.pt")
+    net = StudentUNet(cfg.widths)
+    train.init_from_onnx(cfg, net, onnx_path, data.luma)
+    mae, _ = train.evaluate_val(torch, net, val)
+    # Three train-mode steps move the BatchNorm running statistics a little, nothing else.
+    assert outcome.history[0].val_mae == pytest.approx(mae, abs=0.02)
+    fresh = train.train_student(
+        dataclasses.replace(cfg, init_from=None), data, val, checkpoint=tmp_path / "g.pt"
+    )
+    assert abs(fresh.history[0].val_mae - mae) > abs(outcome.history[0].val_mae - mae)
+
+
+def test_init_from_an_onnx_of_other_widths_is_refused(tmp_path: Path) -> None:
+    onnx_path = _exported_student(tmp_path, widths=(8, 12, 16))
+    cfg = dataclasses.replace(TINY, crop=32, init_from=str(onnx_path))
+    with pytest.raises(UsageError, match="not a student of widths 16,32,32,32,40,40; give the"):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "h.pt")
+    assert not (tmp_path / "h.pt").exists()
+
+
+def test_init_from_a_file_that_is_not_onnx_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not a protobuf \xff\xfe")
+    cfg = dataclasses.replace(TINY, crop=32, init_from=str(bad))
+    with pytest.raises(InputFileError, match=r"model\.onnx: cannot read it as ONNX"):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "i.pt")
+    missing = dataclasses.replace(cfg, init_from=str(tmp_path / "absent.onnx"))
+    with pytest.raises(InputFileError, match=r"absent\.onnx: no such file"):
+        train.train_student(missing, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "j.pt")
+
+
+def test_init_from_an_onnx_whose_conv_weights_are_computed_is_refused(tmp_path: Path) -> None:
+    # Weights made by a node (here a Constant), not stored: not a graph `train` exported.
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((1, 3, 3, 3), np.float32), name="w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["w"], value=weight),
+            helper.make_node("Conv", ["x", "w"], ["y"], name="made", pads=[1, 1, 1, 1]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])],
+    )
+    path = tmp_path / "made.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    with pytest.raises(InputFileError, match="Conv made takes its weights from another node"):
+        train.folded_convs(path)
+
+
 def test_resume_with_other_options_is_refused(tmp_path: Path) -> None:
     cfg = dataclasses.replace(TINY, crop=32, epochs=2)
     data, val = _arrays(4, 0), _arrays(2, 1)

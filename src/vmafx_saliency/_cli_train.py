@@ -142,8 +142,9 @@ def register(sub: Any, add: AddFn) -> None:
     )
     p.add_argument(
         "--init-from",
-        metavar="CHECKPOINT",
-        help="start from another run's checkpoint.pt (widened if its widths are narrower)",
+        metavar="CHECKPOINT|ONNX",
+        help="start from another run's checkpoint.pt (widened if its widths are narrower), or "
+        "fine-tune an exported student such as models/saliency_student_v2.onnx (same widths)",
     )
     p.add_argument(
         "--gt-root", metavar="DIR", help="DUTS-style root with images/ + masks/ to mix in"

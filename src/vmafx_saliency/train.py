@@ -551,7 +551,7 @@ class TrainConfig:
     size: tuple[int, int] = (320, 320)
     steps_per_epoch: int | None = None  # None: one pass over the training split
     l1_weight: float = 0.0  # + l1_weight * mean |sigmoid(logits) - target|
-    init_from: str | None = None  # a train checkpoint to start from (widened if narrower)
+    init_from: str | None = None  # a train checkpoint (widened if narrower) or student ONNX
     teacher_input: str = "rgb"  # the teacher labels RGB (its best setting) or luma tiled
     loss: str = "bce_iou"  # or "structure" (F3Net) or "fmeasure" (BCE + soft F-measure)
     # NHWC tensors: oneDNN's CPU convolutions are faster on them (the student card's
@@ -835,6 +835,74 @@ def build_student(cfg: TrainConfig) -> Any:
     return StudentUNet(cfg.widths, stem_convs=cfg.stem_convs, separable=cfg.separable)
 
 
+# Training planes whose statistics set the BatchNorms of a net started from an ONNX.
+ONNX_INIT_PLANES = 64
+
+
+def folded_convs(path: Path) -> list[tuple[Any, Any]]:
+    """An exported student's Conv weights and biases, in graph order, as torch tensors.
+
+    The file is read, never run: only its Conv initialisers are used.
+    """
+    torch = _torch()
+    onnx = require("onnx", purpose="training")
+    numpy_helper = require("onnx.numpy_helper", purpose="training")
+    decode_error = require("google.protobuf.message", purpose="training").DecodeError
+
+    try:
+        model = onnx.load(str(path))
+    except FileNotFoundError as exc:
+        raise InputFileError(f"--init-from {path}: no such file") from exc
+    except (OSError, decode_error) as exc:
+        raise InputFileError(f"--init-from {path}: cannot read it as ONNX: {exc}") from exc
+    weights = {i.name: i for i in model.graph.initializer}
+    # The exporter shares equal initialisers (e.g. the zero biases of an untrained net)
+    # through Identity nodes: follow those to the stored tensor.
+    aliases = {
+        node.output[0]: node.input[0] for node in model.graph.node if node.op_type == "Identity"
+    }
+
+    def stored(name: str) -> str:
+        seen = set()
+        while name not in weights and name in aliases and name not in seen:
+            seen.add(name)
+            name = aliases[name]
+        return name
+
+    convs = []
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        names = [stored(n) for n in node.input[1:] if n]
+        if not names or any(n not in weights for n in names):
+            raise InputFileError(
+                f"--init-from {path}: Conv {node.name or '?'} takes its weights from another "
+                "node, not from the file's initialisers: give a student exported by `train`"
+            )
+        tensors = [torch.from_numpy(numpy_helper.to_array(weights[n]).copy()) for n in names]
+        convs.append((tensors[0], tensors[1] if len(tensors) > 1 else None))
+    return convs
+
+
+def init_from_onnx(cfg: TrainConfig, net: Any, path: Path, planes: np.ndarray) -> None:
+    """Start ``net`` from an exported student (e.g. the shipped one) to fine-tune it.
+
+    ``planes`` are training luma planes: their statistics set the BatchNorms
+    (:func:`~vmafx_saliency.nets.student.load_folded`).
+    """
+    from vmafx_saliency.nets.student import load_folded
+
+    torch = _torch()
+    sample = deployment_input(torch.from_numpy(np.ascontiguousarray(planes[:ONNX_INIT_PLANES])))
+    try:
+        load_folded(net, folded_convs(path), sample)
+    except ValueError as exc:
+        raise UsageError(
+            f"--init-from {path}: {exc}: it is not a student of widths "
+            f"{','.join(map(str, cfg.widths))}; give the --widths it was trained with"
+        ) from exc
+
+
 def build_side_heads(cfg: TrainConfig, net: Any) -> Any:
     """The training-only side heads of ``cfg.side_weight`` for ``net``; None when it is 0."""
     if not cfg.side_weight:
@@ -892,10 +960,13 @@ def train_student(
     _seed_everything(torch, cfg.seed)
     net = build_student(cfg)
     if cfg.init_from and not (resume and checkpoint.is_file()):
-        from vmafx_saliency.nets.student import widen_from
+        if Path(cfg.init_from).suffix.lower() == ".onnx":
+            init_from_onnx(cfg, net, Path(cfg.init_from), train.luma)
+        else:
+            from vmafx_saliency.nets.student import widen_from
 
-        init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
-        widen_from(net, init["best_state"], tuple(init["config"]["widths"]))
+            init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+            widen_from(net, init["best_state"], tuple(init["config"]["widths"]))
     # Built after the net (and any --init-from): fresh, seeded heads every run.
     sides = build_side_heads(cfg, net)
     if cfg.channels_last:

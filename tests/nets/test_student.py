@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+ort = pytest.importorskip("onnxruntime")
 
 from vmafx_saliency import contract, onnxscan  # noqa: E402
 from vmafx_saliency.export import count_ops  # noqa: E402
@@ -19,9 +20,10 @@ from vmafx_saliency.nets.student import (  # noqa: E402
     StudentUNet,
     count_macs,
     count_params,
+    load_folded,
 )
 from vmafx_saliency.nets.u2netp import U2NETP  # noqa: E402
-from vmafx_saliency.train import PARITY_TOLERANCE, export_student  # noqa: E402
+from vmafx_saliency.train import PARITY_TOLERANCE, export_student, folded_convs  # noqa: E402
 
 # What the exported graph may hold: the issue's list plus the exporter's shape ops.
 EXPECTED_OPS = {"Conv", "Relu", "MaxPool", "Resize", "Concat", "Sigmoid"}
@@ -144,3 +146,59 @@ def test_widen_from_preserves_the_map() -> None:
     x = torch.rand(1, 3, 37, 45)
     with torch.no_grad():
         assert torch.allclose(old(x), new.eval()(x), atol=1e-5)
+
+
+def _unfolded(net: Any, exported: Any, tmp_path: Path, sample: Any) -> Any:
+    """A fresh net of ``net``'s shape loaded from ``exported``'s folded ONNX."""
+    path = tmp_path / "student.onnx"
+    path.write_bytes(exported.onnx_bytes)
+    fresh = StudentUNet(net.widths, separable=net.separable)
+    load_folded(fresh, folded_convs(path), sample)
+    return fresh
+
+
+def test_load_folded_computes_the_exported_map_in_eval_mode(
+    net: Any, exported: Any, tmp_path: Path
+) -> None:
+    # The exporter folds each BatchNorm into its conv; load_folded undoes it with other
+    # statistics. Both must give the original net's map (and ONNX Runtime's).
+    sample = torch.rand(6, 3, 40, 48, generator=torch.Generator().manual_seed(2))
+    fresh = _unfolded(net, exported, tmp_path, sample).eval()
+    x = torch.rand(1, 3, 37, 45, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.allclose(fresh(x), net.eval()(x), atol=1e-5)
+    session = ort.InferenceSession(exported.onnx_bytes, providers=["CPUExecutionProvider"])
+    want = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        assert np.abs(fresh(x).numpy() - want).max() < 1e-5
+
+
+def test_load_folded_batchnorms_hold_their_samples_statistics(
+    net: Any, exported: Any, tmp_path: Path
+) -> None:
+    # In train mode BatchNorm normalises by the batch's own statistics: on the very
+    # planes that set mu and sigma they are mu and sigma, so the map is unchanged.
+    sample = torch.rand(6, 3, 40, 48, generator=torch.Generator().manual_seed(4))
+    fresh = _unfolded(net, exported, tmp_path, sample)
+    with torch.no_grad():
+        want = fresh.eval()(sample)
+        got = fresh.train()(sample)
+    assert torch.allclose(got, want, atol=1e-4)
+    # Different planes give batch statistics near, not at, the stored ones.
+    other = torch.rand(6, 3, 40, 48, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        drift = (fresh.train()(other) - fresh.eval()(other)).abs().mean()
+    assert 0.0 < float(drift) < 0.05
+
+
+def test_load_folded_refuses_other_widths(exported: Any, tmp_path: Path) -> None:
+    path = tmp_path / "student.onnx"
+    path.write_bytes(exported.onnx_bytes)
+    convs = folded_convs(path)
+    small = StudentUNet((8, 12, 16))
+    n = sum(isinstance(m, torch.nn.Conv2d) for m in small.modules())
+    sample = torch.rand(1, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"convolution 0 has weights \(\d+, 3, 3, 3\), the net's"):
+        load_folded(small, convs[:n], sample)
+    with pytest.raises(ValueError, match=f"{n - 1} convolutions for a net of {n}"):
+        load_folded(small, convs[: n - 1], sample)

@@ -31,6 +31,7 @@ __all__ = [
     "StudentUNet",
     "count_macs",
     "count_params",
+    "load_folded",
     "side_targets",
 ]
 
@@ -209,6 +210,104 @@ def count_macs(module: nn.Module, size: tuple[int, int] = (320, 320)) -> int:
             handle.remove()
         module.train(was_training)
     return total
+
+
+def _batchnorm_after(net: StudentUNet) -> dict[nn.Conv2d, nn.BatchNorm2d]:
+    """Each convolution's BatchNorm (the head has none)."""
+    pairs: dict[nn.Conv2d, nn.BatchNorm2d] = {}
+    for module in net.modules():
+        if isinstance(module, ConvBNReLU):
+            pairs[module.conv] = module.bn
+        elif isinstance(module, SeparableConvBNReLU):
+            pairs[module.depthwise] = module.bn1
+            pairs[module.pointwise] = module.bn2
+    return pairs
+
+
+def load_folded(
+    net: StudentUNet, convs: Sequence[tuple[Tensor, Tensor | None]], sample: Tensor
+) -> None:
+    """Load an exported StudentUNet's convolutions (BatchNorm folded) into ``net``.
+
+    ``convs`` are the exported graph's Conv weights W' and biases b' in graph
+    order, which is the order the forward pass runs ``net``'s convolutions.
+    Each BatchNorm gets running mean mu, running variance sigma^2, gamma =
+    sqrt(sigma^2 + eps) and beta = mu + b', with mu and sigma^2 the per-channel
+    mean and (biased) variance of W'x over ``sample`` (real input planes, [N, 3,
+    H, W]). Eval mode then computes the exported map exactly; train mode does
+    too on ``sample`` itself, and about the same map on other planes, whose
+    batch statistics are near mu and sigma: fine-tuning starts from the
+    exported net instead of one that BatchNorm re-scales at its first step.
+    Raises ValueError when the convolutions' count or shapes differ from ``net``'s.
+    """
+    order: list[nn.Conv2d] = []
+    handles = [
+        m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
+        for m in net.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(sample[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    if len(order) != len(convs):
+        raise ValueError(f"{len(convs)} convolutions for a net of {len(order)}")
+    batchnorm = _batchnorm_after(net)
+    folded_bias: dict[nn.Conv2d, Tensor] = {}
+    with torch.no_grad():
+        for index, (conv, (weight, bias)) in enumerate(zip(order, convs, strict=True)):
+            if tuple(weight.shape) != tuple(conv.weight.shape):
+                raise ValueError(
+                    f"convolution {index} has weights {tuple(weight.shape)}, the net's "
+                    f"{tuple(conv.weight.shape)}"
+                )
+            conv.weight.copy_(weight)
+            b = bias if bias is not None else torch.zeros(weight.shape[0])
+            bn = batchnorm.get(conv)
+            if bn is None:
+                if conv.bias is None:
+                    raise ValueError(f"convolution {index} has a bias the net's has not")
+                conv.bias.copy_(b)
+                continue
+            # First the identity form (exact in eval mode) to measure W'x through the net.
+            assert bn.running_mean is not None and bn.running_var is not None  # tracked stats
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(b)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+            folded_bias[conv] = b
+    sums = {conv: torch.zeros(2, conv.out_channels, dtype=torch.float64) for conv in folded_bias}
+    positions = dict.fromkeys(folded_bias, 0)
+
+    def accumulate(mod: nn.Module, _inputs: object, out: Tensor) -> None:
+        assert isinstance(mod, nn.Conv2d)
+        z = out.detach().double()
+        sums[mod][0] += z.sum(dim=(0, 2, 3))
+        sums[mod][1] += (z * z).sum(dim=(0, 2, 3))
+        positions[mod] += z.shape[0] * z.shape[2] * z.shape[3]
+
+    handles = [conv.register_forward_hook(accumulate) for conv in folded_bias]
+    try:
+        with torch.no_grad():
+            for start in range(0, len(sample), 16):
+                net(sample[start : start + 16])
+    finally:
+        for handle in handles:
+            handle.remove()
+    with torch.no_grad():
+        for conv, b in folded_bias.items():
+            bn = batchnorm[conv]
+            assert bn.running_mean is not None and bn.running_var is not None
+            mean = sums[conv][0] / positions[conv]
+            # Biased, as BatchNorm's batch statistics are; both modes divide by sqrt(var + eps).
+            var = torch.clamp(sums[conv][1] / positions[conv] - mean * mean, min=0.0)
+            bn.running_mean.copy_(mean.float())
+            bn.running_var.copy_(var.float())
+            bn.weight.copy_(torch.sqrt(var + bn.eps).float())
+            bn.bias.copy_((mean + b.double()).float())
 
 
 def widen_from(net: StudentUNet, old_state: dict[str, Tensor], old_widths: Sequence[int]) -> None:
