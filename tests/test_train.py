@@ -18,7 +18,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
+ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("PIL")
 
 from vmafx_saliency import _cli_train, contract, onnxscan, train  # noqa: E402
@@ -327,61 +327,186 @@ def _exported_student(tmp_path: Path, widths: tuple[int, ...] = (16, 32, 32, 32,
     return path
 
 
-def test_init_from_an_exported_student_starts_from_its_map(tmp_path: Path) -> None:
-    # Fine-tuning the shipped student: the first epoch starts from the ONNX's weights,
-    # so at a negligible rate its validation figures are the ONNX's own.
+def test_init_from_an_exported_student_starts_from_its_weights(tmp_path: Path) -> None:
+    # Fine-tuning the shipped student: at a negligible rate the run ends with the
+    # ONNX's own (folded) convolution weights, and the record names the file's sha256.
     onnx_path = _exported_student(tmp_path)
-    cfg = dataclasses.replace(TINY, crop=32, epochs=1, lr=1e-12, init_from=str(onnx_path))
-    data, val = _arrays(4, 0), _arrays(2, 1)
-    outcome = train.train_student(cfg, data, val, checkpoint=tmp_path / "f.pt")
-    net = StudentUNet(cfg.widths)
-    train.init_from_onnx(cfg, net, onnx_path, data.luma)
-    mae, _ = train.evaluate_val(torch, net, val)
-    # Three train-mode steps move the BatchNorm running statistics a little, nothing else.
-    assert outcome.history[0].val_mae == pytest.approx(mae, abs=0.02)
-    fresh = train.train_student(
-        dataclasses.replace(cfg, init_from=None), data, val, checkpoint=tmp_path / "g.pt"
+    cfg = dataclasses.replace(
+        TINY, crop=32, epochs=1, lr=1e-12, min_lr=0.0, init_from=str(onnx_path)
     )
-    assert abs(fresh.history[0].val_mae - mae) > abs(outcome.history[0].val_mae - mae)
+    outcome = train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "f.pt")
+    net = StudentUNet(cfg.widths)
+    net.load_state_dict(outcome.best_state)
+    loaded = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    folded = [weight for weight, _ in train.folded_convs(onnx_path)]
+    # Module order and graph order agree for this net (the head is last in both).
+    assert len(loaded) == len(folded)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(loaded, folded, strict=True))
+    fresh = train.train_student(
+        dataclasses.replace(cfg, init_from=None), _arrays(4, 0), _arrays(2, 1),
+        checkpoint=tmp_path / "g.pt",
+    )  # fmt: skip
+    assert not torch.allclose(fresh.best_state["head.weight"], folded[-1], atol=1e-3)
 
 
-def test_init_from_an_onnx_of_other_widths_is_refused(tmp_path: Path) -> None:
+def test_init_from_onnx_gives_the_files_map_and_needs_same_shaped_convs(tmp_path: Path) -> None:
+    onnx_path = _exported_student(tmp_path)
+    net = StudentUNet()
+    planes = _arrays(3, 0).luma
+    train.init_from_onnx(train.TrainConfig(), net, onnx_path, planes)  # parity checked inside
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    x = train.deployment_input(torch.from_numpy(planes[2:3]))
+    want = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        assert np.abs(net.eval()(x).numpy() - want).max() < 1e-5
+
+
+def test_init_from_an_onnx_of_other_widths_is_refused_before_any_labelling(
+    tmp_path: Path,
+) -> None:
     onnx_path = _exported_student(tmp_path, widths=(8, 12, 16))
+    empty = tmp_path / "empty"
+    empty.mkdir()  # would be refused too, but only after the --init-from check
     cfg = dataclasses.replace(TINY, crop=32, init_from=str(onnx_path))
-    with pytest.raises(UsageError, match="not a student of widths 16,32,32,32,40,40; give the"):
+    want = r"not a student of --widths 16,32,32,32,40,40, --stem-convs 1; give the options"
+    with pytest.raises(UsageError, match=want):
+        train.run_training(out_dir=tmp_path / "run", image_dirs=[empty], cfg=cfg, progress=None)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(UsageError, match=want):
         train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "h.pt")
     assert not (tmp_path / "h.pt").exists()
 
 
-def test_init_from_a_file_that_is_not_onnx_is_refused(tmp_path: Path) -> None:
+def test_init_from_a_missing_checkpoint_is_refused_before_any_labelling(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, init_from=str(tmp_path / "absent" / "checkpoint.pt"))
+    with pytest.raises(InputFileError, match=r"checkpoint\.pt: no such file: give a run's"):
+        train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"not a protobuf \xff\xfe", "cannot read it as ONNX"),
+        (b"", "holds no Conv node: give a student exported by `train`"),  # an empty ModelProto
+    ],
+)
+def test_init_from_a_file_that_is_not_a_student_is_refused(
+    tmp_path: Path, content: bytes, said: str
+) -> None:
     bad = tmp_path / "model.onnx"
-    bad.write_bytes(b"not a protobuf \xff\xfe")
+    bad.write_bytes(content)
     cfg = dataclasses.replace(TINY, crop=32, init_from=str(bad))
-    with pytest.raises(InputFileError, match=r"model\.onnx: cannot read it as ONNX"):
-        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "i.pt")
-    missing = dataclasses.replace(cfg, init_from=str(tmp_path / "absent.onnx"))
+    with pytest.raises(InputFileError, match=f"model.onnx: {said}"):
+        train.check_init_from(cfg)  # what run_training asks first
+
+
+def test_init_from_a_missing_onnx_is_refused(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, init_from=str(tmp_path / "absent.onnx"))
     with pytest.raises(InputFileError, match=r"absent\.onnx: no such file"):
-        train.train_student(missing, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "j.pt")
+        train.check_init_from(cfg)
+
+
+def _conv_graph(nodes: list[Any], initialisers: list[Any]) -> bytes:
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])],
+        initializer=initialisers,
+    )
+    return bytes(helper.make_model(graph).SerializeToString())
 
 
 def test_init_from_an_onnx_whose_conv_weights_are_computed_is_refused(tmp_path: Path) -> None:
     # Weights made by a node (here a Constant), not stored: not a graph `train` exported.
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     weight = numpy_helper.from_array(np.ones((1, 3, 3, 3), np.float32), name="w")
-    graph = helper.make_graph(
-        [
-            helper.make_node("Constant", [], ["w"], value=weight),
-            helper.make_node("Conv", ["x", "w"], ["y"], name="made", pads=[1, 1, 1, 1]),
-        ],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])],
-    )
     path = tmp_path / "made.onnx"
-    path.write_bytes(helper.make_model(graph).SerializeToString())
+    path.write_bytes(
+        _conv_graph(
+            [
+                helper.make_node("Constant", [], ["w"], value=weight),
+                helper.make_node("Conv", ["x", "w"], ["y"], name="made", pads=[1, 1, 1, 1]),
+            ],
+            [],
+        )
+    )
     with pytest.raises(InputFileError, match="Conv made takes its weights from another node"):
         train.folded_convs(path)
+
+
+def test_folded_convs_follow_identity_aliases_and_stop_at_a_cycle(tmp_path: Path) -> None:
+    from onnx import helper, numpy_helper
+
+    w = np.arange(27, dtype=np.float32).reshape(1, 3, 3, 3)
+    stored = [
+        numpy_helper.from_array(w, name="w"),
+        numpy_helper.from_array(np.array([0.5], np.float32), name="b"),
+    ]
+    shared = tmp_path / "shared.onnx"
+    shared.write_bytes(
+        _conv_graph(
+            [
+                helper.make_node("Identity", ["b"], ["b1"]),
+                helper.make_node("Identity", ["b1"], ["b2"]),
+                helper.make_node("Conv", ["x", "w", "b2"], ["y"], name="c", pads=[1, 1, 1, 1]),
+            ],
+            stored,
+        )
+    )
+    [(weight, bias)] = train.folded_convs(shared)
+    assert np.array_equal(weight.numpy(), w)
+    assert bias is not None and bias.tolist() == [0.5]
+    cycle = tmp_path / "cycle.onnx"
+    cycle.write_bytes(
+        _conv_graph(
+            [
+                helper.make_node("Identity", ["p"], ["q"]),
+                helper.make_node("Identity", ["q"], ["p"]),
+                helper.make_node("Conv", ["x", "w", "q"], ["y"], name="c", pads=[1, 1, 1, 1]),
+            ],
+            stored,
+        )
+    )
+    with pytest.raises(InputFileError, match="Conv c takes its weights from another node"):
+        train.folded_convs(cycle)
+
+
+def test_init_from_an_onnx_that_computes_another_map_is_refused(tmp_path: Path) -> None:
+    # Same convolution shapes, other padding on the head: the shapes match, the map not.
+    import onnx
+
+    model = onnx.load(str(_exported_student(tmp_path)))
+    head = [node for node in model.graph.node if node.op_type == "Conv"][-1]
+    for attribute in head.attribute:
+        if attribute.name == "pads":
+            attribute.ints[:] = [0, 0, 0, 0]
+    path = tmp_path / "repadded.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(UsageError, match="differs from the file's own map by up to"):
+        train.init_from_onnx(train.TrainConfig(), StudentUNet(), path, _arrays(2, 0).luma)
+
+
+def test_init_from_an_onnx_the_scanner_refuses_is_refused(tmp_path: Path) -> None:
+    from onnx import helper, numpy_helper
+
+    stored = [numpy_helper.from_array(np.ones((1, 3, 3, 3), np.float32), name="w")]
+    path = tmp_path / "odd.onnx"
+    path.write_bytes(
+        _conv_graph(
+            [
+                helper.make_node("Conv", ["x", "w"], ["c"], name="c", pads=[1, 1, 1, 1]),
+                helper.make_node("Tanh", ["c"], ["y"]),  # not on the allowlist
+            ],
+            stored,
+        )
+    )
+    with pytest.raises(InputFileError, match=r"the scanner refuses it .*vmafx-saliency scan"):
+        train.init_from_onnx(train.TrainConfig(), StudentUNet(), path, _arrays(2, 0).luma)
 
 
 def test_resume_with_other_options_is_refused(tmp_path: Path) -> None:
@@ -451,6 +576,23 @@ def test_train_end_to_end_on_six_images(
     assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert record["machine"]["native_bf16"] is train.native_bf16(torch)
     assert Sidecar.load(result.sidecar).preprocessing == train.STUDENT_PREPROCESSING
+    assert record["init_from_sha256"] is None
+    # Fine-tuning the model just exported, with the F-measure loss: the record says both.
+    # At a tenth of the from-scratch rate, as a fine-tune runs (see load_folded).
+    tuned = train.run_training(
+        out_dir=tmp_path / "tuned",
+        image_dirs=[six_images],
+        teacher=tiny_teacher,
+        cache_root=tmp_path / "cache",
+        cfg=dataclasses.replace(
+            TINY, epochs=1, lr=TINY.lr / 10, init_from=str(result.onnx), loss="fmeasure"
+        ),
+        parity_images=images_dir,
+        progress=None,
+    )
+    tuned_record = json.loads(tuned.record.read_text())
+    assert tuned_record["init_from_sha256"] == sha256_bytes(data)
+    assert tuned_record["loss"].startswith("BCE(logits, teacher map) + iou_weight * (1 - soft F")
     # A second run without --force refuses to clobber the outputs.
     with pytest.raises(Exception, match="already exists"):
         train.run_training(
@@ -545,8 +687,9 @@ def test_an_unknown_precision_is_refused_before_any_work(tmp_path: Path) -> None
 
 
 def _cpu_with_bf16(monkeypatch: pytest.MonkeyPatch, *, avx512_bf16: bool, amx: bool) -> None:
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    # raising=False: the probes are private, and a torch without them must not error here.
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
 
 
 @pytest.mark.parametrize(
@@ -560,9 +703,13 @@ def test_native_bf16_is_either_avx512_bf16_or_amx(
     assert train.native_bf16(torch) is native
 
 
-def test_native_bf16_is_unknown_where_torch_has_no_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("avx512_bf16", "native"), [(True, True), (False, None)])
+def test_native_bf16_with_a_probe_missing_is_unknown_unless_the_other_says_yes(
+    monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, native: bool | None
+) -> None:
+    _cpu_with_bf16(monkeypatch, avx512_bf16=avx512_bf16, amx=False)
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
-    assert train.native_bf16(torch) is None
+    assert train.native_bf16(torch) is native
 
 
 def test_bf16_on_a_cpu_without_it_warns_before_any_work(

@@ -144,7 +144,9 @@ def register(sub: Any, add: AddFn) -> None:
         "--init-from",
         metavar="CHECKPOINT|ONNX",
         help="start from another run's checkpoint.pt (widened if its widths are narrower), or "
-        "fine-tune an exported student such as models/saliency_student_v2.onnx (same widths)",
+        "fine-tune an exported student such as models/saliency_student_v2.onnx (give the "
+        "--widths, --stem-convs and --separable it was trained with, and a low --lr such as "
+        "1e-4)",
     )
     p.add_argument(
         "--gt-root", metavar="DIR", help="DUTS-style root with images/ + masks/ to mix in"
@@ -178,7 +180,12 @@ def register(sub: Any, add: AddFn) -> None:
         help="smallest crop, as a fraction of the plane's area (1.0: whole planes, the "
         "test-time context)",
     )
-    p.add_argument("--iou-weight", type=float, default=defaults.iou_weight)
+    p.add_argument(
+        "--iou-weight",
+        type=float,
+        default=defaults.iou_weight,
+        help="weight of the loss's region term: the soft IoU, or 1 - F with --loss fmeasure",
+    )
     p.add_argument(
         "--loss",
         choices=LOSSES,

@@ -576,6 +576,14 @@ class TrainConfig:
 
 LOSSES = ("bce_iou", "structure", "fmeasure")
 F_BETA2 = 0.3  # the F-measure's beta^2 in --loss fmeasure, the benchmark's (Achanta et al. 2009)
+# What each --loss computes, in the training record's words.
+LOSS_DESCRIPTIONS = {
+    "bce_iou": "BCE(logits, teacher map) + iou_weight * soft IoU",
+    "structure": "F3Net structure loss: (1 + 5 |avgpool31(t) - t|)-weighted BCE + "
+    "iou_weight * weighted IoU",
+    "fmeasure": "BCE(logits, teacher map) + iou_weight * (1 - soft F-measure, beta^2 0.3): "
+    "FLoss (Zhao et al., ICCV 2019)",
+}
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -610,13 +618,14 @@ def native_bf16(torch: Any) -> bool | None:
     (``benchmarks/train_step.py --threads 2``, 2026-12-04).
     """
     # torch.cpu has no public probe; these two private ones are what its own CPU tests use.
-    native = False
+    unknown = False
     for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         probe = getattr(torch.cpu, name, None)
         if probe is None:
-            return None
-        native = native or bool(probe())
-    return native
+            unknown = True
+        elif probe():
+            return True
+    return None if unknown else False
 
 
 def warn_if_bf16_emulated(torch: Any, cfg: TrainConfig) -> None:
@@ -839,21 +848,28 @@ def build_student(cfg: TrainConfig) -> Any:
 ONNX_INIT_PLANES = 64
 
 
+def _onnx_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputFileError(f"--init-from {path}: no such file") from exc
+    except OSError as exc:
+        raise InputFileError(f"--init-from {path}: cannot read it: {exc}") from exc
+
+
 def folded_convs(path: Path) -> list[tuple[Any, Any]]:
     """An exported student's Conv weights and biases, in graph order, as torch tensors.
 
-    The file is read, never run: only its Conv initialisers are used.
+    Only the Conv initialisers are read here; :func:`init_from_onnx` runs the
+    graph, after the scanner, to check the net loaded from them.
     """
     torch = _torch()
     onnx = require("onnx", purpose="training")
     numpy_helper = require("onnx.numpy_helper", purpose="training")
     decode_error = require("google.protobuf.message", purpose="training").DecodeError
-
     try:
-        model = onnx.load(str(path))
-    except FileNotFoundError as exc:
-        raise InputFileError(f"--init-from {path}: no such file") from exc
-    except (OSError, decode_error) as exc:
+        model = onnx.load_from_string(_onnx_bytes(path))
+    except decode_error as exc:
         raise InputFileError(f"--init-from {path}: cannot read it as ONNX: {exc}") from exc
     weights = {i.name: i for i in model.graph.initializer}
     # The exporter shares equal initialisers (e.g. the zero biases of an untrained net)
@@ -881,26 +897,84 @@ def folded_convs(path: Path) -> list[tuple[Any, Any]]:
             )
         tensors = [torch.from_numpy(numpy_helper.to_array(weights[n]).copy()) for n in names]
         convs.append((tensors[0], tensors[1] if len(tensors) > 1 else None))
+    if not convs:
+        raise InputFileError(
+            f"--init-from {path}: holds no Conv node: give a student exported by `train` "
+            "(e.g. models/saliency_student_v2.onnx)"
+        )
     return convs
+
+
+def _not_this_student(cfg: TrainConfig, path: Path, exc: ValueError) -> UsageError:
+    return UsageError(
+        f"--init-from {path}: {exc}: it is not a student of --widths "
+        f"{','.join(map(str, cfg.widths))}, --stem-convs {cfg.stem_convs}"
+        f"{', --separable' if cfg.separable else ''}; give the options it was trained with"
+    )
+
+
+def check_init_from(cfg: TrainConfig) -> None:
+    """Refuse, before any labelling, an ``--init-from`` that cannot start this net.
+
+    A checkpoint must exist; an ONNX must hold the convolutions of ``cfg``'s net.
+    """
+    if not cfg.init_from:
+        return
+    path = Path(cfg.init_from)
+    if path.suffix.lower() != ".onnx":
+        if not path.is_file():
+            raise InputFileError(
+                f"--init-from {path}: no such file: give a run's checkpoint.pt or a student ONNX"
+            )
+        return
+    from vmafx_saliency.nets.student import match_convs
+
+    convs = folded_convs(path)
+    try:
+        match_convs(build_student(cfg), [tuple(weight.shape) for weight, _ in convs])
+    except ValueError as exc:
+        raise _not_this_student(cfg, path, exc) from exc
 
 
 def init_from_onnx(cfg: TrainConfig, net: Any, path: Path, planes: np.ndarray) -> None:
     """Start ``net`` from an exported student (e.g. the shipped one) to fine-tune it.
 
     ``planes`` are training luma planes: their statistics set the BatchNorms
-    (:func:`~vmafx_saliency.nets.student.load_folded`).
+    (:func:`~vmafx_saliency.nets.student.load_folded`). The loaded net must then
+    compute the file's own map in ONNX Runtime on two of them (the scanner
+    passes the graph first): convolutions of the same shapes in another order,
+    or with other strides or padding, would otherwise load without a word.
     """
     from vmafx_saliency.nets.student import load_folded
+    from vmafx_saliency.onnxscan import scan_bytes
 
     torch = _torch()
+    data = _onnx_bytes(path)
+    report = scan_bytes(data, path=str(path))
+    if not report.allowed:
+        raise InputFileError(
+            f"--init-from {path}: the scanner refuses it ({report.violations[0].detail}): "
+            f"run `vmafx-saliency scan {path}` for the report"
+        )
     sample = deployment_input(torch.from_numpy(np.ascontiguousarray(planes[:ONNX_INIT_PLANES])))
     try:
         load_folded(net, folded_convs(path), sample)
     except ValueError as exc:
-        raise UsageError(
-            f"--init-from {path}: {exc}: it is not a student of widths "
-            f"{','.join(map(str, cfg.widths))}; give the --widths it was trained with"
-        ) from exc
+        raise _not_this_student(cfg, path, exc) from exc
+    ort = require("onnxruntime", purpose="training")
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    net.eval()
+    with torch.no_grad():
+        for plane in sample[:2]:
+            want = session.run(None, {name: plane[None].numpy()})[0]
+            diff = float(np.abs(net(plane[None]).numpy() - want).max())
+            if diff > PARITY_TOLERANCE:
+                raise UsageError(
+                    f"--init-from {path}: the net loaded from its convolutions differs from "
+                    f"the file's own map by up to {diff:.2e} (tolerance {PARITY_TOLERANCE}): "
+                    "its graph is not a StudentUNet as `train` exports it"
+                )
 
 
 def build_side_heads(cfg: TrainConfig, net: Any) -> Any:
@@ -1304,6 +1378,7 @@ def run_training(
     _autocast_bf16(cfg)
     _check_ema(cfg)
     _check_side_weight(cfg)
+    check_init_from(cfg)
     wall_start = time.perf_counter()
     torch = _torch()
     warn_if_bf16_emulated(torch, cfg)
@@ -1421,12 +1496,9 @@ def run_training(
         "student_input": "BT.601 luma (full-range 8-bit) of the RGB image, then "
         f"vmafx_saliency.extract.preprocess semantics with {sidecar_path.name}",
         "hyperparameters": asdict(cfg),
-        "loss": (
-            "BCE(logits, teacher map) + iou_weight * soft IoU"
-            if cfg.loss == "bce_iou"
-            else "F3Net structure loss: (1 + 5 |avgpool31(t) - t|)-weighted BCE + "
-            "iou_weight * weighted IoU"
-        )
+        # What --init-from named, by content: a path alone does not say which weights.
+        "init_from_sha256": sha256_file(Path(cfg.init_from)) if cfg.init_from else None,
+        "loss": LOSS_DESCRIPTIONS[cfg.loss]
         + (" + l1_weight * L1(map, teacher map)" if cfg.l1_weight else "")
         + (
             " + side_weight * (the same loss on each coarser decoder output's 1x1 side "

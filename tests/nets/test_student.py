@@ -178,7 +178,8 @@ def test_load_folded_batchnorms_hold_their_samples_statistics(
 ) -> None:
     # In train mode BatchNorm normalises by the batch's own statistics: on the very
     # planes that set mu and sigma they are mu and sigma, so the map is unchanged.
-    sample = torch.rand(6, 3, 40, 48, generator=torch.Generator().manual_seed(4))
+    # 20 planes: load_folded gathers the statistics 16 at a time, train mode all at once.
+    sample = torch.rand(20, 3, 40, 48, generator=torch.Generator().manual_seed(4))
     fresh = _unfolded(net, exported, tmp_path, sample)
     with torch.no_grad():
         want = fresh.eval()(sample)

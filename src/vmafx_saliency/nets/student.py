@@ -32,6 +32,7 @@ __all__ = [
     "count_macs",
     "count_params",
     "load_folded",
+    "match_convs",
     "side_targets",
 ]
 
@@ -224,6 +225,38 @@ def _batchnorm_after(net: StudentUNet) -> dict[nn.Conv2d, nn.BatchNorm2d]:
     return pairs
 
 
+def match_convs(net: StudentUNet, shapes: Sequence[tuple[int, ...]]) -> list[nn.Conv2d]:
+    """``net``'s convolutions in the order its forward pass runs them (an export's
+    graph order), checked against the weight ``shapes`` of an export's convolutions.
+
+    Raises ValueError when their count or any shape differs.
+    """
+    order: list[nn.Conv2d] = []
+    handles = [
+        m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
+        for m in net.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, 3, 64, 64))
+    finally:
+        for handle in handles:
+            handle.remove()
+        net.train(was_training)
+    if len(order) != len(shapes):
+        raise ValueError(f"{len(shapes)} convolutions for a net of {len(order)}")
+    for index, (conv, shape) in enumerate(zip(order, shapes, strict=True)):
+        if tuple(shape) != tuple(conv.weight.shape):
+            raise ValueError(
+                f"convolution {index} has weights {tuple(shape)}, the net's "
+                f"{tuple(conv.weight.shape)}"
+            )
+    return order
+
+
 def load_folded(
     net: StudentUNet, convs: Sequence[tuple[Tensor, Tensor | None]], sample: Tensor
 ) -> None:
@@ -238,39 +271,24 @@ def load_folded(
     too on ``sample`` itself, and about the same map on other planes, whose
     batch statistics are near mu and sigma: fine-tuning starts from the
     exported net instead of one that BatchNorm re-scales at its first step.
+    Fine-tune at a low rate: a channel of low variance gets a small gamma,
+    which Adam moves by about the rate at every step whatever its size.
     Raises ValueError when the convolutions' count or shapes differ from ``net``'s.
     """
-    order: list[nn.Conv2d] = []
-    handles = [
-        m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
-        for m in net.modules()
-        if isinstance(m, nn.Conv2d)
-    ]
-    net.eval()
-    try:
-        with torch.no_grad():
-            net(sample[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
-    if len(order) != len(convs):
-        raise ValueError(f"{len(convs)} convolutions for a net of {len(order)}")
+    order = match_convs(net, [tuple(weight.shape) for weight, _ in convs])
     batchnorm = _batchnorm_after(net)
     folded_bias: dict[nn.Conv2d, Tensor] = {}
+    net.eval()
     with torch.no_grad():
         for index, (conv, (weight, bias)) in enumerate(zip(order, convs, strict=True)):
-            if tuple(weight.shape) != tuple(conv.weight.shape):
-                raise ValueError(
-                    f"convolution {index} has weights {tuple(weight.shape)}, the net's "
-                    f"{tuple(conv.weight.shape)}"
-                )
             conv.weight.copy_(weight)
             b = bias if bias is not None else torch.zeros(weight.shape[0])
             bn = batchnorm.get(conv)
-            if bn is None:
-                if conv.bias is None:
+            if bn is None:  # the head: a plain convolution
+                if conv.bias is not None:
+                    conv.bias.copy_(b)
+                elif bias is not None:
                     raise ValueError(f"convolution {index} has a bias the net's has not")
-                conv.bias.copy_(b)
                 continue
             # First the identity form (exact in eval mode) to measure W'x through the net.
             assert bn.running_mean is not None and bn.running_var is not None  # tracked stats
