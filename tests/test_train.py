@@ -447,31 +447,18 @@ def test_folded_convs_follow_identity_aliases_and_stop_at_a_cycle(tmp_path: Path
         numpy_helper.from_array(w, name="w"),
         numpy_helper.from_array(np.array([0.5], np.float32), name="b"),
     ]
-    shared = tmp_path / "shared.onnx"
-    shared.write_bytes(
-        _conv_graph(
-            [
-                helper.make_node("Identity", ["b"], ["b1"]),
-                helper.make_node("Identity", ["b1"], ["b2"]),
-                helper.make_node("Conv", ["x", "w", "b2"], ["y"], name="c", pads=[1, 1, 1, 1]),
-            ],
-            stored,
-        )
-    )
-    [(weight, bias)] = train.folded_convs(shared)
+
+    def graph(name: str, identities: list[tuple[str, str]], bias: str) -> Path:
+        path = tmp_path / f"{name}.onnx"
+        nodes = [helper.make_node("Identity", [src], [dst]) for src, dst in identities]
+        conv = helper.make_node("Conv", ["x", "w", bias], ["y"], name="c", pads=[1, 1, 1, 1])
+        path.write_bytes(_conv_graph([*nodes, conv], stored))
+        return path
+
+    [(weight, bias)] = train.folded_convs(graph("shared", [("b", "b1"), ("b1", "b2")], "b2"))
     assert np.array_equal(weight.numpy(), w)
     assert bias is not None and bias.tolist() == [0.5]
-    cycle = tmp_path / "cycle.onnx"
-    cycle.write_bytes(
-        _conv_graph(
-            [
-                helper.make_node("Identity", ["p"], ["q"]),
-                helper.make_node("Identity", ["q"], ["p"]),
-                helper.make_node("Conv", ["x", "w", "q"], ["y"], name="c", pads=[1, 1, 1, 1]),
-            ],
-            stored,
-        )
-    )
+    cycle = graph("cycle", [("p", "q"), ("q", "p")], "q")
     with pytest.raises(InputFileError, match="Conv c takes its weights from another node"):
         train.folded_convs(cycle)
 
@@ -757,12 +744,20 @@ def _structure_loss_numpy(logits: np.ndarray, target: np.ndarray) -> float:
     return total / len(logits)
 
 
+def _loss_case(
+    seed: int, size: tuple[int, int], box: tuple[slice, slice]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two maps of logits, against a binary box and against a soft random target."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2, (2, 1, *size)).astype(np.float32)
+    target = np.zeros((2, 1, *size), np.float32)
+    target[0, 0][box] = 1.0
+    target[1, 0] = rng.random(size, dtype=np.float32)
+    return logits, target
+
+
 def test_structure_loss_matches_a_numpy_implementation() -> None:
-    rng = np.random.default_rng(3)
-    logits = rng.normal(0, 2, (2, 1, 24, 20)).astype(np.float32)
-    target = np.zeros((2, 1, 24, 20), np.float32)
-    target[0, 0, 5:15, 4:12] = 1.0
-    target[1, 0] = rng.random((24, 20), dtype=np.float32)
+    logits, target = _loss_case(3, (24, 20), (slice(5, 15), slice(4, 12)))
     got = train._loss(
         torch, torch.from_numpy(logits), torch.from_numpy(target), 1.0, kind="structure"
     )
@@ -780,11 +775,7 @@ def test_structure_loss_on_an_empty_target_is_bce_plus_iou() -> None:
 
 def test_fmeasure_loss_matches_the_tp_fp_fn_definition() -> None:
     # The second implementation: F from its three counts, not the simplified sums.
-    rng = np.random.default_rng(5)
-    logits = rng.normal(0, 2, (2, 1, 12, 10)).astype(np.float32)
-    target = np.zeros((2, 1, 12, 10), np.float32)
-    target[0, 0, 2:8, 3:7] = 1.0
-    target[1, 0] = rng.random((12, 10), dtype=np.float32)
+    logits, target = _loss_case(5, (12, 10), (slice(2, 8), slice(3, 7)))
     z, t = logits.astype(np.float64), target.astype(np.float64)
     p = 1.0 / (1.0 + np.exp(-z))
     bce = (np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))).mean()
