@@ -857,18 +857,19 @@ def _onnx_bytes(path: Path) -> bytes:
         raise InputFileError(f"--init-from {path}: cannot read it: {exc}") from exc
 
 
-def folded_convs(path: Path) -> list[tuple[Any, Any]]:
+def folded_convs(path: Path, data: bytes | None = None) -> list[tuple[Any, Any]]:
     """An exported student's Conv weights and biases, in graph order, as torch tensors.
 
-    Only the Conv initialisers are read here; :func:`init_from_onnx` runs the
-    graph, after the scanner, to check the net loaded from them.
+    ``data``: the file's bytes, if the caller has read them already. Only the
+    Conv initialisers are read here; :func:`init_from_onnx` runs the graph,
+    after the scanner, to check the net loaded from them.
     """
     torch = _torch()
     onnx = require("onnx", purpose="training")
     numpy_helper = require("onnx.numpy_helper", purpose="training")
     decode_error = require("google.protobuf.message", purpose="training").DecodeError
     try:
-        model = onnx.load_from_string(_onnx_bytes(path))
+        model = onnx.load_from_string(data if data is not None else _onnx_bytes(path))
     except decode_error as exc:
         raise InputFileError(f"--init-from {path}: cannot read it as ONNX: {exc}") from exc
     weights = {i.name: i for i in model.graph.initializer}
@@ -913,6 +914,13 @@ def _not_this_student(cfg: TrainConfig, path: Path, exc: ValueError) -> UsageErr
     )
 
 
+def _init_onnx(cfg: TrainConfig) -> Path | None:
+    """The student ONNX that ``--init-from`` names; None for a checkpoint or no init."""
+    if cfg.init_from and Path(cfg.init_from).suffix.lower() == ".onnx":
+        return Path(cfg.init_from)
+    return None
+
+
 def check_init_from(cfg: TrainConfig) -> None:
     """Refuse, before any labelling, an ``--init-from`` that cannot start this net.
 
@@ -920,11 +928,12 @@ def check_init_from(cfg: TrainConfig) -> None:
     """
     if not cfg.init_from:
         return
-    path = Path(cfg.init_from)
-    if path.suffix.lower() != ".onnx":
-        if not path.is_file():
+    path = _init_onnx(cfg)
+    if path is None:
+        if not Path(cfg.init_from).is_file():
             raise InputFileError(
-                f"--init-from {path}: no such file: give a run's checkpoint.pt or a student ONNX"
+                f"--init-from {cfg.init_from}: no such file: give a run's checkpoint.pt or a "
+                "student ONNX"
             )
         return
     from vmafx_saliency.nets.student import match_convs
@@ -945,6 +954,7 @@ def init_from_onnx(cfg: TrainConfig, net: Any, path: Path, planes: np.ndarray) -
     passes the graph first): convolutions of the same shapes in another order,
     or with other strides or padding, would otherwise load without a word.
     """
+    from vmafx_saliency.export import ParityInput, parity_check
     from vmafx_saliency.nets.student import load_folded
     from vmafx_saliency.onnxscan import scan_bytes
 
@@ -958,23 +968,21 @@ def init_from_onnx(cfg: TrainConfig, net: Any, path: Path, planes: np.ndarray) -
         )
     sample = deployment_input(torch.from_numpy(np.ascontiguousarray(planes[:ONNX_INIT_PLANES])))
     try:
-        load_folded(net, folded_convs(path), sample)
+        load_folded(net, folded_convs(path, data), sample)
     except ValueError as exc:
         raise _not_this_student(cfg, path, exc) from exc
-    ort = require("onnxruntime", purpose="training")
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    net.eval()
-    with torch.no_grad():
-        for plane in sample[:2]:
-            want = session.run(None, {name: plane[None].numpy()})[0]
-            diff = float(np.abs(net(plane[None]).numpy() - want).max())
-            if diff > PARITY_TOLERANCE:
-                raise UsageError(
-                    f"--init-from {path}: the net loaded from its convolutions differs from "
-                    f"the file's own map by up to {diff:.2e} (tolerance {PARITY_TOLERANCE}): "
-                    "its graph is not a StudentUNet as `train` exports it"
-                )
+    planes_in = [
+        ParityInput(f"training plane {i}", x[None].numpy()) for i, x in enumerate(sample[:2])
+    ]
+    # The export's own comparison, with no tolerance, so the refusal below can say how far.
+    figures = parity_check(net, data, planes_in, math.inf)
+    diff = max(figure.max_abs_diff for figure in figures)
+    if diff > PARITY_TOLERANCE:
+        raise UsageError(
+            f"--init-from {path}: the net loaded from its convolutions differs from "
+            f"the file's own map by up to {diff:.2e} (tolerance {PARITY_TOLERANCE}): "
+            "its graph is not a StudentUNet as `train` exports it"
+        )
 
 
 def build_side_heads(cfg: TrainConfig, net: Any) -> Any:
@@ -1034,8 +1042,9 @@ def train_student(
     _seed_everything(torch, cfg.seed)
     net = build_student(cfg)
     if cfg.init_from and not (resume and checkpoint.is_file()):
-        if Path(cfg.init_from).suffix.lower() == ".onnx":
-            init_from_onnx(cfg, net, Path(cfg.init_from), train.luma)
+        onnx_init = _init_onnx(cfg)
+        if onnx_init is not None:
+            init_from_onnx(cfg, net, onnx_init, train.luma)
         else:
             from vmafx_saliency.nets.student import widen_from
 
