@@ -1028,3 +1028,56 @@ def test_a_negative_side_weight_is_refused_before_any_work(tmp_path: Path, weigh
     with pytest.raises(UsageError, match="--side-weight"):
         train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "c.pt")
     assert not (tmp_path / "c.pt").exists()
+
+
+def test_flush_subnormal_weights_zeroes_only_the_subnormals() -> None:
+    import onnx
+
+    tiny = np.finfo(np.float32).tiny
+    values = np.array([tiny / 4, -tiny / 2, tiny, -2.0, 0.0, 1e-30], dtype=np.float32)
+    ints = onnx.numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "shape")
+    graph = onnx.helper.make_graph(
+        [], "g", [], [], initializer=[onnx.numpy_helper.from_array(values, "w"), ints]
+    )
+    model = onnx.helper.make_model(graph)
+    assert train.flush_subnormal_weights(model) == 2
+    flushed = onnx.numpy_helper.to_array(model.graph.initializer[0])
+    expected = np.array([0.0, 0.0, tiny, -2.0, 0.0, 1e-30], dtype=np.float32)
+    np.testing.assert_array_equal(flushed, expected)
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(model.graph.initializer[1]), [1, 2])
+    assert train.flush_subnormal_weights(model) == 0
+
+
+def test_a_student_with_a_tiny_gamma_exports_without_subnormal_weights() -> None:
+    import onnx
+
+    torch.manual_seed(0)
+    net = StudentUNet((4, 4, 8), stem_convs=1).eval()
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with torch.no_grad():
+        bn.weight[0] = 2e-38  # folding scales that channel's weights below float32's normal range
+    from vmafx_saliency.export import export_onnx_bytes
+
+    tiny = np.finfo(np.float32).tiny
+    raw = onnx.load_from_string(export_onnx_bytes(net, opset=train.OPSET))
+    assert any(
+        ((v != 0) & (np.abs(v) < tiny)).any()
+        for v in (onnx.numpy_helper.to_array(t) for t in raw.graph.initializer)
+        if v.dtype == np.float32
+    ), "the folded export should carry subnormal weights for this test to mean anything"
+    model = onnx.load_from_string(train.student_onnx_bytes(net))
+    for tensor in model.graph.initializer:
+        values = onnx.numpy_helper.to_array(tensor)
+        if values.dtype == np.float32:
+            assert not ((values != 0) & (np.abs(values) < tiny)).any(), tensor.name
+
+
+COMMITTED_STUDENT = Path(__file__).resolve().parents[1] / "models" / "saliency_student_v2.onnx"
+
+
+@pytest.mark.skipif(not COMMITTED_STUDENT.is_file(), reason="the committed student is absent")
+def test_the_committed_student_has_no_subnormal_weights() -> None:
+    import onnx
+
+    model = onnx.load_from_string(COMMITTED_STUDENT.read_bytes())
+    assert train.flush_subnormal_weights(model) == 0
