@@ -1233,10 +1233,10 @@ def parity_inputs(images: Path | None = None) -> list[Any]:
 def flush_subnormal_weights(model: Any) -> int:
     """Set the float32 initialisers' subnormal values to zero in place; return how many.
 
-    Folding a BatchNorm whose gamma is tiny leaves weights below 1.2e-38. On
-    the Intel Xeon of 2026-12-04 (AMX) each one sends ONNX Runtime's
-    convolutions through a microcode assist: the shipped student ran at
-    30.4 ms a frame with 3,056 of them and 12.7 ms without, with the same map
+    Folding a BatchNorm whose gamma is tiny leaves weights below 1.2e-38, and
+    arithmetic on subnormals is slow on x86: on the Intel Xeon of 2026-12-04
+    the shipped student ran at 29.91 ms a frame in ONNX Runtime with its 3,056
+    of them and 12.55 ms without, with the same map
     (benchmarks/subnormal_weights.py). Zero is within 1.2e-38 of each.
     """
     onnx = require("onnx", purpose="export")
