@@ -17,23 +17,18 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from vmafx_saliency import train
+from vmafx_saliency.contract import make_session
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _session(data: bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
-def _ms_per_frame(session: ort.InferenceSession, x: np.ndarray, frames: int) -> float:
+def _ms_per_frame(session: Any, x: np.ndarray, frames: int) -> float:
     start = time.perf_counter()
     for _ in range(frames):
         session.run(None, {"input": x})
@@ -51,7 +46,10 @@ def main() -> None:
     count = train.flush_subnormal_weights(model)
     flushed = model.SerializeToString(deterministic=True)
     print(f"{args.model}: {count} subnormal weights", flush=True)
-    sessions = {"as given": _session(given), "flushed": _session(flushed)}
+    sessions = {
+        name: make_session(data, source=f"{args.model} ({name})", threads=1)
+        for name, data in (("as given", given), ("flushed", flushed))
+    }
     inputs = [p.array for p in train.parity_inputs()]
     diff = max(
         float(
