@@ -167,16 +167,55 @@ def test_window_form_equals_gather_form_for_mild_and_upward_rescales(
 def test_the_vertical_pass_goes_first_when_the_height_shrinks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: list[tuple[tuple[int, ...], int]] = []
-    real = resize._resize_axis
+    calls: list[tuple[str, tuple[int, ...], int]] = []
+    real_rows, real_axis = resize._rows_pass, resize._resize_axis
 
-    def spy(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
-        calls.append((plane.shape, axis))
-        return real(plane, out_size, axis)
+    def rows_spy(plane: np.ndarray, plan: object, first: int, last: int) -> np.ndarray:
+        out = real_rows(plane, plan, first, last)  # type: ignore[arg-type]
+        calls.append(("rows", plane.shape, out.shape[0]))
+        return out
 
-    monkeypatch.setattr(resize, "_resize_axis", spy)
+    def axis_spy(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
+        calls.append(("axis", plane.shape, axis))
+        return real_axis(plane, out_size, axis)
+
+    monkeypatch.setattr(resize, "_rows_pass", rows_spy)
+    monkeypatch.setattr(resize, "_resize_axis", axis_spy)
     resize_plane(np.zeros((2160, 3840), np.uint8), (320, 320))
-    assert calls == [((2160, 3840), 0), ((320, 3840), 1)]  # the strided pass sees 320 rows
+    # Strips of output rows: each is filtered vertically from the whole-height
+    # plane, then horizontally (the strided pass) on its few rows only.
+    assert [kind for kind, _, _ in calls[:2]] == ["rows", "axis"]
+    rows = [(shape, n) for kind, shape, n in calls if kind == "rows"]
+    columns = [(shape, axis) for kind, shape, axis in calls if kind == "axis"]
+    assert all(shape == (2160, 3840) for shape, _ in rows)
+    assert sum(n for _, n in rows) == 320 and len(rows) > 1
+    assert [shape for shape, _ in columns] == [(n, 3840) for _, n in rows]
+    assert all(axis == 1 for _, axis in columns)
     calls.clear()
     resize_plane(np.zeros((288, 352), np.uint8), (320, 320))  # CIF: height grows
-    assert calls == [((288, 352), 1), ((288, 320), 0)]
+    assert calls == [("axis", (288, 352), 1), ("axis", (288, 320), 0), ("rows", (288, 320), 320)]
+
+
+@pytest.mark.parametrize(
+    ("in_size", "out_size"),
+    [((720, 1280), (320, 320)), ((1080, 1920), (320, 320)), ((2160, 3840), (180, 320))],
+)
+@pytest.mark.parametrize("strip_bytes", [1, 100_000])
+def test_strips_equal_the_whole_plane_passes(
+    in_size: tuple[int, int],
+    out_size: tuple[int, int],
+    strip_bytes: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One strip of output rows at a time (one block a strip, or uneven last
+    strips) gives the two whole-plane passes' values."""
+    plane = np.random.default_rng(6).integers(0, 256, in_size).astype(np.uint8)
+    plan = _window_plan(in_size[0], out_size[0])
+    assert plan is not None
+    whole = resize._resize_axis(resize._resize_axis(plane, out_size[0], 0), out_size[1], 1)
+    monkeypatch.setattr(resize, "STRIP_BYTES", strip_bytes)
+    strips = resize_plane(plane, out_size)
+    np.testing.assert_allclose(strips, whole, rtol=0, atol=255 * 1e-6)
+    np.testing.assert_allclose(
+        strips, _pil_resize(plane.astype(np.float32), out_size), rtol=1e-6, atol=1e-3
+    )

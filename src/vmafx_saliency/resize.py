@@ -21,6 +21,12 @@ Two evaluations of the same filter:
 - the *gather* form, for ratios with a large ``q`` (e.g. 333 -> 320), whose
   weight matrix would be nearly dense.
 
+When the height shrinks, both passes run one strip of output rows at a time
+(``STRIP_BYTES`` of float32 input rows), so an HD plane is never converted to
+float32 whole: in the extractor, where decoding and inference share the
+cores, that kept the 720p pre-processing at 1.76 ms of CPU a frame instead of
+about 2.0 (``benchmarks/producer_cost.py`` times it alone).
+
 Plans depend only on the two sizes, so they are cached and a video's frames
 all reuse them.
 """
@@ -106,6 +112,36 @@ def _window_plan(in_size: int, out_size: int) -> _WindowPlan | None:
     )
 
 
+# A strip's float32 rows should stay in a core's L2 cache: converting a whole
+# HD plane at once writes a 3.7 MB buffer that evicts the model's weights and
+# activations from the cache of the core it shares with inference.
+STRIP_BYTES = 512 * 1024
+
+
+def _rows_pass(plane: np.ndarray, plan: _WindowPlan, first: int, last: int) -> np.ndarray:
+    """Output rows ``q*first .. q*last - 1`` of the vertical window pass; float32 out."""
+    in_size, width = plane.shape
+    q, window = plan.weights.shape
+    # The padded-axis lines the blocks first..last-1 read, and where they sit in the plane.
+    lo = plan.start + plan.step * first
+    hi = plan.start + plan.step * (last - 1) + window
+    top, bottom = max(lo - plan.pad_before, 0), min(hi - plan.pad_before, in_size)
+    # The zero-bordered float32 copy is also where integer samples become float.
+    buffer = np.zeros((hi - lo, width), dtype=np.float32)
+    offset = top - (lo - plan.pad_before)
+    buffer[offset : offset + bottom - top] = plane[top:bottom]
+    along, across = buffer.strides
+    windows = np.lib.stride_tricks.as_strided(
+        buffer,
+        shape=(last - first, window, width),
+        strides=(plan.step * along, along, across),
+        writeable=False,
+    )
+    rows: np.ndarray = np.matmul(plan.weights, windows).reshape((last - first) * q, width)
+    rows *= plan.inv_norm[first * q : last * q, None]
+    return rows
+
+
 def _resize_axis(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
     """Resize a 2-D plane along ``axis`` (0: rows, 1: columns); float32 out."""
     in_size = plane.shape[axis]
@@ -118,17 +154,15 @@ def _resize_axis(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
         else:
             out = np.einsum("htw,ht->hw", plane[index, :], weight, optimize=True)
         return out
-    other = plane.shape[1 - axis]
-    inside = slice(plan.pad_before, plan.pad_before + in_size)
-    # The zero-bordered float32 copy is also where integer samples become float.
     if axis == 0:
-        buffer = np.zeros((plan.padded, other), dtype=np.float32)
-        buffer[inside] = plane
-        lines = buffer
-    else:
-        buffer = np.zeros((other, plan.padded), dtype=np.float32)
-        buffer[:, inside] = plane
-        lines = buffer.T  # a view: each "line" is a column of the buffer
+        return _rows_pass(plane, plan, 0, plan.blocks)
+    # The horizontal pass is the vertical one on the transposed plane: each
+    # "line" is a column of the buffer (a strided view, no transposed copy).
+    other = plane.shape[0]
+    inside = slice(plan.pad_before, plan.pad_before + in_size)
+    buffer = np.zeros((other, plan.padded), dtype=np.float32)
+    buffer[:, inside] = plane
+    lines = buffer.T
     along, across = lines.strides
     windows = np.lib.stride_tricks.as_strided(
         lines[plan.start :],
@@ -138,7 +172,25 @@ def _resize_axis(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
     )
     result: np.ndarray = np.matmul(plan.weights, windows).reshape(out_size, other)
     result *= plan.inv_norm[:, None]
-    return result if axis == 0 else result.T
+    return result.T
+
+
+def _rows_then_columns_in_strips(plane: np.ndarray, plan: _WindowPlan, out_w: int) -> np.ndarray:
+    """Both passes, vertical first, one strip of output rows at a time.
+
+    The same arithmetic as the two whole-plane passes, but each strip's float32
+    rows are converted, filtered vertically and then horizontally while they
+    are still in cache (``STRIP_BYTES``).
+    """
+    width = plane.shape[1]
+    q = plan.weights.shape[0]
+    blocks_per_strip = max(1, STRIP_BYTES // (plan.step * width * 4))
+    out = np.empty((q * plan.blocks, out_w), dtype=np.float32)
+    for first in range(0, plan.blocks, blocks_per_strip):
+        last = min(plan.blocks, first + blocks_per_strip)
+        rows = _rows_pass(plane, plan, first, last)
+        out[first * q : last * q] = rows if width == out_w else _resize_axis(rows, out_w, 1)
+    return out
 
 
 def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -154,6 +206,10 @@ def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     # first when the height shrinks: 4K -> 320x320 took 8.6 ms instead of 12.1 ms
     # on the machine of 2026-12-02 (benchmarks/producer_cost.py times both orders).
     axes = (0, 1) if out_h < plane.shape[0] else (1, 0)
+    if axes == (0, 1):
+        plan = _window_plan(plane.shape[0], out_h)
+        if plan is not None:
+            return _rows_then_columns_in_strips(plane, plan, out_w)
     out = plane
     for axis in axes:
         target = out_h if axis == 0 else out_w
