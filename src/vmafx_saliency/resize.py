@@ -23,9 +23,12 @@ Two evaluations of the same filter:
 
 When the height shrinks, both passes run one strip of output rows at a time
 (``STRIP_BYTES`` of float32 input rows), so an HD plane is never converted to
-float32 whole: in the extractor, where decoding and inference share the
-cores, that kept the 720p pre-processing at 1.76 ms of CPU a frame instead of
-about 2.0 (``benchmarks/producer_cost.py`` times it alone).
+float32 whole: a 3.7 MB buffer that, in the extractor, evicts the model's
+working set from the cache of the core it shares with inference. Alone it
+saves little (``benchmarks/producer_cost.py``); in
+``benchmarks/extract_throughput.py``, three runs alternated with the
+whole-plane code gave a 720p extractor/bare ratio of 0.727-0.755 against
+0.714-0.735 (with the cheaper ``extract._reduce`` of the same commit).
 
 Plans depend only on the two sizes, so they are cached and a video's frames
 all reuse them.
