@@ -497,6 +497,45 @@ def test_init_from_an_onnx_the_scanner_refuses_is_refused(tmp_path: Path) -> Non
         train.init_from_onnx(train.TrainConfig(), StudentUNet(), path, _arrays(2, 0).luma)
 
 
+def test_a_run_seed_changes_the_draws_and_nothing_else(tmp_path: Path) -> None:
+    """--run-seed equal to --seed is the default run; another draws other weights
+    and batches from the same data (the split is made by the caller from --seed)."""
+    cfg = dataclasses.replace(TINY, crop=32, epochs=1)
+    data, val = _arrays(6, 0), _arrays(2, 1)
+
+    def weights(c: train.TrainConfig, name: str) -> dict[str, torch.Tensor]:
+        train.train_student(c, data, val, checkpoint=tmp_path / name)
+        state: dict[str, torch.Tensor] = torch.load(tmp_path / name, weights_only=False)["model"]
+        return state
+
+    default = weights(cfg, "default.pt")
+    same = weights(dataclasses.replace(cfg, run_seed=cfg.seed), "same.pt")
+    other = weights(dataclasses.replace(cfg, run_seed=cfg.seed + 1), "other.pt")
+    assert all(torch.equal(default[k], same[k]) for k in default)
+    assert any(not torch.allclose(default[k], other[k]) for k in default if k.endswith("weight"))
+    assert train.run_seed(cfg) == cfg.seed
+    assert train.run_seed(dataclasses.replace(cfg, run_seed=5)) == 5
+
+
+def test_a_checkpoint_from_before_run_seed_resumes_with_the_split_seed(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, crop=32, epochs=2)
+    data, val = _arrays(4, 0), _arrays(2, 1)
+    train.train_student(cfg, data, val, checkpoint=tmp_path / "old.pt", stop_after=1)
+    state = torch.load(tmp_path / "old.pt", weights_only=False)
+    del state["config"]["run_seed"]  # as the code before --run-seed wrote it
+    torch.save(state, tmp_path / "old.pt")
+    resumed = train.train_student(cfg, data, val, checkpoint=tmp_path / "old.pt", resume=True)
+    assert [h.epoch for h in resumed.history] == [1, 2]
+    with pytest.raises(UsageError, match="hyper-parameters"):
+        train.train_student(
+            dataclasses.replace(cfg, run_seed=3),
+            data,
+            val,
+            checkpoint=tmp_path / "old.pt",
+            resume=True,
+        )
+
+
 def test_resume_with_other_options_is_refused(tmp_path: Path) -> None:
     cfg = dataclasses.replace(TINY, crop=32, epochs=2)
     data, val = _arrays(4, 0), _arrays(2, 1)

@@ -39,6 +39,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         iou_weight=args.iou_weight,
         val_fraction=args.val_fraction,
         seed=args.seed,
+        run_seed=args.run_seed,
         widths=args.widths,
         stem_convs=args.stem_convs,
         separable=args.separable,
@@ -88,6 +89,7 @@ class _Defaults:
     iou_weight: float = 1.0
     val_fraction: float = 0.1
     seed: int = 0
+    run_seed: int | None = None
     widths: tuple[int, ...] = (16, 32, 32, 32, 40, 40)
     stem_convs: int = 1
     separable: bool = False
@@ -226,7 +228,20 @@ def register(sub: Any, add: AddFn) -> None:
         "coarser decoder output (e.g. 0.5); the exported net is unchanged (0: off)",
     )
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="the train/validation split's seed, and the run's unless --run-seed is given",
+    )
+    p.add_argument(
+        "--run-seed",
+        type=int,
+        default=defaults.run_seed,
+        metavar="N",
+        help="seed the initial weights, batch order and augmentation with N instead of "
+        "--seed, keeping --seed's split (and views): measures run-to-run spread",
+    )
     p.add_argument(
         "--widths",
         type=_widths,

@@ -545,6 +545,10 @@ class TrainConfig:
     contrast: float = 0.3
     val_fraction: float = 0.1
     seed: int = 0
+    # The seed of the initial weights, batch order and augmentation; None: ``seed``.
+    # Another run seed keeps ``seed``'s split (and the views made from it), so two
+    # runs differ only by their random draws: the recipe's run-to-run spread.
+    run_seed: int | None = None
     widths: tuple[int, ...] = (16, 32, 32, 32, 40, 40)
     stem_convs: int = 1
     separable: bool = False  # depthwise-separable blocks after the stem
@@ -695,6 +699,11 @@ class EpochRecord:
     ema_val_max_f: float | None = None
     ema_extra_val_mae: float | None = None
     ema_extra_val_max_f: float | None = None
+
+
+def run_seed(cfg: TrainConfig) -> int:
+    """The seed of a run's random draws (weights, batches, augmentation)."""
+    return cfg.seed if cfg.run_seed is None else cfg.run_seed
 
 
 def _seed_everything(torch: Any, seed: int) -> None:
@@ -1039,7 +1048,7 @@ def train_student(
     bf16 = _autocast_bf16(cfg)
     _check_ema(cfg)
     _check_side_weight(cfg)
-    _seed_everything(torch, cfg.seed)
+    _seed_everything(torch, run_seed(cfg))
     net = build_student(cfg)
     if cfg.init_from and not (resume and checkpoint.is_file()):
         onnx_init = _init_onnx(cfg)
@@ -1080,6 +1089,7 @@ def train_student(
         saved.setdefault("precision", "fp32")  # checkpoints from before --precision trained fp32
         saved.setdefault("ema_decay", 0.0)  # and from before --ema-decay kept no average
         saved.setdefault("side_weight", 0.0)  # and from before --side-weight had no side heads
+        saved.setdefault("run_seed", None)  # and from before --run-seed drew from --seed
         if saved != asdict(cfg):
             raise UsageError(
                 f"{checkpoint} was written with other hyper-parameters: resume with the same "
@@ -1103,7 +1113,7 @@ def train_student(
     for epoch in range(first_epoch, cfg.epochs + 1):
         start = time.perf_counter()
         net.train()
-        rng = np.random.default_rng([cfg.seed, epoch])
+        rng = np.random.default_rng([run_seed(cfg), epoch])
         order = np.concatenate(
             [rng.permutation(n) for _ in range(math.ceil(steps * cfg.batch_size / n))]
         )
