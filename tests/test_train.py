@@ -497,6 +497,54 @@ def test_init_from_an_onnx_the_scanner_refuses_is_refused(tmp_path: Path) -> Non
         train.init_from_onnx(train.TrainConfig(), StudentUNet(), path, _arrays(2, 0).luma)
 
 
+def _batchnorm_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The BatchNorm entries of a StudentUNet state dict (gamma, beta and statistics)."""
+    names = {
+        name
+        for name, module in StudentUNet().named_modules()
+        if isinstance(module, torch.nn.BatchNorm2d)
+    }
+    return {k: v for k, v in state.items() if k.rpartition(".")[0] in names}
+
+
+def test_freeze_batchnorm_trains_the_convolutions_and_keeps_the_files_batchnorms(
+    tmp_path: Path,
+) -> None:
+    onnx_path = _exported_student(tmp_path)
+    data, val = _arrays(6, 0), _arrays(2, 1)
+    cfg = dataclasses.replace(TINY, crop=32, epochs=2, init_from=str(onnx_path))
+    start = StudentUNet()
+    train.init_from_onnx(cfg, start, onnx_path, data.luma)  # what train_student starts from
+    initial = start.state_dict()
+
+    def trained(c: train.TrainConfig, name: str) -> dict[str, Any]:
+        train.train_student(c, data, val, checkpoint=tmp_path / name)
+        state: dict[str, Any] = torch.load(tmp_path / name, weights_only=False)["model"]
+        return state
+
+    frozen = trained(dataclasses.replace(cfg, freeze_batchnorm=True), "frozen.pt")
+    free = trained(cfg, "free.pt")
+    kept = _batchnorm_state(initial)
+    assert len(kept) == 5 * len(
+        [m for m in start.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    )  # weight, bias, running_mean, running_var, num_batches_tracked
+    assert all(torch.equal(frozen[k], v) for k, v in kept.items())
+    assert not all(torch.equal(free[k], v) for k, v in kept.items())  # train mode moves them
+    convs = [k for k in initial if k.endswith("conv.weight") or k == "head.weight"]
+    assert convs and all(not torch.allclose(frozen[k], initial[k]) for k in convs)
+
+
+def test_freeze_batchnorm_without_init_from_is_refused_before_any_work(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, freeze_batchnorm=True)
+    want = r"--freeze-batchnorm keeps the BatchNorms of the net it starts from.*give --init-from"
+    with pytest.raises(UsageError, match=want):
+        train.run_training(out_dir=tmp_path / "run", cfg=cfg, progress=None)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(UsageError, match=want):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "f.pt")
+    assert not (tmp_path / "f.pt").exists()
+
+
 def test_a_run_seed_changes_the_draws_and_nothing_else(tmp_path: Path) -> None:
     """--run-seed equal to --seed is the default run; another draws other weights
     and batches from the same data (the split is made by the caller from --seed)."""
@@ -546,12 +594,16 @@ def test_resume_with_other_options_is_refused(tmp_path: Path) -> None:
         )
 
 
-def test_a_checkpoint_from_before_precision_resumes_as_fp32(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["precision", "freeze_batchnorm"])
+def test_a_checkpoint_from_before_an_option_resumes_as_it_trained(
+    tmp_path: Path, option: str
+) -> None:
+    # Before --precision every run trained fp32, before --freeze-batchnorm with BN trained.
     cfg = dataclasses.replace(TINY, crop=32, epochs=2)
     data, val = _arrays(4, 0), _arrays(2, 1)
     train.train_student(cfg, data, val, checkpoint=tmp_path / "old.pt", stop_after=1)
     state = torch.load(tmp_path / "old.pt", weights_only=False)
-    del state["config"]["precision"]  # as the code before --precision wrote it
+    del state["config"][option]  # as the code before the option wrote it
     torch.save(state, tmp_path / "old.pt")
     resumed = train.train_student(cfg, data, val, checkpoint=tmp_path / "old.pt", resume=True)
     assert [h.epoch for h in resumed.history] == [1, 2]

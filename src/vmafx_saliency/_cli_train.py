@@ -51,6 +51,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         precision=args.precision,
         ema_decay=args.ema_decay,
         side_weight=args.side_weight,
+        freeze_batchnorm=args.freeze_batchnorm,
     )
     image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
     if args.images and not args.no_default_images:
@@ -99,6 +100,7 @@ class _Defaults:
     precision: str = "fp32"
     ema_decay: float = 0.0
     side_weight: float = 0.0
+    freeze_batchnorm: bool = False
 
 
 TEACHER_INPUTS = ("rgb", "luma")  # train.TEACHER_INPUTS; a test keeps them equal
@@ -226,6 +228,13 @@ def register(sub: Any, add: AddFn) -> None:
         metavar="W",
         help="deep supervision: add W x the loss of a training-only 1x1 side head on each "
         "coarser decoder output (e.g. 0.5); the exported net is unchanged (0: off)",
+    )
+    p.add_argument(
+        "--freeze-batchnorm",
+        action="store_true",
+        default=defaults.freeze_batchnorm,
+        help="with --init-from: keep every BatchNorm's statistics, gamma and beta fixed "
+        "and train the convolutions only (a fine-tune that starts from the file's own map)",
     )
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     p.add_argument(

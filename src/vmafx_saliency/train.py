@@ -576,6 +576,11 @@ class TrainConfig:
     # each side map, at its own size; selection and export use the main map only.
     # 0, the default, is off and reproduces earlier runs.
     side_weight: float = 0.0
+    # True: every BatchNorm stays in eval mode with its statistics, gamma and beta
+    # fixed, so only the convolutions train. For fine-tuning from --init-from: train
+    # mode would renormalise with batch statistics and let Adam move the small gammas
+    # that load_folded gives low-variance channels by about the rate at every step.
+    freeze_batchnorm: bool = False
 
 
 LOSSES = ("bce_iou", "structure", "fmeasure")
@@ -605,6 +610,26 @@ def _check_side_weight(cfg: TrainConfig) -> None:
             f"--side-weight {cfg.side_weight}: give a weight >= 0 for each side map's loss "
             "(0 turns deep supervision off)"
         )
+
+
+def _check_freeze_batchnorm(cfg: TrainConfig) -> None:
+    if cfg.freeze_batchnorm and not cfg.init_from:
+        raise UsageError(
+            "--freeze-batchnorm keeps the BatchNorms of the net it starts from, and a fresh "
+            "net's are identities: give --init-from (a run's checkpoint.pt or a student ONNX)"
+        )
+
+
+def freeze_batchnorm(net: Any) -> None:
+    """Put every BatchNorm of ``net`` in eval mode with its gamma and beta untrainable.
+
+    Call after each ``net.train()``, which would put them back in train mode.
+    """
+    torch = _torch()
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            module.requires_grad_(False)
 
 
 def _autocast_bf16(cfg: TrainConfig) -> bool:
@@ -1004,8 +1029,9 @@ def build_side_heads(cfg: TrainConfig, net: Any) -> Any:
 
 
 def trained_parameters(net: Any, sides: Any) -> list[Any]:
-    """What the optimiser updates: the net's parameters, then any side heads'."""
-    return [*net.parameters(), *(sides.parameters() if sides is not None else ())]
+    """What the optimiser updates: the net's trainable parameters, then any side heads'."""
+    params = [*net.parameters(), *(sides.parameters() if sides is not None else ())]
+    return [p for p in params if p.requires_grad]
 
 
 def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -1048,6 +1074,7 @@ def train_student(
     bf16 = _autocast_bf16(cfg)
     _check_ema(cfg)
     _check_side_weight(cfg)
+    _check_freeze_batchnorm(cfg)
     _seed_everything(torch, run_seed(cfg))
     net = build_student(cfg)
     if cfg.init_from and not (resume and checkpoint.is_file()):
@@ -1063,6 +1090,8 @@ def train_student(
     sides = build_side_heads(cfg, net)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if cfg.freeze_batchnorm:
+        freeze_batchnorm(net)
     optimizer = torch.optim.Adam(
         trained_parameters(net, sides), lr=cfg.lr, weight_decay=cfg.weight_decay
     )
@@ -1090,6 +1119,7 @@ def train_student(
         saved.setdefault("ema_decay", 0.0)  # and from before --ema-decay kept no average
         saved.setdefault("side_weight", 0.0)  # and from before --side-weight had no side heads
         saved.setdefault("run_seed", None)  # and from before --run-seed drew from --seed
+        saved.setdefault("freeze_batchnorm", False)  # and before --freeze-batchnorm trained BN
         if saved != asdict(cfg):
             raise UsageError(
                 f"{checkpoint} was written with other hyper-parameters: resume with the same "
@@ -1113,6 +1143,8 @@ def train_student(
     for epoch in range(first_epoch, cfg.epochs + 1):
         start = time.perf_counter()
         net.train()
+        if cfg.freeze_batchnorm:
+            freeze_batchnorm(net)
         rng = np.random.default_rng([run_seed(cfg), epoch])
         order = np.concatenate(
             [rng.permutation(n) for _ in range(math.ceil(steps * cfg.batch_size / n))]
@@ -1421,6 +1453,7 @@ def run_training(
     _autocast_bf16(cfg)
     _check_ema(cfg)
     _check_side_weight(cfg)
+    _check_freeze_batchnorm(cfg)
     check_init_from(cfg)
     wall_start = time.perf_counter()
     torch = _torch()
@@ -1549,7 +1582,12 @@ def run_training(
             if cfg.side_weight
             else ""
         ),
-        "optimizer": "Adam, linear warm-up then cosine to min_lr",
+        "optimizer": "Adam, linear warm-up then cosine to min_lr"
+        + (
+            "; BatchNorms frozen (eval mode, the init's statistics, gamma and beta)"
+            if cfg.freeze_batchnorm
+            else ""
+        ),
         "history": [asdict(h) for h in outcome.history],
         "best_epoch": outcome.best_epoch,
         "best_weights": outcome.best_weights,
