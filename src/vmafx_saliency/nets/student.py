@@ -272,7 +272,8 @@ def load_folded(
     batch statistics are near mu and sigma: fine-tuning starts from the
     exported net instead of one that BatchNorm re-scales at its first step.
     Fine-tune at a low rate: a channel of low variance gets a small gamma,
-    which Adam moves by about the rate at every step whatever its size.
+    which Adam moves by about the rate at every step whatever its size
+    (``train --freeze-batchnorm`` keeps the BatchNorms as loaded instead).
     Raises ValueError when the convolutions' count or shapes differ from ``net``'s.
     """
     order = match_convs(net, [tuple(weight.shape) for weight, _ in convs])
