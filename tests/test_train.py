@@ -497,14 +497,10 @@ def test_init_from_an_onnx_the_scanner_refuses_is_refused(tmp_path: Path) -> Non
         train.init_from_onnx(train.TrainConfig(), StudentUNet(), path, _arrays(2, 0).luma)
 
 
-def _batchnorm_state(state: dict[str, Any]) -> dict[str, Any]:
-    """The BatchNorm entries of a StudentUNet state dict (gamma, beta and statistics)."""
-    names = {
-        name
-        for name, module in StudentUNet().named_modules()
-        if isinstance(module, torch.nn.BatchNorm2d)
-    }
-    return {k: v for k, v in state.items() if k.rpartition(".")[0] in names}
+def _batchnorm_state(net: StudentUNet) -> dict[str, Any]:
+    """The BatchNorm entries of ``net``'s state dict (gamma, beta and statistics)."""
+    names = {name for name, m in net.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    return {k: v for k, v in net.state_dict().items() if k.rpartition(".")[0] in names}
 
 
 def test_freeze_batchnorm_trains_the_convolutions_and_keeps_the_files_batchnorms(
@@ -524,7 +520,7 @@ def test_freeze_batchnorm_trains_the_convolutions_and_keeps_the_files_batchnorms
 
     frozen = trained(dataclasses.replace(cfg, freeze_batchnorm=True), "frozen.pt")
     free = trained(cfg, "free.pt")
-    kept = _batchnorm_state(initial)
+    kept = _batchnorm_state(start)
     assert len(kept) == 5 * len(
         [m for m in start.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     )  # weight, bias, running_mean, running_var, num_batches_tracked
