@@ -7,6 +7,8 @@ downscaling. Agreement is within 1e-5 (float32 accumulation order differs).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -30,7 +32,7 @@ CASES = {
     "identity in H only": ((13, 9), (13, 20)),
     "720p to 320x320 (window form, zero border)": ((720, 1280), (320, 320)),
     "1080p to 180x320 (window form)": ((1080, 1920), (180, 320)),
-    "2160p to 320x320 (vertical pass first)": ((2160, 3840), (320, 320)),
+    "2160p to 320x320 (horizontal pass first, in strips)": ((2160, 3840), (320, 320)),
     "down in H, up in W (vertical pass first)": ((100, 40), (30, 90)),
 }
 
@@ -164,58 +166,101 @@ def test_window_form_equals_gather_form_for_mild_and_upward_rescales(
     np.testing.assert_allclose(windowed, resize_plane(plane, out_size), rtol=0, atol=255 * 1e-6)
 
 
-def test_the_vertical_pass_goes_first_when_the_height_shrinks(
+def _spy_passes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int, int]]:
+    """Record each window-form pass as (direction, lines across, first block, last block)."""
+    calls: list[tuple[str, int, int, int]] = []
+    real = resize._filter_lines
+
+    def spy(lines: np.ndarray, plan: resize._WindowPlan, first: int, last: int) -> np.ndarray:
+        # The horizontal pass runs on a transposed view: its lines are columns.
+        direction = "horizontal" if lines.strides[0] < lines.strides[1] else "vertical"
+        calls.append((direction, lines.shape[1], first, last))
+        return real(lines, plan, first, last)
+
+    monkeypatch.setattr(resize, "_filter_lines", spy)
+    return calls
+
+
+def test_both_passes_shrinking_run_horizontal_first_in_strips(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: list[tuple[str, tuple[int, ...], int]] = []
-    real_rows, real_axis = resize._rows_pass, resize._resize_axis
-
-    def rows_spy(plane: np.ndarray, plan: object, first: int, last: int) -> np.ndarray:
-        out = real_rows(plane, plan, first, last)  # type: ignore[arg-type]
-        calls.append(("rows", plane.shape, out.shape[0]))
-        return out
-
-    def axis_spy(plane: np.ndarray, out_size: int, axis: int) -> np.ndarray:
-        calls.append(("axis", plane.shape, axis))
-        return real_axis(plane, out_size, axis)
-
-    monkeypatch.setattr(resize, "_rows_pass", rows_spy)
-    monkeypatch.setattr(resize, "_resize_axis", axis_spy)
+    calls = _spy_passes(monkeypatch)
     resize_plane(np.zeros((2160, 3840), np.uint8), (320, 320))
-    # Strips of output rows: each is filtered vertically from the whole-height
-    # plane, then horizontally (the strided pass) on its few rows only.
-    assert [kind for kind, _, _ in calls[:2]] == ["rows", "axis"]
-    rows = [(shape, n) for kind, shape, n in calls if kind == "rows"]
-    columns = [(shape, axis) for kind, shape, axis in calls if kind == "axis"]
-    assert all(shape == (2160, 3840) for shape, _ in rows)
-    assert sum(n for _, n in rows) == 320 and len(rows) > 1
-    assert [shape for shape, _ in columns] == [(n, 3840) for _, n in rows]
-    assert all(axis == 1 for _, axis in columns)
-    calls.clear()
+    columns, rows = _window_plan(3840, 320), _window_plan(2160, 320)
+    assert columns is not None and rows is not None
+    rows_per_strip = resize.STRIP_BYTES // (columns.padded * 4)
+    horizontal = [c for c in calls if c[0] == "horizontal"]
+    vertical = [c for c in calls if c[0] == "vertical"]
+    # Strips of input rows, each filtered across its full width (all 320 blocks)...
+    assert calls[0][0] == "horizontal" and len(horizontal) > 1
+    assert {across for _, across, _, _ in horizontal[:-1]} == {rows_per_strip}
+    assert sum(across for _, across, _, _ in horizontal) == 2160
+    assert all((first, last) == (0, 320) for _, _, first, last in horizontal)
+    # ...with the vertical pass caught up after strips, over the narrow plane,
+    # each output block once and in order.
+    assert all(across == 320 for _, across, _, _ in vertical)
+    blocks = [(first, last) for _, _, first, last in vertical]
+    assert blocks[0][0] == 0 and blocks[-1][1] == rows.blocks
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
+    assert calls.index(vertical[0]) < calls.index(horizontal[-1])  # interleaved, not after
+
+
+def test_only_the_height_shrinking_runs_vertical_first_in_strips(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _spy_passes(monkeypatch)
+    resize_plane(np.zeros((2160, 300), np.uint8), (320, 320))  # the width grows
+    # Strips of output rows from the whole-height plane, each widened after.
+    assert [direction for direction, _, _, _ in calls] == ["vertical", "horizontal"] * (
+        len(calls) // 2
+    )
+    vertical, horizontal = calls[::2], calls[1::2]
+    assert len(vertical) > 1 and all(across == 300 for _, across, _, _ in vertical)
+    assert sum(last - first for _, _, first, last in vertical) == 80  # 2160 -> 320: 80 blocks of 4
+    assert [across for _, across, _, _ in horizontal] == [
+        4 * (last - first) for _, _, first, last in vertical
+    ]
+
+
+def test_a_growing_height_runs_horizontal_then_vertical_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _spy_passes(monkeypatch)
     resize_plane(np.zeros((288, 352), np.uint8), (320, 320))  # CIF: height grows
-    assert calls == [("axis", (288, 352), 1), ("axis", (288, 320), 0), ("rows", (288, 320), 320)]
+    assert calls == [("horizontal", 288, 0, 32), ("vertical", 320, 0, 32)]
 
 
 @pytest.mark.parametrize(
     ("in_size", "out_size"),
-    [((720, 1280), (320, 320)), ((1080, 1920), (320, 320)), ((2160, 3840), (180, 320))],
+    [
+        ((720, 1280), (320, 320)),
+        ((1080, 1920), (320, 320)),
+        ((2160, 3840), (180, 320)),
+        ((576, 720), (320, 320)),
+        ((720, 320), (320, 320)),  # only the height shrinks: vertical first
+        ((2160, 300), (180, 320)),
+    ],
 )
-@pytest.mark.parametrize("strip_bytes", [1, 100_000])
+@pytest.mark.parametrize("strip_bytes", [1, 5_000, 100_000])
 def test_strips_equal_the_whole_plane_passes(
     in_size: tuple[int, int],
     out_size: tuple[int, int],
     strip_bytes: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """One strip of output rows at a time (one block a strip, or uneven last
-    strips) gives the two whole-plane passes' values."""
+    """Strips (one line or block a strip, or uneven last strips) give the two
+    whole-plane passes' values, in either order."""
     plane = np.random.default_rng(6).integers(0, 256, in_size).astype(np.uint8)
     plan = _window_plan(in_size[0], out_size[0])
     assert plan is not None
-    whole = resize._resize_axis(resize._resize_axis(plane, out_size[0], 0), out_size[1], 1)
+    vertical_first = resize._resize_axis(resize._resize_axis(plane, out_size[0], 0), out_size[1], 1)
+    horizontal_first = resize._resize_axis(
+        resize._resize_axis(plane, out_size[1], 1), out_size[0], 0
+    )
     monkeypatch.setattr(resize, "STRIP_BYTES", strip_bytes)
     strips = resize_plane(plane, out_size)
-    np.testing.assert_allclose(strips, whole, rtol=0, atol=255 * 1e-6)
+    np.testing.assert_allclose(strips, vertical_first, rtol=0, atol=255 * 1e-6)
+    np.testing.assert_allclose(strips, horizontal_first, rtol=0, atol=255 * 1e-6)
     np.testing.assert_allclose(
         strips, _pil_resize(plane.astype(np.float32), out_size), rtol=1e-6, atol=1e-3
     )

@@ -21,15 +21,26 @@ Two evaluations of the same filter:
 - the *gather* form, for ratios with a large ``q`` (e.g. 333 -> 320), whose
   weight matrix would be nearly dense.
 
-When the height shrinks, both passes run one strip of output rows at a time
-(``STRIP_BYTES`` of float32 input rows), so an HD plane is never converted to
-float32 whole: a 3.7 MB buffer that, in the extractor, evicts the model's
-working set from the cache of the core it shares with inference. Alone it
-saves little (``benchmarks/producer_cost.py``); in
-``benchmarks/extract_throughput.py``, four runs alternated with the
-whole-plane code gave a 720p extractor/bare median of 0.753 against 0.732
-(with the cheaper ``extract._reduce`` of the same commit; the student card's
-"Re-measured after the strip resize").
+When the height shrinks, both passes run a strip at a time (``STRIP_BYTES``
+of float32 input rows), so an HD plane is never converted to float32 whole: a
+3.7 MB buffer that, in the extractor, evicts the model's working set from the
+cache of the core it shares with inference. When the width shrinks too (video
+to the model's square input), the horizontal pass goes first, over strips of
+input rows, and the vertical pass follows over the narrow result: in the
+window form that is 3.0 M multiply-adds for 720p -> 320x320 against 5.3 M
+the other way, and 20 M against 43 M for 4K. When only the height shrinks,
+the vertical pass goes first, over strips of output rows.
+
+On the AVX2-only kind of 2026-12-05 (an AMD EPYC, 512 KiB L2 a core) the
+horizontal-first strips took a plane to 320x320 in 1.22 ms at 720p, 2.2 ms at
+1080p and 5.6 ms at 4K, against 1.85, 3.9 and 14.5 ms for the vertical-first
+strips before them (``benchmarks/producer_cost.py``, medians of three runs); with
+512 KiB strips 1.41, 2.5 and 7.0 ms, and the whole-plane horizontal-first
+passes 1.15, 2.0 and 12 ms: at 720p the strips cost a little alone, at 4K
+they halve the time. In the extractor (720p frame loop over the bare loop)
+the change gained 0.014 and 0.008 in the medians of two sittings, and neither
+the strip size nor one whole-plane strip made a difference beyond the noise
+(the student card's "Re-measured after the horizontal-first resize").
 
 Plans depend only on the two sizes, so they are cached and a video's frames
 all reuse them.
@@ -116,8 +127,9 @@ def _window_plan(in_size: int, out_size: int) -> _WindowPlan | None:
     )
 
 
-# Float32 input rows per strip: well inside a core's L2 cache (see the module docstring).
-STRIP_BYTES = 512 * 1024
+# Float32 input rows per strip. 1 MiB was faster alone than 512 KiB and level in the
+# extractor; 128 KiB vertical-first strips had cost 0.06 of the 720p ratio (the card).
+STRIP_BYTES = 1024 * 1024
 
 
 def _filter_lines(lines: np.ndarray, plan: _WindowPlan, first: int, last: int) -> np.ndarray:
@@ -193,6 +205,43 @@ def _rows_then_columns_in_strips(plane: np.ndarray, plan: _WindowPlan, out_w: in
     return out
 
 
+def _columns_then_rows_in_strips(
+    plane: np.ndarray, columns: _WindowPlan, rows: _WindowPlan, out_size: tuple[int, int]
+) -> np.ndarray:
+    """Both passes, horizontal first, one strip of input rows at a time.
+
+    Each strip's rows are converted to float32 and filtered horizontally into
+    the vertical pass's zero-bordered buffer; then every block of output rows
+    whose window is now complete is filtered vertically while its lines are
+    still in cache. The same arithmetic as the two whole-plane passes.
+    """
+    in_h, in_w = plane.shape
+    out_h, out_w = out_size
+    q, window = rows.weights.shape
+    rows_per_strip = max(1, STRIP_BYTES // (columns.padded * 4))
+    inside = slice(columns.pad_before, columns.pad_before + in_w)
+    strip = np.zeros((min(rows_per_strip, in_h), columns.padded), dtype=np.float32)
+    narrow = np.zeros((rows.padded, out_w), dtype=np.float32)
+    out = np.empty((out_h, out_w), dtype=np.float32)
+    done = 0  # output blocks filtered so far
+    for top in range(0, in_h, rows_per_strip):
+        bottom = min(in_h, top + rows_per_strip)
+        lines = strip[: bottom - top]
+        lines[:, inside] = plane[top:bottom]
+        narrow[rows.pad_before + top : rows.pad_before + bottom] = _filter_lines(
+            lines.T[columns.start :], columns, 0, columns.blocks
+        ).T
+        # Lines below `ready` are final (the bottom border is zeros from the start).
+        ready = rows.padded if bottom == in_h else rows.pad_before + bottom
+        last = min(rows.blocks, max(done, (ready - rows.start - window) // rows.step + 1))
+        if last > done:
+            out[done * q : last * q] = _filter_lines(
+                narrow[rows.start + rows.step * done :], rows, done, last
+            )
+            done = last
+    return out
+
+
 def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a 2-D plane (any real dtype, e.g. raw uint8 luma) to ``size`` = (height, width).
 
@@ -201,15 +250,17 @@ def resize_plane(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     caller need not make a float copy of a whole HD frame first.
     """
     out_h, out_w = size
-    # A vertical pass reads whole contiguous rows; a horizontal one reads strided
-    # columns, which costs more per sample the wider the rows. So shrink the rows
-    # first when the height shrinks: 4K -> 320x320 took 8.6 ms instead of 12.1 ms
-    # on the machine of 2026-12-02 (benchmarks/producer_cost.py times both orders).
-    axes = (0, 1) if out_h < plane.shape[0] else (1, 0)
-    if axes == (0, 1):
-        plan = _window_plan(plane.shape[0], out_h)
-        if plan is not None:
-            return _rows_then_columns_in_strips(plane, plan, out_w)
+    in_h, in_w = plane.shape
+    rows = _window_plan(in_h, out_h) if out_h < in_h else None
+    columns = _window_plan(in_w, out_w) if out_w < in_w else None
+    if rows is not None and columns is not None:
+        # Both shrink: the horizontal pass first leaves the vertical one a narrow
+        # plane, the fewer multiply-adds (see the module docstring).
+        return _columns_then_rows_in_strips(plane, columns, rows, size)
+    if rows is not None:
+        # Only the height shrinks: the vertical pass first, on contiguous rows.
+        return _rows_then_columns_in_strips(plane, rows, out_w)
+    axes = (0, 1) if out_h < in_h else (1, 0)
     out = plane
     for axis in axes:
         target = out_h if axis == 0 else out_w
