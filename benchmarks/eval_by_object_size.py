@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vmafx_saliency.evaluate import GT_THRESHOLD, pair_dataset
+
 EDGES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 
 
@@ -36,12 +38,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", type=Path, help="an eval report folder (holds per_image.csv)")
     parser.add_argument("dataset", type=Path, help="the dataset it ran on (holds masks/)")
-    parser.add_argument("--gt-threshold", type=int, default=127, help="as eval's (default 127)")
+    parser.add_argument(
+        "--gt-threshold", type=int, default=GT_THRESHOLD, help=f"as eval's (default {GT_THRESHOLD})"
+    )
     args = parser.parse_args()
 
-    rows = list(csv.DictReader((args.report / "per_image.csv").open(newline="")))
+    with (args.report / "per_image.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # eval's own pairing: a mask is found by stem whatever its suffix
+    masks = {pair.stem: pair.mask for pair in pair_dataset(args.dataset)}
     fractions = {
-        stem: salient_fraction(args.dataset / "masks" / f"{stem}.png", args.gt_threshold)
+        stem: salient_fraction(masks[stem], args.gt_threshold)
         for stem in sorted({row["stem"] for row in rows})
     }
     by_model: dict[str, list[dict[str, str]]] = defaultdict(list)
