@@ -10,12 +10,16 @@ Augmentation is left out: it costs the same in both.
     .venv/bin/python benchmarks/train_step.py --threads 2
     .venv/bin/python benchmarks/train_step.py --threads 2 --side-weight 0.5
     .venv/bin/python benchmarks/train_step.py --threads 2 --crops 176,224
+    .venv/bin/python benchmarks/train_step.py --threads 2 --stem-convs 2
 
 With ``--crops`` it times those crop sides instead of 224 and 320 (attempt
 19P's stage 1 trained on 176 crops).
 
 With ``--side-weight W`` it also times the bf16 step with deep supervision
 (`train --side-weight W`: the training-only side heads and their losses).
+
+With ``--stem-convs N`` it also times the bf16 step of the net with N 3x3
+convolutions in the stem (`train --stem-convs N`; attempt 29 used 2).
 
 Times are wall-clock on a shared machine: compare within one run only.
 """
@@ -31,9 +35,11 @@ import torch
 from vmafx_saliency import train
 
 
-def _step_seconds(precision: str, crop: int, steps: int, side_weight: float = 0.0) -> float:
+def _step_seconds(
+    precision: str, crop: int, steps: int, side_weight: float = 0.0, stem_convs: int = 1
+) -> float:
     torch.manual_seed(0)
-    cfg = train.TrainConfig(precision=precision, side_weight=side_weight)
+    cfg = train.TrainConfig(precision=precision, side_weight=side_weight, stem_convs=stem_convs)
     net = train.build_student(cfg)
     sides = train.build_side_heads(cfg, net)
     net = net.to(memory_format=torch.channels_last)
@@ -55,6 +61,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--side-weight", type=float, default=0.0)
+    parser.add_argument("--stem-convs", type=int, default=1)
     parser.add_argument(
         "--crops", default="224,320", help="crop sides to time, comma-separated (default: 224,320)"
     )
@@ -82,6 +89,13 @@ def main() -> None:
             print(
                 f"crop {crop}: bf16 with side heads {sided:.3f} s/step, "
                 f"{sided / bf16:.2f} of bf16 without",
+                flush=True,
+            )
+        if args.stem_convs != 1:
+            stem = _step_seconds("bf16", crop, args.steps, stem_convs=args.stem_convs)
+            print(
+                f"crop {crop}: bf16 with {args.stem_convs} stem convolutions {stem:.3f} s/step, "
+                f"{stem / bf16:.2f} of bf16 with 1",
                 flush=True,
             )
 
