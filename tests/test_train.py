@@ -695,6 +695,21 @@ def test_cli_registers_train() -> None:
     assert args.ema_decay == 0.0
     args = parser.parse_args(["train", "--out", "x", "--ema-decay", "0.999"])
     assert args.ema_decay == pytest.approx(0.999)
+    assert parser.parse_args(["train", "--out", "x", "--stem-convs", "2"]).stem_convs == 2
+
+
+def test_cli_train_rejects_a_stem_without_convolutions(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+
+    def add(subparsers: Any, name: str, *, help: str, example: str, handler: Any) -> Any:
+        return subparsers.add_parser(name, help=help)
+
+    _cli_train.register(sub, add)
+    with pytest.raises(SystemExit) as excinfo:
+        parser.parse_args(["train", "--out", "x", "--stem-convs", "0"])
+    assert excinfo.value.code == 2
+    assert "--stem-convs: '0': give 1 or more" in capsys.readouterr().err
 
 
 def test_cli_defaults_equal_the_library_defaults() -> None:

@@ -27,6 +27,16 @@ def _widths(text: str) -> tuple[int, ...]:
     return values
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from vmafx_saliency import train
 
@@ -258,7 +268,7 @@ def register(sub: Any, add: AddFn) -> None:
         metavar="W,W,...",
         help="channels of the stem and each encoder stage",
     )
-    p.add_argument("--stem-convs", type=int, default=defaults.stem_convs)
+    p.add_argument("--stem-convs", type=_positive_int, default=defaults.stem_convs)
     p.add_argument(
         "--separable",
         action=argparse.BooleanOptionalAction,

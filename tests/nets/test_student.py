@@ -203,3 +203,11 @@ def test_load_folded_refuses_other_widths(exported: Any, tmp_path: Path) -> None
         load_folded(small, convs[:n], sample)
     with pytest.raises(ValueError, match=f"{n - 1} convolutions for a net of {n}"):
         load_folded(small, convs[: n - 1], sample)
+
+
+def test_student_refuses_a_stem_without_convolutions() -> None:
+    with pytest.raises(ValueError, match="stem_convs 0: give 1 or more"):
+        StudentUNet(stem_convs=0)
+    # two stem convolutions add one 16 -> 16 3x3 Conv-BN (2,304 weights + 32 BN)
+    one, two = StudentUNet(stem_convs=1), StudentUNet(stem_convs=2)
+    assert count_params(two) - count_params(one) == 16 * 16 * 9 + 2 * 16

@@ -96,6 +96,9 @@ class StudentUNet(nn.Module):
         super().__init__()
         if len(widths) < 2:
             raise ValueError("widths needs the stem and at least one encoder stage")
+        if stem_convs < 1:
+            # range(stem_convs - 1) would quietly build one convolution anyway
+            raise ValueError(f"stem_convs {stem_convs}: give 1 or more")
         self.widths = tuple(int(w) for w in widths)
         self.separable = separable
         # The stem sees 3 channels: a full convolution there costs little.
