@@ -102,7 +102,7 @@ class _Defaults:
     seed: int = 0
     run_seed: int | None = None
     widths: tuple[int, ...] = (16, 32, 32, 32, 40, 40)
-    stem_convs: int = 1
+    stem_convs: int = 3  # nets.student.DEFAULT_STEM_CONVS
     separable: bool = False
     teacher_input: str = "rgb"
     loss: str = "bce_iou"

@@ -550,7 +550,7 @@ class TrainConfig:
     # runs differ only by their random draws: the recipe's run-to-run spread.
     run_seed: int | None = None
     widths: tuple[int, ...] = (16, 32, 32, 32, 40, 40)
-    stem_convs: int = 1
+    stem_convs: int = 3  # nets.student.DEFAULT_STEM_CONVS
     separable: bool = False  # depthwise-separable blocks after the stem
     size: tuple[int, int] = (320, 320)
     steps_per_epoch: int | None = None  # None: one pass over the training split

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "DEFAULT_STEM_CONVS",
     "DEFAULT_WIDTHS",
     "ConvBNReLU",
     "SeparableConvBNReLU",
@@ -39,8 +40,12 @@ __all__ = [
 # Channels of the stem and of each encoder stage (deepest last). Chosen by
 # measuring ONNX Runtime speed against the mirror on a 2-core CPU
 # (benchmarks/student_widths.py); the stem and first stage were widened from
-# 8, 24 in attempts 13W-15B (15B is the shipped net; see its model card).
+# 8, 24 in attempts 13W-15B (the shipped net, attempt 30, has them; see its model card).
 DEFAULT_WIDTHS: tuple[int, ...] = (16, 32, 32, 32, 40, 40)
+# 3x3 Conv-BN-ReLU blocks in the stem, the first with stride 2. More of them add
+# capacity at H/2, where the student lost most on small objects; 3 since attempt
+# 30, the shipped net (its model card).
+DEFAULT_STEM_CONVS = 3
 
 
 class ConvBNReLU(nn.Module):
@@ -90,7 +95,7 @@ class StudentUNet(nn.Module):
         self,
         widths: Sequence[int] = DEFAULT_WIDTHS,
         *,
-        stem_convs: int = 1,
+        stem_convs: int = DEFAULT_STEM_CONVS,
         separable: bool = False,
     ) -> None:
         super().__init__()
