@@ -362,6 +362,18 @@ def test_init_from_onnx_gives_the_files_map_and_needs_same_shaped_convs(tmp_path
         assert np.abs(net.eval()(x).numpy() - want).max() < 1e-5
 
 
+def test_the_shipped_student_is_a_net_of_the_train_defaults() -> None:
+    # `train --init-from models/saliency_student_v2.onnx` (the README's fine-tune)
+    # must need no architecture options: the defaults build the shipped net, and
+    # the check counts its convolutions (19: a three-convolution stem).
+    shipped = COMMITTED_STUDENT
+    train.check_init_from(train.TrainConfig(init_from=str(shipped)))
+    assert len(train.folded_convs(shipped)) == 19
+    one_conv_stem = train.TrainConfig(init_from=str(shipped), stem_convs=1)
+    with pytest.raises(UsageError, match="19 convolutions for a net of 17"):
+        train.check_init_from(one_conv_stem)
+
+
 def test_init_from_an_onnx_of_other_widths_is_refused_before_any_labelling(
     tmp_path: Path,
 ) -> None:
