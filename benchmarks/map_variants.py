@@ -4,15 +4,16 @@ A diagnostic for what limits a model's max F under the ``deployment``
 protocol (eval's inputs, outputs and metrics, one threshold for the whole
 dataset): each image's map is also scored after
 
-- ``half`` / ``quarter``: an area resize to 1/2 or 1/4 of the inference size
-  and back (as if the model had predicted at that resolution; the student's
-  head predicts at 1/2 and resizes up);
+- ``half`` / ``quarter``: the pipeline's antialiased resize
+  (``resize.resize_plane``) to 1/2 or 1/4 of the inference size and back, as
+  if the model had predicted at that resolution (the student's head predicts
+  at 1/2 and resizes up);
 - ``minmax``: per-image min-max normalisation (upstream's ``normPRED``), which
   takes away any difference in the maps' scale from one image to the next.
 
 A variant that scores well above ``raw`` points at what to change: output
 resolution, or calibration across images. The model goes through the loader
-gate, as in eval.
+gate, and its maps through eval's checks, as in eval.
 
     .venv/bin/python benchmarks/map_variants.py models/u2netp_mirror_v1.onnx
     .venv/bin/python benchmarks/map_variants.py models/saliency_student_v2.onnx --limit 100
@@ -21,8 +22,9 @@ gate, as in eval.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,8 @@ import numpy as np
 from vmafx_saliency.evaluate import (
     DatasetMetrics,
     LoadedPair,
+    Pair,
+    _check_map,
     deployment_input,
     deployment_output,
     load_models,
@@ -40,6 +44,7 @@ from vmafx_saliency.evaluate import (
 from vmafx_saliency.resize import resize_plane
 
 FIGURES = ("max_f", "s_measure", "mae", "max_f_per_image")
+LOOK_AHEAD = 4  # pairs decoded ahead of inference: memory stays flat, as in eval
 
 
 def _rescaled(factor: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -76,15 +81,25 @@ def main() -> int:
     pairs = pair_dataset(args.dataset, limit=args.limit)
     metrics = {name: DatasetMetrics() for name in VARIANTS}
 
-    def prepare(pair_index: int) -> tuple[LoadedPair, np.ndarray]:
-        loaded = load_pair(pairs[pair_index])
+    def prepare(pair: Pair) -> tuple[LoadedPair, np.ndarray]:
+        loaded = load_pair(pair)
         return loaded, deployment_input(loaded.image, model.pre)
 
-    # Decoding overlaps with inference, as in eval.
+    def prepared(executor: ThreadPoolExecutor) -> Iterator[tuple[LoadedPair, np.ndarray]]:
+        # Decoding overlaps with inference through a bounded window, as in eval.
+        pending: deque[Future[tuple[LoadedPair, np.ndarray]]] = deque()
+        for pair in pairs:
+            pending.append(executor.submit(prepare, pair))
+            if len(pending) > LOOK_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
     with ThreadPoolExecutor(1) as executor:
-        for loaded, tensor in executor.map(prepare, range(len(pairs))):
+        for loaded, tensor in prepared(executor):
             (saliency,) = model.loaded.session.run(["saliency_map"], {"input": tensor})
             plane = np.asarray(saliency, dtype=np.float32)[0, 0]
+            _check_map(plane, model.id, loaded.stem)
             for name, variant in VARIANTS.items():
                 map8 = deployment_output(variant(plane).astype(np.float32), loaded.mask.shape)
                 metrics[name].step(map8, loaded.mask)

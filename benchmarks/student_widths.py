@@ -9,7 +9,10 @@ answer "how much slower per frame may the student get and stay N x the
 mirror" on this machine.
 
     .venv/bin/python benchmarks/student_widths.py \
-        --widths 8,24,32,32,40,40 --widths 16,32,32,32,40,40
+        --widths 8,24,32,32,40,40 --widths 16,32,32,32,40,40 --stem-convs 1
+
+``--stem-convs`` (default: the architecture's, 3 since attempt 30) is the
+stem of every candidate; the widths were chosen with 1.
 
 Times are wall-clock on a shared machine: compare within one run only.
 """
@@ -48,11 +51,21 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument(
+        "--stem-convs", type=int, default=None, help="3x3 convolutions in the stem (default: 3)"
+    )
     args = parser.parse_args()
     import torch
 
     from vmafx_saliency.export import export_onnx_bytes
-    from vmafx_saliency.nets.student import StudentUNet, count_macs, count_params
+    from vmafx_saliency.nets.student import (
+        DEFAULT_STEM_CONVS,
+        StudentUNet,
+        count_macs,
+        count_params,
+    )
+
+    stem_convs = DEFAULT_STEM_CONVS if args.stem_convs is None else args.stem_convs
 
     rng = np.random.default_rng(0)
     inputs = [rng.random((1, 3, 320, 320), dtype=np.float32) for _ in range(8)]
@@ -66,13 +79,14 @@ def main() -> int:
     for text in args.widths:
         widths = tuple(int(w) for w in text.split(","))
         torch.manual_seed(0)
-        net = StudentUNet(widths).eval()
+        net = StudentUNet(widths, stem_convs=stem_convs).eval()
         data = export_onnx_bytes(net, opset=17)
         session = make_session(data, source=text, threads=1)
         fps = frames_per_second(session, inputs, args.threads, args.repeats)
         ratio = f", {fps / mirror:.0f}x the mirror" if mirror else ""
         print(
-            f"widths {text}: {count_params(net):,} parameters, {count_macs(net) / 1e9:.3f} GMAC, "
+            f"widths {text}, {stem_convs} stem convolutions: {count_params(net):,} parameters, "
+            f"{count_macs(net) / 1e9:.3f} GMAC, "
             f"{fps:.1f} frames/s{ratio}"
         )
     return 0

@@ -18,8 +18,10 @@ With ``--crops`` it times those crop sides instead of 224 and 320 (attempt
 With ``--side-weight W`` it also times the bf16 step with deep supervision
 (`train --side-weight W`: the training-only side heads and their losses).
 
-With ``--stem-convs N`` it also times the bf16 step of the net with N 3x3
-convolutions in the stem (`train --stem-convs N`; attempt 29 used 2).
+The baseline net has one 3x3 convolution in the stem (every attempt before
+29). With ``--stem-convs N`` it also times the bf16 step of the net with N
+(`train --stem-convs N`; attempt 29 used 2, attempt 30, the shipped net and
+now the default, 3).
 
 Times are wall-clock on a shared machine: compare within one run only.
 """
@@ -80,7 +82,7 @@ def main() -> None:
         fp32 = _step_seconds("fp32", crop, args.steps)
         bf16 = _step_seconds("bf16", crop, args.steps)
         print(
-            f"crop {crop}: fp32 {fp32:.3f} s/step, bf16 {bf16:.3f} s/step, "
+            f"crop {crop}, one stem convolution: fp32 {fp32:.3f} s/step, bf16 {bf16:.3f} s/step, "
             f"bf16 costs {bf16 / fp32:.2f} of fp32",
             flush=True,
         )

@@ -397,6 +397,23 @@ def test_init_from_a_missing_checkpoint_is_refused_before_any_labelling(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_init_from_a_checkpoint_of_another_stem_is_refused(tmp_path: Path) -> None:
+    # Widening would leave the extra stem convolutions at their random start: a
+    # checkpoint from before --stem-convs 3 became the default must say so.
+    old = dataclasses.replace(TINY, crop=32, epochs=1, widths=(4, 4, 8), stem_convs=1)
+    checkpoint = tmp_path / "old.pt"
+    train.train_student(old, _arrays(4, 0), _arrays(2, 1), checkpoint=checkpoint)
+    cfg = dataclasses.replace(old, stem_convs=3, init_from=str(checkpoint))
+    want = r"--stem-convs 1; this run builds 3 widths, --stem-convs 3: give the checkpoint's"
+    with pytest.raises(UsageError, match=want):
+        train.check_init_from(cfg)
+    with pytest.raises(UsageError, match=want):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "h.pt")
+    assert not (tmp_path / "h.pt").exists()
+    # The same stem is taken, wider or not.
+    train.check_init_from(dataclasses.replace(cfg, stem_convs=1, widths=(4, 6, 8)))
+
+
 @pytest.mark.parametrize(
     ("content", "said"),
     [

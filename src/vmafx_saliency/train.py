@@ -948,6 +948,27 @@ def _not_this_student(cfg: TrainConfig, path: Path, exc: ValueError) -> UsageErr
     )
 
 
+def check_checkpoint_architecture(cfg: TrainConfig, path: Path, saved: dict[str, Any]) -> None:
+    """Refuse a ``--init-from`` checkpoint whose net ``widen_from`` cannot carry over.
+
+    Widening takes a checkpoint of narrower widths, but the depth, the stem's
+    convolutions and the block kind must be ``cfg``'s: a stem of other depth would
+    leave layers at their random start (or miss some) without a word.
+    """
+    # Checkpoints from before --stem-convs and --separable had one and plain blocks.
+    old_stem = int(saved.get("stem_convs", 1))
+    old_separable = bool(saved.get("separable", False))
+    old_depth = len(saved.get("widths") or ())
+    if (old_stem, old_separable, old_depth) != (cfg.stem_convs, cfg.separable, len(cfg.widths)):
+        raise UsageError(
+            f"--init-from {path}: a checkpoint of a net with {old_depth} widths, "
+            f"--stem-convs {old_stem}{', --separable' if old_separable else ''}; this run "
+            f"builds {len(cfg.widths)} widths, --stem-convs {cfg.stem_convs}"
+            f"{', --separable' if cfg.separable else ''}: give the checkpoint's --stem-convs "
+            "and block kind (and as many widths, each at least its own)"
+        )
+
+
 def _init_onnx(cfg: TrainConfig) -> Path | None:
     """The student ONNX that ``--init-from`` names; None for a checkpoint or no init."""
     if cfg.init_from and Path(cfg.init_from).suffix.lower() == ".onnx":
@@ -958,17 +979,21 @@ def _init_onnx(cfg: TrainConfig) -> Path | None:
 def check_init_from(cfg: TrainConfig) -> None:
     """Refuse, before any labelling, an ``--init-from`` that cannot start this net.
 
-    A checkpoint must exist; an ONNX must hold the convolutions of ``cfg``'s net.
+    A checkpoint must exist and hold a net of ``cfg``'s depth, stem and block
+    kind; an ONNX must hold the convolutions of ``cfg``'s net.
     """
     if not cfg.init_from:
         return
     path = _init_onnx(cfg)
     if path is None:
-        if not Path(cfg.init_from).is_file():
+        checkpoint = Path(cfg.init_from)
+        if not checkpoint.is_file():
             raise InputFileError(
                 f"--init-from {cfg.init_from}: no such file: give a run's checkpoint.pt or a "
                 "student ONNX"
             )
+        state = _torch().load(checkpoint, map_location="cpu", weights_only=False)
+        check_checkpoint_architecture(cfg, checkpoint, dict(state["config"]))
         return
     from vmafx_saliency.nets.student import match_convs
 
@@ -1085,6 +1110,7 @@ def train_student(
             from vmafx_saliency.nets.student import widen_from
 
             init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+            check_checkpoint_architecture(cfg, Path(cfg.init_from), dict(init["config"]))
             widen_from(net, init["best_state"], tuple(init["config"]["widths"]))
     # Built after the net (and any --init-from): fresh, seeded heads every run.
     sides = build_side_heads(cfg, net)

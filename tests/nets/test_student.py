@@ -152,6 +152,17 @@ def test_widen_from_preserves_the_map() -> None:
         assert torch.allclose(old(x), new.eval()(x), atol=1e-5)
 
 
+def test_widen_from_refuses_a_net_with_other_layers() -> None:
+    from vmafx_saliency.nets.student import StudentUNet, widen_from
+
+    one = StudentUNet((4, 6, 8), stem_convs=1)
+    three = StudentUNet((4, 6, 8), stem_convs=3)
+    with pytest.raises(ValueError, match=r"differ in layers \(stem\.1\.bn\.bias"):
+        widen_from(three, one.state_dict(), (4, 6, 8))
+    with pytest.raises(ValueError, match="both need the same depth, stem_convs"):
+        widen_from(one, three.state_dict(), (4, 6, 8))
+
+
 def _unfolded(net: Any, exported: Any, tmp_path: Path, sample: Any) -> Any:
     """A fresh net of ``net``'s shape loaded from ``exported``'s folded ONNX."""
     path = tmp_path / "student.onnx"

@@ -351,6 +351,14 @@ def widen_from(net: StudentUNet, old_state: dict[str, Tensor], old_widths: Seque
     if len(old_widths) != len(net.widths):
         raise ValueError(f"widths {old_widths} and {net.widths} differ in depth")
     new_state = net.state_dict()
+    if set(old_state) != set(new_state):
+        # e.g. another stem_convs: a layer only one side has would be left at its
+        # random start, or dropped, and the map would change without a word
+        differ = sorted(set(old_state) ^ set(new_state))
+        raise ValueError(
+            f"the nets differ in layers ({', '.join(differ[:3])}): both need the same "
+            "depth, stem_convs and block kind"
+        )
 
     def conv_in_map(name: str) -> list[int] | None:
         # Decoder j concatenates [deeper map, skip]: remap the two blocks.
