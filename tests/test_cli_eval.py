@@ -170,6 +170,35 @@ def test_eval_missing_masks_folder_via_cli(
     assert "has no masks/ folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--limit", "0", "--limit: '0': give 1 or more"),
+        ("--threads", "two", "--threads: 'two' is not a whole number"),
+    ],
+)
+def test_eval_counts_are_whole_numbers_from_one(
+    flag: str, value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "r"
+    argv = [
+        "eval",
+        "--dataset",
+        str(tmp_path),
+        "--models",
+        "x",
+        "--report",
+        str(report),
+        flag,
+        value,
+    ]
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    assert excinfo.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not report.exists()
+
+
 def test_parse_models() -> None:
     specs = ev.parse_models("mirror, a/b.onnx,c.onnx", sidecars=(Path("s1"), Path("s2")))
     assert [(s.model_id, s.path, s.sidecar) for s in specs] == [

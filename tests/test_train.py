@@ -414,6 +414,61 @@ def test_init_from_a_checkpoint_of_another_stem_is_refused(tmp_path: Path) -> No
     train.check_init_from(dataclasses.replace(cfg, stem_convs=1, widths=(4, 6, 8)))
 
 
+class _TouchOnLoad:
+    """Unpickling this creates ``marker``: what a hostile checkpoint.pt could do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[Path]]:
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    hostile = tmp_path / "checkpoint.pt"
+    torch.save({"config": {}, "best_state": _TouchOnLoad(marker)}, hostile)
+    cfg = dataclasses.replace(TINY, crop=32, init_from=str(hostile))
+    want = r"--init-from .*checkpoint\.pt: not a checkpoint that `vmafx-saliency train` wrote"
+    with pytest.raises(InputFileError, match=want):
+        train.check_init_from(cfg)
+    with pytest.raises(InputFileError, match=want):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "h.pt")
+    with pytest.raises(InputFileError, match=r"--resume from .*checkpoint\.pt: not a checkpoint"):
+        train.train_student(
+            dataclasses.replace(TINY, crop=32),
+            _arrays(4, 0),
+            _arrays(2, 1),
+            checkpoint=hostile,
+            resume=True,
+        )
+    assert not marker.exists()
+    assert not (tmp_path / "h.pt").exists()
+    # The payload is live: a plain unpickling runs it.
+    torch.load(hostile, weights_only=False)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ({"model": {}}, "a PyTorch file without a training config"),
+        (None, "not a checkpoint that `vmafx-saliency train` wrote"),
+    ],
+)
+def test_init_from_a_pt_that_is_not_a_train_checkpoint_is_refused(
+    tmp_path: Path, content: dict[str, Any] | None, said: str
+) -> None:
+    path = tmp_path / "weights.pt"
+    if content is None:
+        path.write_bytes(b"not a zip, not a pickle")
+    else:
+        torch.save(content, path)
+    cfg = dataclasses.replace(TINY, crop=32, init_from=str(path))
+    with pytest.raises(InputFileError, match=f"--init-from .*weights.pt: {said}"):
+        train.check_init_from(cfg)
+
+
 @pytest.mark.parametrize(
     ("content", "said"),
     [

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from vmafx_saliency._util import positive_int
 from vmafx_saliency.errors import UsageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -121,16 +122,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give 1 or more")
-    return value
-
-
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--models",
@@ -146,7 +137,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--signed", action="store_true", help="require verified signatures")
     p.add_argument(
-        "--threads", type=_positive, metavar="N", help="inference threads (default: all cores)"
+        "--threads", type=positive_int, metavar="N", help="inference threads (default: all cores)"
     )
 
 
@@ -174,11 +165,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add: Add)
     )
     p.add_argument("--report", required=True, metavar="DIR", help="the report folder to write")
     p.add_argument(
-        "--limit", type=_positive, metavar="N", help="only the first N pairs (sorted by stem)"
+        "--limit", type=positive_int, metavar="N", help="only the first N pairs (sorted by stem)"
     )
     p.add_argument(
         "--jobs",
-        type=_positive,
+        type=positive_int,
         default=1,
         metavar="N",
         help="worker threads for loading, pre/post-processing and scoring (default: 1)",
@@ -209,11 +200,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add: Add)
     p.add_argument("--report", required=True, metavar="DIR", help="the report folder to write")
     p.add_argument("--frames", metavar="START:END", help="frame range, END exclusive")
     p.add_argument(
-        "--subsample", type=_positive, default=1, metavar="N", help="every N-th frame, as vmaf"
+        "--subsample", type=positive_int, default=1, metavar="N", help="every N-th frame, as vmaf"
     )
     p.add_argument(
         "--block",
-        type=_positive,
+        type=positive_int,
         default=16,
         metavar="PIXELS",
         help="block size for the block-IoU agreement (default: %(default)s)",

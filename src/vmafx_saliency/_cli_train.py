@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vmafx_saliency._util import positive_int
+
 Handler = Callable[[argparse.Namespace], int]
 AddFn = Callable[..., argparse.ArgumentParser]
 
@@ -25,16 +27,6 @@ def _widths(text: str) -> tuple[int, ...]:
     if len(values) < 2 or min(values) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give at least two positive widths")
     return values
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
-    return value
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -268,7 +260,7 @@ def register(sub: Any, add: AddFn) -> None:
         metavar="W,W,...",
         help="channels of the stem and each encoder stage",
     )
-    p.add_argument("--stem-convs", type=_positive_int, default=defaults.stem_convs)
+    p.add_argument("--stem-convs", type=positive_int, default=defaults.stem_convs)
     p.add_argument(
         "--separable",
         action=argparse.BooleanOptionalAction,

@@ -1,7 +1,8 @@
-"""Small helpers shared across modules: atomic writes, hashing, lazy imports."""
+"""Small helpers shared across modules: atomic writes, hashing, lazy imports, CLI types."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import importlib
@@ -96,3 +97,14 @@ def atomic_write_bytes(path: Path, data: bytes, *, force: bool = True) -> None:
 
 def atomic_write_text(path: Path, text: str, *, force: bool = True) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), force=force)
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts (threads, limits, stem convolutions): 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return value

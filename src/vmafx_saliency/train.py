@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import platform
 import re
 import sys
@@ -969,6 +970,30 @@ def check_checkpoint_architecture(cfg: TrainConfig, path: Path, saved: dict[str,
         )
 
 
+def load_checkpoint(path: Path, *, flag: str) -> dict[str, Any]:
+    """A ``checkpoint.pt`` that ``train`` wrote, read without running code from it.
+
+    A .pt file is a pickle, and unpickling one runs whatever callables it names;
+    ours hold only tensors, numbers, strings and containers, so ``weights_only``
+    loading reads them all and refuses anything else (an ``--init-from`` may be
+    a file from elsewhere). ``flag`` names the option that gave the path.
+    """
+    try:
+        state = _torch().load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(
+            f"{flag} {path}: not a checkpoint that `vmafx-saliency train` wrote ({reason}); "
+            "give a run's checkpoint.pt or a student ONNX"
+        ) from exc
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise InputFileError(
+            f"{flag} {path}: a PyTorch file without a training config; give the checkpoint.pt "
+            "that `vmafx-saliency train --out DIR` wrote in DIR"
+        )
+    return state
+
+
 def _init_onnx(cfg: TrainConfig) -> Path | None:
     """The student ONNX that ``--init-from`` names; None for a checkpoint or no init."""
     if cfg.init_from and Path(cfg.init_from).suffix.lower() == ".onnx":
@@ -992,7 +1017,7 @@ def check_init_from(cfg: TrainConfig) -> None:
                 f"--init-from {cfg.init_from}: no such file: give a run's checkpoint.pt or a "
                 "student ONNX"
             )
-        state = _torch().load(checkpoint, map_location="cpu", weights_only=False)
+        state = load_checkpoint(checkpoint, flag="--init-from")
         check_checkpoint_architecture(cfg, checkpoint, dict(state["config"]))
         return
     from vmafx_saliency.nets.student import match_convs
@@ -1109,7 +1134,7 @@ def train_student(
         else:
             from vmafx_saliency.nets.student import widen_from
 
-            init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+            init = load_checkpoint(Path(cfg.init_from), flag="--init-from")
             check_checkpoint_architecture(cfg, Path(cfg.init_from), dict(init["config"]))
             widen_from(net, init["best_state"], tuple(init["config"]["widths"]))
     # Built after the net (and any --init-from): fresh, seeded heads every run.
@@ -1139,8 +1164,8 @@ def train_student(
     first_epoch = 1
     elapsed = 0.0
     if resume and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        saved = dict(state.get("config") or {})
+        state = load_checkpoint(checkpoint, flag="--resume from")
+        saved = dict(state["config"])
         saved.setdefault("precision", "fp32")  # checkpoints from before --precision trained fp32
         saved.setdefault("ema_decay", 0.0)  # and from before --ema-decay kept no average
         saved.setdefault("side_weight", 0.0)  # and from before --side-weight had no side heads
