@@ -397,6 +397,17 @@ def test_init_from_a_missing_checkpoint_is_refused_before_any_labelling(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def _assert_init_from_refused(
+    cfg: train.TrainConfig, error: type[Exception], match: str, tmp_path: Path
+) -> None:
+    """Refused by the early check (before any labelling) and by the library's own."""
+    with pytest.raises(error, match=match):
+        train.check_init_from(cfg)
+    with pytest.raises(error, match=match):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "h.pt")
+    assert not (tmp_path / "h.pt").exists()
+
+
 def test_init_from_a_checkpoint_of_another_stem_is_refused(tmp_path: Path) -> None:
     # Widening would leave the extra stem convolutions at their random start: a
     # checkpoint from before --stem-convs 3 became the default must say so.
@@ -405,11 +416,7 @@ def test_init_from_a_checkpoint_of_another_stem_is_refused(tmp_path: Path) -> No
     train.train_student(old, _arrays(4, 0), _arrays(2, 1), checkpoint=checkpoint)
     cfg = dataclasses.replace(old, stem_convs=3, init_from=str(checkpoint))
     want = r"--stem-convs 1; this run builds 3 widths, --stem-convs 3: give the checkpoint's"
-    with pytest.raises(UsageError, match=want):
-        train.check_init_from(cfg)
-    with pytest.raises(UsageError, match=want):
-        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "h.pt")
-    assert not (tmp_path / "h.pt").exists()
+    _assert_init_from_refused(cfg, UsageError, want, tmp_path)
     # The same stem is taken, wider or not.
     train.check_init_from(dataclasses.replace(cfg, stem_convs=1, widths=(4, 6, 8)))
 
@@ -430,10 +437,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path: Path) -> No
     torch.save({"config": {}, "best_state": _TouchOnLoad(marker)}, hostile)
     cfg = dataclasses.replace(TINY, crop=32, init_from=str(hostile))
     want = r"--init-from .*checkpoint\.pt: not a checkpoint that `vmafx-saliency train` wrote"
-    with pytest.raises(InputFileError, match=want):
-        train.check_init_from(cfg)
-    with pytest.raises(InputFileError, match=want):
-        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "h.pt")
+    _assert_init_from_refused(cfg, InputFileError, want, tmp_path)
     with pytest.raises(InputFileError, match=r"--resume from .*checkpoint\.pt: not a checkpoint"):
         train.train_student(
             dataclasses.replace(TINY, crop=32),
@@ -443,7 +447,6 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path: Path) -> No
             resume=True,
         )
     assert not marker.exists()
-    assert not (tmp_path / "h.pt").exists()
     # The payload is live: a plain unpickling runs it.
     torch.load(hostile, weights_only=False)
     assert marker.exists()
