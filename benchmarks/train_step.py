@@ -12,6 +12,12 @@ Augmentation is left out: it costs the same in both.
     .venv/bin/python benchmarks/train_step.py --threads 2 --crops 176,224
     .venv/bin/python benchmarks/train_step.py --threads 2 --stem-convs 2
 
+With ``--compile`` it also times the float32 step with the net's forward
+compiled by ``torch.compile`` (default inductor backend; the first steps,
+which compile, are left out), against the eager one of the same net:
+
+    .venv/bin/python benchmarks/train_step.py --threads 2 --stem-convs 3 --crops 224 --compile
+
 With ``--crops`` it times those crop sides instead of 224 and 320 (attempt
 19P's stage 1 trained on 176 crops).
 
@@ -38,18 +44,26 @@ from vmafx_saliency import train
 
 
 def _step_seconds(
-    precision: str, crop: int, steps: int, side_weight: float = 0.0, stem_convs: int = 1
+    precision: str,
+    crop: int,
+    steps: int,
+    side_weight: float = 0.0,
+    stem_convs: int = 1,
+    compiled: bool = False,
 ) -> float:
     torch.manual_seed(0)
     cfg = train.TrainConfig(precision=precision, side_weight=side_weight, stem_convs=stem_convs)
     net = train.build_student(cfg)
     sides = train.build_side_heads(cfg, net)
     net = net.to(memory_format=torch.channels_last)
+    if compiled:
+        # optimizer_step calls forward_logits: compile that, as a run would.
+        net.forward_logits = torch.compile(net.forward_logits)
     optimizer = torch.optim.Adam(train.trained_parameters(net, sides), lr=1e-3)
     x = torch.rand(16, 3, crop, crop).contiguous(memory_format=torch.channels_last)
     y = torch.rand(16, 1, crop, crop)
     times = []
-    for _ in range(steps + 2):  # the first two steps warm oneDNN's kernel caches
+    for _ in range(steps + 2):  # the first two warm oneDNN's kernel caches (and compile)
         start = time.perf_counter()
         train.optimizer_step(
             torch, net, optimizer, x, y, cfg, bf16=precision == "bf16", sides=sides
@@ -64,6 +78,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--side-weight", type=float, default=0.0)
     parser.add_argument("--stem-convs", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument(
         "--crops", default="224,320", help="crop sides to time, comma-separated (default: 224,320)"
     )
@@ -98,6 +113,16 @@ def main() -> None:
             print(
                 f"crop {crop}: bf16 with {args.stem_convs} stem convolutions {stem:.3f} s/step, "
                 f"{stem / bf16:.2f} of bf16 with 1",
+                flush=True,
+            )
+        if args.compile:
+            eager = _step_seconds("fp32", crop, args.steps, stem_convs=args.stem_convs)
+            fast = _step_seconds(
+                "fp32", crop, args.steps, stem_convs=args.stem_convs, compiled=True
+            )
+            print(
+                f"crop {crop}, {args.stem_convs} stem convolution(s), fp32: eager {eager:.3f} "
+                f"s/step, torch.compile {fast:.3f} s/step, {fast / eager:.2f} of eager",
                 flush=True,
             )
 
