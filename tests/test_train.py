@@ -23,6 +23,7 @@ pytest.importorskip("PIL")
 
 from vmafx_saliency import _cli_train, contract, onnxscan, train  # noqa: E402
 from vmafx_saliency._util import sha256_bytes  # noqa: E402
+from vmafx_saliency.cli import main  # noqa: E402
 from vmafx_saliency.errors import ExportError, InputFileError, UsageError  # noqa: E402
 from vmafx_saliency.extract import preprocess  # noqa: E402
 from vmafx_saliency.nets.student import SideHeads, StudentUNet  # noqa: E402
@@ -626,6 +627,57 @@ def test_freeze_batchnorm_without_init_from_is_refused_before_any_work(tmp_path:
     with pytest.raises(UsageError, match=want):
         train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "f.pt")
     assert not (tmp_path / "f.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "run_args", "want"),
+    [
+        ({"epochs": 0}, {}, "--epochs 0: give a whole number of 1 or more"),
+        ({"batch_size": 0}, {}, "--batch-size 0: give a whole number of 1 or more"),
+        ({"crop": -8}, {}, "--crop -8: give a whole number of 1 or more"),
+        # 0 would otherwise read as None, "one pass over the split"
+        ({"steps_per_epoch": 0}, {}, "--steps-per-epoch 0: give a whole number of 1 or more"),
+        ({}, {"limit": 0}, "--limit 0: give a whole number of 1 or more"),
+        ({}, {"threads": 0}, "--threads 0: give a whole number of 1 or more"),
+        ({"lr": 0.0}, {}, r"--lr 0.0: give a learning rate > 0"),
+        ({"lr": math.nan}, {}, r"--lr nan: give a learning rate > 0"),
+    ],
+)
+def test_a_schedule_no_run_can_use_is_refused_before_any_labelling(
+    tmp_path: Path, change: dict[str, Any], run_args: dict[str, Any], want: str
+) -> None:
+    cfg = dataclasses.replace(TINY, **change)
+    with pytest.raises(UsageError, match=want):
+        train.run_training(
+            out_dir=tmp_path / "run",
+            image_dirs=[tmp_path / "absent"],  # labelling would fail on this, not hang
+            cfg=cfg,
+            progress=None,
+            **run_args,
+        )
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--out", "x", "--epochs", "0"],
+        ["train", "--out", "x", "--batch-size", "0"],
+        ["train", "--out", "x", "--crop", "0"],
+        ["train", "--out", "x", "--steps-per-epoch", "0"],
+        ["train", "--out", "x", "--limit", "0"],
+        ["train", "--out", "x", "--threads", "0"],
+        ["views", "synth", "--out", "x", "--recipe", "mix", "--limit", "0"],
+        ["views", "frames", "clip.mp4", "--out", "x", "--every", "0"],
+    ],
+)
+def test_cli_counts_are_whole_numbers_from_one(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    assert excinfo.value.code == 2
+    assert f"{argv[-2]}: '0': give 1 or more" in capsys.readouterr().err
 
 
 def test_a_run_seed_changes_the_draws_and_nothing_else(tmp_path: Path) -> None:

@@ -175,10 +175,12 @@ def register(sub: Any, add: AddFn) -> None:
         metavar="DIR",
         help="teacher label cache root (default: ~/.cache/vmafx-saliency/teacher)",
     )
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--crop", type=int, default=defaults.crop, help="training crop side (px)")
+    p.add_argument(
+        "--crop", type=positive_int, default=defaults.crop, help="training crop side (px)"
+    )
     p.add_argument(
         "--scale-min",
         type=float,
@@ -267,11 +269,16 @@ def register(sub: Any, add: AddFn) -> None:
         default=defaults.separable,
         help="depthwise-separable blocks after the stem (wider stages, same parameter budget)",
     )
-    p.add_argument("--steps-per-epoch", type=int, default=None)
-    p.add_argument("--limit", type=int, default=None, help="use the first N images per folder")
+    p.add_argument("--steps-per-epoch", type=positive_int, default=None)
+    p.add_argument(
+        "--limit", type=positive_int, default=None, help="use the first N images per folder"
+    )
     p.add_argument("--parity-images", metavar="DIR", help="images for the export parity check")
     p.add_argument(
-        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch intra-op threads (default: torch's)",
     )
     p.add_argument("--resume", action="store_true", help="resume from DIR/checkpoint.pt")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -346,7 +353,9 @@ def register_views(sub: Any, add: AddFn) -> None:
     s.add_argument(
         "--view-seed", type=int, default=None, help="the views' own seed (default: per recipe)"
     )
-    s.add_argument("--limit", type=int, default=None, help="views of the first N images only")
+    s.add_argument(
+        "--limit", type=positive_int, default=None, help="views of the first N images only"
+    )
     f = add(
         vsub,
         "frames",
@@ -357,4 +366,4 @@ def register_views(sub: Any, add: AddFn) -> None:
     )
     f.add_argument("videos", nargs="+", metavar="VIDEO")
     f.add_argument("--out", required=True, metavar="DIR", help="folder for <clip>/<clip>_<i>.png")
-    f.add_argument("--every", type=int, required=True, help="keep frames 0, N, 2N, ...")
+    f.add_argument("--every", type=positive_int, required=True, help="keep frames 0, N, 2N, ...")

@@ -613,6 +613,30 @@ def _check_side_weight(cfg: TrainConfig) -> None:
         )
 
 
+def _check_schedule(cfg: TrainConfig, *, limit: int | None, threads: int | None) -> None:
+    """Refuse, before any labelling, counts and a rate that no run can use.
+
+    (Found later, they would cost the first run on a fresh machine its labelling,
+    and a zero ``steps_per_epoch`` would be read as "one pass".)
+    """
+    counts = {
+        "--epochs": cfg.epochs,
+        "--batch-size": cfg.batch_size,
+        "--crop": cfg.crop,
+        "--steps-per-epoch": cfg.steps_per_epoch,
+        "--limit": limit,
+        "--threads": threads,
+    }
+    for flag, value in counts.items():
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} {value}: give a whole number of 1 or more")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0.0):
+        raise UsageError(
+            f"--lr {cfg.lr}: give a learning rate > 0 (section 2 of the student's card: "
+            "3e-3 from scratch, 1e-3 and 5e-4 for the later stages)"
+        )
+
+
 def _check_freeze_batchnorm(cfg: TrainConfig) -> None:
     if cfg.freeze_batchnorm and not cfg.init_from:
         raise UsageError(
@@ -1493,6 +1517,7 @@ def run_training(
     ``threads`` sets torch's intra-op threads: on a loaded shared machine one
     thread is several times faster than two that wait on each other.
     """
+    _check_schedule(cfg, limit=limit, threads=threads)
     if not 0.0 < cfg.scale_min <= 1.0:
         raise UsageError(f"--scale-min {cfg.scale_min}: give a fraction of the area in (0, 1]")
     if cfg.teacher_input not in TEACHER_INPUTS:
