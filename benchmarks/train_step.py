@@ -14,7 +14,8 @@ Augmentation is left out: it costs the same in both.
 
 With ``--compile`` it also times the float32 step with the net's forward
 compiled by ``torch.compile`` (default inductor backend; the first steps,
-which compile, are left out), against the eager one of the same net:
+which compile, are left out), against the eager one of the same net, with
+``--stem-convs`` applied and without side heads whatever ``--side-weight`` is:
 
     .venv/bin/python benchmarks/train_step.py --threads 2 --stem-convs 3 --crops 224 --compile
 
@@ -78,7 +79,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--side-weight", type=float, default=0.0)
     parser.add_argument("--stem-convs", type=int, default=1)
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time torch.compile (fp32, no side heads)"
+    )
     parser.add_argument(
         "--crops", default="224,320", help="crop sides to time, comma-separated (default: 224,320)"
     )

@@ -437,9 +437,15 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path: Path) -> No
     hostile = tmp_path / "checkpoint.pt"
     torch.save({"config": {}, "best_state": _TouchOnLoad(marker)}, hostile)
     cfg = dataclasses.replace(TINY, crop=32, init_from=str(hostile))
-    want = r"--init-from .*checkpoint\.pt: not a checkpoint that `vmafx-saliency train` wrote"
+    want = (
+        r"--init-from .*checkpoint\.pt: not a checkpoint that `vmafx-saliency train` wrote "
+        r"\(it would call getattr when read\); give a run's checkpoint\.pt"
+    )
     _assert_init_from_refused(cfg, InputFileError, want, tmp_path)
-    with pytest.raises(InputFileError, match=r"--resume from .*checkpoint\.pt: not a checkpoint"):
+    with pytest.raises(
+        InputFileError,
+        match=r"--resume from .*checkpoint\.pt: not a checkpoint.*; start afresh without --resume",
+    ):
         train.train_student(
             dataclasses.replace(TINY, crop=32),
             _arrays(4, 0),
@@ -453,24 +459,57 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path: Path) -> No
     assert marker.exists()
 
 
+def _torch_file_cut_in_half(path: Path) -> bytes:
+    torch.save({"config": {}, "best_state": {}}, path)
+    raw = path.read_bytes()
+    return raw[: len(raw) // 2]
+
+
 @pytest.mark.parametrize(
     ("content", "said"),
     [
-        ({"model": {}}, "a PyTorch file without a training config"),
-        (None, "not a checkpoint that `vmafx-saliency train` wrote"),
+        ({"model": {}}, "a PyTorch file without a training config, not a checkpoint that .*"),
+        (b"not a zip, not a pickle", r"not a checkpoint that .* \(not a PyTorch pickle\)"),
+        (b"", r"not a checkpoint that .* \(empty or cut short\)"),
+        ("half", r"not a checkpoint that .* \(truncated, or not a PyTorch zip file\)"),
     ],
 )
 def test_init_from_a_pt_that_is_not_a_train_checkpoint_is_refused(
-    tmp_path: Path, content: dict[str, Any] | None, said: str
+    tmp_path: Path, content: dict[str, Any] | bytes | str, said: str
 ) -> None:
     path = tmp_path / "weights.pt"
-    if content is None:
-        path.write_bytes(b"not a zip, not a pickle")
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "half":
+        path.write_bytes(_torch_file_cut_in_half(tmp_path / "whole.pt"))
     else:
         torch.save(content, path)
     cfg = dataclasses.replace(TINY, crop=32, init_from=str(path))
-    with pytest.raises(InputFileError, match=f"--init-from .*weights.pt: {said}"):
+    want = f"--init-from .*weights.pt: {said}; give a run's checkpoint.pt"
+    _assert_init_from_refused(cfg, InputFileError, want, tmp_path)
+    # torch's own text would advise weights_only=False: running the file's code.
+    with pytest.raises(InputFileError) as caught:
         train.check_init_from(cfg)
+    assert "weights_only" not in str(caught.value)
+
+
+def test_resume_from_a_checkpoint_cut_short_says_to_start_afresh(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "checkpoint.pt"
+    cut = _torch_file_cut_in_half(tmp_path / "whole.pt")
+    checkpoint.write_bytes(cut)
+    with pytest.raises(
+        InputFileError,
+        match=r"--resume from .*checkpoint\.pt: not a checkpoint .* \(truncated, or not a "
+        r"PyTorch zip file\); start afresh without --resume, or with another --out",
+    ):
+        train.train_student(
+            dataclasses.replace(TINY, crop=32),
+            _arrays(4, 0),
+            _arrays(2, 1),
+            checkpoint=checkpoint,
+            resume=True,
+        )
+    assert checkpoint.read_bytes() == cut  # left as it was, for the user to look at
 
 
 @pytest.mark.parametrize(
@@ -656,6 +695,25 @@ def test_a_schedule_no_run_can_use_is_refused_before_any_labelling(
             **run_args,
         )
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "want"),
+    [
+        ({"steps_per_epoch": 0}, r"--steps-per-epoch 0: give a whole number of 1 or more"),
+        ({"epochs": 0}, r"--epochs 0: give a whole number of 1 or more"),
+        ({"lr": 0.0}, r"--lr 0\.0: give a learning rate > 0"),
+    ],
+)
+def test_train_student_refuses_the_same_schedules_when_called_directly(
+    tmp_path: Path, change: dict[str, Any], want: str
+) -> None:
+    # Not only through run_training: 0 steps would otherwise train a whole pass,
+    # and 0 epochs return an outcome with no history.
+    cfg = dataclasses.replace(TINY, crop=32, **change)
+    with pytest.raises(UsageError, match=want):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()
 
 
 @pytest.mark.parametrize(

@@ -994,6 +994,25 @@ def check_checkpoint_architecture(cfg: TrainConfig, path: Path, saved: dict[str,
         )
 
 
+def _unreadable_reason(exc: BaseException) -> str:
+    """Why torch could not read a .pt, in our words.
+
+    torch's own text advises ``weights_only=False`` (running the file's code),
+    which is the one thing not to do with a file from elsewhere, so only the
+    name of a refused global is kept from it.
+    """
+    if isinstance(exc, EOFError):
+        return "empty or cut short"
+    if isinstance(exc, pickle.UnpicklingError):
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:
+            return f"it would call {found.group(1)} when read"
+        return "not a PyTorch pickle"
+    if isinstance(exc, RuntimeError):
+        return "truncated, or not a PyTorch zip file"
+    return "not a PyTorch file"
+
+
 def load_checkpoint(path: Path, *, flag: str) -> dict[str, Any]:
     """A ``checkpoint.pt`` that ``train`` wrote, read without running code from it.
 
@@ -1002,18 +1021,22 @@ def load_checkpoint(path: Path, *, flag: str) -> dict[str, Any]:
     loading reads them all and refuses anything else (an ``--init-from`` may be
     a file from elsewhere). ``flag`` names the option that gave the path.
     """
+    # The hint names what the user can do from the option that gave the path.
+    if flag.startswith("--resume"):
+        hint = "start afresh without --resume, or with another --out"
+    else:
+        hint = "give a run's checkpoint.pt or a student ONNX"
     try:
         state = _torch().load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputFileError(
-            f"{flag} {path}: not a checkpoint that `vmafx-saliency train` wrote ({reason}); "
-            "give a run's checkpoint.pt or a student ONNX"
+            f"{flag} {path}: not a checkpoint that `vmafx-saliency train` wrote "
+            f"({_unreadable_reason(exc)}); {hint}"
         ) from exc
     if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
         raise InputFileError(
-            f"{flag} {path}: a PyTorch file without a training config; give the checkpoint.pt "
-            "that `vmafx-saliency train --out DIR` wrote in DIR"
+            f"{flag} {path}: a PyTorch file without a training config, not a checkpoint that "
+            f"`vmafx-saliency train` wrote; {hint}"
         )
     return state
 
@@ -1148,6 +1171,7 @@ def train_student(
     bf16 = _autocast_bf16(cfg)
     _check_ema(cfg)
     _check_side_weight(cfg)
+    _check_schedule(cfg, limit=None, threads=None)
     _check_freeze_batchnorm(cfg)
     _seed_everything(torch, run_seed(cfg))
     net = build_student(cfg)
