@@ -422,6 +422,18 @@ def test_init_from_a_checkpoint_of_another_stem_is_refused(tmp_path: Path) -> No
     train.check_init_from(dataclasses.replace(cfg, stem_convs=1, widths=(4, 6, 8)))
 
 
+def _resume_from(checkpoint: Path, match: str) -> None:
+    """``train_student`` resuming from ``checkpoint`` refuses it with ``match``."""
+    with pytest.raises(InputFileError, match=match):
+        train.train_student(
+            dataclasses.replace(TINY, crop=32),
+            _arrays(4, 0),
+            _arrays(2, 1),
+            checkpoint=checkpoint,
+            resume=True,
+        )
+
+
 class _TouchOnLoad:
     """Unpickling this creates ``marker``: what a hostile checkpoint.pt could do instead."""
 
@@ -442,17 +454,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path: Path) -> No
         r"\(it would call getattr when read\); give a run's checkpoint\.pt"
     )
     _assert_init_from_refused(cfg, InputFileError, want, tmp_path)
-    with pytest.raises(
-        InputFileError,
-        match=r"--resume from .*checkpoint\.pt: not a checkpoint.*; start afresh without --resume",
-    ):
-        train.train_student(
-            dataclasses.replace(TINY, crop=32),
-            _arrays(4, 0),
-            _arrays(2, 1),
-            checkpoint=hostile,
-            resume=True,
-        )
+    _resume_from(hostile, r"--resume from .*checkpoint\.pt: not a checkpoint.*; start afresh")
     assert not marker.exists()
     # The payload is live: a plain unpickling runs it.
     torch.load(hostile, weights_only=False)
@@ -497,18 +499,11 @@ def test_resume_from_a_checkpoint_cut_short_says_to_start_afresh(tmp_path: Path)
     checkpoint = tmp_path / "checkpoint.pt"
     cut = _torch_file_cut_in_half(tmp_path / "whole.pt")
     checkpoint.write_bytes(cut)
-    with pytest.raises(
-        InputFileError,
-        match=r"--resume from .*checkpoint\.pt: not a checkpoint .* \(truncated, or not a "
-        r"PyTorch zip file\); start afresh without --resume, or with another --out",
-    ):
-        train.train_student(
-            dataclasses.replace(TINY, crop=32),
-            _arrays(4, 0),
-            _arrays(2, 1),
-            checkpoint=checkpoint,
-            resume=True,
-        )
+    want = (
+        r"--resume from .*checkpoint\.pt: not a checkpoint .* \(truncated, or not a "
+        r"PyTorch zip file\); start afresh without --resume, or with another --out"
+    )
+    _resume_from(checkpoint, want)
     assert checkpoint.read_bytes() == cut  # left as it was, for the user to look at
 
 
