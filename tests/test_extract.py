@@ -1096,29 +1096,96 @@ def test_existing_output_is_refused_before_any_work(tmp_path: Path, tiny: ModelC
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "x.json"]
 
 
-@pytest.mark.parametrize("kind", ["plot", "save_maps"])
-def test_existing_plot_or_maps_are_refused(tmp_path: Path, tiny: ModelChoice, kind: str) -> None:
-    existing = tmp_path / ("plot.png" if kind == "plot" else "maps")
-    if kind == "plot":
-        existing.write_bytes(b"png")
-    else:
-        existing.mkdir()
-    outputs = Outputs(output=None, plot=existing if kind == "plot" else None)
-    if kind == "save_maps":
-        outputs = Outputs(output=None, save_maps=existing)
+def test_existing_plot_is_refused(tmp_path: Path, tiny: ModelChoice) -> None:
+    existing = tmp_path / "plot.png"
+    existing.write_bytes(b"png")
     with pytest.raises(OutputExistsError, match="already exists: pass --force"):
-        run_job(VideoInput(path=tmp_path / "absent.mp4"), tiny, outputs)
+        run_job(VideoInput(path=tmp_path / "absent.mp4"), tiny, Outputs(output=None, plot=existing))
+    assert existing.read_bytes() == b"png"
+
+
+def test_a_maps_folder_holding_maps_is_refused_before_any_work(
+    tmp_path: Path, tiny: ModelChoice
+) -> None:
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    (maps / "frame_000003.png").write_bytes(b"old map")
+    with pytest.raises(
+        OutputExistsError,
+        match=r"maps already holds saliency maps \(frame_000003\.png, \.\.\.\): pass --force "
+        r"to replace them \(other files there are kept\)",
+    ):
+        run_job(VideoInput(path=tmp_path / "absent.mp4"), tiny, Outputs(save_maps=maps))
+    assert (maps / "frame_000003.png").read_bytes() == b"old map"
+
+
+def test_a_maps_path_that_is_a_file_is_refused_even_with_force(
+    tmp_path: Path, tiny: ModelChoice
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    with pytest.raises(UsageError, match=r"--save-maps .*notes\.txt: not a folder"):
+        run_job(
+            VideoInput(path=tmp_path / "absent.mp4"),
+            tiny,
+            Outputs(output=None, save_maps=notes, force=True),
+        )
+    assert notes.read_text() == "mine\n"
+
+
+def test_maps_go_into_an_existing_folder_beside_what_is_there(
+    videos_dir: Path, tiny: ModelChoice, out: Path
+) -> None:
+    """An existing folder without maps needs no --force, and its files stay."""
+    (out / "notes.txt").write_text("mine\n")
+    run_job(_cisco(videos_dir, end=2), tiny, Outputs(output=None, save_maps=out), threads=1)
+    names = ["frame_000000.png", "frame_000001.png", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert (out / "notes.txt").read_text() == "mine\n"
+
+
+def test_outputs_inside_a_new_maps_folder_are_kept(
+    videos_dir: Path, tiny: ModelChoice, out: Path
+) -> None:
+    """-o and --plot create the maps folder first; committing the maps must not drop them."""
+    run_dir = out / "run1"
+    target, plot = run_dir / "x.json", run_dir / "plot.png"
+    job = run_job(
+        _cisco(videos_dir, end=2),
+        tiny,
+        Outputs(output=target, plot=plot, save_maps=run_dir),
+        threads=1,
+    )
+    names = ["frame_000000.png", "frame_000001.png", "plot.png", "x.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == names
+    assert json.loads(target.read_text())["frames"][1]["frameNum"] == 1
+    assert job.written == (target, plot, run_dir)
+
+
+def test_maps_into_the_working_folder_keep_its_files(
+    videos_dir: Path, tiny: ModelChoice, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (out / "notes.txt").write_text("mine\n")
+    (out / "frame_000009.png").write_bytes(b"an earlier run's map")
+    monkeypatch.chdir(out)
+    video = _cisco(videos_dir, end=1)
+    run_job(video, tiny, Outputs(output=None, save_maps=Path(), force=True), threads=1)
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000000.png", "notes.txt"]
 
 
 def test_force_overwrites(videos_dir: Path, tiny: ModelChoice, out: Path) -> None:
     target, maps = out / "x.json", out / "maps"
     target.write_text("old\n")
     maps.mkdir()
-    (maps / "stale.png").write_bytes(b"old")
+    (maps / "frame_000007.png").write_bytes(b"an earlier run's map")
+    (maps / "stale.png").write_bytes(b"the user's")
     video = _cisco(videos_dir, end=2)
     job = run_job(video, tiny, Outputs(output=target, save_maps=maps, force=True), threads=1)
     assert json.loads(target.read_text())["frames"][1]["frameNum"] == 1
-    assert sorted(p.name for p in maps.iterdir()) == ["frame_000000.png", "frame_000001.png"]
+    # Every map of the earlier run goes (frame 7 is not one of this run's); other files stay.
+    names = ["frame_000000.png", "frame_000001.png", "stale.png"]
+    assert sorted(p.name for p in maps.iterdir()) == names
+    assert (maps / "stale.png").read_bytes() == b"the user's"
     assert job.written == (target, maps)
     assert sorted(p.name for p in out.iterdir()) == ["maps", "x.json"]
 

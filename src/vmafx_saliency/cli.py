@@ -564,7 +564,12 @@ def _build_extract_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
     out.add_argument("--format", choices=["json", "xml", "csv"], help="default: from --output")
     out.add_argument("--merge-into", metavar="VMAF.json", help="add the features to a vmaf JSON")
     out.add_argument("--merge-output", metavar="PATH", help="write the merged JSON here")
-    out.add_argument("--save-maps", metavar="DIR", help="write 8-bit PNG saliency maps")
+    out.add_argument(
+        "--save-maps",
+        metavar="DIR",
+        help="write 8-bit PNG saliency maps (frame_NNNNNN.png) into DIR; other files "
+        "there are kept, and --force replaces an earlier run's maps",
+    )
     out.add_argument("--maps-every", type=int, default=1, metavar="N", help="every N-th map")
     out.add_argument("--plot", metavar="FILE.png", help="plot saliency_mean over frames")
     out.add_argument("--force", action="store_true", help="overwrite existing outputs")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import numpy as np
 
-from vmafx_saliency.errors import ExtractionError, UsageError
+from vmafx_saliency.errors import ExtractionError, OutputExistsError, UsageError
 from vmafx_saliency.resize import resize_plane
 
 if TYPE_CHECKING:
@@ -551,7 +551,7 @@ def _check_outputs(outputs: Outputs) -> None:
                 "use .png, .svg or .pdf"
             )
     if outputs.save_maps is not None:
-        check_can_write(outputs.save_maps, force=outputs.force)
+        check_maps_folder(outputs.save_maps, force=outputs.force)
     if outputs.merge_into is not None:
         if not outputs.merge_into.is_file():
             raise UsageError(f"--merge-into {outputs.merge_into}: no such file")
@@ -565,17 +565,39 @@ def _check_outputs(outputs: Outputs) -> None:
             check_can_write(target, force=outputs.force)
 
 
-class _MapWriter:
-    """Writes every N-th map into a hidden folder that is renamed into place at the end."""
+def check_maps_folder(folder: Path, *, force: bool) -> None:
+    """Refuse a ``--save-maps`` folder that is a file, or that holds maps, unless --force.
 
-    def __init__(self, target: Path, every: int) -> None:
+    The folder may exist and hold other files (this run's JSON, the user's notes):
+    those are never touched. --force replaces only the maps a previous run wrote,
+    all of them, so no stale frame is taken for one of this run's.
+    """
+    from vmafx_saliency.output import saved_maps
+
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise UsageError(f"--save-maps {folder}: not a folder; give a folder for the PNG maps")
+    old = saved_maps(folder)
+    if old and not force:
+        raise OutputExistsError(
+            f"{folder} already holds saliency maps ({old[0].name}, ...): pass --force to "
+            "replace them (other files there are kept), or give another folder"
+        )
+
+
+class _MapWriter:
+    """Writes every N-th map into a hidden folder, moved into place at the end."""
+
+    def __init__(self, target: Path, every: int, *, force: bool) -> None:
         import tempfile
 
         target.parent.mkdir(parents=True, exist_ok=True)
         self.target = target
         self.every = every
+        self.force = force
         self.count = 0
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        # Beside the target when it is new (one rename), inside it when it exists.
+        home = target if target.is_dir() else target.parent
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name or 'maps'}.", dir=home))
 
     def __call__(self, frame_num: int, saliency: np.ndarray) -> None:
         from vmafx_saliency.output import save_map
@@ -585,12 +607,20 @@ class _MapWriter:
         self.count += 1
 
     def commit(self) -> None:
-        import shutil
+        from vmafx_saliency.output import saved_maps
 
-        self.tmp.chmod(0o755)
-        if self.target.exists():  # only reached with --force (checked up front)
-            shutil.rmtree(self.target)
-        self.tmp.replace(self.target)
+        if not self.target.is_dir():
+            self.tmp.chmod(0o755)
+            self.tmp.replace(self.target)
+            return
+        # The folder exists (the user's, or made by this run's -o/--plot inside it):
+        # swap the maps only, file by file, and leave every other file where it is.
+        check_maps_folder(self.target, force=self.force)  # maps may have appeared since
+        for old in saved_maps(self.target):
+            old.unlink()
+        for new in sorted(self.tmp.iterdir()):
+            new.replace(self.target / new.name)
+        self.tmp.rmdir()
 
     def discard(self) -> None:
         import shutil
@@ -635,7 +665,11 @@ def run_job(
             counted(source), start=video.start, end=video.end, subsample=video.subsample
         )
         total = _expected_count(info.frame_count, video)
-        maps = _MapWriter(outputs.save_maps, outputs.maps_every) if outputs.save_maps else None
+        maps = (
+            _MapWriter(outputs.save_maps, outputs.maps_every, force=outputs.force)
+            if outputs.save_maps
+            else None
+        )
         try:
             result = extract(
                 frames,

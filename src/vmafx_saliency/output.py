@@ -620,6 +620,15 @@ def write_png_gray(path: Path, image: np.ndarray) -> None:
 # A map a hair outside [0, 1] is float noise from the model's last sigmoid;
 # further out is a bug upstream that should not be clipped away silently.
 _MAP_SLACK = 1e-6
+# What save_map names its files: the only files a maps folder's --force may replace.
+_MAP_NAME = re.compile(r"frame_[0-9]{6,}\.png")
+
+
+def saved_maps(directory: Path) -> list[Path]:
+    """The maps :func:`save_map` wrote into ``directory`` (none if it is not a folder)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if _MAP_NAME.fullmatch(p.name) and p.is_file())
 
 
 def save_map(directory: Path, frame_num: int, saliency_map: np.ndarray) -> Path:
