@@ -12,7 +12,13 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -511,3 +517,59 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     # Whatever was there before is untouched, and nothing new appeared.
     assert {p.name: p.read_bytes() for p in env.out.iterdir() if p.name in before} == before
     assert_nothing_written(env.out, target, maps, keep=list(before))
+
+
+# --- a stalled stream, stopped by a signal: nothing is left behind --------------------------
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_a_signal_mid_stream_leaves_no_output(
+    env: Env, signum: signal.Signals, code: int, said: str
+) -> None:
+    """`kill`/`timeout` (SIGTERM) unwinds as Ctrl-C does: no maps folder, no temporary file.
+
+    The video is a named pipe whose writer sends three frames and then waits, so
+    the run is certainly mid-stream, its maps in a hidden folder, when signalled.
+    """
+    fifo = env.tmp / "live.y4m"
+    os.mkfifo(fifo)
+    release = threading.Event()
+
+    def feed() -> None:
+        with fifo.open("wb") as fh:
+            fh.write(b"YUV4MPEG2 W64 H48 F25:1 C420jpeg\n")
+            for level in (40, 120, 200):
+                fh.write(b"FRAME\n" + bytes([level]) * (64 * 48) + bytes([128]) * (64 * 48 // 2))
+            fh.flush()
+            release.wait(60)  # the stream stalls; end it once the signal is sent
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    maps, target = env.out / "maps", env.out / "x.json"
+    args = [str(fifo), *env.tiny(), "--save-maps", str(maps), "-o", str(target), "--threads", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vmafx_saliency", "extract", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(env.out.glob(".maps.*/frame_*.png"))) < 3:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the three frames never reached the maps"
+            time.sleep(0.02)
+        proc.send_signal(signum)
+        time.sleep(0.5)  # the clean-up runs while the writer still holds the stream
+        release.set()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        release.set()
+        proc.kill()
+        writer.join(timeout=10)
+    assert proc.returncode == code, err
+    assert err.strip().endswith(f"vmafx-saliency: {said}"), err
+    assert_nothing_written(env.out)

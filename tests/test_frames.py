@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,6 +321,90 @@ def test_y4m_cut_inside_frame_line(
     assert len(got) == 2
     np.testing.assert_array_equal(got[1], lumas[1])
     assert "frame 2 is truncated inside its FRAME line" in caplog.text
+
+
+# --- streams: a named pipe is read front to back, never measured or seeked --------------
+
+
+@contextlib.contextmanager
+def _pipe_of(tmp_path: Path, data: bytes, name: str) -> Iterator[Path]:
+    """A named pipe that a thread fills with ``data``, then closes (end of stream)."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("wb") as fh:
+            for start in range(0, len(data), 4096):  # in pieces, as a pipe delivers
+                fh.write(data[start : start + 4096])
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        yield fifo
+    finally:
+        writer.join(timeout=10)
+
+
+@pytest.mark.parametrize("fmt_name", ["yuv420p", "yuv420p10le"])
+def test_y4m_from_a_pipe_reads_what_the_file_reads(tmp_path: Path, fmt_name: str) -> None:
+    tag = "420jpeg" if fmt_name == "yuv420p" else "420p10"
+    path = tmp_path / "clip.y4m"
+    lumas = write_y4m(path, tag, 33, 17, frames=4)
+    with _pipe_of(tmp_path, path.read_bytes(), "pipe.y4m") as fifo, open_video(fifo) as src:
+        assert src.info.frame_count is None  # a stream cannot be measured
+        assert (src.info.width, src.info.pixel_format) == (33, fmt_name)
+        got = [f.luma for f in src]
+    assert len(got) == 4
+    for frame, want in zip(got, lumas, strict=True):
+        np.testing.assert_array_equal(frame, want)
+
+
+def test_y4m_stream_cut_inside_a_frame_warns_and_keeps_the_whole_frames(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "clip.y4m"
+    lumas = write_y4m(path, "420jpeg", 33, 17, frames=3)
+    data = path.read_bytes()
+    with (
+        caplog.at_level(logging.WARNING, logger="vmafx_saliency.frames"),
+        _pipe_of(tmp_path, data[:-400], "pipe.y4m") as fifo,
+        open_video(fifo) as src,
+    ):
+        got = [f.luma for f in src]
+    assert len(got) == 2
+    np.testing.assert_array_equal(got[1], lumas[1])
+    assert "the stream ends inside frame 2: stopping after 2 whole frames" in caplog.text
+
+
+def test_raw_from_a_pipe_counts_frames_as_they_come(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "clip.yuv"
+    lumas = write_raw(path, "yuv420p", 33, 17, frames=3)
+    data = path.read_bytes() + b"\x80" * 100  # a cut-short fourth frame
+    with (
+        caplog.at_level(logging.WARNING, logger="vmafx_saliency.frames"),
+        _pipe_of(tmp_path, data, "pipe.yuv") as fifo,
+        open_video(fifo, width=33, height=17) as src,
+    ):
+        assert src.info.frame_count is None
+        got = [f.luma for f in src]
+    assert len(got) == 3
+    np.testing.assert_array_equal(got[2], lumas[2])
+    assert "the stream ends inside frame 3: stopping after 3 whole frames" in caplog.text
+
+
+def test_raw_pipe_without_a_whole_frame(tmp_path: Path) -> None:
+    with (
+        _pipe_of(tmp_path, b"\x10" * 100, "pipe.yuv") as fifo,
+        open_video(fifo, width=33, height=17) as src,
+        pytest.raises(
+            VideoError,
+            match=r"pipe\.yuv: the stream held no whole frame of 33 x 17 yuv420p \(867 bytes "
+            r"each\): check --width/--height/--pixel-format",
+        ),
+    ):
+        list(src)
 
 
 # --- select_frames and parse_frame_range ----------------------------------------------

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -745,12 +746,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"vmafx-saliency {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("vmafx-saliency: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("vmafx-saliency: interrupted", file=sys.stderr)
         return 130
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch system), unwound as Ctrl-C is."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    # Python's default for SIGTERM is to die on the spot, leaving the hidden
+    # temporary files and maps folders behind; raising runs every cleanup.
+    raise Terminated
+
+
 def entry() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main()
         sys.stdout.flush()

@@ -186,6 +186,7 @@ class Progress:
 
 
 _DONE = object()
+STOP_WAIT = 2.0  # seconds to wait for a worker to stop when the consumer gives up
 
 
 def _produce(
@@ -232,17 +233,22 @@ def pipelined(
     stop = threading.Event()
     worker = threading.Thread(target=_produce, args=(frames, work, out, stop), daemon=True)
     worker.start()
+    finished = False
     try:
         while True:
             item = out.get()
             if item is _DONE:
+                finished = True
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        worker.join()
+        # The worker sees `stop` within a put's 0.1 s, unless it is blocked reading
+        # a stalled pipe: then an interrupt's clean-up must not wait for the writer
+        # (the thread is a daemon and is left to the read).
+        worker.join(timeout=None if finished else STOP_WAIT)
 
 
 def _run(session: Any, tensor: np.ndarray) -> np.ndarray:

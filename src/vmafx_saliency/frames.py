@@ -23,6 +23,7 @@ import io
 import logging
 import math
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -199,8 +200,13 @@ def _check_fps(fps: float | None) -> float | None:
     return float(fps)
 
 
-def _open_binary(path: Path, *, buffering: int = -1) -> tuple[Any, int]:
-    """Open for reading and stat, turning OS errors into a VideoError naming the file."""
+def _open_binary(path: Path, *, buffering: int = -1) -> tuple[Any, int | None]:
+    """Open for reading and stat, turning OS errors into a VideoError naming the file.
+
+    The size is ``None`` for a stream (a named pipe, ``/dev/stdin``): it can be
+    read front to back but neither measured nor seeked, so frames are counted
+    as they arrive and a cut-short last frame is found by reading.
+    """
     try:
         fh = path.open("rb", buffering=buffering)
     except FileNotFoundError:
@@ -208,10 +214,25 @@ def _open_binary(path: Path, *, buffering: int = -1) -> tuple[Any, int]:
     except OSError as exc:
         raise VideoError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     try:
-        return fh, os.fstat(fh.fileno()).st_size
+        st = os.fstat(fh.fileno())
     except OSError as exc:
         fh.close()
         raise VideoError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    return fh, st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _skip(fh: Any, count: int, *, seekable: bool) -> int:
+    """Move ``count`` bytes on; bytes skipped (fewer only where a stream ends)."""
+    if seekable:
+        fh.seek(count, os.SEEK_CUR)
+        return count
+    skipped = 0
+    while skipped < count:
+        chunk = fh.read(min(count - skipped, 1 << 20))
+        if not chunk:
+            break
+        skipped += len(chunk)
+    return skipped
 
 
 def _read_full(fh: io.RawIOBase | io.BufferedIOBase, view: memoryview) -> int:
@@ -243,17 +264,34 @@ def _native_uint16(luma: np.ndarray) -> np.ndarray:
 
 
 def _read_planar_frame(
-    fh: Any, fmt: PixelFormat, width: int, height: int, chroma_bytes: int, path: Path, index: int
-) -> Frame:
-    """One planar frame at the file position: its luma, with the chroma skipped."""
+    fh: Any,
+    fmt: PixelFormat,
+    width: int,
+    height: int,
+    chroma_bytes: int,
+    path: Path,
+    index: int,
+    *,
+    seekable: bool = True,
+) -> Frame | None:
+    """One planar frame at the file position: its luma, with the chroma skipped.
+
+    ``None`` where a stream ends inside the frame; a file's size was checked
+    before, so a short read there means the file changed under us.
+    """
     luma, got = _luma_from_bytes(fh, fmt, width, height)
-    if got < luma.nbytes:
+    if got < luma.nbytes and seekable:
         raise VideoError(f"{path}: frame {index} ends early: did the file shrink?")
+    # Skip the chroma planes: only luma is used, so do not read them.
+    if got < luma.nbytes or _skip(fh, chroma_bytes, seekable=seekable) < chroma_bytes:
+        logger.warning(
+            "%s: the stream ends inside frame %d: stopping after %d whole frames",
+            path, index, index,
+        )  # fmt: skip
+        return None
     if fmt.bit_depth > 8:
         luma = _native_uint16(luma)
         _check_10bit(luma, path, index)
-    # Skip the chroma planes: only luma is used, so do not read them.
-    fh.seek(chroma_bytes, os.SEEK_CUR)
     return Frame(index=index, luma=luma, bit_depth=fmt.bit_depth)
 
 
@@ -282,8 +320,12 @@ class RawYuvSource(FrameSource):
         # Unbuffered: each luma plane is read straight into its own array.
         fh, size = _open_binary(path, buffering=0)
         self._fh: io.FileIO | None = fh
-        count, leftover = divmod(size, self._frame_bytes)
         what = f"{width} x {height} {fmt.name} ({self._frame_bytes} bytes each)"
+        self._what = what
+        count: int | None = None
+        leftover = 0
+        if size is not None:
+            count, leftover = divmod(size, self._frame_bytes)
         if count == 0:
             self.close()
             raise VideoError(
@@ -315,8 +357,27 @@ class RawYuvSource(FrameSource):
             raise RuntimeError(f"{self.info.path}: source is closed")
         fmt, path = self._fmt, self.info.path
         chroma_bytes = self._frame_bytes - fmt.luma_bytes(self._width, self._height)
-        for index in range(cast(int, self.info.frame_count)):
-            yield _read_planar_frame(fh, fmt, self._width, self._height, chroma_bytes, path, index)
+        count = self.info.frame_count
+        if count is not None:
+            for index in range(count):
+                frame = _read_planar_frame(
+                    fh, fmt, self._width, self._height, chroma_bytes, path, index
+                )
+                yield cast(Frame, frame)  # a file's frames were counted from its size
+            return
+        index = 0
+        while (
+            frame := _read_planar_frame(
+                fh, fmt, self._width, self._height, chroma_bytes, path, index, seekable=False
+            )
+        ) is not None:
+            yield frame
+            index += 1
+        if index == 0:
+            raise VideoError(
+                f"{path}: the stream held no whole frame of {self._what}: "
+                "check --width/--height/--pixel-format"
+            )
 
     def close(self) -> None:
         if self._fh is not None:
@@ -370,7 +431,7 @@ class Y4mSource(FrameSource):
             self._data_start = len(header)
             if self._size == self._data_start:
                 raise VideoError(f"{path}: contains no video frames (a Y4M header only)")
-            count = self._count_frames(fh)
+            count = None if self._size is None else self._count_frames(fh, self._size)
         except BaseException:
             self.close()
             raise
@@ -386,7 +447,7 @@ class Y4mSource(FrameSource):
             color_range=checked_range or y4m_range,
         )
 
-    def _count_frames(self, fh: io.BufferedReader) -> int | None:
+    def _count_frames(self, fh: io.BufferedReader, size: int) -> int | None:
         """Frame count from the file size when frame headers are plain ``FRAME\\n``.
 
         Checking the first and the last header is enough in practice: any
@@ -395,7 +456,7 @@ class Y4mSource(FrameSource):
         (unknown), and the frames are simply counted as they stream.
         """
         stride = len(b"FRAME\n") + self._frame_bytes
-        count, leftover = divmod(self._size - self._data_start, stride)
+        count, leftover = divmod(size - self._data_start, stride)
         if count == 0 or leftover:
             return None
         for offset in (self._data_start, self._data_start + (count - 1) * stride):
@@ -435,14 +496,28 @@ class Y4mSource(FrameSource):
                     f"{path}: frame {index}'s FRAME line has no end of line within "
                     f"{_Y4M_MAX_LINE} bytes: the file is corrupt"
                 )
-            remaining = self._size - fh.tell()
-            if remaining < self._frame_bytes:
-                logger.warning(
-                    "%s: frame %d is truncated (%d of %d bytes): stopping after %d whole frames",
-                    path, index, remaining, self._frame_bytes, index,
-                )  # fmt: skip
+            if self._size is not None:
+                remaining = self._size - fh.tell()
+                if remaining < self._frame_bytes:
+                    logger.warning(
+                        "%s: frame %d is truncated (%d of %d bytes): stopping after %d whole "
+                        "frames",
+                        path, index, remaining, self._frame_bytes, index,
+                    )  # fmt: skip
+                    break
+            frame = _read_planar_frame(
+                fh,
+                fmt,
+                self._width,
+                self._height,
+                chroma_bytes,
+                path,
+                index,
+                seekable=self._size is not None,
+            )
+            if frame is None:
                 break
-            yield _read_planar_frame(fh, fmt, self._width, self._height, chroma_bytes, path, index)
+            yield frame
             index += 1
         if index == 0:
             raise VideoError(f"{path}: contains no whole video frame")
