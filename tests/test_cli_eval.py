@@ -248,3 +248,21 @@ def test_compare_two_tiny_models_on_a_clip(
 
     assert main([*argv[:3], f"{a}", "--report", str(tmp_path / "x"), "--quiet"]) == 2
     assert "compare takes exactly two" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["eval", "compare"])
+def test_report_onto_the_dataset_with_force_is_refused_and_keeps_it(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A slip of `--report` onto the dataset (or any folder of one's own) loses nothing."""
+    dataset = _dataset(tmp_path / "ds")
+    before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    if command == "eval":
+        argv = ["eval", "--dataset", str(dataset), "--models", "x.onnx"]
+    else:
+        argv = ["compare", "--models", "a.onnx,b.onnx", str(tmp_path / "clip.mp4")]
+    assert main([*argv, "--report", str(dataset), "--force", "--quiet"]) == 2
+    marker = "summary.json" if command == "eval" else "compare.json"
+    err = capsys.readouterr().err
+    assert f"ds exists and is not an earlier report (it has no {marker})" in err
+    assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before

@@ -184,7 +184,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add: Add)
     p.add_argument(
         "--grid", type=int, default=4, metavar="N", help="images in grid.png (default: 4)"
     )
-    p.add_argument("--force", action="store_true", help="replace an existing report folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier report in --report (never another kind of folder)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = add(
@@ -215,5 +219,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add: Add)
     video.add_argument("--pixel-format", help="yuv420p (default), yuv422p, yuv444p, ...")
     video.add_argument("--fps", type=float)
     video.add_argument("--color-range", choices=["limited", "full"])
-    p.add_argument("--force", action="store_true", help="replace an existing report folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier report in --report (never another kind of folder)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

@@ -59,6 +59,7 @@ from vmafx_saliency.errors import (
     InputFileError,
     MissingDependencyError,
     OutputError,
+    OutputExistsError,
     UsageError,
 )
 from vmafx_saliency.resize import resize_plane
@@ -1162,12 +1163,46 @@ def _versions() -> dict[str, str]:
 
 # --- report folders ------------------------------------------------------------------------------
 
+# The file that marks a folder as an earlier report, the only kind --force replaces.
+EVAL_MARKER = "summary.json"
+COMPARE_MARKER = "compare.json"
+
+
+def check_report_folder(folder: Path, *, marker: str, force: bool) -> None:
+    """Refuse a ``--report`` folder that this run may not replace.
+
+    A new or empty folder is fine. An earlier report (it holds ``marker``) is
+    replaced with --force. Anything else, a file, a dataset, the folder we are
+    in, is refused even with --force: replacing a report folder removes all of it.
+    """
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise UsageError(
+            f"--report {folder}: exists and is not a folder (or is a symlink): "
+            "give a new or empty folder"
+        )
+    if not folder.exists():
+        return
+    here = Path.cwd().resolve()
+    if folder.resolve() in (here, *here.parents):
+        raise UsageError(
+            f"--report {folder}: that is the folder you are in (or holds it): "
+            "give a new folder, e.g. --report report/"
+        )
+    if not any(folder.iterdir()):
+        return
+    if not (folder / marker).is_file():
+        raise OutputExistsError(
+            f"{folder} exists and is not an earlier report (it has no {marker}), so even "
+            "--force will not replace it: give a new or empty folder"
+        )
+    check_can_write(folder, force=force)
+
 
 class _ReportDir:
     """A hidden folder beside the target, renamed into place by :meth:`commit`."""
 
-    def __init__(self, target: Path, *, force: bool) -> None:
-        check_can_write(target, force=force)
+    def __init__(self, target: Path, *, marker: str, force: bool) -> None:
+        check_report_folder(target, marker=marker, force=force)
         target.parent.mkdir(parents=True, exist_ok=True)
         self.target = target
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -1269,7 +1304,7 @@ def run_eval(options: EvalOptions) -> EvalResult:
     """Evaluate the models on the dataset and write the report folder."""
     _check_options(options)
     # Refuse before any work: an existing report, a broken dataset, missing packages.
-    check_can_write(options.report, force=options.force)
+    check_report_folder(options.report, marker=EVAL_MARKER, force=options.force)
     if options.limit is not None and options.limit < 1:
         raise UsageError(f"--limit {options.limit}: give a positive number of pairs")
     all_pairs = pair_dataset(options.dataset)
@@ -1628,9 +1663,9 @@ def render_markdown(summary: EvalSummary) -> str:
 def _write_eval_report(
     options: EvalOptions, summary: EvalSummary, outcome: _Outcome, models: Sequence[EvalModel]
 ) -> None:
-    out = _ReportDir(options.report, force=options.force)
+    out = _ReportDir(options.report, marker=EVAL_MARKER, force=options.force)
     try:
-        out.path("summary.json").write_text(summary.dumps(), encoding="utf-8")
+        out.path(EVAL_MARKER).write_text(summary.dumps(), encoding="utf-8")
         with out.path("per_image.csv").open("w", newline="", encoding="utf-8") as fh:
             fields = list(outcome.rows[0]) if outcome.rows else ["model", "stem"]
             writer = csv.DictWriter(fh, fieldnames=fields)
@@ -1873,7 +1908,7 @@ def _series(
 
 def run_compare(options: CompareOptions) -> CompareResult:
     """Both models over every clip, the agreement per clip and over all clips."""
-    check_can_write(options.report, force=options.force)
+    check_report_folder(options.report, marker=COMPARE_MARKER, force=options.force)
     require("scipy.stats", purpose="compare")
     require("matplotlib", purpose="compare plots")
     if not options.videos:
@@ -1914,9 +1949,9 @@ def run_compare(options: CompareOptions) -> CompareResult:
         command=options.command,
         report=options.report,
     )
-    out = _ReportDir(options.report, force=options.force)
+    out = _ReportDir(options.report, marker=COMPARE_MARKER, force=options.force)
     try:
-        out.path("compare.json").write_text(
+        out.path(COMPARE_MARKER).write_text(
             json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
         out.path("compare.md").write_text(render_compare_markdown(result), encoding="utf-8")
