@@ -21,6 +21,7 @@ from tests._trust import (
     Json,
     custom_domain_model,
     isolate_registry,
+    key_and_bundle,
     sidecar_doc,
     write_json,
     write_model,
@@ -29,6 +30,7 @@ from tests._trust import (
 from vmafx_saliency import registry as reg
 from vmafx_saliency._util import sha256_bytes
 from vmafx_saliency.errors import RegistryError
+from vmafx_saliency.signing import generate_key_pair
 
 # The builders live in tests/_trust.py, shared with the loader, release and CLI tests.
 
@@ -554,23 +556,77 @@ def test_add_with_manifest_and_mirror_source(tmp_path: Path, inputs: Path) -> No
 
 
 def test_add_copies_bundle_and_public_key(tmp_path: Path, inputs: Path) -> None:
-    bundle = inputs / "model.onnx.sigstore.json"
-    bundle.write_text("{}\n")
-    key = tmp_path / "keys" / "release.pub"
-    key.parent.mkdir()
-    key.write_text("key\n")
+    pair, bundle = key_and_bundle(inputs / "model.onnx", tmp_path / "keys")
     entry = _add(
         inputs,
         sigstore_bundle=bundle,
-        verification=reg.Verification(public_key=key),
+        verification=reg.Verification(public_key=pair.public_key),
         release_asset=True,
     )
     dest = reg.overlay_registry_path().parent / "models" / "new"
     assert entry.sigstore_bundle == (dest / "model.onnx.sigstore.json").resolve()
     assert entry.verification is not None
-    assert entry.verification.public_key == (dest / "release.pub").resolve()
+    assert entry.verification.public_key == (dest / "signing.pem.pub").resolve()
     report = reg.validate_registry(reg.overlay_registry_path())
     assert report.ok and not report.warnings, report.render()
+
+
+def _tampered_copy(inputs: Path, tmp_path: Path) -> Path:
+    """Another model that passes every check but the bundle: other weights, other sha256."""
+    other = tmp_path / "other" / "model.onnx"
+    other.parent.mkdir()
+    other.write_bytes(conv_sigmoid_model(weight_scale=0.2))
+    assert other.read_bytes() != (inputs / "model.onnx").read_bytes()
+    return other
+
+
+def test_add_refuses_another_models_bundle(tmp_path: Path, inputs: Path) -> None:
+    """The bundle of the original, given with a changed copy: refused, with or without a key."""
+    pair, bundle = key_and_bundle(inputs / "model.onnx", tmp_path / "keys")
+    other = _tampered_copy(inputs, tmp_path)
+    for verification in (reg.Verification(public_key=pair.public_key), None):
+        with pytest.raises(
+            RegistryError,
+            match=r"cannot add 'new': Sigstore bundle .*model\.onnx\.sigstore\.json signs a "
+            r"model with sha256 [0-9a-f]{64}, not the pinned [0-9a-f]{64}: it is another model's "
+            r"bundle; pass the bundle that signs .*other/model\.onnx",
+        ):
+            _add(inputs, onnx=other, sigstore_bundle=bundle, verification=verification)
+    assert not reg.overlay_registry_path().exists()
+
+
+def test_add_refuses_a_bundle_that_does_not_verify_with_the_key_given(
+    tmp_path: Path, inputs: Path
+) -> None:
+    _, bundle = key_and_bundle(inputs / "model.onnx", tmp_path / "keys")
+    stranger = generate_key_pair(tmp_path / "stranger" / "signing.pem")
+    with pytest.raises(
+        RegistryError,
+        match=r"cannot add 'new': its Sigstore bundle does not verify with the verification "
+        r"given \(.*",
+    ):
+        _add(
+            inputs,
+            sigstore_bundle=bundle,
+            verification=reg.Verification(public_key=stranger.public_key),
+        )
+    assert not reg.overlay_registry_path().exists()
+
+
+def test_validate_finds_a_bundle_of_another_model(tmp_path: Path, inputs: Path) -> None:
+    pair, bundle = key_and_bundle(inputs / "model.onnx", tmp_path / "keys")
+    entry = _add(
+        inputs, sigstore_bundle=bundle, verification=reg.Verification(public_key=pair.public_key)
+    )
+    assert entry.sigstore_bundle is not None
+    # The registered bundle swapped for one that signs another model.
+    other = _tampered_copy(inputs, tmp_path)
+    _, other_bundle = key_and_bundle(other, tmp_path / "other_keys")
+    entry.sigstore_bundle.write_bytes(other_bundle.read_bytes())
+    report = reg.validate_registry(reg.overlay_registry_path())
+    assert not report.ok
+    assert "signs a model with sha256" in report.render()
+    assert "it is another model's bundle; replace the bundle with this model's" in report.render()
 
 
 @pytest.mark.parametrize("status", ["production", "default"])

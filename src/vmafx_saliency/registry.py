@@ -45,7 +45,7 @@ from typing import Any, Literal
 import jsonschema
 
 from vmafx_saliency._util import atomic_write_bytes, atomic_write_text, require, sha256_bytes
-from vmafx_saliency.errors import RegistryError
+from vmafx_saliency.errors import InputFileError, RegistryError, SignatureError, UsageError
 
 __all__ = [
     "COMPARISON_SCHEMAS",
@@ -1011,8 +1011,12 @@ def _check_entry(entry: ModelEntry, *, check_models: bool) -> list[Finding]:
                 )
 
     require_file(entry.license_file, "licence file")
-    if entry.sigstore_bundle is not None:
-        require_file(entry.sigstore_bundle, "Sigstore bundle", asset=True)
+    if entry.sigstore_bundle is not None and require_file(
+        entry.sigstore_bundle, "Sigstore bundle", asset=True
+    ):
+        why = _bundle_mismatch(entry.sigstore_bundle, entry.sha256)
+        if why:
+            error(f"{why}; replace the bundle with this model's ('vmafx-saliency sign')")
     if entry.verification is not None:
         for key_file in entry.verification.files():
             require_file(key_file, "verification file")
@@ -1041,6 +1045,25 @@ def _check_entry(entry: ModelEntry, *, check_models: bool) -> list[Finding]:
             f"identity): the bundle cannot be checked; add one in {entry.registry}"
         )
     return findings
+
+
+def _bundle_mismatch(bundle: Path, sha256: str) -> str | None:
+    """Why ``bundle`` cannot be the signature of the model pinned as ``sha256``, if it cannot.
+
+    Only what the bundle claims is read (no keys needed); the loader verifies it.
+    """
+    from vmafx_saliency.signing import signed_sha256
+
+    try:
+        signed = signed_sha256(bundle)
+    except SignatureError as exc:
+        return str(exc)
+    if signed != sha256:
+        return (
+            f"Sigstore bundle {bundle} signs a model with sha256 {signed}, not the pinned "
+            f"{sha256}: it is another model's bundle"
+        )
+    return None
 
 
 def _check_model_file(entry: ModelEntry, *, check_models: bool) -> list[Finding]:
@@ -1308,6 +1331,15 @@ def add_model(
         why = verification._problem()
         if why:
             raise RegistryError(f"verification for {model_id!r}: {why}")
+    if sigstore_bundle is not None:
+        why = _bundle_mismatch(sigstore_bundle, digest)
+        if why:
+            raise RegistryError(
+                f"cannot add {model_id!r}: {why}; pass the bundle that signs {onnx} "
+                f"('vmafx-saliency sign {onnx} --private-key KEY')"
+            )
+        if verification is not None:
+            _verify_before_adding(model_id, onnx, sigstore_bundle, verification, digest)
 
     # Destination names: the file's own name under models/<id>/.
     rel_dir = PurePosixPath("models") / model_id
@@ -1364,6 +1396,31 @@ def add_model(
     # paths, as Registry.load will return them.
     (entry,) = (e for e in parsed.entries if e.id == model_id)
     return entry
+
+
+def _verify_before_adding(
+    model_id: str, onnx: Path, bundle: Path, verification: Verification, sha256: str
+) -> None:
+    """The bundle must verify with the key material being registered beside it."""
+    from vmafx_saliency.signing import Verifier, verify_model
+
+    try:
+        if verification.public_key is not None:
+            verifier = Verifier.from_public_key(verification.public_key)
+        elif verification.certificate_chain:
+            verifier = Verifier.from_certificate_chain(verification.certificate_chain)
+        else:
+            verifier = Verifier.keyless(
+                identity=verification.identity,
+                identity_regexp=verification.identity_regexp,
+                oidc_issuer=verification.oidc_issuer or "",
+            )
+        verify_model(onnx, bundle=bundle, verifier=verifier, expected_sha256=sha256)
+    except (SignatureError, UsageError, InputFileError) as exc:
+        raise RegistryError(
+            f"cannot add {model_id!r}: its Sigstore bundle does not verify with the "
+            f"verification given ({exc})"
+        ) from exc
 
 
 # --- compare and promote ----------------------------------------------------------------

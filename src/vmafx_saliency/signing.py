@@ -689,6 +689,16 @@ def verify_model(
     )
 
 
+def signed_sha256(bundle: Path) -> str:
+    """The model digest a bundle *claims* to sign, read without verifying anything.
+
+    For consistency checks (a registry entry's bundle against its pin) that need
+    no keys and no ``sign`` extra; trust comes only from :func:`verify_model`.
+    """
+    bundle = Path(bundle)
+    return _parse_bundle(bundle, _read_bundle(bundle, bundle)).sha256
+
+
 def _normalise_sha256(value: str) -> str:
     digest = value.strip().lower()
     if not _SHA256_HEX.fullmatch(digest):
