@@ -739,6 +739,43 @@ def test_promote_refuses_no_benefit(tmp_path: Path, overlay_pair: Path, value: f
     assert overlay_pair.read_bytes() == before
 
 
+@pytest.mark.parametrize("who", ["new", "old"])
+def test_promote_refuses_a_report_that_measured_another_file(
+    tmp_path: Path, overlay_pair: Path, who: str
+) -> None:
+    """eval names an ad-hoc new.onnx 'new' too: its figures are not the registered model's."""
+    before = overlay_pair.read_bytes()
+    pins = {e.id: e.sha256 for e in reg.Registry.load().entries()}
+    rows = {"old": 0.70, "new": 0.75}
+    report = write_json(
+        tmp_path / "summary.json",
+        {
+            "schema": "vmafx-saliency/eval-summary/v1",
+            "models": [
+                {
+                    "id": mid,
+                    "sha256": "e" * 64 if mid == who else pins[mid],
+                    "metrics": {"s_measure": value},
+                }
+                for mid, value in rows.items()
+            ],
+        },
+    )
+    with pytest.raises(
+        reg.ComparisonReportError,
+        match=rf"measured '{who}' with sha256 e{{64}}, but the registry pins {pins[who]}: the "
+        rf"report is about another file .*evaluate the registered model, --models {who}",
+    ):
+        reg.promote("new", report=report, metric="s_measure")
+    assert overlay_pair.read_bytes() == before
+    # The same report with the pinned digests promotes.
+    doc = json.loads(report.read_text())
+    for row in doc["models"]:
+        row["sha256"] = pins[row["id"]]
+    write_json(report, doc)
+    assert reg.promote("new", report=report, metric="s_measure").improves
+
+
 def test_promote_lower_is_better(tmp_path: Path, overlay_pair: Path) -> None:
     worse = report_file(tmp_path, {"old": {"mae": 0.05}, "new": {"mae": 0.08}})
     with pytest.raises(reg.PromotionRefusedError, match=r"lower is better.*0\.08 against 0\.05"):

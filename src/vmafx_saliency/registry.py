@@ -1433,12 +1433,19 @@ def higher_is_better(metric: str) -> bool:
 
 
 def read_comparison_report(
-    path: Path, *, candidate: str, baseline: str | None, metric: str
+    path: Path,
+    *,
+    candidate: str,
+    baseline: str | None,
+    metric: str,
+    pins: Mapping[str, str] | None = None,
 ) -> Comparison:
     """The two models' values of ``metric`` in a comparison report.
 
     ``baseline`` ``None``: there is no default to compare with, and only the
-    candidate must be in the report.
+    candidate must be in the report. ``pins`` (model id to registry sha256):
+    a model the report names with another ``sha256`` was not the registered
+    file (an ad-hoc path of the same name), and the report is refused.
     """
     doc = _read_json(
         path, what="comparison report", cap=_MAX_REPORT_BYTES, error=ComparisonReportError
@@ -1465,6 +1472,14 @@ def read_comparison_report(
                 "keep one row per model"
             )
         by_id[model["id"]] = model["metrics"]
+        pinned = (pins or {}).get(model["id"])
+        measured = model.get("sha256")  # the eval command's reports give it
+        if pinned is not None and isinstance(measured, str) and measured != pinned:
+            raise ComparisonReportError(
+                f"comparison report {path} measured {model['id']!r} with sha256 {measured}, "
+                f"but the registry pins {pinned}: the report is about another file (an ad-hoc "
+                f"path of that name?); evaluate the registered model, --models {model['id']}"
+            )
 
     def value(model_id: str, role: str) -> float:
         metrics = by_id.get(model_id)
@@ -1562,8 +1577,15 @@ def promote(
             f"model {model_id!r} is already the default for {entry.extractor!r} in "
             f"{entry.registry}: nothing to promote"
         )
+    pins = {entry.id: entry.sha256}
+    if baseline is not None:
+        pins[baseline.id] = baseline.sha256
     comparison = read_comparison_report(
-        report, candidate=model_id, baseline=baseline.id if baseline else None, metric=metric
+        report,
+        candidate=model_id,
+        baseline=baseline.id if baseline else None,
+        metric=metric,
+        pins=pins,
     )
     if not comparison.improves:
         direction = "higher" if comparison.higher_is_better else "lower"
