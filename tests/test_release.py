@@ -18,6 +18,7 @@ from tests._trust import (
     MIRROR_CARD,
     MIRROR_LICENCE,
     MIRROR_SIDECAR,
+    ROOT,
     card_folder,
     custom_domain_model,
     flip_byte,
@@ -28,7 +29,7 @@ from tests._trust import (
 from vmafx_saliency import contract, release
 from vmafx_saliency import registry as reg
 from vmafx_saliency.errors import ReleaseError
-from vmafx_saliency.signing import Verifier, generate_key_pair
+from vmafx_saliency.signing import Verifier, generate_key_pair, sign_model
 
 MIRROR = "u2netp_mirror_v1"
 MIRROR_FILES = sorted(
@@ -170,6 +171,7 @@ def test_verify_gives_one_ok_verdict_per_asset(staged: Path, mirror: Mirror) -> 
         expected = [
             *(f"{name} (sum)" for name in MIRROR_FILES if name != release.SUMS),
             f"{MIRROR}.onnx (signature)",
+            f"{MIRROR}.onnx.manifest.json (manifest)",
             f"{MIRROR}.onnx (scan)",
             f"{MIRROR}.onnx (contract)",
             "Apache-2.0-u2netp.txt (licence)",
@@ -198,6 +200,30 @@ def test_flipped_byte_fails_sum_and_signature(staged: Path) -> None:
         for f in failed
     ), failed
     assert lines_of(result)[-1] == f"{staged}: release NOT verified"
+
+
+def test_a_swapped_model_resigned_and_resummed_fails_the_manifest(
+    tmp_path: Path, staged: Path
+) -> None:
+    """Sums and a signature can be redone by whoever swaps the model; the manifest's
+    digest of the export cannot, unless it is rewritten too."""
+    onnx = staged / f"{MIRROR}.onnx"
+    onnx.write_bytes((ROOT / "models" / "saliency_student_v2.onnx").read_bytes())
+    pair = generate_key_pair(tmp_path / "other_keys" / "signing.pem")
+    sign_model(onnx, private_key=pair.private_key, force=True)
+    names = sorted(p.name for p in staged.iterdir() if p.name != release.SUMS)
+    (staged / release.SUMS).write_text(
+        "".join(f"{hashlib.sha256((staged / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+    )
+    result = release.verify(staged, verifier=Verifier.from_public_key(pair.public_key))
+    failed = fails(result)
+    assert len(failed) == 1, failed
+    assert re.fullmatch(
+        rf"FAIL  {MIRROR}\.onnx\.manifest\.json \(manifest\): describes an ONNX with sha256 "
+        rf"[0-9a-f]{{64}}, but {MIRROR}\.onnx has [0-9a-f]{{64}}: the manifest belongs to "
+        r"another export; do not use this release",
+        failed[0],
+    ), failed
 
 
 def test_licence_without_attribution_fails(staged: Path) -> None:
@@ -329,6 +355,21 @@ def test_verify_with_another_key_fails_the_signature(tmp_path: Path, tiny: Path)
     assert len(failed) == 1
     assert failed[0].startswith("FAIL  model.onnx (signature):")
     assert "signature does not verify with" in failed[0]
+
+
+def test_verify_of_a_release_not_registered_here_says_how_to_name_the_key(
+    tmp_path: Path, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release.stage("tiny", out=tiny)
+    # Another machine: an empty overlay, so 'tiny' is known only from the release.
+    monkeypatch.setenv(reg.ENV_OVERLAY, str(tmp_path / "elsewhere" / "registry.json"))
+    failed = fails(release.verify(tiny))
+    assert len(failed) == 1, failed
+    assert failed[0].startswith("FAIL  model.onnx (signature): ")
+    assert failed[0].endswith(
+        "or, for a release not registered here, name the signer's key: --public-key PEM, "
+        "--certificate-chain PEM or --identity ID"
+    ), failed[0]
 
 
 def test_release_json_cannot_name_files_outside(tiny: Path) -> None:

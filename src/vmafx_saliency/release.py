@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmafx_saliency._util import sha256_file
-from vmafx_saliency.errors import ReleaseError, VmafxSaliencyError
+from vmafx_saliency.errors import RegistryError, ReleaseError, VmafxSaliencyError
 
 if TYPE_CHECKING:
     from vmafx_saliency.registry import Registry
@@ -354,7 +354,15 @@ def verify(
             from vmafx_saliency.registry import Registry
 
             reg = registry if registry is not None else Registry.load()
-            chosen = verifier_for_entry(reg.get(doc["model_id"]))
+            try:
+                entry = reg.get(doc["model_id"])
+            except RegistryError as exc:
+                # A downloaded release is verified before it is registered.
+                raise ReleaseError(
+                    f"{exc}; or, for a release not registered here, name the signer's key: "
+                    "--public-key PEM, --certificate-chain PEM or --identity ID"
+                ) from exc
+            chosen = verifier_for_entry(entry)
         report = signing.verify_model(
             onnx_path,
             bundle=folder / doc["sigstore_bundle"],
@@ -389,7 +397,24 @@ def verify(
             raise ReleaseError("the licence file is too short to hold a licence text")
         return f"{doc['license']} licence text present"
 
+    def check_manifest() -> str:
+        path = folder / doc["manifest"]
+        raw = _read_small(path, cap=_MAX_TEXT_BYTES, what="export manifest")
+        try:
+            described = json.loads(raw.decode("utf-8"))["output"]["sha256"]
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise ReleaseError(f"not an export manifest with output.sha256 ({exc!r})") from exc
+        actual = sha256_file(onnx_path)
+        if described != actual:
+            raise ReleaseError(
+                f"describes an ONNX with sha256 {described}, but {doc['onnx']} has {actual}: "
+                "the manifest belongs to another export; do not use this release"
+            )
+        return f"describes {doc['onnx']} (sha256 {actual[:16]}…)"
+
     verdicts.append(_attempt(f"{doc['onnx']} (signature)", check_signature))
+    if doc.get("manifest") is not None:
+        verdicts.append(_attempt(f"{doc['manifest']} (manifest)", check_manifest))
     verdicts.append(_attempt(f"{doc['onnx']} (scan)", check_scan))
     verdicts.append(_attempt(f"{doc['onnx']} (contract)", check_contract))
     verdicts.append(_attempt(f"{doc['license_file']} (licence)", check_licence))
