@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -477,3 +478,53 @@ def test_roi_encode_end_to_end_libx264(
         "report.json", "report.txt",
     }  # fmt: skip
     assert "PSNR-Y in" in (out / "report.txt").read_text()
+
+
+def test_roi_encode_fps_reaches_the_encoder(
+    tiny_model: Path, videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--fps overrides the file's rate in the encodes, not only in the kb/s arithmetic."""
+    _need_ffmpeg_with("libx264")
+    av = pytest.importorskip("av")
+    out = tmp_path / "enc"
+    code = cli.main(
+        ["roi", "encode", str(videos_dir / "foreman_cif.mp4"), "--fps", "50", "--codec", "libx264",
+         "--bitrate", "200k", "--preset", "ultrafast", "--frames", "0:10", "--passes", "1",
+         "--encode-threads", "1", "--threads", "1", "--model-path", str(tiny_model),
+         "--out", str(out), "--json", "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    for name in ("plain", "roi"):
+        encode = report["encodes"][name]
+        with av.open(str(tmp_path / encode["path"])) as container:
+            stream = container.streams.video[0]
+            assert stream.average_rate == 50, (name, stream.average_rate)  # foreman is 25 fps
+            seconds = float(stream.frames / stream.average_rate)
+        # The report's kb/s is the stream's bits over the time the file itself lasts.
+        assert encode["bitrate_kbps"] == pytest.approx(
+            encode["stream_bytes"] * 8 / seconds / 1000, rel=1e-3
+        )
+
+
+def test_roi_encode_of_raw_yuv_without_fps_warns(
+    tiny_model: Path,
+    videos_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _need_ffmpeg_with("libx264")
+    clip = videos_dir / "CiscoVT2people_160x96_6fps.yuv"
+    with caplog.at_level(logging.WARNING, logger="vmafx_saliency.roi"):
+        code = cli.main(
+            ["roi", "encode", str(clip), "--width", "160", "--height", "96", "--codec", "libx264",
+             "--bitrate", "100k", "--preset", "ultrafast", "--passes", "1", "--encode-threads",
+             "1", "--threads", "1", "--model-path", str(tiny_model), "--json", "--quiet"]
+        )  # fmt: skip
+    assert code == 0
+    capsys.readouterr()
+    assert (
+        "raw YUV has no frame rate: the encodes and their kb/s assume 25 fps; pass --fps"
+        in caplog.text
+    )

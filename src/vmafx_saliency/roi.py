@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import re
 import shlex
@@ -47,6 +48,8 @@ from vmafx_saliency.errors import (
     VmafxSaliencyError,
 )
 from vmafx_saliency.resize import resize_plane
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from vmafx_saliency.extract import InferSize, ModelChoice, VideoInput
@@ -102,6 +105,7 @@ ZONE_EXPONENT = 0.5
 ZONE_FACTOR_RANGE = (0.8, 1.25)
 ZONE_FACTOR_STEP = 0.05
 SIZE_TOLERANCE = 0.03  # the plain and ROI encodes must land this close in size
+DEFAULT_RAW_FPS = 25.0  # raw YUV carries no rate: ffmpeg's own default for rawvideo
 
 
 # --- settings ------------------------------------------------------------------
@@ -713,7 +717,7 @@ def compute_plan(
             levels=settings.levels,
             max_regions=settings.max_regions,
         )
-    zone_frames = settings.zone_frames or max(1, round(info.fps or 25.0))
+    zone_frames = settings.zone_frames or max(1, round(info.fps or DEFAULT_RAW_FPS))
     zones = plan_zones(
         [(f - video.start, m) for f, m in zip(acc.frames, acc.frame_means, strict=True)],
         frame_count=frame_count,
@@ -1094,15 +1098,20 @@ class EncodeReport:
         return "\n".join(lines)
 
 
-def _input_args(info: VideoInfo) -> list[str]:
-    """ffmpeg input options: raw YUV has no header, so its geometry goes on the command line."""
+def _input_args(info: VideoInfo, *, rate: float | None) -> list[str]:
+    """ffmpeg input options: raw YUV has no header, so its geometry goes on the command line.
+
+    ``rate`` is the user's --fps: the encoders must see the frame rate that the
+    kb/s figures are computed at, so it overrides the file's own (``-r`` before
+    ``-i`` restamps the input at that constant rate).
+    """
     source = str(info.path.resolve())  # ffmpeg runs in the work folder: no relative paths
     if info.container != "raw":
-        return ["-i", source]
+        return [*(["-r", f"{rate:g}"] if rate else []), "-i", source]
     return [
         "-f", "rawvideo", "-pixel_format", info.pixel_format,
         "-video_size", f"{info.width}x{info.height}",
-        "-framerate", f"{info.fps or 25.0:g}",
+        "-framerate", f"{rate or info.fps or DEFAULT_RAW_FPS:g}",
         "-i", source,
     ]  # fmt: skip
 
@@ -1126,6 +1135,7 @@ def encode_commands(
     roi_chain: str,
     stats: Path,
     output: Path,
+    rate: float | None = None,
 ) -> tuple[tuple[str, ...], ...]:
     """The ffmpeg command(s) of one encode: ABR at ``settings.bitrate``, 1 or 2 passes.
 
@@ -1135,7 +1145,8 @@ def encode_commands(
     """
     if ":" in str(stats):  # x265-params separates options with ':'
         raise UsageError(f"{stats}: the stats path may not contain ':'; use another --out")
-    head = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *_input_args(info)]
+    inputs = _input_args(info, rate=rate)
+    head = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *inputs]
     common = [
         "-map", "0:v:0", "-an", "-sn", "-dn",
         "-vf", _video_filter(start, roi_chain),
@@ -1297,6 +1308,12 @@ def run_encode(
         color_range=video.color_range,
     ) as probe:
         info = probe.info
+    if info.fps is None:
+        logger.warning(
+            "%s: raw YUV has no frame rate: the encodes and their kb/s assume %g fps; "
+            "pass --fps for the clip's own",
+            video.path, DEFAULT_RAW_FPS,
+        )  # fmt: skip
     say("computing saliency")
     plan = compute_plan(
         video, model, settings, infer_size=infer_size, threads=threads, progress=progress
@@ -1318,6 +1335,7 @@ def run_encode(
                 roi_chain=chain,
                 stats=work / f"{name}-2pass",
                 output=output,
+                rate=video.fps,
             )
             for number, command in enumerate(passes, start=1):
                 say(f"{name} encode, pass {number}/{len(passes)}")
@@ -1327,7 +1345,7 @@ def run_encode(
         say("decoding and comparing")
         measured = measure(video, plan, [paths["plain"], paths["roi"]])
         peak = float((1 << info.bit_depth) - 1)
-        fps = info.fps or 25.0
+        fps = info.fps or DEFAULT_RAW_FPS
         results = {}
         for (name, path), (meter, frames) in zip(paths.items(), measured, strict=True):
             stream, _packets = _stream_bytes(path)
