@@ -6,8 +6,10 @@ import json
 import logging
 import math
 import os
+import shlex
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -505,6 +507,10 @@ def test_roi_encode_fps_reaches_the_encoder(
         assert encode["bitrate_kbps"] == pytest.approx(
             encode["stream_bytes"] * 8 / seconds / 1000, rel=1e-3
         )
+    # The commands are recorded as they run again: writing into --out, not a removed folder.
+    outputs = [shlex.split(command)[-1] for command in report["commands"]]
+    assert outputs == [str(out.resolve() / "plain.mp4"), str(out.resolve() / "roi.mp4")]
+    assert all(Path(path).is_file() for path in outputs)
 
 
 def test_roi_encode_of_raw_yuv_without_fps_warns(
@@ -528,3 +534,47 @@ def test_roi_encode_of_raw_yuv_without_fps_warns(
         "raw YUV has no frame rate: the encodes and their kb/s assume 25 fps; pass --fps"
         in caplog.text
     )
+
+
+def _map(tiny_model: Path, video: Path, out: Path, *extra: str) -> int:
+    return cli.main(
+        ["roi", "map", str(video), "--out", str(out), "--frames", "0:6", "--model-path",
+         str(tiny_model), "--threads", "1", "--quiet", *extra]
+    )  # fmt: skip
+
+
+def test_roi_map_again_for_another_codec_leaves_no_stale_map(
+    tiny_model: Path, videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """foreman's addroi chain must not survive beside carphone's AV1 offsets."""
+    out = tmp_path / "map"
+    assert _map(tiny_model, videos_dir / "foreman_cif.mp4", out) == 0
+    assert (out / "addroi.txt").is_file()
+    carphone = videos_dir / "carphone_pristine.mp4"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert _map(tiny_model, carphone, out, "--codec", "av1") == 2
+    assert "already exists: pass --force" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert _map(tiny_model, carphone, out, "--codec", "av1", "--force") == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["roi_offsets.json", "svtav1_roi.txt", "x265_zones.txt"]
+
+
+def test_zones_without_a_zone_are_one_no_op_zone_that_x265_takes(
+    tiny_model: Path, videos_dir: Path, tmp_path: Path
+) -> None:
+    """Six frames are under one zone length: no zone differs, yet the file stays usable."""
+    out = tmp_path / "map"
+    assert _map(tiny_model, videos_dir / "foreman_cif.mp4", out) == 0
+    assert json.loads((out / "roi_offsets.json").read_text())["zones"] == []
+    zones = (out / "x265_zones.txt").read_text().strip()
+    assert zones == "0,6,b=1.00"
+    _need_ffmpeg_with("libx265")
+    # The command of docs/roi.md, as a user runs it.
+    done = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i",
+         str(videos_dir / "foreman_cif.mp4"), "-frames:v", "6", "-c:v", "libx265", "-b:v", "300k",
+         "-x265-params", f"zones={zones}:log-level=error", str(tmp_path / "z.mp4")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr

@@ -610,7 +610,9 @@ class RoiPlan:
 
     @property
     def x265_zones(self) -> str:
-        return zones_string(self.zones)
+        # With no zone to set, one no-op zone over the clip keeps the documented
+        # `zones=$(cat x265_zones.txt)` valid: x265 refuses an empty `zones=`.
+        return zones_string(self.zones) or f"0,{self.frame_count},b=1.00"
 
     def output_files(self) -> dict[str, str]:
         """File name -> content for the map folder."""
@@ -777,6 +779,11 @@ def map_targets(out_dir: Path, codec: Codec) -> tuple[Path, ...]:
     return tuple(out_dir / name for name in names)
 
 
+def _other_codec_file(out_dir: Path, codec: Codec) -> Path:
+    """The map file a run for the other kind of codec writes, which this run does not."""
+    return out_dir / (FILE_ADDROI if codec == "av1" else FILE_SVTAV1)
+
+
 def _check_out_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a folder: give a folder path")
@@ -788,11 +795,15 @@ def write_plan(plan: RoiPlan, out_dir: Path, *, force: bool) -> tuple[Path, ...]
 
     _check_out_dir(out_dir)
     files = plan.output_files()
-    _check_targets([out_dir / name for name in files], force=force)
+    stale = _other_codec_file(out_dir, plan.settings.codec)
+    _check_targets([*(out_dir / name for name in files), stale], force=force)
     written = []
     for name, text in files.items():
         atomic_write_text(out_dir / name, text, force=force)
         written.append(out_dir / name)
+    # An earlier run's map for the other codec would sit beside this clip's
+    # offsets and read as if it were theirs (--force was checked above).
+    stale.unlink(missing_ok=True)
     return tuple(written)
 
 
@@ -810,7 +821,10 @@ def run_map(
     """``roi map``: refuse early, compute the plan, write its files."""
     settings.validate()
     _check_out_dir(out_dir)
-    _check_targets(map_targets(out_dir, settings.codec), force=force)
+    _check_targets(
+        [*map_targets(out_dir, settings.codec), _other_codec_file(out_dir, settings.codec)],
+        force=force,
+    )
     plan = compute_plan(
         video, model, settings, infer_size=infer_size, threads=threads, progress=progress
     )
@@ -1294,6 +1308,7 @@ def run_encode(
         _check_out_dir(out_dir)
         targets = [
             *map_targets(out_dir, codec),
+            _other_codec_file(out_dir, codec),
             out_dir / "report.json",
             out_dir / "report.txt",
             *(out_dir / n for n in video_names.values()),
@@ -1340,7 +1355,10 @@ def run_encode(
             for number, command in enumerate(passes, start=1):
                 say(f"{name} encode, pass {number}/{len(passes)}")
                 _run(command, cwd=work, what=f"{name} encode pass {number} ({encode.encoder})")
-                commands.append(command)
+                # Recorded as they would run again: the outputs and pass logs in --out,
+                # not in the work folder that is removed at the end.
+                home = str(out_dir.resolve()) if out_dir is not None else str(work)
+                commands.append(tuple(arg.replace(str(work), home) for arg in command))
             paths[name] = output
         say("decoding and comparing")
         measured = measure(video, plan, [paths["plain"], paths["roi"]])
