@@ -578,3 +578,25 @@ def test_zones_without_a_zone_are_one_no_op_zone_that_x265_takes(
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_parse_bitrate_refuses_a_lowercase_m() -> None:
+    with pytest.raises(
+        UsageError, match=r"--bitrate '300m'.*\(M is mega; ffmpeg reads m as milli\)"
+    ):
+        roi.parse_bitrate("300m")
+
+
+def test_roi_encode_that_ffmpeg_refuses_leaves_no_out_folder(
+    tiny_model: Path, videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _need_ffmpeg_with("libx264")
+    out = tmp_path / "enc"
+    code = cli.main(
+        ["roi", "encode", str(videos_dir / "carphone_pristine.mp4"), "--frames", "0:4",
+         "--codec", "libx264", "--bitrate", "100k", "--preset", "bogus", "--passes", "1",
+         "--threads", "1", "--model-path", str(tiny_model), "--out", str(out), "--quiet"]
+    )  # fmt: skip
+    assert code == 2
+    assert "plain encode pass 1 (libx264): ffmpeg exited with status" in capsys.readouterr().err
+    assert not out.exists()

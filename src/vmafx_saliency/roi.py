@@ -24,6 +24,7 @@ docs/roi.md explains the choices and has the measured figures.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -833,14 +834,18 @@ def run_map(
 
 # --- encoding with ffmpeg -------------------------------------------------------
 
-_BITRATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
+_BITRATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKM]?)\s*$")
 
 
 def parse_bitrate(text: str) -> int:
     """``300k`` / ``1.5M`` / ``250000`` -> bits per second."""
     match = _BITRATE.match(text)
     if not match:
-        raise UsageError(f"--bitrate {text!r}: give bits per second, e.g. 300k, 1.5M or 250000")
+        # ffmpeg reads a lowercase m as milli: refuse it rather than guess.
+        hint = " (M is mega; ffmpeg reads m as milli)" if text.rstrip().endswith("m") else ""
+        raise UsageError(
+            f"--bitrate {text!r}: give bits per second, e.g. 300k, 1.5M or 250000{hint}"
+        )
     scale = {"": 1, "k": 1000, "m": 1_000_000}[match.group(2).lower()]
     value = round(float(match.group(1)) * scale)
     if value < 1000:
@@ -1333,6 +1338,7 @@ def run_encode(
     plan = compute_plan(
         video, model, settings, infer_size=infer_size, threads=threads, progress=progress
     )
+    made_out = out_dir is not None and not out_dir.exists()
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".roi-encode.", dir=out_dir)).resolve()
@@ -1405,6 +1411,12 @@ def run_encode(
             commands=report.commands,
             written=tuple(written),
         )
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        if made_out and out_dir is not None:
+            with contextlib.suppress(OSError):  # only if nothing else landed there
+                out_dir.rmdir()
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
