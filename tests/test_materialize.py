@@ -19,7 +19,12 @@ from onnx import TensorProto, helper, numpy_helper
 from tests._onnx_models import conv_sigmoid_model
 from tests._trust import MIRROR_SIDECAR
 from vmafx_saliency import materialize as mz
-from vmafx_saliency.errors import MissingDependencyError, OutputExistsError, UsageError
+from vmafx_saliency.errors import (
+    InputFileError,
+    MissingDependencyError,
+    OutputExistsError,
+    UsageError,
+)
 from vmafx_saliency.extract import ModelChoice
 
 MAX_FRAMES = 4
@@ -327,7 +332,8 @@ def test_raw_geometry_defaults_and_bad_geometry(
     assert [r["saliency_status"] for r in after] == ["ok", "ok", "decode-failed", "ok"]
     assert after[0]["saliency_mean"] == after[1]["saliency_mean"]
     assert summary.clips == 2  # the same file and geometry, spelled two ways, is one clip
-    assert "width 'wide' is not a positive whole number" in summary.render()
+    # Counted from 1, as the lines of the JSONL file: the third line is row 3.
+    assert "row 3: width 'wide' is not a positive whole number" in summary.render()
 
 
 def test_nan_model_gives_model_failed(tmp_path: Path, videos_dir: Path) -> None:
@@ -538,7 +544,7 @@ def test_cli(table: Path, tiny: ModelChoice, videos_dir: Path, capsys: Any) -> N
         ]
     )
     printed = capsys.readouterr().out
-    assert code == 0
+    assert code == 1  # the table is written, but some rows failed: scripts can tell
     assert "11 rows, 7 distinct clips computed with adhoc:tiny_conv_v1" in printed
     assert "  ok                6" in printed and "  decode-failed     2" in printed
     assert len(_read_jsonl(out)) == 11
@@ -547,6 +553,62 @@ def test_cli(table: Path, tiny: ModelChoice, videos_dir: Path, capsys: Any) -> N
         == 2
     )
     assert "already exists: pass --force" in capsys.readouterr().err
+    # Only the rows that worked: a complete table exits 0.
+    good = table.with_name("good.jsonl")
+    good.write_text('{"src": "foreman_cif.mp4"}\n{"src": "akiyo_cif.mp4"}\n')
+    argv = ["materialize", "--input", str(good), "--output", str(table.with_name("g.jsonl"))]
+    argv += ["--path-column", "src", "--root", str(videos_dir), "--model-path"]
+    assert main([*argv, str(tiny.model_path), "--max-frames", "2", "--jobs", "1"]) == 0
+
+
+def test_a_root_that_does_not_exist_is_refused_before_any_work(
+    table: Path, tiny: ModelChoice, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    options = mz.Options(path_column="src", model=tiny, root=tmp_path / "nowhere")
+    with pytest.raises(InputFileError, match=r"--root .*nowhere: no such folder"):
+        mz.materialize(table, out, options)
+    assert not out.exists()
+
+
+def test_text_in_our_columns_is_not_a_value_and_is_recomputed(
+    tmp_path: Path, tiny: ModelChoice, videos_dir: Path
+) -> None:
+    """ "0.3" (text) or true is no saliency figure: computed, not kept as skipped-existing."""
+    table = tmp_path / "t.jsonl"
+    rows = [
+        {"src": "foreman_cif.mp4", "saliency_mean": "0.3", "saliency_var": "0.1"},
+        {"src": "akiyo_cif.mp4", "saliency_mean": True, "saliency_var": 0.1},
+        {"src": "carphone_pristine.mp4", "saliency_mean": 2, "saliency_var": 0.5},
+    ]
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    options = mz.Options(path_column="src", model=tiny, root=videos_dir, max_frames=2, jobs=1)
+    summary = mz.materialize(table, out, options)
+    got = _read_jsonl(out)
+    assert [r["saliency_status"] for r in got] == ["ok", "ok", "skipped-existing"]
+    assert all(isinstance(r["saliency_mean"], float) for r in got[:2])
+    assert got[2]["saliency_mean"] == 2  # a number the table had is kept as it was
+    assert summary.failed_rows == 0
+
+
+def test_a_column_parquet_cannot_hold_is_named_before_any_clip(
+    tmp_path: Path, tiny: ModelChoice, videos_dir: Path
+) -> None:
+    pytest.importorskip("pyarrow")
+    table = tmp_path / "t.jsonl"
+    table.write_text(
+        '{"src": "foreman_cif.mp4", "take": 1}\n{"src": "akiyo_cif.mp4", "take": "b"}\n'
+    )
+    out = tmp_path / "out.parquet"
+    options = mz.Options(path_column="src", model=tiny, root=videos_dir, max_frames=2, jobs=1)
+    with pytest.raises(
+        mz.MaterializeError,
+        match=r"t\.jsonl: column 'take' cannot become a Parquet column \(.*\): give it one type "
+        r"in every row, or write a \.jsonl output",
+    ):
+        mz.materialize(table, out, options)
+    assert not out.exists()
 
 
 # --- Ray --------------------------------------------------------------------------------

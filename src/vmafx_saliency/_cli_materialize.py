@@ -55,7 +55,8 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
         ),
     )
     print(summary.render())
-    return 0
+    # As diff and grep do: 0 complete, 1 written with failed rows, 2 refused.
+    return 1 if summary.failed_rows else 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add: _AddCommand) -> None:

@@ -174,6 +174,11 @@ class Summary:
     def count(self, status: Status) -> int:
         return dict(self.counts)[status]
 
+    @property
+    def failed_rows(self) -> int:
+        """Rows left without values: the table is written, but not complete."""
+        return sum(n for status, n in self.counts if status not in ("ok", "skipped-existing"))
+
     def render(self) -> str:
         workers = f"{self.workers} worker{'s' if self.workers != 1 else ''}"
         lines = [
@@ -475,6 +480,27 @@ def _arrow_type(pa: Any, name: str) -> Any:
     return pa.float64() if name in (MEAN_COLUMN, VAR_COLUMN) else pa.string()
 
 
+def _arrow_column(table: _Table, name: str) -> Any:
+    """One column of a JSONL table as an Arrow array, or an error that names the column."""
+    pa = require("pyarrow", purpose="writing Parquet tables")
+    try:
+        return pa.array([row.get(name) for row in table.rows or []])
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise MaterializeError(
+            f"{table.path}: column {name!r} cannot become a Parquet column ({exc}): give it "
+            "one type in every row, or write a .jsonl output"
+        ) from exc
+
+
+def check_parquet_columns(table: _Table, output: Path) -> None:
+    """Before any clip is computed: the table's own columns must fit a Parquet output."""
+    if table.arrow is not None or table_format(output, role="--output") != "parquet":
+        return
+    for name in table.columns():
+        if name not in OUR_COLUMNS:  # ours are written with their own types
+            _arrow_column(table, name)
+
+
 def _write_parquet(table: _Table, new: Mapping[str, list[Any]], path: Path) -> None:
     pa = require("pyarrow", purpose="writing Parquet tables")
     pq = _parquet()
@@ -492,14 +518,13 @@ def _write_parquet(table: _Table, new: Mapping[str, list[Any]], path: Path) -> N
                 else:
                     arrow = arrow.append_column(column, array)
         else:
-            rows = table.rows or []
             names = table.columns() + [n for n in new if not table.has_column(n)]
             data = {}
             for name in names:
                 if name in new:
                     data[name] = pa.array(new[name], type=_arrow_type(pa, name))
                 else:
-                    data[name] = pa.array([row.get(name) for row in rows])
+                    data[name] = _arrow_column(table, name)
             arrow = pa.table(data)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise MaterializeError(
@@ -529,6 +554,11 @@ def _present(value: object) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
+def _a_value(value: object) -> bool:
+    """A saliency figure already there: a finite number (text or a bool is not one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _whole(value: object, *, name: str, row: int) -> int | None:
     if not _present(value):
         return None
@@ -541,7 +571,7 @@ def _whole(value: object, *, name: str, row: int) -> int | None:
         number = int(value)
     if number is not None and number > 0:
         return number
-    raise ValueError(f"row {row}: {name} {value!r} is not a positive whole number")
+    raise ValueError(f"row {row + 1}: {name} {value!r} is not a positive whole number")
 
 
 def _row_geometry(
@@ -561,13 +591,13 @@ def _row_geometry(
     height = _whole(heights[row], name=HEIGHT_COLUMN, row=row)
     fmt = formats[row]
     if fmt is not None and not isinstance(fmt, str):
-        raise ValueError(f"row {row}: {PIXEL_FORMAT_COLUMN} {fmt!r} is not a pixel format name")
+        raise ValueError(f"row {row + 1}: {PIXEL_FORMAT_COLUMN} {fmt!r} is not a pixel format name")
     try:
         # Canonical names ("gray" is yuv400p; yuv420p when unsaid, as open_video assumes),
         # so spellings of one format are one clip.
         canonical = get_pixel_format(fmt or defaults.pixel_format or "yuv420p").name
     except UsageError as exc:
-        raise ValueError(f"row {row}: {exc}") from exc
+        raise ValueError(f"row {row + 1}: {exc}") from exc
     return Geometry(
         width=width if width is not None else defaults.width,
         height=height if height is not None else defaults.height,
@@ -593,14 +623,14 @@ def _plan(table: _Table, options: Options, root: Path) -> _Plan:
     settled: dict[int, ClipResult] = {}
     skipped: list[int] = []
     for row, value in enumerate(paths):
-        if not options.overwrite and _present(means[row]) and _present(variances[row]):
+        if not options.overwrite and _a_value(means[row]) and _a_value(variances[row]):
             skipped.append(row)
             continue
         if not isinstance(value, str) or not value.strip():
             settled[row] = ClipResult(
                 source=repr(value),
                 status="missing-source",
-                message=f"row {row}: {options.path_column} is {value!r}, not a path",
+                message=f"row {row + 1}: {options.path_column} is {value!r}, not a path",
             )
             continue
         # normpath, not resolve(): the same name is the same clip; resolving would
@@ -786,6 +816,12 @@ def materialize(input: Path, output: Path, options: Options) -> Summary:
             f"--input {input}: no column {options.path_column!r} (columns: "
             f"{', '.join(table.columns())}): pass --path-column with the column that holds "
             "the video paths"
+        )
+    check_parquet_columns(table, output)
+    if options.root is not None and not options.root.is_dir():
+        raise InputFileError(
+            f"--root {options.root}: no such folder: give the folder the table's relative "
+            "paths start from"
         )
     root = (options.root if options.root is not None else input.parent).absolute()
     plan = _plan(table, options, root)
