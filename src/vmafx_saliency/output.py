@@ -481,10 +481,6 @@ def _check_same_frames(path: Path, file_nums: set[int], ours: set[int]) -> None:
     raise OutputError("; ".join(parts))
 
 
-def _value(v: Any) -> float:
-    return float("nan") if v is None else float(v)
-
-
 def merge_into(
     vmaf_json: Path,
     frames: Sequence[FrameRecord],
@@ -499,13 +495,11 @@ def merge_into(
     ``--subsample N`` vmaf writes frames 0, N, 2N, ..., and so do we with the
     same N). A metric name the file already has is refused unless ``force``.
 
-    ``pooled_metrics`` is recomputed for every metric from the frames in the
-    file, with vmaf's formulas over the same frames vmaf pools. For vmaf's own
-    metrics this reproduces the file's pooled values to within 1e-6 (checked on
-    real vmaf output), not exactly: the file's per-frame values are rounded to
-    six decimals while vmaf pooled the unrounded scores, so the last printed
-    digit can move by one (e.g. a mean 3.296707 becomes 3.296706). Every number
-    that is not recomputed keeps its exact text.
+    ``pooled_metrics`` gains our metrics, pooled with vmaf's formulas over the
+    same frames vmaf pools. vmaf's own entries are left exactly as written:
+    vmaf pooled its unrounded scores, and pooling again from the six-decimal
+    values in the file could only move its last digit (a mean 3.296707 would
+    become 3.296706). Every number of vmaf's keeps its exact text.
 
     ``out`` defaults to ``vmaf_json`` itself, which needs ``force`` (the file is
     the user's); the write is atomic either way.
@@ -540,21 +534,19 @@ def merge_into(
         for name, value in f.metrics.items():
             metrics[name] = _num(value)
 
-    # Recompute over the frames in the file's order. Our metrics are pooled from
-    # their unrounded values, as render_json pools them (and vmaf its own);
-    # vmaf's from the six-decimal values in the file, all that is left of them.
+    # Our metrics, over the frames in the file's order, from their unrounded
+    # values, as render_json pools them (and vmaf its own).
     ours_by_num = {int(f.frame_num): f.metrics for f in frames}
-    series: dict[str, list[float]] = {}
+    series: dict[str, list[float]] = {name: [] for name in ours}
     for frame in doc["frames"]:
         mine = ours_by_num[int(frame["frameNum"])]
-        for name, value in frame["metrics"].items():
-            number = float(mine[name]) if name in mine else _value(value)
-            series.setdefault(name, []).append(number)
+        for name in ours:
+            series[name].append(float(mine[name]))
     pooled: dict[str, Any] = {}
-    for name in [*doc["pooled_metrics"], *(n for n in series if n not in doc["pooled_metrics"])]:
+    for name in [*doc["pooled_metrics"], *(n for n in ours if n not in doc["pooled_metrics"])]:
         old = doc["pooled_metrics"].get(name)
         if name not in series:
-            pooled[name] = old  # nothing to pool it from: keep what vmaf wrote
+            pooled[name] = old  # vmaf's: exactly as vmaf wrote it
             continue
         p = pool(series[name])
         entry = dict(old) if isinstance(old, dict) else {}
