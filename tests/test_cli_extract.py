@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -490,6 +491,27 @@ BAD: dict[str, tuple[Case, str]] = {
         lambda e: [*e.small(), *e.tiny(), "--plot", e.out / "plot.xyz"],
         r"matplotlib cannot write 'xyz' files",
     ),
+    "output is a folder": (
+        lambda e: [*e.small(), *e.tiny(), "--output", e.tmp, "--force"],
+        r"is a folder: give a file name for the output",
+    ),
+    "two outputs, one file": (
+        lambda e: [
+            *e.small(),
+            *e.tiny(),
+            "--merge-into",
+            vmaf_file(e.tmp / "vmaf.json"),
+            "--merge-output",
+            e.out / "m.json",
+            "--output",
+            e.out / "m.json",
+        ],
+        r"--merge-output .*m\.json is also --output: give each output its own file",
+    ),
+    "infer size under 32": (
+        lambda e: [*e.small(), "--infer-size", "16x16", *e.tiny()],
+        r"--infer-size '16x16': give at least 32 pixels a side",
+    ),
 }
 
 
@@ -573,3 +595,39 @@ def test_a_signal_mid_stream_leaves_no_output(
     assert proc.returncode == code, err
     assert err.strip().endswith(f"vmafx-saliency: {said}"), err
     assert_nothing_written(env.out)
+
+
+# --- outputs that are not plain files ---------------------------------------------------
+
+
+def test_output_through_a_symlink_replaces_the_file_it_names(
+    env: Env, cli: Callable[..., Run]
+) -> None:
+    real = env.out / "real.csv"
+    real.write_text("old\n")
+    link = env.out / "link.csv"
+    link.symlink_to(real.name)
+    assert cli(*env.small(), *env.tiny(), "--output", link, "--force", "-q").code == 0
+    assert link.is_symlink() and link.readlink() == Path("real.csv")
+    assert real.read_text().startswith("Frame,saliency_mean,saliency_var,")
+
+
+def test_output_into_a_named_pipe_needs_no_force(env: Env, cli: Callable[..., Run]) -> None:
+    pipe = env.out / "live.csv"
+    os.mkfifo(pipe)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    assert cli(*env.small(), *env.tiny(), "--output", pipe, "--frames", "0:2", "-q").code == 0
+    reader.join(timeout=30)
+    rows = got[0].decode().splitlines()
+    assert rows[0] == "Frame,saliency_mean,saliency_var," and len(rows) == 3
+    assert stat.S_ISFIFO(pipe.stat().st_mode)  # still the pipe, not a file put in its place
+
+
+def test_extract_offers_no_fps(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing extract writes depends on the frame rate: --fps would be silently ignored."""
+    with pytest.raises(SystemExit) as info:
+        main(["extract", *env.small(), *env.tiny(), "--fps", "50"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --fps 50" in capsys.readouterr().err

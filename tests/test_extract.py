@@ -260,6 +260,13 @@ def test_parse_infer_size_refuses(text: str) -> None:
         parse_infer_size(text)
 
 
+@pytest.mark.parametrize("text", ["1x1", "31x48", "64x16"])
+def test_parse_infer_size_refuses_a_side_under_32(text: str) -> None:
+    with pytest.raises(UsageError, match=rf"--infer-size '{text}': give at least 32 pixels a side"):
+        parse_infer_size(text)
+    assert parse_infer_size("32x32") == (32, 32)
+
+
 def test_resolve_size() -> None:
     sized = _pre(inference_size=(320, 320))
     assert resolve_size(sized, None, (288, 352)) == (320, 320)

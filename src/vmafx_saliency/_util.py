@@ -7,13 +7,14 @@ import contextlib
 import hashlib
 import importlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import IO
 
-from vmafx_saliency.errors import MissingDependencyError, OutputExistsError
+from vmafx_saliency.errors import MissingDependencyError, OutputError, OutputExistsError
 
 # pip extra that provides each optional top-level module.
 _EXTRA_FOR_MODULE = {
@@ -61,9 +62,24 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_can_write(path: Path, *, force: bool) -> None:
-    """Refuse to clobber an existing output unless asked to."""
-    if path.exists() and not force:
+def _is_stream(path: Path) -> bool:
+    """A named pipe or a device (``/dev/stdout``): written to in place, nothing to clobber."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def check_can_write(path: Path, *, force: bool, folder: bool = False) -> None:
+    """Refuse to clobber an existing output unless asked to.
+
+    ``folder``: the output is a folder; otherwise an existing folder at ``path``
+    is refused outright, since no --force can turn it into a file.
+    """
+    if not folder and path.is_dir():
+        raise OutputError(f"{path} is a folder: give a file name for the output")
+    if path.exists() and not force and not _is_stream(path):
         raise OutputExistsError(f"{path} already exists: pass --force to overwrite it")
 
 
@@ -75,6 +91,13 @@ def atomic_writer(path: Path, *, mode: str = "wb", force: bool = True) -> Iterat
     partial output behind.
     """
     check_can_write(path, force=force)
+    if _is_stream(path):
+        # A pipe or a device cannot be replaced by a rename: write into it.
+        with path.open(mode) as fh:
+            yield fh
+        return
+    # Through a symlink to the file it names, which is replaced; the link stays.
+    path = Path(os.path.realpath(path)) if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -558,7 +558,7 @@ def _build_extract_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "--pixel-format yuv420p --subsample 5 --format csv --output -",
         handler=_cmd_extract,
     )
-    add_video_arguments(p, subsample_help="compute every N-th frame, as vmaf")
+    add_video_arguments(p, subsample_help="compute every N-th frame, as vmaf", fps=False)
     add_model_arguments(p)
     out = p.add_argument_group("outputs")
     out.add_argument("--output", "-o", metavar="PATH", help="output file, or - for stdout")
@@ -781,8 +781,14 @@ def entry() -> None:
 # --- argument groups shared by the commands that run a model over video -------
 
 
-def add_video_arguments(p: argparse.ArgumentParser, *, subsample_help: str) -> None:
-    """VIDEO plus raw-YUV geometry, overrides and frame selection (extract, roi)."""
+def add_video_arguments(
+    p: argparse.ArgumentParser, *, subsample_help: str, fps: bool = True
+) -> None:
+    """VIDEO plus raw-YUV geometry, overrides and frame selection (extract, roi).
+
+    ``fps``: offer --fps, for commands whose results depend on the frame rate
+    (roi: zone lengths, encodes); the features of ``extract`` do not.
+    """
     p.add_argument("video", metavar="VIDEO", help="mp4/mkv/... (PyAV), .y4m, or raw .yuv")
     g = p.add_argument_group("raw YUV geometry and frame selection")
     g.add_argument("--width", type=int)
@@ -790,7 +796,8 @@ def add_video_arguments(p: argparse.ArgumentParser, *, subsample_help: str) -> N
     g.add_argument(
         "--pixel-format", help="yuv420p (default), yuv422p, yuv444p, yuv400p, and *10le forms"
     )
-    g.add_argument("--fps", type=float, help="frame rate, overriding the file's")
+    if fps:
+        g.add_argument("--fps", type=float, help="frame rate, overriding the file's")
     g.add_argument(
         "--color-range",
         choices=["limited", "full"],
@@ -834,7 +841,7 @@ def video_input(args: argparse.Namespace, path: str | None = None) -> VideoInput
         width=args.width,
         height=args.height,
         pixel_format=args.pixel_format,
-        fps=args.fps,
+        fps=getattr(args, "fps", None),
         color_range=args.color_range,
         start=start,
         end=end,

@@ -1195,7 +1195,7 @@ def check_report_folder(folder: Path, *, marker: str, force: bool) -> None:
             f"{folder} exists and is not an earlier report (it has no {marker}), so even "
             "--force will not replace it: give a new or empty folder"
         )
-    check_can_write(folder, force=force)
+    check_can_write(folder, force=force, folder=True)
 
 
 class _ReportDir:

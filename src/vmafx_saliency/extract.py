@@ -59,6 +59,11 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# Both models halve the plane five times (u2netp's pools, the student's strided
+# stages): below 32 pixels a side their deepest stage sees less than a pixel.
+MIN_INFER_SIDE = 32
+
+
 def parse_infer_size(text: str) -> tuple[int, int] | Literal["native"]:
     """``native`` or ``WxH`` (width x height, as video people write it) -> (H, W)."""
     if text == "native":
@@ -66,6 +71,11 @@ def parse_infer_size(text: str) -> tuple[int, int] | Literal["native"]:
     parts = text.lower().split("x")
     if len(parts) == 2 and all(p.isdigit() and int(p) > 0 for p in parts):
         width, height = (int(p) for p in parts)
+        if min(width, height) < MIN_INFER_SIDE:
+            raise UsageError(
+                f"--infer-size {text!r}: give at least {MIN_INFER_SIDE} pixels a side; the "
+                "models halve the plane five times, so a smaller input yields no saliency"
+            )
         return (height, width)
     raise UsageError(f"--infer-size {text!r}: give 'native' or WIDTHxHEIGHT, e.g. 320x320")
 
@@ -545,6 +555,19 @@ def _check_outputs(outputs: Outputs) -> None:
 
     if outputs.maps_every < 1:
         raise UsageError(f"--maps-every {outputs.maps_every}: give a whole number >= 1")
+    named: dict[Path, str] = {}
+    for flag, path in (
+        ("--output", None if outputs.output in (None, "-") else Path(outputs.output)),
+        ("--plot", outputs.plot),
+        ("--merge-output", outputs.merge_output),
+    ):
+        if path is None:
+            continue
+        if path.resolve() in named:
+            raise UsageError(
+                f"{flag} {path} is also {named[path.resolve()]}: give each output its own file"
+            )
+        named[path.resolve()] = flag
     if outputs.output not in (None, "-"):
         check_can_write(Path(outputs.output), force=outputs.force)
     if outputs.plot is not None:
