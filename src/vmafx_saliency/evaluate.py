@@ -1651,7 +1651,9 @@ def render_markdown(summary: EvalSummary) -> str:
         "",
         "- `summary.json` (schema `" + summary.schema + "`; `registry promote --report "
         "summary.json --metric NAME` reads it)",
-        "- `per_image.csv`: one row per image per model",
+        "- `per_image.csv`: one row per image per model; its `max_f` and `max_e` are each "
+        "image's own best over the thresholds, so their mean is neither summary figure of "
+        "that name (those take the best threshold of the mean curves)",
         "- `pr_curves.png`, `f_threshold.png`, `mean_saliency_hist.png`, `grid.png`",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in summary.versions.items()) + ".",
