@@ -464,6 +464,21 @@ def test_merge_refuses_mismatched_frame_numbers(tmp_path: Path) -> None:
     assert not (tmp_path / "m.json").exists()
 
 
+def test_merge_of_frames_shifted_by_a_skip_names_frame_skip_ref(tmp_path: Path) -> None:
+    """vmaf --frame_skip_ref 10 numbers 0..3; extract --frames 10:14 numbers 10..13."""
+    src = _vmaf_file(tmp_path)
+    shifted = [FrameRecord(10 + r.frame_num, r.metrics) for r in _frames(AWKWARD)]
+    with pytest.raises(
+        OutputError,
+        match=r"the features are the vmaf file's frames shifted by 10: was vmaf run with "
+        r"--frame_skip_ref 10\?",
+    ):
+        merge_into(src, shifted, out=tmp_path / "m.json")
+    # Frames that are not a shift get the usual advice.
+    with pytest.raises(OutputError, match=r"run both tools on the same video with the same"):
+        merge_into(src, _frames(AWKWARD, step=2), out=tmp_path / "m.json")
+
+
 def test_merge_lists_at_most_five_missing_frames(tmp_path: Path) -> None:
     src = _vmaf_file(tmp_path)
     frames = [FrameRecord(i, {"saliency_mean": 0.1}) for i in range(20)]

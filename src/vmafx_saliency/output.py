@@ -477,7 +477,17 @@ def _check_same_frames(path: Path, file_nums: set[int], ours: set[int]) -> None:
         parts.append(f"missing from the vmaf file: {_listed(ours - file_nums)}")
     if file_nums - ours:
         parts.append(f"missing from the saliency features: {_listed(file_nums - ours)}")
-    parts.append("run both tools on the same video with the same --subsample")
+    shift = min(ours) - min(file_nums) if ours and file_nums else 0
+    if shift > 0 and {n + shift for n in file_nums} == ours:
+        # vmaf numbers from 0 after --frame_skip_ref; --frames keeps the source's numbers.
+        parts.append(
+            f"the features are the vmaf file's frames shifted by {shift}: was vmaf run with "
+            f"--frame_skip_ref {shift}? vmaf then numbers from 0, while extract --frames "
+            "keeps the video's own frame numbers; run vmaf without skipping, or on the "
+            "same cut of the video as extract"
+        )
+    else:
+        parts.append("run both tools on the same video with the same --subsample")
     raise OutputError("; ".join(parts))
 
 
