@@ -568,8 +568,9 @@ def _build_extract_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
     out.add_argument(
         "--save-maps",
         metavar="DIR",
-        help="write 8-bit PNG saliency maps (frame_NNNNNN.png) into DIR; other files "
-        "there are kept, and --force replaces an earlier run's maps",
+        help="write 8-bit PNG saliency maps (frame_NNNNNN.png, at the inference size, e.g. "
+        "320x320) into DIR; other files there are kept, and --force replaces an earlier "
+        "run's maps",
     )
     out.add_argument("--maps-every", type=int, default=1, metavar="N", help="every N-th map")
     out.add_argument("--plot", metavar="FILE.png", help="plot saliency_mean over frames")
