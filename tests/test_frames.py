@@ -394,6 +394,31 @@ def test_raw_from_a_pipe_counts_frames_as_they_come(
     assert "the stream ends inside frame 3: stopping after 3 whole frames" in caplog.text
 
 
+def test_streams_not_named_by_suffix_are_not_probed(
+    tmp_path: Path, av: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/dev/stdin or a FIFO named 'live': no byte may be read before the real reader.
+
+    With geometry it is raw YUV; without, PyAV probes it on its own handle (a Y4M
+    here). Both must give the file's frames, and a clean end gives no warning.
+    """
+    raw = tmp_path / "clip.yuv"
+    lumas = write_raw(raw, "yuv420p", 32, 16, frames=3)
+    with (
+        caplog.at_level(logging.WARNING, logger="vmafx_saliency.frames"),
+        _pipe_of(tmp_path, raw.read_bytes(), "live") as fifo,
+        open_video(fifo, width=32, height=16) as src,
+    ):
+        got = [f.luma for f in src]
+    assert [g.tobytes() for g in got] == [w.tobytes() for w in lumas]
+    assert caplog.text == ""
+    y4m = tmp_path / "clip.y4m"
+    lumas = write_y4m(y4m, "420jpeg", 32, 16, frames=3)
+    with _pipe_of(tmp_path, y4m.read_bytes(), "live2") as fifo, open_video(fifo) as src:
+        got = [f.luma for f in src]
+    assert [g.tobytes() for g in got] == [w.tobytes() for w in lumas]
+
+
 def test_raw_pipe_without_a_whole_frame(tmp_path: Path) -> None:
     with (
         _pipe_of(tmp_path, b"\x10" * 100, "pipe.yuv") as fifo,

@@ -208,17 +208,21 @@ def _open_binary(path: Path, *, buffering: int = -1) -> tuple[Any, int | None]:
     as they arrive and a cut-short last frame is found by reading.
     """
     try:
-        fh = path.open("rb", buffering=buffering)
+        raw = path.open("rb", buffering=0)
     except FileNotFoundError:
         raise VideoError(f"{path}: no such file") from None
     except OSError as exc:
         raise VideoError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     try:
-        st = os.fstat(fh.fileno())
+        st = os.fstat(raw.fileno())
     except OSError as exc:
-        fh.close()
+        raw.close()
         raise VideoError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    return fh, st.st_size if stat.S_ISREG(st.st_mode) else None
+    if not stat.S_ISREG(st.st_mode):
+        # Unbuffered: closing a buffered reader waits for its lock, which a thread
+        # blocked reading a stalled pipe holds; a raw file closes at once.
+        return raw, None
+    return (raw if buffering == 0 else io.BufferedReader(raw)), st.st_size
 
 
 def _skip(fh: Any, count: int, *, seekable: bool) -> int:
@@ -273,13 +277,17 @@ def _read_planar_frame(
     index: int,
     *,
     seekable: bool = True,
+    may_end: bool = False,
 ) -> Frame | None:
     """One planar frame at the file position: its luma, with the chroma skipped.
 
-    ``None`` where a stream ends inside the frame; a file's size was checked
-    before, so a short read there means the file changed under us.
+    ``None`` where a stream ends inside the frame (with a warning), or before
+    it where ``may_end`` (raw YUV: nothing marks the last frame); a file's size
+    was checked before, so a short read there means the file changed under us.
     """
     luma, got = _luma_from_bytes(fh, fmt, width, height)
+    if got == 0 and may_end and not seekable:
+        return None
     if got < luma.nbytes and seekable:
         raise VideoError(f"{path}: frame {index} ends early: did the file shrink?")
     # Skip the chroma planes: only luma is used, so do not read them.
@@ -368,7 +376,15 @@ class RawYuvSource(FrameSource):
         index = 0
         while (
             frame := _read_planar_frame(
-                fh, fmt, self._width, self._height, chroma_bytes, path, index, seekable=False
+                fh,
+                fmt,
+                self._width,
+                self._height,
+                chroma_bytes,
+                path,
+                index,
+                seekable=False,
+                may_end=True,
             )
         ) is not None:
             yield frame
@@ -419,9 +435,10 @@ class Y4mSource(FrameSource):
         super().__init__()
         fps = _check_fps(fps)
         checked_range = _check_color_range(color_range)
-        # Buffered: FRAME lines are read with readline.
+        # Buffered for a file, as FRAME lines are read with readline; a stream is
+        # read raw (readline then takes a byte at a time, six per FRAME line).
         fh, self._size = _open_binary(path)
-        self._fh: io.BufferedReader | None = fh
+        self._fh: io.BufferedReader | io.FileIO | None = fh
         try:
             header = fh.readline(_Y4M_MAX_LINE)
             width, height, tag, y4m_fps, y4m_range = _parse_y4m_header(path, header)
@@ -834,7 +851,15 @@ def open_video(
 
 
 def _is_y4m(path: Path) -> bool:
+    """Whether a file starts with the Y4M magic; a stream is never probed.
+
+    Reading a pipe's first bytes here would take them from the reader that
+    follows: a stream is Y4M by its ``.y4m`` name, raw YUV by its geometry
+    flags, and anything else goes to PyAV, which probes on its own handle.
+    """
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return False
         with path.open("rb") as fh:
             return fh.read(len(Y4M_MAGIC)) == Y4M_MAGIC
     except OSError as exc:
