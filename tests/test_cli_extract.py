@@ -506,7 +506,23 @@ BAD: dict[str, tuple[Case, str]] = {
             "--output",
             e.out / "m.json",
         ],
-        r"--merge-output .*m\.json is also --output: give each output its own file",
+        r"--output .*m\.json is also --merge-output: give each its own path",
+    ),
+    "output onto the merge input": (
+        lambda e: [
+            *e.small(),
+            *e.tiny(),
+            "--merge-into",
+            vmaf_file(e.tmp / "vmaf.json"),
+            "--output",
+            e.tmp / "vmaf.json",
+            "--force",
+        ],
+        r"--output .*vmaf\.json is also --merge-into: give each its own path",
+    ),
+    "output onto the maps folder": (
+        lambda e: [*e.small(), *e.tiny(), "--output", e.out / "m", "--save-maps", e.out / "m"],
+        r"--save-maps .*m is also --output: give each its own path",
     ),
     "infer size under 32": (
         lambda e: [*e.small(), "--infer-size", "16x16", *e.tiny()],
@@ -632,3 +648,22 @@ def test_extract_offers_no_fps(env: Env, capsys: pytest.CaptureFixture[str]) -> 
         main(["extract", *env.small(), *env.tiny(), "--fps", "50"])
     assert info.value.code == 2
     assert "unrecognized arguments: --fps 50" in capsys.readouterr().err
+
+
+def test_output_to_dev_stdout_redirected_to_a_log_appends(env: Env) -> None:
+    """`-o /dev/stdout >> log`: written through the descriptor, so the log keeps its lines."""
+    log = env.out / "log.txt"
+    log.write_text("line one\n")
+    args = [*env.small(), *env.tiny(), "--frames", "0:2", "--format", "csv", "-q"]
+    args += ["--output", "/dev/stdout"]
+    with log.open("a") as fh:
+        done = subprocess.run(
+            [sys.executable, "-m", "vmafx_saliency", "extract", *map(str, args)],
+            stdout=fh,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    lines = log.read_text().splitlines()
+    assert lines[:2] == ["line one", "Frame,saliency_mean,saliency_var,"] and len(lines) == 4

@@ -252,6 +252,18 @@ def test_missing_listed_file_fails(staged: Path) -> None:
     assert fails(result) == ["FAIL  u2netp_mirror.md (sum): listed in SHA256SUMS but missing"]
 
 
+def test_a_missing_model_fails_every_model_verdict_without_a_traceback(staged: Path) -> None:
+    (staged / f"{MIRROR}.onnx").unlink()
+    result = release.verify(staged)
+    failed = fails(result)
+    assert f"FAIL  {MIRROR}.onnx (sum): listed in SHA256SUMS but missing" in failed
+    assert any(
+        f.startswith(f"FAIL  {MIRROR}.onnx.manifest.json (manifest): cannot read {MIRROR}.onnx")
+        for f in failed
+    ), failed
+    assert lines_of(result)[-1] == f"{staged}: release NOT verified"
+
+
 def test_symlink_in_the_release_fails(tmp_path: Path, staged: Path) -> None:
     card = staged / "u2netp_mirror.md"
     elsewhere = tmp_path / "card.md"

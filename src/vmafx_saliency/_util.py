@@ -7,7 +7,9 @@ import contextlib
 import hashlib
 import importlib
 import os
+import re
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,8 +64,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+_STD_NAMES = {"/dev/stdout": 1, "/dev/stderr": 2}
+_FD_NAME = re.compile(r"/(?:dev|proc/self)/fd/([0-9]+)")
+
+
+def _descriptor(path: Path) -> int | None:
+    """The open descriptor a name such as ``/dev/stdout`` or ``/dev/fd/3`` stands for.
+
+    Written through that descriptor, never opened by name: opening it would
+    truncate a redirected file (``>> log``), and a rename would replace it.
+    """
+    name = os.path.normpath(str(path))
+    match = _FD_NAME.fullmatch(name)
+    return int(match.group(1)) if match else _STD_NAMES.get(name)
+
+
 def _is_stream(path: Path) -> bool:
-    """A named pipe or a device (``/dev/stdout``): written to in place, nothing to clobber."""
+    """A descriptor name, a named pipe or a device: written in place, nothing to clobber."""
+    if _descriptor(path) is not None:
+        return True
     try:
         mode = path.stat().st_mode
     except OSError:
@@ -91,6 +110,12 @@ def atomic_writer(path: Path, *, mode: str = "wb", force: bool = True) -> Iterat
     partial output behind.
     """
     check_can_write(path, force=force)
+    fd = _descriptor(path)
+    if fd is not None:
+        sys.stdout.flush()  # what was printed before comes first
+        with os.fdopen(os.dup(fd), mode) as fh:
+            yield fh
+        return
     if _is_stream(path):
         # A pipe or a device cannot be replaced by a rename: write into it.
         with path.open(mode) as fh:

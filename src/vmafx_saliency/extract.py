@@ -555,17 +555,21 @@ def _check_outputs(outputs: Outputs) -> None:
 
     if outputs.maps_every < 1:
         raise UsageError(f"--maps-every {outputs.maps_every}: give a whole number >= 1")
+    # Every path a run reads or writes, once: -o onto the --merge-into file would
+    # replace the vmaf scores with ours, -o onto the maps folder fail at the end.
     named: dict[Path, str] = {}
     for flag, path in (
+        ("--merge-into", outputs.merge_into),
+        ("--merge-output", outputs.merge_output),
         ("--output", None if outputs.output in (None, "-") else Path(outputs.output)),
         ("--plot", outputs.plot),
-        ("--merge-output", outputs.merge_output),
+        ("--save-maps", outputs.save_maps),
     ):
         if path is None:
             continue
         if path.resolve() in named:
             raise UsageError(
-                f"{flag} {path} is also {named[path.resolve()]}: give each output its own file"
+                f"{flag} {path} is also {named[path.resolve()]}: give each its own path"
             )
         named[path.resolve()] = flag
     if outputs.output not in (None, "-"):

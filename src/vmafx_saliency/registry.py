@@ -1401,7 +1401,12 @@ def add_model(
 def _verify_before_adding(
     model_id: str, onnx: Path, bundle: Path, verification: Verification, sha256: str
 ) -> None:
-    """The bundle must verify with the key material being registered beside it."""
+    """The bundle must verify with the key or chain being registered beside it.
+
+    Keyless (identity) verification needs the Sigstore trust root, fetched over
+    the network: that is left to the loader, and only the signed digest (checked
+    before this) is required of it here, so a model can be registered offline.
+    """
     from vmafx_saliency.signing import Verifier, verify_model
 
     try:
@@ -1410,11 +1415,7 @@ def _verify_before_adding(
         elif verification.certificate_chain:
             verifier = Verifier.from_certificate_chain(verification.certificate_chain)
         else:
-            verifier = Verifier.keyless(
-                identity=verification.identity,
-                identity_regexp=verification.identity_regexp,
-                oidc_issuer=verification.oidc_issuer or "",
-            )
+            return
         verify_model(onnx, bundle=bundle, verifier=verifier, expected_sha256=sha256)
     except (SignatureError, UsageError, InputFileError) as exc:
         raise RegistryError(

@@ -404,7 +404,10 @@ def verify(
             described = json.loads(raw.decode("utf-8"))["output"]["sha256"]
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             raise ReleaseError(f"not an export manifest with output.sha256 ({exc!r})") from exc
-        actual = sha256_file(onnx_path)
+        try:
+            actual = sha256_file(onnx_path)
+        except OSError as exc:  # missing, or a folder: the sums verdict says which
+            raise ReleaseError(f"cannot read {doc['onnx']} to compare ({exc.strerror})") from exc
         if described != actual:
             raise ReleaseError(
                 f"describes an ONNX with sha256 {described}, but {doc['onnx']} has {actual}: "
