@@ -420,6 +420,10 @@ def test_init_from_a_checkpoint_of_another_stem_is_refused(tmp_path: Path) -> No
     _assert_init_from_refused(cfg, UsageError, want, tmp_path)
     # The same stem is taken, wider or not.
     train.check_init_from(dataclasses.replace(cfg, stem_convs=1, widths=(4, 6, 8)))
+    # Narrower is refused: widen_from copies every old channel, so it cannot shrink.
+    narrow = dataclasses.replace(cfg, stem_convs=1, widths=(4, 2, 8))
+    want = r"--widths 4,4,8; this run's --widths 4,2,8 is narrower at stage 1: .* never narrowed"
+    _assert_init_from_refused(narrow, UsageError, want, tmp_path)
 
 
 def _resume_from(checkpoint: Path, match: str) -> None:
@@ -474,6 +478,7 @@ def _torch_file_cut_in_half(path: Path) -> bytes:
         (b"not a zip, not a pickle", r"not a checkpoint that .* \(not a PyTorch pickle\)"),
         (b"", r"not a checkpoint that .* \(empty or cut short\)"),
         ("half", r"not a checkpoint that .* \(truncated, or not a PyTorch zip file\)"),
+        (b"some notes, written by hand\n", r"not a checkpoint that .* \(not a PyTorch file\)"),
     ],
 )
 def test_init_from_a_pt_that_is_not_a_train_checkpoint_is_refused(
@@ -872,6 +877,50 @@ def test_train_end_to_end_on_six_images(
         )
 
 
+def test_resume_on_other_data_is_refused_before_labelling(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    """The hyper-parameters alone do not say what a checkpoint was trained on."""
+    out = tmp_path / "run"
+    common: dict[str, Any] = {
+        "out_dir": out,
+        "image_dirs": [six_images],
+        "teacher": tiny_teacher,
+        "cache_root": tmp_path / "cache",
+        "cfg": dataclasses.replace(TINY, epochs=2),
+        "progress": None,
+    }
+    with pytest.raises(UsageError, match="stopped after epoch 1: resume with --resume"):
+        train.run_training(**common, stop_after=1)
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(
+        UsageError,
+        match=r"checkpoint\.pt was trained on other data \(images, split or teacher\): resume "
+        r"with the same --images, --train-only, --extra-val, --gt-root, --limit and --teacher",
+    ):
+        train.run_training(**common, resume=True, limit=5)
+    assert (out / "checkpoint.pt").read_bytes() == before
+    # The same data resumes and finishes.
+    result = train.run_training(**common, resume=True)
+    assert len(result.outcome.history) == 2
+
+
+def test_an_out_that_is_a_file_or_a_cache_that_cannot_be_made_is_refused(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    kwargs: dict[str, Any] = {"image_dirs": [six_images], "teacher": tiny_teacher, "cfg": TINY}
+    with pytest.raises(UsageError, match=r"--out .*afile: a file, not a folder"):
+        train.run_training(out_dir=afile, cache_root=tmp_path / "cache", progress=None, **kwargs)
+    assert afile.read_text() == "mine\n"
+    with pytest.raises(InputFileError, match=r"--label-cache .*afile/cache: cannot be made"):
+        train.run_training(
+            out_dir=tmp_path / "run", cache_root=afile / "cache", progress=None, **kwargs
+        )
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_registers_train() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
@@ -888,6 +937,26 @@ def test_cli_registers_train() -> None:
     args = parser.parse_args(["train", "--out", "x", "--ema-decay", "0.999"])
     assert args.ema_decay == pytest.approx(0.999)
     assert parser.parse_args(["train", "--out", "x", "--stem-convs", "2"]).stem_convs == 2
+
+
+def test_an_interrupted_train_says_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vmafx_saliency.cli import main
+
+    out = tmp_path / "run"
+
+    def interrupted(**kwargs: Any) -> Any:
+        # Ctrl-C after the first epoch's checkpoint was written.
+        kwargs["out_dir"].mkdir()
+        (kwargs["out_dir"] / "checkpoint.pt").write_bytes(b"epoch 1")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "run_training", interrupted)
+    assert main(["train", "--out", str(out), "--epochs", "2"]) == 130
+    err = capsys.readouterr().err
+    assert f"the last finished epoch is in {out / 'checkpoint.pt'}: carry on with the same " in err
+    assert "and --resume" in err and err.rstrip().endswith("vmafx-saliency: interrupted")
 
 
 def test_cli_train_rejects_a_stem_without_convolutions(capsys: pytest.CaptureFixture[str]) -> None:

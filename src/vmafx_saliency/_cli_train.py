@@ -11,9 +11,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmafx_saliency._util import positive_int
+
+if TYPE_CHECKING:
+    from vmafx_saliency.train import TrainConfig, TrainResult
 
 Handler = Callable[[argparse.Namespace], int]
 AddFn = Callable[..., argparse.ArgumentParser]
@@ -58,7 +61,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
     if args.images and not args.no_default_images:
         image_dirs.insert(0, train.DEFAULT_IMAGES)
-    result = train.run_training(
+    checkpoint = Path(args.out) / "checkpoint.pt"
+    try:
+        result = _run(args, cfg, image_dirs)
+    except KeyboardInterrupt:
+        if checkpoint.is_file():
+            # Without this, the obvious re-run meets "already exists: pass --force",
+            # which would throw the finished epochs away.
+            print(
+                f"the last finished epoch is in {checkpoint}: carry on with the same "
+                "command and --resume",
+                file=sys.stderr,
+            )
+        raise
+    print(result.render())
+    return 0
+
+
+def _run(args: argparse.Namespace, cfg: TrainConfig, image_dirs: list[Path]) -> TrainResult:
+    from vmafx_saliency import train
+
+    return train.run_training(
         out_dir=Path(args.out),
         image_dirs=image_dirs,
         gt_root=Path(args.gt_root) if args.gt_root else None,
@@ -75,8 +98,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         extra_val_dirs=[Path(p) for p in args.extra_val or ()],
         command=["vmafx-saliency", "train", *sys.argv[2:]] if len(sys.argv) > 1 else [],
     )
-    print(result.render())
-    return 0
 
 
 @dataclass(frozen=True)

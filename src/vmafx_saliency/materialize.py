@@ -821,8 +821,7 @@ def materialize(input: Path, output: Path, options: Options) -> Summary:
     if options.root is not None and not options.root.is_dir():
         what = "not a folder" if options.root.exists() else "no such folder"
         raise InputFileError(
-            f"--root {options.root}: {what}: give the folder the table's relative paths "
-            "start from"
+            f"--root {options.root}: {what}: give the folder the table's relative paths start from"
         )
     root = (options.root if options.root is not None else input.parent).absolute()
     plan = _plan(table, options, root)

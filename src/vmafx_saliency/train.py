@@ -992,6 +992,15 @@ def check_checkpoint_architecture(cfg: TrainConfig, path: Path, saved: dict[str,
             f"{', --separable' if cfg.separable else ''}: give the checkpoint's --stem-convs "
             "and block kind (and as many widths, each at least its own)"
         )
+    old_widths = [int(w) for w in saved.get("widths") or ()]
+    narrower = [i for i, (o, n) in enumerate(zip(old_widths, cfg.widths, strict=True)) if n < o]
+    if narrower:
+        raise UsageError(
+            f"--init-from {path}: a checkpoint of --widths {','.join(map(str, old_widths))}; "
+            f"this run's --widths {','.join(map(str, cfg.widths))} is narrower at stage "
+            f"{narrower[0]}: a net can be widened from a checkpoint, never narrowed; give "
+            "widths each at least the checkpoint's"
+        )
 
 
 def _unreadable_reason(exc: BaseException) -> str:
@@ -1028,7 +1037,9 @@ def load_checkpoint(path: Path, *, flag: str) -> dict[str, Any]:
         hint = "give a run's checkpoint.pt or a student ONNX"
     try:
         state = _torch().load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+    except Exception as exc:
+        # Any file may be given, and every way it fails to parse (a text file gives
+        # KeyError, a zip of other things RuntimeError) is one answer: not ours.
         raise InputFileError(
             f"{flag} {path}: not a checkpoint that `vmafx-saliency train` wrote "
             f"({_unreadable_reason(exc)}); {hint}"
@@ -1160,8 +1171,12 @@ def train_student(
     stop_after: int | None = None,
     progress: TextIO | None = None,
     extra_val: Arrays | None = None,
+    data_key: str | None = None,
 ) -> TrainOutcome:
     """Train, checkpointing after every epoch; ``stop_after`` simulates an interruption.
+
+    ``data_key`` names the data (images, split, teacher) in the checkpoint, so
+    that a resume on other data can be refused (:func:`check_resume_data`).
 
     Every random draw comes from generators derived from (seed, epoch), so a run
     resumed from the checkpoint of epoch k ends with the same weights as one
@@ -1321,6 +1336,7 @@ def train_student(
             "sides": sides.state_dict() if sides is not None else None,
             "seconds": elapsed,
             "torch_rng": torch.get_rng_state(),
+            "data": data_key,
         }
         buffer = io.BytesIO()
         torch.save(state, buffer)
@@ -1517,6 +1533,39 @@ class TrainResult:
         return "\n".join(lines)
 
 
+def data_key(
+    *,
+    train: Sequence[Sample],
+    val: Sequence[Sample],
+    extra_val: Sequence[Sample],
+    teacher_sha256: str,
+    teacher_input: str,
+) -> str:
+    """What a run trains and selects on, by content: one digest for the checkpoint."""
+    doc = {
+        "train": image_list_sha256(train),
+        "val": image_list_sha256(val),
+        "extra_val": image_list_sha256(extra_val),
+        "teacher": teacher_sha256,
+        "teacher_input": teacher_input,
+    }
+    return sha256_bytes(json.dumps(doc, sort_keys=True).encode())
+
+
+def check_resume_data(checkpoint: Path, key: str) -> None:
+    """Refuse, before any labelling, a resume whose images or teacher differ from the run's.
+
+    Checkpoints from before the key was kept are resumed as they were.
+    """
+    saved = load_checkpoint(checkpoint, flag="--resume from").get("data")
+    if saved is not None and saved != key:
+        raise UsageError(
+            f"{checkpoint} was trained on other data (images, split or teacher): resume with "
+            "the same --images, --train-only, --extra-val, --gt-root, --limit and --teacher, "
+            "or start afresh without --resume (or with another --out)"
+        )
+
+
 def run_training(
     *,
     out_dir: Path,
@@ -1560,6 +1609,8 @@ def run_training(
     warn_if_bf16_emulated(torch, cfg)
     if threads is not None:
         torch.set_num_threads(threads)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: a file, not a folder: give a folder for the run")
     onnx_path = out_dir / f"{MODEL_ID}.onnx"
     manifest_path = out_dir / f"{MODEL_ID}.onnx.manifest.json"
     sidecar_path = out_dir / f"{MODEL_ID}.sidecar.json"
@@ -1594,7 +1645,22 @@ def run_training(
     if not teacher_sha:
         teacher_obj = load_teacher(teacher, teacher_input=mode)
         teacher_sha = teacher_obj.sha256
+    key = data_key(
+        train=train_s,
+        val=val_s,
+        extra_val=extra_val_s,
+        teacher_sha256=teacher_sha,
+        teacher_input=mode,
+    )
+    if resume and checkpoint.is_file():
+        check_resume_data(checkpoint, key)
     root = cache_root if cache_root is not None else default_cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputFileError(
+            f"--label-cache {root}: cannot be made ({exc.strerror}): give a folder you can write to"
+        ) from exc
     labels = ensure_labels(
         [*samples, *extra_train, *extra_val_s],
         teacher_obj
@@ -1625,6 +1691,7 @@ def run_training(
         stop_after=stop_after,
         progress=progress,
         extra_val=extra_val_a,
+        data_key=key,
     )
     net = build_student(cfg)
     net.load_state_dict(outcome.best_state)
