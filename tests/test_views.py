@@ -69,6 +69,7 @@ def test_cli_views_use_only_the_training_split(
 ) -> None:
     out = tmp_path / "views"
     argv = ["views", "synth", "--recipe", recipe, "--images", str(solid_images)]
+    argv += ["--no-default-images"]
     assert cli.main([*argv, "--val-fraction", "0.25", "--out", str(out)]) == 0
     samples = train.collect_samples([solid_images])
     train_split, val_split = train.split_samples(samples, val_fraction=0.25, seed=0)
@@ -101,8 +102,10 @@ def test_video_frames_every_nth(videos_dir: Path, tmp_path: Path) -> None:
     if not clip.is_file():
         pytest.skip(f"{clip} is absent (../shared/data/videos)")
     result = views.video_frames(clip, tmp_path, every=50)
-    names = sorted(p.name for p in (tmp_path / "carphone_pristine").iterdir())
+    names = sorted(p.name for p in (tmp_path / "carphone_pristine").glob("*.png"))
     assert names == [f"carphone_pristine_{i:04d}.png" for i in (0, 50, 100)]
+    marker = (tmp_path / "carphone_pristine" / views.SOURCE_MARKER).read_text()
+    assert marker == f"{hashlib.sha256(clip.read_bytes()).hexdigest()}  carphone_pristine.mp4\n"
     assert result.written == 3
     with Image.open(tmp_path / "carphone_pristine" / names[0]) as img:
         assert img.mode == "RGB" and img.size == (176, 144)
@@ -133,3 +136,80 @@ def test_train_only_folders_are_listed_recursively_in_path_order(
     assert [str(p.relative_to(nested)) for p in listed] == ["k0/c.png", "k1/a.png", "k1/b.png"]
     with pytest.raises(InputFileError, match=r"nested holds no \.jpg/\.png images"):
         train.list_images(nested)  # not recursive: no images at the top
+
+
+def test_views_synth_takes_its_folders_as_train_does() -> None:
+    """views synth --images X splits MSRA-B + X, as train --images X does: one split."""
+    import argparse
+
+    from vmafx_saliency import _cli_train
+
+    def parsed(*argv: str) -> argparse.Namespace:
+        return cli.build_parser().parse_args(list(argv))
+
+    for extra in ([], ["--images", "a"], ["--images", "a", "--no-default-images"]):
+        t = parsed("train", "--out", "x", *extra)
+        v = parsed("views", "synth", "--recipe", "mix", "--out", "y", *extra)
+        assert _cli_train.train_image_dirs(v) == _cli_train.train_image_dirs(t), extra
+    assert _cli_train.train_image_dirs(parsed("train", "--out", "x", "--images", "a")) == [
+        train.DEFAULT_IMAGES,
+        Path("a"),
+    ]
+
+
+def test_sources_of_one_name_in_two_folders_get_views_of_their_own(
+    solid_images: Path, tmp_path: Path
+) -> None:
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    for i in range(3):  # img00..img02 again, other colours
+        Image.new("RGB", (100, 80), (i, 200, 50)).save(twin / f"img{i:02d}.png")
+    paths = [*train.list_images(solid_images), *train.list_images(twin)]
+    result = views.make_views(paths, tmp_path / "v", recipe="mix")
+    assert result.written == 4 * len(paths) and result.skipped == 0
+    names = {p.name for p in (tmp_path / "v" / "k0").iterdir()}
+    assert "img05_crop.png" in names  # a unique stem keeps its plain name
+    assert sum(n.startswith("img00_") for n in names) == 2 and "img00_crop.png" not in names
+
+
+def test_an_unreadable_source_image_is_named(solid_images: Path, tmp_path: Path) -> None:
+    broken = solid_images / "img99.png"
+    broken.write_bytes((solid_images / "img00.png").read_bytes()[:40])  # a cut-short PNG
+    paths = train.list_images(solid_images)
+    with pytest.raises(InputFileError, match=r"cannot read image .*img99\.png .*fix or remove"):
+        views.make_views(paths, tmp_path / "v", recipe="mix")
+
+
+def test_views_out_that_is_a_file_is_refused(solid_images: Path, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    with pytest.raises(UsageError, match=r"--out .*afile: a file, not a folder"):
+        views.make_views(train.list_images(solid_images), afile, recipe="mix")
+    with pytest.raises(UsageError, match=r"--out .*afile: a file, not a folder"):
+        views.video_frames(tmp_path / "x.mp4", afile, every=5)
+    assert afile.read_text() == "mine\n"
+
+
+def test_frames_of_another_clip_of_the_same_name_are_refused(
+    videos_dir: Path, tmp_path: Path
+) -> None:
+    clip = videos_dir / "carphone_pristine.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} is absent (../shared/data/videos)")
+    other = tmp_path / "elsewhere" / "carphone_pristine.mp4"
+    other.parent.mkdir()
+    other.write_bytes((videos_dir / "carphone_distorted.mp4").read_bytes())
+    views.video_frames(clip, tmp_path / "frames", every=60)
+    with pytest.raises(
+        UsageError,
+        match=r"frames/carphone_pristine holds the frames of another clip named "
+        r"carphone_pristine\.mp4 .*give this one another --out",
+    ):
+        views.video_frames(other, tmp_path / "frames", every=60)
+    # The same clip again is a re-run: it finds its frames there.
+    assert views.video_frames(clip, tmp_path / "frames", every=60).skipped == 2
+
+
+def test_frames_of_raw_yuv_say_to_convert_first(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"raw YUV has no colour matrix .*convert it first"):
+        views.video_frames(tmp_path / "clip.yuv", tmp_path / "frames", every=5)

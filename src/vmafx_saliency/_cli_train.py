@@ -58,9 +58,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         side_weight=args.side_weight,
         freeze_batchnorm=args.freeze_batchnorm,
     )
-    image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
-    if args.images and not args.no_default_images:
-        image_dirs.insert(0, train.DEFAULT_IMAGES)
+    image_dirs = train_image_dirs(args)
     checkpoint = Path(args.out) / "checkpoint.pt"
     try:
         result = _run(args, cfg, image_dirs)
@@ -76,6 +74,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise
     print(result.render())
     return 0
+
+
+def train_image_dirs(args: argparse.Namespace) -> list[Path]:
+    """The folders that `train` splits (and `views synth` must split alike)."""
+    from vmafx_saliency import train
+
+    image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
+    if args.images and not args.no_default_images:
+        image_dirs.insert(0, train.DEFAULT_IMAGES)
+    return image_dirs
 
 
 def _run(args: argparse.Namespace, cfg: TrainConfig, image_dirs: list[Path]) -> TrainResult:
@@ -311,10 +319,10 @@ def register(sub: Any, add: AddFn) -> None:
 def _cmd_views_synth(args: argparse.Namespace) -> int:
     from vmafx_saliency import train, views
 
-    image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
-    samples = train.collect_samples(image_dirs)
-    # The same split as `train` with the same --val-fraction and --seed: views are
-    # made from the training part only, so no validation image leaks into one.
+    # The folders, the split and its options exactly as `train` takes them: views
+    # are made from the training part only, so no validation image leaks into one.
+    image_dirs = train_image_dirs(args)
+    samples = train.collect_samples(image_dirs, Path(args.gt_root) if args.gt_root else None)
     train_split, _ = train.split_samples(samples, val_fraction=args.val_fraction, seed=args.seed)
     result = views.make_views(
         [s.path for s in train_split],
@@ -367,8 +375,12 @@ def register_views(sub: Any, add: AddFn) -> None:
         "--images",
         action="append",
         metavar="DIR",
-        help="source image folder (repeatable; default: MSRA-B); pass train's --images",
+        help="more image folders, as train takes them (repeatable; MSRA-B is always included "
+        "unless --no-default-images): pass the --images, --no-default-images, --gt-root, "
+        "--val-fraction and --seed of the train run, so its validation split gets no view",
     )
+    s.add_argument("--no-default-images", action="store_true", help="as train's")
+    s.add_argument("--gt-root", metavar="DIR", help="as train's: its images join the split")
     s.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     s.add_argument("--seed", type=int, default=defaults.seed, help="train's split seed")
     s.add_argument(

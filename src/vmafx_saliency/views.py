@@ -20,13 +20,16 @@ and PASCAL-S never enter one):
   pasted onto a crop of another.
 
 Views are PNG files under ``OUT/k<i>/<stem>_<kind>.png`` (i: the view's index
-per image), drawn from one seeded generator in a fixed order, so a recipe,
-seed and image list always give the same bytes.
+per image; a stem two source folders share gets a short digest of its path),
+drawn from one seeded generator in a fixed order, so a recipe, seed and image
+list always give the same bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +37,7 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from vmafx_saliency._util import atomic_write_bytes, require
+from vmafx_saliency._util import atomic_write_bytes, require, sha256_file
 from vmafx_saliency.errors import InputFileError, UsageError
 
 Recipe = Literal["mix", "clutter"]
@@ -43,6 +46,7 @@ RECIPES: dict[str, tuple[str, ...]] = {
     "clutter": ("clutter", "texture", "scene", "clutter"),
 }
 DEFAULT_SEEDS = {"mix": 6, "clutter": 7}
+SOURCE_MARKER = "source.sha256"  # in a clip's frames folder: which clip they are from
 
 
 def _pil() -> Any:
@@ -65,8 +69,14 @@ class _Maker:
         self.image = _pil()
 
     def load(self, path: Path) -> Any:
-        with self.image.open(path) as img:
-            return img.convert("RGB")
+        try:
+            with self.image.open(path) as img:
+                return img.convert("RGB")
+        except (OSError, ValueError) as exc:  # PIL: unreadable, truncated, not an image
+            raise InputFileError(
+                f"cannot read image {path} ({exc}): fix or remove it, then run again "
+                "(the views already written are kept)"
+            ) from exc
 
     def crop(self, img: Any, lo: float, hi: float, minimum: int) -> Any:
         rng = self.rng
@@ -164,14 +174,16 @@ def make_views(
         raise UsageError(f"recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     if len(paths) < 9:
         raise InputFileError(f"{len(paths)} image(s): a view recipe needs at least 9 to mix")
+    check_out_folder(out_dir)
     kinds = RECIPES[recipe]
     rng = np.random.default_rng(DEFAULT_SEEDS[recipe] if seed is None else seed)
     maker = _Maker(paths=paths, rng=rng)
+    names = _view_stems(paths)
     written = skipped = 0
     for i, path in enumerate(paths[:limit]):
         for k, name in enumerate(kinds):
             view = maker.kind(name)(path)
-            target = out_dir / f"k{k}" / f"{path.stem}_{name}.png"
+            target = out_dir / f"k{k}" / f"{names[path]}_{name}.png"
             if target.is_file():
                 skipped += 1
                 continue
@@ -181,6 +193,26 @@ def make_views(
         if progress is not None and (i + 1) % 100 == 0:
             print(f"views: {i + 1}/{len(paths[:limit])} images", file=progress, flush=True)
     return ViewsResult(out_dir, written, skipped)
+
+
+def check_out_folder(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: a file, not a folder: give a folder for the images")
+
+
+def _view_stems(paths: Sequence[Path]) -> dict[Path, str]:
+    """Each source's name in its views: its stem, made unique where two folders share one.
+
+    A stem alone would let a second ``1.jpg`` find the first one's views "already
+    there"; unique stems keep their plain names (and earlier runs' views).
+    """
+    counts = Counter(path.stem for path in paths)
+    return {
+        path: path.stem
+        if counts[path.stem] == 1
+        else f"{path.stem}_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]}"
+        for path in paths
+    }
 
 
 def _png(image: Any) -> bytes:
@@ -197,7 +229,15 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
     """
     if every < 1:
         raise UsageError(f"--every {every}: give a positive frame step")
+    from vmafx_saliency.frames import RAW_SUFFIXES
+
+    if clip.suffix.lower() in RAW_SUFFIXES:
+        raise UsageError(
+            f"{clip}: raw YUV has no colour matrix or size to make RGB frames from; convert it "
+            "first, e.g. ffmpeg -f rawvideo -pix_fmt yuv420p -s WxH -i CLIP.yuv CLIP.y4m"
+        )
     av = require("av", purpose="reading video frames")
+    check_out_folder(out_dir)
     folder = out_dir / clip.stem
     written = skipped = 0
     try:
@@ -205,17 +245,43 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
     except (OSError, av.error.FFmpegError) as exc:
         raise InputFileError(f"cannot open video {clip}: {exc}") from exc
     with container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index % every:
-                continue
-            target = folder / f"{clip.stem}_{index:04d}.png"
-            if target.is_file():
-                skipped += 1
-                continue
-            folder.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, _png(frame.to_image()))
-            written += 1
+        _claim(folder, clip)
+        try:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index % every:
+                    continue
+                target = folder / f"{clip.stem}_{index:04d}.png"
+                if target.is_file():
+                    skipped += 1
+                    continue
+                atomic_write_bytes(target, _png(frame.to_image()))
+                written += 1
+        except av.error.FFmpegError as exc:
+            raise InputFileError(
+                f"decoding {clip} failed after {written + skipped} kept frames ({exc}): the "
+                "frames written so far are kept; check the file"
+            ) from exc
     return ViewsResult(folder, written, skipped)
+
+
+def _claim(folder: Path, clip: Path) -> None:
+    """Mark ``folder`` as the frames of ``clip`` (by content), or refuse another clip's.
+
+    Frames are named after the clip's stem: a second ``carphone.mp4`` from
+    elsewhere would otherwise find the first one's frames "already there".
+    """
+    digest = sha256_file(clip)
+    marker = folder / SOURCE_MARKER
+    if marker.is_file():
+        theirs = marker.read_text(encoding="utf-8").split()[0]
+        if theirs != digest:
+            raise UsageError(
+                f"{folder} holds the frames of another clip named {clip.name} (sha256 "
+                f"{theirs[:16]}…): give this one another --out"
+            )
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(marker, f"{digest}  {clip.name}\n".encode())
 
 
 __all__ = ["RECIPES", "ViewsResult", "make_views", "video_frames"]
