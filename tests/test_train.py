@@ -24,7 +24,12 @@ pytest.importorskip("PIL")
 from vmafx_saliency import _cli_train, contract, onnxscan, train  # noqa: E402
 from vmafx_saliency._util import sha256_bytes  # noqa: E402
 from vmafx_saliency.cli import main  # noqa: E402
-from vmafx_saliency.errors import ExportError, InputFileError, UsageError  # noqa: E402
+from vmafx_saliency.errors import (  # noqa: E402
+    ExportError,
+    InputFileError,
+    TrainingDivergedError,
+    UsageError,
+)
 from vmafx_saliency.extract import preprocess  # noqa: E402
 from vmafx_saliency.nets.student import SideHeads, StudentUNet  # noqa: E402
 from vmafx_saliency.registry import Preprocessing, Sidecar  # noqa: E402
@@ -905,6 +910,30 @@ def test_resume_on_other_data_is_refused_before_labelling(
     assert len(result.outcome.history) == 2
 
 
+def test_limit_takes_the_first_n_of_every_folder(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    from PIL import Image
+
+    extra = tmp_path / "frames"
+    extra.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(extra / f"{i}.png")
+    result = train.run_training(
+        out_dir=tmp_path / "run",
+        image_dirs=[six_images],
+        teacher=tiny_teacher,
+        cache_root=tmp_path / "cache",
+        cfg=dataclasses.replace(TINY, epochs=1),
+        limit=4,
+        train_only_dirs=[extra],
+        progress=None,
+    )
+    data = json.loads(result.record.read_text())["data"]
+    assert (data["count"], data["train_only"]) == (4, 4)
+
+
 def test_an_out_that_is_a_file_or_a_cache_that_cannot_be_made_is_refused(
     tmp_path: Path, six_images: Path, tiny_teacher: Path
 ) -> None:
@@ -919,6 +948,24 @@ def test_an_out_that_is_a_file_or_a_cache_that_cannot_be_made_is_refused(
             out_dir=tmp_path / "run", cache_root=afile / "cache", progress=None, **kwargs
         )
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "flag"), [("iou_weight", "--iou-weight"), ("l1_weight", "--l1-weight")]
+)
+@pytest.mark.parametrize("value", [-1.0, math.nan])
+def test_a_negative_or_nan_loss_weight_is_refused(field: str, flag: str, value: float) -> None:
+    cfg = dataclasses.replace(TINY, crop=32, **{field: value})
+    with pytest.raises(UsageError, match=rf"{flag} {value}: give a weight >= 0"):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=Path("/nonexistent"))
+
+
+def test_a_diverging_run_stops_with_what_to_do(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, crop=32, epochs=3, lr=1e30)
+    with pytest.raises(
+        TrainingDivergedError, match=r"the loss became nan at epoch 1, step \d+: .*lower --lr"
+    ):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "c.pt")
 
 
 def test_cli_registers_train() -> None:

@@ -213,3 +213,9 @@ def test_frames_of_another_clip_of_the_same_name_are_refused(
 def test_frames_of_raw_yuv_say_to_convert_first(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"raw YUV has no colour matrix .*convert it first"):
         views.video_frames(tmp_path / "clip.yuv", tmp_path / "frames", every=5)
+
+
+def test_a_missing_image_folder_is_named_whatever_option_gave_it(tmp_path: Path) -> None:
+    # --images, --train-only or --extra-val: the message names the folder, not one flag.
+    with pytest.raises(InputFileError, match=r"image folder .*nope not found: check the path"):
+        train.list_images(tmp_path / "nope", recursive=True)

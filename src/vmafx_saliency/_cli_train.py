@@ -300,7 +300,10 @@ def register(sub: Any, add: AddFn) -> None:
     )
     p.add_argument("--steps-per-epoch", type=positive_int, default=None)
     p.add_argument(
-        "--limit", type=positive_int, default=None, help="use the first N images per folder"
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="use the first N images of each folder (--images, --train-only and --extra-val alike)",
     )
     p.add_argument("--parity-images", metavar="DIR", help="images for the export parity check")
     p.add_argument(

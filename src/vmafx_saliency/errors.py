@@ -89,3 +89,7 @@ class ExtractionError(VmafxSaliencyError):
 
 class OutputError(VmafxSaliencyError):
     """An output cannot be written, or a file to merge into does not fit."""
+
+
+class TrainingDivergedError(VmafxSaliencyError):
+    """The training loss left the real numbers (lower the learning rate)."""

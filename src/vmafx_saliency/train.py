@@ -56,7 +56,12 @@ from vmafx_saliency._util import (
     sha256_bytes,
     sha256_file,
 )
-from vmafx_saliency.errors import ExportError, InputFileError, UsageError
+from vmafx_saliency.errors import (
+    ExportError,
+    InputFileError,
+    TrainingDivergedError,
+    UsageError,
+)
 from vmafx_saliency.registry import Preprocessing, Sidecar
 
 log = logging.getLogger(__name__)
@@ -171,7 +176,7 @@ def list_images(folder: Path, *, recursive: bool = False) -> list[Path]:
     """The folder's images in path order (with ``recursive``, its sub-folders' too)."""
     refuse_held_out(folder)
     if not folder.is_dir():
-        raise InputFileError(f"image folder {folder} not found: pass --images DIR")
+        raise InputFileError(f"image folder {folder} not found: check the path")
     found = folder.rglob("*") if recursive else folder.iterdir()
     files = sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     for path in files:
@@ -603,6 +608,12 @@ def _check_ema(cfg: TrainConfig) -> None:
             f"--ema-decay {cfg.ema_decay}: give a decay in [0, 1) (0 turns the average off; "
             "0.999 averages over about the last 1,000 steps)"
         )
+
+
+def _check_loss_weights(cfg: TrainConfig) -> None:
+    for flag, value in (("--iou-weight", cfg.iou_weight), ("--l1-weight", cfg.l1_weight)):
+        if not (math.isfinite(value) and value >= 0.0):
+            raise UsageError(f"{flag} {value}: give a weight >= 0 (0 leaves that term out)")
 
 
 def _check_side_weight(cfg: TrainConfig) -> None:
@@ -1186,6 +1197,7 @@ def train_student(
     bf16 = _autocast_bf16(cfg)
     _check_ema(cfg)
     _check_side_weight(cfg)
+    _check_loss_weights(cfg)
     _check_schedule(cfg, limit=None, threads=None)
     _check_freeze_batchnorm(cfg)
     _seed_everything(torch, run_seed(cfg))
@@ -1274,6 +1286,13 @@ def train_student(
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             losses.append(optimizer_step(torch, net, optimizer, x, y, cfg, bf16=bf16, sides=sides))
+            if not math.isfinite(losses[-1]):
+                # The weights are now NaN too: every later step and figure would be.
+                raise TrainingDivergedError(
+                    f"the loss became {losses[-1]} at epoch {epoch}, step {step + 1}: the "
+                    f"training diverged at --lr {cfg.lr:g}; lower --lr (the checkpoint of "
+                    "the last finished epoch is kept)"
+                )
             if average is not None:
                 average.update_parameters(net)
         val_mae, val_f = evaluate_val(torch, net, val)
@@ -1602,6 +1621,7 @@ def run_training(
     _autocast_bf16(cfg)
     _check_ema(cfg)
     _check_side_weight(cfg)
+    _check_loss_weights(cfg)
     _check_freeze_batchnorm(cfg)
     check_init_from(cfg)
     wall_start = time.perf_counter()
@@ -1628,14 +1648,16 @@ def run_training(
     if train_only_dirs:
         extra_train = [
             s
-            for s in collect_samples(list(train_only_dirs), recursive=True)
+            for s in collect_samples(list(train_only_dirs), recursive=True, limit=limit)
             if s.sha256 not in seen
         ]
     seen |= {s.sha256 for s in extra_train}
     extra_val_s: list[Sample] = []
     if extra_val_dirs:
         extra_val_s = [
-            s for s in collect_samples(list(extra_val_dirs), recursive=True) if s.sha256 not in seen
+            s
+            for s in collect_samples(list(extra_val_dirs), recursive=True, limit=limit)
+            if s.sha256 not in seen
         ]
     train_s = train_s + extra_train
     teacher_path = Path(teacher)
