@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import math
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -955,17 +956,31 @@ def test_an_out_that_is_a_file_or_a_cache_that_cannot_be_made_is_refused(
 )
 @pytest.mark.parametrize("value", [-1.0, math.nan])
 def test_a_negative_or_nan_loss_weight_is_refused(field: str, flag: str, value: float) -> None:
-    cfg = dataclasses.replace(TINY, crop=32, **{field: value})
+    changes: dict[str, Any] = {"crop": 32, field: value}
+    cfg = dataclasses.replace(TINY, **changes)
     with pytest.raises(UsageError, match=rf"{flag} {value}: give a weight >= 0"):
         train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=Path("/nonexistent"))
 
 
-def test_a_diverging_run_stops_with_what_to_do(tmp_path: Path) -> None:
-    cfg = dataclasses.replace(TINY, crop=32, epochs=3, lr=1e30)
+@pytest.mark.parametrize(
+    ("steps", "said"),
+    [
+        (None, r"the loss became nan at epoch 1, step \d+"),
+        # One step an epoch: its loss was taken before the update that broke the weights.
+        (1, r"the validation maps became NaN or infinite in epoch 1"),
+    ],
+)
+def test_a_diverging_run_stops_with_what_to_do(
+    tmp_path: Path, steps: int | None, said: str
+) -> None:
+    cfg = dataclasses.replace(TINY, crop=32, epochs=3, lr=1e30, steps_per_epoch=steps)
     with pytest.raises(
-        TrainingDivergedError, match=r"the loss became nan at epoch 1, step \d+: .*lower --lr"
+        TrainingDivergedError,
+        match=rf"{said}: the training diverged at --lr 1e\+30; run again with a lower --lr "
+        r"and --force \(or another --out\)",
     ):
         train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()  # no epoch finished: nothing to resume from
 
 
 def test_cli_registers_train() -> None:
@@ -1004,6 +1019,31 @@ def test_an_interrupted_train_says_to_resume(
     err = capsys.readouterr().err
     assert f"the last finished epoch is in {out / 'checkpoint.pt'}: carry on with the same " in err
     assert "and --resume" in err and err.rstrip().endswith("vmafx-saliency: interrupted")
+
+
+def test_an_interrupt_before_this_run_checkpointed_gives_no_resume_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vmafx_saliency.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    old = out / "checkpoint.pt"
+    old.write_bytes(b"an earlier run's")
+    os.utime(old, (1_000_000_000, 1_000_000_000))  # written long before this run
+
+    def interrupted(**kwargs: Any) -> Any:
+        raise KeyboardInterrupt  # Ctrl-C while labelling, --force over the earlier run
+
+    monkeypatch.setattr(train, "run_training", interrupted)
+    assert main(["train", "--out", str(out), "--force"]) == 130
+    assert "carry on" not in capsys.readouterr().err
+
+
+def test_an_unreadable_checkpoint_is_not_called_unparseable(tmp_path: Path) -> None:
+    # A folder stands for any file that cannot be read: the checkpoint may be fine.
+    with pytest.raises(InputFileError, match=r"--resume from .*: cannot be read \(.*\): check"):
+        train.load_checkpoint(tmp_path, flag="--resume from")
 
 
 def test_cli_train_rejects_a_stem_without_convolutions(capsys: pytest.CaptureFixture[str]) -> None:

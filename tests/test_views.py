@@ -208,6 +208,10 @@ def test_frames_of_another_clip_of_the_same_name_are_refused(
         views.video_frames(other, tmp_path / "frames", every=60)
     # The same clip again is a re-run: it finds its frames there.
     assert views.video_frames(clip, tmp_path / "frames", every=60).skipped == 2
+    # A mark that cannot be read is no clip's: refused, not a traceback.
+    (tmp_path / "frames" / "carphone_pristine" / views.SOURCE_MARKER).write_bytes(b"")
+    with pytest.raises(UsageError, match=r"holds the frames of another clip"):
+        views.video_frames(clip, tmp_path / "frames", every=60)
 
 
 def test_frames_of_raw_yuv_say_to_convert_first(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +61,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     image_dirs = train_image_dirs(args)
     checkpoint = Path(args.out) / "checkpoint.pt"
+    started = time.time()
     try:
         result = _run(args, cfg, image_dirs)
     except KeyboardInterrupt:
-        if checkpoint.is_file():
+        # This run's checkpoint only: one left by an earlier run (--force) is not it.
+        if checkpoint.is_file() and (args.resume or checkpoint.stat().st_mtime >= started):
             # Without this, the obvious re-run meets "already exists: pass --force",
             # which would throw the finished epochs away.
             print(
@@ -380,7 +383,8 @@ def register_views(sub: Any, add: AddFn) -> None:
         metavar="DIR",
         help="more image folders, as train takes them (repeatable; MSRA-B is always included "
         "unless --no-default-images): pass the --images, --no-default-images, --gt-root, "
-        "--val-fraction and --seed of the train run, so its validation split gets no view",
+        "--val-fraction and --seed of the train run, so its validation split gets no view "
+        "(a train run with --limit splits fewer images: make no views for it)",
     )
     s.add_argument("--no-default-images", action="store_true", help="as train's")
     s.add_argument("--gt-root", metavar="DIR", help="as train's: its images join the split")

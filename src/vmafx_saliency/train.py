@@ -610,6 +610,14 @@ def _check_ema(cfg: TrainConfig) -> None:
         )
 
 
+def _diverged(cfg: TrainConfig, what: str) -> TrainingDivergedError:
+    # A resume keeps the run's --lr, so the way on is a new run.
+    return TrainingDivergedError(
+        f"{what}: the training diverged at --lr {cfg.lr:g}; run again with a lower --lr "
+        "and --force (or another --out)"
+    )
+
+
 def _check_loss_weights(cfg: TrainConfig) -> None:
     for flag, value in (("--iou-weight", cfg.iou_weight), ("--l1-weight", cfg.l1_weight)):
         if not (math.isfinite(value) and value >= 0.0):
@@ -895,13 +903,18 @@ def max_f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = 0.3) -> float
 
 
 def evaluate_val(torch: Any, net: Any, arrays: Arrays, batch: int = 8) -> tuple[float, float]:
-    """Mean MAE vs the teacher map and mean max-F vs the teacher binarised at 0.5."""
+    """Mean MAE vs the teacher map and mean max-F vs the teacher binarised at 0.5.
+
+    A net whose maps are not finite (a diverged run) scores ``(nan, nan)``.
+    """
     net.eval()
     maes, fs = [], []
     with torch.no_grad():
         for start in range(0, len(arrays.luma), batch):
             x = deployment_input(torch.from_numpy(arrays.luma[start : start + batch]))
             pred = net(x)[:, 0].numpy()
+            if not np.isfinite(pred).all():
+                return math.nan, math.nan
             for p, t in zip(pred, arrays.label[start : start + batch], strict=True):
                 maes.append(float(np.abs(p - t).mean()))
                 fs.append(max_f_measure(p, t > 0.5))
@@ -1046,8 +1059,14 @@ def load_checkpoint(path: Path, *, flag: str) -> dict[str, Any]:
         hint = "start afresh without --resume, or with another --out"
     else:
         hint = "give a run's checkpoint.pt or a student ONNX"
+    torch = _torch()  # outside the try: a missing torch is its own, named error
     try:
-        state = _torch().load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        # Unreadable is not unparseable: the checkpoint may be fine.
+        raise InputFileError(
+            f"{flag} {path}: cannot be read ({exc.strerror or exc}): check its permissions"
+        ) from exc
     except Exception as exc:
         # Any file may be given, and every way it fails to parse (a text file gives
         # KeyError, a zip of other things RuntimeError) is one answer: not ours.
@@ -1288,14 +1307,16 @@ def train_student(
             losses.append(optimizer_step(torch, net, optimizer, x, y, cfg, bf16=bf16, sides=sides))
             if not math.isfinite(losses[-1]):
                 # The weights are now NaN too: every later step and figure would be.
-                raise TrainingDivergedError(
-                    f"the loss became {losses[-1]} at epoch {epoch}, step {step + 1}: the "
-                    f"training diverged at --lr {cfg.lr:g}; lower --lr (the checkpoint of "
-                    "the last finished epoch is kept)"
+                raise _diverged(
+                    cfg, f"the loss became {losses[-1]} at epoch {epoch}, step {step + 1}"
                 )
             if average is not None:
                 average.update_parameters(net)
         val_mae, val_f = evaluate_val(torch, net, val)
+        if not math.isfinite(val_mae):
+            # The last step's loss was taken before its update, which can be what
+            # sent the weights out of range: the maps show it.
+            raise _diverged(cfg, f"the validation maps became NaN or infinite in epoch {epoch}")
         extra = evaluate_val(torch, net, extra_val) if extra_val is not None else None
         ema = evaluate_val(torch, average.module, val) if average is not None else None
         ema_extra = (
@@ -1561,10 +1582,12 @@ def data_key(
     teacher_input: str,
 ) -> str:
     """What a run trains and selects on, by content: one digest for the checkpoint."""
+    masks = [(s.sha256, sha256_file(s.mask)) for s in [*train, *val] if s.mask is not None]
     doc = {
         "train": image_list_sha256(train),
         "val": image_list_sha256(val),
         "extra_val": image_list_sha256(extra_val),
+        "masks": masks,  # --gt-root ground truth, by content
         "teacher": teacher_sha256,
         "teacher_input": teacher_input,
     }
@@ -1577,7 +1600,13 @@ def check_resume_data(checkpoint: Path, key: str) -> None:
     Checkpoints from before the key was kept are resumed as they were.
     """
     saved = load_checkpoint(checkpoint, flag="--resume from").get("data")
-    if saved is not None and saved != key:
+    if saved is None:
+        log.warning(
+            "%s was written before checkpoints named their data: resuming without checking "
+            "that the images, split and teacher are the same",
+            checkpoint,
+        )
+    elif saved != key:
         raise UsageError(
             f"{checkpoint} was trained on other data (images, split or teacher): resume with "
             "the same --images, --train-only, --extra-val, --gt-root, --limit and --teacher, "

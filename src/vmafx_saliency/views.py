@@ -20,14 +20,13 @@ and PASCAL-S never enter one):
   pasted onto a crop of another.
 
 Views are PNG files under ``OUT/k<i>/<stem>_<kind>.png`` (i: the view's index
-per image; a stem two source folders share gets a short digest of its path),
+per image; a stem two source folders share gets a short digest of its content),
 drawn from one seeded generator in a fixed order, so a recipe, seed and image
 list always give the same bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -207,10 +206,9 @@ def _view_stems(paths: Sequence[Path]) -> dict[Path, str]:
     there"; unique stems keep their plain names (and earlier runs' views).
     """
     counts = Counter(path.stem for path in paths)
+    # By content, not location: moved data keeps its views' names.
     return {
-        path: path.stem
-        if counts[path.stem] == 1
-        else f"{path.stem}_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]}"
+        path: path.stem if counts[path.stem] == 1 else f"{path.stem}_{sha256_file(path)[:8]}"
         for path in paths
     }
 
@@ -272,8 +270,11 @@ def _claim(folder: Path, clip: Path) -> None:
     """
     digest = sha256_file(clip)
     marker = folder / SOURCE_MARKER
-    if marker.is_file():
-        theirs = marker.read_text(encoding="utf-8").split()[0]
+    if marker.exists():
+        try:
+            theirs = marker.read_bytes().decode("ascii").split()[0]
+        except (OSError, UnicodeDecodeError, IndexError):
+            theirs = "?"  # unreadable or empty: not this clip's mark
         if theirs != digest:
             raise UsageError(
                 f"{folder} holds the frames of another clip named {clip.name} (sha256 "
