@@ -19,6 +19,7 @@ stream leaves it unspecified, in which case callers assume limited for YUV.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import math
@@ -365,28 +366,16 @@ class RawYuvSource(FrameSource):
             raise RuntimeError(f"{self.info.path}: source is closed")
         fmt, path = self._fmt, self.info.path
         chroma_bytes = self._frame_bytes - fmt.luma_bytes(self._width, self._height)
+        read = functools.partial(
+            _read_planar_frame, fh, fmt, self._width, self._height, chroma_bytes, path
+        )
         count = self.info.frame_count
         if count is not None:
             for index in range(count):
-                frame = _read_planar_frame(
-                    fh, fmt, self._width, self._height, chroma_bytes, path, index
-                )
-                yield cast(Frame, frame)  # a file's frames were counted from its size
+                yield cast(Frame, read(index))  # a file's frames were counted from its size
             return
         index = 0
-        while (
-            frame := _read_planar_frame(
-                fh,
-                fmt,
-                self._width,
-                self._height,
-                chroma_bytes,
-                path,
-                index,
-                seekable=False,
-                may_end=True,
-            )
-        ) is not None:
+        while (frame := read(index, seekable=False, may_end=True)) is not None:
             yield frame
             index += 1
         if index == 0:
@@ -490,6 +479,9 @@ class Y4mSource(FrameSource):
             raise RuntimeError(f"{self.info.path}: source is closed")
         fmt, path = self._fmt, self.info.path
         chroma_bytes = self._frame_bytes - fmt.luma_bytes(self._width, self._height)
+        read = functools.partial(
+            _read_planar_frame, fh, fmt, self._width, self._height, chroma_bytes, path
+        )
         index = 0
         while True:
             line = fh.readline(_Y4M_MAX_LINE)
@@ -522,16 +514,7 @@ class Y4mSource(FrameSource):
                         path, index, remaining, self._frame_bytes, index,
                     )  # fmt: skip
                     break
-            frame = _read_planar_frame(
-                fh,
-                fmt,
-                self._width,
-                self._height,
-                chroma_bytes,
-                path,
-                index,
-                seekable=self._size is not None,
-            )
+            frame = read(index, seekable=self._size is not None)
             if frame is None:
                 break
             yield frame
