@@ -528,3 +528,26 @@ def test_cli_export_then_refuse(
     assert str(out) in err
     assert "--force" in err
     assert out.read_bytes() == before
+
+
+def test_a_model_that_cannot_take_the_size_fails_parity_in_one_line() -> None:
+    """An older upstream u2net.py upsamples by a fixed 2: odd sizes break its skip joins."""
+    import torch
+    import torch.nn.functional as F
+
+    from tests._onnx_models import conv_sigmoid_model
+
+    class FixedFactorUpsample(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            coarse = F.max_pool2d(x, 2, ceil_mode=True)
+            up = F.interpolate(coarse, scale_factor=2.0, mode="bilinear")
+            return torch.sigmoid(torch.cat([x, up], 1).mean(1, keepdim=True))
+
+    odd = export.ParityInput("odd.png", np.zeros((1, 3, 33, 35), np.float32))
+    with pytest.raises(
+        ParityError,
+        match=r"parity check at 33x35 \(odd\.png\): PyTorch cannot run the model at this size "
+        r"\(.*\): the model code does not take any input size; with --upstream-dir, use a "
+        r"current U-2-Net checkout",
+    ):
+        export.parity_check(FixedFactorUpsample(), conv_sigmoid_model(), [odd], 1e-4)

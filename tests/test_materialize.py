@@ -662,3 +662,29 @@ def test_ray_executor_matches_local(
                 assert y[name] is None
             else:
                 assert abs(x[name] - y[name]) <= 1e-9
+
+
+def test_a_ray_address_nobody_answers_is_one_clear_error(
+    table: Path, tiny: ModelChoice, videos_dir: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Ray raises ConnectionError when no cluster is at --address: say how to get one."""
+
+    class NoCluster:
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+        @staticmethod
+        def init(**kwargs: Any) -> None:
+            raise ConnectionError(f"Could not find any running Ray instance at {kwargs['address']}")
+
+    monkeypatch.setattr(mz, "require", lambda module, *, purpose: NoCluster())
+    out = tmp_path / "out.jsonl"
+    options = _options(tiny, videos_dir, executor="ray", address="10.0.0.9:6379")
+    with pytest.raises(
+        mz.MaterializeError,
+        match=r"--address 10\.0\.0\.9:6379: no Ray cluster answers there \(.*\): start one "
+        r"\(ray start --head\) or leave out --address",
+    ):
+        mz.materialize(table, out, options)
+    assert not out.exists()

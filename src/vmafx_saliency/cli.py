@@ -650,8 +650,10 @@ def _build_trust_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
         rsub,
         "promote",
         help="make a model the default of its extractor, given a comparison report",
-        example="vmafx-saliency registry promote saliency_student_v2 --report "
-        "report/summary.json --metric ms_per_image",
+        example="vmafx-saliency eval --dataset ../shared/data/pascal-s --models "
+        "saliency_student_v2,u2netp_mirror_v1 --protocol deployment --report report\n"
+        "  vmafx-saliency registry promote u2netp_mirror_v1 --report report/summary.json "
+        "--metric max_f",
         handler=_cmd_registry_promote,
     )
     p.add_argument("model_id", metavar="ID")

@@ -576,8 +576,17 @@ def parity_check(
     figures = []
     for item in inputs:
         _, _, height, width = item.array.shape
-        with torch.no_grad():
-            expected = module(torch.from_numpy(item.array))
+        try:
+            with torch.no_grad():
+                expected = module(torch.from_numpy(item.array))
+        except RuntimeError as exc:
+            # E.g. an older upstream u2net.py, which upsamples by a fixed factor of 2 and
+            # so only takes sizes divisible by 32: the deployment contract needs any size.
+            raise ParityError(
+                f"parity check at {height}x{width} ({item.image}): PyTorch cannot run the model "
+                f"at this size ({str(exc).splitlines()[0]}): the model code does not take any "
+                "input size; with --upstream-dir, use a current U-2-Net checkout"
+            ) from exc
         if isinstance(expected, tuple | list):
             expected = expected[0]
         reference = expected.detach().cpu().numpy().astype(np.float32)

@@ -672,8 +672,9 @@ def _run_local(
             return list(pool.map(_compute_in_pool, clips))
         except BrokenProcessPool as exc:
             raise MaterializeError(
-                f"a worker process died ({exc}): run again with --jobs 1 to see the error "
-                "in this process"
+                f"a worker process died ({exc}): run again with --jobs 1 (Options(jobs=1)) to "
+                "see the error in this process; a script that calls materialize() must guard "
+                "its entry point with if __name__ == '__main__'"
             ) from exc
 
 
@@ -685,7 +686,13 @@ def _run_ray(
     if not ray.is_initialized():
         common: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
         if options.address:
-            ray.init(address=options.address, **common)
+            try:
+                ray.init(address=options.address, **common)
+            except ConnectionError as exc:
+                raise MaterializeError(
+                    f"--address {options.address}: no Ray cluster answers there ({exc}): start "
+                    "one (ray start --head) or leave out --address for a local Ray"
+                ) from exc
         else:
             ray.init(
                 num_cpus=options.jobs or default_threads(),
