@@ -365,12 +365,16 @@ def test_ad_hoc_warns_once_and_still_scans(
     assert "was given by path: loaded ad hoc" in message
     assert "not checked against a registry pin" in message
     assert sha256_bytes(TINY)[:16] in message
+    assert "give its registry id instead of the path" in message  # --model, --teacher alike
     assert (loaded.policy, loaded.model_id, loaded.entry) == (Policy.AD_HOC, None, None)
 
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(custom_domain_model())
+    caplog.clear()
     with pytest.raises(ContentRefused, match=r"at the content check"):
         loader.load_ad_hoc(bad)
+    # A refused file was never "loaded ad hoc": no warning says it was.
+    assert not [r for r in caplog.records if r.name == "vmafx_saliency.loader"]
 
 
 def test_registry_entry_is_never_loaded_ad_hoc(model: Path) -> None:

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -1535,3 +1536,13 @@ def test_the_committed_student_has_no_subnormal_weights() -> None:
     import onnx
 
     assert _subnormal_weights(onnx.load_from_string(COMMITTED_STUDENT.read_bytes())) == 0
+
+
+def test_a_missing_teacher_says_where_train_looks_by_default(tmp_path: Path) -> None:
+    with pytest.raises(
+        InputFileError,
+        match=rf"teacher .*missing\.onnx is neither a file nor a registry id: .* --output "
+        rf"{re.escape(str(train.DEFAULT_TEACHER))}\)",
+    ):
+        train.load_teacher(tmp_path / "missing.onnx")
+    assert train.DEFAULT_TEACHER.is_absolute()  # the hint works from any folder

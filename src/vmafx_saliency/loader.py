@@ -300,16 +300,17 @@ def load_ad_hoc(
     """Load an unregistered file for evaluation: scanned and contract-checked, never pinned."""
     resolved, data = read_model_bytes(path, max_bytes=max_bytes)
     sha256 = sha256_bytes(data)
-    # Said of the path, not of the bytes: a registered model's file given by path is
-    # loaded ad hoc all the same, without its pin or signature.
+    scan = _check_content(data, resolved)
+    session, report = _check_contract(data, resolved, threads)
+    # Said once it is loaded, and of the path, not of the bytes: a registered model's
+    # file given by path is loaded ad hoc all the same, without its pin or signature.
     log.warning(
         "%s was given by path: loaded ad hoc (scanned and contract-checked, not checked "
-        "against a registry pin, sha256 %s); pass a registry id (--model ID) to load it pinned",
+        "against a registry pin, sha256 %s); give its registry id instead of the path to "
+        "load it pinned",
         path,
         sha256[:16],
     )
-    scan = _check_content(data, resolved)
-    session, report = _check_contract(data, resolved, threads)
     return LoadedModel(
         session=session,
         path=resolved,

@@ -375,7 +375,8 @@ def load_teacher(
         return Teacher(loaded.session, loaded.sha256, source, luma_pre=pre)
     raise InputFileError(
         f"teacher {teacher} is neither a file nor a registry id: pass --teacher with the "
-        "mirror's ONNX (vmafx-saliency export --output models/u2netp_mirror_v1.onnx) or its id"
+        f"mirror's ONNX or its id, or export it where train looks by default "
+        f"(vmafx-saliency export --checkpoint u2netp.pth --output {DEFAULT_TEACHER})"
     )
 
 
