@@ -843,6 +843,35 @@ def test_promote_in_the_committed_registry_needs_its_path(tmp_path: Path) -> Non
     assert reg.validate_registry(committed).ok
 
 
+def test_promoting_the_committed_default_back_clears_the_overlays_override(
+    tmp_path: Path,
+) -> None:
+    """Try the mirror as default in the overlay, then return to the shipped one: no edits
+    to the tracked file, and the same evidence rule as any promotion."""
+    committed = reg.committed_registry_path()
+    write_registry(committed, [write_model(committed.parent, "shipped")])
+    before = committed.read_bytes()
+    overlay = reg.overlay_registry_path()
+    write_registry(overlay, [write_model(overlay.parent, "trial", default=False)])
+    tried = report_file(tmp_path, {"shipped": {"mae": 0.2}, "trial": {"mae": 0.1}})
+    reg.promote("trial", report=tried, metric="mae")
+    assert reg.Registry.load().default_for("mobilesal").id == "trial"
+
+    worse = report_file(tmp_path, {"shipped": {"mae": 0.3}, "trial": {"mae": 0.1}})
+    with pytest.raises(reg.PromotionRefusedError, match=r"not promoting 'shipped': on mae"):
+        reg.promote("shipped", report=worse, metric="mae")
+    better = report_file(tmp_path, {"shipped": {"mae": 0.05}, "trial": {"mae": 0.1}})
+    result = reg.promote("shipped", report=better, metric="mae")
+    assert (result.candidate, result.baseline) == ("shipped", "trial")
+    assert reg.Registry.load().default_for("mobilesal").id == "shipped"
+    assert {e["id"]: (e["default"], e["status"]) for e in entries_of(overlay)} == {
+        "trial": (False, "alternative")
+    }
+    assert committed.read_bytes() == before
+    with pytest.raises(reg.PromotionRefusedError, match=r"'shipped' is already the default"):
+        reg.promote("shipped", report=better, metric="mae")
+
+
 def test_promote_refuses_the_current_default(tmp_path: Path, overlay_pair: Path) -> None:
     report = report_file(tmp_path, {"old": {"mae": 0.2}})
     with pytest.raises(reg.PromotionRefusedError, match=r"already the default"):

@@ -1517,6 +1517,53 @@ def read_comparison_report(
     )
 
 
+def _require_improvement(comparison: Comparison, report: Path) -> None:
+    if comparison.improves:
+        return
+    direction = "higher" if comparison.higher_is_better else "lower"
+    raise PromotionRefusedError(
+        f"not promoting {comparison.candidate!r}: on {comparison.metric} ({direction} is "
+        f"better) it scores {comparison.candidate_value:.6g} against "
+        f"{comparison.baseline_value:.6g} for the default {comparison.baseline!r} in {report}; "
+        "promotion needs a strictly better figure: improve the model or compare on the metric "
+        "that shows its benefit"
+    )
+
+
+def _restore_committed_default(
+    view: Registry, entry: ModelEntry, *, report: Path, metric: str
+) -> Comparison:
+    """Make the committed default ``entry`` the effective one again, in the overlay.
+
+    The overlay's default for the extractor becomes an alternative, once the
+    report shows ``entry`` strictly better than it on ``metric``.
+    """
+    overlay_path = overlay_registry_path()
+    baseline = view.default_or_none(entry.extractor)
+    if baseline is None or baseline.id == entry.id:
+        raise PromotionRefusedError(
+            f"model {entry.id!r} is already the default for {entry.extractor!r} (the "
+            f"committed registry's, not overridden in {overlay_path}): nothing to promote"
+        )
+    comparison = read_comparison_report(
+        report,
+        candidate=entry.id,
+        baseline=baseline.id,
+        metric=metric,
+        pins={entry.id: entry.sha256, baseline.id: baseline.sha256},
+    )
+    _require_improvement(comparison, report)
+    models = _raw_models(overlay_path, committed=False)
+    for raw in models:
+        if raw["id"] == baseline.id:
+            raw["default"], raw["status"] = False, "alternative"
+    text = _dump_registry(models)
+    parsed = _parse_document(overlay_path, json.loads(text), committed=False)
+    _refuse_on_errors(parsed.findings, f"cannot promote {entry.id!r} in {overlay_path}")
+    atomic_write_text(overlay_path, text)
+    return comparison
+
+
 def promote(
     model_id: str, *, report: Path, metric: str, registry: Path | None = None
 ) -> Comparison:
@@ -1540,6 +1587,10 @@ def promote(
         view = Registry.load()
         entry = view.get(model_id)
         if _same_file(entry.registry, committed_path):
+            if entry.default:
+                # The committed default, overridden in the overlay: promoting it back
+                # means the overlay stops overriding, and no tracked file changes.
+                return _restore_committed_default(view, entry, report=report, metric=metric)
             raise PromotionRefusedError(
                 f"model {model_id!r} is in the committed registry {committed_path}, a tracked "
                 f"file: pass its path explicitly (--registry {committed_path}) to edit it"
@@ -1588,14 +1639,7 @@ def promote(
         metric=metric,
         pins=pins,
     )
-    if not comparison.improves:
-        direction = "higher" if comparison.higher_is_better else "lower"
-        raise PromotionRefusedError(
-            f"not promoting {model_id!r}: on {metric} ({direction} is better) it scores "
-            f"{comparison.candidate_value:.6g} against {comparison.baseline_value:.6g} for the "
-            f"default {comparison.baseline!r} in {report}; promotion needs a strictly better "
-            "figure: improve the model or compare on the metric that shows its benefit"
-        )
+    _require_improvement(comparison, report)
 
     committed = _same_file(target, committed_path)
     models = _raw_models(target, committed=committed)
