@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 from tests._onnx_models import conv_sigmoid_model
 from vmafx_saliency.cli import main
 from vmafx_saliency.contract import check_contract_bytes, check_contract_file
-from vmafx_saliency.errors import ContractError, InputFileError
+from vmafx_saliency.errors import ContractError, InputFileError, ScanError
 
 
 def test_conforming_model_passes_at_two_sizes() -> None:
@@ -62,6 +62,16 @@ def test_unloadable_bytes_are_refused() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match=r"no such model file"):
         check_contract_file(tmp_path / "absent.onnx")
+
+
+def test_the_contract_of_a_file_is_checked_only_after_the_scan(tmp_path: Path) -> None:
+    """ONNX Runtime gets only bytes the scanner passed, from the contract command too."""
+    from tests._trust import custom_domain_model
+
+    bad = tmp_path / "custom.onnx"
+    bad.write_bytes(custom_domain_model())
+    with pytest.raises(ScanError, match=r"custom op domain"):
+        check_contract_file(bad)
 
 
 def test_cli_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

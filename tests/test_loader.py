@@ -273,10 +273,15 @@ def test_mirror_release_asset_is_always_signature_checked(tmp_path: Path, model:
     assert loader.needs_signature(unsigned, Policy.PINNED)
     with pytest.raises(
         SignatureRefused,
-        match=r"at the signature check: an upstream-mirror release asset \(always verified\) "
+        match=r"at the signature check: a release asset \(always verified\) "
         r"needs a Sigstore bundle and entry 'tiny' declares none",
     ):
         loader.load_entry(unsigned, policy=Policy.PINNED)
+    # Whoever trained it: a fork-trained release asset is fetched from elsewhere too.
+    fork = entry_for(model, release_asset=True)
+    assert fork.source.type != "upstream-mirror" and loader.needs_signature(fork, Policy.PINNED)
+    with pytest.raises(SignatureRefused, match=r"a release asset \(always verified\) needs"):
+        loader.load_entry(fork, policy=Policy.PINNED)
 
     pair, bundle = key_and_bundle(model, tmp_path / "keys")
     signed = entry_for(

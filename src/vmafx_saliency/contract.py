@@ -188,6 +188,17 @@ def check_contract_bytes(
 def check_contract_file(
     path: Path, *, sizes: Sequence[tuple[int, int]] = PROBE_SIZES
 ) -> ContractReport:
+    """Scan, then check the contract: ONNX Runtime only ever gets bytes the scanner passed."""
+    from vmafx_saliency import onnxscan
+
     if not path.is_file():
         raise InputFileError(f"{path}: no such model file: give the path of an .onnx file")
-    return check_contract_bytes(path.read_bytes(), source=str(path), sizes=sizes)
+    size = path.stat().st_size
+    if size > onnxscan.DEFAULT_MAX_BYTES:
+        raise InputFileError(
+            f"{path}: {size} bytes is over the {onnxscan.DEFAULT_MAX_BYTES}-byte cap on model "
+            "files: this is not a saliency model of the kind the contract is for"
+        )
+    data = path.read_bytes()
+    onnxscan.check_bytes(data, path=str(path))
+    return check_contract_bytes(data, source=str(path), sizes=sizes)

@@ -6,7 +6,7 @@ Layers, in order, each failing closed with its own error (DESIGN section 4):
    (``$VMAFX_SALIENCY_MODEL_DIR``), size cap checked before reading;
 2. **identity**: sha256 of the bytes equals the registry pin;
 3. **signature**: the Sigstore bundle verifies (policy ``signed``, and always
-   for upstream-mirror entries published as release assets);
+   for entries published as release assets);
 4. **content**: the wire-format op-allowlist scanner;
 5. **contract**: names, dtypes, ranks, dynamic H/W and a probe run.
 
@@ -225,7 +225,7 @@ def _check_signature(entry: ModelEntry, path: Path, sha256: str, policy: Policy)
     why = (
         "the signed policy"
         if policy is Policy.SIGNED
-        else "an upstream-mirror release asset (always verified)"
+        else "a release asset (always verified)"
     )
     if entry.sigstore_bundle is None:
         raise _refuse(
@@ -245,9 +245,9 @@ def _check_signature(entry: ModelEntry, path: Path, sha256: str, policy: Policy)
 
 
 def needs_signature(entry: ModelEntry, policy: Policy) -> bool:
-    return policy is Policy.SIGNED or (
-        entry.source.type == "upstream-mirror" and entry.release_asset
-    )
+    # A release asset was fetched from elsewhere: its signature is always checked
+    # (DESIGN section 4), whoever trained it.
+    return policy is Policy.SIGNED or entry.release_asset
 
 
 def load_entry(
