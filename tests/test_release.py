@@ -171,6 +171,7 @@ def test_verify_gives_one_ok_verdict_per_asset(staged: Path, mirror: Mirror) -> 
         expected = [
             *(f"{name} (sum)" for name in MIRROR_FILES if name != release.SUMS),
             f"{MIRROR}.onnx (signature)",
+            f"{MIRROR}.onnx (pin)",
             f"{MIRROR}.onnx.manifest.json (manifest)",
             f"{MIRROR}.onnx (scan)",
             f"{MIRROR}.onnx (contract)",
@@ -202,8 +203,8 @@ def test_flipped_byte_fails_sum_and_signature(staged: Path) -> None:
     assert lines_of(result)[-1] == f"{staged}: release NOT verified"
 
 
-def test_a_swapped_model_resigned_and_resummed_fails_the_manifest(
-    tmp_path: Path, staged: Path
+def test_a_swapped_model_resigned_and_resummed_fails_the_pin_and_the_manifest(
+    tmp_path: Path, staged: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sums and a signature can be redone by whoever swaps the model; the manifest's
     digest of the export cannot, unless it is rewritten too."""
@@ -217,6 +218,15 @@ def test_a_swapped_model_resigned_and_resummed_fails_the_manifest(
     )
     result = release.verify(staged, verifier=Verifier.from_public_key(pair.public_key))
     failed = fails(result)
+    # This registry pins the mirror: the swapped binary is not it.
+    assert re.fullmatch(
+        rf"FAIL  {MIRROR}\.onnx \(pin\): has sha256 [0-9a-f]{{64}}, but this registry pins "
+        rf"'{MIRROR}' at [0-9a-f]{{64}}: the release holds another binary than the registered one",
+        failed[0],
+    ), failed
+    # On a machine where it is not registered, the manifest still gives it away.
+    monkeypatch.setenv(reg.ENV_OVERLAY, str(tmp_path / "elsewhere" / "registry.json"))
+    failed = fails(release.verify(staged, verifier=Verifier.from_public_key(pair.public_key)))
     assert len(failed) == 1, failed
     assert re.fullmatch(
         rf"FAIL  {MIRROR}\.onnx\.manifest\.json \(manifest\): describes an ONNX with sha256 "
@@ -238,6 +248,17 @@ def test_licence_without_attribution_fails(staged: Path) -> None:
     assert failed[1] == (
         "FAIL  Apache-2.0-u2netp.txt (licence): the licence file lacks the attribution block"
     )
+
+
+def test_a_file_listed_in_the_sums_but_not_named_in_release_json_fails(staged: Path) -> None:
+    """SHA256SUMS is not signed: whoever adds a file can list it there too."""
+    extra = staged / "extra.bin"
+    extra.write_bytes(b"something else")
+    with (staged / release.SUMS).open("a") as fh:
+        fh.write(f"{hashlib.sha256(b'something else').hexdigest()}  extra.bin\n")
+    assert fails(release.verify(staged)) == [
+        "FAIL  extra.bin (sum): not named in release.json: an unexpected file"
+    ]
 
 
 def test_unexpected_file_fails(staged: Path) -> None:

@@ -305,6 +305,17 @@ def _attempt(asset: str, check: Callable[[], str]) -> Verdict:
         return Verdict(asset, False, str(exc))
 
 
+def _registered_sha256(model_id: str, registry: Registry | None) -> str | None:
+    """This registry's pin for ``model_id``; None when the model is not registered here."""
+    from vmafx_saliency.registry import Registry
+
+    reg = registry if registry is not None else Registry.load()
+    try:
+        return reg.get(model_id).sha256
+    except RegistryError:
+        return None  # a release is verified before it is registered
+
+
 def verify(
     folder: Path, *, verifier: Verifier | None = None, registry: Registry | None = None
 ) -> VerifyResult:
@@ -330,6 +341,9 @@ def verify(
                 if name in named:
                     raise ReleaseError(f"named in {RELEASE_JSON} but not listed in {SUMS}")
                 raise ReleaseError(f"not listed in {SUMS}: an unexpected file")
+            if name not in named:
+                # SHA256SUMS is not signed: listing a file there vouches for nothing.
+                raise ReleaseError(f"not named in {RELEASE_JSON}: an unexpected file")
             if name not in present:
                 raise ReleaseError(f"listed in {SUMS} but missing")
             path = folder / name
@@ -415,7 +429,19 @@ def verify(
             )
         return f"describes {doc['onnx']} (sha256 {actual[:16]}…)"
 
+    def check_pin(entry_sha256: str) -> str:
+        actual = sums.get(doc["onnx"]) or sha256_file(onnx_path)
+        if actual != entry_sha256:
+            raise ReleaseError(
+                f"has sha256 {actual}, but this registry pins {doc['model_id']!r} at "
+                f"{entry_sha256}: the release holds another binary than the registered one"
+            )
+        return f"the registry's pin for {doc['model_id']!r}"
+
     verdicts.append(_attempt(f"{doc['onnx']} (signature)", check_signature))
+    pinned = _registered_sha256(doc["model_id"], registry)
+    if pinned is not None:
+        verdicts.append(_attempt(f"{doc['onnx']} (pin)", lambda: check_pin(pinned)))
     if doc.get("manifest") is not None:
         verdicts.append(_attempt(f"{doc['manifest']} (manifest)", check_manifest))
     verdicts.append(_attempt(f"{doc['onnx']} (scan)", check_scan))
