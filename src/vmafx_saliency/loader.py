@@ -222,11 +222,7 @@ def verifier_for_entry(entry: ModelEntry) -> Verifier:
 def _check_signature(entry: ModelEntry, path: Path, sha256: str, policy: Policy) -> SignatureReport:
     from vmafx_saliency.signing import verify_model
 
-    why = (
-        "the signed policy"
-        if policy is Policy.SIGNED
-        else "a release asset (always verified)"
-    )
+    why = "the signed policy" if policy is Policy.SIGNED else "a release asset (always verified)"
     if entry.sigstore_bundle is None:
         raise _refuse(
             SignatureRefused,
