@@ -299,10 +299,10 @@ def test_merge_into_in_place_with_force(env: Env, cli: Callable[..., Run]) -> No
 
 
 def test_sidecar_beside_the_model(env: Env, cli: Callable[..., Run]) -> None:
-    model, _ = write_tiny(env.tmp / "beside", name="student", beside=True, inference_size=[24, 32])
+    model, _ = write_tiny(env.tmp / "beside", name="student", beside=True, inference_size=[40, 56])
     run = cli(*env.small(), "--model-path", model)
     assert run.code == 0
-    assert run.json()["model"]["infer_size"] == "32x24"
+    assert run.json()["model"]["infer_size"] == "56x40"
 
 
 def test_model_path_from_the_environment(
@@ -316,8 +316,8 @@ def test_model_path_from_the_environment(
     assert doc["model"]["id"] is None
     assert doc["model"]["sha256"] == _sha256(model)
     # --sidecar goes with the model the environment names.
-    other = write_tiny(env.tmp / "other", inference_size=[24, 32])[1]
-    assert cli(*env.small(), "--sidecar", other).json()["model"]["infer_size"] == "32x24"
+    other = write_tiny(env.tmp / "other", inference_size=[40, 56])[1]
+    assert cli(*env.small(), "--sidecar", other).json()["model"]["infer_size"] == "56x40"
 
 
 def test_registered_model_by_id(
