@@ -25,6 +25,7 @@ from vmafx_saliency.onnxscan import (
     BadWireTypeError,
     CustomDomainError,
     DisallowedOpError,
+    DuplicateInitializerError,
     ExternalDataError,
     FileTooLargeError,
     GroupWireTypeError,
@@ -34,6 +35,7 @@ from vmafx_saliency.onnxscan import (
     OrtFormatError,
     OverlongVarintError,
     ScanReport,
+    SparseTensorError,
     TooManyLoopsError,
     TruncatedVarintError,
     WrongWireTypeError,
@@ -440,8 +442,55 @@ def test_external_data_is_found_everywhere(where: str) -> None:
         node = helper.make_node("Constant", [], ["y"], value=tensor)
         graph = helper.make_graph([node], "main", [], [_vi("y")])
     data = _model(graph)
+    if where == "sparse":
+        # A sparse tensor is refused as such, and its external data is still named.
+        report = scan_bytes(data)
+        assert [v.kind for v in report.violations] == ["sparse-tensor", "external-data"]
+        assert "'k'" in report.violations[1].detail
+        return
     with pytest.raises(ExternalDataError, match="'k'"):
         check_bytes(data)
+
+
+@pytest.mark.parametrize("where", ["initializer", "constant"])
+def test_sparse_tensors_are_refused(where: str) -> None:
+    """218 bytes can declare a 16384 x 16384 tensor that ONNX Runtime fills in at load."""
+    values = numpy_helper.from_array(np.ones(1, np.float32), "w")
+    indices = numpy_helper.from_array(np.zeros(1, np.int64), "w_idx")
+    sparse = helper.make_sparse_tensor(values, indices, [16384, 16384])
+    if where == "initializer":
+        graph = helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])], "main", [_vi("x")], [_vi("y")]
+        )
+        graph.sparse_initializer.append(sparse)
+    else:
+        node = helper.make_node("Constant", [], ["y"], sparse_value=sparse)
+        graph = helper.make_graph([node], "main", [], [_vi("y")])
+    data = _model(graph)
+    assert len(data) < 300
+    with pytest.raises(SparseTensorError, match=r"sparse tensor at byte \d+: ONNX Runtime expands"):
+        check_bytes(data)
+
+
+def test_two_initializers_of_one_name_are_refused() -> None:
+    first = numpy_helper.from_array(np.zeros(4, np.float32), "w")
+    second = numpy_helper.from_array(np.full(4, 9.0, np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "main",
+        [_vi("x")],
+        [_vi("y")],
+        initializer=[first, second],
+    )
+    data = _model(graph)
+    with pytest.raises(
+        DuplicateInitializerError, match=r"initializer 'w' at byte \d+ is the second of that name"
+    ):
+        check_bytes(data)
+    one = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])], "main", [_vi("x")], [_vi("y")], [first]
+    )
+    assert check_bytes(_model(one)).allowed
 
 
 def test_nesting_of_eight_is_allowed_and_nine_is_rejected() -> None:

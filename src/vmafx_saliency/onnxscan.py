@@ -49,6 +49,7 @@ __all__ = [
     "BadWireTypeError",
     "CustomDomainError",
     "DisallowedOpError",
+    "DuplicateInitializerError",
     "ExternalDataError",
     "FileTooLargeError",
     "GroupWireTypeError",
@@ -58,6 +59,7 @@ __all__ = [
     "OrtFormatError",
     "OverlongVarintError",
     "ScanReport",
+    "SparseTensorError",
     "TooManyLoopsError",
     "TruncatedVarintError",
     "Violation",
@@ -123,6 +125,18 @@ class ExternalDataError(ScanError):
     """A tensor keeps its data in a file outside the model."""
 
     kind = "external-data"
+
+
+class SparseTensorError(ScanError):
+    """A sparse tensor, which ONNX Runtime expands to its full dense size at load."""
+
+    kind = "sparse-tensor"
+
+
+class DuplicateInitializerError(ScanError):
+    """Two initializers of one graph share a name; readers disagree on which counts."""
+
+    kind = "duplicate-initializer"
 
 
 class NestingTooDeepError(ScanError):
@@ -197,6 +211,8 @@ _ERRORS: dict[str, type[ScanError]] = {
         DisallowedOpError,
         CustomDomainError,
         ExternalDataError,
+        SparseTensorError,
+        DuplicateInitializerError,
         NestingTooDeepError,
         TooManyLoopsError,
         FileTooLargeError,
@@ -532,13 +548,24 @@ class _Walker:
                 self.attribute(f.a, f.b, 0)
 
     def graph(self, start: int, end: int, depth: int) -> None:
+        names: set[bytes] = set()
         for f in _fields(self.data, start, end):
             if f.number == _GRAPH_NODE:
                 _expect(f, _LEN, "GraphProto.node")
                 self.node(f.a, f.b, depth)
             elif f.number == _GRAPH_INITIALIZER:
                 _expect(f, _LEN, "GraphProto.initializer")
-                self.tensor(f.a, f.b)
+                name = self.tensor(f.a, f.b)
+                if name in names:
+                    # ONNX Runtime keeps the last copy, other readers the first: the
+                    # weights reviewed need not be the weights run.
+                    self.flag(
+                        "duplicate-initializer",
+                        f"initializer {_show(name)!r} at byte {f.a} is the second of that "
+                        "name in its graph: re-export the model, one tensor per name",
+                        f.a,
+                    )
+                names.add(name)
             elif f.number == _GRAPH_SPARSE_INITIALIZER:
                 _expect(f, _LEN, "GraphProto.sparse_initializer")
                 self.sparse_tensor(f.a, f.b)
@@ -614,12 +641,21 @@ class _Walker:
         self.graph(start, end, depth)
 
     def sparse_tensor(self, start: int, end: int) -> None:
+        # A few bytes of indices can declare gigabytes that ONNX Runtime fills in at
+        # load; neither shipped model has one.
+        self.flag(
+            "sparse-tensor",
+            f"sparse tensor at byte {start}: ONNX Runtime expands it to its full dense size "
+            "when it loads the model; save the model with dense tensors",
+            start,
+        )
         for f in _fields(self.data, start, end):
             if f.number in (_SPARSE_VALUES, _SPARSE_INDICES):
                 _expect(f, _LEN, "SparseTensorProto.values/indices")
                 self.tensor(f.a, f.b)
 
-    def tensor(self, start: int, end: int) -> None:
+    def tensor(self, start: int, end: int) -> bytes:
+        """Check one tensor; its name (capped, as :meth:`slice` gives it)."""
         external = False
         name = b""
         for f in _fields(self.data, start, end):
@@ -639,6 +675,7 @@ class _Walker:
                 "(onnx.save_model(model, path, save_as_external_data=False))",
                 start,
             )
+        return name
 
 
 def _not_onnx(detail: str) -> Violation:
