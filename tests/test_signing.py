@@ -481,6 +481,12 @@ def test_sign_certificate_without_signing_usage(tmp_path: Path, model: Path) -> 
         sign_model(model, private_key=weak.leaf_key, signing_certificate=weak.leaf)
 
 
+def test_sign_certificate_without_chain(model: Path, pki: Pki) -> None:
+    with pytest.raises(UsageError, match=r"pass --certificate-chain with the CA certificate"):
+        sign_model(model, private_key=pki.leaf_key, signing_certificate=pki.leaf)
+    assert not signing.bundle_path_for(model).exists()
+
+
 def test_sign_chain_without_certificate(model: Path, keys: signing.KeyPair, pki: Pki) -> None:
     with pytest.raises(UsageError, match="pass --signing-certificate CERT too"):
         sign_model(model, private_key=keys.private_key, certificate_chain=[pki.root])
@@ -704,3 +710,63 @@ def test_every_error_is_a_signature_error() -> None:
         signing.TrustRootError,
     ):
         assert issubclass(cls, SignatureError)
+
+
+def test_a_tls_certificate_from_the_trusted_ca_may_not_sign_models(
+    tmp_path: Path, model: Path
+) -> None:
+    """keyUsage digitalSignature, extendedKeyUsage serverAuth only: a web server's
+    certificate from the same CA signs nothing here (RFC 5280 4.2.1.12)."""
+    import model_signing as ms
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from tests._trust import make_cert, write_pem
+
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = write_pem(tmp_path / "root.crt", make_cert(subject="Corp root", key=root_key, ca=True))
+    pair = signing.generate_key_pair(tmp_path / "web.pem")
+    web_key = serialization.load_pem_private_key(pair.private_key.read_bytes(), None)
+    assert isinstance(web_key, ec.EllipticCurvePrivateKey)
+    usage = dict.fromkeys(
+        ("content_commitment", "key_encipherment", "data_encipherment", "key_agreement"),
+        False,
+    )
+    web = make_cert(
+        subject="intranet-web.corp.example",
+        key=web_key,
+        issuer="Corp root",
+        issuer_key=root_key,
+        ca=False,
+        code_signing=False,
+        extra=[
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+                **usage,
+            ),
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+        ],
+    )
+    leaf = write_pem(tmp_path / "web.crt", web)
+    with pytest.raises(SigningKeyError, match="the certificate may not sign"):
+        sign_model(
+            model, private_key=pair.private_key, signing_certificate=leaf, certificate_chain=[root]
+        )
+    # Signed with model_signing itself, which takes it: verification refuses it.
+    bundle = tmp_path / "web.sigstore.json"
+    config = ms.signing.Config()
+    config.use_certificate_signer(
+        private_key=pair.private_key, signing_certificate=leaf, certificate_chain=[root]
+    )
+    config.sign(model, bundle)
+    with pytest.raises(
+        SignatureMismatchError,
+        match=r"the signing certificate \(CN=intranet-web\.corp\.example\) may not sign models",
+    ):
+        verify_model(model, bundle=bundle, verifier=Verifier.from_certificate_chain([root]))

@@ -333,18 +333,27 @@ def _load_certificates(path: Path, what: str) -> list[x509.Certificate]:
 
 
 def _usable_for_signing(cert: x509.Certificate) -> bool:
-    """model_signing's rule: keyUsage digitalSignature or extendedKeyUsage codeSigning."""
+    """Whether ``cert`` may sign a model.
+
+    model_signing accepts keyUsage digitalSignature or extendedKeyUsage
+    codeSigning; RFC 5280 (4.2.1.12) also limits a certificate to the purposes
+    its extendedKeyUsage names, so a TLS server certificate (serverAuth only)
+    that some CA under the trusted root issued may not sign a model either.
+    """
     from cryptography import x509
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
+    key_usage = eku = None
     with contextlib.suppress(x509.ExtensionNotFound):
-        if cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
-            return True
+        key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     with contextlib.suppress(x509.ExtensionNotFound):
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        if ExtendedKeyUsageOID.CODE_SIGNING in eku:
-            return True
-    return False
+    purposes = (ExtendedKeyUsageOID.CODE_SIGNING, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE)
+    if eku is not None and not any(p in eku for p in purposes):
+        return False
+    if key_usage is not None and not key_usage.digital_signature:
+        return eku is not None  # codeSigning named: model_signing's own rule
+    return key_usage is not None or eku is not None
 
 
 def _check_signing_certificate(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
@@ -436,6 +445,12 @@ def sign_model(
     else:
         signing_certificate = Path(signing_certificate)
         _check_signing_certificate(signing_certificate, key)
+        if not chain:
+            # model_signing cannot frame a bundle without one (it fails deep inside).
+            raise UsageError(
+                "a signing certificate goes with its chain: pass --certificate-chain with the "
+                "CA certificate(s) that issued it (the intermediates, optionally the root)"
+            )
         for path in chain:
             _load_certificates(path, "certificate chain")
         config.use_certificate_signer(
@@ -666,6 +681,17 @@ def verify_model(
             f"{bundle}: the bundle was signed {_KIND_WORDS[parsed.kind]}, but verification "
             f"asked for {verifier.describe()}: {_KIND_FLAGS[parsed.kind]}"
         )
+
+    if parsed.kind == "certificate-chain" and parsed.certificates:
+        from cryptography import x509
+
+        leaf = x509.load_der_x509_certificate(parsed.certificates[0])
+        if not _usable_for_signing(leaf):
+            raise SignatureMismatchError(
+                f"{bundle}: the signing certificate ({leaf.subject.rfc4514_string()}) may not "
+                "sign models: it lacks keyUsage digitalSignature, or its extendedKeyUsage "
+                "does not include codeSigning (a TLS certificate from the same CA, say)"
+            )
 
     if verifier.method == "keyless" and verifier.identity_regexp is not None:
         signer = _verify_keyless_regexp(model, model_file, bundle, raw, parsed, verifier)
