@@ -99,3 +99,61 @@ def test_cli_verbose_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_contract_mirror(mirror_onnx: Path) -> None:
     report = check_contract_file(mirror_onnx)
     assert len(report.runs) == 2
+
+
+def _endless_loop_model() -> bytes:
+    """A conforming graph but for a Loop of 2^62 trips (a count a scanner cannot bound)."""
+    trip = helper.make_node(
+        "Constant", [], ["trip"], value=helper.make_tensor("t", TensorProto.INT64, [], [2**62])
+    )
+    cond = helper.make_node(
+        "Constant", [], ["cond"], value=helper.make_tensor("c", TensorProto.BOOL, [], [1])
+    )
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Relu", ["v_in"], ["v_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None),
+        ],
+    )
+    loop = helper.make_node("Loop", ["trip", "cond", "input"], ["looped"], body=body)
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [1, 3, 1, 1], [0.1, 0.1, 0.1])
+    conv = helper.make_node("Conv", ["looped", "w"], ["logits"])
+    sigmoid = helper.make_node("Sigmoid", ["logits"], ["saliency_map"])
+    dims: list[int | str] = [1, 3, "height", "width"]
+    graph = helper.make_graph(
+        [trip, cond, loop, conv, sigmoid],
+        "endless",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
+        [
+            helper.make_tensor_value_info(
+                "saliency_map", TensorProto.FLOAT, [1, 1, "height", "width"]
+            )
+        ],
+        initializer=[weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
+def test_a_probe_that_never_ends_is_stopped_and_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vmafx_saliency import contract
+
+    monkeypatch.setattr(contract, "PROBE_SECONDS", 0.5)
+    path = tmp_path / "endless.onnx"
+    path.write_bytes(_endless_loop_model())
+    with pytest.raises(
+        ContractError, match=r"endless\.onnx: a 64x96 probe did not finish within 0\.5 s"
+    ):
+        check_contract_file(path)  # it passes the scan: Loop is on the allowlist

@@ -13,6 +13,7 @@ finiteness and range.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ FLOAT_TYPE = "tensor(float)"
 PROBE_SIZES: tuple[tuple[int, int], ...] = ((64, 96), (75, 133))
 # Sigmoid outputs can round to exactly 0 or 1; anything beyond is a bug.
 RANGE_SLACK = 1e-6
+# A probe of a real model takes milliseconds; this bounds one that never ends.
+PROBE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,36 @@ def _probe_input(height: int, width: int, seed: int) -> np.ndarray:
     return rng.normal(0.0, 1.0, size=(1, 3, height, width)).astype(np.float32)
 
 
+def _probe(session: Any, x: np.ndarray, *, source: str) -> Any:
+    """One probe run, stopped after :data:`PROBE_SECONDS`.
+
+    The scanner allows Loop, whose trip count is data: a graph that passes it
+    can still loop for ever on a 64x96 probe, and nothing else would end it.
+    """
+    import onnxruntime as ort
+
+    _, _, height, width = x.shape
+    options = ort.RunOptions()
+    timer = threading.Timer(PROBE_SECONDS, setattr, args=(options, "terminate", True))
+    timer.start()
+    try:
+        (result,) = session.run([OUTPUT_NAME], {INPUT_NAME: x}, run_options=options)
+    except Exception as exc:  # ORT raises its own untyped errors; name the size.
+        if options.terminate:
+            raise ContractError(
+                f"{source}: a {height}x{width} probe did not finish within {PROBE_SECONDS:g} s "
+                "(a saliency model takes well under a second): refused; look for a Loop "
+                "with a trip count taken from data"
+            ) from exc
+        raise ContractError(
+            f"{source}: ONNX Runtime failed on a {height}x{width} input ({exc}); "
+            "the contract wants any H, W to work"
+        ) from exc
+    finally:
+        timer.cancel()
+    return result
+
+
 def check_contract_session(
     session: Any, *, source: str, sizes: Sequence[tuple[int, int]] = PROBE_SIZES
 ) -> ContractReport:
@@ -126,13 +159,7 @@ def check_contract_session(
 
     runs = []
     for index, (height, width) in enumerate(sizes):
-        try:
-            (result,) = session.run([OUTPUT_NAME], {INPUT_NAME: _probe_input(height, width, index)})
-        except Exception as exc:  # ORT raises its own untyped errors; name the size.
-            raise ContractError(
-                f"{source}: ONNX Runtime failed on a {height}x{width} input ({exc}); "
-                "the contract wants any H, W to work"
-            ) from exc
+        result = _probe(session, _probe_input(height, width, index), source=source)
         result = np.asarray(result)
         if result.dtype != np.float32:
             raise ContractError(f"{source}: output dtype is {result.dtype}, expected float32")
