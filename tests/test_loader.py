@@ -125,6 +125,34 @@ def test_symlink_out_of_the_jail_is_refused(
     assert loader.load_ad_hoc(model).path == model
 
 
+def test_a_folder_swapped_for_a_symlink_while_opening_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O_NOFOLLOW guards the last component only; the opened file itself is checked."""
+    jail = tmp_path / "jail"
+    (jail / "sub").mkdir(parents=True)
+    (jail / "sub" / "m.onnx").write_bytes(TINY)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "m.onnx").write_bytes(TINY)
+    monkeypatch.setenv(loader.JAIL_ENV, str(jail))
+    real_open = os.open
+
+    def racing_open(path: Any, flags: int, *args: Any) -> int:
+        # Between the resolve and the open, jail/sub becomes a symlink to outside/.
+        (jail / "sub" / "m.onnx").unlink()
+        (jail / "sub").rmdir()
+        (jail / "sub").symlink_to(outside)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", racing_open)  # the loader calls os.open
+    with pytest.raises(
+        PathRefused,
+        match=r"the file opened is .*outside/m\.onnx, outside the trusted model directory",
+    ):
+        loader.load_ad_hoc(jail / "sub" / "m.onnx")
+
+
 def test_sibling_prefix_is_outside_the_jail(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

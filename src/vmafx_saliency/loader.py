@@ -98,6 +98,27 @@ def _jail() -> Path | None:
     return Path(named).resolve() if named else None
 
 
+def _check_opened_in_jail(fd: int, path: Path, jail: Path) -> None:
+    """The file actually opened must be in the jail, not only the path resolved before.
+
+    O_NOFOLLOW guards the last component only: a folder on the way swapped for a
+    symlink between the resolve and the open would lead outside. Linux names the
+    opened file in /proc; where it does not, the resolve-time check stands alone.
+    """
+    try:
+        opened = Path(f"/proc/self/fd/{fd}").readlink()
+    except OSError:
+        return
+    if not opened.is_relative_to(jail):
+        raise _refuse(
+            PathRefused,
+            path,
+            f"the file opened is {opened}, outside the trusted model directory {jail}: a "
+            "folder on its path changed while it was being opened",
+            f"check who can write under {jail}",
+        )
+
+
 def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path, bytes]:
     """The path layer: resolve, jail, regular file, size cap; then read once."""
     cap = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
@@ -128,6 +149,8 @@ def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path,
             PathRefused, path, f"cannot open it ({exc.strerror})", "check its permissions"
         ) from exc
     try:
+        if jail is not None:
+            _check_opened_in_jail(fd, path, jail)
         # fstat the descriptor before wrapping it: a file object refuses a
         # directory with its own OSError, which would escape the gate.
         info = os.fstat(fd)
