@@ -376,7 +376,9 @@ def test_release_stage_and_verify(
         code, out, _ = run(capsys, "release", "verify", out_dir, *flags)
         assert code == 0, out
         lines = out.splitlines()
-        assert len(lines) == 10  # 5 sums, signature, scan, contract, licence, verdict
+        # 5 sums, signature, the registry's pin, scan, contract, licence, verdict
+        assert len(lines) == 11
+        assert any(line.startswith("OK    model.onnx (pin): ") for line in lines)
         assert all(line.startswith("OK  ") for line in lines[:-1])
         assert lines[-1] == f"{out_dir}: release verified"
 
