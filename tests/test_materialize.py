@@ -602,11 +602,17 @@ def test_a_column_parquet_cannot_hold_is_named_before_any_clip(
     )
     out = tmp_path / "out.parquet"
     options = mz.Options(path_column="src", model=tiny, root=videos_dir, max_frames=2, jobs=1)
-    with pytest.raises(
-        mz.MaterializeError,
-        match=r"t\.jsonl: column 'take' cannot become a Parquet column \(.*\): give it one type "
+    _refused_writing_nothing(
+        table,
+        out,
+        options,
+        r"t\.jsonl: column 'take' cannot become a Parquet column \(.*\): give it one type "
         r"in every row, or write a \.jsonl output",
-    ):
+    )
+
+
+def _refused_writing_nothing(table: Path, out: Path, options: mz.Options, match: str) -> None:
+    with pytest.raises(mz.MaterializeError, match=match):
         mz.materialize(table, out, options)
     assert not out.exists()
 
@@ -681,10 +687,10 @@ def test_a_ray_address_nobody_answers_is_one_clear_error(
     monkeypatch.setattr(mz, "require", lambda module, *, purpose: NoCluster())
     out = tmp_path / "out.jsonl"
     options = _options(tiny, videos_dir, executor="ray", address="10.0.0.9:6379")
-    with pytest.raises(
-        mz.MaterializeError,
-        match=r"--address 10\.0\.0\.9:6379: no Ray cluster answers there \(.*\): start one "
+    _refused_writing_nothing(
+        table,
+        out,
+        options,
+        r"--address 10\.0\.0\.9:6379: no Ray cluster answers there \(.*\): start one "
         r"\(ray start --head\) or leave out --address",
-    ):
-        mz.materialize(table, out, options)
-    assert not out.exists()
+    )

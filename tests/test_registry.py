@@ -750,15 +750,22 @@ def test_promote_better_flips_the_default(tmp_path: Path, overlay_pair: Path) ->
 
 @pytest.mark.parametrize("value", [0.65, 0.70], ids=["worse", "equal"])
 def test_promote_refuses_no_benefit(tmp_path: Path, overlay_pair: Path, value: float) -> None:
-    before = overlay_pair.read_bytes()
     report = report_file(tmp_path, {"old": {"s_measure": 0.70}, "new": {"s_measure": value}})
-    with pytest.raises(
+    _promotion_refused(
+        overlay_pair,
+        report,
         reg.PromotionRefusedError,
-        match=rf"not promoting 'new': on s_measure \(higher is better\) it scores {value:g} "
+        rf"not promoting 'new': on s_measure \(higher is better\) it scores {value:g} "
         r"against 0\.7 for the default 'old'",
-    ):
+    )
+
+
+def _promotion_refused(overlay: Path, report: Path, error: type[Exception], match: str) -> None:
+    """Promoting 'new' on s_measure is refused with ``match``; the overlay is untouched."""
+    before = overlay.read_bytes()
+    with pytest.raises(error, match=match):
         reg.promote("new", report=report, metric="s_measure")
-    assert overlay_pair.read_bytes() == before
+    assert overlay.read_bytes() == before
 
 
 @pytest.mark.parametrize("who", ["new", "old"])
@@ -766,7 +773,6 @@ def test_promote_refuses_a_report_that_measured_another_file(
     tmp_path: Path, overlay_pair: Path, who: str
 ) -> None:
     """eval names an ad-hoc new.onnx 'new' too: its figures are not the registered model's."""
-    before = overlay_pair.read_bytes()
     pins = {e.id: e.sha256 for e in reg.Registry.load().entries()}
     rows = {"old": 0.70, "new": 0.75}
     report = write_json(
@@ -783,13 +789,13 @@ def test_promote_refuses_a_report_that_measured_another_file(
             ],
         },
     )
-    with pytest.raises(
+    _promotion_refused(
+        overlay_pair,
+        report,
         reg.ComparisonReportError,
-        match=rf"measured '{who}' with sha256 e{{64}}, but the registry pins {pins[who]}: the "
+        rf"measured '{who}' with sha256 e{{64}}, but the registry pins {pins[who]}: the "
         rf"report is about another file .*evaluate the registered model, --models {who}",
-    ):
-        reg.promote("new", report=report, metric="s_measure")
-    assert overlay_pair.read_bytes() == before
+    )
     # The same report with the pinned digests promotes.
     doc = json.loads(report.read_text())
     for row in doc["models"]:
