@@ -686,11 +686,38 @@ def test_a_ray_address_nobody_answers_is_one_clear_error(
 
     monkeypatch.setattr(mz, "require", lambda module, *, purpose: NoCluster())
     out = tmp_path / "out.jsonl"
-    options = _options(tiny, videos_dir, executor="ray", address="10.0.0.9:6379")
+    options = _options(tiny, videos_dir, executor="ray", address="auto")  # Ray's own lookup
     _refused_writing_nothing(
         table,
         out,
         options,
-        r"--address 10\.0\.0\.9:6379: no Ray cluster answers there \(.*\): start one "
+        r"--address auto: no Ray cluster answers there \(.*\): start one "
         r"\(ray start --head\) or leave out --address",
+    )
+
+
+def test_a_ray_address_with_no_listener_is_refused_before_ray_starts(
+    table: Path, tiny: ModelChoice, videos_dir: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Ray itself retries an address nobody listens on for minutes: refuse in seconds."""
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nobody listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    class NotToBeStarted:
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+        @staticmethod
+        def init(**kwargs: Any) -> None:
+            raise AssertionError("ray.init must not be reached")
+
+    monkeypatch.setattr(mz, "require", lambda module, *, purpose: NotToBeStarted())
+    out = tmp_path / "out.jsonl"
+    options = _options(tiny, videos_dir, executor="ray", address=f"127.0.0.1:{port}")
+    _refused_writing_nothing(
+        table, out, options, rf"--address 127\.0\.0\.1:{port}: no Ray cluster answers there"
     )

@@ -26,6 +26,7 @@ from vmafx_saliency.onnxscan import (
     CustomDomainError,
     DisallowedOpError,
     DuplicateInitializerError,
+    EmptySubgraphError,
     ExternalDataError,
     FileTooLargeError,
     GroupWireTypeError,
@@ -933,3 +934,39 @@ def test_cli_scan_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1
     assert str(missing) in lines[0]
+
+
+def test_an_empty_loop_body_is_refused() -> None:
+    """ONNX Runtime stops a run between nodes only: a Loop over no nodes never stops."""
+    body = helper.make_graph(
+        [],
+        "empty",
+        [
+            helper.make_tensor_value_info("i", INT64, []),
+            helper.make_tensor_value_info("cond", BOOL, []),
+            helper.make_tensor_value_info("v", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond", BOOL, []),
+            helper.make_tensor_value_info("v", TensorProto.FLOAT, None),
+        ],
+    )
+    trip = helper.make_node("Constant", [], ["trip"], value=helper.make_tensor("t", INT64, [], [2]))
+    cond = helper.make_node("Constant", [], ["c"], value=helper.make_tensor("c0", BOOL, [], [1]))
+    loop = helper.make_node("Loop", ["trip", "c", "x"], ["y"], body=body)
+    data = _model(helper.make_graph([trip, cond, loop], "main", [_vi("x")], [_vi("y")]))
+    with pytest.raises(EmptySubgraphError, match=r"subgraph at byte \d+ has no nodes"):
+        check_bytes(data)
+
+
+def test_long_initializer_names_that_share_a_prefix_are_not_duplicates() -> None:
+    prefix = "m." * 70  # past the 128 bytes of a name the scanner keeps for messages
+    tensors = [
+        numpy_helper.from_array(np.zeros(4, np.float32), f"{prefix}{k}.weight") for k in "ab"
+    ]
+    nodes = [
+        helper.make_node("Add", ["x", tensors[0].name], ["h"]),
+        helper.make_node("Add", ["h", tensors[1].name], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "main", [_vi("x")], [_vi("y")], initializer=tensors)
+    assert check_bytes(_model(graph)).allowed

@@ -405,6 +405,21 @@ def test_verify_of_a_release_not_registered_here_says_how_to_name_the_key(
     ), failed[0]
 
 
+def test_verify_with_a_key_needs_no_usable_registry(
+    tmp_path: Path, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken overlay (or none at all) leaves the pin out, not the whole verification."""
+    release.stage("tiny", out=tiny)
+    key = next((tmp_path / "keys").rglob("*.pub"))
+    broken = tmp_path / "broken" / "registry.json"
+    broken.parent.mkdir()
+    broken.write_text("{broken")
+    monkeypatch.setenv(reg.ENV_OVERLAY, str(broken))
+    result = release.verify(tiny, verifier=Verifier.from_public_key(key))
+    assert result.ok, result.render()
+    assert not [v for v in result.verdicts if v.asset.endswith("(pin)")]
+
+
 def test_release_json_cannot_name_files_outside(tiny: Path) -> None:
     release.stage("tiny", out=tiny)
     doc = json.loads((tiny / release.RELEASE_JSON).read_text())

@@ -771,3 +771,30 @@ def test_a_tls_certificate_from_the_trusted_ca_may_not_sign_models(
         match=r"the signing certificate \(CN=intranet-web\.corp\.example\) may not sign models",
     ):
         verify_model(model, bundle=bundle, verifier=Verifier.from_certificate_chain([root]))
+
+
+def test_a_certificate_for_any_purpose_but_no_signing_usage_may_not_sign(
+    tmp_path: Path, model: Path
+) -> None:
+    """extendedKeyUsage anyExtendedKeyUsage alone: model_signing's verifier would refuse
+    it (no digitalSignature, no codeSigning), so signing refuses it first."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from tests._trust import make_cert, write_pem
+
+    pair = signing.generate_key_pair(tmp_path / "any.pem")
+    key = serialization.load_pem_private_key(pair.private_key.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    cert = make_cert(
+        subject="any purpose",
+        key=key,
+        ca=False,
+        code_signing=False,
+        extra=[x509.ExtendedKeyUsage([ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE])],
+    )
+    leaf = write_pem(tmp_path / "any.crt", cert)
+    with pytest.raises(SigningKeyError, match="the certificate may not sign"):
+        sign_model(model, private_key=pair.private_key, signing_certificate=leaf)

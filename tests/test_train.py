@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -934,6 +935,25 @@ def test_limit_takes_the_first_n_of_every_folder(
     )
     data = json.loads(result.record.read_text())["data"]
     assert (data["count"], data["train_only"]) == (4, 4)
+
+
+def test_the_data_digest_of_a_run_without_ground_truth_is_unchanged() -> None:
+    """Checkpoints written before masks joined the digest still resume: for a run without
+    --gt-root the digest is the one they keep."""
+    a = train.Sample(Path("a.png"), "1" * 64)
+    b = train.Sample(Path("b.png"), "2" * 64)
+    doc = {
+        "train": train.image_list_sha256([a]),
+        "val": train.image_list_sha256([b]),
+        "extra_val": train.image_list_sha256([]),
+        "teacher": "t" * 64,
+        "teacher_input": "rgb",
+    }
+    want = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    got = train.data_key(
+        train=[a], val=[b], extra_val=[], teacher_sha256="t" * 64, teacher_input="rgb"
+    )
+    assert got == want
 
 
 def test_an_out_that_is_a_file_or_a_cache_that_cannot_be_made_is_refused(

@@ -580,12 +580,18 @@ def parity_check(
             with torch.no_grad():
                 expected = module(torch.from_numpy(item.array))
         except RuntimeError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             # E.g. an older upstream u2net.py, which upsamples by a fixed factor of 2 and
             # so only takes sizes divisible by 32: the deployment contract needs any size.
+            hint = (
+                ": the model code does not take any input size; with --upstream-dir, use a "
+                "current U-2-Net checkout"
+                if "size" in first.lower()
+                else ": check the checkpoint and the model code"
+            )
             raise ParityError(
                 f"parity check at {height}x{width} ({item.image}): PyTorch cannot run the model "
-                f"at this size ({str(exc).splitlines()[0]}): the model code does not take any "
-                "input size; with --upstream-dir, use a current U-2-Net checkout"
+                f"at this size ({first}){hint}"
             ) from exc
         if isinstance(expected, tuple | list):
             expected = expected[0]

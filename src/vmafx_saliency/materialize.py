@@ -678,6 +678,22 @@ def _run_local(
             ) from exc
 
 
+def _check_reachable(address: str) -> None:
+    """Refuse a ``host:port`` nobody listens on at once: Ray retries it for minutes."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://...": Ray's own lookup
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise MaterializeError(
+            f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}): "
+            "start one (ray start --head) or leave out --address for a local Ray"
+        ) from exc
+
+
 def _run_ray(
     clips: Sequence[Clip], settings: Settings, options: Options, ray: Any
 ) -> tuple[list[ClipResult], int]:
@@ -686,6 +702,7 @@ def _run_ray(
     if not ray.is_initialized():
         common: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
         if options.address:
+            _check_reachable(options.address)
             try:
                 ray.init(address=options.address, **common)
             except ConnectionError as exc:

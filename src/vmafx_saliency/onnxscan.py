@@ -30,6 +30,7 @@ Safety properties:
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import stat
 from collections import Counter
@@ -50,6 +51,7 @@ __all__ = [
     "CustomDomainError",
     "DisallowedOpError",
     "DuplicateInitializerError",
+    "EmptySubgraphError",
     "ExternalDataError",
     "FileTooLargeError",
     "GroupWireTypeError",
@@ -139,6 +141,12 @@ class DuplicateInitializerError(ScanError):
     kind = "duplicate-initializer"
 
 
+class EmptySubgraphError(ScanError):
+    """A subgraph without nodes: a Loop over it cannot be stopped."""
+
+    kind = "empty-subgraph"
+
+
 class NestingTooDeepError(ScanError):
     """Subgraphs are nested deeper than :data:`MAX_NESTING` levels."""
 
@@ -213,6 +221,7 @@ _ERRORS: dict[str, type[ScanError]] = {
         ExternalDataError,
         SparseTensorError,
         DuplicateInitializerError,
+        EmptySubgraphError,
         NestingTooDeepError,
         TooManyLoopsError,
         FileTooLargeError,
@@ -549,14 +558,16 @@ class _Walker:
 
     def graph(self, start: int, end: int, depth: int) -> None:
         names: set[bytes] = set()
+        nodes = 0
         for f in _fields(self.data, start, end):
             if f.number == _GRAPH_NODE:
                 _expect(f, _LEN, "GraphProto.node")
+                nodes += 1
                 self.node(f.a, f.b, depth)
             elif f.number == _GRAPH_INITIALIZER:
                 _expect(f, _LEN, "GraphProto.initializer")
-                name = self.tensor(f.a, f.b)
-                if name in names:
+                name, digest = self.tensor(f.a, f.b)
+                if digest in names:
                     # ONNX Runtime keeps the last copy, other readers the first: the
                     # weights reviewed need not be the weights run.
                     self.flag(
@@ -565,10 +576,19 @@ class _Walker:
                         "name in its graph: re-export the model, one tensor per name",
                         f.a,
                     )
-                names.add(name)
+                names.add(digest)
             elif f.number == _GRAPH_SPARSE_INITIALIZER:
                 _expect(f, _LEN, "GraphProto.sparse_initializer")
                 self.sparse_tensor(f.a, f.b)
+        if depth > 0 and nodes == 0:
+            # ONNX Runtime checks RunOptions.terminate between nodes only: a Loop over
+            # an empty body could not be stopped by the contract probe's time limit.
+            self.flag(
+                "empty-subgraph",
+                f"subgraph at byte {start} has no nodes: a Loop over it could run for ever "
+                "unstoppably; export the model without it",
+                start,
+            )
 
     def node(self, start: int, end: int, depth: int) -> None:
         op_raw = b""
@@ -654,10 +674,12 @@ class _Walker:
                 _expect(f, _LEN, "SparseTensorProto.values/indices")
                 self.tensor(f.a, f.b)
 
-    def tensor(self, start: int, end: int) -> bytes:
-        """Check one tensor; its name (capped, as :meth:`slice` gives it)."""
+    def tensor(self, start: int, end: int) -> tuple[bytes, bytes]:
+        """Check one tensor; its name (capped, as :meth:`slice` gives it) and the
+        sha256 of the whole name (two long names may share the capped part)."""
         external = False
         name = b""
+        digest = hashlib.sha256(b"").digest()
         for f in _fields(self.data, start, end):
             if f.number == _TENSOR_EXTERNAL_DATA:
                 _expect(f, _LEN, "TensorProto.external_data")
@@ -667,6 +689,7 @@ class _Walker:
                 external = external or f.a == _DATA_LOCATION_EXTERNAL
             elif f.number == _TENSOR_NAME and f.wire_type == _LEN:
                 name = self.slice(f)
+                digest = hashlib.sha256(memoryview(self.data)[f.a : f.b]).digest()
         if external:
             self.flag(
                 "external-data",
@@ -675,7 +698,7 @@ class _Walker:
                 "(onnx.save_model(model, path, save_as_external_data=False))",
                 start,
             )
-        return name
+        return name, digest
 
 
 def _not_onnx(detail: str) -> Violation:

@@ -309,11 +309,13 @@ def _registered_sha256(model_id: str, registry: Registry | None) -> str | None:
     """This registry's pin for ``model_id``; None when the model is not registered here."""
     from vmafx_saliency.registry import Registry
 
-    reg = registry if registry is not None else Registry.load()
     try:
+        reg = registry if registry is not None else Registry.load()
         return reg.get(model_id).sha256
-    except RegistryError:
-        return None  # a release is verified before it is registered
+    except VmafxSaliencyError:
+        # Not registered here (a release is verified before it is registered), or no
+        # usable registry at all: there is no pin to compare, and the signature decides.
+        return None
 
 
 def verify(

@@ -350,10 +350,10 @@ def _usable_for_signing(cert: x509.Certificate) -> bool:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     purposes = (ExtendedKeyUsageOID.CODE_SIGNING, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE)
     if eku is not None and not any(p in eku for p in purposes):
-        return False
-    if key_usage is not None and not key_usage.digital_signature:
-        return eku is not None  # codeSigning named: model_signing's own rule
-    return key_usage is not None or eku is not None
+        return False  # RFC 5280: limited to other purposes
+    # model_signing's own rule, which its verifier applies too.
+    signs = key_usage is not None and key_usage.digital_signature
+    return signs or (eku is not None and ExtendedKeyUsageOID.CODE_SIGNING in eku)
 
 
 def _check_signing_certificate(path: Path, key: ec.EllipticCurvePrivateKey) -> None:

@@ -1584,14 +1584,15 @@ def data_key(
 ) -> str:
     """What a run trains and selects on, by content: one digest for the checkpoint."""
     masks = [(s.sha256, sha256_file(s.mask)) for s in [*train, *val] if s.mask is not None]
-    doc = {
+    doc: dict[str, object] = {
         "train": image_list_sha256(train),
         "val": image_list_sha256(val),
         "extra_val": image_list_sha256(extra_val),
-        "masks": masks,  # --gt-root ground truth, by content
         "teacher": teacher_sha256,
         "teacher_input": teacher_input,
     }
+    if masks:  # only then: a run without --gt-root keeps the digest it had before
+        doc["masks"] = masks  # --gt-root ground truth, by content
     return sha256_bytes(json.dumps(doc, sort_keys=True).encode())
 
 
