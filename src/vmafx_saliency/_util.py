@@ -16,7 +16,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO
 
-from vmafx_saliency.errors import MissingDependencyError, OutputError, OutputExistsError
+from vmafx_saliency.errors import (
+    MissingDependencyError,
+    OutputError,
+    OutputExistsError,
+    UsageError,
+)
 
 # pip extra that provides each optional top-level module.
 _EXTRA_FOR_MODULE = {
@@ -88,6 +93,12 @@ def _is_stream(path: Path) -> bool:
     except OSError:
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def check_out_folder(path: Path, *, purpose: str, flag: str = "--out") -> None:
+    """Refuse an output folder that names an existing file: no --force makes it a folder."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path}: a file, not a folder: give a folder for {purpose}")
 
 
 def check_can_write(path: Path, *, force: bool, folder: bool = False) -> None:

@@ -13,6 +13,7 @@ asset.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -413,6 +414,15 @@ def verify(
             raise ReleaseError("the licence file is too short to hold a licence text")
         return f"{doc['license']} licence text present"
 
+    @functools.cache
+    def onnx_sha256() -> str:
+        # The file's own digest, read once for every verdict that needs it; not the
+        # listed sum, which whoever swapped the file can rewrite.
+        try:
+            return sha256_file(onnx_path)
+        except OSError as exc:  # missing, or a folder: the sums verdict says which
+            raise ReleaseError(f"cannot read {doc['onnx']} to compare ({exc.strerror})") from exc
+
     def check_manifest() -> str:
         path = folder / doc["manifest"]
         raw = _read_small(path, cap=_MAX_TEXT_BYTES, what="export manifest")
@@ -420,10 +430,7 @@ def verify(
             described = json.loads(raw.decode("utf-8"))["output"]["sha256"]
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             raise ReleaseError(f"not an export manifest with output.sha256 ({exc!r})") from exc
-        try:
-            actual = sha256_file(onnx_path)
-        except OSError as exc:  # missing, or a folder: the sums verdict says which
-            raise ReleaseError(f"cannot read {doc['onnx']} to compare ({exc.strerror})") from exc
+        actual = onnx_sha256()
         if described != actual:
             raise ReleaseError(
                 f"describes an ONNX with sha256 {described}, but {doc['onnx']} has {actual}: "
@@ -432,7 +439,7 @@ def verify(
         return f"describes {doc['onnx']} (sha256 {actual[:16]}…)"
 
     def check_pin(entry_sha256: str) -> str:
-        actual = sums.get(doc["onnx"]) or sha256_file(onnx_path)
+        actual = onnx_sha256()
         if actual != entry_sha256:
             raise ReleaseError(
                 f"has sha256 {actual}, but this registry pins {doc['model_id']!r} at "

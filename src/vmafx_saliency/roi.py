@@ -786,8 +786,9 @@ def _other_codec_file(out_dir: Path, codec: Codec) -> Path:
 
 
 def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir} exists and is not a folder: give a folder path")
+    from vmafx_saliency._util import check_out_folder
+
+    check_out_folder(out_dir, purpose="the map files")
 
 
 def write_plan(plan: RoiPlan, out_dir: Path, *, force: bool) -> tuple[Path, ...]:

@@ -52,6 +52,7 @@ from vmafx_saliency._util import (
     atomic_write_bytes,
     atomic_write_text,
     check_can_write,
+    check_out_folder,
     require,
     sha256_bytes,
     sha256_file,
@@ -1660,8 +1661,7 @@ def run_training(
     warn_if_bf16_emulated(torch, cfg)
     if threads is not None:
         torch.set_num_threads(threads)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir}: a file, not a folder: give a folder for the run")
+    check_out_folder(out_dir, purpose="the run")
     onnx_path = out_dir / f"{MODEL_ID}.onnx"
     manifest_path = out_dir / f"{MODEL_ID}.onnx.manifest.json"
     sidecar_path = out_dir / f"{MODEL_ID}.sidecar.json"

@@ -36,7 +36,7 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from vmafx_saliency._util import atomic_write_bytes, require, sha256_file
+from vmafx_saliency._util import atomic_write_bytes, check_out_folder, require, sha256_file
 from vmafx_saliency.errors import InputFileError, UsageError
 
 Recipe = Literal["mix", "clutter"]
@@ -173,7 +173,7 @@ def make_views(
         raise UsageError(f"recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     if len(paths) < 9:
         raise InputFileError(f"{len(paths)} image(s): a view recipe needs at least 9 to mix")
-    check_out_folder(out_dir)
+    check_out_folder(out_dir, purpose="the images")
     kinds = RECIPES[recipe]
     rng = np.random.default_rng(DEFAULT_SEEDS[recipe] if seed is None else seed)
     maker = _Maker(paths=paths, rng=rng)
@@ -192,11 +192,6 @@ def make_views(
         if progress is not None and (i + 1) % 100 == 0:
             print(f"views: {i + 1}/{len(paths[:limit])} images", file=progress, flush=True)
     return ViewsResult(out_dir, written, skipped)
-
-
-def check_out_folder(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir}: a file, not a folder: give a folder for the images")
 
 
 def _view_stems(paths: Sequence[Path]) -> dict[Path, str]:
@@ -235,7 +230,7 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
             "first, e.g. ffmpeg -f rawvideo -pix_fmt yuv420p -s WxH -i CLIP.yuv CLIP.y4m"
         )
     av = require("av", purpose="reading video frames")
-    check_out_folder(out_dir)
+    check_out_folder(out_dir, purpose="the images")
     folder = out_dir / clip.stem
     written = skipped = 0
     try:
