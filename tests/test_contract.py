@@ -157,3 +157,15 @@ def test_a_probe_that_never_ends_is_stopped_and_refused(
         ContractError, match=r"endless\.onnx: a 64x96 probe did not finish within 0\.5 s"
     ):
         check_contract_file(path)  # it passes the scan: Loop is on the allowlist
+
+
+def test_a_file_over_the_size_cap_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vmafx_saliency import onnxscan
+
+    path = tmp_path / "big.onnx"
+    path.write_bytes(conv_sigmoid_model())
+    monkeypatch.setattr(onnxscan, "DEFAULT_MAX_BYTES", 100)
+    with pytest.raises(InputFileError, match=r"big\.onnx: \d+ bytes is over the 100-byte cap"):
+        check_contract_file(path)

@@ -551,3 +551,18 @@ def test_a_model_that_cannot_take_the_size_fails_parity_in_one_line() -> None:
         r"current U-2-Net checkout",
     ):
         export.parity_check(FixedFactorUpsample(), conv_sigmoid_model(), [odd], 1e-4)
+
+
+def test_a_model_failing_for_another_reason_gets_no_checkout_advice() -> None:
+    import torch
+
+    from tests._onnx_models import conv_sigmoid_model
+
+    class Broken(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("weights are corrupt")
+
+    probe = export.ParityInput("p.png", np.zeros((1, 3, 32, 32), np.float32))
+    with pytest.raises(ParityError, match=r"\(weights are corrupt\): check the checkpoint") as err:
+        export.parity_check(Broken(), conv_sigmoid_model(), [probe], 1e-4)
+    assert "U-2-Net checkout" not in str(err.value)

@@ -282,6 +282,7 @@ def test_a_missing_model_fails_every_model_verdict_without_a_traceback(staged: P
         f.startswith(f"FAIL  {MIRROR}.onnx.manifest.json (manifest): cannot read {MIRROR}.onnx")
         for f in failed
     ), failed
+    assert any(f.startswith(f"FAIL  {MIRROR}.onnx (pin): cannot read") for f in failed), failed
     assert lines_of(result)[-1] == f"{staged}: release NOT verified"
 
 

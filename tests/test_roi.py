@@ -600,3 +600,11 @@ def test_roi_encode_that_ffmpeg_refuses_leaves_no_out_folder(
     assert code == 2
     assert "plain encode pass 1 (libx264): ffmpeg exited with status" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_roi_map_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    with pytest.raises(UsageError, match=r"--out .*afile: a file, not a folder: give a folder"):
+        roi._check_out_dir(afile)
+    assert afile.read_text() == "mine\n"

@@ -223,3 +223,19 @@ def test_a_missing_image_folder_is_named_whatever_option_gave_it(tmp_path: Path)
     # --images, --train-only or --extra-val: the message names the folder, not one flag.
     with pytest.raises(InputFileError, match=r"image folder .*nope not found: check the path"):
         train.list_images(tmp_path / "nope", recursive=True)
+
+
+def test_frames_of_a_clip_that_breaks_mid_stream_keep_what_was_written(
+    videos_dir: Path, tmp_path: Path
+) -> None:
+    from tests._jobs import broken_foreman
+
+    if not (videos_dir / "foreman_cif.mp4").is_file():
+        pytest.skip("foreman_cif.mp4 is absent (../shared/data/videos)")
+    clip = broken_foreman(videos_dir, tmp_path)
+    with pytest.raises(InputFileError, match=r"decoding .*broken\.mp4 failed after \d+ kept"):
+        views.video_frames(clip, tmp_path / "frames", every=50)
+    # The frames before the break are whole PNGs, kept for a re-run to skip.
+    for png in (tmp_path / "frames" / "broken").glob("*.png"):
+        with Image.open(png) as img:
+            img.load()
