@@ -40,7 +40,7 @@ __all__ = [
 # Channels of the stem and of each encoder stage (deepest last). Chosen by
 # measuring ONNX Runtime speed against the mirror on a 2-core CPU
 # (benchmarks/student_widths.py); the stem and first stage were widened from
-# 8, 24 in attempts 13W-15B (the shipped net, attempt 30, has them; see its model card).
+# 8, 24 in attempts 13W-15B (the shipped net, attempt 32, has them; see its model card).
 DEFAULT_WIDTHS: tuple[int, ...] = (16, 32, 32, 32, 40, 40)
 # 3x3 Conv-BN-ReLU blocks in the stem, the first with stride 2. More of them add
 # capacity at H/2, where the student lost most on small objects; 3 since attempt
