@@ -621,17 +621,18 @@ def _diverged(cfg: TrainConfig, what: str) -> TrainingDivergedError:
 
 
 def _check_loss_weights(cfg: TrainConfig) -> None:
-    for flag, value in (("--iou-weight", cfg.iou_weight), ("--l1-weight", cfg.l1_weight)):
+    """Every weight of a loss term is finite and >= 0 (0 leaves the term out)."""
+    for flag, value, hint in (
+        (
+            "--side-weight",
+            cfg.side_weight,
+            "for each side map's loss (0 turns deep supervision off)",
+        ),
+        ("--iou-weight", cfg.iou_weight, "(0 leaves that term out)"),
+        ("--l1-weight", cfg.l1_weight, "(0 leaves that term out)"),
+    ):
         if not (math.isfinite(value) and value >= 0.0):
-            raise UsageError(f"{flag} {value}: give a weight >= 0 (0 leaves that term out)")
-
-
-def _check_side_weight(cfg: TrainConfig) -> None:
-    if not (math.isfinite(cfg.side_weight) and cfg.side_weight >= 0.0):
-        raise UsageError(
-            f"--side-weight {cfg.side_weight}: give a weight >= 0 for each side map's loss "
-            "(0 turns deep supervision off)"
-        )
+            raise UsageError(f"{flag} {value}: give a weight >= 0 {hint}")
 
 
 def _check_schedule(cfg: TrainConfig, *, limit: int | None, threads: int | None) -> None:
@@ -1217,7 +1218,6 @@ def train_student(
     torch = _torch()
     bf16 = _autocast_bf16(cfg)
     _check_ema(cfg)
-    _check_side_weight(cfg)
     _check_loss_weights(cfg)
     _check_schedule(cfg, limit=None, threads=None)
     _check_freeze_batchnorm(cfg)
@@ -1652,7 +1652,6 @@ def run_training(
         raise UsageError(f"--loss {cfg.loss!r}: give one of {', '.join(LOSSES)}")
     _autocast_bf16(cfg)
     _check_ema(cfg)
-    _check_side_weight(cfg)
     _check_loss_weights(cfg)
     _check_freeze_batchnorm(cfg)
     check_init_from(cfg)
