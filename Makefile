@@ -34,7 +34,7 @@ system:
 setup: $(STAMP) system
 
 demo: setup
-	$(PY) -m vmafx_saliency.demo $(if $(FORCE),--force,) $(if $(VIDEO),--video $(VIDEO),)
+	$(PY) -m vmafx_saliency.cli.demo $(if $(FORCE),--force,) $(if $(VIDEO),--video $(VIDEO),)
 
 # Lint is part of the test command so CI keeps ruff and mypy clean.
 test: setup

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vmafx_saliency.evaluate import GT_THRESHOLD, pair_dataset
+from vmafx_saliency.science.evaluate import GT_THRESHOLD, pair_dataset
 
 EDGES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 

@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency import extract
-from vmafx_saliency.contract import make_session
+from vmafx_saliency.supply.contract import make_session
+from vmafx_saliency.video import extract
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "bigbuckbunny_720p.mp4"

@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency.extract import (
+from vmafx_saliency.supply.registry import Preprocessing
+from vmafx_saliency.video.extract import (
     ModelChoice,
     Outputs,
     VideoInput,
@@ -48,8 +49,7 @@ from vmafx_saliency.extract import (
     resolve_size,
     run_job,
 )
-from vmafx_saliency.frames import open_video, select_frames
-from vmafx_saliency.registry import Preprocessing
+from vmafx_saliency.video.frames import open_video, select_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -129,7 +129,7 @@ def child_rss(clip: Path, model_path: Path, frames: int, threads: int, plan: str
     """
     if plan == "auto":
         job = (
-            "from vmafx_saliency.extract import ModelChoice, Outputs, VideoInput, run_job\n"
+            "from vmafx_saliency.video.extract import ModelChoice, Outputs, VideoInput, run_job\n"
             "with tempfile.TemporaryDirectory() as tmp:\n"
             f"    run_job(VideoInput(path=Path({str(clip)!r}), end={frames}),\n"
             f"            ModelChoice(model_path=Path({str(model_path)!r})),\n"
@@ -139,8 +139,8 @@ def child_rss(clip: Path, model_path: Path, frames: int, threads: int, plan: str
     else:
         jobs, intra = (threads, 1) if plan == "frames" else (1, threads)
         job = (
-            "from vmafx_saliency.extract import ModelChoice, extract, load_model\n"
-            "from vmafx_saliency.frames import open_video, select_frames\n"
+            "from vmafx_saliency.video.extract import ModelChoice, extract, load_model\n"
+            "from vmafx_saliency.video.frames import open_video, select_frames\n"
             f"loaded, pre = load_model(ModelChoice(model_path=Path({str(model_path)!r})), "
             f"threads={intra})\n"
             f"with open_video(Path({str(clip)!r})) as src:\n"

@@ -23,10 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from vmafx_saliency._util import sha256_file
-from vmafx_saliency.extract import preprocess, sidecar_beside
-from vmafx_saliency.registry import Sidecar
-from vmafx_saliency.resize import resize_plane
-from vmafx_saliency.train import (
+from vmafx_saliency.science.train import (
     DEFAULT_IMAGES,
     IMAGE_SUFFIXES,
     LABEL_SIZE,
@@ -39,6 +36,9 @@ from vmafx_saliency.train import (
     shipped_label_cache,
     split_samples,
 )
+from vmafx_saliency.supply.registry import Sidecar
+from vmafx_saliency.video.extract import preprocess, sidecar_beside
+from vmafx_saliency.video.resize import resize_plane
 
 ROOT = Path(__file__).resolve().parents[1]
 

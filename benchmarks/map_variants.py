@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmafx_saliency.evaluate import (
+from vmafx_saliency.science.evaluate import (
     DatasetMetrics,
     LoadedPair,
     Pair,
@@ -41,7 +41,7 @@ from vmafx_saliency.evaluate import (
     pair_dataset,
     parse_models,
 )
-from vmafx_saliency.resize import resize_plane
+from vmafx_saliency.video.resize import resize_plane
 
 FIGURES = ("max_f", "s_measure", "mae", "max_f_per_image")
 LOOK_AHEAD = 4  # pairs decoded ahead of inference: memory stays flat, as in eval

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vmafx_saliency.extract import preprocess, sidecar_beside
-from vmafx_saliency.frames import open_video
-from vmafx_saliency.registry import Sidecar
-from vmafx_saliency.resize import _resize_axis, resize_plane
+from vmafx_saliency.supply.registry import Sidecar
+from vmafx_saliency.video.extract import preprocess, sidecar_beside
+from vmafx_saliency.video.frames import open_video
+from vmafx_saliency.video.resize import _resize_axis, resize_plane
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "bigbuckbunny_720p.mp4"

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnx
 
-    from vmafx_saliency.onnxscan import scan_file
+    from vmafx_saliency.supply.scan import scan_file
 
     report = scan_file(model)  # warm-up, and the op table for context
     onnx.load(str(model))

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency.contract import make_session
-from vmafx_saliency.extract import default_threads
+from vmafx_saliency.supply.contract import make_session
+from vmafx_saliency.video.extract import default_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = ROOT / "models" / "u2netp_mirror_v1.onnx"
@@ -57,13 +57,13 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    from vmafx_saliency.export import export_onnx_bytes
     from vmafx_saliency.nets.student import (
         DEFAULT_STEM_CONVS,
         StudentUNet,
         count_macs,
         count_params,
     )
+    from vmafx_saliency.supply.export import export_onnx_bytes
 
     stem_convs = DEFAULT_STEM_CONVS if args.stem_convs is None else args.stem_convs
 

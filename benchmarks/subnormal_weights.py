@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import onnx
 
-from vmafx_saliency import train
-from vmafx_saliency.contract import make_session
+from vmafx_saliency.science import train
+from vmafx_saliency.supply.contract import make_session
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,9 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vmafx_saliency._util import sha256_file
-from vmafx_saliency.extract import preprocess, sidecar_beside
-from vmafx_saliency.registry import Sidecar
-from vmafx_saliency.train import (
+from vmafx_saliency.science.train import (
     IMAGE_SUFFIXES,
     LABEL_SIZE,
     TEACHER_INPUTS,
@@ -37,6 +35,8 @@ from vmafx_saliency.train import (
     png_to_label,
     shipped_label_cache,
 )
+from vmafx_saliency.supply.registry import Sidecar
+from vmafx_saliency.video.extract import preprocess, sidecar_beside
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -41,7 +41,7 @@ import time
 
 import torch
 
-from vmafx_saliency import train
+from vmafx_saliency.science import train
 
 
 def _step_seconds(

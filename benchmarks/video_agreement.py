@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmafx_saliency import extract
+from vmafx_saliency.video import extract
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from vmafx_saliency.signing import KeyPair
+    from vmafx_saliency.supply.signing import KeyPair
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "models" / "registry.json"
@@ -114,7 +114,7 @@ def write_registry(path: Path, entries: list[Json]) -> Path:
 
 def isolate_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """Point the committed registry (empty) and the overlay (absent) into tmp."""
-    from vmafx_saliency import registry as reg
+    from vmafx_saliency.supply import registry as reg
 
     committed = write_registry(tmp_path / "committed" / "registry.json", [])
     overlay = tmp_path / "overlay" / "registry.json"
@@ -167,7 +167,7 @@ def flip_byte(path: Path, *, at: int | None = None) -> None:
 
 def key_and_bundle(model: Path, keys: Path) -> tuple[KeyPair, Path]:
     """A fresh P-256 key pair under ``keys`` and ``model``'s bundle signed with it."""
-    from vmafx_saliency.signing import generate_key_pair, sign_model
+    from vmafx_saliency.supply.signing import generate_key_pair, sign_model
 
     pair = generate_key_pair(keys / "signing.pem")
     return pair, sign_model(model, private_key=pair.private_key)
@@ -254,7 +254,7 @@ def make_pki(directory: Path, name: str, *, code_signing: bool = True) -> Pki:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from vmafx_saliency.signing import generate_key_pair
+    from vmafx_saliency.supply.signing import generate_key_pair
 
     directory.mkdir(parents=True, exist_ok=True)
     root_key = ec.generate_private_key(ec.SECP256R1())
@@ -304,7 +304,7 @@ def register_tiny(
     tmp_path: Path, model_id: str = "tiny", *, data: bytes = TINY, signed: bool = True
 ) -> Registered:
     """Write a tiny model's inputs under tmp/in/<id>/, sign it and add it to the overlay."""
-    from vmafx_saliency import registry as reg
+    from vmafx_saliency.supply import registry as reg
 
     write_model(tmp_path / "in", model_id, data=data)
     inputs = tmp_path / "in" / model_id
@@ -325,7 +325,7 @@ def register_tiny(
 
 def card_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *model_ids: str) -> Path:
     """Point release.CARDS at tmp/cards, with a card for each model id."""
-    from vmafx_saliency import release
+    from vmafx_saliency.supply import release
 
     cards = tmp_path / "cards"
     cards.mkdir(exist_ok=True)

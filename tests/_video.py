@@ -2,7 +2,7 @@
 JSON as the ``vmaf`` tool writes it (for ``--merge-into``).
 
 Raw and Y4M files are written byte by byte here (numpy only), independently of
-the readers in ``vmafx_saliency.frames``.
+the readers in ``vmafx_saliency.video.frames``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmafx_saliency.frames import PIXEL_FORMATS, PixelFormat
+from vmafx_saliency.video.frames import PIXEL_FORMATS, PixelFormat
 
 RNG_SEED = 20240611
 # The pixel formats the readers support, by their canonical names.

@@ -56,7 +56,7 @@ def pascal_s_dir() -> Path:
 @pytest.fixture(scope="session")
 def mirror_onnx(tmp_path_factory: pytest.TempPathFactory, checkpoint_path: Path) -> Path:
     """The u2netp mirror exported once per test session from the real fixture."""
-    from vmafx_saliency.export import export_mirror
+    from vmafx_saliency.supply.export import export_mirror
 
     out = tmp_path_factory.mktemp("mirror") / "u2netp_mirror_v1.onnx"
     export_mirror(

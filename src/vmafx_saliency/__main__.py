@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from vmafx_saliency.cli import entry
+from vmafx_saliency.cli.main import entry
 
 entry()

@@ -23,6 +23,11 @@ from vmafx_saliency.errors import (
     UsageError,
 )
 
+# The project checkout this package runs from (src/vmafx_saliency/ -> the root):
+# its models/, docs/ and LICENSES/, with the shared data folder beside it.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DIR = PROJECT_ROOT.parent / "shared"
+
 # pip extra that provides each optional top-level module.
 _EXTRA_FOR_MODULE = {
     "torch": "export",

@@ -13,8 +13,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from vmafx_saliency import contract, onnxscan  # noqa: E402
-from vmafx_saliency.export import count_ops  # noqa: E402
 from vmafx_saliency.nets.student import (  # noqa: E402
     DEFAULT_STEM_CONVS,
     DEFAULT_WIDTHS,
@@ -24,7 +22,10 @@ from vmafx_saliency.nets.student import (  # noqa: E402
     load_folded,
 )
 from vmafx_saliency.nets.u2netp import U2NETP  # noqa: E402
-from vmafx_saliency.train import PARITY_TOLERANCE, export_student, folded_convs  # noqa: E402
+from vmafx_saliency.science.train import PARITY_TOLERANCE, export_student, folded_convs  # noqa: E402
+from vmafx_saliency.supply import contract  # noqa: E402
+from vmafx_saliency.supply import scan as onnxscan  # noqa: E402
+from vmafx_saliency.supply.export import count_ops  # noqa: E402
 
 # What the exported graph may hold: the list plus the exporter's shape ops.
 EXPECTED_OPS = {"Conv", "Relu", "MaxPool", "Resize", "Concat", "Sigmoid"}
@@ -82,7 +83,8 @@ def test_param_count_is_in_the_budget(net: Any) -> None:
 def test_train_defaults_build_the_default_net() -> None:
     # train.py and the CLI cannot import nets.student (torch) at import time,
     # so they repeat the widths and stem: they must stay the architecture's own.
-    from vmafx_saliency import _cli_train, train
+    from vmafx_saliency.cli import train as _cli_train
+    from vmafx_saliency.science import train
 
     assert train.TrainConfig().widths == DEFAULT_WIDTHS
     assert _cli_train.DEFAULTS.widths == DEFAULT_WIDTHS

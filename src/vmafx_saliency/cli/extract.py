@@ -1,0 +1,98 @@
+"""The ``extract`` command: per-frame saliency features in vmaf's formats."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Literal
+
+from vmafx_saliency.cli.options import (
+    Subparsers,
+    add_command,
+    add_model_arguments,
+    add_video_arguments,
+    model_choice,
+    video_input,
+)
+from vmafx_saliency.errors import UsageError
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from vmafx_saliency.video import extract
+
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: give a whole number >= 1")
+    output: Path | Literal["-"] | None = None
+    if args.output == "-" or (args.output is None and args.merge_into is None):
+        output = "-"
+    elif args.output is not None:
+        output = Path(args.output)
+    fmt = args.format or _format_from_suffix(args.output)
+    job = extract.run_job(
+        video_input(args),
+        model_choice(args),
+        extract.Outputs(
+            output=output,
+            fmt=fmt,
+            merge_into=Path(args.merge_into) if args.merge_into else None,
+            merge_output=Path(args.merge_output) if args.merge_output else None,
+            save_maps=Path(args.save_maps) if args.save_maps else None,
+            maps_every=args.maps_every,
+            plot=Path(args.plot) if args.plot else None,
+            force=args.force,
+        ),
+        infer_size=extract.parse_infer_size(args.infer_size) if args.infer_size else None,
+        threads=args.threads,
+        progress=sys.stderr.isatty() and not args.quiet,
+    )
+    if not args.quiet:
+        run = job.run
+        print(
+            f"{len(job.records)} frames of {args.video} with {run.model_id or 'an ad-hoc model'} "
+            f"at {job.extraction.infer_size[1]}x{job.extraction.infer_size[0]}: "
+            f"{run.fps:.1f} frames/s",
+            file=sys.stderr,
+        )
+        for path in job.written:
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _format_from_suffix(output: str | None) -> Literal["json", "xml", "csv"]:
+    suffix = Path(output).suffix.lower() if output and output != "-" else ""
+    if suffix == ".xml":
+        return "xml"
+    if suffix == ".csv":
+        return "csv"
+    return "json"
+
+
+def register(sub: Subparsers) -> None:
+    p = add_command(
+        sub,
+        "extract",
+        help="per-frame saliency features (saliency_mean, saliency_var) in vmaf's formats",
+        example="vmafx-saliency extract ../shared/data/videos/foreman_cif.mp4 "
+        "--output foreman.json\n  vmafx-saliency extract in.yuv --width 352 --height 288 "
+        "--pixel-format yuv420p --subsample 5 --format csv --output -",
+        handler=_cmd_extract,
+    )
+    add_video_arguments(p, subsample_help="compute every N-th frame, as vmaf", fps=False)
+    add_model_arguments(p)
+    out = p.add_argument_group("outputs")
+    out.add_argument("--output", "-o", metavar="PATH", help="output file, or - for stdout")
+    out.add_argument("--format", choices=["json", "xml", "csv"], help="default: from --output")
+    out.add_argument("--merge-into", metavar="VMAF.json", help="add the features to a vmaf JSON")
+    out.add_argument("--merge-output", metavar="PATH", help="write the merged JSON here")
+    out.add_argument(
+        "--save-maps",
+        metavar="DIR",
+        help="write 8-bit PNG saliency maps (frame_NNNNNN.png, at the inference size, e.g. "
+        "320x320) into DIR; other files there are kept, and --force replaces an earlier "
+        "run's maps",
+    )
+    out.add_argument("--maps-every", type=int, default=1, metavar="N", help="every N-th map")
+    out.add_argument("--plot", metavar="FILE.png", help="plot saliency_mean over frames")
+    out.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")

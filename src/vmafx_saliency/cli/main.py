@@ -1,0 +1,99 @@
+"""The command line's entry point: the parser, error handling and signals.
+
+Every subcommand lives in the module of its command group (``supply``,
+``extract``, ``evaluate``, ``train``, ``roi``, ``materialize``); it parses its
+arguments, calls one library function and prints the result. Failures the
+library expects are :class:`VmafxSaliencyError`s: without ``-v`` they print as
+one line on stderr with a non-zero exit; with ``-v`` the traceback is shown too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+
+from vmafx_saliency import __version__
+from vmafx_saliency.cli import evaluate, extract, materialize, roi, supply, train
+from vmafx_saliency.cli.options import Handler
+from vmafx_saliency.errors import VmafxSaliencyError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vmafx-saliency",
+        description="Saliency models for video-quality work.",
+        epilog="example:\n  vmafx-saliency export --checkpoint u2netp.pth && "
+        "vmafx-saliency scan models/u2netp_mirror_v1.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show debug logs and tracebacks on failure"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    supply.register_model_tools(sub)
+    extract.register(sub)
+    supply.register_trust(sub)
+    evaluate.register(sub)
+    train.register(sub)
+    roi.register(sub)
+    materialize.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except VmafxSaliencyError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"vmafx-saliency {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print("vmafx-saliency: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        print("vmafx-saliency: interrupted", file=sys.stderr)
+        return 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch system), unwound as Ctrl-C is."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    # Python's default for SIGTERM is to die on the spot, leaving the hidden
+    # temporary files and maps folders behind; raising runs every cleanup.
+    raise Terminated
+
+
+def entry() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`... | head`): as other Unix tools, stop quietly.
+        # Point stdout at devnull so the interpreter's final flush cannot raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, what a shell reports for a killed writer
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

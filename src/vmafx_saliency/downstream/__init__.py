@@ -1,0 +1,1 @@
+"""Saliency put to use: encoder ROI maps and feature-table columns."""

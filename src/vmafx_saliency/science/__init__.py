@@ -1,0 +1,1 @@
+"""Evaluation on labelled data, training of the student, synthetic views (torch, eval extras)."""

@@ -1,0 +1,804 @@
+"""Op-allowlist scanner for ONNX files that reads the protobuf wire format itself.
+
+It imports only the standard library, so it runs where neither ``onnx`` nor
+``protobuf`` is installed, and it never hands attacker-controlled bytes to a
+C++ parser before they have been checked (DESIGN section 4, "Content").
+
+The walk follows exactly the fields that decide what ONNX Runtime executes::
+
+    ModelProto.graph (7) -> GraphProto.node (1) -> NodeProto.op_type (4), .domain (7)
+                                                 -> .attribute (5) -> AttributeProto.g (6),
+                                                    .graphs (11): If / Loop bodies
+    ModelProto.opset_import (8), .functions (25), .training_info (20)
+    TensorProto.external_data (13), .data_location (14) wherever tensors live:
+    GraphProto.initializer (5), .sparse_initializer (15), AttributeProto.t (5),
+    .tensors (10), .sparse_tensor (22), .sparse_tensors (23)
+
+Every other field is skipped by its length without being interpreted. The
+field numbers are those of ``onnx/onnx.proto`` (onnx 1.16 to 1.23).
+
+Safety properties:
+
+* only :class:`ScanError` subclasses escape (wrapped in a :class:`ScanReport`
+  by :func:`scan_bytes`; raised by :meth:`ScanReport.raise_for_violations`);
+* no allocation is sized by a length read from the file; strings are sliced
+  only for op and domain names and tensor names, and long ones are truncated;
+* recursion follows subgraph nesting, which stops at :data:`MAX_NESTING`;
+* every loop consumes at least one byte per iteration.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import stat
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+from vmafx_saliency.errors import InputFileError, ScanError, UsageError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_LOOPS",
+    "MAX_NESTING",
+    "BadFieldNumberError",
+    "BadWireTypeError",
+    "CustomDomainError",
+    "DisallowedOpError",
+    "DuplicateInitializerError",
+    "EmptySubgraphError",
+    "ExternalDataError",
+    "FileTooLargeError",
+    "GroupWireTypeError",
+    "LengthPastEndError",
+    "NestingTooDeepError",
+    "NotOnnxError",
+    "OrtFormatError",
+    "OverlongVarintError",
+    "ScanReport",
+    "SparseTensorError",
+    "TooManyLoopsError",
+    "TruncatedVarintError",
+    "Violation",
+    "WireFormatError",
+    "WrongWireTypeError",
+    "check_bytes",
+    "error_for_kind",
+    "load_allowlist",
+    "scan_bytes",
+    "scan_file",
+]
+
+DEFAULT_MAX_BYTES: int = 50 * 1024 * 1024
+# Subgraph levels below the main graph (an If inside an If is level 2).
+MAX_NESTING = 8
+# Loop nodes in the whole model, subgraphs and functions included.
+MAX_LOOPS = 16
+# Policy violations kept in a report; the rest are only counted, so a hostile
+# file cannot make the report grow with the number of its nodes.
+MAX_VIOLATIONS = 1000
+# Names longer than this are shown truncated; no allowlisted op is this long.
+_MAX_NAME = 128
+_DEFAULT_DOMAINS = (b"", b"ai.onnx")
+# ONNX Runtime loads bytes with this flatbuffers identifier at offset 4 as an
+# ORT-format model instead of a ModelProto, whatever else the file contains.
+_ORT_IDENTIFIER = b"ORTM"
+
+# Wire types (protobuf encoding).
+_VARINT, _I64, _LEN, _SGROUP, _EGROUP, _I32 = 0, 1, 2, 3, 4, 5
+_MAX_FIELD_NUMBER = (1 << 29) - 1
+
+# Field numbers, from onnx.proto.
+_MODEL_IR_VERSION, _MODEL_GRAPH, _MODEL_OPSET_IMPORT = 1, 7, 8
+_MODEL_TRAINING_INFO, _MODEL_FUNCTIONS = 20, 25
+_OPSET_DOMAIN = 1
+_TRAINING_INITIALIZATION, _TRAINING_ALGORITHM = 1, 2
+_FUNCTION_NODE, _FUNCTION_OPSET_IMPORT, _FUNCTION_ATTRIBUTE_PROTO = 7, 9, 11
+_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_SPARSE_INITIALIZER = 1, 5, 15
+_NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = 4, 5, 7
+_ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
+_ATTR_SPARSE_TENSOR, _ATTR_SPARSE_TENSORS = 22, 23
+_SPARSE_VALUES, _SPARSE_INDICES = 1, 2
+_TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
+_DATA_LOCATION_EXTERNAL = 1
+
+
+# --- errors -----------------------------------------------------------------
+
+
+class DisallowedOpError(ScanError):
+    """A node's op type is not on the allowlist."""
+
+    kind = "disallowed-op"
+
+
+class CustomDomainError(ScanError):
+    """A node or an opset import names an op domain other than the ONNX default."""
+
+    kind = "custom-domain"
+
+
+class ExternalDataError(ScanError):
+    """A tensor keeps its data in a file outside the model."""
+
+    kind = "external-data"
+
+
+class SparseTensorError(ScanError):
+    """A sparse tensor, which ONNX Runtime expands to its full dense size at load."""
+
+    kind = "sparse-tensor"
+
+
+class DuplicateInitializerError(ScanError):
+    """Two initializers of one graph share a name; readers disagree on which counts."""
+
+    kind = "duplicate-initializer"
+
+
+class EmptySubgraphError(ScanError):
+    """A subgraph without nodes: a Loop over it cannot be stopped."""
+
+    kind = "empty-subgraph"
+
+
+class NestingTooDeepError(ScanError):
+    """Subgraphs are nested deeper than :data:`MAX_NESTING` levels."""
+
+    kind = "nesting-too-deep"
+
+
+class TooManyLoopsError(ScanError):
+    """The model has more than :data:`MAX_LOOPS` Loop nodes."""
+
+    kind = "too-many-loops"
+
+
+class FileTooLargeError(ScanError):
+    """The file is over the size cap; it was not read."""
+
+    kind = "file-too-large"
+
+
+class NotOnnxError(ScanError):
+    """The file is empty or is not an ONNX ModelProto."""
+
+    kind = "not-onnx"
+
+
+class OrtFormatError(ScanError):
+    """The bytes carry the ORT-format identifier, so ONNX Runtime would not parse them as ONNX."""
+
+    kind = "ort-format"
+
+
+class WireFormatError(ScanError):
+    """The protobuf encoding itself is broken; the walk stopped here."""
+
+    kind = "wire-format"
+
+
+class TruncatedVarintError(WireFormatError):
+    kind = "truncated-varint"
+
+
+class OverlongVarintError(WireFormatError):
+    kind = "overlong-varint"
+
+
+class LengthPastEndError(WireFormatError):
+    kind = "length-past-end"
+
+
+class GroupWireTypeError(WireFormatError):
+    kind = "group-wire-type"
+
+
+class BadWireTypeError(WireFormatError):
+    kind = "bad-wire-type"
+
+
+class WrongWireTypeError(WireFormatError):
+    """A field the scanner interprets has another wire type than onnx.proto declares."""
+
+    kind = "wrong-wire-type"
+
+
+class BadFieldNumberError(WireFormatError):
+    kind = "bad-field-number"
+
+
+_ERRORS: dict[str, type[ScanError]] = {
+    cls.kind: cls
+    for cls in (
+        DisallowedOpError,
+        CustomDomainError,
+        ExternalDataError,
+        SparseTensorError,
+        DuplicateInitializerError,
+        EmptySubgraphError,
+        NestingTooDeepError,
+        TooManyLoopsError,
+        FileTooLargeError,
+        NotOnnxError,
+        OrtFormatError,
+        WireFormatError,
+        TruncatedVarintError,
+        OverlongVarintError,
+        LengthPastEndError,
+        GroupWireTypeError,
+        BadWireTypeError,
+        WrongWireTypeError,
+        BadFieldNumberError,
+    )
+}
+
+
+def error_for_kind(kind: str) -> type[ScanError]:
+    """The exception class for a violation kind (:class:`ScanError` if unknown)."""
+    return _ERRORS.get(kind, ScanError)
+
+
+# --- allowlist --------------------------------------------------------------
+
+
+def _parse_allowlist(text: str, source: str) -> frozenset[str]:
+    ops: set[str] = set()
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not line.isidentifier():
+            raise InputFileError(
+                f"{source}:{lineno}: {line!r} is not an op name: write one op type per line"
+            )
+        ops.add(line)
+    return frozenset(ops)
+
+
+@functools.cache
+def _default_allowlist() -> frozenset[str]:
+    resource = resources.files("vmafx_saliency.supply").joinpath("allowlist.txt")
+    try:
+        text = resource.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputFileError(
+            f"the packaged allowlist {resource} cannot be read ({exc}): reinstall vmafx-saliency"
+        ) from exc
+    return _parse_allowlist(text, "allowlist.txt")
+
+
+def load_allowlist(path: Path | None = None) -> frozenset[str]:
+    """Op types allowed in a model: one per line, ``#`` comments and blank lines ignored.
+
+    Without ``path``, the ``allowlist.txt`` shipped beside this module.
+    """
+    if path is None:
+        return _default_allowlist()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(
+            f"allowlist {path} cannot be read ({exc}): pass an existing UTF-8 text file"
+        ) from exc
+    return _parse_allowlist(text, str(path))
+
+
+# --- report -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One reason to refuse a file; ``offset`` is a byte offset, ``None`` for the whole file."""
+
+    kind: str
+    detail: str
+    offset: int | None
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    path: str | None
+    size: int
+    ops: dict[str, int]
+    violations: tuple[Violation, ...]
+    # Policy violations beyond MAX_VIOLATIONS, counted but not kept.
+    omitted_violations: int = 0
+
+    @property
+    def allowed(self) -> bool:
+        return not self.violations
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "size": self.size,
+            "ops": dict(self.ops),
+            "allowed": self.allowed,
+            "violations": [
+                {"kind": v.kind, "detail": v.detail, "offset": v.offset} for v in self.violations
+            ],
+            "omitted_violations": self.omitted_violations,
+        }
+
+    def render(self) -> str:
+        name = self.path if self.path is not None else "<bytes>"
+        lines = [f"{name} ({self.size:,} bytes)"]
+        if self.ops:
+            width = max(12, *(len(op) for op in self.ops))
+            lines.append(f"  {'op':<{width}}  {'count':>6}")
+            lines.extend(f"  {op:<{width}}  {count:>6}" for op, count in self.ops.items())
+            lines.append(f"  {'total':<{width}}  {sum(self.ops.values()):>6}")
+        if self.allowed:
+            lines.append("ALLOWED")
+            return "\n".join(lines)
+        first = self.violations[0]
+        lines.append(f"REJECTED: [{first.kind}] {first.detail}")
+        lines.extend(f"  - [{v.kind}] {v.detail}" for v in self.violations)
+        if self.omitted_violations:
+            lines.append(f"  ... and {self.omitted_violations} more violations not listed")
+        return "\n".join(lines)
+
+    def raise_for_violations(self) -> None:
+        """Raise the error class of the first violation; return quietly when allowed."""
+        if not self.violations:
+            return
+        first = self.violations[0]
+        more = len(self.violations) - 1 + self.omitted_violations
+        suffix = f" (and {more} more violation{'s' if more != 1 else ''})" if more else ""
+        name = self.path if self.path is not None else "<bytes>"
+        raise error_for_kind(first.kind)(f"{name}: {first.detail}{suffix}", offset=first.offset)
+
+
+# --- wire format ------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Unwinds the walk at the first structural error (internal only)."""
+
+    def __init__(self, kind: str, offset: int, what: str) -> None:
+        super().__init__(what)
+        self.kind = kind
+        self.offset = offset
+        self.what = what
+
+    def violation(self) -> Violation:
+        return Violation(
+            self.kind,
+            f"{self.what} at byte {self.offset}: the file is truncated or corrupt; "
+            "export or download it again",
+            self.offset,
+        )
+
+
+def _wire_error(kind: str, offset: int, what: str) -> _Stop:
+    return _Stop(kind, offset, what)
+
+
+class _Field(NamedTuple):
+    number: int
+    wire_type: int
+    tag_offset: int
+    # VARINT: (value, unused); LEN: (start, end) of the payload; I32/I64: (start, end).
+    a: int
+    b: int
+
+
+def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """Decode a base-128 varint at ``pos``; return (value, position after it)."""
+    start = pos
+    result = 0
+    shift = 0
+    while True:
+        if pos >= end:
+            raise _wire_error("truncated-varint", start, "varint runs past the end of its message")
+        byte = data[pos]
+        pos += 1
+        # The 10th byte may only carry bit 63; anything more is over 64 bits
+        # (or a continuation into an 11th byte).
+        if shift == 63 and byte > 1:
+            raise _wire_error("overlong-varint", start, "varint longer than 64 bits")
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(data: bytes, pos: int, end: int) -> Iterator[_Field]:
+    """The fields of the message in ``data[pos:end]``, in order; each consumes >= 1 byte."""
+    while pos < end:
+        tag_offset = pos
+        tag, pos = _varint(data, pos, end)
+        number, wire_type = tag >> 3, tag & 7
+        if wire_type in (_SGROUP, _EGROUP):
+            raise _wire_error(
+                "group-wire-type", tag_offset, f"deprecated group wire type {wire_type}"
+            )
+        if wire_type > _I32:
+            raise _wire_error("bad-wire-type", tag_offset, f"invalid wire type {wire_type}")
+        if number == 0 or number > _MAX_FIELD_NUMBER:
+            raise _wire_error("bad-field-number", tag_offset, f"invalid field number {number}")
+        if wire_type == _VARINT:
+            value, pos = _varint(data, pos, end)
+            yield _Field(number, wire_type, tag_offset, value, pos)
+        elif wire_type == _LEN:
+            length_offset = pos
+            length, pos = _varint(data, pos, end)
+            if length > end - pos:
+                raise _wire_error(
+                    "length-past-end",
+                    length_offset,
+                    f"length {length} runs past the end of its message ({end - pos} bytes left)",
+                )
+            yield _Field(number, wire_type, tag_offset, pos, pos + length)
+            pos += length
+        else:
+            width = 8 if wire_type == _I64 else 4
+            if width > end - pos:
+                raise _wire_error(
+                    "length-past-end",
+                    pos,
+                    f"{width}-byte fixed field runs past the end of its message",
+                )
+            yield _Field(number, wire_type, tag_offset, pos, pos + width)
+            pos += width
+
+
+def _expect(f: _Field, wire_type: int, what: str) -> None:
+    # A known field with the wrong wire type is parsed as an unknown field by
+    # protobuf, i.e. silently dropped; refuse instead of guessing.
+    if f.wire_type != wire_type:
+        raise _wire_error(
+            "wrong-wire-type",
+            f.tag_offset,
+            f"{what} (field {f.number}) has wire type {f.wire_type}, onnx.proto says {wire_type}",
+        )
+
+
+def _show(raw: bytes) -> str:
+    """A name for reports: decoded leniently, truncated and printable, never raising."""
+    if len(raw) > _MAX_NAME:
+        text = raw[: _MAX_NAME // 2].decode("utf-8", errors="replace")
+        suffix = f"...(over {_MAX_NAME} bytes)"
+    else:
+        text = raw.decode("utf-8", errors="replace")
+        suffix = ""
+    if not text.isprintable():
+        # Escape newlines and terminal control codes so that a hostile name
+        # cannot forge lines (say, "ALLOWED") in the rendered report.
+        text = text.encode("unicode_escape").decode("ascii")
+    return text + suffix
+
+
+# --- walk -------------------------------------------------------------------
+
+
+class _Walker:
+    def __init__(self, data: bytes, allowlist: frozenset[str]) -> None:
+        self.data = data
+        self.allowlist = allowlist
+        self.ops: Counter[str] = Counter()
+        self.violations: list[Violation] = []
+        self.omitted = 0
+        self.loops = 0
+        self.saw_ir_version = False
+        self.saw_graph = False
+
+    def flag(self, kind: str, detail: str, offset: int | None) -> None:
+        if len(self.violations) < MAX_VIOLATIONS:
+            self.violations.append(Violation(kind, detail, offset))
+        else:
+            self.omitted += 1
+
+    def slice(self, f: _Field) -> bytes:
+        # Only names go through here; the copy is capped so a huge name costs
+        # little (a name over the cap matches no allowlist entry anyway).
+        return self.data[f.a : min(f.b, f.a + _MAX_NAME + 1)]
+
+    def model(self) -> None:
+        data, end = self.data, len(self.data)
+        for f in _fields(data, 0, end):
+            if f.number == _MODEL_IR_VERSION:
+                _expect(f, _VARINT, "ModelProto.ir_version")
+                self.saw_ir_version = True
+            elif f.number == _MODEL_GRAPH:
+                _expect(f, _LEN, "ModelProto.graph")
+                self.saw_graph = True
+                self.graph(f.a, f.b, 0)
+            elif f.number == _MODEL_OPSET_IMPORT:
+                _expect(f, _LEN, "ModelProto.opset_import")
+                self.opset_import(f.a, f.b)
+            elif f.number == _MODEL_TRAINING_INFO:
+                # ONNX Runtime does not run training graphs, but a model that
+                # carries them is checked as strictly as its main graph.
+                _expect(f, _LEN, "ModelProto.training_info")
+                self.training_info(f.a, f.b)
+            elif f.number == _MODEL_FUNCTIONS:
+                # A model-local function can stand in for an op; its body runs.
+                _expect(f, _LEN, "ModelProto.functions")
+                self.function(f.a, f.b)
+
+    def opset_import(self, start: int, end: int) -> None:
+        domain = b""
+        for f in _fields(self.data, start, end):
+            if f.number == _OPSET_DOMAIN:
+                _expect(f, _LEN, "OperatorSetIdProto.domain")
+                domain = self.slice(f)
+        if domain not in _DEFAULT_DOMAINS:
+            self.flag(
+                "custom-domain",
+                f"opset_import at byte {start} declares the custom op domain "
+                f"{_show(domain)!r}: only the default ONNX domain is allowed; "
+                "export the model without custom ops",
+                start,
+            )
+
+    def training_info(self, start: int, end: int) -> None:
+        for f in _fields(self.data, start, end):
+            if f.number in (_TRAINING_INITIALIZATION, _TRAINING_ALGORITHM):
+                _expect(f, _LEN, "TrainingInfoProto graph")
+                self.graph(f.a, f.b, 0)
+
+    def function(self, start: int, end: int) -> None:
+        for f in _fields(self.data, start, end):
+            if f.number == _FUNCTION_NODE:
+                _expect(f, _LEN, "FunctionProto.node")
+                self.node(f.a, f.b, 0)
+            elif f.number == _FUNCTION_OPSET_IMPORT:
+                _expect(f, _LEN, "FunctionProto.opset_import")
+                self.opset_import(f.a, f.b)
+            elif f.number == _FUNCTION_ATTRIBUTE_PROTO:
+                _expect(f, _LEN, "FunctionProto.attribute_proto")
+                self.attribute(f.a, f.b, 0)
+
+    def graph(self, start: int, end: int, depth: int) -> None:
+        names: set[bytes] = set()
+        nodes = 0
+        for f in _fields(self.data, start, end):
+            if f.number == _GRAPH_NODE:
+                _expect(f, _LEN, "GraphProto.node")
+                nodes += 1
+                self.node(f.a, f.b, depth)
+            elif f.number == _GRAPH_INITIALIZER:
+                _expect(f, _LEN, "GraphProto.initializer")
+                name, digest = self.tensor(f.a, f.b)
+                if digest in names:
+                    # ONNX Runtime keeps the last copy, other readers the first: the
+                    # weights reviewed need not be the weights run.
+                    self.flag(
+                        "duplicate-initializer",
+                        f"initializer {_show(name)!r} at byte {f.a} is the second of that "
+                        "name in its graph: re-export the model, one tensor per name",
+                        f.a,
+                    )
+                names.add(digest)
+            elif f.number == _GRAPH_SPARSE_INITIALIZER:
+                _expect(f, _LEN, "GraphProto.sparse_initializer")
+                self.sparse_tensor(f.a, f.b)
+        if depth > 0 and nodes == 0:
+            # ONNX Runtime checks RunOptions.terminate between nodes only: a Loop over
+            # an empty body could not be stopped by the contract probe's time limit.
+            self.flag(
+                "empty-subgraph",
+                f"subgraph at byte {start} has no nodes: a Loop over it could run for ever "
+                "unstoppably; export the model without it",
+                start,
+            )
+
+    def node(self, start: int, end: int, depth: int) -> None:
+        op_raw = b""
+        domain = b""
+        attributes: list[tuple[int, int]] = []
+        # Protobuf keeps the last value of a repeated singular field, so the
+        # last op_type / domain is the one ONNX Runtime sees.
+        for f in _fields(self.data, start, end):
+            if f.number == _NODE_OP_TYPE:
+                _expect(f, _LEN, "NodeProto.op_type")
+                op_raw = self.slice(f)
+            elif f.number == _NODE_DOMAIN:
+                _expect(f, _LEN, "NodeProto.domain")
+                domain = self.slice(f)
+            elif f.number == _NODE_ATTRIBUTE:
+                _expect(f, _LEN, "NodeProto.attribute")
+                attributes.append((f.a, f.b))
+        op = _show(op_raw)
+        if domain in _DEFAULT_DOMAINS:
+            self.ops[op] += 1
+            if op not in self.allowlist:
+                self.flag(
+                    "disallowed-op",
+                    f"op {op!r} at byte {start} is not on the allowlist: export the model "
+                    "with allowlisted ops only, or review the op and add it to allowlist.txt",
+                    start,
+                )
+            elif op == "Loop":
+                self.loops += 1
+                if self.loops == MAX_LOOPS + 1:
+                    self.flag(
+                        "too-many-loops",
+                        f"Loop node at byte {start} is Loop number {self.loops}, over the "
+                        f"limit of {MAX_LOOPS} per model: simplify the model's control flow",
+                        start,
+                    )
+        else:
+            self.ops[f"{_show(domain)}:{op}"] += 1
+            self.flag(
+                "custom-domain",
+                f"node {op!r} at byte {start} uses the custom op domain {_show(domain)!r}: "
+                "only the default ONNX domain is allowed; export the model without custom ops",
+                start,
+            )
+        for a, b in attributes:
+            self.attribute(a, b, depth)
+
+    def attribute(self, start: int, end: int, depth: int) -> None:
+        for f in _fields(self.data, start, end):
+            if f.number in (_ATTR_G, _ATTR_GRAPHS):
+                _expect(f, _LEN, "AttributeProto.g/graphs")
+                self.subgraph(f.a, f.b, depth + 1)
+            elif f.number in (_ATTR_T, _ATTR_TENSORS):
+                _expect(f, _LEN, "AttributeProto.t/tensors")
+                self.tensor(f.a, f.b)
+            elif f.number in (_ATTR_SPARSE_TENSOR, _ATTR_SPARSE_TENSORS):
+                _expect(f, _LEN, "AttributeProto.sparse_tensor(s)")
+                self.sparse_tensor(f.a, f.b)
+
+    def subgraph(self, start: int, end: int, depth: int) -> None:
+        if depth > MAX_NESTING:
+            # Not descending is what bounds the recursion.
+            self.flag(
+                "nesting-too-deep",
+                f"subgraph at byte {start} is nested {depth} levels deep, over the limit "
+                f"of {MAX_NESTING}: flatten the model's control flow",
+                start,
+            )
+            return
+        self.graph(start, end, depth)
+
+    def sparse_tensor(self, start: int, end: int) -> None:
+        # A few bytes of indices can declare gigabytes that ONNX Runtime fills in at
+        # load; neither shipped model has one.
+        self.flag(
+            "sparse-tensor",
+            f"sparse tensor at byte {start}: ONNX Runtime expands it to its full dense size "
+            "when it loads the model; save the model with dense tensors",
+            start,
+        )
+        for f in _fields(self.data, start, end):
+            if f.number in (_SPARSE_VALUES, _SPARSE_INDICES):
+                _expect(f, _LEN, "SparseTensorProto.values/indices")
+                self.tensor(f.a, f.b)
+
+    def tensor(self, start: int, end: int) -> tuple[bytes, bytes]:
+        """Check one tensor; its name (capped, as :meth:`slice` gives it) and the
+        sha256 of the whole name (two long names may share the capped part)."""
+        external = False
+        name = b""
+        digest = hashlib.sha256(b"").digest()
+        for f in _fields(self.data, start, end):
+            if f.number == _TENSOR_EXTERNAL_DATA:
+                _expect(f, _LEN, "TensorProto.external_data")
+                external = True
+            elif f.number == _TENSOR_DATA_LOCATION:
+                _expect(f, _VARINT, "TensorProto.data_location")
+                external = external or f.a == _DATA_LOCATION_EXTERNAL
+            elif f.number == _TENSOR_NAME and f.wire_type == _LEN:
+                name = self.slice(f)
+                digest = hashlib.sha256(memoryview(self.data)[f.a : f.b]).digest()
+        if external:
+            self.flag(
+                "external-data",
+                f"tensor {_show(name)!r} at byte {start} keeps its data in an external file: "
+                "save the model with every tensor inline "
+                "(onnx.save_model(model, path, save_as_external_data=False))",
+                start,
+            )
+        return name, digest
+
+
+def _not_onnx(detail: str) -> Violation:
+    return Violation(
+        "not-onnx",
+        f"not an ONNX model: {detail}; pass an .onnx file exported by torch.onnx "
+        "or saved by onnx.save_model",
+        None,
+    )
+
+
+def scan_bytes(
+    data: bytes, *, path: str | None = None, allowlist: frozenset[str] | None = None
+) -> ScanReport:
+    """Scan a serialized ModelProto; violations are reported, not raised."""
+    allowed_ops = _default_allowlist() if allowlist is None else allowlist
+    size = len(data)
+    if size == 0:
+        return ScanReport(path, 0, {}, (_not_onnx("the file is empty"),))
+    walker = _Walker(bytes(data), allowed_ops)
+    if size > 8 and data[4:8] == _ORT_IDENTIFIER:
+        walker.flag(
+            "ort-format",
+            "bytes 4-7 are the ORT-format identifier 'ORTM', so ONNX Runtime would load "
+            "the file as an ORT-format model, not the ModelProto scanned here: "
+            "use a plain .onnx export",
+            4,
+        )
+    stop: _Stop | None = None
+    try:
+        walker.model()
+    except _Stop as exc:
+        stop = exc
+    ops = dict(sorted(walker.ops.items()))
+    if stop is not None and not walker.saw_ir_version:
+        # Every serializer writes ir_version (field 1) first: bytes that break
+        # before it are something else, and their "violations" are noise.
+        reason = f"{stop.what} at byte {stop.offset}"
+        return ScanReport(path, size, {}, (_not_onnx(f"no ModelProto ({reason})"),))
+    if stop is None and not (walker.saw_ir_version and walker.saw_graph):
+        missing = " and ".join(
+            name
+            for name, seen in (("ir_version", walker.saw_ir_version), ("graph", walker.saw_graph))
+            if not seen
+        )
+        return ScanReport(path, size, {}, (_not_onnx(f"no ModelProto {missing}"),))
+    violations = list(walker.violations)
+    if stop is not None:
+        violations.append(stop.violation())
+    return ScanReport(path, size, ops, tuple(violations), walker.omitted)
+
+
+def scan_file(
+    path: Path, *, max_bytes: int | None = None, allowlist: frozenset[str] | None = None
+) -> ScanReport:
+    """Scan a file; the size cap is checked with ``stat`` before any byte is read.
+
+    A missing or non-regular file raises :class:`InputFileError`; everything
+    about the content comes back as violations in the report.
+    """
+    cap = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+    if cap < 0:
+        raise UsageError(f"max_bytes must be >= 0, got {max_bytes}: pass a size cap in bytes")
+    try:
+        st = path.stat()
+    except FileNotFoundError as exc:
+        raise InputFileError(f"{path}: no such file: check the path") from exc
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot stat the file ({exc.strerror})") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InputFileError(f"{path}: not a regular file: pass an .onnx file")
+    if st.st_size > cap:
+        return _too_large(path, st.st_size, cap)
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > cap:  # replaced between stat and open
+                return _too_large(path, size, cap)
+            # One byte more than expected tells a file that grew since fstat;
+            # the read never asks for more than the cap allows.
+            data = fh.read(size + 1)
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read the file ({exc.strerror})") from exc
+    if len(data) > size:
+        raise InputFileError(f"{path}: the file changed while it was read: scan it again")
+    return scan_bytes(data, path=str(path), allowlist=allowlist)
+
+
+def _too_large(path: Path, size: int, cap: int) -> ScanReport:
+    detail = (
+        f"the file is {size:,} bytes, over the cap of {cap:,} bytes, and was not read: "
+        "check that it is the right file, or raise the cap (--max-bytes / max_bytes)"
+    )
+    return ScanReport(str(path), size, {}, (Violation("file-too-large", detail, None),))
+
+
+def check_bytes(
+    data: bytes, *, path: str | None = None, allowlist: frozenset[str] | None = None
+) -> ScanReport:
+    """Scan and raise the first violation's error; return the report when clean."""
+    report = scan_bytes(data, path=path, allowlist=allowlist)
+    report.raise_for_violations()
+    return report

@@ -1,0 +1,1 @@
+"""The runtime: frame sources, resize, the mobilesal extractor and vmaf-format output."""

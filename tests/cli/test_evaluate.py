@@ -1,0 +1,268 @@
+"""The eval and compare commands end to end: the mirror on PASCAL-S, tiny models on a clip."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests._onnx_models import conv_sigmoid_model
+from tests._trust import isolate_registry, sidecar_doc, write_json, write_model, write_registry
+from vmafx_saliency.cli.main import main
+from vmafx_saliency.errors import InputFileError, OutputExistsError, UsageError
+from vmafx_saliency.science import evaluate as ev
+from vmafx_saliency.supply import registry as reg
+
+ROOT = Path(__file__).resolve().parents[2]
+MIRROR_SIDECAR = ROOT / "models" / "u2netp_mirror_v1.sidecar.json"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPORT_FILES = {
+    "summary.json",
+    "per_image.csv",
+    "report.md",
+    "pr_curves.png",
+    "f_threshold.png",
+    "mean_saliency_hist.png",
+    "grid.png",
+}
+
+
+def _dataset(root: Path, count: int = 3) -> Path:
+    rng = np.random.default_rng(7)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir(parents=True)
+    for i in range(count):
+        img = rng.integers(0, 256, size=(24, 32, 3)).astype(np.uint8)
+        mask = np.zeros((24, 32), np.uint8)
+        mask[4 + i : 16, 6 : 20 + i] = 255
+        img[mask > 0] //= 3  # a darker object: something for a model to find
+        Image.fromarray(img).save(root / "images" / f"{i}.jpg")
+        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
+    return root
+
+
+def test_eval_mirror_on_a_pascal_s_slice(
+    mirror_onnx: Path, pascal_s_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "m" / "u2netp_mirror_v1.onnx"
+    model.parent.mkdir()
+    shutil.copyfile(mirror_onnx, model)
+    shutil.copyfile(MIRROR_SIDECAR, model.with_name("u2netp_mirror_v1.sidecar.json"))
+    report = tmp_path / "report"
+    argv = ["eval", "--dataset", str(pascal_s_dir), "--models", str(model)]
+    argv += ["--protocol", "upstream", "--limit", "10", "--jobs", "2", "--report", str(report)]
+    assert main([*argv, "--quiet"]) == 0
+    assert "u2netp_mirror_v1" in capsys.readouterr().out
+    assert {p.name for p in report.iterdir()} == REPORT_FILES
+
+    doc = json.loads((report / "summary.json").read_text())
+    assert ev.validate_summary(doc) == []
+    summary = ev.EvalSummary.from_json(doc)
+    assert (summary.dataset.count, summary.dataset.pairs, summary.protocol) == (10, 850, "upstream")
+    (result,) = summary.models
+    assert result.id == "u2netp_mirror_v1" and result.inference_size == (320, 320)
+    for name in ev.UNIT_METRICS:
+        value = result.metrics[name]
+        assert value is not None and math.isfinite(value) and 0.0 <= value <= 1.0, name
+    # A working mirror finds the objects: well above chance on ten images.
+    assert result.metrics["max_f"] is not None and result.metrics["max_f"] > 0.6
+    macs = result.metrics["macs"]
+    assert macs is not None and 19.0e9 < macs < 20.5e9  # DESIGN section 6: about 19.8 GMAC
+    assert (result.metrics["ms_per_image"] or 0) > 0
+    cmp = reg.read_comparison_report(
+        report / "summary.json", candidate="u2netp_mirror_v1", baseline=None, metric="s_measure"
+    )
+    assert cmp.candidate_value == result.metrics["s_measure"]
+
+    with (report / "per_image.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 10 and {r["model"] for r in rows} == {"u2netp_mirror_v1"}
+    assert all(0.0 <= float(r["mae"]) <= 1.0 for r in rows)
+    text = (report / "report.md").read_text()
+    assert "max F (i: dataset P/R, paper)" in text and "--protocol upstream" in text
+    for name in REPORT_FILES - {"summary.json", "per_image.csv", "report.md"}:
+        assert (report / name).read_bytes()[:8] == PNG_MAGIC, name
+
+
+def test_eval_registry_models_and_promote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    isolate_registry(tmp_path, monkeypatch)
+    overlay = reg.overlay_registry_path()
+    folder = overlay.parent
+    # "old" (the default) is a poor model; "new" (the conv the trust tests use) finds the
+    # dark objects of _dataset. Both have 28 parameters: a tie, which never promotes.
+    write_registry(
+        overlay,
+        [
+            write_model(folder, "old", data=conv_sigmoid_model(seed=3, weight_scale=0.5)),
+            write_model(folder, "new", default=False, status="alternative"),
+        ],
+    )
+    dataset = _dataset(tmp_path / "ds")
+    report = tmp_path / "report"
+    argv = ["eval", "--dataset", str(dataset), "--models", "old,new", "--report", str(report)]
+    assert main([*argv, "--quiet", "--grid", "2"]) == 0
+    summary = ev.EvalSummary.from_json(json.loads((report / "summary.json").read_text()))
+    assert [m.id for m in summary.models] == ["old", "new"]
+    assert summary.protocol == "deployment" and summary.models[0].source == "registry"
+    text = (report / "report.md").read_text()
+    assert "Δ `new` − `old`" in text and "**" in text  # the differences and the best marked
+
+    old, new = (m.metrics for m in summary.models)
+    assert (new["max_f"] or 0) > (old["max_f"] or 0) and new["params"] == old["params"] == 28
+    capsys.readouterr()
+    promote = ["registry", "promote", "new", "--report", str(report / "summary.json")]
+    assert main([*promote, "--metric", "params"]) == 2
+    assert "not promoting 'new': on params (lower is better)" in capsys.readouterr().err
+    assert main([*promote, "--metric", "max_f"]) == 0
+    assert reg.Registry.load().default_for("mobilesal").id == "new"
+
+    with pytest.raises(OutputExistsError, match=r"report already exists: pass --force"):
+        ev.run_eval(
+            ev.EvalOptions(
+                dataset=dataset,
+                models=ev.parse_models("old"),
+                protocol="deployment",
+                report=report,
+            )
+        )
+
+
+def test_eval_unknown_model_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    isolate_registry(tmp_path, monkeypatch)
+    options = ev.EvalOptions(
+        dataset=_dataset(tmp_path / "ds"),
+        models=ev.parse_models("no_such_model"),
+        protocol="upstream",
+        report=tmp_path / "r",
+    )
+    with pytest.raises(reg.UnknownModelError, match=r"no_such_model"):
+        ev.run_eval(options)
+    assert not (tmp_path / "r").exists()
+
+
+def test_eval_refuses_a_mask_of_another_size_before_loading(tmp_path: Path) -> None:
+    dataset = _dataset(tmp_path / "ds")
+    Image.new("L", (8, 8)).save(dataset / "masks" / "1.png")
+    options = ev.EvalOptions(
+        dataset=dataset,
+        models=ev.parse_models("/nonexistent/model.onnx"),
+        protocol="upstream",
+        report=tmp_path / "r",
+    )
+    with pytest.raises(InputFileError, match=r"pair '1': mask .* is 8x8 but its image"):
+        ev.run_eval(options)
+
+
+def test_eval_missing_masks_folder_via_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "ds" / "images").mkdir(parents=True)
+    argv = ["eval", "--dataset", str(tmp_path / "ds"), "--models", "x", "--report", "r"]
+    assert main(argv) == 2
+    assert "has no masks/ folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--limit", "0", "--limit: '0': give 1 or more"),
+        ("--threads", "two", "--threads: 'two' is not a whole number"),
+    ],
+)
+def test_eval_counts_are_whole_numbers_from_one(
+    flag: str, value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "r"
+    argv = [
+        "eval",
+        "--dataset",
+        str(tmp_path),
+        "--models",
+        "x",
+        "--report",
+        str(report),
+        flag,
+        value,
+    ]
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    assert excinfo.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not report.exists()
+
+
+def test_parse_models() -> None:
+    specs = ev.parse_models("mirror, a/b.onnx,c.onnx", sidecars=(Path("s1"), Path("s2")))
+    assert [(s.model_id, s.path, s.sidecar) for s in specs] == [
+        ("mirror", None, None),
+        (None, Path("a/b.onnx"), Path("s1")),
+        (None, Path("c.onnx"), Path("s2")),
+    ]
+    with pytest.raises(UsageError, match=r"1 --sidecar file\(s\) for 2 model path\(s\)"):
+        ev.parse_models("a.onnx,b.onnx", sidecars=(Path("s"),))
+    with pytest.raises(UsageError, match=r"comma-separated"):
+        ev.parse_models("a,,b")
+
+
+def _tiny(folder: Path, name: str, seed: int) -> Path:
+    path = folder / f"{name}.onnx"
+    path.write_bytes(conv_sigmoid_model(seed=seed, weight_scale=0.3))
+    doc = sidecar_doc(name)
+    doc["preprocessing"]["inference_size"] = [72, 88]
+    write_json(folder / f"{name}.sidecar.json", doc)
+    return path
+
+
+def test_compare_two_tiny_models_on_a_clip(
+    videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = _tiny(tmp_path, "tiny_a", 1)
+    b = _tiny(tmp_path, "tiny_b", 2)
+    report = tmp_path / "cmp"
+    argv = ["compare", str(videos_dir / "foreman_cif.mp4"), "--models", f"{a},{b}"]
+    argv += ["--frames", "0:12", "--subsample", "3", "--report", str(report), "--quiet"]
+    assert main(argv) == 0
+    assert "tiny_a vs tiny_b over 4 frames" in capsys.readouterr().out
+    assert {p.name for p in report.iterdir()} == {"compare.json", "compare.md", "series.png"}
+    doc = json.loads((report / "compare.json").read_text())
+    assert doc["schema"] == ev.COMPARE_SCHEMA and doc["models"] == ["tiny_a", "tiny_b"]
+    (clip,) = doc["clips"]
+    assert clip["series"]["frame"] == [0, 3, 6, 9]
+    assert 0.0 <= clip["ks_statistic"] <= 1.0 and 0.0 <= clip["block_iou"] <= 1.0
+    assert clip["mean_abs_diff"] == pytest.approx(
+        np.mean(np.abs(np.subtract(clip["series"]["a"], clip["series"]["b"])))
+    )
+    for key in ("pearson", "spearman"):
+        assert clip[key] is None or -1.0 <= clip[key] <= 1.0
+    assert doc["overall"]["frames"] == 4
+    assert "block IoU 16x16" in (report / "compare.md").read_text()
+    assert (report / "series.png").read_bytes()[:8] == PNG_MAGIC
+
+    assert main([*argv[:3], f"{a}", "--report", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "compare takes exactly two" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["eval", "compare"])
+def test_report_onto_the_dataset_with_force_is_refused_and_keeps_it(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A slip of `--report` onto the dataset (or any folder of one's own) loses nothing."""
+    dataset = _dataset(tmp_path / "ds")
+    before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    if command == "eval":
+        argv = ["eval", "--dataset", str(dataset), "--models", "x.onnx"]
+    else:
+        argv = ["compare", "--models", "a.onnx,b.onnx", str(tmp_path / "clip.mp4")]
+    assert main([*argv, "--report", str(dataset), "--force", "--quiet"]) == 2
+    marker = "summary.json" if command == "eval" else "compare.json"
+    err = capsys.readouterr().err
+    assert f"ds exists and is not an earlier report (it has no {marker})" in err
+    assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from vmafx_saliency.cli.main import build_parser, main
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if a.dest == "command"]
+    return sorted(action.choices)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_every_subcommand_help_shows_an_example(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "example:" in out
+    assert f"vmafx-saliency {command}" in out
+
+
+def test_subcommand_names_are_full_words() -> None:
+    # "roi" is the encoders' own word (region of interest), not an abbreviation of ours.
+    acronyms = {"roi"}
+    assert all(len(name) >= 4 or name in acronyms for name in _subcommands())
+
+
+def test_console_entry_point_runs_as_module() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "vmafx_saliency", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith("vmafx-saliency ")
+
+
+def test_failure_is_one_line_without_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["contract", "/nonexistent/model.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("vmafx-saliency contract: error: /nonexistent/model.onnx")
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """`vmafx-saliency scan ... | head`: no traceback when the reader goes away."""
+    code = (
+        "import vmafx_saliency.cli.main as cli\n"
+        "def closed(argv=None):\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "cli.main = closed\n"
+        "cli.entry()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 141
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("group", ["registry", "release", "roi", "views"])
+def test_a_command_group_alone_prints_its_actions(
+    group: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([group]) == 2
+    out = capsys.readouterr().out
+    assert f"usage: vmafx-saliency {group}" in out
+    assert "ACTION" in out and "example:" in out

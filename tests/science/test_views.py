@@ -1,0 +1,242 @@
+"""Training views: deterministic, made from the training split only, and video frames."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+Image = pytest.importorskip("PIL.Image")
+
+from vmafx_saliency.cli import main as cli  # noqa: E402
+from vmafx_saliency.errors import InputFileError, UsageError  # noqa: E402
+from vmafx_saliency.science import train, views  # noqa: E402
+
+# Twelve solid-colour images, each its own colour: a view's pixels then say
+# which source images went into it (bilinear resizing keeps solid colours exact).
+COLOURS = [(20 * i + 10, 255 - 20 * i, (97 * i) % 256) for i in range(12)]
+
+
+@pytest.fixture
+def solid_images(tmp_path: Path) -> Path:
+    folder = tmp_path / "solid"
+    folder.mkdir()
+    for i, colour in enumerate(COLOURS):
+        size = (120 + 10 * i, 90 + 5 * i)
+        Image.new("RGB", size, colour).save(folder / f"img{i:02d}.png")
+    return folder
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.png"))
+    }
+
+
+@pytest.mark.parametrize("recipe", list(views.RECIPES))
+def test_views_are_deterministic_and_named_by_kind(
+    solid_images: Path, tmp_path: Path, recipe: str
+) -> None:
+    paths = train.list_images(solid_images)
+    first = views.make_views(paths, tmp_path / "a", recipe=recipe, limit=3)
+    views.make_views(paths, tmp_path / "b", recipe=recipe, limit=3)
+    kinds = views.RECIPES[recipe]
+    assert first.written == 3 * len(kinds) and first.skipped == 0
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+    names = sorted(_digests(tmp_path / "a"))
+    assert names == sorted(
+        f"k{k}/img{i:02d}_{kind}.png" for i in range(3) for k, kind in enumerate(kinds)
+    )
+    other = views.make_views(paths, tmp_path / "c", recipe=recipe, seed=99, limit=3)
+    assert other.written == first.written
+    assert _digests(tmp_path / "c") != _digests(tmp_path / "a")
+
+
+def test_a_rerun_keeps_existing_views(solid_images: Path, tmp_path: Path) -> None:
+    paths = train.list_images(solid_images)
+    views.make_views(paths, tmp_path, recipe="mix", limit=2)
+    before = _digests(tmp_path)
+    again = views.make_views(paths, tmp_path, recipe="mix", limit=3)
+    assert again.skipped == 8 and again.written == 4
+    assert {k: v for k, v in _digests(tmp_path).items() if k in before} == before
+
+
+@pytest.mark.parametrize("recipe", list(views.RECIPES))
+def test_cli_views_use_only_the_training_split(
+    solid_images: Path, tmp_path: Path, recipe: str
+) -> None:
+    out = tmp_path / "views"
+    argv = ["views", "synth", "--recipe", recipe, "--images", str(solid_images)]
+    argv += ["--no-default-images"]
+    assert cli.main([*argv, "--val-fraction", "0.25", "--out", str(out)]) == 0
+    samples = train.collect_samples([solid_images])
+    train_split, val_split = train.split_samples(samples, val_fraction=0.25, seed=0)
+    colour_of = {f"img{i:02d}": c for i, c in enumerate(COLOURS)}
+    train_colours = {colour_of[s.path.stem] for s in train_split}
+    val_colours = {colour_of[s.path.stem] for s in val_split}
+    assert len(val_colours) == 3
+    seen: set[tuple[int, ...]] = set()
+    for path in out.rglob("*.png"):
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("RGB")).reshape(-1, 3)
+        seen |= {tuple(int(v) for v in row) for row in np.unique(pixels, axis=0)}
+    assert seen <= train_colours, "a view holds pixels of a validation image"
+    assert not seen & val_colours
+    assert len(list(out.rglob("*.png"))) == 9 * len(views.RECIPES[recipe])
+
+
+def test_unknown_recipe_and_too_few_images_are_refused(solid_images: Path, tmp_path: Path) -> None:
+    paths = train.list_images(solid_images)
+    out = tmp_path / "views"
+    with pytest.raises(UsageError, match="recipe 'noise': choose one of mix, clutter"):
+        views.make_views(paths, out, recipe="noise")
+    with pytest.raises(InputFileError, match="4 image\\(s\\): a view recipe needs at least 9"):
+        views.make_views(paths[:4], out, recipe="mix")
+    assert not out.exists()
+
+
+def test_video_frames_every_nth(videos_dir: Path, tmp_path: Path) -> None:
+    clip = videos_dir / "carphone_pristine.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} is absent (../shared/data/videos)")
+    result = views.video_frames(clip, tmp_path, every=50)
+    names = sorted(p.name for p in (tmp_path / "carphone_pristine").glob("*.png"))
+    assert names == [f"carphone_pristine_{i:04d}.png" for i in (0, 50, 100)]
+    marker = (tmp_path / "carphone_pristine" / views.SOURCE_MARKER).read_text()
+    assert marker == f"{hashlib.sha256(clip.read_bytes()).hexdigest()}  carphone_pristine.mp4\n"
+    assert result.written == 3
+    with Image.open(tmp_path / "carphone_pristine" / names[0]) as img:
+        assert img.mode == "RGB" and img.size == (176, 144)
+    assert views.video_frames(clip, tmp_path, every=50).skipped == 3
+
+
+def test_video_frames_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--every 0: give a positive frame step"):
+        views.video_frames(tmp_path / "x.mp4", tmp_path, every=0)
+    bad = tmp_path / "not_a_video.mp4"
+    bad.write_bytes(b"this is not a video")
+    with pytest.raises(InputFileError, match=r"cannot open video .*not_a_video\.mp4"):
+        views.video_frames(bad, tmp_path / "out", every=5)
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_only_folders_are_listed_recursively_in_path_order(
+    solid_images: Path, tmp_path: Path
+) -> None:
+    nested = tmp_path / "nested"
+    for sub, names in (("k1", ["b", "a"]), ("k0", ["c"])):
+        (nested / sub).mkdir(parents=True)
+        for name in names:
+            Image.new("RGB", (8, 8), (len(name), ord(name[0]), 7)).save(
+                nested / sub / f"{name}.png"
+            )
+    listed = train.list_images(nested, recursive=True)
+    assert [str(p.relative_to(nested)) for p in listed] == ["k0/c.png", "k1/a.png", "k1/b.png"]
+    with pytest.raises(InputFileError, match=r"nested holds no \.jpg/\.png images"):
+        train.list_images(nested)  # not recursive: no images at the top
+
+
+def test_views_synth_takes_its_folders_as_train_does() -> None:
+    """views synth --images X splits MSRA-B + X, as train --images X does: one split."""
+    import argparse
+
+    from vmafx_saliency.cli import train as _cli_train
+
+    def parsed(*argv: str) -> argparse.Namespace:
+        return cli.build_parser().parse_args(list(argv))
+
+    for extra in ([], ["--images", "a"], ["--images", "a", "--no-default-images"]):
+        t = parsed("train", "--out", "x", *extra)
+        v = parsed("views", "synth", "--recipe", "mix", "--out", "y", *extra)
+        assert _cli_train.train_image_dirs(v) == _cli_train.train_image_dirs(t), extra
+    assert _cli_train.train_image_dirs(parsed("train", "--out", "x", "--images", "a")) == [
+        train.DEFAULT_IMAGES,
+        Path("a"),
+    ]
+
+
+def test_sources_of_one_name_in_two_folders_get_views_of_their_own(
+    solid_images: Path, tmp_path: Path
+) -> None:
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    for i in range(3):  # img00..img02 again, other colours
+        Image.new("RGB", (100, 80), (i, 200, 50)).save(twin / f"img{i:02d}.png")
+    paths = [*train.list_images(solid_images), *train.list_images(twin)]
+    result = views.make_views(paths, tmp_path / "v", recipe="mix")
+    assert result.written == 4 * len(paths) and result.skipped == 0
+    names = {p.name for p in (tmp_path / "v" / "k0").iterdir()}
+    assert "img05_crop.png" in names  # a unique stem keeps its plain name
+    assert sum(n.startswith("img00_") for n in names) == 2 and "img00_crop.png" not in names
+
+
+def test_an_unreadable_source_image_is_named(solid_images: Path, tmp_path: Path) -> None:
+    broken = solid_images / "img99.png"
+    broken.write_bytes((solid_images / "img00.png").read_bytes()[:40])  # a cut-short PNG
+    paths = train.list_images(solid_images)
+    with pytest.raises(InputFileError, match=r"cannot read image .*img99\.png .*fix or remove"):
+        views.make_views(paths, tmp_path / "v", recipe="mix")
+
+
+def test_views_out_that_is_a_file_is_refused(solid_images: Path, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    with pytest.raises(UsageError, match=r"--out .*afile: a file, not a folder"):
+        views.make_views(train.list_images(solid_images), afile, recipe="mix")
+    with pytest.raises(UsageError, match=r"--out .*afile: a file, not a folder"):
+        views.video_frames(tmp_path / "x.mp4", afile, every=5)
+    assert afile.read_text() == "mine\n"
+
+
+def test_frames_of_another_clip_of_the_same_name_are_refused(
+    videos_dir: Path, tmp_path: Path
+) -> None:
+    clip = videos_dir / "carphone_pristine.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} is absent (../shared/data/videos)")
+    other = tmp_path / "elsewhere" / "carphone_pristine.mp4"
+    other.parent.mkdir()
+    other.write_bytes((videos_dir / "carphone_distorted.mp4").read_bytes())
+    views.video_frames(clip, tmp_path / "frames", every=60)
+    with pytest.raises(
+        UsageError,
+        match=r"frames/carphone_pristine holds the frames of another clip named "
+        r"carphone_pristine\.mp4 .*give this one another --out",
+    ):
+        views.video_frames(other, tmp_path / "frames", every=60)
+    # The same clip again is a re-run: it finds its frames there.
+    assert views.video_frames(clip, tmp_path / "frames", every=60).skipped == 2
+    # A mark that cannot be read is no clip's: refused, not a traceback.
+    (tmp_path / "frames" / "carphone_pristine" / views.SOURCE_MARKER).write_bytes(b"")
+    with pytest.raises(UsageError, match=r"holds the frames of another clip"):
+        views.video_frames(clip, tmp_path / "frames", every=60)
+
+
+def test_frames_of_raw_yuv_say_to_convert_first(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"raw YUV has no colour matrix .*convert it first"):
+        views.video_frames(tmp_path / "clip.yuv", tmp_path / "frames", every=5)
+
+
+def test_a_missing_image_folder_is_named_whatever_option_gave_it(tmp_path: Path) -> None:
+    # --images, --train-only or --extra-val: the message names the folder, not one flag.
+    with pytest.raises(InputFileError, match=r"image folder .*nope not found: check the path"):
+        train.list_images(tmp_path / "nope", recursive=True)
+
+
+def test_frames_of_a_clip_that_breaks_mid_stream_keep_what_was_written(
+    videos_dir: Path, tmp_path: Path
+) -> None:
+    from tests._jobs import broken_foreman
+
+    if not (videos_dir / "foreman_cif.mp4").is_file():
+        pytest.skip("foreman_cif.mp4 is absent (../shared/data/videos)")
+    clip = broken_foreman(videos_dir, tmp_path)
+    with pytest.raises(InputFileError, match=r"decoding .*broken\.mp4 failed after \d+ kept"):
+        views.video_frames(clip, tmp_path / "frames", every=50)
+    # The frames before the break are whole PNGs, kept for a re-run to skip.
+    for png in (tmp_path / "frames" / "broken").glob("*.png"):
+        with Image.open(png) as img:
+            img.load()
