@@ -15,7 +15,12 @@ from PIL import Image
 from tests._onnx_models import conv_sigmoid_model
 from tests._trust import isolate_registry, sidecar_doc, write_json, write_model, write_registry
 from vmafx_saliency.cli.main import main
-from vmafx_saliency.errors import InputFileError, OutputExistsError, UsageError
+from vmafx_saliency.errors import (
+    InputFileError,
+    OutputExistsError,
+    UnknownModelError,
+    UsageError,
+)
 from vmafx_saliency.science import evaluate as ev
 from vmafx_saliency.supply import registry as reg
 
@@ -143,7 +148,7 @@ def test_eval_unknown_model_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         protocol="upstream",
         report=tmp_path / "r",
     )
-    with pytest.raises(reg.UnknownModelError, match=r"no_such_model"):
+    with pytest.raises(UnknownModelError, match=r"no_such_model"):
         ev.run_eval(options)
     assert not (tmp_path / "r").exists()
 

@@ -21,6 +21,7 @@ from tests._trust import MIRROR_SIDECAR
 from vmafx_saliency.downstream import materialize as mz
 from vmafx_saliency.errors import (
     InputFileError,
+    MaterializeError,
     MissingDependencyError,
     OutputExistsError,
     UsageError,
@@ -463,26 +464,26 @@ def test_parquet_schema_and_values_kept_with_process_pool(
 
 def test_refusals(tmp_path: Path, table: Path, tiny: ModelChoice, videos_dir: Path) -> None:
     out = tmp_path / "out.jsonl"
-    with pytest.raises(mz.MaterializeError, match=r"no column 'path'.*pass --path-column"):
+    with pytest.raises(MaterializeError, match=r"no column 'path'.*pass --path-column"):
         mz.materialize(table, out, _options(tiny, videos_dir, path_column="path"))
     csv = tmp_path / "clips.csv"
     csv.write_text("src\n")
-    with pytest.raises(mz.MaterializeError, match=r"--input .*clips.csv: unknown table suffix"):
+    with pytest.raises(MaterializeError, match=r"--input .*clips.csv: unknown table suffix"):
         mz.materialize(csv, out, _options(tiny, videos_dir))
-    with pytest.raises(mz.MaterializeError, match=r"--output .*out.txt: unknown table suffix"):
+    with pytest.raises(MaterializeError, match=r"--output .*out.txt: unknown table suffix"):
         mz.materialize(table, tmp_path / "out.txt", _options(tiny, videos_dir))
     out.write_text("{}\n")
     with pytest.raises(OutputExistsError, match=r"out.jsonl already exists: pass --force"):
         mz.materialize(table, out, _options(tiny, videos_dir))
-    with pytest.raises(mz.MaterializeError, match=r"is the input table: .*--force"):
+    with pytest.raises(MaterializeError, match=r"is the input table: .*--force"):
         mz.materialize(table, table, _options(tiny, videos_dir))
-    with pytest.raises(mz.MaterializeError, match=r"unknown executor 'dask': .*local or ray"):
+    with pytest.raises(MaterializeError, match=r"unknown executor 'dask': .*local or ray"):
         mz.materialize(table, tmp_path / "o2.jsonl", _options(tiny, videos_dir, executor="dask"))
-    with pytest.raises(mz.MaterializeError, match="--ema-alpha applies to --aggregator ema"):
+    with pytest.raises(MaterializeError, match="--ema-alpha applies to --aggregator ema"):
         mz.materialize(table, tmp_path / "o2.jsonl", _options(tiny, videos_dir, ema_alpha=0.3))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"src": "a.mp4"}\n[1, 2]\n')
-    with pytest.raises(mz.MaterializeError, match="line 2 is a JSON list, not an object"):
+    with pytest.raises(MaterializeError, match="line 2 is a JSON list, not an object"):
         mz.materialize(bad, tmp_path / "o3.jsonl", _options(tiny, videos_dir))
     assert not (tmp_path / "o2.jsonl").exists() and not (tmp_path / "o3.jsonl").exists()
     assert out.read_text() == "{}\n"  # refused: untouched
@@ -612,7 +613,7 @@ def test_a_column_parquet_cannot_hold_is_named_before_any_clip(
 
 
 def _refused_writing_nothing(table: Path, out: Path, options: mz.Options, match: str) -> None:
-    with pytest.raises(mz.MaterializeError, match=match):
+    with pytest.raises(MaterializeError, match=match):
         mz.materialize(table, out, options)
     assert not out.exists()
 

@@ -19,7 +19,12 @@ from tests._onnx_models import conv_sigmoid_model
 from tests._trust import sidecar_doc, write_json
 from vmafx_saliency.cli import main as cli
 from vmafx_saliency.downstream import roi
-from vmafx_saliency.errors import MissingDependencyError, OutputExistsError, UsageError
+from vmafx_saliency.errors import (
+    MissingDependencyError,
+    OutputExistsError,
+    RoiError,
+    UsageError,
+)
 
 # --- block reduction --------------------------------------------------------------
 
@@ -178,11 +183,11 @@ def test_svtav1_roi_map_format_hand_worked() -> None:
 
 
 def test_svtav1_roi_map_refusals() -> None:
-    with pytest.raises(roi.RoiError, match="must increase: 3 after 3"):
+    with pytest.raises(RoiError, match="must increase: 3 after 3"):
         roi.svtav1_roi_map([(3, np.zeros((1, 1))), (3, np.zeros((1, 1)))])
-    with pytest.raises(roi.RoiError, match=r"outside -255\.\.255"):
+    with pytest.raises(RoiError, match=r"outside -255\.\.255"):
         roi.svtav1_roi_map([(0, np.array([[64]]))])
-    with pytest.raises(roi.RoiError, match="more than 8 distinct offsets"):
+    with pytest.raises(RoiError, match="more than 8 distinct offsets"):
         roi.svtav1_roi_map([(0, np.arange(-4, 5).reshape(1, 9))])
 
 

@@ -11,7 +11,12 @@ import pytest
 from PIL import Image
 
 from tests._onnx_models import conv_sigmoid_model
-from vmafx_saliency.errors import InputFileError, OutputExistsError, UsageError
+from vmafx_saliency.errors import (
+    ComparisonReportError,
+    InputFileError,
+    OutputExistsError,
+    UsageError,
+)
 from vmafx_saliency.science import evaluate as ev
 from vmafx_saliency.supply import registry as reg
 from vmafx_saliency.supply.registry import Preprocessing
@@ -411,7 +416,7 @@ def test_registry_reads_the_summary(tmp_path: Path) -> None:
     assert (cmp.candidate_value, cmp.baseline_value, cmp.improves) == (0.7, 0.6, True)
     cmp = reg.read_comparison_report(path, candidate="new", baseline="old", metric="mae")
     assert not cmp.improves  # lower is better for mae
-    with pytest.raises(reg.ComparisonReportError, match=r"'macs' of 'new' is None|no metric"):
+    with pytest.raises(ComparisonReportError, match=r"'macs' of 'new' is None|no metric"):
         reg.read_comparison_report(path, candidate="new", baseline="old", metric="macs")
 
 

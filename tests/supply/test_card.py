@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from vmafx_saliency.cli.main import main
-from vmafx_saliency.errors import InputFileError
-from vmafx_saliency.supply.card import BEGIN, END, StaleCardError, update_card
+from vmafx_saliency.errors import (
+    InputFileError,
+    StaleCardError,
+)
+from vmafx_saliency.supply.card import BEGIN, END, update_card
 
 ROOT = Path(__file__).resolve().parents[2]
 MIRROR_CARD = ROOT / "docs" / "models" / "u2netp_mirror.md"

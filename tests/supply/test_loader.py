@@ -28,18 +28,21 @@ from tests._trust import (
     write_json,
 )
 from vmafx_saliency._util import sha256_bytes
-from vmafx_saliency.errors import LoaderError
-from vmafx_saliency.supply import loader
-from vmafx_saliency.supply import registry as reg
-from vmafx_saliency.supply.loader import (
+from vmafx_saliency.errors import (
     ContentRefused,
     ContractRefused,
     IdentityRefused,
+    LoaderError,
+    ModelTamperedError,
     PathRefused,
-    Policy,
     SignatureRefused,
 )
-from vmafx_saliency.supply.signing import ModelTamperedError, generate_key_pair, sign_model
+from vmafx_saliency.supply import loader
+from vmafx_saliency.supply import registry as reg
+from vmafx_saliency.supply.loader import (
+    Policy,
+)
+from vmafx_saliency.supply.signing import generate_key_pair, sign_model
 
 MIRROR_SOURCE = reg.Source(
     type="upstream-mirror",

@@ -28,7 +28,15 @@ from tests._trust import (
     write_registry,
 )
 from vmafx_saliency._util import sha256_bytes
-from vmafx_saliency.errors import RegistryError
+from vmafx_saliency.errors import (
+    ComparisonReportError,
+    InvalidRegistryError,
+    NoDefaultModelError,
+    PromotionRefusedError,
+    RegistryError,
+    SidecarError,
+    UnknownModelError,
+)
 from vmafx_saliency.supply import registry as reg
 from vmafx_saliency.supply.signing import generate_key_pair
 
@@ -119,7 +127,7 @@ def test_sidecar_errors_name_file_and_field(tmp_path: Path) -> None:
     doc = sidecar_doc("m")
     doc["preprocessing"]["std"] = [0.2, 0.0, 0.2]
     path = write_json(tmp_path / "s.json", doc)
-    with pytest.raises(reg.SidecarError, match=r"s\.json.*preprocessing\.std\[1\]"):
+    with pytest.raises(SidecarError, match=r"s\.json.*preprocessing\.std\[1\]"):
         reg.Sidecar.load(path)
 
 
@@ -141,7 +149,7 @@ def test_sidecar_values_that_break_float32_or_memory_are_refused(
     path = tmp_path / "s.json"
     # The number as it would be typed: json reads 1e400 as inf (it refuses "Infinity").
     path.write_text(json.dumps(doc).replace('"VALUE"', value))
-    with pytest.raises(reg.SidecarError, match=rf"s\.json.*{where}"):
+    with pytest.raises(SidecarError, match=rf"s\.json.*{where}"):
         reg.Sidecar.load(path)
 
 
@@ -320,7 +328,7 @@ def test_broken_registry_is_refused(tmp_path: Path, mutate: Mutation, message: s
     text = text_of(report)
     assert "INVALID" in text
     assert re.search(message, text), text
-    with pytest.raises(reg.InvalidRegistryError, match=r"is invalid: .*registry validate"):
+    with pytest.raises(InvalidRegistryError, match=r"is invalid: .*registry validate"):
         report.raise_for_errors()
 
 
@@ -339,7 +347,7 @@ def test_structural_errors_stop_registry_load(tmp_path: Path) -> None:
     entries = [write_model(folder, "tiny")]
     entries[0]["license_file"] = "../LICENSE"
     path = write_registry(folder / "registry.json", entries)
-    with pytest.raises(reg.InvalidRegistryError, match=r"registry\.json is invalid: .*'\.\.'"):
+    with pytest.raises(InvalidRegistryError, match=r"registry\.json is invalid: .*'\.\.'"):
         reg.Registry.load(committed=path)
 
 
@@ -482,7 +490,7 @@ def test_unknown_id_lists_known_ids(tmp_path: Path) -> None:
     committed, overlay = _two_files(tmp_path, overlay_default=False)
     view = reg.Registry.load(committed=committed, overlay=overlay)
     with pytest.raises(
-        reg.UnknownModelError,
+        UnknownModelError,
         match=r"no model 'basee' .*did you mean 'base'.*known ids: base, local: "
         r"run 'vmafx-saliency registry list'",
     ):
@@ -497,7 +505,7 @@ def test_no_default_says_what_to_do(tmp_path: Path) -> None:
     )
     view = reg.Registry.load(overlay=overlay)
     with pytest.raises(
-        reg.NoDefaultModelError,
+        NoDefaultModelError,
         match=r"no default model for extractor 'mobilesal'.*models for it: local: pass --model "
         r"ID.*'vmafx-saliency registry add'.*'vmafx-saliency registry promote",
     ):
@@ -754,7 +762,7 @@ def test_promote_refuses_no_benefit(tmp_path: Path, overlay_pair: Path, value: f
     _promotion_refused(
         overlay_pair,
         report,
-        reg.PromotionRefusedError,
+        PromotionRefusedError,
         rf"not promoting 'new': on s_measure \(higher is better\) it scores {value:g} "
         r"against 0\.7 for the default 'old'",
     )
@@ -792,7 +800,7 @@ def test_promote_refuses_a_report_that_measured_another_file(
     _promotion_refused(
         overlay_pair,
         report,
-        reg.ComparisonReportError,
+        ComparisonReportError,
         rf"measured '{who}' with sha256 e{{64}}, but the registry pins {pins[who]}: the "
         rf"report is about another file .*evaluate the registered model, --models {who}",
     )
@@ -806,7 +814,7 @@ def test_promote_refuses_a_report_that_measured_another_file(
 
 def test_promote_lower_is_better(tmp_path: Path, overlay_pair: Path) -> None:
     worse = report_file(tmp_path, {"old": {"mae": 0.05}, "new": {"mae": 0.08}})
-    with pytest.raises(reg.PromotionRefusedError, match=r"lower is better.*0\.08 against 0\.05"):
+    with pytest.raises(PromotionRefusedError, match=r"lower is better.*0\.08 against 0\.05"):
         reg.promote("new", report=worse, metric="mae")
     better = report_file(tmp_path, {"old": {"mae": 0.08}, "new": {"mae": 0.05}})
     assert not reg.promote("new", report=better, metric="mae").higher_is_better
@@ -829,14 +837,14 @@ def test_promote_refuses_an_incomplete_report(
     tmp_path: Path, overlay_pair: Path, rows: dict[str, dict[str, float]], message: str
 ) -> None:
     before = overlay_pair.read_bytes()
-    with pytest.raises(reg.ComparisonReportError, match=message):
+    with pytest.raises(ComparisonReportError, match=message):
         reg.promote("new", report=report_file(tmp_path, rows), metric="s_measure")
     assert overlay_pair.read_bytes() == before
 
 
 def test_report_with_an_unknown_schema_is_refused(tmp_path: Path) -> None:
     path = write_json(tmp_path / "r.json", {"schema": "other/v9", "models": []})
-    with pytest.raises(reg.ComparisonReportError, match=r"has schema 'other/v9'"):
+    with pytest.raises(ComparisonReportError, match=r"has schema 'other/v9'"):
         reg.read_comparison_report(path, candidate="a", baseline="b", metric="mae")
 
 
@@ -863,7 +871,7 @@ def test_promote_in_the_committed_registry_needs_its_path(tmp_path: Path) -> Non
         ],
     )
     report = report_file(tmp_path, {"old": {"mae": 0.2}, "new": {"mae": 0.1}})
-    with pytest.raises(reg.PromotionRefusedError, match=r"tracked file: pass its path explicitly"):
+    with pytest.raises(PromotionRefusedError, match=r"tracked file: pass its path explicitly"):
         reg.promote("new", report=report, metric="mae")
     reg.promote("new", report=report, metric="mae", registry=committed)
     rows = {e["id"]: (e["default"], e["status"]) for e in entries_of(committed)}
@@ -886,7 +894,7 @@ def test_promoting_the_committed_default_back_clears_the_overlays_override(
     assert reg.Registry.load().default_for("mobilesal").id == "trial"
 
     worse = report_file(tmp_path, {"shipped": {"mae": 0.3}, "trial": {"mae": 0.1}})
-    with pytest.raises(reg.PromotionRefusedError, match=r"not promoting 'shipped': on mae"):
+    with pytest.raises(PromotionRefusedError, match=r"not promoting 'shipped': on mae"):
         reg.promote("shipped", report=worse, metric="mae")
     better = report_file(tmp_path, {"shipped": {"mae": 0.05}, "trial": {"mae": 0.1}})
     result = reg.promote("shipped", report=better, metric="mae")
@@ -896,13 +904,13 @@ def test_promoting_the_committed_default_back_clears_the_overlays_override(
         "trial": (False, "alternative")
     }
     assert committed.read_bytes() == before
-    with pytest.raises(reg.PromotionRefusedError, match=r"'shipped' is already the default"):
+    with pytest.raises(PromotionRefusedError, match=r"'shipped' is already the default"):
         reg.promote("shipped", report=better, metric="mae")
 
 
 def test_promote_refuses_the_current_default(tmp_path: Path, overlay_pair: Path) -> None:
     report = report_file(tmp_path, {"old": {"mae": 0.2}})
-    with pytest.raises(reg.PromotionRefusedError, match=r"already the default"):
+    with pytest.raises(PromotionRefusedError, match=r"already the default"):
         reg.promote("old", report=report, metric="mae")
 
 
@@ -957,7 +965,7 @@ def test_validating_the_overlay_reports_ids_of_the_committed_registry(tmp_path: 
 
 def test_add_refuses_an_invalid_entry_and_writes_nothing(inputs: Path) -> None:
     with pytest.raises(
-        reg.InvalidRegistryError,
+        InvalidRegistryError,
         match=r"cannot add 'new' to .*'commit' is a required property.*nothing was written",
     ):
         _add(

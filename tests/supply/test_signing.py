@@ -23,14 +23,20 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tests._onnx_models import conv_sigmoid_model
 from tests._trust import Pki, make_pki
 from tests._trust import make_cert as _cert
-from vmafx_saliency.errors import InputFileError, OutputExistsError, SignatureError, UsageError
-from vmafx_saliency.supply import signing
-from vmafx_saliency.supply.signing import (
+from vmafx_saliency.errors import (
     BundleInvalidError,
     BundleMissingError,
+    InputFileError,
     ModelTamperedError,
+    OutputExistsError,
+    SignatureError,
     SignatureMismatchError,
     SigningKeyError,
+    TrustRootError,
+    UsageError,
+)
+from vmafx_saliency.supply import signing
+from vmafx_saliency.supply.signing import (
     Verifier,
     bundle_path_for,
     generate_key_pair,
@@ -708,7 +714,7 @@ def test_every_error_is_a_signature_error() -> None:
         SignatureMismatchError,
         ModelTamperedError,
         SigningKeyError,
-        signing.TrustRootError,
+        TrustRootError,
     ):
         assert issubclass(cls, SignatureError)
 

@@ -39,9 +39,9 @@ from vmafx_saliency._util import atomic_writer, check_can_write, require
 from vmafx_saliency.errors import (
     ExtractionError,
     InputFileError,
+    MaterializeError,
     UsageError,
     VideoError,
-    VmafxSaliencyError,
 )
 from vmafx_saliency.video.extract import ModelChoice, default_threads
 
@@ -85,10 +85,6 @@ SUFFIX_FORMATS: Mapping[str, TableFormat] = {
 }
 # How many failures per status the summary names; the counts are always complete.
 EXAMPLES_PER_STATUS = 5
-
-
-class MaterializeError(VmafxSaliencyError):
-    """The table, the options or a worker make the run impossible; nothing was written."""
 
 
 # --- records -----------------------------------------------------------------
@@ -941,7 +937,6 @@ __all__ = [
     "ClipResult",
     "ClipWorker",
     "Geometry",
-    "MaterializeError",
     "Options",
     "Settings",
     "Summary",

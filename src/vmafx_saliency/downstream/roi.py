@@ -43,10 +43,11 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from vmafx_saliency.errors import (
+    EncodeError,
     MissingDependencyError,
+    RoiError,
     UsageError,
     VideoError,
-    VmafxSaliencyError,
 )
 from vmafx_saliency.video.resize import resize_plane
 
@@ -55,14 +56,6 @@ logger = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from vmafx_saliency.video.extract import InferSize, ModelChoice, VideoInput
     from vmafx_saliency.video.frames import VideoInfo
-
-
-class RoiError(VmafxSaliencyError):
-    """ROI maps or ROI encodes failed."""
-
-
-class EncodeError(RoiError):
-    """ffmpeg failed, or what it wrote does not match the source."""
 
 
 Codec = Literal["h264", "hevc", "av1"]
@@ -1427,14 +1420,12 @@ __all__ = [
     "BLOCK_SIZE",
     "CODECS",
     "ENCODERS",
-    "EncodeError",
     "EncodeReport",
     "EncodeResult",
     "EncodeSettings",
     "MaskedMse",
     "Psnr",
     "Region",
-    "RoiError",
     "RoiPlan",
     "RoiSettings",
     "TemporalAggregator",

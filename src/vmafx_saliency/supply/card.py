@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from vmafx_saliency._util import atomic_write_text
-from vmafx_saliency.errors import InputFileError, VmafxSaliencyError
+from vmafx_saliency.errors import (
+    InputFileError,
+    StaleCardError,
+)
 
 BEGIN = "<!-- figures:begin -->"
 END = "<!-- figures:end -->"
 _BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-
-
-class StaleCardError(VmafxSaliencyError):
-    """The card's figures differ from what the manifest says."""
 
 
 @dataclass(frozen=True)

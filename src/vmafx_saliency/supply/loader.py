@@ -27,11 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 from vmafx_saliency._util import sha256_bytes
 from vmafx_saliency.errors import (
+    ContentRefused,
     ContractError,
+    ContractRefused,
+    IdentityRefused,
     InputFileError,
     LoaderError,
+    PathRefused,
     ScanError,
     SignatureError,
+    SignatureRefused,
     UsageError,
 )
 from vmafx_saliency.supply import contract
@@ -53,26 +58,6 @@ class Policy(enum.Enum):
     AD_HOC = "ad-hoc"  # an unregistered file: scanned and contract-checked, never pinned
 
 
-class PathRefused(LoaderError):
-    layer = "path"
-
-
-class IdentityRefused(LoaderError):
-    layer = "identity"
-
-
-class SignatureRefused(LoaderError):
-    layer = "signature"
-
-
-class ContentRefused(LoaderError):
-    layer = "content"
-
-
-class ContractRefused(LoaderError):
-    layer = "contract"
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     """A session that passed every layer, with what each layer found."""
@@ -91,7 +76,7 @@ class LoadedModel:
 
 
 def _refuse(cls: type[LoaderError], path: Path | str, reason: str, fix: str) -> LoaderError:
-    return cls(f"loader refused {path} at the {cls.layer} check: {reason}: {fix}")  # type: ignore[attr-defined]
+    return cls(f"loader refused {path} at the {cls.layer} check: {reason}: {fix}")
 
 
 def _jail() -> Path | None:

@@ -51,7 +51,18 @@ from vmafx_saliency._util import (
     require,
     sha256_bytes,
 )
-from vmafx_saliency.errors import InputFileError, RegistryError, SignatureError, UsageError
+from vmafx_saliency.errors import (
+    ComparisonReportError,
+    InputFileError,
+    InvalidRegistryError,
+    NoDefaultModelError,
+    PromotionRefusedError,
+    RegistryError,
+    SidecarError,
+    SignatureError,
+    UnknownModelError,
+    UsageError,
+)
 
 __all__ = [
     "COMPARISON_SCHEMAS",
@@ -62,18 +73,12 @@ __all__ = [
     "REGISTRY_SCHEMA",
     "SIDECAR_SCHEMA",
     "Comparison",
-    "ComparisonReportError",
     "Finding",
-    "InvalidRegistryError",
     "ModelEntry",
-    "NoDefaultModelError",
     "Preprocessing",
-    "PromotionRefusedError",
     "Registry",
     "Sidecar",
-    "SidecarError",
     "Source",
-    "UnknownModelError",
     "ValidationReport",
     "Verification",
     "add_model",
@@ -120,37 +125,6 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 _PATH_FIELDS = ("onnx", "license_file", "sidecar", "sigstore_bundle", "manifest")
 # Shown with "add"/"promote" refusals so the user knows the next command.
 _PROMOTE_HINT = "'vmafx-saliency registry promote MODEL --report REPORT --metric METRIC'"
-
-
-# --- errors -----------------------------------------------------------------
-
-
-class InvalidRegistryError(RegistryError):
-    """A registry file breaks its schema or a registry rule; ``findings`` lists all."""
-
-    def __init__(self, message: str, *, findings: Sequence[Finding] = ()) -> None:
-        super().__init__(message)
-        self.findings = tuple(findings)
-
-
-class SidecarError(RegistryError):
-    """A sidecar JSON is missing, unreadable or breaks its schema."""
-
-
-class UnknownModelError(RegistryError):
-    """No registry entry has the requested id."""
-
-
-class NoDefaultModelError(RegistryError):
-    """No model is the default for the requested extractor."""
-
-
-class ComparisonReportError(RegistryError):
-    """A comparison report is unreadable or lacks a model or metric."""
-
-
-class PromotionRefusedError(RegistryError):
-    """A promotion was refused: the report does not show a benefit, or the target is wrong."""
 
 
 # --- public data --------------------------------------------------------------

@@ -19,7 +19,7 @@ field numbers are those of ``onnx/onnx.proto`` (onnx 1.16 to 1.23).
 
 Safety properties:
 
-* only :class:`ScanError` subclasses escape (wrapped in a :class:`ScanReport`
+* only :class:`ScanError` escapes (wrapped in a :class:`ScanReport`
   by :func:`scan_bytes`; raised by :meth:`ScanReport.raise_for_violations`);
 * no allocation is sized by a length read from the file; strings are sliced
   only for op and domain names and tensor names, and long ones are truncated;
@@ -44,31 +44,12 @@ from vmafx_saliency.errors import InputFileError, ScanError, UsageError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "KINDS",
     "MAX_LOOPS",
     "MAX_NESTING",
-    "BadFieldNumberError",
-    "BadWireTypeError",
-    "CustomDomainError",
-    "DisallowedOpError",
-    "DuplicateInitializerError",
-    "EmptySubgraphError",
-    "ExternalDataError",
-    "FileTooLargeError",
-    "GroupWireTypeError",
-    "LengthPastEndError",
-    "NestingTooDeepError",
-    "NotOnnxError",
-    "OrtFormatError",
-    "OverlongVarintError",
     "ScanReport",
-    "SparseTensorError",
-    "TooManyLoopsError",
-    "TruncatedVarintError",
     "Violation",
-    "WireFormatError",
-    "WrongWireTypeError",
     "check_bytes",
-    "error_for_kind",
     "load_allowlist",
     "scan_bytes",
     "scan_file",
@@ -108,140 +89,32 @@ _TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
 _DATA_LOCATION_EXTERNAL = 1
 
 
-# --- errors -----------------------------------------------------------------
+# --- violation kinds -------------------------------------------------------
 
-
-class DisallowedOpError(ScanError):
-    """A node's op type is not on the allowlist."""
-
-    kind = "disallowed-op"
-
-
-class CustomDomainError(ScanError):
-    """A node or an opset import names an op domain other than the ONNX default."""
-
-    kind = "custom-domain"
-
-
-class ExternalDataError(ScanError):
-    """A tensor keeps its data in a file outside the model."""
-
-    kind = "external-data"
-
-
-class SparseTensorError(ScanError):
-    """A sparse tensor, which ONNX Runtime expands to its full dense size at load."""
-
-    kind = "sparse-tensor"
-
-
-class DuplicateInitializerError(ScanError):
-    """Two initializers of one graph share a name; readers disagree on which counts."""
-
-    kind = "duplicate-initializer"
-
-
-class EmptySubgraphError(ScanError):
-    """A subgraph without nodes: a Loop over it cannot be stopped."""
-
-    kind = "empty-subgraph"
-
-
-class NestingTooDeepError(ScanError):
-    """Subgraphs are nested deeper than :data:`MAX_NESTING` levels."""
-
-    kind = "nesting-too-deep"
-
-
-class TooManyLoopsError(ScanError):
-    """The model has more than :data:`MAX_LOOPS` Loop nodes."""
-
-    kind = "too-many-loops"
-
-
-class FileTooLargeError(ScanError):
-    """The file is over the size cap; it was not read."""
-
-    kind = "file-too-large"
-
-
-class NotOnnxError(ScanError):
-    """The file is empty or is not an ONNX ModelProto."""
-
-    kind = "not-onnx"
-
-
-class OrtFormatError(ScanError):
-    """The bytes carry the ORT-format identifier, so ONNX Runtime would not parse them as ONNX."""
-
-    kind = "ort-format"
-
-
-class WireFormatError(ScanError):
-    """The protobuf encoding itself is broken; the walk stopped here."""
-
-    kind = "wire-format"
-
-
-class TruncatedVarintError(WireFormatError):
-    kind = "truncated-varint"
-
-
-class OverlongVarintError(WireFormatError):
-    kind = "overlong-varint"
-
-
-class LengthPastEndError(WireFormatError):
-    kind = "length-past-end"
-
-
-class GroupWireTypeError(WireFormatError):
-    kind = "group-wire-type"
-
-
-class BadWireTypeError(WireFormatError):
-    kind = "bad-wire-type"
-
-
-class WrongWireTypeError(WireFormatError):
-    """A field the scanner interprets has another wire type than onnx.proto declares."""
-
-    kind = "wrong-wire-type"
-
-
-class BadFieldNumberError(WireFormatError):
-    kind = "bad-field-number"
-
-
-_ERRORS: dict[str, type[ScanError]] = {
-    cls.kind: cls
-    for cls in (
-        DisallowedOpError,
-        CustomDomainError,
-        ExternalDataError,
-        SparseTensorError,
-        DuplicateInitializerError,
-        EmptySubgraphError,
-        NestingTooDeepError,
-        TooManyLoopsError,
-        FileTooLargeError,
-        NotOnnxError,
-        OrtFormatError,
-        WireFormatError,
-        TruncatedVarintError,
-        OverlongVarintError,
-        LengthPastEndError,
-        GroupWireTypeError,
-        BadWireTypeError,
-        WrongWireTypeError,
-        BadFieldNumberError,
-    )
+# Every reason the scanner refuses a file: the ``kind`` of a :class:`Violation`
+# and of the :class:`ScanError` that :meth:`ScanReport.raise_for_violations`
+# raises. Stable identifiers: scripts match on them.
+KINDS: dict[str, str] = {
+    "disallowed-op": "a node's op type is not on the allowlist",
+    "custom-domain": "a node or an opset import names an op domain other than the ONNX default",
+    "external-data": "a tensor keeps its data in a file outside the model",
+    "sparse-tensor": "a sparse tensor, which ONNX Runtime expands to its full dense size at load",
+    "duplicate-initializer": "two initializers of one graph share a name; readers disagree",
+    "empty-subgraph": "a subgraph without nodes: a Loop over it cannot be stopped",
+    "nesting-too-deep": f"subgraphs nested deeper than {MAX_NESTING} levels",
+    "too-many-loops": f"more than {MAX_LOOPS} Loop nodes",
+    "file-too-large": "the file is over the size cap; it was not read",
+    "not-onnx": "the file is empty or is not an ONNX ModelProto",
+    "ort-format": "the bytes carry the ORT-format identifier, not a ModelProto",
+    # The protobuf encoding itself is broken; the walk stopped there.
+    "truncated-varint": "a varint runs past the end of its message",
+    "overlong-varint": "a varint longer than 64 bits",
+    "length-past-end": "a length runs past the end of its message",
+    "group-wire-type": "a deprecated group wire type",
+    "bad-wire-type": "an invalid wire type",
+    "wrong-wire-type": "a field the scanner reads has another wire type than onnx.proto declares",
+    "bad-field-number": "an invalid field number",
 }
-
-
-def error_for_kind(kind: str) -> type[ScanError]:
-    """The exception class for a violation kind (:class:`ScanError` if unknown)."""
-    return _ERRORS.get(kind, ScanError)
 
 
 # --- allowlist --------------------------------------------------------------
@@ -345,14 +218,14 @@ class ScanReport:
         return "\n".join(lines)
 
     def raise_for_violations(self) -> None:
-        """Raise the error class of the first violation; return quietly when allowed."""
+        """Raise a :class:`ScanError` of the first violation's kind; return quietly when allowed."""
         if not self.violations:
             return
         first = self.violations[0]
         more = len(self.violations) - 1 + self.omitted_violations
         suffix = f" (and {more} more violation{'s' if more != 1 else ''})" if more else ""
         name = self.path if self.path is not None else "<bytes>"
-        raise error_for_kind(first.kind)(f"{name}: {first.detail}{suffix}", offset=first.offset)
+        raise ScanError(f"{name}: {first.detail}{suffix}", kind=first.kind, offset=first.offset)
 
 
 # --- wire format ------------------------------------------------------------

@@ -60,9 +60,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from vmafx_saliency._util import atomic_write_bytes, check_can_write, require, sha256_file
 from vmafx_saliency.errors import (
+    BundleInvalidError,
+    BundleMissingError,
     InputFileError,
+    ModelTamperedError,
     OutputExistsError,
-    SignatureError,
+    SignatureMismatchError,
+    SigningKeyError,
+    TrustRootError,
     UsageError,
 )
 
@@ -106,34 +111,6 @@ _KIND_FLAGS: dict[str, str] = {
     "certificate-chain": "verify it with --certificate-chain ROOT.pem",
     "keyless": "verify it with --identity (or --identity-regexp) and --oidc-issuer",
 }
-
-
-# --- errors -----------------------------------------------------------------
-
-
-class BundleMissingError(SignatureError):
-    """There is no Sigstore bundle where one was expected."""
-
-
-class BundleInvalidError(SignatureError):
-    """The bundle is not a Sigstore bundle of a model_signing statement for one file."""
-
-
-class SignatureMismatchError(SignatureError):
-    """The signature does not verify: wrong key, bad signature, untrusted
-    certificate chain, or an identity that does not match."""
-
-
-class ModelTamperedError(SignatureError):
-    """The model's bytes differ from the digest the bundle signs."""
-
-
-class SigningKeyError(SignatureError):
-    """A key or certificate file is missing, unreadable or of the wrong kind."""
-
-
-class TrustRootError(SignatureError):
-    """The Sigstore trust root for keyless verification could not be loaded."""
 
 
 # --- keys -------------------------------------------------------------------
