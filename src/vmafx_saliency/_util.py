@@ -11,17 +11,22 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import IO
 
 from vmafx_saliency.errors import (
+    InputFileError,
     MissingDependencyError,
     OutputError,
     OutputExistsError,
     UsageError,
+    VmafxSaliencyError,
 )
+
+# What a refused read raises: an error class, or a function of the message.
+ErrorFactory = Callable[[str], VmafxSaliencyError]
 
 # The project checkout this package runs from (src/vmafx_saliency/ -> the root):
 # its models/, docs/ and LICENSES/, with the shared data folder beside it.
@@ -73,6 +78,104 @@ def sha256_file(path: Path) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
+
+# --- reading a file the product did not write ------------------------------------
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "a device or socket"
+
+
+@contextlib.contextmanager
+def open_regular(
+    path: Path,
+    *,
+    what: str,
+    error: ErrorFactory = InputFileError,
+    symlinks: bool = True,
+    missing: str = "check the path",
+    name: str | None = None,
+) -> Iterator[tuple[int, int]]:
+    """Open a regular file for reading; yield its descriptor and size, nothing read yet.
+
+    The one set of rules for every file the product reads whole (models,
+    sidecars, registries, bundles, keys, release files): opened without
+    blocking (a named pipe must not hang the caller), ``symlinks=False`` refuses
+    a symlink as the last component, and the checks are made on the opened
+    descriptor, so the file checked is the file read. Each refusal raises
+    ``error`` with "{what} {path}: {problem}: {what to do}" (``name`` replaces
+    "{what} {path}"); ``missing`` is the advice when it does not exist.
+    """
+    name = name or f"{what} {path}"
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise error(f"{name}: no such file: {missing}") from None
+    except OSError as exc:
+        if not symlinks and path.is_symlink():
+            problem = "a symlink, not a regular file: pass a plain file"
+        else:
+            problem = f"cannot be opened ({exc.strerror}): check its permissions"
+        raise error(f"{name}: {problem}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _kind(info.st_mode)
+            raise error(f"{name}: {kind}, not a regular file: pass a file")
+        yield fd, info.st_size
+    finally:
+        os.close(fd)
+
+
+def read_opened(fd: int, size: int, *, name: str, error: ErrorFactory = InputFileError) -> bytes:
+    """The whole of a file :func:`open_regular` opened and measured at ``size`` bytes.
+
+    Reading one byte past that size tells a file that grew from one that did
+    not, and never allocates more than the file's size. ``name`` names the
+    file in errors, as in :func:`open_regular`.
+    """
+    chunks: list[bytes] = []
+    left = size + 1
+    try:
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 24))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise error(f"{name}: cannot be read ({exc.strerror}): check the file") from exc
+    data = b"".join(chunks)
+    if len(data) != size:
+        raise error(f"{name}: changed size while it was read: try again")
+    return data
+
+
+def read_capped(
+    path: Path,
+    *,
+    cap: int,
+    what: str,
+    error: ErrorFactory = InputFileError,
+    symlinks: bool = True,
+    missing: str = "check the path",
+) -> bytes:
+    """A regular file's bytes, refused unread when over ``cap`` (rules: :func:`open_regular`)."""
+    opened = open_regular(path, what=what, error=error, symlinks=symlinks, missing=missing)
+    with opened as (fd, size):
+        if size > cap:
+            raise error(
+                f"{what} {path}: {size:,} bytes, over the cap of {cap:,}, and was not read: "
+                "check that it is the right file"
+            )
+        return read_opened(fd, size, name=f"{what} {path}", error=error)
+
+
+# --- writing outputs ------------------------------------------------------------------
 
 _STD_NAMES = {"/dev/stdout": 1, "/dev/stderr": 2}
 _FD_NAME = re.compile(r"/(?:dev|proc/self)/fd/([0-9]+)")

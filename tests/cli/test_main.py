@@ -47,7 +47,7 @@ def test_failure_is_one_line_without_verbose(capsys: pytest.CaptureFixture[str])
     assert main(["contract", "/nonexistent/model.onnx"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith("vmafx-saliency contract: error: /nonexistent/model.onnx")
+    assert err.startswith("vmafx-saliency contract: error: model /nonexistent/model.onnx")
 
 
 def test_a_closed_pipe_ends_quietly() -> None:

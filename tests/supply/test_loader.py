@@ -173,7 +173,7 @@ def test_sibling_prefix_is_outside_the_jail(
 
 
 def test_directory_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(PathRefused, match=r"at the path check: it is a directory"):
+    with pytest.raises(PathRefused, match=r"at the path check: a directory"):
         loader.load_ad_hoc(tmp_path)
 
 
@@ -194,7 +194,7 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     worker.join(timeout=10)
     assert not worker.is_alive(), "opening a FIFO blocked"
     assert len(outcome) == 1
-    with pytest.raises(PathRefused, match=r"at the path check: it is not a regular file"):
+    with pytest.raises(PathRefused, match=r"at the path check: a named pipe, not a regular file"):
         raise outcome[0]
 
 

@@ -399,7 +399,7 @@ def test_check_models_false_skips_scan_and_contract(tmp_path: Path) -> None:
 def test_missing_registry_file_is_a_finding(tmp_path: Path) -> None:
     report = reg.validate_registry(tmp_path / "nope.json")
     assert not report.ok
-    assert "does not exist" in report.render()
+    assert "no such file" in report.render()
 
 
 # --- locations and the merged view ---------------------------------------------------------
@@ -985,5 +985,5 @@ def test_add_refuses_two_verification_ways(tmp_path: Path, inputs: Path) -> None
 
 
 def test_add_refuses_a_model_that_reads_no_file(tmp_path: Path, inputs: Path) -> None:
-    with pytest.raises(RegistryError, match=r"model .*absent\.onnx does not exist"):
+    with pytest.raises(RegistryError, match=r"model .*absent\.onnx: no such file"):
         _add(inputs, onnx=tmp_path / "absent.onnx")

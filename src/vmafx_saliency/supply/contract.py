@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency.errors import ContractError, InputFileError
+from vmafx_saliency._util import read_capped
+from vmafx_saliency.errors import ContractError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "saliency_map"
@@ -218,14 +219,11 @@ def check_contract_file(
     """Scan, then check the contract: ONNX Runtime only ever gets bytes the scanner passed."""
     from vmafx_saliency.supply import scan as onnxscan
 
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such model file: give the path of an .onnx file")
-    size = path.stat().st_size
-    if size > onnxscan.DEFAULT_MAX_BYTES:
-        raise InputFileError(
-            f"{path}: {size} bytes is over the {onnxscan.DEFAULT_MAX_BYTES}-byte cap on model "
-            "files: this is not a saliency model of the kind the contract is for"
-        )
-    data = path.read_bytes()
+    data = read_capped(
+        path,
+        cap=onnxscan.DEFAULT_MAX_BYTES,
+        what="model",
+        missing="give the path of an .onnx file",
+    )
     onnxscan.check_bytes(data, path=str(path))
     return check_contract_bytes(data, source=str(path), sizes=sizes)

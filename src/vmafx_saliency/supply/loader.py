@@ -20,12 +20,11 @@ from __future__ import annotations
 import enum
 import logging
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmafx_saliency._util import sha256_bytes
+from vmafx_saliency._util import open_regular, read_opened, sha256_bytes
 from vmafx_saliency.errors import (
     ContentRefused,
     ContractError,
@@ -126,44 +125,24 @@ def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path,
             f"it is outside the trusted model directory {jail}{via}",
             f"move the model under {jail} or change ${JAIL_ENV}",
         )
-    # O_NONBLOCK: opening a FIFO must not block; O_NOFOLLOW: the final component
-    # must not have become a symlink since it was resolved.
-    try:
-        fd = os.open(resolved, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise _refuse(
-            PathRefused, path, f"cannot open it ({exc.strerror})", "check its permissions"
-        ) from exc
-    try:
+
+    # The final component must not have become a symlink since it was resolved.
+    def refused(message: str) -> PathRefused:
+        return PathRefused(f"loader refused {message}")
+
+    name = f"{path} at the path check"
+    opened = open_regular(resolved, what="model", name=name, error=refused, symlinks=False)
+    with opened as (fd, size):
         if jail is not None:
             _check_opened_in_jail(fd, path, jail)
-        # fstat the descriptor before wrapping it: a file object refuses a
-        # directory with its own OSError, which would escape the gate.
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise _refuse(PathRefused, path, f"it is {kind}", "give the path of an .onnx file")
-        if info.st_size > cap:
+        if size > cap:
             raise _refuse(
                 PathRefused,
                 path,
-                f"it is {info.st_size:,} bytes, over the {cap:,}-byte cap, and was not read",
+                f"it is {size:,} bytes, over the {cap:,}-byte cap, and was not read",
                 "check that this is the right file, or raise the cap explicitly",
             )
-        with os.fdopen(fd, "rb") as fh:
-            fd = -1  # the file object owns it now
-            # One byte past the size fstat saw tells a file that grew from one that
-            # did not, without allocating the whole cap for a small model.
-            data = fh.read(info.st_size + 1)
-    except OSError as exc:
-        raise _refuse(
-            PathRefused, path, f"cannot read it ({exc.strerror})", "check the file"
-        ) from exc
-    finally:
-        if fd >= 0:
-            os.close(fd)
-    if len(data) != info.st_size:
-        raise _refuse(PathRefused, path, "it changed size while being read", "retry")
+        data = read_opened(fd, size, name=name, error=refused)
     return resolved, data
 
 

@@ -35,7 +35,6 @@ import json
 import math
 import os
 import re
-import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -48,6 +47,7 @@ from vmafx_saliency._util import (
     PROJECT_ROOT,
     atomic_write_bytes,
     atomic_write_text,
+    read_capped,
     require,
     sha256_bytes,
 )
@@ -228,7 +228,7 @@ class Sidecar:
     def load(cls, path: Path) -> Sidecar:
         """Read and schema-check a sidecar; errors name the file and the field."""
         return cls._from_bytes(
-            _read_bytes(path, what="sidecar", cap=_MAX_JSON_BYTES, error=SidecarError), path=path
+            read_capped(path, what="sidecar", cap=_MAX_JSON_BYTES, error=SidecarError), path=path
         )
 
     @classmethod
@@ -463,39 +463,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _read_bytes(
-    path: Path, *, what: str, cap: int, error: type[RegistryError] = RegistryError
-) -> bytes:
-    """A regular file's bytes, the size cap checked with stat before reading."""
-    try:
-        st = path.stat()
-    except FileNotFoundError as exc:
-        raise error(f"{what} {path} does not exist: check the path") from exc
-    except OSError as exc:
-        raise error(f"{what} {path} cannot be read ({exc.strerror}): check the path") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise error(f"{what} {path} is not a regular file: pass a file")
-    if st.st_size > cap:
-        raise error(
-            f"{what} {path} is {st.st_size:,} bytes, over the cap of {cap:,}: "
-            "check that it is the right file"
-        )
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(cap + 1)
-    except OSError as exc:
-        raise error(
-            f"{what} {path} cannot be read ({exc.strerror}): check its permissions"
-        ) from exc
-    if len(data) > cap:
-        raise error(f"{what} {path} grew past the cap of {cap:,} bytes while it was read")
-    return data
-
-
 def _read_json(
     path: Path, *, what: str, cap: int, error: type[RegistryError] = RegistryError
 ) -> Any:
-    data = _read_bytes(path, what=what, cap=cap, error=error)
+    data = read_capped(path, what=what, cap=cap, error=error)
     return _parse_json(data, path=path, what=what, error=error)
 
 
@@ -1048,7 +1019,7 @@ def _bundle_mismatch(bundle: Path, sha256: str) -> str | None:
 
 def _check_model_file(entry: ModelEntry, *, check_models: bool) -> list[Finding]:
     try:
-        data = _read_bytes(entry.onnx, what="model", cap=_MAX_MODEL_BYTES)
+        data = read_capped(entry.onnx, what="model", cap=_MAX_MODEL_BYTES, error=RegistryError)
     except RegistryError as exc:
         return [Finding("error", entry.id, str(exc))]
     actual = sha256_bytes(data)
@@ -1279,13 +1250,13 @@ def add_model(
             )
 
     # Read every input once; checks and copies use the same bytes.
-    data = _read_bytes(onnx, what="model", cap=_MAX_MODEL_BYTES)
+    data = read_capped(onnx, what="model", cap=_MAX_MODEL_BYTES, error=RegistryError)
     digest = sha256_bytes(data)
     problem = _model_problem(data, source=str(onnx))
     if problem:
         raise RegistryError(f"cannot add {model_id!r}: {problem}")
 
-    sidecar_data = _read_bytes(sidecar, what="sidecar", cap=_MAX_JSON_BYTES, error=SidecarError)
+    sidecar_data = read_capped(sidecar, what="sidecar", cap=_MAX_JSON_BYTES, error=SidecarError)
     side = Sidecar._from_bytes(sidecar_data, path=sidecar)
     if side.model_id != model_id:
         raise RegistryError(
@@ -1294,7 +1265,9 @@ def add_model(
         )
     manifest_data: bytes | None = None
     if manifest is not None:
-        manifest_data = _read_bytes(manifest, what="export manifest", cap=_MAX_JSON_BYTES)
+        manifest_data = read_capped(
+            manifest, what="export manifest", cap=_MAX_JSON_BYTES, error=RegistryError
+        )
         opset, params = _figures_from_manifest(
             _parse_json(manifest_data, path=manifest, what="export manifest"),
             manifest,
@@ -1333,7 +1306,9 @@ def add_model(
                 f"two files to copy for {model_id!r} share the name {path.name!r} ({what} "
                 f"{path}): rename one"
             )
-        copies[rel] = blob if blob is not None else _read_bytes(path, what=what, cap=cap)
+        copies[rel] = (
+            blob if blob is not None else read_capped(path, what=what, cap=cap, error=RegistryError)
+        )
         names[path] = rel
         return rel
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmafx_saliency._util import PROJECT_ROOT, sha256_file
+from vmafx_saliency._util import PROJECT_ROOT, read_capped, sha256_file
 from vmafx_saliency.errors import RegistryError, ReleaseError, VmafxSaliencyError
 
 if TYPE_CHECKING:
@@ -231,28 +231,8 @@ def _plain_name(value: object) -> bool:
 
 
 def _read_small(path: Path, *, cap: int, what: str) -> bytes:
-    """A regular file's bytes (no symlinks), the size cap checked before reading."""
-    try:
-        info = path.lstat()
-    except FileNotFoundError as exc:
-        raise ReleaseError(f"{what} {path.name} is missing") from exc
-    except OSError as exc:
-        raise ReleaseError(f"{what} {path.name} cannot be read ({exc.strerror})") from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise ReleaseError(
-            f"{what} {path.name} is not a regular file (a symlink or a folder): "
-            "a release holds plain files only"
-        )
-    if info.st_size > cap:
-        raise ReleaseError(f"{what} {path.name} is {info.st_size:,} bytes, over the {cap:,} cap")
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(cap + 1)
-    except OSError as exc:
-        raise ReleaseError(f"{what} {path.name} cannot be read ({exc.strerror})") from exc
-    if len(data) > cap:
-        raise ReleaseError(f"{what} {path.name} grew past the {cap:,}-byte cap while being read")
-    return data
+    """A release holds plain files only: symlinks are refused."""
+    return read_capped(path, cap=cap, what=what, error=ReleaseError, symlinks=False)
 
 
 def _release_doc(folder: Path) -> dict[str, Any]:

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
-import stat
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
+from vmafx_saliency._util import open_regular, read_opened
 from vmafx_saliency.errors import InputFileError, ScanError, UsageError
 
 __all__ = [
@@ -627,7 +626,7 @@ def scan_bytes(
 def scan_file(
     path: Path, *, max_bytes: int | None = None, allowlist: frozenset[str] | None = None
 ) -> ScanReport:
-    """Scan a file; the size cap is checked with ``stat`` before any byte is read.
+    """Scan a file; the size cap is checked on the opened file before any byte is read.
 
     A missing or non-regular file raises :class:`InputFileError`; everything
     about the content comes back as violations in the report.
@@ -635,28 +634,10 @@ def scan_file(
     cap = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     if cap < 0:
         raise UsageError(f"max_bytes must be >= 0, got {max_bytes}: pass a size cap in bytes")
-    try:
-        st = path.stat()
-    except FileNotFoundError as exc:
-        raise InputFileError(f"{path}: no such file: check the path") from exc
-    except OSError as exc:
-        raise InputFileError(f"{path}: cannot stat the file ({exc.strerror})") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise InputFileError(f"{path}: not a regular file: pass an .onnx file")
-    if st.st_size > cap:
-        return _too_large(path, st.st_size, cap)
-    try:
-        with path.open("rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > cap:  # replaced between stat and open
-                return _too_large(path, size, cap)
-            # One byte more than expected tells a file that grew since fstat;
-            # the read never asks for more than the cap allows.
-            data = fh.read(size + 1)
-    except OSError as exc:
-        raise InputFileError(f"{path}: cannot read the file ({exc.strerror})") from exc
-    if len(data) > size:
-        raise InputFileError(f"{path}: the file changed while it was read: scan it again")
+    with open_regular(path, what="model", missing="check the path") as (fd, size):
+        if size > cap:
+            return _too_large(path, size, cap)
+        data = read_opened(fd, size, name=f"model {path}")
     return scan_bytes(data, path=str(path), allowlist=allowlist)
 
 

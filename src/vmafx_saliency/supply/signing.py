@@ -58,7 +58,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from vmafx_saliency._util import atomic_write_bytes, check_can_write, require, sha256_file
+from vmafx_saliency._util import (
+    atomic_write_bytes,
+    check_can_write,
+    read_capped,
+    require,
+    sha256_file,
+)
 from vmafx_saliency.errors import (
     BundleInvalidError,
     BundleMissingError,
@@ -100,6 +106,8 @@ _SIGSTORE_OTHERNAME_OID = "1.3.6.1.4.1.57264.1.7"
 # A real bundle is a few KiB; refuse to read something huge (a model passed as
 # --bundle by mistake) into memory.
 _MAX_BUNDLE_BYTES = 8 << 20
+# PEM keys and certificate chains are a few kilobytes.
+_MAX_KEY_BYTES = 1 << 20
 
 _KIND_WORDS: dict[str, str] = {
     "public-key": "with a private key",
@@ -201,21 +209,12 @@ def _create_exclusive(path: Path, data: bytes, *, mode: int) -> None:
 
 
 def _read_key_file(path: Path, what: str) -> bytes:
-    if not path.exists():
-        hint = (
-            f"create a key pair with 'vmafx-saliency keygen --private-key {path}'"
-            if what == "private key"
-            else "pass the public key of the key pair that signed the model"
-        )
-        raise SigningKeyError(f"{path}: no {what} file there: {hint}")
-    if not path.is_file():
-        raise SigningKeyError(f"{path}: the {what} is not a regular file: pass a PEM file")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise SigningKeyError(
-            f"{path}: cannot read the {what} ({exc.strerror}): check the file's permissions"
-        ) from exc
+    missing = (
+        f"create a key pair with 'vmafx-saliency keygen --private-key {path}'"
+        if what == "private key"
+        else "pass the public key of the key pair that signed the model"
+    )
+    return read_capped(path, cap=_MAX_KEY_BYTES, what=what, error=SigningKeyError, missing=missing)
 
 
 def _check_curve(path: Path, key: ec.EllipticCurvePublicKey, what: str) -> None:
@@ -710,25 +709,12 @@ def _normalise_sha256(value: str) -> str:
 
 
 def _read_bundle(model: Path, bundle: Path) -> bytes:
-    if not bundle.exists():
+    if not bundle.exists() and not bundle.is_symlink():
         raise BundleMissingError(
             f"{model}: no Sigstore bundle at {bundle}: sign the model with "
             f"'vmafx-saliency sign {model} --private-key KEY' or pass --bundle"
         )
-    if not bundle.is_file():
-        raise BundleInvalidError(f"{bundle}: not a regular file: pass the .sigstore.json file")
-    size = bundle.stat().st_size
-    if size > _MAX_BUNDLE_BYTES:
-        raise BundleInvalidError(
-            f"{bundle}: {size} bytes is far too large for a Sigstore bundle: "
-            "pass the .sigstore.json file, not the model"
-        )
-    try:
-        return bundle.read_bytes()
-    except OSError as exc:
-        raise BundleInvalidError(
-            f"{bundle}: cannot read the bundle ({exc.strerror}): check its permissions"
-        ) from exc
+    return read_capped(bundle, cap=_MAX_BUNDLE_BYTES, what="bundle", error=BundleInvalidError)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,104 @@
+"""The one capped read of a regular file that every reader of models, sidecars and keys uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vmafx_saliency._util import PROJECT_ROOT, open_regular, read_capped, read_opened
+from vmafx_saliency.errors import InputFileError, RegistryError
+
+
+def test_reads_a_regular_file_up_to_and_at_the_cap(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"x" * 100)
+    assert read_capped(path, cap=100, what="model") == b"x" * 100  # the cap is inclusive
+    assert read_capped(path, cap=1 << 20, what="model") == b"x" * 100
+
+
+def test_an_empty_file_is_read_as_empty(tmp_path: Path) -> None:
+    path = tmp_path / "empty.json"
+    path.write_bytes(b"")
+    assert read_capped(path, cap=10, what="sidecar") == b""
+
+
+def test_a_missing_file_names_itself_and_the_advice(tmp_path: Path) -> None:
+    with pytest.raises(
+        InputFileError, match=r"^sidecar .*nope\.json: no such file: check the path$"
+    ):
+        read_capped(tmp_path / "nope.json", cap=10, what="sidecar")
+    with pytest.raises(InputFileError, match=r"no such file: run keygen first$"):
+        read_capped(tmp_path / "k.pem", cap=10, what="key", missing="run keygen first")
+
+
+def test_over_the_cap_is_refused_before_any_byte_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "big.onnx"
+    path.write_bytes(b"x" * 101)
+
+    def no_read(fd: int, n: int) -> bytes:
+        raise AssertionError("read a file over the cap")
+
+    monkeypatch.setattr(os, "read", no_read)
+    with pytest.raises(
+        InputFileError, match=r"big\.onnx: 101 bytes, over the cap of 100, and was not read"
+    ):
+        read_capped(path, cap=100, what="model")
+
+
+def test_a_folder_and_a_named_pipe_are_refused_without_blocking(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match=r": a directory, not a regular file: pass a file"):
+        read_capped(tmp_path, cap=10, what="model")
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)  # no writer: a blocking open would hang here
+    with pytest.raises(InputFileError, match=r"pipe\.onnx: a named pipe, not a regular file"):
+        read_capped(fifo, cap=10, what="model")
+
+
+def test_symlinks_are_followed_unless_refused(tmp_path: Path) -> None:
+    target = tmp_path / "real.json"
+    target.write_bytes(b"{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    assert read_capped(link, cap=10, what="sidecar") == b"{}"
+    with pytest.raises(InputFileError, match=r"link\.json: a symlink, not a regular file"):
+        read_capped(link, cap=10, what="sidecar", symlinks=False)
+
+
+def test_the_error_is_the_callers_class(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match=r"^registry .*absent\.json: no such file"):
+        read_capped(tmp_path / "absent.json", cap=10, what="registry", error=RegistryError)
+
+
+def test_a_file_that_grew_or_shrank_while_read_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"abcdef")
+    with open_regular(path, what="model") as (fd, size):
+        assert size == 6
+        path.write_bytes(b"abcdefgh")  # same inode, now longer than fstat said
+        with pytest.raises(InputFileError, match=r"m\.onnx: changed size while it was read"):
+            read_opened(fd, size, name=f"model {path}")
+    with open_regular(path, what="model") as (fd, size):
+        path.write_bytes(b"ab")
+        with pytest.raises(InputFileError, match="changed size while it was read: try again"):
+            read_opened(fd, size, name=f"model {path}")
+
+
+def test_the_descriptor_is_closed_after_use_and_after_a_refusal(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"abc")
+    before = sum(1 for _ in Path("/proc/self/fd").iterdir())
+    read_capped(path, cap=10, what="model")
+    with pytest.raises(InputFileError):
+        read_capped(path, cap=1, what="model")
+    with pytest.raises(InputFileError):
+        read_capped(tmp_path, cap=1, what="model")
+    assert sum(1 for _ in Path("/proc/self/fd").iterdir()) == before
+
+
+def test_the_project_root_holds_the_committed_registry() -> None:
+    assert (PROJECT_ROOT / "pyproject.toml").is_file()
+    assert (PROJECT_ROOT / "models" / "registry.json").is_file()
