@@ -18,7 +18,17 @@ import traceback
 from collections.abc import Sequence
 
 from vmafx_saliency import __version__
-from vmafx_saliency.cli import evaluate, extract, materialize, roi, supply, train
+from vmafx_saliency.cli import (
+    evaluate,
+    extract,
+    materialize,
+    registry,
+    release,
+    roi,
+    signing,
+    supply,
+    train,
+)
 from vmafx_saliency.cli.options import Handler
 from vmafx_saliency.errors import VmafxSaliencyError
 
@@ -39,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     supply.register_model_tools(sub)
     extract.register(sub)
-    supply.register_trust(sub)
+    registry.register(sub)
+    signing.register(sub)
+    supply.register_load(sub)
+    release.register(sub)
     evaluate.register(sub)
     train.register(sub)
     roi.register(sub)

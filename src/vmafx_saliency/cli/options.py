@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from vmafx_saliency.errors import UsageError
 
 if TYPE_CHECKING:
     from vmafx_saliency.video.extract import ModelChoice, VideoInput
@@ -146,3 +148,30 @@ def add_verifier_flags(p: argparse.ArgumentParser, *, trust_root: bool = True) -
     if trust_root:
         p.add_argument("--trust-config", metavar="JSON", help="keyless: a Sigstore trust config")
         p.add_argument("--staging", action="store_true", help="keyless: Sigstore staging instance")
+
+
+def verifier_from(args: argparse.Namespace) -> Any:
+    """The signature verifier the flags of :func:`add_verifier_flags` name (exactly one kind)."""
+    from vmafx_saliency.supply.signing import Verifier
+
+    chosen = [
+        bool(args.public_key),
+        bool(args.certificate_chain),
+        bool(args.identity or args.identity_regexp or args.oidc_issuer),
+    ]
+    if sum(chosen) != 1:
+        raise UsageError(
+            "verify with exactly one of --public-key, --certificate-chain, or "
+            "--identity/--identity-regexp with --oidc-issuer"
+        )
+    if args.public_key:
+        return Verifier.from_public_key(Path(args.public_key))
+    if args.certificate_chain:
+        return Verifier.from_certificate_chain(tuple(Path(p) for p in args.certificate_chain))
+    return Verifier.keyless(
+        identity=args.identity,
+        identity_regexp=args.identity_regexp,
+        oidc_issuer=args.oidc_issuer,
+        trust_config=Path(args.trust_config) if args.trust_config else None,
+        use_staging=args.staging,
+    )

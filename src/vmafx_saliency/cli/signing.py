@@ -1,0 +1,81 @@
+"""The signing commands: keygen, sign and verify (Sigstore bundles through model_signing)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vmafx_saliency.cli.options import Subparsers, add_command, add_verifier_flags, verifier_from
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from vmafx_saliency.supply.signing import generate_key_pair
+
+    pair = generate_key_pair(
+        Path(args.private_key), public_key=Path(args.public_key) if args.public_key else None
+    )
+    print(f"private key {pair.private_key} (mode 0600)\npublic key  {pair.public_key}")
+    return 0
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from vmafx_saliency.supply.signing import sign_model
+
+    bundle = sign_model(
+        Path(args.model),
+        private_key=Path(args.private_key),
+        bundle=Path(args.bundle) if args.bundle else None,
+        signing_certificate=Path(args.signing_certificate) if args.signing_certificate else None,
+        certificate_chain=tuple(Path(p) for p in args.certificate_chain or ()),
+        force=args.force,
+    )
+    print(f"signed {args.model} -> {bundle}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from vmafx_saliency.supply.signing import bundle_path_for, verify_model
+
+    model = Path(args.model)
+    bundle = Path(args.bundle) if args.bundle else bundle_path_for(model)
+    report = verify_model(model, bundle=bundle, verifier=verifier_from(args))
+    print(
+        f"{model}: signature OK ({report.method}; signer {report.signer}; sha256 {report.sha256})"
+    )
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    """keygen, sign and verify."""
+    p = add_command(
+        sub,
+        "keygen",
+        help="generate an EC P-256 signing key pair (private key 0600, never overwritten)",
+        example="vmafx-saliency keygen --private-key ~/.config/vmafx-saliency/signing.key",
+        handler=_cmd_keygen,
+    )
+    p.add_argument("--private-key", required=True, metavar="PEM")
+    p.add_argument("--public-key", metavar="PEM", help="default: the private key path + .pub")
+    p = add_command(
+        sub,
+        "sign",
+        help="sign a model into a Sigstore bundle (<model>.sigstore.json)",
+        example="vmafx-saliency sign models/u2netp_mirror_v1.onnx --private-key signing.key",
+        handler=_cmd_sign,
+    )
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument("--private-key", required=True, metavar="PEM")
+    p.add_argument("--signing-certificate", metavar="PEM", help="sign with this certificate")
+    p.add_argument("--certificate-chain", nargs="+", metavar="PEM", help="its issuing chain")
+    p.add_argument("--bundle", metavar="JSON", help="default: <model>.sigstore.json")
+    p.add_argument("--force", action="store_true", help="overwrite an existing bundle")
+    p = add_command(
+        sub,
+        "verify",
+        help="verify a model's Sigstore bundle with a key, a chain or a keyless identity",
+        example="vmafx-saliency verify models/u2netp_mirror_v1.onnx --public-key signing.key.pub",
+        handler=_cmd_verify,
+    )
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument("--bundle", metavar="JSON", help="default: <model>.sigstore.json")
+    add_verifier_flags(p)
