@@ -1,0 +1,76 @@
+"""The signing commands through cli.main: keygen, sign, verify."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("model_signing")
+
+
+from tests.cli._commands import Capture, one_line_error, run
+
+pytestmark = pytest.mark.usefixtures("isolated")
+
+
+def test_keygen_writes_0600_and_never_overwrites(tmp_path: Path, capsys: Capture) -> None:
+    key = tmp_path / "keys" / "signing.pem"
+    code, out, _ = run(capsys, "keygen", "--private-key", key)
+    assert code == 0
+    assert out.splitlines() == [
+        f"private key {key} (mode 0600)",
+        f"public key  {key}.pub",
+    ]
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    before = key.read_bytes()
+    code, out, err = run(capsys, "keygen", "--private-key", key)
+    assert (code, out) == (2, "")
+    assert re.fullmatch(
+        rf"{re.escape(str(key))} already exists: key files are never overwritten; .*",
+        one_line_error(err, "keygen"),
+    )
+    assert key.read_bytes() == before
+
+
+def test_sign_then_verify(signed_model: tuple[Path, Path], capsys: Capture) -> None:
+    model, public_key = signed_model
+    code, out, _ = run(capsys, "verify", model, "--public-key", public_key)
+    assert code == 0
+    assert re.fullmatch(
+        rf"{re.escape(str(model))}: signature OK \(public-key; signer .*; sha256 [0-9a-f]{{64}}\)",
+        out.strip(),
+    )
+
+
+def test_verify_with_a_wrong_key(
+    tmp_path: Path, signed_model: tuple[Path, Path], capsys: Capture
+) -> None:
+    model, _ = signed_model
+    other = tmp_path / "other.pem"
+    run(capsys, "keygen", "--private-key", other)
+    code, out, err = run(capsys, "verify", model, "--public-key", f"{other}.pub")
+    assert (code, out) == (2, "")
+    assert "signature does not verify with" in one_line_error(err, "verify")
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [],
+        ["--public-key", "k.pub", "--identity", "a@example.org", "--oidc-issuer", "https://i"],
+        ["--oidc-issuer", "https://issuer.example", "--certificate-chain", "root.pem"],
+    ],
+    ids=["none", "key-and-identity", "chain-and-issuer"],
+)
+def test_verify_needs_exactly_one_way(
+    signed_model: tuple[Path, Path], capsys: Capture, flags: list[str]
+) -> None:
+    model, _ = signed_model
+    code, out, err = run(capsys, "verify", model, *flags)
+    assert (code, out) == (2, "")
+    assert one_line_error(err, "verify").startswith(
+        "verify with exactly one of --public-key, --certificate-chain, or --identity"
+    )
