@@ -134,8 +134,23 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_force_quiet(p: argparse.ArgumentParser) -> None:
+    """--force and --quiet, the last options of both commands."""
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier report in --report (never another kind of folder)",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
 def register(sub: Subparsers) -> None:
     """Add ``eval`` and ``compare`` to the top-level subparsers."""
+    _register_eval(sub)
+    _register_compare(sub)
+
+
+def _register_eval(sub: Subparsers) -> None:
     p = add_command(
         sub,
         "eval",
@@ -177,13 +192,10 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--grid", type=int, default=4, metavar="N", help="images in grid.png (default: 4)"
     )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an earlier report in --report (never another kind of folder)",
-    )
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_force_quiet(p)
 
+
+def _register_compare(sub: Subparsers) -> None:
     p = add_command(
         sub,
         "compare",
@@ -212,9 +224,4 @@ def register(sub: Subparsers) -> None:
     video.add_argument("--pixel-format", help="yuv420p (default), yuv422p, yuv444p, ...")
     video.add_argument("--fps", type=float)
     video.add_argument("--color-range", choices=["limited", "full"])
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an earlier report in --report (never another kind of folder)",
-    )
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_force_quiet(p)

@@ -1,0 +1,135 @@
+"""The labelled dataset: ``images/`` and ``masks/`` paired by file stem, checked, decoded.
+
+A stray file, a duplicated stem or a mask of another size than its image is an
+error, not something to skip: it would change what the figures mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vmafx_saliency.errors import InputFileError, UsageError
+from vmafx_saliency.science.evaluate.helpers import _listed, _pil
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+@dataclass(frozen=True)
+class Pair:
+    stem: str
+    image: Path
+    mask: Path
+
+
+def _by_stem(folder: Path, what: str) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if not path.is_file():
+            continue
+        if path.stem in found:
+            raise InputFileError(
+                f"{folder}: two {what} share the stem {path.stem!r} ({found[path.stem].name} "
+                f"and {path.name}): keep one, pairs are matched by file stem"
+            )
+        found[path.stem] = path
+    return found
+
+
+def pair_dataset(root: Path, *, limit: int | None = None) -> tuple[Pair, ...]:
+    """Pairs of ``root/images/X.*`` and ``root/masks/X.*``, sorted by stem (string order).
+
+    Every image needs a mask and every mask an image: a stray file is an error,
+    not something to skip silently, because it changes what the figures mean.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputFileError(
+            f"dataset {root}: no such folder: give a folder with images/ and masks/"
+        )
+    for sub in ("images", "masks"):
+        if not (root / sub).is_dir():
+            raise InputFileError(
+                f"dataset {root} has no {sub}/ folder: give a folder with images/ and masks/ "
+                "whose files pair by stem (images/12.jpg with masks/12.png)"
+            )
+    images = _by_stem(root / "images", "images")
+    masks = _by_stem(root / "masks", "masks")
+    no_mask = sorted(set(images) - set(masks))
+    no_image = sorted(set(masks) - set(images))
+    if no_mask or no_image:
+        parts = []
+        if no_mask:
+            parts.append(f"{len(no_mask)} image(s) without a mask (first: {_listed(no_mask)})")
+        if no_image:
+            parts.append(f"{len(no_image)} mask(s) without an image (first: {_listed(no_image)})")
+        raise InputFileError(
+            f"dataset {root} has unpaired files: {'; '.join(parts)}: pair them by file stem "
+            "or move the strays out"
+        )
+    if not images:
+        raise InputFileError(f"dataset {root}: images/ and masks/ hold no image files")
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit {limit}: give a positive number of pairs")
+    stems = sorted(images)[:limit]
+    return tuple(Pair(s, images[s], masks[s]) for s in stems)
+
+
+def check_sizes(pairs: Sequence[Pair]) -> None:
+    """Refuse a mask whose size differs from its image's, before any work is done.
+
+    Resizing a mask would change the ground truth (interpolated edges, a new
+    threshold crossing), so eval refuses instead. Only the headers are read.
+    """
+    pil = _pil()
+    for pair in pairs:
+        try:
+            with pil.open(pair.image) as img, pil.open(pair.mask) as msk:
+                image_size, mask_size = img.size, msk.size
+        except (OSError, ValueError) as exc:
+            raise InputFileError(
+                f"pair {pair.stem!r}: cannot read {pair.image.name} or {pair.mask.name} ({exc}): "
+                "fix or remove the pair"
+            ) from exc
+        if image_size != mask_size:
+            raise InputFileError(
+                f"pair {pair.stem!r}: mask {pair.mask} is {mask_size[0]}x{mask_size[1]} but its "
+                f"image {pair.image.name} is {image_size[0]}x{image_size[1]}: eval does not "
+                "resize ground truth; give the mask its image's size or remove the pair"
+            )
+
+
+@dataclass(frozen=True)
+class LoadedPair:
+    stem: str
+    image: np.ndarray  # uint8, H x W x 3 (RGB) or H x W (grey)
+    mask: np.ndarray  # uint8, H x W
+
+
+_GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+
+
+def load_pair(pair: Pair) -> LoadedPair:
+    pil = _pil()
+    try:
+        with pil.open(pair.image) as img:
+            # Upstream reads grey images as one channel (and treats them apart); any
+            # other mode (RGBA, P, CMYK) becomes RGB, dropping alpha.
+            image = np.asarray(img.convert("L" if img.mode in _GREY_MODES else "RGB"))
+        with pil.open(pair.mask) as msk:
+            mask = np.asarray(msk.convert("L"))
+    except (OSError, ValueError) as exc:
+        raise InputFileError(
+            f"pair {pair.stem!r}: cannot decode {pair.image} or {pair.mask} ({exc}): "
+            "fix or remove the pair"
+        ) from exc
+    if image.shape[:2] != mask.shape:
+        raise InputFileError(
+            f"pair {pair.stem!r}: mask and image differ in size: give the mask its image's size"
+        )
+    return LoadedPair(pair.stem, image, mask)

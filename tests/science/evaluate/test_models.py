@@ -1,0 +1,35 @@
+"""evaluate.models: the cost of a model (parameters and MACs) counted on its ONNX graph."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests._onnx_models import conv_sigmoid_model
+from vmafx_saliency.science import evaluate as ev
+
+# --- costs ------------------------------------------------------------------------------------
+
+
+def test_count_cost_conv() -> None:
+    cost = ev.count_cost(conv_sigmoid_model(), (8, 10))
+    # 1 output channel x 8 x 10 outputs, each 3 (C_in) x 3 x 3 multiplies
+    assert cost.macs == 8 * 10 * 27
+    assert cost.params == 28 and cost.note is None
+
+
+def test_count_cost_grouped_conv() -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((3, 1, 3, 3), np.float32), "w")
+    node = helper.make_node("Conv", ["input", "w"], ["y"], group=3, pads=[1, 1, 1, 1])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    cost = ev.count_cost(model.SerializeToString(), (5, 7))
+    assert cost.macs == 3 * 5 * 7 * 9  # C_in / groups = 1
+    assert cost.params == 27

@@ -1,0 +1,66 @@
+"""evaluate.report: report folders are atomic and --force only replaces an earlier report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vmafx_saliency.errors import OutputExistsError, UsageError
+from vmafx_saliency.science import evaluate as ev
+
+
+def test_report_folder_is_atomic_and_needs_force(tmp_path: Path) -> None:
+    target = tmp_path / "report"
+    target.mkdir()
+    (target / "summary.json").write_text("{}")  # an earlier report
+    (target / "old.txt").write_text("old")
+    with pytest.raises(OutputExistsError, match=r"report already exists: pass --force"):
+        ev._ReportDir(target, marker="summary.json", force=False)
+    out = ev._ReportDir(target, marker="summary.json", force=True)
+    out.path("new.txt").write_text("new")
+    assert (target / "old.txt").exists()  # nothing changes before the commit
+    out.commit()
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_new_or_empty_report_folder_needs_no_force(tmp_path: Path) -> None:
+    ev.check_report_folder(tmp_path / "new", marker="summary.json", force=False)
+    (tmp_path / "empty").mkdir()
+    out = ev._ReportDir(tmp_path / "empty", marker="summary.json", force=False)
+    out.path("summary.json").write_text("{}")
+    out.commit()
+    assert [p.name for p in (tmp_path / "empty").iterdir()] == ["summary.json"]
+
+
+@pytest.mark.parametrize("marker", ["summary.json", "compare.json"])
+def test_force_never_replaces_a_folder_that_is_not_a_report(tmp_path: Path, marker: str) -> None:
+    """`--report dataset --force` must not swap a dataset (or notes) for a report."""
+    data = tmp_path / "pascal-s"
+    (data / "images").mkdir(parents=True)
+    (data / "images" / "1.jpg").write_bytes(b"jpeg")
+    with pytest.raises(
+        OutputExistsError,
+        match=rf"pascal-s exists and is not an earlier report \(it has no {marker}\), so even "
+        r"--force will not replace it: give a new or empty folder",
+    ):
+        ev.check_report_folder(data, marker=marker, force=True)
+    assert (data / "images" / "1.jpg").read_bytes() == b"jpeg"
+
+
+def test_a_report_path_that_is_a_file_or_the_working_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(UsageError, match=r"--report .*notes\.txt: exists and is not a folder"):
+        ev.check_report_folder(notes, marker="summary.json", force=True)
+    assert notes.read_text() == "mine"
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "summary.json").write_text("{}")
+    monkeypatch.chdir(report)
+    for here in (Path(), Path(".."), report):
+        with pytest.raises(UsageError, match=r"that is the folder you are in \(or holds it\)"):
+            ev.check_report_folder(here, marker="summary.json", force=True)
