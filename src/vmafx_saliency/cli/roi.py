@@ -226,10 +226,12 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         settings,
         encode,
         out_dir=Path(args.out) if args.out else None,
-        infer_size=_infer_size(args),
-        threads=args.threads,
+        run=roi.ModelRun(
+            infer_size=_infer_size(args),
+            threads=args.threads,
+            progress=sys.stderr.isatty() and not args.quiet,
+        ),
         force=args.force,
-        progress=sys.stderr.isatty() and not args.quiet,
         on_step=step,
     )
     if args.json:

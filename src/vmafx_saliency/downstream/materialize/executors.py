@@ -1,0 +1,117 @@
+"""Executors: the clips computed in this process, in a process pool, or on Ray actors.
+
+The local executor computes in this process with one worker, or in a spawned
+process pool whose workers each load the model once (the pool pickles
+``work._init_pool_worker`` and ``work._compute_in_pool`` by their module
+path). The Ray executor starts (or joins) a cluster and spreads the clips over
+actors that each hold one :class:`~vmafx_saliency.downstream.materialize.work.ClipWorker`.
+Every path runs the same per-clip code and returns the same results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from vmafx_saliency.downstream.materialize.records import Clip, ClipResult, Options, Settings
+from vmafx_saliency.downstream.materialize.work import (
+    ClipWorker,
+    _compute_in_pool,
+    _init_pool_worker,
+)
+from vmafx_saliency.errors import MaterializeError
+from vmafx_saliency.video.extract import default_threads
+
+
+def _run_local(
+    clips: Sequence[Clip], settings: Settings, workers: int, here: ClipWorker | None
+) -> list[ClipResult]:
+    if here is not None:
+        return [here.compute(clip) for clip in clips]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # spawn, not fork: the driver already holds an ONNX Runtime session and its
+    # thread pool, and forking a threaded process can deadlock the child.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_pool_worker,
+        initargs=(settings,),
+    ) as pool:
+        try:
+            return list(pool.map(_compute_in_pool, clips))
+        except BrokenProcessPool as exc:
+            raise MaterializeError(
+                f"a worker process died ({exc}): run again with --jobs 1 (Options(jobs=1)) to "
+                "see the error in this process; a script that calls materialize() must guard "
+                "its entry point with if __name__ == '__main__'"
+            ) from exc
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a ``host:port`` nobody listens on at once: Ray retries it for minutes."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://...": Ray's own lookup
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise MaterializeError(
+            f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}): "
+            "start one (ray start --head) or leave out --address for a local Ray"
+        ) from exc
+
+
+def _run_ray(
+    clips: Sequence[Clip], settings: Settings, options: Options, ray: Any
+) -> tuple[list[ClipResult], int]:
+    """Clips on Ray actors, each holding one session; returns the results and the actor count."""
+    started = False
+    if not ray.is_initialized():
+        common: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
+        if options.address:
+            _check_reachable(options.address)
+            try:
+                ray.init(address=options.address, **common)
+            except ConnectionError as exc:
+                raise MaterializeError(
+                    f"--address {options.address}: no Ray cluster answers there ({exc}): start "
+                    "one (ray start --head) or leave out --address for a local Ray"
+                ) from exc
+        else:
+            ray.init(
+                num_cpus=options.jobs or default_threads(),
+                # Only small per-clip results travel through the object store.
+                object_store_memory=128 * 1024 * 1024,
+                **common,
+            )
+        started = True
+    actors: list[Any] = []
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        count = max(1, min(options.jobs or cpus, len(clips)))
+        # One CPU reserved per ORT thread: actors x threads never exceeds the cluster's cores.
+        remote = ray.remote(num_cpus=settings.threads)(ClipWorker)
+        actors = [remote.remote(settings) for _ in range(count)]
+        pool = ray.util.ActorPool(actors)
+        try:
+            results = list(pool.map(lambda actor, clip: actor.compute.remote(clip), clips))
+        except ray.exceptions.RayError as exc:
+            raise MaterializeError(
+                f"a Ray worker failed ({exc}): if it could not load the model, put the model "
+                "at the same path on every node or ship it with the job's working_dir; run with "
+                "--executor local to see the error in this process"
+            ) from exc
+        return results, count
+    finally:
+        for actor in actors:
+            with contextlib.suppress(Exception):
+                ray.kill(actor)
+        if started:
+            ray.shutdown()
