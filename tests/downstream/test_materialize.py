@@ -26,7 +26,7 @@ from vmafx_saliency.errors import (
     OutputExistsError,
     UsageError,
 )
-from vmafx_saliency.video.extract import ModelChoice
+from vmafx_saliency.video.job import ModelChoice
 
 MAX_FRAMES = 4
 NEW_COLUMNS = ["saliency_mean", "saliency_var", "saliency_status", "saliency_model"]
@@ -243,8 +243,9 @@ def test_values_are_the_extractor_pooled(
     tmp_path: Path, tiny: ModelChoice, videos_dir: Path
 ) -> None:
     """mean / ema / max of the extractor's per-frame features over the first N frames."""
-    from vmafx_saliency.video.extract import extract, load_model
+    from vmafx_saliency.video.extract import extract
     from vmafx_saliency.video.frames import open_video, select_frames
+    from vmafx_saliency.video.job import load_model
 
     loaded, pre = load_model(tiny, threads=1)
     with open_video(videos_dir / "carphone_pristine.mp4") as source:

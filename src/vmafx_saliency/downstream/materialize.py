@@ -43,7 +43,8 @@ from vmafx_saliency.errors import (
     UsageError,
     VideoError,
 )
-from vmafx_saliency.video.extract import ModelChoice, default_threads
+from vmafx_saliency.video.extract import default_threads
+from vmafx_saliency.video.job import ModelChoice
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
@@ -250,7 +251,7 @@ class _Counted:
 
 
 def _load(settings: Settings) -> tuple[LoadedModel, Preprocessing]:
-    from vmafx_saliency.video.extract import load_model
+    from vmafx_saliency.video.job import load_model
 
     loaded, pre = load_model(settings.model, threads=settings.threads)
     if pre.colour_mode != "luma_tile":
@@ -797,7 +798,7 @@ def _for_workers(choice: ModelChoice) -> ModelChoice:
     it in its own working directory (the driver's on this machine, the job's
     ``working_dir`` on a cluster), and the sha256 check catches a different file.
     """
-    from vmafx_saliency.video.extract import MODEL_PATH_ENV
+    from vmafx_saliency.video.job import MODEL_PATH_ENV
 
     path = choice.model_path
     if path is None and choice.model_id is None and os.environ.get(MODEL_PATH_ENV):

@@ -54,8 +54,9 @@ from vmafx_saliency.video.resize import resize_plane
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from vmafx_saliency.video.extract import InferSize, ModelChoice, VideoInput
+    from vmafx_saliency.video.extract import InferSize
     from vmafx_saliency.video.frames import VideoInfo
+    from vmafx_saliency.video.job import ModelChoice, VideoInput
 
 
 Codec = Literal["h264", "hevc", "av1"]
@@ -681,12 +682,13 @@ def compute_plan(
     """Run the model over the video and turn its maps into an ROI plan."""
     from vmafx_saliency.video import extract as ex
     from vmafx_saliency.video.frames import select_frames
+    from vmafx_saliency.video.job import load_for_video
 
     settings.validate()
     source = video.open()
     with source:
         info = source.info
-        loaded, pre, plan = ex.load_for_video(model, threads=threads)
+        loaded, pre, plan = load_for_video(model, threads=threads)
         frames = select_frames(source, start=video.start, end=video.end, subsample=video.subsample)
         frame_hw = (info.height, info.width)
         acc = TemporalAggregator(settings, frame_hw, video.start)

@@ -67,7 +67,7 @@ from vmafx_saliency.video.resize import resize_plane
 if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
     from vmafx_saliency.supply.registry import Preprocessing
-    from vmafx_saliency.video.extract import VideoInput
+    from vmafx_saliency.video.job import VideoInput
 
 __all__ = [
     "BLOCK_SIZES",
