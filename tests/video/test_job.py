@@ -662,12 +662,12 @@ def test_bad_plot_suffix_is_refused_before_any_work(tmp_path: Path, tiny: ModelC
 def test_a_failed_write_takes_back_the_outputs_already_written(
     videos_dir: Path, tiny: ModelChoice, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vmafx_saliency.video import output
+    from vmafx_saliency.video import maps as maps_module
 
     def broken_plot(*args: Any, **kwargs: Any) -> None:
         raise OutputError("cannot write the plot: disk full")
 
-    monkeypatch.setattr(output, "plot_series", broken_plot)
+    monkeypatch.setattr(maps_module, "plot_series", broken_plot)
     target, plot, maps = out / "x.json", out / "plot.png", out / "maps"
     with pytest.raises(OutputError, match="disk full"):
         run_job(

@@ -250,7 +250,7 @@ def check_maps_folder(folder: Path, *, force: bool) -> None:
     those are never touched. --force replaces only the maps a previous run wrote,
     all of them, so no stale frame is taken for one of this run's.
     """
-    from vmafx_saliency.video.output import saved_maps
+    from vmafx_saliency.video.maps import saved_maps
 
     if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
         raise UsageError(f"--save-maps {folder}: not a folder; give a folder for the PNG maps")
@@ -278,14 +278,14 @@ class _MapWriter:
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name or 'maps'}.", dir=home))
 
     def __call__(self, frame_num: int, saliency: np.ndarray) -> None:
-        from vmafx_saliency.video.output import save_map
+        from vmafx_saliency.video.maps import save_map
 
         if self.count % self.every == 0:
             save_map(self.tmp, frame_num, saliency)
         self.count += 1
 
     def commit(self) -> None:
-        from vmafx_saliency.video.output import saved_maps
+        from vmafx_saliency.video.maps import saved_maps
 
         if not self.target.is_dir():
             self.tmp.chmod(0o755)
@@ -396,7 +396,9 @@ def _write_outputs(
 ) -> list[Path]:
     """Write every output, or none: a failure removes the files this run created
     and the maps folder, so no partial result is left behind."""
-    from vmafx_saliency.video.output import merge_into, plot_series, write_output
+    from vmafx_saliency.video.maps import plot_series
+    from vmafx_saliency.video.merge import merge_into
+    from vmafx_saliency.video.output import write_output
 
     written: list[Path] = []
     created: list[Path] = []
