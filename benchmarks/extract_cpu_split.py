@@ -36,6 +36,7 @@ import numpy as np
 
 from vmafx_saliency.supply.contract import make_session
 from vmafx_saliency.video import extract
+from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput, run_job
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "bigbuckbunny_720p.mp4"
@@ -97,10 +98,10 @@ def split_once(clip: Path, model: Path, frames: int, threads: int) -> dict[str, 
     with tempfile.TemporaryDirectory() as tmp, _instrumented(clock):
         extract.extract = measured
         try:
-            job = extract.run_job(
-                extract.VideoInput(path=clip, end=frames),
-                extract.ModelChoice(model_path=model),
-                extract.Outputs(output=Path(tmp) / "out.json"),
+            job = run_job(
+                VideoInput(path=clip, end=frames),
+                ModelChoice(model_path=model),
+                Outputs(output=Path(tmp) / "out.json"),
                 threads=threads,
             )
         finally:

@@ -39,17 +39,9 @@ from typing import Any
 import numpy as np
 
 from vmafx_saliency.supply.registry import Preprocessing
-from vmafx_saliency.video.extract import (
-    ModelChoice,
-    Outputs,
-    VideoInput,
-    default_threads,
-    load_model,
-    preprocess,
-    resolve_size,
-    run_job,
-)
+from vmafx_saliency.video.extract import default_threads, preprocess, resolve_size
 from vmafx_saliency.video.frames import open_video, select_frames
+from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput, load_model, run_job
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -123,13 +115,13 @@ def child_rss(clip: Path, model_path: Path, frames: int, threads: int, plan: str
     """Peak RSS (KiB) of a fresh process that extracts ``frames`` frames.
 
     ``plan`` ``auto`` runs ``run_job`` (the extractor's own plan); ``frames`` or
-    ``threads`` forces one of the two plans of ``extract.InferencePlan``. Read
+    ``threads`` forces one of the two plans of ``job.InferencePlan``. Read
     from the child's ``VmHWM`` (Linux): ``ru_maxrss`` survives ``exec``, so a
     child would report this (large) benchmark process's RSS at fork time.
     """
     if plan == "auto":
         job = (
-            "from vmafx_saliency.video.extract import ModelChoice, Outputs, VideoInput, run_job\n"
+            "from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput, run_job\n"
             "with tempfile.TemporaryDirectory() as tmp:\n"
             f"    run_job(VideoInput(path=Path({str(clip)!r}), end={frames}),\n"
             f"            ModelChoice(model_path=Path({str(model_path)!r})),\n"
@@ -139,8 +131,9 @@ def child_rss(clip: Path, model_path: Path, frames: int, threads: int, plan: str
     else:
         jobs, intra = (threads, 1) if plan == "frames" else (1, threads)
         job = (
-            "from vmafx_saliency.video.extract import ModelChoice, extract, load_model\n"
+            "from vmafx_saliency.video.extract import extract\n"
             "from vmafx_saliency.video.frames import open_video, select_frames\n"
+            "from vmafx_saliency.video.job import ModelChoice, load_model\n"
             f"loaded, pre = load_model(ModelChoice(model_path=Path({str(model_path)!r})), "
             f"threads={intra})\n"
             f"with open_video(Path({str(clip)!r})) as src:\n"

@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from vmafx_saliency.video import extract
-from vmafx_saliency.video.extract import ModelChoice, default_threads, load_for_video, preprocess
+from vmafx_saliency.video.extract import default_threads, preprocess
 from vmafx_saliency.video.frames import Frame, open_video, select_frames
+from vmafx_saliency.video.job import ModelChoice, load_for_video
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "bigbuckbunny_720p.mp4"

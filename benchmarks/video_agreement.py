@@ -1,6 +1,6 @@
 """Per-frame agreement of students with the mirror on the shared videos.
 
-Runs the extractor (``extract.run_job``, the deployment path) over every
+Runs the extractor (``job.run_job``, the deployment path) over every
 frame of each clip with the mirror and with each ``--model``, and prints, per
 clip and model, the Pearson correlation and mean absolute difference of the
 per-frame ``saliency_mean`` against the mirror's: the feature a VMAF-style
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmafx_saliency.video import extract
+from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput, run_job
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -29,10 +29,10 @@ MIRROR = ROOT / "models" / "u2netp_mirror_v1.onnx"
 
 
 def _means(clip: Path, model: Path, scratch: Path) -> np.ndarray:
-    job = extract.run_job(
-        extract.VideoInput(path=clip),
-        extract.ModelChoice(model_path=model),
-        extract.Outputs(output=scratch / "out.json", fmt="json", force=True),
+    job = run_job(
+        VideoInput(path=clip),
+        ModelChoice(model_path=model),
+        Outputs(output=scratch / "out.json", fmt="json", force=True),
     )
     return np.array([r.metrics["saliency_mean"] for r in job.records])
 

@@ -11,7 +11,7 @@ import pytest
 from tests._trust import MIRROR_SIDECAR
 from vmafx_saliency.downstream import materialize as mz
 from vmafx_saliency.errors import MaterializeError
-from vmafx_saliency.video.extract import ModelChoice
+from vmafx_saliency.video.job import ModelChoice
 
 MAX_FRAMES = 4
 

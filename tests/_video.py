@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vmafx_saliency.video.frames import PIXEL_FORMATS, PixelFormat
+from vmafx_saliency.video.output import FrameRecord
 
 RNG_SEED = 20240611
 # The pixel formats the readers support, by their canonical names.
@@ -166,3 +167,61 @@ def vmaf_file(path: Path, nums: list[int] | None = None) -> Path:
     metrics = {k: (v * len(numbers))[: len(numbers)] for k, v in VMAF_METRICS.items()}
     path.write_text(vmaf_doc(metrics, numbers), encoding="utf-8")
     return path
+
+
+# --- vmaf-format records and real vmaf output (the output and merge tests) -----------------
+
+# The top-level keys libvmaf's vmaf_write_output_json writes, in its order.
+VMAF_JSON_KEYS = ["version", "fps", "frames", "pooled_metrics", "aggregate_metrics"]
+
+# A value printed with %.6f is within half a unit of the sixth decimal.
+PRINTED = 5e-7 + 1e-12
+
+
+def frame_records(values: list[tuple[float, float]], *, step: int = 1) -> list[FrameRecord]:
+    """Records of ``(saliency_mean, saliency_var)`` pairs, frames 0, step, 2 * step, ..."""
+    return [
+        FrameRecord(i * step, {"saliency_mean": m, "saliency_var": v})
+        for i, (m, v) in enumerate(values)
+    ]
+
+
+# Awkward values on purpose: a repeating fraction, one that rounds up to
+# 1.000000, one below the printed precision, and an exact zero.
+AWKWARD = [(1 / 3, 0.0000004), (0.9999996, 2 / 7), (0.0, 0.125), (0.5, 0.0012345678)]
+
+# Real vmaf output: three of the metrics in a 48-frame JSON written by the vmaf
+# tool (libvmaf, version "0677637f", testdata/scores_cpu_576.json of the
+# Netflix/vmaf tree), as printed there with %.6f, with its pooled block.
+REAL_VMAF = {
+    "vmaf": [
+        97.428043, 97.428043, 97.428043, 100.0, 100.0, 100.0, 100.0, 93.297156,
+        93.297029, 93.129023, 93.353280, 93.411694, 93.461135, 93.489400, 93.375617,
+        93.413759, 93.541789, 93.520326, 93.730405, 93.490448, 93.494036, 93.707218,
+        93.557213, 93.797764, 93.440078, 93.554527, 93.660620, 93.644349, 93.408295,
+        93.587685, 93.994964, 93.686070, 93.540831, 93.584258, 93.466789, 93.631166,
+        93.614716, 93.548853, 93.537820, 93.764782, 93.567849, 93.687889, 93.776222,
+        93.749126, 93.412494, 93.442175, 93.356981, 93.494516,
+    ],
+    "integer_motion2": [
+        0.0, 0.0, 0.0, 20.447048, 45.471954, 44.605442, 44.605442, 0.000132, 0.000132,
+        0.061155, 0.061155, 0.083048, 0.061237, 0.061237, 0.087438, 0.087438, 0.081849,
+        0.081849, 0.099452, 0.042641, 0.042641, 0.080048, 0.080048, 0.103425, 0.019551,
+        0.019551, 0.107806, 0.050060, 0.035792, 0.035792, 0.248749, 0.067295, 0.067295,
+        0.173798, 0.028675, 0.028675, 0.134328, 0.174694, 0.070587, 0.047916, 0.047916,
+        0.049428, 0.086115, 0.110967, 0.123509, 0.115957, 0.076322, 0.076322,
+    ],
+    "integer_vif_scale0": [
+        1.0, 1.0, 1.0, 0.955685, 0.901099, 0.845639, 0.815226, 0.805365, 0.805367,
+        0.805152, 0.805264, 0.805973, 0.806254, 0.807323, 0.806266, 0.808296, 0.808053,
+        0.807189, 0.808827, 0.808144, 0.807582, 0.808825, 0.807913, 0.810295, 0.809431,
+        0.809572, 0.809038, 0.809120, 0.808209, 0.809295, 0.808953, 0.810351, 0.809701,
+        0.809273, 0.809135, 0.809741, 0.808440, 0.808788, 0.809961, 0.810897, 0.810709,
+        0.810703, 0.811127, 0.809839, 0.807320, 0.807870, 0.807210, 0.806729,
+    ],
+}  # fmt: skip
+REAL_POOLED = {
+    "vmaf": (93.129023, 100.0, 94.323010, 94.284562),
+    "integer_motion2": (0.0, 45.471954, 3.296707, 0.162508),
+    "integer_vif_scale0": (0.805152, 1.0, 0.826274, 0.824934),
+}

@@ -28,7 +28,7 @@ import numpy as np
 
 from vmafx_saliency._util import PROJECT_ROOT, SHARED_DIR
 from vmafx_saliency.errors import OutputExistsError, VmafxSaliencyError
-from vmafx_saliency.video.extract import JobResult
+from vmafx_saliency.video.job import JobResult
 
 ROOT = PROJECT_ROOT
 DEFAULT_CHECKPOINT = SHARED_DIR / "fixtures" / "u2netp" / "u2netp_bnfold_fp16.pth"
@@ -180,13 +180,13 @@ def _demo_video(video: Path | None) -> Path:
 
 def _extract(video: Path, model_id: str | None, out: Path) -> JobResult:
     """Run the extractor (the registry default when ``model_id`` is None) and print a table."""
-    from vmafx_saliency.video import extract
+    from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput, run_job
     from vmafx_saliency.video.output import pool_metrics
 
-    job = extract.run_job(
-        extract.VideoInput(path=video),
-        extract.ModelChoice(model_id=model_id),
-        extract.Outputs(output=out, fmt="json", force=True),
+    job = run_job(
+        VideoInput(path=video),
+        ModelChoice(model_id=model_id),
+        Outputs(output=out, fmt="json", force=True),
         progress=sys.stderr.isatty(),
     )
     records = job.records

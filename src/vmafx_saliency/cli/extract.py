@@ -19,7 +19,8 @@ from vmafx_saliency.errors import UsageError
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from vmafx_saliency.video import extract
+    from vmafx_saliency.video.extract import parse_infer_size
+    from vmafx_saliency.video.job import Outputs, run_job
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads}: give a whole number >= 1")
@@ -29,10 +30,10 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     elif args.output is not None:
         output = Path(args.output)
     fmt = args.format or _format_from_suffix(args.output)
-    job = extract.run_job(
+    job = run_job(
         video_input(args),
         model_choice(args),
-        extract.Outputs(
+        Outputs(
             output=output,
             fmt=fmt,
             merge_into=Path(args.merge_into) if args.merge_into else None,
@@ -42,7 +43,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             plot=Path(args.plot) if args.plot else None,
             force=args.force,
         ),
-        infer_size=extract.parse_infer_size(args.infer_size) if args.infer_size else None,
+        infer_size=parse_infer_size(args.infer_size) if args.infer_size else None,
         threads=args.threads,
         progress=sys.stderr.isatty() and not args.quiet,
     )

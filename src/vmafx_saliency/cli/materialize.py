@@ -10,7 +10,7 @@ from vmafx_saliency.cli.options import Subparsers, add_command
 
 def _cmd_materialize(args: argparse.Namespace) -> int:
     from vmafx_saliency.downstream import materialize
-    from vmafx_saliency.video.extract import ModelChoice
+    from vmafx_saliency.video.job import ModelChoice
 
     summary = materialize.materialize(
         Path(args.input),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from vmafx_saliency.errors import UsageError
 
 if TYPE_CHECKING:
-    from vmafx_saliency.video.extract import ModelChoice, VideoInput
+    from vmafx_saliency.video.job import ModelChoice, VideoInput
 
 Handler = Callable[[argparse.Namespace], int]
 # A string: argparse's action class is not subscriptable at run time.
@@ -109,8 +109,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def video_input(args: argparse.Namespace, path: str | None = None) -> VideoInput:
     """The video flags as a VideoInput, for ``args.video`` or the ``path`` given."""
-    from vmafx_saliency.video.extract import VideoInput
     from vmafx_saliency.video.frames import parse_frame_range
+    from vmafx_saliency.video.job import VideoInput
 
     start, end = parse_frame_range(args.frames) if args.frames else (0, None)
     return VideoInput(
@@ -127,7 +127,7 @@ def video_input(args: argparse.Namespace, path: str | None = None) -> VideoInput
 
 
 def model_choice(args: argparse.Namespace) -> ModelChoice:
-    from vmafx_saliency.video.extract import ModelChoice
+    from vmafx_saliency.video.job import ModelChoice
 
     return ModelChoice(
         model_id=args.model,

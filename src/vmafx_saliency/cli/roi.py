@@ -20,7 +20,7 @@ from vmafx_saliency.cli.options import (
 
 if TYPE_CHECKING:
     from vmafx_saliency.downstream.roi import RoiSettings
-    from vmafx_saliency.video.extract import ModelChoice, VideoInput
+    from vmafx_saliency.video.job import ModelChoice, VideoInput
 
 
 VIDEO = "../shared/data/videos/foreman_cif.mp4"

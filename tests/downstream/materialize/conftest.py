@@ -9,7 +9,7 @@ import pytest
 
 from tests._materialize import _write_jsonl, _write_model
 from tests._onnx_models import conv_sigmoid_model
-from vmafx_saliency.video.extract import ModelChoice
+from vmafx_saliency.video.job import ModelChoice
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from tests._materialize import _options, _read_jsonl, _refused_writing_nothing, _write_jsonl
 from vmafx_saliency.downstream import materialize as mz
 from vmafx_saliency.downstream.materialize import job as mz_job
-from vmafx_saliency.video.extract import ModelChoice
+from vmafx_saliency.video.job import ModelChoice
 
 
 @pytest.fixture(scope="module")

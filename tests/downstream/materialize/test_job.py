@@ -14,7 +14,7 @@ from tests._materialize import _options, _read_jsonl, _write_jsonl
 from tests._onnx_models import conv_sigmoid_model
 from vmafx_saliency.downstream import materialize as mz
 from vmafx_saliency.errors import InputFileError, MaterializeError, OutputExistsError, UsageError
-from vmafx_saliency.video.extract import ModelChoice
+from vmafx_saliency.video.job import ModelChoice
 
 NEW_COLUMNS = ["saliency_mean", "saliency_var", "saliency_status", "saliency_model"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from tests._materialize import _options, _read_jsonl, _write_jsonl
 from vmafx_saliency.downstream import materialize as mz
-from vmafx_saliency.video.extract import ModelChoice
+from vmafx_saliency.video.job import ModelChoice
 
 
 def test_raw_geometry_defaults_and_bad_geometry(

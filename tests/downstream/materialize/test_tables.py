@@ -11,7 +11,7 @@ import pytest
 from tests._materialize import _options, _read_jsonl, _refused_writing_nothing, _write_jsonl
 from vmafx_saliency.downstream import materialize as mz
 from vmafx_saliency.errors import MissingDependencyError
-from vmafx_saliency.video.extract import ModelChoice
+from vmafx_saliency.video.job import ModelChoice
 
 
 def test_parquet_schema_and_values_kept_with_process_pool(

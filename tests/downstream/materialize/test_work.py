@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests._materialize import MAX_FRAMES, _options, _read_jsonl, _write_jsonl, _write_model
 from vmafx_saliency.downstream import materialize as mz
-from vmafx_saliency.video.extract import ModelChoice
+from vmafx_saliency.video.job import ModelChoice
 
 
 def _nan_on_bright_model() -> bytes:
@@ -64,8 +64,9 @@ def test_values_are_the_extractor_pooled(
     tmp_path: Path, tiny: ModelChoice, videos_dir: Path
 ) -> None:
     """mean / ema / max of the extractor's per-frame features over the first N frames."""
-    from vmafx_saliency.video.extract import extract, load_model
+    from vmafx_saliency.video.extract import extract
     from vmafx_saliency.video.frames import open_video, select_frames
+    from vmafx_saliency.video.job import load_model
 
     loaded, pre = load_model(tiny, threads=1)
     with open_video(videos_dir / "carphone_pristine.mp4") as source:

@@ -30,7 +30,7 @@ def test_map_refuses_to_overwrite_before_any_work(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / roi.FILE_OFFSETS).write_text("{}")
-    from vmafx_saliency.video.extract import ModelChoice, VideoInput
+    from vmafx_saliency.video.job import ModelChoice, VideoInput
 
     with pytest.raises(OutputExistsError, match="already exists: pass --force"):
         roi.run_map(

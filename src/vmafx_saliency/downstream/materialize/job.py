@@ -48,7 +48,8 @@ from vmafx_saliency.downstream.materialize.tables import (
 )
 from vmafx_saliency.downstream.materialize.work import ClipWorker
 from vmafx_saliency.errors import InputFileError, MaterializeError
-from vmafx_saliency.video.extract import ModelChoice, default_threads
+from vmafx_saliency.video.extract import default_threads
+from vmafx_saliency.video.job import ModelChoice
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
@@ -117,7 +118,7 @@ def _for_workers(choice: ModelChoice) -> ModelChoice:
     it in its own working directory (the driver's on this machine, the job's
     ``working_dir`` on a cluster), and the sha256 check catches a different file.
     """
-    from vmafx_saliency.video.extract import MODEL_PATH_ENV
+    from vmafx_saliency.video.job import MODEL_PATH_ENV
 
     path = choice.model_path
     if path is None and choice.model_id is None and os.environ.get(MODEL_PATH_ENV):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-from vmafx_saliency.video.extract import ModelChoice
+from vmafx_saliency.video.job import ModelChoice
 
 Status = Literal["ok", "skipped-existing", "missing-source", "decode-failed", "model-failed"]
 Aggregator = Literal["mean", "ema", "max"]

@@ -91,7 +91,7 @@ class _Counted:
 
 
 def _load(settings: Settings) -> tuple[LoadedModel, Preprocessing]:
-    from vmafx_saliency.video.extract import load_model
+    from vmafx_saliency.video.job import load_model
 
     loaded, pre = load_model(settings.model, threads=settings.threads)
     if pre.colour_mode != "luma_tile":

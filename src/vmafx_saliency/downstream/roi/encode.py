@@ -47,8 +47,9 @@ from vmafx_saliency.downstream.roi.settings import (
 )
 
 if TYPE_CHECKING:
-    from vmafx_saliency.video.extract import InferSize, ModelChoice, VideoInput
+    from vmafx_saliency.video.extract import InferSize
     from vmafx_saliency.video.frames import VideoInfo
+    from vmafx_saliency.video.job import ModelChoice, VideoInput
 
 logger = logging.getLogger(__name__)
 

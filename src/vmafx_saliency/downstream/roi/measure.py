@@ -20,7 +20,7 @@ from vmafx_saliency.errors import EncodeError, VideoError
 
 if TYPE_CHECKING:
     from vmafx_saliency.downstream.roi.plan import RoiPlan
-    from vmafx_saliency.video.extract import VideoInput
+    from vmafx_saliency.video.job import VideoInput
 
 
 @dataclass(frozen=True)

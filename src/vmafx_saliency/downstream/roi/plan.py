@@ -39,8 +39,9 @@ from vmafx_saliency.downstream.roi.settings import DEFAULT_RAW_FPS, Codec, RoiSe
 from vmafx_saliency.errors import UsageError
 
 if TYPE_CHECKING:
-    from vmafx_saliency.video.extract import InferSize, ModelChoice, VideoInput
+    from vmafx_saliency.video.extract import InferSize
     from vmafx_saliency.video.frames import VideoInfo
+    from vmafx_saliency.video.job import ModelChoice, VideoInput
 
 SCHEMA = "vmafx-saliency/roi/v1"
 FILE_OFFSETS = "roi_offsets.json"
@@ -178,12 +179,13 @@ def compute_plan(
     """Run the model over the video and turn its maps into an ROI plan."""
     from vmafx_saliency.video import extract as ex
     from vmafx_saliency.video.frames import select_frames
+    from vmafx_saliency.video.job import load_for_video
 
     settings.validate()
     source = video.open()
     with source:
         info = source.info
-        loaded, pre, plan = ex.load_for_video(model, threads=threads)
+        loaded, pre, plan = load_for_video(model, threads=threads)
         frames = select_frames(source, start=video.start, end=video.end, subsample=video.subsample)
         frame_hw = (info.height, info.width)
         acc = TemporalAggregator(settings, frame_hw, video.start)

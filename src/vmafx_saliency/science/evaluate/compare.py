@@ -30,7 +30,7 @@ from vmafx_saliency.science.evaluate.report import (
 from vmafx_saliency.video.resize import resize_plane
 
 if TYPE_CHECKING:
-    from vmafx_saliency.video.extract import VideoInput
+    from vmafx_saliency.video.job import VideoInput
 
 COMPARE_SCHEMA = "vmafx-saliency/compare/v1"
 

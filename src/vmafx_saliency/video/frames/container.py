@@ -1,0 +1,234 @@
+"""Containers FFmpeg can demux (mp4, mkv, ...), decoded through PyAV.
+
+The reader yields the raw luma plane of the first video stream: plane 0 as
+decoded where the pixel format already holds it as we want it, else converted
+by swscale (see :class:`_AvPlan`). PyAV is imported when a container is
+opened, never at import time.
+
+Colour range: an explicit ``color_range`` argument always wins; otherwise the
+decoder's value (``yuvj*`` formats are full range), or ``None`` when the stream
+leaves it unspecified, in which case callers assume limited for YUV.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vmafx_saliency.errors import MissingDependencyError, VideoError
+from vmafx_saliency.video.frames.base import (
+    ColorRange,
+    Frame,
+    FrameSource,
+    VideoInfo,
+    check_color_range,
+    check_fps,
+    logger,
+    native_uint16,
+)
+
+if TYPE_CHECKING:
+    import av.container.input
+    import av.video.frame
+    import av.video.stream
+
+
+# Container pixel formats whose plane 0 already holds the luma samples as we
+# want them: 8-bit in bytes, or 10-bit in the low bits of little-endian 16-bit
+# words. Everything else is converted with swscale (see _AvPlan).
+_AV_NATIVE_8 = frozenset(
+    {
+        "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p",
+        "yuvj440p", "yuv411p", "yuvj411p", "yuv410p", "gray", "yuva420p", "yuva422p",
+        "yuva444p", "nv12", "nv21", "nv16", "nv24", "nv42",
+    }
+)  # fmt: skip
+_AV_NATIVE_10 = frozenset(
+    {
+        "yuv420p10le", "yuv422p10le", "yuv444p10le", "yuv440p10le", "gray10le",
+        "yuva420p10le", "yuva422p10le", "yuva444p10le",
+    }
+)  # fmt: skip
+# PyAV reports colour ranges as ints (FFmpeg's AVColorRange): 1 MPEG/limited, 2 JPEG/full.
+_AV_RANGE: dict[int, ColorRange] = {1: "limited", 2: "full"}
+
+
+@dataclass(frozen=True)
+class _AvPlan:
+    """How to get raw luma out of one decoded pixel format."""
+
+    bit_depth: int
+    reformat_to: str | None  # None: read plane 0 as is
+    rgb: bool  # luma computed from RGB by swscale (limited range)
+
+
+def _av_plan(frame: av.video.frame.VideoFrame) -> _AvPlan:
+    name = frame.format.name
+    if name in _AV_NATIVE_8:
+        return _AvPlan(8, None, rgb=False)
+    if name in _AV_NATIVE_10:
+        return _AvPlan(10, None, rgb=False)
+    bits = max((c.bits for c in frame.format.components), default=8)
+    # swscale keeps YUV luma samples unchanged when only the layout changes
+    # (nv12 -> yuv420p, p010 -> yuv420p10le); deeper than 10 bits is scaled to 10.
+    target = "yuv420p10le" if bits > 8 else "yuv420p"
+    return _AvPlan(10 if bits > 8 else 8, target, rgb=bool(frame.format.is_rgb))
+
+
+def _import_av() -> Any:
+    try:
+        import av
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "reading container video (mp4, mkv, ...) needs the Python package 'av' (PyAV), "
+            "a core dependency of vmafx-saliency: run pip install av, "
+            "or convert the video to .y4m or raw .yuv"
+        ) from exc
+    return av
+
+
+class AvSource(FrameSource):
+    """Any container FFmpeg can demux, decoded with PyAV (first video stream).
+
+    The first frame is decoded when the source opens, so ``info`` reports the
+    decoded pixel format and colour range, and an undecodable or empty file
+    fails before any output is written.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fps: float | None = None,
+        color_range: str | None = None,
+    ) -> None:
+        super().__init__()
+        fps = check_fps(fps)
+        checked_range = check_color_range(color_range)
+        pyav = _import_av()
+        self._ffmpeg_error: type[Exception] = pyav.error.FFmpegError
+        try:
+            container = pyav.open(str(path))
+        except (self._ffmpeg_error, OSError) as exc:
+            raise VideoError(f"cannot open {path}: {exc}: is it a video file?") from exc
+        self._container: av.container.input.InputContainer | None = container
+        try:
+            self._open(path, container, fps=fps, color_range=checked_range)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(
+        self,
+        path: Path,
+        container: av.container.input.InputContainer,
+        *,
+        fps: float | None,
+        color_range: ColorRange | None,
+    ) -> None:
+        if not container.streams.video:
+            raise VideoError(f"{path}: has no video stream (audio or data only?)")
+        stream = container.streams.video[0]
+        # Frame and slice threads: decoding is the extractor's producer side.
+        stream.thread_type = "AUTO"
+        self._decoder = container.decode(stream)
+        self._path = path
+        first = self._next(0)
+        if first is None:
+            raise VideoError(f"{path}: contains no video frames")
+        self._first: av.video.frame.VideoFrame | None = first
+        self._plans: dict[str, _AvPlan] = {}
+        plan = self._plan(first)
+        rate = stream.average_rate or stream.guessed_rate
+        self._declared = int(stream.frames) or None  # 0: the container does not say
+        self.info = VideoInfo(
+            path=path,
+            container="av",
+            width=first.width,
+            height=first.height,
+            pixel_format=first.format.name,
+            bit_depth=plan.bit_depth,
+            fps=fps or (float(rate) if rate else None),
+            frame_count=self._declared,
+            color_range=color_range or _av_range(first, stream, plan),
+        )
+
+    def _plan(self, frame: av.video.frame.VideoFrame) -> _AvPlan:
+        name = frame.format.name
+        plan = self._plans.get(name)
+        if plan is None:
+            plan = self._plans[name] = _av_plan(frame)
+        return plan
+
+    def _next(self, index: int) -> av.video.frame.VideoFrame | None:
+        try:
+            return next(self._decoder, None)
+        except self._ffmpeg_error as exc:
+            raise VideoError(
+                f"{self._path}: decoding failed at frame {index} "
+                f"({index} frames decoded before it): {exc}: the file is corrupt or truncated"
+            ) from exc
+
+    def _luma(self, frame: av.video.frame.VideoFrame) -> np.ndarray:
+        plan = self._plan(frame)
+        if plan.reformat_to is not None:
+            # With no colour ranges given, swscale treats both sides as
+            # unspecified: YUV luma samples are copied unchanged (nv12, p010 ->
+            # planar), and RGB becomes limited-range BT.601 luma (16..235).
+            # Both facts are pinned by tests/video/frames/test_container.py. One thread: with
+            # PyAV's default (auto) swscale's slice threads at times wrote 512s
+            # over the first samples of a slice's first luma row (p010le ->
+            # yuv420p10le, FFmpeg's libswscale 9.5, 3 or more threads), and the
+            # extractor's own threads have the cores anyway.
+            frame = frame.reformat(format=plan.reformat_to, threads=1)
+        plane = frame.planes[0]
+        dtype = np.dtype("<u2") if plan.bit_depth > 8 else np.dtype(np.uint8)
+        # Rows are padded to plane.line_size bytes (e.g. 384 for 352-wide CIF):
+        # view the padded rows, keep the first `width` samples, copy out of the
+        # decoder's buffer into a C-contiguous array of our own.
+        rows = np.frombuffer(memoryview(plane), dtype=dtype).reshape(
+            plane.height, plane.line_size // dtype.itemsize
+        )
+        luma = rows[:, : plane.width].copy()  # copy() is C-ordered
+        return native_uint16(luma) if plan.bit_depth > 8 else luma
+
+    def _frames(self) -> Iterator[Frame]:
+        info, frame, index = self.info, self._first, 0
+        self._first = None
+        while frame is not None:
+            if (frame.width, frame.height) != (info.width, info.height):
+                raise VideoError(
+                    f"{info.path}: frame {index} is {frame.width}x{frame.height} but the video "
+                    f"started at {info.width}x{info.height}: resolution changes are not supported"
+                )
+            luma = self._luma(frame)
+            yield Frame(index=index, luma=luma, bit_depth=self._plan(frame).bit_depth)
+            index += 1
+            frame = self._next(index)
+        if self._declared is not None and index != self._declared:
+            logger.warning(
+                "%s: decoded %d frames but the container declares %d: the file may be truncated",
+                info.path, index, self._declared,
+            )  # fmt: skip
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+def _av_range(
+    frame: av.video.frame.VideoFrame, stream: av.video.stream.VideoStream, plan: _AvPlan
+) -> ColorRange | None:
+    if plan.rgb:
+        return "limited"  # what swscale produces from RGB, see AvSource._luma
+    found = _AV_RANGE.get(int(getattr(frame, "color_range", 0) or 0)) or _AV_RANGE.get(
+        int(getattr(stream.codec_context, "color_range", 0) or 0)
+    )
+    if found is None and frame.format.name.startswith("yuvj"):
+        return "full"  # the deprecated yuvj* formats are full range by definition
+    return found

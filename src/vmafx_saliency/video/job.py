@@ -1,0 +1,452 @@
+"""A whole run of the ``mobilesal`` extractor: video in, vmaf-format features out.
+
+:func:`run_job` opens the video (:class:`VideoInput`), loads the model the user
+chose (:class:`ModelChoice`, through the loader's gate) with the threads its
+:class:`InferencePlan` gives, runs the frame loop of
+:mod:`vmafx_saliency.video.extract` and writes every output :class:`Outputs`
+names, or none: every refusal comes before any work, and a failure removes what
+the run had written. Saliency maps go to a hidden folder moved into place at
+the end (:class:`_MapWriter`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from vmafx_saliency.errors import OutputExistsError, UsageError
+from vmafx_saliency.video import extract
+
+if TYPE_CHECKING:
+    from vmafx_saliency.supply.loader import LoadedModel
+    from vmafx_saliency.supply.registry import ModelEntry, Preprocessing
+    from vmafx_saliency.video.frames import Frame, FrameSource
+    from vmafx_saliency.video.output import FrameRecord, RunInfo
+
+MODEL_PATH_ENV = "VMAF_MOBILESAL_MODEL_PATH"
+EXTRACTOR = "mobilesal"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelChoice:
+    """Which model: a registry id, an ad-hoc file, or (neither) the registry default."""
+
+    model_id: str | None = None
+    model_path: Path | None = None
+    sidecar: Path | None = None
+    signed: bool = False
+
+
+def sidecar_beside(model_path: Path) -> Path | None:
+    """``x.onnx`` -> ``x.sidecar.json`` when it exists (the repository's convention)."""
+    candidate = model_path.with_name(f"{model_path.stem}.sidecar.json")
+    return candidate if candidate.is_file() else None
+
+
+def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
+    """An ad-hoc (model, sidecar) pair, or the registry entry the choice names."""
+    from vmafx_saliency.supply.registry import Registry
+
+    path = choice.model_path
+    if path is None and choice.model_id is None and os.environ.get(MODEL_PATH_ENV):
+        path = Path(os.environ[MODEL_PATH_ENV])
+    if choice.sidecar is not None and path is None:
+        raise UsageError(
+            f"--sidecar {choice.sidecar} goes with --model-path (or ${MODEL_PATH_ENV}): a "
+            "registered model uses the sidecar its registry entry names"
+        )
+    if path is not None:
+        if choice.model_id is not None:
+            raise UsageError("give --model or --model-path, not both")
+        if choice.signed:
+            # Fail closed: an ad-hoc file has no registry entry naming a bundle and a key.
+            raise UsageError(
+                f"--signed needs a registered model, and {path} is an ad-hoc file: register "
+                "it with its bundle ('vmafx-saliency registry add') and pass --model ID"
+            )
+        sidecar_path = choice.sidecar or sidecar_beside(path)
+        if sidecar_path is None:
+            raise UsageError(
+                f"{path}: no sidecar JSON declares its pre-processing: pass --sidecar FILE "
+                f"or put {path.stem}.sidecar.json beside it"
+            )
+        return path, sidecar_path
+    registry = Registry.load()
+    return registry.get(choice.model_id) if choice.model_id else registry.default_for(EXTRACTOR)
+
+
+def load_model(choice: ModelChoice, *, threads: int | None) -> tuple[LoadedModel, Preprocessing]:
+    """Load the chosen model through the loader's gate; ``threads``: intra-op threads."""
+    return _load_found(_locate(choice), signed=choice.signed, threads=threads)
+
+
+def _load_found(
+    found: tuple[Path, Path] | ModelEntry, *, signed: bool, threads: int | None
+) -> tuple[LoadedModel, Preprocessing]:
+    from vmafx_saliency.supply import loader
+    from vmafx_saliency.supply.registry import Sidecar
+
+    if isinstance(found, tuple):
+        path, sidecar_path = found
+        sidecar = Sidecar.load(sidecar_path)
+        loaded = loader.load_ad_hoc(path, sidecar=sidecar, threads=threads)
+        return loaded, sidecar.preprocessing
+    policy = loader.Policy.SIGNED if signed else loader.Policy.PINNED
+    loaded = loader.load_entry(found, policy=policy, threads=threads)
+    if loaded.sidecar is None:  # load_entry always reads the sidecar; keep mypy honest
+        raise UsageError(f"{found.id}: no sidecar")
+    return loaded, loaded.sidecar.preprocessing
+
+
+# Models up to this size (the student: 0.74 MB) infer several frames at once, one
+# thread each; larger ones (the mirror: 4.65 MB) one frame at a time on all the
+# threads: on 2 cores the mirror's frames gain 3 % side by side (8.53 vs 8.31
+# frames/s) while each frame in flight holds its own activations (peak RSS 752
+# vs 471 MiB, growing with the cores). Figures: benchmarks/extract_throughput.py.
+SMALL_MODEL_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """How ``threads`` inference threads are spent on a video."""
+
+    frames: int  # frames inferred at once (extract's ``jobs``)
+    threads_per_frame: int  # ONNX Runtime intra-op threads of the session
+
+    @classmethod
+    def for_model(cls, model_bytes: int, threads: int) -> InferencePlan:
+        if threads < 1:
+            raise UsageError(f"--threads {threads}: give a whole number >= 1")
+        if model_bytes <= SMALL_MODEL_BYTES:
+            return cls(frames=threads, threads_per_frame=1)
+        return cls(frames=1, threads_per_frame=threads)
+
+
+def load_for_video(
+    choice: ModelChoice, *, threads: int | None
+) -> tuple[LoadedModel, Preprocessing, InferencePlan]:
+    """:func:`load_model` with the session threads of the plan for this model's size."""
+    found = _locate(choice)
+    onnx = found[0] if isinstance(found, tuple) else found.onnx
+    try:
+        size = onnx.stat().st_size  # a hint for the plan; the loader checks the file itself
+    except OSError:
+        size = 0  # the loader reports the missing file, in its own words
+    plan = InferencePlan.for_model(size, threads or extract.default_threads())
+    # The location found above, not a second look-up (the registry is read once).
+    loaded, pre = _load_found(found, signed=choice.signed, threads=plan.threads_per_frame)
+    return loaded, pre, plan
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoInput:
+    """A video and what the user said about it (raw YUV needs the geometry)."""
+
+    path: Path
+    width: int | None = None
+    height: int | None = None
+    pixel_format: str | None = None
+    fps: float | None = None
+    color_range: str | None = None
+    start: int = 0
+    end: int | None = None
+    subsample: int = 1
+
+    def open(self) -> FrameSource:
+        """Open the video for streaming with the geometry and overrides given."""
+        from vmafx_saliency.video.frames import open_video
+
+        return open_video(
+            self.path,
+            width=self.width,
+            height=self.height,
+            pixel_format=self.pixel_format,
+            fps=self.fps,
+            color_range=self.color_range,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outputs:
+    """Where the results go; every file is written atomically at the end."""
+
+    output: Path | Literal["-"] | None = "-"
+    fmt: Literal["json", "xml", "csv"] = "json"
+    merge_into: Path | None = None
+    merge_output: Path | None = None
+    save_maps: Path | None = None
+    maps_every: int = 1
+    plot: Path | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class JobResult:
+    records: tuple[FrameRecord, ...]
+    run: RunInfo
+    extraction: extract.ExtractionResult
+    written: tuple[Path, ...]
+
+
+def _check_outputs(outputs: Outputs) -> None:
+    """Refuse before any work is done, so a refusal costs nothing and writes nothing."""
+    from vmafx_saliency._util import check_can_write, require
+
+    if outputs.maps_every < 1:
+        raise UsageError(f"--maps-every {outputs.maps_every}: give a whole number >= 1")
+    # Every path a run reads or writes, once: -o onto the --merge-into file would
+    # replace the vmaf scores with ours, -o onto the maps folder fail at the end.
+    named: dict[Path, str] = {}
+    for flag, path in (
+        ("--merge-into", outputs.merge_into),
+        ("--merge-output", outputs.merge_output),
+        ("--output", None if outputs.output in (None, "-") else Path(outputs.output)),
+        ("--plot", outputs.plot),
+        ("--save-maps", outputs.save_maps),
+    ):
+        if path is None:
+            continue
+        if path.resolve() in named:
+            raise UsageError(
+                f"{flag} {path} is also {named[path.resolve()]}: give each its own path"
+            )
+        named[path.resolve()] = flag
+    if outputs.output not in (None, "-"):
+        check_can_write(Path(outputs.output), force=outputs.force)
+    if outputs.plot is not None:
+        check_can_write(outputs.plot, force=outputs.force)
+        agg = require("matplotlib.backends.backend_agg", purpose="--plot")
+        fmt = outputs.plot.suffix.lstrip(".").lower() or "png"
+        if fmt not in agg.FigureCanvasAgg.get_supported_filetypes():
+            raise UsageError(
+                f"--plot {outputs.plot}: matplotlib cannot write {fmt!r} files; "
+                "use .png, .svg or .pdf"
+            )
+    if outputs.save_maps is not None:
+        check_maps_folder(outputs.save_maps, force=outputs.force)
+    if outputs.merge_into is not None:
+        if not outputs.merge_into.is_file():
+            raise UsageError(f"--merge-into {outputs.merge_into}: no such file")
+        target = outputs.merge_output or outputs.merge_into
+        if target == outputs.merge_into and not outputs.force:
+            raise UsageError(
+                f"--merge-into {outputs.merge_into} would modify that file in place: pass "
+                "--merge-output PATH for a new file, or --force to rewrite it"
+            )
+        if target != outputs.merge_into:
+            check_can_write(target, force=outputs.force)
+
+
+def check_maps_folder(folder: Path, *, force: bool) -> None:
+    """Refuse a ``--save-maps`` folder that is a file, or that holds maps, unless --force.
+
+    The folder may exist and hold other files (this run's JSON, the user's notes):
+    those are never touched. --force replaces only the maps a previous run wrote,
+    all of them, so no stale frame is taken for one of this run's.
+    """
+    from vmafx_saliency.video.maps import saved_maps
+
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise UsageError(f"--save-maps {folder}: not a folder; give a folder for the PNG maps")
+    old = saved_maps(folder)
+    if old and not force:
+        raise OutputExistsError(
+            f"{folder} already holds saliency maps ({old[0].name}, ...): pass --force to "
+            "replace them (other files there are kept), or give another folder"
+        )
+
+
+class _MapWriter:
+    """Writes every N-th map into a hidden folder, moved into place at the end."""
+
+    def __init__(self, target: Path, every: int, *, force: bool) -> None:
+        import tempfile
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.target = target
+        self.every = every
+        self.force = force
+        self.count = 0
+        # Beside the target when it is new (one rename), inside it when it exists.
+        home = target if target.is_dir() else target.parent
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name or 'maps'}.", dir=home))
+
+    def __call__(self, frame_num: int, saliency: np.ndarray) -> None:
+        from vmafx_saliency.video.maps import save_map
+
+        if self.count % self.every == 0:
+            save_map(self.tmp, frame_num, saliency)
+        self.count += 1
+
+    def commit(self) -> None:
+        from vmafx_saliency.video.maps import saved_maps
+
+        if not self.target.is_dir():
+            self.tmp.chmod(0o755)
+            self.tmp.replace(self.target)
+            return
+        # The folder exists (the user's, or made by this run's -o/--plot inside it):
+        # swap the maps only, file by file, and leave every other file where it is.
+        check_maps_folder(self.target, force=self.force)  # maps may have appeared since
+        for old in saved_maps(self.target):
+            old.unlink()
+        for new in sorted(self.tmp.iterdir()):
+            new.replace(self.target / new.name)
+        self.tmp.rmdir()
+
+    def discard(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_job(
+    video: VideoInput,
+    model: ModelChoice,
+    outputs: Outputs,
+    *,
+    infer_size: extract.InferSize = None,
+    threads: int | None = None,
+    progress: bool = False,
+) -> JobResult:
+    """The extractor end to end: open, load, extract, write. No partial output on failure.
+
+    ``threads`` (default: the cores available) are spent as
+    :class:`InferencePlan` says: on a small model, that many frames at once.
+    """
+    from vmafx_saliency import __version__
+    from vmafx_saliency.video.frames import select_frames
+    from vmafx_saliency.video.output import FrameRecord, RunInfo
+
+    _check_outputs(outputs)
+    source = video.open()
+    with source:
+        info = source.info
+        loaded, pre, plan = load_for_video(model, threads=threads)
+        decoded = 0
+
+        def counted(frames: Iterable[Frame]) -> Iterator[Frame]:
+            # Every frame read, including those --frames/--subsample skip: vmaf's
+            # fps counts every picture it reads (see output.RunInfo).
+            nonlocal decoded
+            for frame in frames:
+                decoded += 1
+                yield frame
+
+        frames = select_frames(
+            counted(source), start=video.start, end=video.end, subsample=video.subsample
+        )
+        total = _expected_count(info.frame_count, video)
+        maps = (
+            _MapWriter(outputs.save_maps, outputs.maps_every, force=outputs.force)
+            if outputs.save_maps
+            else None
+        )
+        try:
+            # Looked up on the module, as before the split: a wrapper put there
+            # (benchmarks/extract_cpu_split.py times the frame loop) is the one run.
+            result = extract.extract(
+                frames,
+                loaded,
+                pre=pre,
+                color_range=info.color_range,
+                infer_size=infer_size,
+                progress=extract.Progress(total=total, enabled=progress),
+                on_map=maps,
+                jobs=plan.frames,
+            )
+        except BaseException:
+            if maps is not None:
+                maps.discard()
+            raise
+    records = tuple(FrameRecord(f.frame_num, f.metrics()) for f in result.features)
+    (frame_h, frame_w), (infer_h, infer_w) = result.frame_size, result.infer_size
+    native = result.infer_size == result.frame_size
+    run = RunInfo(
+        version=f"vmafx-saliency {__version__}",
+        fps=decoded / result.seconds if result.seconds > 0 else 0.0,
+        model_id=loaded.model_id,
+        model_sha256=loaded.sha256,
+        infer_size=None if native else (infer_w, infer_h),
+        frame_size=(frame_w, frame_h),
+        map_note=None
+        if native
+        else f"saliency_map computed at {infer_w}x{infer_h}, frame is {frame_w}x{frame_h}",
+        subsample=video.subsample,
+        source=str(video.path),
+    )
+    title = f"{video.path.name}: {loaded.model_id or 'ad hoc'}"
+    written = _write_outputs(outputs, records, run, maps, title=title)
+    return JobResult(records, run, result, tuple(written))
+
+
+def _write_outputs(
+    outputs: Outputs,
+    records: tuple[FrameRecord, ...],
+    run: RunInfo,
+    maps: _MapWriter | None,
+    *,
+    title: str,
+) -> list[Path]:
+    """Write every output, or none: a failure removes the files this run created
+    and the maps folder, so no partial result is left behind."""
+    from vmafx_saliency.video.maps import plot_series
+    from vmafx_saliency.video.merge import merge_into
+    from vmafx_saliency.video.output import write_output
+
+    written: list[Path] = []
+    created: list[Path] = []
+
+    def wrote(path: Path, existed: bool) -> None:
+        written.append(path)
+        if not existed:
+            created.append(path)
+
+    try:
+        # The merge is the write most likely to be refused (frame numbers): do it first.
+        if outputs.merge_into is not None:
+            target = outputs.merge_output or outputs.merge_into
+            existed = target.exists()
+            wrote(
+                merge_into(
+                    outputs.merge_into, records, out=outputs.merge_output, force=outputs.force
+                ),
+                existed,
+            )
+        if outputs.output not in (None, "-"):
+            path = Path(outputs.output)
+            existed = path.exists()
+            write_output(records, run, path=path, fmt=outputs.fmt, force=outputs.force)
+            wrote(path, existed)
+        if outputs.plot is not None:
+            existed = outputs.plot.exists()
+            plot_series(outputs.plot, records, title=title)
+            wrote(outputs.plot, existed)
+        if maps is not None:
+            maps.commit()
+            written.append(maps.target)
+    except BaseException:
+        if maps is not None:
+            maps.discard()
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    # Standard output last: what is printed cannot be taken back.
+    if outputs.output == "-":
+        write_output(records, run, path="-", fmt=outputs.fmt, force=outputs.force)
+    return written
+
+
+def _expected_count(frame_count: int | None, video: VideoInput) -> int | None:
+    if frame_count is None:
+        return None
+    end = frame_count if video.end is None else min(video.end, frame_count)
+    span = max(end - video.start, 0)
+    return (span + video.subsample - 1) // video.subsample
