@@ -14,6 +14,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -126,7 +127,7 @@ def _verification_raw(verification: Verification, names: Mapping[Path, str]) -> 
     return raw
 
 
-def add_model(
+def add_model(  # noqa: PLR0913, RUF100 -- the public API: one keyword per input of 'registry add'
     *,
     onnx: Path,
     model_id: str,
@@ -151,18 +152,78 @@ def add_model(
     its sidecar matched before anything is written; the overlay is replaced
     atomically.
     """
-    if status not in ("alternative", "candidate"):
+    new = _NewModel(
+        model_id=model_id,
+        onnx=onnx,
+        sidecar=sidecar,
+        status=status,
+        license=license,
+        license_file=license_file,
+        source=source,
+        sigstore_bundle=sigstore_bundle,
+        verification=verification,
+        release_asset=release_asset,
+        manifest=manifest,
+    )
+    _refuse_status_or_id(new)
+    overlay_path = overlay if overlay is not None else overlay_registry_path()
+    _refuse_committed_clash(model_id, overlay_path)
+    existing = _overlay_models(model_id, overlay_path, force=force)
+    read = _read_and_check(new)
+    _check_signature(new, read.digest)
+    staging = _Staging(model_id)
+    raw = _entry_raw(new, read, staging)
+    return _write_overlay(overlay_path, existing, raw, staging)
+
+
+@dataclass(frozen=True)
+class _NewModel:
+    """What :func:`add_model` was given: the files to check and copy, the entry's fields."""
+
+    model_id: str
+    onnx: Path
+    sidecar: Path
+    status: str
+    license: str
+    license_file: Path
+    source: Source
+    sigstore_bundle: Path | None
+    verification: Verification | None
+    release_asset: bool
+    manifest: Path | None
+
+
+@dataclass(frozen=True)
+class _ReadModel:
+    """The inputs read once, and the figures taken from them.
+
+    Checks and copies use the same bytes, so the file checked is the file copied.
+    """
+
+    data: bytes
+    digest: str
+    sidecar_data: bytes
+    manifest_data: bytes | None
+    opset: int
+    params: int
+
+
+def _refuse_status_or_id(new: _NewModel) -> None:
+    if new.status not in ("alternative", "candidate"):
         raise RegistryError(
-            f"cannot add {model_id!r} with status {status!r}: a new model enters as "
+            f"cannot add {new.model_id!r} with status {new.status!r}: a new model enters as "
             "'alternative' or 'candidate'; make it the default later with "
             f"{_PROMOTE_HINT} and a comparison report that shows the benefit"
         )
-    if not _ID_RE.fullmatch(model_id) or len(model_id) > 128:
+    if not _ID_RE.fullmatch(new.model_id) or len(new.model_id) > 128:
         raise RegistryError(
-            f"model id {model_id!r} is not valid: use lowercase letters, digits, '_', '.', '-', "
-            "starting with a letter or digit"
+            f"model id {new.model_id!r} is not valid: use lowercase letters, digits, '_', '.', "
+            "'-', starting with a letter or digit"
         )
-    overlay_path = overlay if overlay is not None else overlay_registry_path()
+
+
+def _refuse_committed_clash(model_id: str, overlay_path: Path) -> None:
+    """The overlay is not the committed registry, and the id is not one of its."""
     committed_path = committed_registry_path()
     if _same_file(overlay_path, committed_path):
         raise RegistryError(
@@ -176,6 +237,10 @@ def add_model(
                 f"model id {model_id!r} is in the committed registry {committed_path}: choose "
                 "another id (an overlay cannot replace a committed model)"
             )
+
+
+def _overlay_models(model_id: str, overlay_path: Path, *, force: bool) -> list[dict[str, Any]]:
+    """The overlay's raw entries; an entry of the same id is replaced only with ``force``."""
     existing = _raw_models(overlay_path, committed=False) if overlay_path.exists() else []
     for old in existing:
         if old["id"] != model_id:
@@ -191,103 +256,139 @@ def add_model(
                 f"{overlay_path}: promote another model first; replacing it would change the "
                 "default and the binary in one step"
             )
+    return existing
 
-    # Read every input once; checks and copies use the same bytes.
-    data = read_capped(onnx, what="model", cap=_MAX_MODEL_BYTES, error=RegistryError)
+
+def _read_and_check(new: _NewModel) -> _ReadModel:
+    """Read every input once: the model passes scan and contract, the sidecar is its own."""
+    data = read_capped(new.onnx, what="model", cap=_MAX_MODEL_BYTES, error=RegistryError)
     digest = sha256_bytes(data)
-    problem = _model_problem(data, source=str(onnx))
+    problem = _model_problem(data, source=str(new.onnx))
     if problem:
-        raise RegistryError(f"cannot add {model_id!r}: {problem}")
+        raise RegistryError(f"cannot add {new.model_id!r}: {problem}")
 
-    sidecar_data = read_capped(sidecar, what="sidecar", cap=_MAX_JSON_BYTES, error=SidecarError)
-    side = Sidecar._from_bytes(sidecar_data, path=sidecar)
-    if side.model_id != model_id:
+    sidecar_data = read_capped(new.sidecar, what="sidecar", cap=_MAX_JSON_BYTES, error=SidecarError)
+    side = Sidecar._from_bytes(sidecar_data, path=new.sidecar)
+    if side.model_id != new.model_id:
         raise RegistryError(
-            f"sidecar {sidecar} is for model {side.model_id!r}, not {model_id!r}: pass this "
-            "model's sidecar, or set its model_id"
+            f"sidecar {new.sidecar} is for model {side.model_id!r}, not {new.model_id!r}: pass "
+            "this model's sidecar, or set its model_id"
         )
-    manifest_data: bytes | None = None
-    if manifest is not None:
-        manifest_data = read_capped(
-            manifest, what="export manifest", cap=_MAX_JSON_BYTES, error=RegistryError
-        )
-        opset, params = _figures_from_manifest(
-            _parse_json(manifest_data, path=manifest, what="export manifest"),
-            manifest,
-            sha256=digest,
-        )
-    else:
-        opset, params = _figures_from_onnx(data, source=str(onnx))
+    manifest_data, opset, params = _read_figures(new, data, digest=digest)
     if side.opset != opset:
         raise RegistryError(
-            f"sidecar {sidecar} declares opset {side.opset}, the model {onnx} has opset "
+            f"sidecar {new.sidecar} declares opset {side.opset}, the model {new.onnx} has opset "
             f"{opset}: fix the sidecar"
         )
-    if verification is not None:
-        why = verification._problem()
+    return _ReadModel(data, digest, sidecar_data, manifest_data, opset, params)
+
+
+def _read_figures(new: _NewModel, data: bytes, *, digest: str) -> tuple[bytes | None, int, int]:
+    """The manifest's bytes (when one is given), then the opset and parameter count.
+
+    The figures come from the manifest when there is one, else from the ONNX.
+    """
+    if new.manifest is None:
+        opset, params = _figures_from_onnx(data, source=str(new.onnx))
+        return None, opset, params
+    manifest_data = read_capped(
+        new.manifest, what="export manifest", cap=_MAX_JSON_BYTES, error=RegistryError
+    )
+    opset, params = _figures_from_manifest(
+        _parse_json(manifest_data, path=new.manifest, what="export manifest"),
+        new.manifest,
+        sha256=digest,
+    )
+    return manifest_data, opset, params
+
+
+def _check_signature(new: _NewModel, digest: str) -> None:
+    """One way of verification; a bundle signs this model and verifies with the key given."""
+    if new.verification is not None:
+        why = new.verification._problem()
         if why:
-            raise RegistryError(f"verification for {model_id!r}: {why}")
-    if sigstore_bundle is not None:
-        why = _bundle_mismatch(sigstore_bundle, digest)
+            raise RegistryError(f"verification for {new.model_id!r}: {why}")
+    if new.sigstore_bundle is not None:
+        why = _bundle_mismatch(new.sigstore_bundle, digest)
         if why:
             raise RegistryError(
-                f"cannot add {model_id!r}: {why}; pass the bundle that signs {onnx} "
-                f"('vmafx-saliency sign {onnx} --private-key KEY')"
+                f"cannot add {new.model_id!r}: {why}; pass the bundle that signs {new.onnx} "
+                f"('vmafx-saliency sign {new.onnx} --private-key KEY')"
             )
-        if verification is not None:
-            _verify_before_adding(model_id, onnx, sigstore_bundle, verification, digest)
+        if new.verification is not None:
+            _verify_before_adding(
+                new.model_id, new.onnx, new.sigstore_bundle, new.verification, digest
+            )
 
-    # Destination names: the file's own name under models/<id>/.
-    rel_dir = PurePosixPath("models") / model_id
-    copies: dict[str, bytes] = {}
-    names: dict[Path, str] = {}
 
-    def stage(path: Path, what: str, blob: bytes | None = None, cap: int = _MAX_AUX_BYTES) -> str:
-        rel = str(rel_dir / path.name)
-        if rel in copies and names.get(path) != rel:
+@dataclass(frozen=True)
+class _Staging:
+    """The files to copy for one model, read once, each under its name in ``models/<id>/``."""
+
+    model_id: str
+    copies: dict[str, bytes] = field(default_factory=dict)  # relative name -> bytes
+    names: dict[Path, str] = field(default_factory=dict)  # input path -> relative name
+
+    def stage(
+        self, path: Path, what: str, blob: bytes | None = None, cap: int = _MAX_AUX_BYTES
+    ) -> str:
+        """The relative name ``path`` is copied to; reads it unless its bytes are given."""
+        # Destination names: the file's own name under models/<id>/.
+        rel = str(PurePosixPath("models") / self.model_id / path.name)
+        if rel in self.copies and self.names.get(path) != rel:
             raise RegistryError(
-                f"two files to copy for {model_id!r} share the name {path.name!r} ({what} "
+                f"two files to copy for {self.model_id!r} share the name {path.name!r} ({what} "
                 f"{path}): rename one"
             )
-        copies[rel] = (
+        self.copies[rel] = (
             blob if blob is not None else read_capped(path, what=what, cap=cap, error=RegistryError)
         )
-        names[path] = rel
+        self.names[path] = rel
         return rel
 
+
+def _entry_raw(new: _NewModel, read: _ReadModel, staging: _Staging) -> dict[str, Any]:
+    """The new entry as the overlay will hold it, staging each file it names."""
     raw: dict[str, Any] = {
-        "id": model_id,
+        "id": new.model_id,
         "kind": "nr",
         "extractor": "mobilesal",
-        "onnx": stage(onnx, "model", data),
-        "sha256": digest,
-        "opset": opset,
-        "params": params,
-        "license": license,
-        "license_file": stage(license_file, "licence file"),
-        "source": source.to_json(),
-        "sidecar": stage(sidecar, "sidecar", sidecar_data),
+        "onnx": staging.stage(new.onnx, "model", read.data),
+        "sha256": read.digest,
+        "opset": read.opset,
+        "params": read.params,
+        "license": new.license,
+        "license_file": staging.stage(new.license_file, "licence file"),
+        "source": new.source.to_json(),
+        "sidecar": staging.stage(new.sidecar, "sidecar", read.sidecar_data),
         "sigstore_bundle": None
-        if sigstore_bundle is None
-        else stage(sigstore_bundle, "Sigstore bundle"),
+        if new.sigstore_bundle is None
+        else staging.stage(new.sigstore_bundle, "Sigstore bundle"),
         "verification": None,
-        "release_asset": release_asset,
-        "status": status,
+        "release_asset": new.release_asset,
+        "status": new.status,
         "default": False,
     }
-    if verification is not None:
-        for key_file in verification.files():
-            stage(key_file, "verification file")
-        raw["verification"] = _verification_raw(verification, names)
-    if manifest is not None:
-        raw["manifest"] = stage(manifest, "export manifest", manifest_data)
+    if new.verification is not None:
+        for key_file in new.verification.files():
+            staging.stage(key_file, "verification file")
+        raw["verification"] = _verification_raw(new.verification, staging.names)
+    if new.manifest is not None:
+        raw["manifest"] = staging.stage(new.manifest, "export manifest", read.manifest_data)
+    return raw
 
+
+def _write_overlay(
+    overlay_path: Path, existing: list[dict[str, Any]], raw: dict[str, Any], staging: _Staging
+) -> ModelEntry:
+    """Check the overlay with the new entry, then write the copies and the overlay."""
+    model_id = staging.model_id
     models = [m for m in existing if m["id"] != model_id] + [raw]
     parsed = _parse_document(overlay_path, json.loads(_dump_registry(models)), committed=False)
     _refuse_on_errors(parsed.findings, f"cannot add {model_id!r} to {overlay_path}")
 
     root = overlay_path.absolute().parent
-    for rel, blob in copies.items():
+    for rel, blob in staging.copies.items():
         atomic_write_bytes(root / rel, blob)
     atomic_write_text(overlay_path, _dump_registry(models))
     # The entry as parsed from the document just written: resolved, confined

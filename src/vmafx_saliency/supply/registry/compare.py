@@ -94,6 +94,23 @@ def read_comparison_report(
     a model the report names with another ``sha256`` was not the registered
     file (an ad-hoc path of the same name), and the report is refused.
     """
+    by_id = _metrics_by_id(path, _read_report(path), pins or {})
+    cand = _metric_value(path, by_id, candidate, "candidate", metric)
+    base = (
+        _metric_value(path, by_id, baseline, "baseline", metric) if baseline is not None else None
+    )
+    return Comparison(
+        candidate=candidate,
+        baseline=baseline,
+        metric=metric,
+        candidate_value=cand,
+        baseline_value=base,
+        higher_is_better=higher_is_better(metric),
+    )
+
+
+def _read_report(path: Path) -> Any:
+    """The report's document, once it matches the comparison schema and is one promote reads."""
     doc = _read_json(
         path, what="comparison report", cap=_MAX_REPORT_BYTES, error=ComparisonReportError
     )
@@ -111,6 +128,11 @@ def read_comparison_report(
             f"comparison report {path} has schema {doc['schema']!r}; promote reads "
             f"{', '.join(sorted(COMPARISON_SCHEMAS))}: write it with the eval command"
         )
+    return doc
+
+
+def _metrics_by_id(path: Path, doc: Any, pins: Mapping[str, str]) -> dict[str, Mapping[str, Any]]:
+    """Each model's metrics: one row per model, measured on the file the registry pins."""
     by_id: dict[str, Mapping[str, Any]] = {}
     for model in doc["models"]:
         if model["id"] in by_id:
@@ -119,7 +141,7 @@ def read_comparison_report(
                 "keep one row per model"
             )
         by_id[model["id"]] = model["metrics"]
-        pinned = (pins or {}).get(model["id"])
+        pinned = pins.get(model["id"])
         measured = model.get("sha256")  # the eval command's reports give it
         if pinned is not None and isinstance(measured, str) and measured != pinned:
             raise ComparisonReportError(
@@ -127,37 +149,31 @@ def read_comparison_report(
                 f"but the registry pins {pinned}: the report is about another file (an ad-hoc "
                 f"path of that name?); evaluate the registered model, --models {model['id']}"
             )
+    return by_id
 
-    def value(model_id: str, role: str) -> float:
-        metrics = by_id.get(model_id)
-        if metrics is None:
-            have = ", ".join(by_id) or "none"
-            raise ComparisonReportError(
-                f"comparison report {path} has no {role} model {model_id!r} (it has: {have}): "
-                f"evaluate {model_id!r} and the other model in one report"
-            )
-        number = metrics.get(metric)
-        if number is None:
-            have = ", ".join(sorted(metrics)) or "none"
-            raise ComparisonReportError(
-                f"comparison report {path} has no metric {metric!r} for the {role} "
-                f"{model_id!r} (it has: {have}): pick a metric both models were measured on"
-            )
-        number = float(number)
-        if not math.isfinite(number):
-            raise ComparisonReportError(
-                f"comparison report {path}: {metric!r} of {model_id!r} is {number}, not a finite "
-                "number: re-run the evaluation"
-            )
-        return number
 
-    cand = value(candidate, "candidate")
-    base = value(baseline, "baseline") if baseline is not None else None
-    return Comparison(
-        candidate=candidate,
-        baseline=baseline,
-        metric=metric,
-        candidate_value=cand,
-        baseline_value=base,
-        higher_is_better=higher_is_better(metric),
-    )
+def _metric_value(
+    path: Path, by_id: Mapping[str, Mapping[str, Any]], model_id: str, role: str, metric: str
+) -> float:
+    """``metric`` of ``model_id`` (the ``role`` model) as a finite number."""
+    metrics = by_id.get(model_id)
+    if metrics is None:
+        have = ", ".join(by_id) or "none"
+        raise ComparisonReportError(
+            f"comparison report {path} has no {role} model {model_id!r} (it has: {have}): "
+            f"evaluate {model_id!r} and the other model in one report"
+        )
+    number = metrics.get(metric)
+    if number is None:
+        have = ", ".join(sorted(metrics)) or "none"
+        raise ComparisonReportError(
+            f"comparison report {path} has no metric {metric!r} for the {role} "
+            f"{model_id!r} (it has: {have}): pick a metric both models were measured on"
+        )
+    number = float(number)
+    if not math.isfinite(number):
+        raise ComparisonReportError(
+            f"comparison report {path}: {metric!r} of {model_id!r} is {number}, not a finite "
+            "number: re-run the evaluation"
+        )
+    return number

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -163,12 +163,42 @@ def _build_entry(raw: Mapping[str, Any], *, path: Path, root: Path) -> ModelEntr
 
 def _parse_document(path: Path, doc: Any, *, committed: bool) -> _Document:
     """Check a registry document's schema and rules; collect every finding."""
+    findings, per_entry = _schema_findings(path, doc)
+    raws = doc.get("models") if isinstance(doc, dict) else None
+    if findings or not isinstance(raws, list):
+        return _Document(path, (), tuple(findings), ())
+
+    root = _root_of(path)
+    ids = [_entry_id(raw) for raw in raws]
+    findings.extend(_entry_schema_findings(path, ids, per_entry))
+    # Only entries that match the schema are checked further and built.
+    valid = [(index, raw) for index, raw in enumerate(raws) if index not in per_entry]
+    findings.extend(_duplicate_id_findings(path, ids))
+    findings.extend(_default_findings(path, [raw for _, raw in valid], committed=committed))
+
+    entries = []
+    for index, raw in valid:
+        try:
+            entries.append(_build_entry(raw, path=path, root=root))
+        except _PathProblem as exc:
+            findings.append(
+                Finding("error", ids[index], f"{exc} (entry models[{index}] in {path})")
+            )
+    return _Document(
+        path,
+        tuple(entries),
+        tuple(findings),
+        tuple(model_id for model_id in ids if model_id is not None),
+    )
+
+
+def _schema_findings(path: Path, doc: Any) -> tuple[list[Finding], dict[int, list[str]]]:
+    """The schema's findings about the document itself, and its problems per entry index.
+
+    An entry's problems become findings in :func:`_entry_schema_findings`, once
+    the entry's label (its id, when it has a valid one) is known.
+    """
     findings: list[Finding] = []
-    what = "committed registry" if committed else "registry"
-
-    def error(model_id: str | None, message: str) -> None:
-        findings.append(Finding("error", model_id, message))
-
     per_entry: dict[int, list[str]] = {}
     for where, message in _schema_problems("registry", doc):
         if len(where) >= 2 and where[0] == "models" and isinstance(where[1], int):
@@ -177,86 +207,100 @@ def _parse_document(path: Path, doc: Any, *, committed: bool) -> _Document:
                 f"{'field ' + repr(field) + ': ' if field else ''}{message}"
             )
         else:
-            error(
-                None,
-                f"{_field_name(where) or 'the document'}: {message}: fix {path} to match "
-                f"{REGISTRY_SCHEMA} (vmafx_saliency/schemas/registry.schema.json)",
-            )
-    raws = doc.get("models") if isinstance(doc, dict) else None
-    if findings or not isinstance(raws, list):
-        return _Document(path, (), tuple(findings), ())
-
-    root = _root_of(path)
-    ids = [_entry_id(raw) for raw in raws]
-    valid: list[tuple[int, Mapping[str, Any]]] = []
-    for index, raw in enumerate(raws):
-        label = ids[index] or f"models[{index}]"
-        if index in per_entry:
-            for problem in per_entry[index]:
-                error(
-                    label,
-                    f"{problem}: fix entry models[{index}] in {path} "
-                    "(schema: vmafx_saliency/schemas/registry.schema.json)",
+            findings.append(
+                Finding(
+                    "error",
+                    None,
+                    f"{_field_name(where) or 'the document'}: {message}: fix {path} to match "
+                    f"{REGISTRY_SCHEMA} (vmafx_saliency/schemas/registry.schema.json)",
                 )
-        else:
-            valid.append((index, raw))
+            )
+    return findings, per_entry
 
+
+def _entry_schema_findings(
+    path: Path, ids: Sequence[str | None], per_entry: Mapping[int, Sequence[str]]
+) -> list[Finding]:
+    """One finding per schema problem of an entry, in entry order, labelled by its id."""
+    return [
+        Finding(
+            "error",
+            ids[index] or f"models[{index}]",
+            f"{problem}: fix entry models[{index}] in {path} "
+            "(schema: vmafx_saliency/schemas/registry.schema.json)",
+        )
+        for index in range(len(ids))
+        for problem in per_entry.get(index, ())
+    ]
+
+
+def _duplicate_id_findings(path: Path, ids: Sequence[str | None]) -> list[Finding]:
     # Ids are unique within a file; a clash across files is Registry.load's.
     positions: dict[str, list[int]] = {}
     for index, model_id in enumerate(ids):
         if model_id is not None:
             positions.setdefault(model_id, []).append(index)
+    findings = []
     for model_id, indices in positions.items():
         if len(indices) > 1:
             places = ", ".join(f"models[{i}]" for i in indices)
-            error(
-                model_id,
-                f"id {model_id!r} appears {len(indices)} times in {path} ({places}): "
-                "ids must be unique; rename or remove all but one",
+            findings.append(
+                Finding(
+                    "error",
+                    model_id,
+                    f"id {model_id!r} appears {len(indices)} times in {path} ({places}): "
+                    "ids must be unique; rename or remove all but one",
+                )
             )
+    return findings
 
-    # One default per extractor, and the default is in production. The
-    # committed registry needs exactly one for each extractor it lists; an
-    # overlay may add alternatives without a default of its own.
+
+def _default_findings(
+    path: Path, raws: Sequence[Mapping[str, Any]], *, committed: bool
+) -> list[Finding]:
+    """One default per extractor, and the default is in production.
+
+    The committed registry needs exactly one for each extractor it lists; an
+    overlay may add alternatives without a default of its own.
+    """
+    what = "committed registry" if committed else "registry"
+    findings = []
     by_extractor: dict[str, list[Mapping[str, Any]]] = {}
-    for _, raw in valid:
+    for raw in raws:
         by_extractor.setdefault(raw["extractor"], []).append(raw)
     for extractor, raws_for in by_extractor.items():
         defaults = [raw for raw in raws_for if raw["default"]]
         if len(defaults) > 1:
             names = ", ".join(repr(raw["id"]) for raw in defaults)
-            error(
-                None,
-                f"extractor {extractor!r} has {len(defaults)} defaults in {path} ({names}): "
-                "keep exactly one 'default': true per extractor; change the others with "
-                f"{_PROMOTE_HINT} or set them to false",
+            findings.append(
+                Finding(
+                    "error",
+                    None,
+                    f"extractor {extractor!r} has {len(defaults)} defaults in {path} ({names}): "
+                    "keep exactly one 'default': true per extractor; change the others with "
+                    f"{_PROMOTE_HINT} or set them to false",
+                )
             )
         elif not defaults and committed:
-            error(
-                None,
-                f"extractor {extractor!r} has no default in the {what} {path}: set "
-                "'default': true on its production model (exactly one per extractor)",
-            )
-        for raw in defaults:
-            if raw["status"] != "production":
-                error(
-                    raw["id"],
-                    f"is the default for {extractor!r} but has status {raw['status']!r} in "
-                    f"{path}: a default must be 'production'; use {_PROMOTE_HINT}, which sets both",
+            findings.append(
+                Finding(
+                    "error",
+                    None,
+                    f"extractor {extractor!r} has no default in the {what} {path}: set "
+                    "'default': true on its production model (exactly one per extractor)",
                 )
-
-    entries = []
-    for index, raw in valid:
-        try:
-            entries.append(_build_entry(raw, path=path, root=root))
-        except _PathProblem as exc:
-            error(ids[index], f"{exc} (entry models[{index}] in {path})")
-    return _Document(
-        path,
-        tuple(entries),
-        tuple(findings),
-        tuple(model_id for model_id in ids if model_id is not None),
-    )
+            )
+        findings.extend(
+            Finding(
+                "error",
+                raw["id"],
+                f"is the default for {extractor!r} but has status {raw['status']!r} in "
+                f"{path}: a default must be 'production'; use {_PROMOTE_HINT}, which sets both",
+            )
+            for raw in defaults
+            if raw["status"] != "production"
+        )
+    return findings
 
 
 def _load_document(path: Path, *, committed: bool) -> _Document:

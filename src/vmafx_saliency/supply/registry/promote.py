@@ -45,6 +45,28 @@ def _require_improvement(comparison: Comparison, report: Path) -> None:
     )
 
 
+def _compare_with(
+    entry: ModelEntry, baseline: ModelEntry | None, *, report: Path, metric: str
+) -> Comparison:
+    """The report's figures for ``entry`` against ``baseline``, refused unless strictly better.
+
+    Both models are pinned to their registered sha256, so the report must be
+    about the registered files.
+    """
+    pins = {entry.id: entry.sha256}
+    if baseline is not None:
+        pins[baseline.id] = baseline.sha256
+    comparison = read_comparison_report(
+        report,
+        candidate=entry.id,
+        baseline=baseline.id if baseline else None,
+        metric=metric,
+        pins=pins,
+    )
+    _require_improvement(comparison, report)
+    return comparison
+
+
 def _restore_committed_default(
     view: Registry, entry: ModelEntry, *, report: Path, metric: str
 ) -> Comparison:
@@ -60,14 +82,7 @@ def _restore_committed_default(
             f"model {entry.id!r} is already the default for {entry.extractor!r} (the "
             f"committed registry's, not overridden in {overlay_path}): nothing to promote"
         )
-    comparison = read_comparison_report(
-        report,
-        candidate=entry.id,
-        baseline=baseline.id,
-        metric=metric,
-        pins={entry.id: entry.sha256, baseline.id: baseline.sha256},
-    )
-    _require_improvement(comparison, report)
+    comparison = _compare_with(entry, baseline, report=report, metric=metric)
     models = _raw_models(overlay_path, committed=False)
     for raw in models:
         if raw["id"] == baseline.id:
@@ -113,14 +128,7 @@ def promote(
         target = overlay_path
     else:
         target = registry
-        if _same_file(target, committed_path) or _same_file(target, overlay_path):
-            view = Registry.load()
-        else:
-            # Any other file is promoted within itself, as if it were the only one.
-            doc = _load_document(target, committed=False)
-            view = Registry(
-                committed=target, overlay=target, committed_entries=doc.entries, overlay_entries=()
-            )
+        view = _view_for(target, committed_path=committed_path, overlay_path=overlay_path)
         entry = view.get(model_id)
         if not _same_file(entry.registry, target):
             raise PromotionRefusedError(
@@ -128,38 +136,55 @@ def promote(
                 f"--registry {entry.registry}, or leave it out for the overlay"
             )
 
-    if _same_file(target, overlay_path) and not _same_file(target, committed_path):
-        baseline = view.default_or_none(entry.extractor)
-    else:
-        baseline = next(
-            (
-                e
-                for e in view.entries()
-                if _same_file(e.registry, target) and e.extractor == entry.extractor and e.default
-            ),
-            None,
-        )
+    baseline = _baseline_in(
+        view, entry, target, committed_path=committed_path, overlay_path=overlay_path
+    )
     if baseline is not None and baseline.id == model_id:
         raise PromotionRefusedError(
             f"model {model_id!r} is already the default for {entry.extractor!r} in "
             f"{entry.registry}: nothing to promote"
         )
-    pins = {entry.id: entry.sha256}
-    if baseline is not None:
-        pins[baseline.id] = baseline.sha256
-    comparison = read_comparison_report(
-        report,
-        candidate=model_id,
-        baseline=baseline.id if baseline else None,
-        metric=metric,
-        pins=pins,
-    )
-    _require_improvement(comparison, report)
+    comparison = _compare_with(entry, baseline, report=report, metric=metric)
+    _write_promotion(target, entry, committed=_same_file(target, committed_path))
+    return comparison
 
-    committed = _same_file(target, committed_path)
+
+def _view_for(target: Path, *, committed_path: Path, overlay_path: Path) -> Registry:
+    """The registry view a promotion in ``target`` is judged in."""
+    if _same_file(target, committed_path) or _same_file(target, overlay_path):
+        return Registry.load()
+    # Any other file is promoted within itself, as if it were the only one.
+    doc = _load_document(target, committed=False)
+    return Registry(
+        committed=target, overlay=target, committed_entries=doc.entries, overlay_entries=()
+    )
+
+
+def _baseline_in(
+    view: Registry, entry: ModelEntry, target: Path, *, committed_path: Path, overlay_path: Path
+) -> ModelEntry | None:
+    """The default the promotion replaces, as users of ``target`` see it.
+
+    For the overlay, the effective default (the overlay's, else the committed
+    one); for any other file, that file's own default.
+    """
+    if _same_file(target, overlay_path) and not _same_file(target, committed_path):
+        return view.default_or_none(entry.extractor)
+    return next(
+        (
+            e
+            for e in view.entries()
+            if _same_file(e.registry, target) and e.extractor == entry.extractor and e.default
+        ),
+        None,
+    )
+
+
+def _write_promotion(target: Path, entry: ModelEntry, *, committed: bool) -> None:
+    """``entry`` becomes the default in ``target``, checked before the atomic write."""
     models = _raw_models(target, committed=committed)
     for raw in models:
-        if raw["id"] == model_id:
+        if raw["id"] == entry.id:
             raw["default"], raw["status"] = True, "production"
         elif raw["extractor"] == entry.extractor and raw["default"]:
             # The previous default stays available by id, as an alternative.
@@ -168,8 +193,7 @@ def promote(
     parsed = _parse_document(target, json.loads(text), committed=committed)
     findings = list(parsed.findings)
     for candidate in parsed.entries:
-        if candidate.id == model_id:
+        if candidate.id == entry.id:
             findings.extend(_check_entry(candidate, check_models=True))
-    _refuse_on_errors(findings, f"cannot promote {model_id!r} in {target}")
+    _refuse_on_errors(findings, f"cannot promote {entry.id!r} in {target}")
     atomic_write_text(target, text)
-    return comparison

@@ -11,6 +11,7 @@ they are not installed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmafx_saliency._util import read_capped, sha256_bytes
@@ -81,86 +82,114 @@ def _clashes_with_committed(overlay: _Document) -> list[Finding]:
 
 
 def _check_entry(entry: ModelEntry, *, check_models: bool) -> list[Finding]:
-    findings: list[Finding] = []
-
-    def error(message: str) -> None:
-        findings.append(Finding("error", entry.id, message))
-
-    def warning(message: str) -> None:
-        findings.append(Finding("warning", entry.id, message))
-
-    fetch = "run 'vmafx-saliency export' or fetch the release asset"
     # Release assets (the ONNX, its bundle, its manifest) are not committed, so
     # their absence in a checkout is expected. Once the binary is there, its
     # bundle and manifest must be too: a half-fetched asset is an error.
-    asset_absent = entry.release_asset and not entry.onnx.exists()
+    check = _EntryCheck(entry, asset_absent=entry.release_asset and not entry.onnx.exists())
 
-    def require_file(path: Path, what: str, *, asset: bool = False) -> bool:
-        if path.is_file():
-            return True
-        if path.exists():
-            error(f"{what} {path} is not a regular file: replace it with the file itself")
-        elif asset and asset_absent:
-            warning(f"{what} {path} is absent: {fetch}")
-        else:
-            error(f"{what} {path} does not exist: restore it, or fix the path in {entry.registry}")
-        return False
-
-    if require_file(entry.onnx, "model", asset=True):
-        findings.extend(_check_model_file(entry, check_models=check_models))
-
-    if require_file(entry.sidecar, "sidecar"):
-        try:
-            sidecar = Sidecar.load(entry.sidecar)
-        except SidecarError as exc:
-            error(str(exc))
-        else:
-            if sidecar.model_id != entry.id:
-                error(
-                    f"sidecar {entry.sidecar} is for model {sidecar.model_id!r}, not {entry.id!r}: "
-                    "point the entry at this model's sidecar, or fix the sidecar's model_id"
-                )
-            if sidecar.opset != entry.opset:
-                error(
-                    f"sidecar {entry.sidecar} declares opset {sidecar.opset}, the entry in "
-                    f"{entry.registry} says {entry.opset}: make them agree with the exported model"
-                )
-
-    require_file(entry.license_file, "licence file")
-    if entry.sigstore_bundle is not None and require_file(
+    if check.require_file(entry.onnx, "model", asset=True):
+        check.findings.extend(_check_model_file(entry, check_models=check_models))
+    if check.require_file(entry.sidecar, "sidecar"):
+        _check_sidecar(check)
+    check.require_file(entry.license_file, "licence file")
+    if entry.sigstore_bundle is not None and check.require_file(
         entry.sigstore_bundle, "Sigstore bundle", asset=True
     ):
         why = _bundle_mismatch(entry.sigstore_bundle, entry.sha256)
         if why:
-            error(f"{why}; replace the bundle with this model's ('vmafx-saliency sign')")
+            check.error(f"{why}; replace the bundle with this model's ('vmafx-saliency sign')")
     if entry.verification is not None:
         for key_file in entry.verification.files():
-            require_file(key_file, "verification file")
-    if entry.manifest is not None and require_file(entry.manifest, "export manifest", asset=True):
-        try:
-            manifest = _read_json(entry.manifest, what="export manifest", cap=_MAX_JSON_BYTES)
-        except RegistryError as exc:
-            error(str(exc))
-        else:
-            pinned = _dig(manifest, "output", "sha256")
-            if pinned is not None and pinned != entry.sha256:
-                error(
-                    f"export manifest {entry.manifest} describes sha256 {pinned}, the entry pins "
-                    f"{entry.sha256}: the manifest belongs to another export; replace it"
-                )
+            check.require_file(key_file, "verification file")
+    if entry.manifest is not None and check.require_file(
+        entry.manifest, "export manifest", asset=True
+    ):
+        _check_manifest(check, entry.manifest)
+    _check_signing_declared(check)
+    return check.findings
 
+
+@dataclass(frozen=True)
+class _EntryCheck:
+    """The findings about one entry so far, and how a missing file is reported."""
+
+    entry: ModelEntry
+    asset_absent: bool  # a release asset whose binary is not fetched yet
+    findings: list[Finding] = field(default_factory=list)
+
+    def error(self, message: str) -> None:
+        self.findings.append(Finding("error", self.entry.id, message))
+
+    def warning(self, message: str) -> None:
+        self.findings.append(Finding("warning", self.entry.id, message))
+
+    def require_file(self, path: Path, what: str, *, asset: bool = False) -> bool:
+        """True when ``path`` is a regular file; else one finding saying why not."""
+        if path.is_file():
+            return True
+        if path.exists():
+            self.error(f"{what} {path} is not a regular file: replace it with the file itself")
+        elif asset and self.asset_absent:
+            self.warning(
+                f"{what} {path} is absent: run 'vmafx-saliency export' or fetch the release asset"
+            )
+        else:
+            self.error(
+                f"{what} {path} does not exist: restore it, or fix the path in "
+                f"{self.entry.registry}"
+            )
+        return False
+
+
+def _check_sidecar(check: _EntryCheck) -> None:
+    """The sidecar reads, and is this model's, with the entry's opset."""
+    entry = check.entry
+    try:
+        sidecar = Sidecar.load(entry.sidecar)
+    except SidecarError as exc:
+        check.error(str(exc))
+        return
+    if sidecar.model_id != entry.id:
+        check.error(
+            f"sidecar {entry.sidecar} is for model {sidecar.model_id!r}, not {entry.id!r}: "
+            "point the entry at this model's sidecar, or fix the sidecar's model_id"
+        )
+    if sidecar.opset != entry.opset:
+        check.error(
+            f"sidecar {entry.sidecar} declares opset {sidecar.opset}, the entry in "
+            f"{entry.registry} says {entry.opset}: make them agree with the exported model"
+        )
+
+
+def _check_manifest(check: _EntryCheck, manifest: Path) -> None:
+    """The export manifest reads, and describes the pinned ONNX when it names one."""
+    entry = check.entry
+    try:
+        doc = _read_json(manifest, what="export manifest", cap=_MAX_JSON_BYTES)
+    except RegistryError as exc:
+        check.error(str(exc))
+        return
+    pinned = _dig(doc, "output", "sha256")
+    if pinned is not None and pinned != entry.sha256:
+        check.error(
+            f"export manifest {manifest} describes sha256 {pinned}, the entry pins "
+            f"{entry.sha256}: the manifest belongs to another export; replace it"
+        )
+
+
+def _check_signing_declared(check: _EntryCheck) -> None:
     # Signatures are checked by the loader; here only say when one cannot be.
+    entry = check.entry
     if entry.release_asset and entry.sigstore_bundle is None:
-        warning(
+        check.warning(
             "is a release asset without a Sigstore bundle: the loader verifies release assets, "
             "so sign it ('vmafx-saliency sign') and set sigstore_bundle and verification"
         )
     if entry.sigstore_bundle is not None and entry.verification is None:
-        warning(
+        check.warning(
             "declares a Sigstore bundle but no verification (public key, certificate chain or "
             f"identity): the bundle cannot be checked; add one in {entry.registry}"
         )
-    return findings
 
 
 def _bundle_mismatch(bundle: Path, sha256: str) -> str | None:
