@@ -1,0 +1,263 @@
+"""Validating a registry file: its structure, then every file each entry names.
+
+The structure is the document's (:mod:`.documents`). Then each entry's files:
+present, the ONNX's sha256 equal to the pin, the sidecar schema-valid and
+matching the entry, the licence file, a declared Sigstore bundle that signs
+the pinned model, verification keys and the export manifest. The model checks
+(op-allowlist scan, then the deployment contract) import numpy and ONNX
+Runtime only when a model is checked, so this module stays importable where
+they are not installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmafx_saliency._util import read_capped, sha256_bytes
+from vmafx_saliency.errors import RegistryError, SidecarError, SignatureError
+from vmafx_saliency.supply.registry.documents import _Document, _parse_document
+from vmafx_saliency.supply.registry.entries import (
+    Finding,
+    ModelEntry,
+    Sidecar,
+    ValidationReport,
+)
+from vmafx_saliency.supply.registry.locations import (
+    _is_committed,
+    _same_file,
+    committed_registry_path,
+    overlay_registry_path,
+)
+from vmafx_saliency.supply.registry.schemas import _MAX_JSON_BYTES, _dig, _read_json
+
+# The ONNX cap is the loader's; checked with stat before reading.
+_MAX_MODEL_BYTES = 50 * 1024 * 1024
+
+
+def validate_registry(path: Path, *, check_models: bool = True) -> ValidationReport:
+    """Check one registry file and every file its entries name; collect all findings.
+
+    Structure: schema, unique ids, one production default per extractor
+    (exactly one in the committed registry), paths confined under the folder.
+    Files: present, ONNX sha256 equal to the pin, sidecar schema-valid and
+    matching the entry, licence file, declared bundle, verification keys and
+    manifest. With ``check_models`` the ONNX is also scanned (op allowlist) and,
+    only when the scan is clean, run through the deployment contract. A release
+    asset whose binary is absent gives a warning, not an error.
+    """
+    try:
+        doc = _read_json(path, what="registry", cap=_MAX_JSON_BYTES)
+    except RegistryError as exc:
+        return ValidationReport(path, (Finding("error", None, str(exc)),))
+    committed = _is_committed(path)
+    parsed = _parse_document(path, doc, committed=committed)
+    findings = list(parsed.findings)
+    if not committed and _same_file(path, overlay_registry_path()):
+        findings.extend(_clashes_with_committed(parsed))
+    for entry in parsed.entries:
+        findings.extend(_check_entry(entry, check_models=check_models))
+    return ValidationReport(path, tuple(findings), parsed.ids)
+
+
+def _clashes_with_committed(overlay: _Document) -> list[Finding]:
+    # Registry.load refuses an id defined in both files; say so when the
+    # overlay is validated on its own, too.
+    committed = committed_registry_path()
+    try:
+        doc = _read_json(committed, what="committed registry", cap=_MAX_JSON_BYTES)
+    except RegistryError:
+        return []  # the committed registry's own validation reports its problems
+    ids = _parse_document(committed, doc, committed=True).ids
+    return [
+        Finding(
+            "error",
+            model_id,
+            f"is also defined in the committed registry {committed}: remove or rename the "
+            f"overlay's entry in {overlay.path}",
+        )
+        for model_id in overlay.ids
+        if model_id in ids
+    ]
+
+
+def _check_entry(entry: ModelEntry, *, check_models: bool) -> list[Finding]:
+    # Release assets (the ONNX, its bundle, its manifest) are not committed, so
+    # their absence in a checkout is expected. Once the binary is there, its
+    # bundle and manifest must be too: a half-fetched asset is an error.
+    check = _EntryCheck(entry, asset_absent=entry.release_asset and not entry.onnx.exists())
+
+    if check.require_file(entry.onnx, "model", asset=True):
+        check.findings.extend(_check_model_file(entry, check_models=check_models))
+    if check.require_file(entry.sidecar, "sidecar"):
+        _check_sidecar(check)
+    check.require_file(entry.license_file, "licence file")
+    if entry.sigstore_bundle is not None and check.require_file(
+        entry.sigstore_bundle, "Sigstore bundle", asset=True
+    ):
+        why = _bundle_mismatch(entry.sigstore_bundle, entry.sha256)
+        if why:
+            check.error(f"{why}; replace the bundle with this model's ('vmafx-saliency sign')")
+    if entry.verification is not None:
+        for key_file in entry.verification.files():
+            check.require_file(key_file, "verification file")
+    if entry.manifest is not None and check.require_file(
+        entry.manifest, "export manifest", asset=True
+    ):
+        _check_manifest(check, entry.manifest)
+    _check_signing_declared(check)
+    return check.findings
+
+
+@dataclass(frozen=True)
+class _EntryCheck:
+    """The findings about one entry so far, and how a missing file is reported."""
+
+    entry: ModelEntry
+    asset_absent: bool  # a release asset whose binary is not fetched yet
+    findings: list[Finding] = field(default_factory=list)
+
+    def error(self, message: str) -> None:
+        self.findings.append(Finding("error", self.entry.id, message))
+
+    def warning(self, message: str) -> None:
+        self.findings.append(Finding("warning", self.entry.id, message))
+
+    def require_file(self, path: Path, what: str, *, asset: bool = False) -> bool:
+        """True when ``path`` is a regular file; else one finding saying why not."""
+        if path.is_file():
+            return True
+        if path.exists():
+            self.error(f"{what} {path} is not a regular file: replace it with the file itself")
+        elif asset and self.asset_absent:
+            self.warning(
+                f"{what} {path} is absent: run 'vmafx-saliency export' or fetch the release asset"
+            )
+        else:
+            self.error(
+                f"{what} {path} does not exist: restore it, or fix the path in "
+                f"{self.entry.registry}"
+            )
+        return False
+
+
+def _check_sidecar(check: _EntryCheck) -> None:
+    """The sidecar reads, and is this model's, with the entry's opset."""
+    entry = check.entry
+    try:
+        sidecar = Sidecar.load(entry.sidecar)
+    except SidecarError as exc:
+        check.error(str(exc))
+        return
+    if sidecar.model_id != entry.id:
+        check.error(
+            f"sidecar {entry.sidecar} is for model {sidecar.model_id!r}, not {entry.id!r}: "
+            "point the entry at this model's sidecar, or fix the sidecar's model_id"
+        )
+    if sidecar.opset != entry.opset:
+        check.error(
+            f"sidecar {entry.sidecar} declares opset {sidecar.opset}, the entry in "
+            f"{entry.registry} says {entry.opset}: make them agree with the exported model"
+        )
+
+
+def _check_manifest(check: _EntryCheck, manifest: Path) -> None:
+    """The export manifest reads, and describes the pinned ONNX when it names one."""
+    entry = check.entry
+    try:
+        doc = _read_json(manifest, what="export manifest", cap=_MAX_JSON_BYTES)
+    except RegistryError as exc:
+        check.error(str(exc))
+        return
+    pinned = _dig(doc, "output", "sha256")
+    if pinned is not None and pinned != entry.sha256:
+        check.error(
+            f"export manifest {manifest} describes sha256 {pinned}, the entry pins "
+            f"{entry.sha256}: the manifest belongs to another export; replace it"
+        )
+
+
+def _check_signing_declared(check: _EntryCheck) -> None:
+    # Signatures are checked by the loader; here only say when one cannot be.
+    entry = check.entry
+    if entry.release_asset and entry.sigstore_bundle is None:
+        check.warning(
+            "is a release asset without a Sigstore bundle: the loader verifies release assets, "
+            "so sign it ('vmafx-saliency sign') and set sigstore_bundle and verification"
+        )
+    if entry.sigstore_bundle is not None and entry.verification is None:
+        check.warning(
+            "declares a Sigstore bundle but no verification (public key, certificate chain or "
+            f"identity): the bundle cannot be checked; add one in {entry.registry}"
+        )
+
+
+def _bundle_mismatch(bundle: Path, sha256: str) -> str | None:
+    """Why ``bundle`` cannot be the signature of the model pinned as ``sha256``, if it cannot.
+
+    Only what the bundle claims is read (no keys needed); the loader verifies it.
+    """
+    from vmafx_saliency.supply.signing import signed_sha256
+
+    try:
+        signed = signed_sha256(bundle)
+    except SignatureError as exc:
+        return str(exc)
+    if signed != sha256:
+        return (
+            f"Sigstore bundle {bundle} signs a model with sha256 {signed}, not the pinned "
+            f"{sha256}: it is another model's bundle"
+        )
+    return None
+
+
+def _check_model_file(entry: ModelEntry, *, check_models: bool) -> list[Finding]:
+    try:
+        data = read_capped(entry.onnx, what="model", cap=_MAX_MODEL_BYTES, error=RegistryError)
+    except RegistryError as exc:
+        return [Finding("error", entry.id, str(exc))]
+    actual = sha256_bytes(data)
+    if actual != entry.sha256:
+        # Bytes other than the pinned ones are not scanned or run: they are not
+        # the model the registry describes.
+        return [
+            Finding(
+                "error",
+                entry.id,
+                f"model {entry.onnx} has sha256 {actual}, {entry.registry} pins {entry.sha256}: "
+                "restore the pinned file, or if this file is the intended model, re-add it "
+                "('vmafx-saliency registry add --force') so the pin is recomputed",
+            )
+        ]
+    if not check_models:
+        return []
+    problem = _model_problem(data, source=str(entry.onnx))
+    return [Finding("error", entry.id, problem)] if problem else []
+
+
+def _model_problem(data: bytes, *, source: str) -> str | None:
+    """Scan, then (only when clean) check the contract; None when the model passes both."""
+    from vmafx_saliency.supply import scan as onnxscan
+
+    report = onnxscan.scan_bytes(data, path=source)
+    if not report.allowed:
+        shown = "; ".join(f"[{v.kind}] {v.detail}" for v in report.violations[:3])
+        more = len(report.violations) - 3 + report.omitted_violations
+        return (
+            f"model {source} fails the op-allowlist scan: {shown}"
+            f"{f' (and {more} more)' if more > 0 else ''}"
+        )
+    try:
+        from vmafx_saliency.supply import contract
+    except ImportError as exc:
+        return (
+            f"model {source}: the contract check needs numpy and onnxruntime ({exc}): install "
+            "the package's dependencies, or validate without the model checks"
+        )
+    from vmafx_saliency.errors import ContractError
+
+    try:
+        contract.check_contract_bytes(data, source=source)
+    except ContractError as exc:
+        return f"fails the deployment contract: {exc}"
+    return None

@@ -1,0 +1,25 @@
+"""Strict JSON and the schemas: valid Draft 2020-12 schemas, duplicate keys refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests._trust import ROOT
+from vmafx_saliency.supply import registry as reg
+
+
+def test_schemas_are_valid_draft_2020_12() -> None:
+    import jsonschema
+
+    for name in ("registry", "sidecar", "comparison"):
+        path = ROOT / "src" / "vmafx_saliency" / "schemas" / f"{name}.schema.json"
+        jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
+
+
+def test_duplicate_json_keys_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "registry.json"
+    path.write_text('{"schema": "vmafx-saliency/registry/v1", "models": [], "models": []}')
+    report = reg.validate_registry(path)
+    assert not report.ok
+    assert "duplicate key 'models'" in report.render()
