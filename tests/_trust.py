@@ -324,12 +324,12 @@ def register_tiny(
 
 
 def card_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *model_ids: str) -> Path:
-    """Point release.CARDS at tmp/cards, with a card for each model id."""
-    from vmafx_saliency.supply import release
+    """Point release.staging.CARDS at tmp/cards, with a card for each model id."""
+    from vmafx_saliency.supply.release import staging
 
     cards = tmp_path / "cards"
     cards.mkdir(exist_ok=True)
     for model_id in model_ids:
         (cards / f"{model_id}.md").write_text(f"# {model_id}\n\nA model card.\n")
-    monkeypatch.setattr(release, "CARDS", cards)
+    monkeypatch.setattr(staging, "CARDS", cards)
     return cards

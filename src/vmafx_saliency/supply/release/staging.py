@@ -1,0 +1,234 @@
+"""Stage a model's publishable files into one release folder.
+
+``stage`` collects the ONNX, its Sigstore bundle, its export manifest, the
+licence file, the model card and a ``SHA256SUMS`` into one folder. It is
+idempotent: staging the same model again gives the same bytes. When the binary
+is absent (a release asset not exported or fetched here) it says so and writes
+nothing: a missing file is a fast no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vmafx_saliency._util import PROJECT_ROOT, sha256_file
+from vmafx_saliency.errors import ReleaseError
+from vmafx_saliency.supply.release.folder import (
+    RELEASE_JSON,
+    RELEASE_SCHEMA,
+    SUMS,
+    read_release_doc,
+)
+
+if TYPE_CHECKING:
+    from vmafx_saliency.supply.registry import ModelEntry, Registry
+
+CARDS = PROJECT_ROOT / "docs" / "models"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    model_id: str
+    out: Path | None  # None: nothing staged (binary absent)
+    files: tuple[str, ...]
+    message: str
+
+    def render(self) -> str:
+        if self.out is None:
+            return self.message
+        return "\n".join([self.message, *(f"  {name}" for name in self.files)])
+
+
+def card_for(model_id: str) -> Path | None:
+    """The model card: docs/models/<id>.md, or without a trailing _vN version."""
+    for name in (model_id, re.sub(r"_v\d+$", "", model_id)):
+        path = CARDS / f"{name}.md"
+        if path.is_file():
+            return path
+    return None
+
+
+def stage(model_id: str, *, out: Path, registry: Registry | None = None) -> StageResult:
+    """Stage ``model_id``'s release assets into ``out``; a no-op when its binary is absent.
+
+    The set is built in a temporary folder beside ``out`` and swapped in, so a
+    failure leaves the previous staging (or nothing) in place. ``out`` must be
+    new, empty, or an earlier staging of the same model.
+    """
+    from vmafx_saliency.supply.registry import Registry
+
+    reg = registry if registry is not None else Registry.load()
+    entry = reg.get(model_id)
+    if not entry.onnx.exists():
+        return StageResult(
+            model_id,
+            None,
+            (),
+            f"{model_id}: binary {entry.onnx} is absent: nothing staged (export or fetch it first)",
+        )
+    assets = _gather_assets(model_id, entry)
+    release_doc = _describe_release(model_id, entry, assets)
+    _check_out(out, model_id)
+    _write_staging(model_id, entry, assets.sources, release_doc, out=out)
+    staged_files = tuple(sorted(p.name for p in out.iterdir()))
+    return StageResult(
+        model_id, out, staged_files, f"{model_id}: staged {len(staged_files)} files in {out}"
+    )
+
+
+@dataclass(frozen=True)
+class _Assets:
+    """What a staging copies, checked: each file by its name in the release."""
+
+    bundle: Path
+    card: Path
+    sources: dict[str, Path]
+
+
+def _gather_assets(model_id: str, entry: ModelEntry) -> _Assets:
+    """The model's bundle, card, licence and manifest, refused before anything is written."""
+    bundle = entry.sigstore_bundle
+    if bundle is None or not bundle.is_file():
+        raise ReleaseError(
+            f"{model_id}: no Sigstore bundle to release with {entry.onnx.name}: sign it with "
+            "'vmafx-saliency sign' and register the bundle"
+        )
+    card = card_for(model_id)
+    if card is None:
+        raise ReleaseError(
+            f"{model_id}: no model card under {CARDS}: write docs/models/{model_id}.md"
+        )
+    if entry.manifest is not None and not entry.manifest.is_file():
+        raise ReleaseError(
+            f"{model_id}: the export manifest {entry.manifest} named by the registry is absent: "
+            "restore it (it is written beside the ONNX by 'vmafx-saliency export')"
+        )
+    files: list[tuple[str, Path]] = [
+        ("model", entry.onnx),
+        ("Sigstore bundle", bundle),
+        ("licence file", entry.license_file),
+        ("model card", card),
+    ]
+    if entry.manifest is not None:
+        files.append(("export manifest", entry.manifest))
+    return _Assets(bundle, card, _by_release_name(model_id, files))
+
+
+def _by_release_name(model_id: str, files: list[tuple[str, Path]]) -> dict[str, Path]:
+    """Each (what, path) by the name it gets in the release: regular files, no name twice."""
+    sources: dict[str, Path] = {}
+    for what, src in files:
+        if not src.is_file():
+            raise ReleaseError(f"{model_id}: the {what} {src} is not a regular file: restore it")
+        if src.name in sources or src.name in (RELEASE_JSON, SUMS):
+            raise ReleaseError(
+                f"{model_id}: the {what} {src} would be staged as {src.name!r}, a name another "
+                f"release file takes: rename it"
+            )
+        sources[src.name] = src
+    return sources
+
+
+def _describe_release(model_id: str, entry: ModelEntry, assets: _Assets) -> dict[str, Any]:
+    """The release.json document: which staged file is which, and under which licence."""
+    return {
+        "schema": RELEASE_SCHEMA,
+        "model_id": model_id,
+        "onnx": entry.onnx.name,
+        "sigstore_bundle": assets.bundle.name,
+        "license_file": entry.license_file.name,
+        "license": entry.license,
+        "card": assets.card.name,
+        "manifest": entry.manifest.name if entry.manifest is not None else None,
+        "source": entry.source.type,
+    }
+
+
+def _write_staging(
+    model_id: str,
+    entry: ModelEntry,
+    sources: dict[str, Path],
+    release_doc: dict[str, Any],
+    *,
+    out: Path,
+) -> None:
+    """Build the release in a temporary folder beside ``out``, then swap it in."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+    try:
+        for name, src in sorted(sources.items()):
+            shutil.copyfile(src, tmp / name)
+        # The pin is checked on the copy: the bytes that get published.
+        staged = sha256_file(tmp / entry.onnx.name)
+        if staged != entry.sha256:
+            raise ReleaseError(
+                f"{model_id}: {entry.onnx} has sha256 {staged}, the registry pins {entry.sha256}: "
+                "the binary is not the registered model; restore it or re-register it"
+            )
+        (tmp / RELEASE_JSON).write_text(json.dumps(release_doc, indent=2, sort_keys=True) + "\n")
+        names = sorted(p.name for p in tmp.iterdir())
+        (tmp / SUMS).write_text("".join(f"{sha256_file(tmp / n)}  {n}\n" for n in names))
+        # mkdtemp makes the folder 0700; a release folder is for publishing.
+        tmp.chmod(stat.S_IMODE(out.stat().st_mode) if out.is_dir() else 0o755)
+        _swap_in(tmp, out)
+    except OSError as exc:
+        raise ReleaseError(
+            f"{model_id}: cannot stage into {out} ({exc}): nothing changed there; check the "
+            "folder and its permissions"
+        ) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` onto ``out``; a previous staging there is put back if that fails."""
+    if not out.exists():
+        tmp.replace(out)
+        return
+    # The previous staging while it is being replaced.
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    restored = False
+    try:
+        out.replace(old)  # rename(2) replaces the empty folder mkdtemp made
+        try:
+            tmp.replace(out)
+        except OSError:
+            old.replace(out)  # put the previous staging back
+            restored = True
+            raise
+    finally:
+        if not restored:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_out(out: Path, model_id: str) -> None:
+    """Refuse an ``out`` that staging would clobber: only new, empty, or our own staging."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ReleaseError(
+            f"{out} exists and is not a folder (or is a symlink): choose an empty or new folder"
+        )
+    if not out.exists() or not any(out.iterdir()):
+        return
+    marker = out / RELEASE_JSON
+    if not marker.is_file():
+        raise ReleaseError(
+            f"{out} exists and is not a staged release: choose an empty or new folder"
+        )
+    try:
+        previous = read_release_doc(out).get("model_id")
+    except ReleaseError as exc:
+        raise ReleaseError(
+            f"{out} holds an unreadable {RELEASE_JSON} ({exc}): choose an empty or new folder"
+        ) from exc
+    if previous != model_id:
+        raise ReleaseError(
+            f"{out} holds the staged release of {previous!r}, not {model_id!r}: choose another "
+            "folder, or remove that one first"
+        )

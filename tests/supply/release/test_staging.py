@@ -1,0 +1,166 @@
+"""Release staging: the mirror's release files, idempotence, refusals of a tiny model's staging."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("model_signing")
+
+from tests._trust import (
+    MIRROR_CARD,
+    MIRROR_LICENCE,
+    card_folder,
+    flip_byte,
+    register_tiny,
+)
+from tests.supply.release.conftest import (
+    MIRROR,
+    MIRROR_FILES,
+    Mirror,
+    contents,
+)
+from vmafx_saliency.errors import ReleaseError
+from vmafx_saliency.supply import registry as reg
+from vmafx_saliency.supply import release
+
+# --- the mirror round trip -------------------------------------------------------------
+
+
+def test_stage_collects_the_release_files(tmp_path: Path, mirror: Mirror) -> None:
+    out = tmp_path / "dist" / MIRROR
+    result = release.stage(MIRROR, out=out)
+    assert result.out == out
+    assert list(result.files) == MIRROR_FILES
+    assert sorted(p.name for p in out.iterdir()) == MIRROR_FILES
+    assert result.render().splitlines()[0] == f"{MIRROR}: staged 7 files in {out}"
+    assert (out / f"{MIRROR}.onnx").read_bytes() == mirror.entry.onnx.read_bytes()
+    assert (out / "Apache-2.0-u2netp.txt").read_bytes() == MIRROR_LICENCE.read_bytes()
+    assert (out / "u2netp_mirror.md").read_bytes() == MIRROR_CARD.read_bytes()
+    assert oct(out.stat().st_mode & 0o777) == oct(0o755)
+    doc = json.loads((out / release.RELEASE_JSON).read_text())
+    assert doc == {
+        "schema": release.RELEASE_SCHEMA,
+        "model_id": MIRROR,
+        "onnx": f"{MIRROR}.onnx",
+        "sigstore_bundle": f"{MIRROR}.onnx.sigstore.json",
+        "license_file": "Apache-2.0-u2netp.txt",
+        "license": "Apache-2.0",
+        "card": "u2netp_mirror.md",
+        "manifest": f"{MIRROR}.onnx.manifest.json",
+        "source": "upstream-mirror",
+    }
+    # Nothing left beside it: no temporary or previous folders.
+    assert sorted(p.name for p in out.parent.iterdir()) == [MIRROR]
+
+
+def test_sums_are_in_sha256sum_format(staged: Path) -> None:
+    lines = (staged / release.SUMS).read_text().splitlines()
+    listed = {}
+    for line in lines:
+        match = re.fullmatch(r"([0-9a-f]{64})  (\S+)", line)
+        assert match, line
+        listed[match.group(2)] = match.group(1)
+    assert sorted(listed) == [n for n in MIRROR_FILES if n != release.SUMS]
+    for name, digest in listed.items():
+        assert hashlib.sha256((staged / name).read_bytes()).hexdigest() == digest
+    tool = shutil.which("sha256sum")
+    if tool is not None:
+        check = subprocess.run(
+            [tool, "--check", "--strict", release.SUMS],
+            cwd=staged,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_staging_again_is_idempotent(staged: Path) -> None:
+    before = contents(staged)
+    result = release.stage(MIRROR, out=staged)
+    assert list(result.files) == MIRROR_FILES
+    assert contents(staged) == before
+    assert sorted(p.name for p in staged.parent.iterdir()) == [MIRROR]
+
+
+# --- small models: refusals and edge cases -------------------------------------------------
+
+
+def test_tiny_round_trip(tiny: Path) -> None:
+    result = release.stage("tiny", out=tiny)
+    assert list(result.files) == [
+        "LICENSE.txt",
+        "SHA256SUMS",
+        "model.onnx",
+        "model.onnx.sigstore.json",
+        "release.json",
+        "tiny.md",
+    ]
+    verified = release.verify(tiny)
+    assert verified.ok, verified.render()
+    assert "BSD-3-Clause licence text present" in verified.render()
+
+
+def test_absent_binary_is_a_no_op(tiny: Path) -> None:
+    entry = reg.Registry.load().get("tiny")
+    entry.onnx.unlink()
+    result = release.stage("tiny", out=tiny)
+    assert (result.out, result.files) == (None, ())
+    assert result.render() == (
+        f"tiny: binary {entry.onnx} is absent: nothing staged (export or fetch it first)"
+    )
+    assert not tiny.exists()
+    assert not tiny.parent.exists()
+
+
+def test_non_empty_folder_that_is_not_a_release_is_refused(tiny: Path) -> None:
+    tiny.mkdir(parents=True)
+    (tiny / "keep.txt").write_text("mine\n")
+    with pytest.raises(ReleaseError, match=r"tiny exists and is not a staged release: choose"):
+        release.stage("tiny", out=tiny)
+    assert sorted(p.name for p in tiny.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in tiny.parent.iterdir()) == ["tiny"]
+
+    afile = tiny.parent / "afile"
+    afile.write_text("x")
+    with pytest.raises(ReleaseError, match=r"afile exists and is not a folder"):
+        release.stage("tiny", out=afile)
+
+
+def test_release_of_another_model_is_not_replaced(
+    tmp_path: Path, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release.stage("tiny", out=tiny)
+    register_tiny(tmp_path, "other")
+    card_folder(tmp_path, monkeypatch, "other")
+    with pytest.raises(ReleaseError, match=r"holds the staged release of 'tiny', not 'other'"):
+        release.stage("other", out=tiny)
+    assert json.loads((tiny / release.RELEASE_JSON).read_text())["model_id"] == "tiny"
+
+
+def test_failed_restage_keeps_the_previous_staging(tiny: Path) -> None:
+    release.stage("tiny", out=tiny)
+    before = contents(tiny)
+    flip_byte(reg.Registry.load().get("tiny").onnx)  # the binary no longer matches its pin
+    with pytest.raises(ReleaseError, match=r"tiny: .*model\.onnx has sha256 .*the registry pins"):
+        release.stage("tiny", out=tiny)
+    assert contents(tiny) == before
+    assert sorted(p.name for p in tiny.parent.iterdir()) == ["tiny"]
+
+
+def test_stage_needs_a_bundle_and_a_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_tiny(tmp_path, "unsigned", signed=False)
+    card_folder(tmp_path, monkeypatch, "unsigned")
+    with pytest.raises(ReleaseError, match=r"unsigned: no Sigstore bundle to release"):
+        release.stage("unsigned", out=tmp_path / "dist")
+    register_tiny(tmp_path, "nocard")
+    with pytest.raises(ReleaseError, match=r"nocard: no model card under .*cards"):
+        release.stage("nocard", out=tmp_path / "dist")
+    assert not (tmp_path / "dist").exists()
