@@ -228,7 +228,7 @@ def student_manifest(
     }
 
 
-# --- back from the file (--init-from) ----------------------------------------
+# --- back from the file (--init-from) ---------------------------------------
 
 
 def read_student_onnx(path: Path) -> bytes:

@@ -173,7 +173,7 @@ def train_student(  # noqa: PLR0913, RUF100 -- the library's options, each a key
     return done.outcome()
 
 
-# --- the loop's steps ---------------------------------------------------------
+# --- the loop's steps -------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -242,7 +242,7 @@ def run_training(  # noqa: PLR0913, RUF100 -- the command's options, each a keyw
     )
 
 
-# --- the run's steps ----------------------------------------------------------
+# --- the run's steps --------------------------------------------------------
 
 
 def _check_options(cfg: TrainConfig, *, limit: int | None, threads: int | None) -> None:
@@ -426,7 +426,7 @@ def _export_best(
     )
 
 
-# --- the training record ------------------------------------------------------
+# --- the training record ----------------------------------------------------
 
 
 def _record_of_plan(plan: _Plan, outputs: _Outputs, *, command: Sequence[str]) -> dict[str, Any]:
