@@ -1,7 +1,8 @@
 """``vmafx-saliency train``: distil ``saliency_student_v2`` from the u2netp mirror.
 
-The parser lives here, beside nothing heavy: the library (:mod:`train`, which
-needs torch) is imported only when the command runs.
+The parser lives here, beside nothing heavy: it takes its defaults from
+:mod:`vmafx_saliency.science.train.config` (no numpy, no torch), and the library
+itself (which needs torch) is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -9,15 +10,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmafx_saliency._util import PROJECT_ROOT, positive_int
+from vmafx_saliency._util import positive_int
 from vmafx_saliency.cli.options import Subparsers, add_action_group, add_command
+from vmafx_saliency.science.train.config import (
+    DEFAULT_IMAGES,
+    DEFAULT_TEACHER,
+    LOSSES,
+    PRECISIONS,
+    TEACHER_INPUTS,
+    TrainConfig,
+)
 
 if TYPE_CHECKING:
-    from vmafx_saliency.science.train import TrainConfig, TrainResult
+    from vmafx_saliency.science.train import TrainResult
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -31,9 +39,30 @@ def _widths(text: str) -> tuple[int, ...]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from vmafx_saliency.science import train
+    cfg = train_config(args)
+    image_dirs = train_image_dirs(args)
+    checkpoint = Path(args.out) / "checkpoint.pt"
+    started = time.time()
+    try:
+        result = _run(args, cfg, image_dirs)
+    except KeyboardInterrupt:
+        # This run's checkpoint only: one left by an earlier run (--force) is not it.
+        if checkpoint.is_file() and (args.resume or checkpoint.stat().st_mtime >= started):
+            # Without this, the obvious re-run meets "already exists: pass --force",
+            # which would throw the finished epochs away.
+            print(
+                f"the last finished epoch is in {checkpoint}: carry on with the same "
+                "command and --resume",
+                file=sys.stderr,
+            )
+        raise
+    print(result.render())
+    return 0
 
-    cfg = train.TrainConfig(
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` that ``train``'s options ask for."""
+    return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -56,33 +85,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         side_weight=args.side_weight,
         freeze_batchnorm=args.freeze_batchnorm,
     )
-    image_dirs = train_image_dirs(args)
-    checkpoint = Path(args.out) / "checkpoint.pt"
-    started = time.time()
-    try:
-        result = _run(args, cfg, image_dirs)
-    except KeyboardInterrupt:
-        # This run's checkpoint only: one left by an earlier run (--force) is not it.
-        if checkpoint.is_file() and (args.resume or checkpoint.stat().st_mtime >= started):
-            # Without this, the obvious re-run meets "already exists: pass --force",
-            # which would throw the finished epochs away.
-            print(
-                f"the last finished epoch is in {checkpoint}: carry on with the same "
-                "command and --resume",
-                file=sys.stderr,
-            )
-        raise
-    print(result.render())
-    return 0
 
 
 def train_image_dirs(args: argparse.Namespace) -> list[Path]:
     """The folders that `train` splits (and `views synth` must split alike)."""
-    from vmafx_saliency.science import train
-
-    image_dirs = [Path(p) for p in args.images] if args.images else [train.DEFAULT_IMAGES]
+    image_dirs = [Path(p) for p in args.images] if args.images else [DEFAULT_IMAGES]
     if args.images and not args.no_default_images:
-        image_dirs.insert(0, train.DEFAULT_IMAGES)
+        image_dirs.insert(0, DEFAULT_IMAGES)
     return image_dirs
 
 
@@ -108,43 +117,13 @@ def _run(args: argparse.Namespace, cfg: TrainConfig, image_dirs: list[Path]) -> 
     )
 
 
-@dataclass(frozen=True)
-class _Defaults:
-    """TrainConfig's defaults, repeated so that building the CLI parser does not
-    import the training library (numpy, jsonschema); a test keeps them equal."""
-
-    epochs: int = 70
-    batch_size: int = 16
-    lr: float = 3e-3
-    crop: int = 224
-    scale_min: float = 0.6
-    iou_weight: float = 1.0
-    val_fraction: float = 0.1
-    seed: int = 0
-    run_seed: int | None = None
-    widths: tuple[int, ...] = (16, 32, 32, 32, 40, 40)
-    stem_convs: int = 3  # nets.student.DEFAULT_STEM_CONVS
-    separable: bool = False
-    teacher_input: str = "rgb"
-    loss: str = "bce_iou"
-    channels_last: bool = True
-    precision: str = "fp32"
-    ema_decay: float = 0.0
-    side_weight: float = 0.0
-    freeze_batchnorm: bool = False
-
-
-TEACHER_INPUTS = ("rgb", "luma")  # train.TEACHER_INPUTS; a test keeps them equal
-LOSSES = ("bce_iou", "structure", "fmeasure")  # train.LOSSES; a test keeps them equal
-PRECISIONS = ("fp32", "bf16")  # train.PRECISIONS; a test keeps them equal
-DEFAULTS = _Defaults()
-DEFAULT_TEACHER = PROJECT_ROOT / "models" / "u2netp_mirror_v1.onnx"
+# The parser's defaults are TrainConfig's own (config imports neither numpy nor torch).
+DEFAULTS = TrainConfig()
 
 
 def register(sub: Subparsers) -> None:
     """Add ``train`` and ``views`` to the CLI's subparsers."""
     register_views(sub)
-    defaults = DEFAULTS
     p = add_command(
         sub,
         "train",
@@ -152,6 +131,17 @@ def register(sub: Subparsers) -> None:
         example="vmafx-saliency train --out runs/student_v2 --threads 1",
         handler=_cmd_train,
     )
+    _add_data_options(p)
+    _add_teacher_options(p)
+    _add_schedule_options(p)
+    _add_loss_options(p)
+    _add_seed_options(p)
+    _add_architecture_options(p)
+    _add_run_options(p)
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """The run folder and the images: split, train-only, extra validation, a start."""
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (outputs, checkpoint)")
     p.add_argument(
         "--images",
@@ -186,6 +176,10 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--gt-root", metavar="DIR", help="DUTS-style root with images/ + masks/ to mix in"
     )
+
+
+def _add_teacher_options(p: argparse.ArgumentParser) -> None:
+    """The teacher, what it labels from, and where its labels are cached."""
     p.add_argument(
         "--teacher",
         default=str(DEFAULT_TEACHER),
@@ -195,7 +189,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--teacher-input",
         choices=TEACHER_INPUTS,
-        default=defaults.teacher_input,
+        default=DEFAULTS.teacher_input,
         help="what the teacher labels from: rgb (its best setting, the default) or luma "
         "tiled to RGB (the student's own input, so every label is reachable from luma)",
     )
@@ -204,29 +198,37 @@ def register(sub: Subparsers) -> None:
         metavar="DIR",
         help="teacher label cache root (default: ~/.cache/vmafx-saliency/teacher)",
     )
-    p.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
+
+
+def _add_schedule_options(p: argparse.ArgumentParser) -> None:
+    """Epochs, batches, the learning rate and the training crops."""
+    p.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size)
+    p.add_argument("--lr", type=float, default=DEFAULTS.lr)
     p.add_argument(
-        "--crop", type=positive_int, default=defaults.crop, help="training crop side (px)"
+        "--crop", type=positive_int, default=DEFAULTS.crop, help="training crop side (px)"
     )
     p.add_argument(
         "--scale-min",
         type=float,
-        default=defaults.scale_min,
+        default=DEFAULTS.scale_min,
         help="smallest crop, as a fraction of the plane's area (1.0: whole planes, the "
         "test-time context)",
     )
+
+
+def _add_loss_options(p: argparse.ArgumentParser) -> None:
+    """The loss and how a step computes it: layout, precision, averages, side heads, BN."""
     p.add_argument(
         "--iou-weight",
         type=float,
-        default=defaults.iou_weight,
+        default=DEFAULTS.iou_weight,
         help="weight of the loss's region term: the soft IoU, or 1 - F with --loss fmeasure",
     )
     p.add_argument(
         "--loss",
         choices=LOSSES,
-        default=defaults.loss,
+        default=DEFAULTS.loss,
         help="bce_iou: BCE + soft IoU (the default); structure: F3Net's boundary-weighted "
         "BCE + weighted IoU; fmeasure: BCE + (1 - soft F-measure, beta^2 0.3), the FLoss of "
         "Zhao et al. 2019",
@@ -234,14 +236,14 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
-        default=defaults.channels_last,
+        default=DEFAULTS.channels_last,
         help="train on NHWC tensors (faster convolutions on the CPU; --no-channels-last "
         "reproduces runs made before attempt 12 exactly)",
     )
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default=defaults.precision,
+        default=DEFAULTS.precision,
         help="fp32 (the default), or bf16: the forward pass under autocast, about twice "
         "as fast on a CPU with AMX or AVX512-BF16 and several times slower on one without "
         "(a warning says so; benchmarks/train_step.py); weights and loss stay float32",
@@ -249,7 +251,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--ema-decay",
         type=float,
-        default=defaults.ema_decay,
+        default=DEFAULTS.ema_decay,
         metavar="DECAY",
         help="also keep a moving average of the weights with this decay per step (e.g. "
         "0.999); each epoch validates both and the selection may pick either (0: off)",
@@ -257,7 +259,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--side-weight",
         type=float,
-        default=defaults.side_weight,
+        default=DEFAULTS.side_weight,
         metavar="W",
         help="deep supervision: add W x the loss of a training-only 1x1 side head on each "
         "coarser decoder output (e.g. 0.5); the exported net is unchanged (0: off)",
@@ -265,40 +267,52 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--freeze-batchnorm",
         action="store_true",
-        default=defaults.freeze_batchnorm,
+        default=DEFAULTS.freeze_batchnorm,
         help="with --init-from: keep every BatchNorm's statistics, gamma and beta fixed "
         "and train the convolutions only (a fine-tune that starts from the file's own map)",
     )
-    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+
+
+def _add_seed_options(p: argparse.ArgumentParser) -> None:
+    """The validation split and the seeds of the split and of the run's draws."""
+    p.add_argument("--val-fraction", type=float, default=DEFAULTS.val_fraction)
     p.add_argument(
         "--seed",
         type=int,
-        default=defaults.seed,
+        default=DEFAULTS.seed,
         help="the train/validation split's seed, and the run's unless --run-seed is given",
     )
     p.add_argument(
         "--run-seed",
         type=int,
-        default=defaults.run_seed,
+        default=DEFAULTS.run_seed,
         metavar="N",
         help="seed the initial weights, batch order and augmentation with N instead of "
         "--seed, keeping --seed's split (and views): measures run-to-run spread",
     )
+
+
+def _add_architecture_options(p: argparse.ArgumentParser) -> None:
+    """The student's widths, stem and block kind."""
     p.add_argument(
         "--widths",
         type=_widths,
-        default=defaults.widths,
+        default=DEFAULTS.widths,
         metavar="W,W,...",
         help="channels of the stem and each encoder stage",
     )
-    p.add_argument("--stem-convs", type=positive_int, default=defaults.stem_convs)
+    p.add_argument("--stem-convs", type=positive_int, default=DEFAULTS.stem_convs)
     p.add_argument(
         "--separable",
         action=argparse.BooleanOptionalAction,
-        default=defaults.separable,
+        default=DEFAULTS.separable,
         help="depthwise-separable blocks after the stem (wider stages, same parameter budget)",
     )
-    p.add_argument("--steps-per-epoch", type=positive_int, default=None)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """How this run goes: steps, image limit, parity images, threads, resume, overwrite."""
+    p.add_argument("--steps-per-epoch", type=positive_int, default=DEFAULTS.steps_per_epoch)
     p.add_argument(
         "--limit",
         type=positive_int,
@@ -353,7 +367,6 @@ def _cmd_views_frames(args: argparse.Namespace) -> int:
 
 def register_views(sub: Subparsers) -> None:
     """``views synth|frames``: extra images for ``train --train-only``."""
-    defaults = DEFAULTS
     vsub = add_action_group(
         sub,
         "views",
@@ -382,8 +395,8 @@ def register_views(sub: Subparsers) -> None:
     )
     s.add_argument("--no-default-images", action="store_true", help="as train's")
     s.add_argument("--gt-root", metavar="DIR", help="as train's: its images join the split")
-    s.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    s.add_argument("--seed", type=int, default=defaults.seed, help="train's split seed")
+    s.add_argument("--val-fraction", type=float, default=DEFAULTS.val_fraction)
+    s.add_argument("--seed", type=int, default=DEFAULTS.seed, help="train's split seed")
     s.add_argument(
         "--view-seed", type=int, default=None, help="the views' own seed (default: per recipe)"
     )

@@ -1,0 +1,115 @@
+"""``vmafx-saliency train`` and ``views``: options, counts, defaults, Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmafx_saliency.cli import train as _cli_train
+from vmafx_saliency.cli.main import main
+from vmafx_saliency.science import train
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--out", "x", "--epochs", "0"],
+        ["train", "--out", "x", "--batch-size", "0"],
+        ["train", "--out", "x", "--crop", "0"],
+        ["train", "--out", "x", "--steps-per-epoch", "0"],
+        ["train", "--out", "x", "--limit", "0"],
+        ["train", "--out", "x", "--threads", "0"],
+        ["views", "synth", "--out", "x", "--recipe", "mix", "--limit", "0"],
+        ["views", "frames", "clip.mp4", "--out", "x", "--every", "0"],
+    ],
+)
+def test_cli_counts_are_whole_numbers_from_one(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    assert excinfo.value.code == 2
+    assert f"{argv[-2]}: '0': give 1 or more" in capsys.readouterr().err
+
+
+def test_cli_registers_train() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    _cli_train.register(sub)
+    args = parser.parse_args(["train", "--out", "x", "--widths", "8,16,24", "--epochs", "2"])
+    assert args.widths == (8, 16, 24) and args.epochs == 2 and args.handler is not None
+    assert args.ema_decay == 0.0
+    args = parser.parse_args(["train", "--out", "x", "--ema-decay", "0.999"])
+    assert args.ema_decay == pytest.approx(0.999)
+    assert parser.parse_args(["train", "--out", "x", "--stem-convs", "2"]).stem_convs == 2
+
+
+def test_an_interrupted_train_says_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vmafx_saliency.cli.main import main
+
+    out = tmp_path / "run"
+
+    def interrupted(**kwargs: Any) -> Any:
+        # Ctrl-C after the first epoch's checkpoint was written.
+        kwargs["out_dir"].mkdir()
+        (kwargs["out_dir"] / "checkpoint.pt").write_bytes(b"epoch 1")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "run_training", interrupted)
+    assert main(["train", "--out", str(out), "--epochs", "2"]) == 130
+    err = capsys.readouterr().err
+    assert f"the last finished epoch is in {out / 'checkpoint.pt'}: carry on with the same " in err
+    assert "and --resume" in err and err.rstrip().endswith("vmafx-saliency: interrupted")
+
+
+def test_an_interrupt_before_this_run_checkpointed_gives_no_resume_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vmafx_saliency.cli.main import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    old = out / "checkpoint.pt"
+    old.write_bytes(b"an earlier run's")
+    os.utime(old, (1_000_000_000, 1_000_000_000))  # written long before this run
+
+    def interrupted(**kwargs: Any) -> Any:
+        raise KeyboardInterrupt  # Ctrl-C while labelling, --force over the earlier run
+
+    monkeypatch.setattr(train, "run_training", interrupted)
+    assert main(["train", "--out", str(out), "--force"]) == 130
+    assert "carry on" not in capsys.readouterr().err
+
+
+def test_cli_train_rejects_a_stem_without_convolutions(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    _cli_train.register(sub)
+    with pytest.raises(SystemExit) as excinfo:
+        parser.parse_args(["train", "--out", "x", "--stem-convs", "0"])
+    assert excinfo.value.code == 2
+    assert "--stem-convs: '0': give 1 or more" in capsys.readouterr().err
+
+
+def test_cli_defaults_equal_the_library_defaults() -> None:
+    # The parser takes its defaults and choices from the training config itself:
+    # `train` without options must ask for TrainConfig(), and `views synth` split alike.
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    _cli_train.register(sub)
+    args = parser.parse_args(["train", "--out", "x"])
+    assert _cli_train.train_config(args) == train.TrainConfig()
+    assert args.teacher == str(train.DEFAULT_TEACHER)
+    views = parser.parse_args(["views", "synth", "--out", "x", "--recipe", "mix"])
+    lib = train.TrainConfig()
+    assert (views.val_fraction, views.seed) == (lib.val_fraction, lib.seed)
+    choices = {a.dest: a.choices for a in sub.choices["train"]._actions}
+    assert choices["teacher_input"] == train.TEACHER_INPUTS
+    assert choices["loss"] == train.LOSSES
+    assert choices["precision"] == train.PRECISIONS

@@ -1,0 +1,178 @@
+"""Teacher labels: the cache, its provenance and key, luma labels, ground-truth masks."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("PIL")
+
+from tests._train import COMMITTED_STUDENT  # noqa: E402
+from vmafx_saliency._util import sha256_bytes  # noqa: E402
+from vmafx_saliency.errors import (  # noqa: E402
+    ExportError,
+    InputFileError,
+    UsageError,
+)
+from vmafx_saliency.science import train  # noqa: E402
+from vmafx_saliency.video.extract import preprocess  # noqa: E402
+
+
+def test_label_cache_is_reused_and_records_provenance(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    samples = train.collect_samples([six_images])
+    sha = sha256_bytes(tiny_teacher.read_bytes())
+    calls: list[int] = []
+
+    def factory() -> train.Teacher:
+        calls.append(1)
+        return train.load_teacher(tiny_teacher)
+
+    first = train.ensure_labels(samples, factory, tmp_path, teacher_sha256=sha)
+    assert (first.computed, first.reused) == (6, 0)
+    assert first.cache_dir == tmp_path / sha[:16]
+    label = train.png_to_label(first.cache_dir / f"{samples[0].sha256}.png")
+    assert label.shape == train.LABEL_SIZE
+    stamps = {p.name: p.stat().st_mtime_ns for p in first.cache_dir.glob("*.png")}
+
+    second = train.ensure_labels(samples, factory, tmp_path, teacher_sha256=sha)
+    assert (second.computed, second.reused) == (0, 6)
+    assert calls == [1]  # a fully cached run never builds a teacher session
+    assert {p.name: p.stat().st_mtime_ns for p in first.cache_dir.glob("*.png")} == stamps
+
+    provenance = json.loads((first.cache_dir / "provenance.json").read_text())
+    assert provenance["teacher_sha256"] == sha
+    assert provenance["protocol"]["size"] == [320, 320]
+    assert "raw" in provenance["protocol"]["output"]
+    assert provenance["images"] == {s.sha256: s.path.name for s in samples}
+    assert "torch" in provenance["versions"]
+
+
+def test_a_teacher_with_another_hash_is_refused(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    samples = train.collect_samples([six_images])[:1]
+    with pytest.raises(Exception, match="cache key"):
+        train.ensure_labels(
+            samples, lambda: train.load_teacher(tiny_teacher), tmp_path, teacher_sha256="0" * 64
+        )
+
+
+def _teacher_with_sidecar(tmp_path: Path, tiny_teacher: Path) -> Path:
+    folder = tmp_path / "teacher_with_sidecar"
+    folder.mkdir()
+    model = folder / "teacher.onnx"
+    model.write_bytes(tiny_teacher.read_bytes())
+    (folder / "teacher.sidecar.json").write_text(json.dumps(train.student_sidecar().to_json()))
+    return model
+
+
+def test_luma_labels_are_the_teacher_on_the_extractor_input(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    import onnxruntime as ort
+
+    teacher = _teacher_with_sidecar(tmp_path, tiny_teacher)
+    samples = train.collect_samples([six_images])
+    sha = sha256_bytes(teacher.read_bytes())
+    stats = train.ensure_labels(
+        samples,
+        lambda: train.load_teacher(teacher, teacher_input="luma"),
+        tmp_path / "cache",
+        teacher_sha256=sha,
+        teacher_input="luma",
+    )
+    assert stats.cache_dir == tmp_path / "cache" / f"{sha[:16]}-luma"  # beside, not over, RGB
+    session = ort.InferenceSession(str(teacher), providers=["CPUExecutionProvider"])
+    pre = train.student_sidecar().preprocessing
+    for sample in samples:
+        # Independently: BT.601 luma through the extractor's own pre-processing.
+        x = preprocess(
+            train.bt601_luma(train.load_rgb(sample.path)),
+            bit_depth=8,
+            color_range="full",
+            pre=pre,
+            size=train.LABEL_SIZE,
+        )
+        want = np.clip(session.run(None, {"input": x})[0][0, 0], 0.0, 1.0)
+        got = train.png_to_label(stats.cache_dir / f"{sample.sha256}.png")
+        np.testing.assert_allclose(got, want, rtol=0, atol=0.5 / 255 + 1e-6)
+    provenance = json.loads((stats.cache_dir / "provenance.json").read_text())
+    assert provenance["protocol"]["colour_mode"] == "luma_tile"
+
+
+def test_luma_labels_need_the_teachers_sidecar(tiny_teacher: Path) -> None:
+    with pytest.raises(UsageError, match=r"--teacher-input luma: .* has no sidecar beside it"):
+        train.load_teacher(tiny_teacher, teacher_input="luma")
+    with pytest.raises(UsageError, match="--teacher-input 'yuv': give one of rgb, luma"):
+        train.load_teacher(tiny_teacher, teacher_input="yuv")
+
+
+def test_shipped_label_cache_names_the_committed_students_teacher(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import onnx
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model = onnx.load(str(COMMITTED_STUDENT), load_external_data=False)
+    teacher = {p.key: p.value for p in model.metadata_props}["teacher_sha256"]
+    root = train.default_cache_root()
+    assert train.shipped_label_cache() == root / teacher[:16]
+    assert train.shipped_label_cache("luma") == root / f"{teacher[:16]}-luma"
+
+
+def test_an_rgb_teacher_cannot_fill_the_luma_cache(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    teacher = _teacher_with_sidecar(tmp_path, tiny_teacher)
+    samples = train.collect_samples([six_images])[:1]
+    with pytest.raises(ExportError, match="loaded for another input than 'luma'"):
+        train.ensure_labels(
+            samples,
+            lambda: train.load_teacher(teacher),
+            tmp_path / "cache",
+            teacher_sha256=sha256_bytes(teacher.read_bytes()),
+            teacher_input="luma",
+        )
+
+
+def test_gt_root_pairs_use_their_masks_not_the_teacher(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    from PIL import Image
+
+    root = tmp_path / "duts-like"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for path in train.list_images(six_images)[:2]:
+        shutil.copy(path, root / "images" / path.name)
+        Image.new("L", (50, 40), 255).save(root / "masks" / f"{path.stem}.png")
+    samples = train.collect_samples([], gt_root=root)
+    assert len(samples) == 2 and all(s.mask is not None for s in samples)
+    sha = sha256_bytes(tiny_teacher.read_bytes())
+    stats = train.ensure_labels(
+        samples, lambda: train.load_teacher(tiny_teacher), tmp_path, teacher_sha256=sha
+    )
+    assert stats.computed == 0
+    arrays = train.load_arrays(samples, stats.cache_dir, (32, 32))
+    assert arrays.label.shape == (2, 32, 32)
+    assert float(arrays.label.min()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_missing_teacher_says_where_train_looks_by_default(tmp_path: Path) -> None:
+    with pytest.raises(
+        InputFileError,
+        match=rf"teacher .*missing\.onnx is neither a file nor a registry id: .* --output "
+        rf"{re.escape(str(train.DEFAULT_TEACHER))}\)",
+    ):
+        train.load_teacher(tmp_path / "missing.onnx")
+    assert train.DEFAULT_TEACHER.is_absolute()  # the hint works from any folder

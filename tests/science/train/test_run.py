@@ -1,0 +1,175 @@
+"""The whole run: a tiny end-to-end training, resume on other data, limits, refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("PIL")
+
+from tests._train import TINY  # noqa: E402
+from vmafx_saliency._util import sha256_bytes  # noqa: E402
+from vmafx_saliency.errors import (  # noqa: E402
+    InputFileError,
+    UsageError,
+)
+from vmafx_saliency.science import train  # noqa: E402
+from vmafx_saliency.supply import contract  # noqa: E402
+from vmafx_saliency.supply import scan as onnxscan  # noqa: E402
+from vmafx_saliency.supply.registry import Sidecar  # noqa: E402
+
+
+def test_train_end_to_end_on_six_images(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path, images_dir: Path
+) -> None:
+    out = tmp_path / "run"
+    result = train.run_training(
+        out_dir=out,
+        image_dirs=[six_images],
+        teacher=tiny_teacher,
+        cache_root=tmp_path / "cache",
+        cfg=TINY,
+        parity_images=images_dir,
+        progress=None,
+    )
+    losses = [h.train_loss for h in result.outcome.history]
+    assert losses[-1] < losses[0]
+    data = result.onnx.read_bytes()
+    assert onnxscan.scan_bytes(data).violations == ()
+    contract.check_contract_bytes(data, source="student")
+    manifest = json.loads(result.manifest.read_text())
+    assert manifest["model_id"] == "saliency_student_v2"
+    assert manifest["output"]["sha256"] == sha256_bytes(data)
+    assert manifest["source"]["type"] == "fork-trained"
+    assert "BatchNormalization" not in manifest["op_types"]
+    assert all(p["max_abs_diff"] <= 1e-4 for p in manifest["parity"])
+    record = json.loads(result.record.read_text())
+    assert record["data"]["count"] == 6 and record["data"]["val"] == 2
+    assert record["teacher"]["sha256"] == sha256_bytes(tiny_teacher.read_bytes())
+    assert len(record["history"]) == TINY.epochs
+    assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record["machine"]["native_bf16"] is train.native_bf16(torch)
+    assert Sidecar.load(result.sidecar).preprocessing == train.STUDENT_PREPROCESSING
+    assert record["init_from_sha256"] is None
+    # Fine-tuning the model just exported, with the F-measure loss: the record says both.
+    # At a tenth of the from-scratch rate, as a fine-tune runs (see load_folded).
+    tuned = train.run_training(
+        out_dir=tmp_path / "tuned",
+        image_dirs=[six_images],
+        teacher=tiny_teacher,
+        cache_root=tmp_path / "cache",
+        cfg=dataclasses.replace(
+            TINY, epochs=1, lr=TINY.lr / 10, init_from=str(result.onnx), loss="fmeasure"
+        ),
+        parity_images=images_dir,
+        progress=None,
+    )
+    tuned_record = json.loads(tuned.record.read_text())
+    assert tuned_record["init_from_sha256"] == sha256_bytes(data)
+    assert tuned_record["loss"].startswith("BCE(logits, teacher map) + iou_weight * (1 - soft F")
+    # A second run without --force refuses to clobber the outputs.
+    with pytest.raises(Exception, match="already exists"):
+        train.run_training(
+            out_dir=out,
+            image_dirs=[six_images],
+            teacher=tiny_teacher,
+            cache_root=tmp_path / "cache",
+            cfg=TINY,
+            progress=None,
+        )
+
+
+def test_resume_on_other_data_is_refused_before_labelling(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    """The hyper-parameters alone do not say what a checkpoint was trained on."""
+    out = tmp_path / "run"
+    common: dict[str, Any] = {
+        "out_dir": out,
+        "image_dirs": [six_images],
+        "teacher": tiny_teacher,
+        "cache_root": tmp_path / "cache",
+        "cfg": dataclasses.replace(TINY, epochs=2),
+        "progress": None,
+    }
+    with pytest.raises(UsageError, match="stopped after epoch 1: resume with --resume"):
+        train.run_training(**common, stop_after=1)
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(
+        UsageError,
+        match=r"checkpoint\.pt was trained on other data \(images, split or teacher\): resume "
+        r"with the same --images, --train-only, --extra-val, --gt-root, --limit and --teacher",
+    ):
+        train.run_training(**common, resume=True, limit=5)
+    assert (out / "checkpoint.pt").read_bytes() == before
+    # The same data resumes and finishes.
+    result = train.run_training(**common, resume=True)
+    assert len(result.outcome.history) == 2
+
+
+def test_limit_takes_the_first_n_of_every_folder(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    from PIL import Image
+
+    extra = tmp_path / "frames"
+    extra.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(extra / f"{i}.png")
+    result = train.run_training(
+        out_dir=tmp_path / "run",
+        image_dirs=[six_images],
+        teacher=tiny_teacher,
+        cache_root=tmp_path / "cache",
+        cfg=dataclasses.replace(TINY, epochs=1),
+        limit=4,
+        train_only_dirs=[extra],
+        progress=None,
+    )
+    data = json.loads(result.record.read_text())["data"]
+    assert (data["count"], data["train_only"]) == (4, 4)
+
+
+def test_the_data_digest_of_a_run_without_ground_truth_is_unchanged() -> None:
+    """Checkpoints written before masks joined the digest still resume: for a run without
+    --gt-root the digest is the one they keep."""
+    a = train.Sample(Path("a.png"), "1" * 64)
+    b = train.Sample(Path("b.png"), "2" * 64)
+    doc = {
+        "train": train.image_list_sha256([a]),
+        "val": train.image_list_sha256([b]),
+        "extra_val": train.image_list_sha256([]),
+        "teacher": "t" * 64,
+        "teacher_input": "rgb",
+    }
+    want = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    got = train.data_key(
+        train=[a], val=[b], extra_val=[], teacher_sha256="t" * 64, teacher_input="rgb"
+    )
+    assert got == want
+
+
+def test_an_out_that_is_a_file_or_a_cache_that_cannot_be_made_is_refused(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    kwargs: dict[str, Any] = {"image_dirs": [six_images], "teacher": tiny_teacher, "cfg": TINY}
+    with pytest.raises(UsageError, match=r"--out .*afile: a file, not a folder"):
+        train.run_training(out_dir=afile, cache_root=tmp_path / "cache", progress=None, **kwargs)
+    assert afile.read_text() == "mine\n"
+    with pytest.raises(InputFileError, match=r"--label-cache .*afile/cache: cannot be made"):
+        train.run_training(
+            out_dir=tmp_path / "run", cache_root=afile / "cache", progress=None, **kwargs
+        )
+    assert not (tmp_path / "run").exists()
