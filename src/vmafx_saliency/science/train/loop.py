@@ -118,7 +118,7 @@ def _diverged(cfg: TrainConfig, what: str) -> TrainingDivergedError:
     )
 
 
-def train_student(  # noqa: PLR0913, RUF100 -- the library's options, each a keyword of its own
+def train_student(  # noqa: PLR0913 -- the library's options, each a keyword of its own
     cfg: TrainConfig,
     train: Arrays,
     val: Arrays,

@@ -169,7 +169,7 @@ def check_resume_data(checkpoint: Path, key: str) -> None:
         )
 
 
-def run_training(  # noqa: PLR0913, RUF100 -- the command's options, each a keyword of its own
+def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of its own
     *,
     out_dir: Path,
     image_dirs: Sequence[Path] = (DEFAULT_IMAGES,),

@@ -127,7 +127,7 @@ def _verification_raw(verification: Verification, names: Mapping[Path, str]) -> 
     return raw
 
 
-def add_model(  # noqa: PLR0913, RUF100 -- the public API: one keyword per input of 'registry add'
+def add_model(  # noqa: PLR0913 -- the public API: one keyword per input of 'registry add'
     *,
     onnx: Path,
     model_id: str,
