@@ -6,8 +6,9 @@ A card holds a block between ``<!-- figures:begin -->`` and
 ``<!-- evaluation:begin -->`` and ``<!-- evaluation:end -->`` that
 :func:`update_evaluation` rewrites from the ``summary.json`` of
 ``vmafx-saliency eval``. With ``check`` either tells whether the card is stale
-instead. Each block names the command that produced it. This module imports
-the standard library only (``jsonschema`` lazily, to validate a summary).
+instead. Each block names the command that produced it. Besides the package's
+``_util`` and ``errors`` this module imports the standard library only
+(``jsonschema`` lazily, to check a summary against the eval command's schema).
 """
 
 from __future__ import annotations
