@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -11,7 +12,15 @@ from vmafx_saliency.errors import (
     InputFileError,
     StaleCardError,
 )
-from vmafx_saliency.supply.card import BEGIN, END, update_card
+from vmafx_saliency.supply.card import (
+    BEGIN,
+    END,
+    EVAL_BEGIN,
+    EVAL_END,
+    render_evaluation,
+    update_card,
+    update_evaluation,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MIRROR_CARD = ROOT / "docs" / "models" / "u2netp_mirror.md"
@@ -77,3 +86,141 @@ def test_cli_card(tmp_path: Path, mirror_onnx: Path, capsys: pytest.CaptureFixtu
     assert "figures differ" in capsys.readouterr().err
     assert main(["card", "--manifest", manifest, "--card", str(card)]) == 0
     assert main(["card", "--manifest", manifest, "--card", str(card), "--check"]) == 0
+
+
+# --- the evaluation block (eval summary) ---------------------------------------------
+
+STUDENT_CARD = ROOT / "docs" / "models" / "saliency_student_v2.md"
+REPORT = ROOT / "docs" / "models" / "reports" / "pascal-s-deployment.summary.json"
+STUDENT_MANIFEST = ROOT / "models" / "saliency_student_v2.onnx.manifest.json"
+
+
+def _block(text: str, begin: str, end: str) -> str:
+    return text[text.index(begin) : text.index(end) + len(end)]
+
+
+def test_committed_student_card_matches_the_committed_report() -> None:
+    """The evaluation table is the report's, and the check passes on the real files."""
+    assert not update_evaluation(report=REPORT, card=STUDENT_CARD, check=True).changed
+    # The figures block is the committed manifest's (train wrote it).
+    assert not update_card(manifest=STUDENT_MANIFEST, card=STUDENT_CARD, check=True).changed
+
+
+def test_student_card_numbers_are_the_reports(tmp_path: Path) -> None:
+    """Hand-checked against the JSON: the student's max F and its ratio to the mirror."""
+    doc = json.loads(REPORT.read_text())
+    mirror, student = (m["metrics"] for m in doc["models"])
+    assert [m["id"] for m in doc["models"]] == ["u2netp_mirror_v1", "saliency_student_v2"]
+    assert round(student["max_f"], 4) == 0.7394 and round(mirror["max_f"], 4) == 0.8185
+    assert round(student["max_f"] / mirror["max_f"], 3) == 0.903
+    block = _block(STUDENT_CARD.read_text(), EVAL_BEGIN, EVAL_END)
+    max_f_row = "| max F (i: P and R averaged over images, then F; the paper's) ↑ |"
+    assert f"{max_f_row} 0.8185 | 0.7394 | 0.903 |" in block
+    assert "| S-measure ↑ | 0.8115 | 0.7437 | 0.916 |" in block
+    assert "| MAE (grey mask) ↓ | 0.1000 | 0.1473 | 1.474 |" in block
+    assert "850 of 850 pairs" in block and "Protocol `deployment`" in block
+    assert f"Produced by `{doc['command']}`" in block
+    # The report measured the committed file, not another of that name.
+    onnx = ROOT / "models" / "saliency_student_v2.onnx"
+    assert doc["models"][1]["sha256"] == hashlib.sha256(onnx.read_bytes()).hexdigest()
+
+
+def test_evaluation_check_refuses_a_stale_block_and_rewrite_fixes_it(tmp_path: Path) -> None:
+    card = tmp_path / "card.md"
+    original = f"# title\n\n{EVAL_BEGIN}\n| max F | 0.99 |\n{EVAL_END}\n\ntail\n"
+    card.write_text(original)
+    with pytest.raises(
+        StaleCardError,
+        match=r"^.*card\.md: evaluation differs from .*: run 'vmafx-saliency card "
+        r"--report .* --card .*card\.md'$",
+    ):
+        update_evaluation(report=REPORT, card=card, check=True)
+    assert card.read_text() == original
+    assert update_evaluation(report=REPORT, card=card).changed
+    text = card.read_text()
+    assert text.startswith("# title\n") and text.endswith("\ntail\n")
+    assert "0.99" not in text and "| S-measure ↑ | 0.8115 | 0.7437 | 0.916 |" in text
+    assert not update_evaluation(report=REPORT, card=card).changed
+    update_evaluation(report=REPORT, card=card, check=True)
+
+
+def test_evaluation_block_leaves_the_figures_block_alone(tmp_path: Path) -> None:
+    card = tmp_path / "card.md"
+    original = f"{BEGIN}\nfigures stay\n{END}\n{EVAL_BEGIN}\n{EVAL_END}\n"
+    card.write_text(original)
+    update_evaluation(report=REPORT, card=card)
+    assert card.read_text().startswith(f"{BEGIN}\nfigures stay\n{END}\n{EVAL_BEGIN}\n")
+
+
+def test_evaluation_errors(tmp_path: Path) -> None:
+    card = tmp_path / "card.md"
+    card.write_text("no block here\n")
+    with pytest.raises(InputFileError, match=r"no evaluation block: add the lines"):
+        update_evaluation(report=REPORT, card=card)
+    with pytest.raises(
+        InputFileError,
+        match=r"evaluation summary .*absent\.json: no such file: write it with "
+        r"'vmafx-saliency eval --report DIR'",
+    ):
+        update_evaluation(report=tmp_path / "absent.json", card=card)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema": ')
+    with pytest.raises(InputFileError, match=r"broken\.json: not valid JSON .*vmafx-saliency eval"):
+        update_evaluation(report=broken, card=card)
+    nan = tmp_path / "nan.json"
+    nan.write_text('{"schema": NaN}')
+    with pytest.raises(InputFileError, match=r"nan\.json: not valid JSON \(NaN is not a number"):
+        update_evaluation(report=nan, card=card)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(STUDENT_MANIFEST.read_text())
+    with pytest.raises(InputFileError, match=r"not a vmafx-saliency/eval-summary/v1 document"):
+        update_evaluation(report=manifest, card=card)
+    doc = json.loads(REPORT.read_text())
+    del doc["models"][1]["metrics"]["max_f"]
+    doc["models"][0]["sha256"] = "not hex"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(InputFileError, match=r"breaks its schema \(.*models/\d.*\): write it with"):
+        update_evaluation(report=bad, card=card)
+    with pytest.raises(InputFileError, match=r"no such model card"):
+        update_evaluation(report=REPORT, card=tmp_path / "absent.md")
+
+
+def test_evaluation_renders_missing_figures_and_one_model() -> None:
+    doc = json.loads(REPORT.read_text())
+    doc["models"] = doc["models"][1:]
+    doc["models"][0]["metrics"]["weighted_f"] = None
+    doc["command"] = ""
+    block = render_evaluation(doc, summary_link="s.json")
+    assert "| metric | `saliency_student_v2` |" in block
+    assert "| weighted F ↑ | n/a |" in block
+    assert "Produced by `a library call (no command line recorded)`" in block
+
+
+def test_cli_card_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    card = tmp_path / "card.md"
+    card.write_text(f"{EVAL_BEGIN}\n{EVAL_END}\n")
+    report = str(REPORT)
+    assert main(["card", "--report", report, "--card", str(card), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "evaluation differs" in err and "--report" in err
+    assert main(["card", "--report", report, "--card", str(card)]) == 0
+    assert capsys.readouterr().out == f"{card}: evaluation updated\n"
+    assert main(["card", "--report", report, "--card", str(card), "--check"]) == 0
+    assert capsys.readouterr().out == f"{card}: evaluation up to date\n"
+    assert main(["card", "--report", str(tmp_path / "x.json"), "--card", str(card)]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_card_wants_exactly_one_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = str(tmp_path / "card.md")
+    with pytest.raises(SystemExit) as exc:
+        main(["card", "--card", card])
+    assert exc.value.code == 2
+    assert "one of the arguments --manifest --report is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["card", "--manifest", "m.json", "--report", "r.json", "--card", card])
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

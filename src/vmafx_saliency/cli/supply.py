@@ -65,11 +65,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_card(args: argparse.Namespace) -> int:
     from vmafx_saliency.supply import card
 
-    result = card.update_card(manifest=Path(args.manifest), card=Path(args.card), check=args.check)
-    if args.check:
-        print(f"{result.card}: figures up to date")
+    if args.manifest is not None:
+        what = "figures"
+        result = card.update_card(
+            manifest=Path(args.manifest), card=Path(args.card), check=args.check
+        )
     else:
-        print(f"{result.card}: {'figures updated' if result.changed else 'already up to date'}")
+        what = "evaluation"
+        result = card.update_evaluation(
+            report=Path(args.report), card=Path(args.card), check=args.check
+        )
+    if args.check:
+        print(f"{result.card}: {what} up to date")
+    else:
+        print(f"{result.card}: {f'{what} updated' if result.changed else 'already up to date'}")
     return 0
 
 
@@ -180,12 +189,20 @@ def register_model_tools(sub: Subparsers) -> None:
     p = add_command(
         sub,
         "card",
-        help="rewrite a model card's figures block from an export manifest",
+        help="rewrite a model card's figures (or evaluation) block from a manifest (or summary)",
         example="vmafx-saliency card --manifest models/u2netp_mirror_v1.onnx.manifest.json "
-        "--card docs/models/u2netp_mirror.md",
+        "--card docs/models/u2netp_mirror.md\n"
+        "  vmafx-saliency card --report docs/models/reports/pascal-s-deployment.summary.json "
+        "--card docs/models/saliency_student_v2.md",
         handler=_cmd_card,
     )
-    p.add_argument("--manifest", required=True, metavar="PATH")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--manifest", metavar="PATH", help="an export manifest: rewrite the figures block"
+    )
+    source.add_argument(
+        "--report", metavar="PATH", help="an eval summary.json: rewrite the evaluation block"
+    )
     p.add_argument("--card", required=True, metavar="PATH")
     p.add_argument(
         "--check", action="store_true", help="only check; exit non-zero if the card is stale"
