@@ -40,7 +40,7 @@ passes 1.15, 2.0 and 12 ms: at 720p the strips cost a little alone, at 4K
 they halve the time. In the extractor (720p frame loop over the bare loop)
 the change gained 0.014 and 0.008 in the medians of two sittings, and neither
 the strip size nor one whole-plane strip made a difference beyond the noise
-(the student card's "Re-measured after the horizontal-first resize").
+(docs/models/saliency_student_v2.history.md, "Re-measured after the horizontal-first resize").
 
 Plans depend only on the two sizes, so they are cached and a video's frames
 all reuse them.
@@ -128,7 +128,7 @@ def _window_plan(in_size: int, out_size: int) -> _WindowPlan | None:
 
 
 # Float32 input rows per strip. 1 MiB was faster alone than 512 KiB and level in the
-# extractor; 128 KiB vertical-first strips had cost 0.06 of the 720p ratio (the card).
+# extractor; 128 KiB vertical-first strips had cost 0.06 of the 720p ratio (the card's history).
 STRIP_BYTES = 1024 * 1024
 
 

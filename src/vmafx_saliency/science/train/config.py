@@ -53,8 +53,8 @@ class TrainConfig:
     init_from: str | None = None  # a train checkpoint (widened if narrower) or student ONNX
     teacher_input: str = "rgb"  # the teacher labels RGB (its best setting) or luma tiled
     loss: str = "bce_iou"  # or "structure" (F3Net) or "fmeasure" (BCE + soft F-measure)
-    # NHWC tensors: oneDNN's CPU convolutions are faster on them (the student card's
-    # note on threads); the numbers differ from NCHW in the last bits, so it is part
+    # NHWC tensors: oneDNN's CPU convolutions are faster on them (the note on threads in
+    # the student card's history); the numbers differ from NCHW in the last bits, so it is part
     # of the configuration (runs before attempt 12 trained NCHW).
     channels_last: bool = True
     # bf16 runs the forward pass under torch.autocast (weights, optimiser state,
