@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -153,6 +155,35 @@ def test_a_missing_model_fails_every_model_verdict_without_a_traceback(staged: P
         for f in failed
     ), failed
     assert any(f.startswith(f"FAIL  {MIRROR}.onnx (pin): cannot read") for f in failed), failed
+    assert lines_of(result)[-1] == f"{staged}: release NOT verified"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_pipe_or_device_in_place_of_the_model_fails_without_blocking(
+    staged: Path, kind: str
+) -> None:
+    # A pipe with no writer blocks an ordinary open; /dev/zero never ends a read.
+    onnx = staged / f"{MIRROR}.onnx"
+    onnx.unlink()
+    if kind == "fifo":
+        os.mkfifo(onnx)
+    else:
+        onnx.symlink_to("/dev/zero")
+
+    def stuck(signum: int, frame: object) -> None:
+        raise AssertionError("release verify blocked on the model")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(30)
+    try:
+        result = release.verify(staged)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    failed = fails(result)
+    assert any(f.startswith(f"FAIL  {MIRROR}.onnx (sum): not a regular file") for f in failed)
+    assert any(f.startswith(f"FAIL  {MIRROR}.onnx (pin): cannot read") for f in failed), failed
+    assert any(f.startswith(f"FAIL  {MIRROR}.onnx (scan): ") for f in failed), failed
     assert lines_of(result)[-1] == f"{staged}: release NOT verified"
 
 

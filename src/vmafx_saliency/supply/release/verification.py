@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmafx_saliency._util import sha256_file
+from vmafx_saliency._util import sha256_bytes
 from vmafx_saliency.errors import RegistryError, ReleaseError, VmafxSaliencyError
 from vmafx_saliency.supply.release.folder import (
     MAX_TEXT_BYTES,
@@ -31,6 +31,10 @@ from vmafx_saliency.supply.release.folder import (
 if TYPE_CHECKING:
     from vmafx_saliency.supply.registry import Registry
     from vmafx_saliency.supply.signing import Verifier
+
+# The other assets (bundle, manifest, licence, card, release.json) are text of
+# kilobytes; a cap far above them keeps a hostile folder from filling memory.
+_MAX_ASSET_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -116,17 +120,24 @@ class _Staged:
         return path
 
     @functools.cached_property
-    def onnx_sha256(self) -> str:
-        """The file's own digest, read once for every verdict that needs it.
+    def onnx_bytes(self) -> bytes:
+        """The model's bytes, read once (plain file, capped) for every verdict on it.
 
-        Not the listed sum, which whoever swapped the file can rewrite.
+        The sum, the signature, the pin, the manifest, the scan and the contract
+        all judge these bytes: a file swapped during verification cannot pass one
+        check as itself and another as its replacement.
         """
+        from vmafx_saliency.supply.scan import DEFAULT_MAX_BYTES
+
+        return read_small(self.onnx_path, cap=DEFAULT_MAX_BYTES, what="model")
+
+    @functools.cached_property
+    def onnx_sha256(self) -> str:
+        """The file's own digest; not the listed sum, which whoever swapped the file can rewrite."""
         try:
-            return sha256_file(self.onnx_path)
-        except OSError as exc:  # missing, or a folder: the sums verdict says which
-            raise ReleaseError(
-                f"cannot read {self.doc['onnx']} to compare ({exc.strerror})"
-            ) from exc
+            return sha256_bytes(self.onnx_bytes)
+        except ReleaseError as exc:  # missing, a folder, a pipe: the sums verdict says which
+            raise ReleaseError(f"cannot read {self.doc['onnx']} to compare ({exc})") from exc
 
 
 def verify(
@@ -181,7 +192,10 @@ def _check_sum(staged: _Staged, name: str) -> str:
         raise ReleaseError(
             "not a regular file (a symlink or a folder): a release holds plain files only"
         )
-    actual = sha256_file(path)
+    if name == staged.doc["onnx"]:
+        actual = staged.onnx_sha256
+    else:  # read as the ONNX is: no symlink, a size cap, never a pipe or a device
+        actual = sha256_bytes(read_small(path, cap=_MAX_ASSET_BYTES, what=name))
     if actual != staged.sums[name]:
         raise ReleaseError(f"sha256 {actual} differs from {SUMS} ({staged.sums[name]})")
     return f"sha256 {actual[:16]}… matches"
@@ -198,7 +212,7 @@ def _check_signature(
         staged.onnx_path,
         bundle=staged.folder / staged.doc["sigstore_bundle"],
         verifier=chosen,
-        expected_sha256=staged.sums.get(staged.doc["onnx"]),
+        expected_sha256=staged.onnx_sha256,
     )
     return f"Sigstore bundle verifies ({report.method}, signer {report.signer})"
 
@@ -257,7 +271,7 @@ def _scan_and_contract(staged: _Staged) -> list[Verdict]:
     scan_asset = f"{staged.doc['onnx']} (scan)"
     contract_asset = f"{staged.doc['onnx']} (contract)"
     try:
-        data = read_small(onnx_path, cap=onnxscan.DEFAULT_MAX_BYTES, what="model")
+        data = staged.onnx_bytes
         report = onnxscan.check_bytes(data, path=str(onnx_path))
     except VmafxSaliencyError as exc:
         # ONNX Runtime only ever gets bytes the scanner passed.
