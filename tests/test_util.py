@@ -50,12 +50,42 @@ def test_over_the_cap_is_refused_before_any_byte_is_read(
 
 
 def test_a_folder_and_a_named_pipe_are_refused_without_blocking(tmp_path: Path) -> None:
-    with pytest.raises(InputFileError, match=r": a directory, not a regular file: pass a file"):
+    folder = r": a directory, not a regular file: pass the model file itself"
+    with pytest.raises(InputFileError, match=folder):
         read_capped(tmp_path, cap=10, what="model")
     fifo = tmp_path / "pipe.onnx"
     os.mkfifo(fifo)  # no writer: a blocking open would hang here
     with pytest.raises(InputFileError, match=r"pipe\.onnx: a named pipe, not a regular file"):
         read_capped(fifo, cap=10, what="model")
+
+
+def test_a_pipe_or_a_device_is_refused_before_it_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Opening a pipe wakes its writer and opening a device can act on it: stat first.
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.onnx"
+    zero.symlink_to("/dev/zero")
+
+    def no_open(*args: object, **kwargs: object) -> int:
+        raise AssertionError("opened a pipe or a device")
+
+    monkeypatch.setattr(os, "open", no_open)
+    with pytest.raises(InputFileError, match=r"pipe\.onnx: a named pipe, not a regular file"):
+        read_capped(fifo, cap=10, what="model")
+    with pytest.raises(InputFileError, match=r"zero\.onnx: a device or socket, not a regular"):
+        read_capped(zero, cap=10, what="model")
+
+
+def test_a_path_that_cannot_be_opened_says_why(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.onnx"
+    loop.symlink_to(loop)
+    with pytest.raises(InputFileError, match=r"loop\.onnx: a loop of symlinks: fix the path$"):
+        read_capped(loop, cap=10, what="model")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(InputFileError, match=r"a folder on its path is a file: check the path$"):
+        read_capped(tmp_path / "file" / "m.onnx", cap=10, what="model")
 
 
 def test_symlinks_are_followed_unless_refused(tmp_path: Path) -> None:
@@ -83,7 +113,7 @@ def test_a_file_that_grew_or_shrank_while_read_is_refused(tmp_path: Path) -> Non
             read_opened(fd, size, name=f"model {path}")
     with open_regular(path, what="model") as (fd, size):
         path.write_bytes(b"ab")
-        with pytest.raises(InputFileError, match="changed size while it was read: try again"):
+        with pytest.raises(InputFileError, match="changed size while it was read: pass a file"):
             read_opened(fd, size, name=f"model {path}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import hashlib
 import importlib
 import os
@@ -92,6 +93,22 @@ def _kind(mode: int) -> str:
     return "a device or socket"
 
 
+def _unopenable(exc: OSError, *, what: str) -> str:
+    """Why a path cannot be opened, and what to do, by the OS's reason."""
+    if exc.errno == errno.ELOOP:
+        return "a loop of symlinks: fix the path"
+    if exc.errno == errno.ENOTDIR:
+        return "a folder on its path is a file: check the path"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied: make the {what} file readable"
+    return f"cannot be opened ({exc.strerror}): check the path"
+
+
+def _check_regular(mode: int, *, name: str, what: str, error: ErrorFactory) -> None:
+    if not stat.S_ISREG(mode):
+        raise error(f"{name}: {_kind(mode)}, not a regular file: pass the {what} file itself")
+
+
 @contextlib.contextmanager
 def open_regular(
     path: Path,
@@ -105,30 +122,34 @@ def open_regular(
     """Open a regular file for reading; yield its descriptor and size, nothing read yet.
 
     The one set of rules for every file the product reads whole (models,
-    sidecars, registries, bundles, keys, release files): opened without
-    blocking (a named pipe must not hang the caller), ``symlinks=False`` refuses
-    a symlink as the last component, and the checks are made on the opened
-    descriptor, so the file checked is the file read. Each refusal raises
-    ``error`` with "{what} {path}: {problem}: {what to do}" (``name`` replaces
-    "{what} {path}"); ``missing`` is the advice when it does not exist.
+    sidecars, registries, bundles, keys, release files): a pipe or a device is
+    refused by a stat before it is opened (opening either has effects of its
+    own), the open never blocks, ``symlinks=False`` refuses a symlink as the
+    last component, and the checks are made again on the opened descriptor, so
+    the file checked is the file read. Each refusal raises ``error`` with
+    "{what} {path}: {problem}: {what to do}" (``name`` replaces "{what} {path}");
+    ``missing`` is the advice when it does not exist.
     """
     name = name or f"{what} {path}"
+    try:
+        mode = (path.stat() if symlinks else path.lstat()).st_mode
+    except FileNotFoundError:
+        raise error(f"{name}: no such file: {missing}") from None
+    except OSError as exc:
+        raise error(f"{name}: {_unopenable(exc, what=what)}") from exc
+    if not symlinks and stat.S_ISLNK(mode):
+        raise error(f"{name}: a symlink, not a regular file: pass the {what} file itself")
+    _check_regular(mode, name=name, what=what, error=error)
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if symlinks else os.O_NOFOLLOW)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
         raise error(f"{name}: no such file: {missing}") from None
-    except OSError as exc:
-        if not symlinks and path.is_symlink():
-            problem = "a symlink, not a regular file: pass a plain file"
-        else:
-            problem = f"cannot be opened ({exc.strerror}): check its permissions"
-        raise error(f"{name}: {problem}") from exc
+    except OSError as exc:  # replaced since the stat; O_NOFOLLOW gives ELOOP for a symlink
+        raise error(f"{name}: {_unopenable(exc, what=what)}") from exc
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = _kind(info.st_mode)
-            raise error(f"{name}: {kind}, not a regular file: pass a file")
+        _check_regular(info.st_mode, name=name, what=what, error=error)
         yield fd, info.st_size
     finally:
         os.close(fd)
@@ -151,7 +172,8 @@ def read_opened(fd: int, size: int, *, name: str, error: ErrorFactory = InputFil
         raise error(f"{name}: cannot be read ({exc.strerror}): check the file") from exc
     data = b"".join(chunks)
     if len(data) != size:
-        raise error(f"{name}: changed size while it was read: try again")
+        # A file being written, or one the kernel makes up (/proc) and sizes as 0 or 4096.
+        raise error(f"{name}: changed size while it was read: pass a file nothing is writing")
     return data
 
 

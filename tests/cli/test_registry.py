@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -169,6 +170,21 @@ def test_registry_add_reads_the_id_from_the_manifest(tmp_path: Path, capsys: Cap
         "give --id, or --manifest to take the model id from it"
     )
     assert (inputs / "model.onnx").is_file()
+    assert not reg.overlay_registry_path().exists()
+
+
+def test_registry_add_refuses_a_manifest_that_is_a_pipe(tmp_path: Path, capsys: Capture) -> None:
+    # A pipe with no writer: an ordinary read of the manifest would block for ever.
+    write_model(tmp_path / "in", "tiny")
+    args = [a for a in add_args(tmp_path / "in", "tiny") if a not in ("--id", "tiny")]
+    fifo = tmp_path / "manifest.json"
+    os.mkfifo(fifo)
+    code, _, err = run(capsys, *args, "--manifest", fifo)
+    assert code == 2
+    assert one_line_error(err, "registry") == (
+        f"export manifest {fifo}: a named pipe, not a regular file: "
+        "pass the export manifest file itself"
+    )
     assert not reg.overlay_registry_path().exists()
 
 

@@ -81,8 +81,9 @@ def test_param_count_is_in_the_budget(net: Any) -> None:
 
 
 def test_train_defaults_build_the_default_net() -> None:
-    # train.py and the CLI cannot import nets.student (torch) at import time,
-    # so they repeat the widths and stem: they must stay the architecture's own.
+    # The training config (and the CLI, which takes its defaults from it) cannot import
+    # nets.student (torch) at import time, so it repeats the widths and stem: they must
+    # stay the architecture's own.
     from vmafx_saliency.cli import train as _cli_train
     from vmafx_saliency.science import train
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -52,18 +53,31 @@ def test_check_mode_refuses_a_stale_card(tmp_path: Path, mirror_onnx: Path) -> N
     assert card.read_text() == original
 
 
+def test_a_pipe_for_a_manifest_or_a_card_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)  # no writer: an ordinary read would block for ever
+    card = tmp_path / "card.md"
+    card.write_text(f"{BEGIN}\n{END}\n")
+    with pytest.raises(InputFileError, match=r"manifest .*pipe\.json: a named pipe, not a"):
+        update_card(manifest=fifo, card=card)
+    with pytest.raises(InputFileError, match=r"model card .*pipe\.json: a named pipe, not a"):
+        update_evaluation(report=REPORT, card=fifo)
+
+
 def test_card_errors(tmp_path: Path, mirror_onnx: Path) -> None:
     card = tmp_path / "card.md"
     card.write_text("no block here\n")
     with pytest.raises(InputFileError, match=r"no figures block"):
         update_card(manifest=_manifest(mirror_onnx), card=card)
-    with pytest.raises(InputFileError, match=r"no such manifest: run 'vmafx-saliency export'"):
+    with pytest.raises(
+        InputFileError, match=r"manifest .*absent\.json: no such file: run 'vmafx-saliency export'"
+    ):
         update_card(manifest=tmp_path / "absent.json", card=card)
     not_manifest = tmp_path / "x.json"
     not_manifest.write_text("[1, 2]")
     with pytest.raises(InputFileError, match=r"not an export manifest"):
         update_card(manifest=not_manifest, card=card)
-    with pytest.raises(InputFileError, match=r"no such model card"):
+    with pytest.raises(InputFileError, match=r"model card .*: no such file"):
         update_card(manifest=_manifest(mirror_onnx), card=tmp_path / "absent.md")
 
 
@@ -182,7 +196,7 @@ def test_evaluation_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps(doc))
     with pytest.raises(InputFileError, match=r"breaks its schema \(.*models/\d.*\): write it with"):
         update_evaluation(report=bad, card=card)
-    with pytest.raises(InputFileError, match=r"no such model card"):
+    with pytest.raises(InputFileError, match=r"model card .*: no such file"):
         update_evaluation(report=REPORT, card=tmp_path / "absent.md")
 
 

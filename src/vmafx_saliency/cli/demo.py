@@ -228,8 +228,7 @@ def _side_by_side(student: JobResult, mirror: JobResult) -> None:
 
 def _mirror_chain(*, force: bool) -> tuple[str, str]:
     """Export, scan, contract, key, sign, verify, register, load, release: the supply chain."""
-    from vmafx_saliency.supply import contract, loader, release
-    from vmafx_saliency.supply import scan as onnxscan
+    from vmafx_saliency.supply import contract, loader, release, scan
     from vmafx_saliency.supply.registry import Registry
     from vmafx_saliency.supply.signing import Verifier, verify_model
 
@@ -239,7 +238,7 @@ def _mirror_chain(*, force: bool) -> tuple[str, str]:
     model = _export_mirror(checkpoint, force=force)
 
     _step("3. scan it against the op allowlist")
-    report = onnxscan.scan_file(model)
+    report = scan.scan_file(model)
     print(report.render())
     report.raise_for_violations()
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vmafx_saliency._util import read_capped
 from vmafx_saliency.cli.options import Subparsers, add_action_group, add_command, add_verifier_flags
 from vmafx_saliency.errors import InputFileError, UsageError
 
@@ -66,10 +67,15 @@ def _verification_from(args: argparse.Namespace) -> Any:
     )
 
 
+# An export manifest is a few kilobytes of JSON.
+_MAX_MANIFEST_BYTES = 1 << 20
+
+
 def _manifest_model_id(manifest: Path) -> str:
+    raw = read_capped(manifest, cap=_MAX_MANIFEST_BYTES, what="export manifest")
     try:
-        model_id = json.loads(manifest.read_text(encoding="utf-8")).get("model_id")
-    except (OSError, ValueError, AttributeError) as exc:
+        model_id = json.loads(raw.decode("utf-8")).get("model_id")
+    except (ValueError, AttributeError) as exc:
         raise InputFileError(
             f"{manifest}: cannot read the model id from the export manifest ({exc}): "
             "pass --id, or the manifest 'vmafx-saliency export' wrote"

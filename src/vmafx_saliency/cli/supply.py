@@ -16,9 +16,9 @@ from vmafx_saliency.errors import UsageError
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from vmafx_saliency.supply import scan as onnxscan
+    from vmafx_saliency.supply import scan
 
-    reports = [onnxscan.scan_file(Path(p), max_bytes=args.max_bytes) for p in args.models]
+    reports = [scan.scan_file(Path(p), max_bytes=args.max_bytes) for p in args.models]
     if args.json:
         doc = {"files": [r.to_json() for r in reports], "allowed": all(r.allowed for r in reports)}
         print(json.dumps(doc, indent=2, sort_keys=True))

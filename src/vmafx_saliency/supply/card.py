@@ -39,6 +39,8 @@ _EVAL_BLOCK = re.compile(re.escape(EVAL_BEGIN) + r".*?" + re.escape(EVAL_END), r
 SUMMARY_SCHEMA = "vmafx-saliency/eval-summary/v1"
 # The cap 'registry promote' puts on a comparison report; a summary is ~100 KB.
 _MAX_SUMMARY_BYTES = 64 * 1024 * 1024
+# Manifests and cards are kilobytes of text.
+_MAX_TEXT_BYTES = 8 * 1024 * 1024
 _EVAL_ADVICE = "write it with 'vmafx-saliency eval --report DIR' and pass DIR/summary.json"
 
 # The summary's metrics a reader compares, in the order of the table: (key, label, form).
@@ -66,13 +68,15 @@ class CardUpdate:
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
+    raw = read_capped(
+        path,
+        cap=_MAX_TEXT_BYTES,
+        what="manifest",
+        missing="run 'vmafx-saliency export' first",
+    )
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputFileError(
-            f"{path}: no such manifest: run 'vmafx-saliency export' first"
-        ) from exc
-    except json.JSONDecodeError as exc:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputFileError(f"{path}: not valid JSON ({exc}): re-run the export") from exc
     if not isinstance(doc, dict) or "op_types" not in doc or "output" not in doc:
         raise InputFileError(f"{path}: not an export manifest (no op_types/output)")
@@ -291,10 +295,13 @@ def _rewrite_block(
     stale: str,
 ) -> CardUpdate:
     """Replace the card's first ``block`` with ``render()``; ``check``: refuse a change."""
+    raw = read_capped(card, cap=_MAX_TEXT_BYTES, what="model card", missing="check the path")
     try:
-        text = card.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InputFileError(f"{card}: no such model card") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(
+            f"{card}: not UTF-8 text ({exc.reason}): pass a Markdown card"
+        ) from exc
     if not block.search(text):
         raise InputFileError(f"{card}: {missing}")
     rendered = render()

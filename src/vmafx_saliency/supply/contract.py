@@ -217,13 +217,13 @@ def check_contract_file(
     path: Path, *, sizes: Sequence[tuple[int, int]] = PROBE_SIZES
 ) -> ContractReport:
     """Scan, then check the contract: ONNX Runtime only ever gets bytes the scanner passed."""
-    from vmafx_saliency.supply import scan as onnxscan
+    from vmafx_saliency.supply import scan
 
     data = read_capped(
         path,
-        cap=onnxscan.DEFAULT_MAX_BYTES,
+        cap=scan.DEFAULT_MAX_BYTES,
         what="model",
         missing="give the path of an .onnx file",
     )
-    onnxscan.check_bytes(data, path=str(path))
+    scan.check_bytes(data, path=str(path))
     return check_contract_bytes(data, source=str(path), sizes=sizes)

@@ -39,7 +39,7 @@ from vmafx_saliency.errors import (
     UsageError,
 )
 from vmafx_saliency.supply import contract
-from vmafx_saliency.supply import scan as onnxscan
+from vmafx_saliency.supply.scan import DEFAULT_MAX_BYTES, ScanReport, scan_bytes
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.registry import ModelEntry, Sidecar
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JAIL_ENV = "VMAFX_SALIENCY_MODEL_DIR"
-DEFAULT_MAX_BYTES = onnxscan.DEFAULT_MAX_BYTES
 
 
 class Policy(enum.Enum):
@@ -69,7 +68,7 @@ class LoadedModel:
     model_id: str | None
     entry: ModelEntry | None
     sidecar: Sidecar | None
-    scan: onnxscan.ScanReport
+    scan: ScanReport
     contract: contract.ContractReport
     signature: SignatureReport | None
 
@@ -146,8 +145,8 @@ def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path,
     return resolved, data
 
 
-def _check_content(data: bytes, path: Path) -> onnxscan.ScanReport:
-    report = onnxscan.scan_bytes(data, path=str(path))
+def _check_content(data: bytes, path: Path) -> ScanReport:
+    report = scan_bytes(data, path=str(path))
     try:
         report.raise_for_violations()
     except ScanError as exc:

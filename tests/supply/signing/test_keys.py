@@ -178,7 +178,7 @@ def test_a_tls_certificate_from_the_trusted_ca_may_not_sign_models(
         )
     # Signed with model_signing itself, which takes it: verification refuses it.
     bundle = tmp_path / "web.sigstore.json"
-    ms: Any = importlib.import_module("model_signing")  # untyped: as signing.py takes it
+    ms: Any = importlib.import_module("model_signing")  # untyped: as the signing package takes it
     config = ms.signing.Config()
     config.use_certificate_signer(
         private_key=pair.private_key, signing_certificate=leaf, certificate_chain=[root]

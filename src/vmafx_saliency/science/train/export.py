@@ -150,8 +150,7 @@ def export_student(
 ) -> StudentExport:
     """Export + check: ONNX opset 17, parity, scan, contract, BatchNorm folded."""
     from vmafx_saliency.nets.student import count_macs, count_params
-    from vmafx_saliency.supply import contract
-    from vmafx_saliency.supply import scan as onnxscan
+    from vmafx_saliency.supply import contract, scan
     from vmafx_saliency.supply.export import count_ops, parity_check
 
     net = net.eval()
@@ -160,7 +159,7 @@ def export_student(
     ops = count_ops(data)
     if "BatchNormalization" in ops:
         raise ExportError("BatchNormalization survived the export: export the net in eval mode")
-    report = onnxscan.scan_bytes(data, path=MODEL_ID)
+    report = scan.scan_bytes(data, path=MODEL_ID)
     if report.violations:
         raise ExportError(f"the op-allowlist scanner refuses the export: {report.violations[0]}")
     contract.check_contract_bytes(data, source=MODEL_ID)

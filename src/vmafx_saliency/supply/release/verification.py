@@ -265,14 +265,14 @@ def _check_manifest(staged: _Staged) -> str:
 
 def _scan_and_contract(staged: _Staged) -> list[Verdict]:
     """The scan's verdict, then the contract's on the very bytes the scanner passed."""
-    from vmafx_saliency.supply import scan as onnxscan
+    from vmafx_saliency.supply import scan
 
     onnx_path = staged.onnx_path
     scan_asset = f"{staged.doc['onnx']} (scan)"
     contract_asset = f"{staged.doc['onnx']} (contract)"
     try:
         data = staged.onnx_bytes
-        report = onnxscan.check_bytes(data, path=str(onnx_path))
+        report = scan.check_bytes(data, path=str(onnx_path))
     except VmafxSaliencyError as exc:
         # ONNX Runtime only ever gets bytes the scanner passed.
         return [

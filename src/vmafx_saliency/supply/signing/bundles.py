@@ -100,7 +100,7 @@ def signed_sha256(bundle: Path) -> str:
 
 
 def _read_bundle(model: Path, bundle: Path) -> bytes:
-    if not bundle.exists() and not bundle.is_symlink():
+    if not bundle.exists():
         raise BundleMissingError(
             f"{model}: no Sigstore bundle at {bundle}: sign the model with "
             f"'vmafx-saliency sign {model} --private-key KEY' or pass --bundle"

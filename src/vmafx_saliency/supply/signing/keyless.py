@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmafx_saliency._util import sha256_file
+from vmafx_saliency._util import read_capped, sha256_file
 from vmafx_saliency.errors import InputFileError, SignatureMismatchError, TrustRootError
 from vmafx_saliency.supply.signing.bundles import (
     _IN_TOTO_PAYLOAD_TYPE,
@@ -25,6 +25,9 @@ from vmafx_saliency.supply.signing.bundles import (
     _tampered,
 )
 from vmafx_saliency.supply.signing.verifier import Verifier
+
+# A trust config is a few kilobytes of JSON.
+_MAX_TRUST_CONFIG_BYTES = 1 << 20
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -45,11 +48,10 @@ def _trust_root_error(exc: Exception) -> TrustRootError:
 def _load_trust_config(path: Path) -> ClientTrustConfig:
     from sigstore.models import ClientTrustConfig
 
-    if not path.is_file():
-        raise InputFileError(f"{path}: no Sigstore trust config file there: check the path")
+    raw = read_capped(path, cap=_MAX_TRUST_CONFIG_BYTES, what="Sigstore trust config")
     try:
-        return ClientTrustConfig.from_json(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:  # pydantic.ValidationError is a ValueError
+        return ClientTrustConfig.from_json(raw.decode("utf-8"))
+    except ValueError as exc:  # pydantic.ValidationError and UnicodeDecodeError are ValueErrors
         raise InputFileError(
             f"{path}: not a Sigstore client trust config ({exc}): pass a "
             "ClientTrustConfig JSON file (media type "
