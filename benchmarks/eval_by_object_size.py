@@ -8,7 +8,7 @@ fraction). A model that fires on background where the object is small shows
 a mean saliency well over the salient fraction in the small bins.
 
     .venv/bin/vmafx-saliency eval --dataset ../shared/data/pascal-s \\
-        --models models/saliency_student_v2.onnx,models/u2netp_mirror_v1.onnx \\
+        --models src/vmafx_saliency/models/saliency_student_v2.onnx,models/u2netp_mirror_v1.onnx \\
         --protocol deployment --jobs 2 --report runs/ev
     .venv/bin/python benchmarks/eval_by_object_size.py runs/ev ../shared/data/pascal-s
 """

@@ -12,7 +12,8 @@ inference alone: two threads running a single-threaded session on
 pre-computed tensors (the bare loop of ``extract_throughput.py``'s parallel
 plan).
 
-    .venv/bin/python benchmarks/extract_cpu_split.py --model-path models/saliency_student_v2.onnx
+    .venv/bin/python benchmarks/extract_cpu_split.py \\
+        --model-path src/vmafx_saliency/models/saliency_student_v2.onnx
 
 CPU times, not wall: the machine is shared, so compare figures within one run.
 """
@@ -132,7 +133,11 @@ def bare_inference_ms(model: Path, threads: int, runs: int = 200) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-path", type=Path, default=ROOT / "models/saliency_student_v2.onnx")
+    parser.add_argument(
+        "--model-path",
+        type=Path,
+        default=ROOT / "src/vmafx_saliency/models/saliency_student_v2.onnx",
+    )
     parser.add_argument("--clip", type=Path, default=CLIP)
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--runs", type=int, default=3)

@@ -18,7 +18,8 @@ and on 130 frames of the 720p clip and prints each one's peak RSS: streaming
 means the two are about the same.
 
     .venv/bin/python benchmarks/extract_throughput.py                   # the mirror
-    .venv/bin/python benchmarks/extract_throughput.py --model-path models/saliency_student_v2.onnx
+    .venv/bin/python benchmarks/extract_throughput.py \\
+        --model-path src/vmafx_saliency/models/saliency_student_v2.onnx
 
 Times are wall-clock on a shared machine: compare ratios within one run only.
 """

@@ -9,7 +9,8 @@ max-F against the label binarised at 0.5 and MAE, the figures ``train``
 records per epoch. At 320 they equal the training record's last validation.
 This picks an inference size on training data, never on PASCAL-S.
 
-    .venv/bin/python benchmarks/inference_size.py --model models/saliency_student_v2.onnx \\
+    .venv/bin/python benchmarks/inference_size.py \\
+        --model src/vmafx_saliency/models/saliency_student_v2.onnx \\
         --sizes 320,352,384,416,448 --extra-val runs/frames_val
 
 Labels must already be cached (a ``vmafx-saliency train`` run fills the cache).
@@ -52,7 +53,11 @@ def main() -> int:
     import onnxruntime as ort
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "saliency_student_v2.onnx")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=ROOT / "src" / "vmafx_saliency" / "models" / "saliency_student_v2.onnx",
+    )
     parser.add_argument("--sizes", type=_sizes, default=[320, 352, 384])
     parser.add_argument("--extra-val", type=Path, help="a folder of further held-out images")
     args = parser.parse_args()

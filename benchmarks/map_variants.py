@@ -16,7 +16,8 @@ resolution, or calibration across images. The model goes through the loader
 gate, and its maps through eval's checks, as in eval.
 
     .venv/bin/python benchmarks/map_variants.py models/u2netp_mirror_v1.onnx
-    .venv/bin/python benchmarks/map_variants.py models/saliency_student_v2.onnx --limit 100
+    .venv/bin/python benchmarks/map_variants.py \\
+        src/vmafx_saliency/models/saliency_student_v2.onnx --limit 100
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from vmafx_saliency.video.job import ModelChoice, load_for_video
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "bigbuckbunny_720p.mp4"
-STUDENT = ROOT / "models" / "saliency_student_v2.onnx"
+STUDENT = ROOT / "src" / "vmafx_saliency" / "models" / "saliency_student_v2.onnx"
 
 
 def main() -> int:

@@ -31,7 +31,7 @@ from vmafx_saliency.video.resize import _resize_axis, resize_plane
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "bigbuckbunny_720p.mp4"
-STUDENT = ROOT / "models" / "saliency_student_v2.onnx"
+STUDENT = ROOT / "src" / "vmafx_saliency" / "models" / "saliency_student_v2.onnx"
 
 
 def main() -> int:
@@ -43,7 +43,9 @@ def main() -> int:
         print(f"skipped: {args.clip} not found")
         return 0
     sidecar_path = sidecar_beside(STUDENT)
-    assert sidecar_path is not None, "models/saliency_student_v2.sidecar.json is missing"
+    assert sidecar_path is not None, (
+        "src/vmafx_saliency/models/saliency_student_v2.sidecar.json is missing"
+    )
     pre = Sidecar.load(sidecar_path).preprocessing
     size = pre.inference_size or (320, 320)
     best: dict[str, tuple[float, float]] = {}

@@ -6,7 +6,8 @@ times one-thread inference of the file as given and of a flushed copy in
 alternating rounds (a load on the shared machine hits both alike), and gives
 the largest difference between the two maps on real frames.
 
-    .venv/bin/python benchmarks/subnormal_weights.py --model models/saliency_student_v2.onnx
+    .venv/bin/python benchmarks/subnormal_weights.py \\
+        --model src/vmafx_saliency/models/saliency_student_v2.onnx
 
 Times are wall-clock on a shared machine: compare within one run only.
 """
@@ -37,7 +38,11 @@ def _ms_per_frame(session: Any, x: np.ndarray, frames: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "saliency_student_v2.onnx")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=ROOT / "src" / "vmafx_saliency" / "models" / "saliency_student_v2.onnx",
+    )
     parser.add_argument("--frames", type=int, default=20, help="frames per round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -9,7 +9,8 @@ the mirror itself as the model and the RGB labels, this measures how much of
 the RGB teacher's output luma alone can reach; with the student, how well it
 fits each kind of image.
 
-    .venv/bin/python benchmarks/teacher_agreement.py --model models/saliency_student_v2.onnx \\
+    .venv/bin/python benchmarks/teacher_agreement.py \\
+        --model src/vmafx_saliency/models/saliency_student_v2.onnx \\
         runs/views/clutter ../shared/data/msra-b/images
     .venv/bin/python benchmarks/teacher_agreement.py --model models/u2netp_mirror_v1.onnx \\
         --labels rgb runs/views/clutter
@@ -57,7 +58,11 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "saliency_student_v2.onnx")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=ROOT / "src" / "vmafx_saliency" / "models" / "saliency_student_v2.onnx",
+    )
     parser.add_argument("--labels", choices=TEACHER_INPUTS, default="rgb")
     parser.add_argument("--per-folder", type=int, default=150, help="images sampled per folder")
     parser.add_argument("--seed", type=int, default=0)

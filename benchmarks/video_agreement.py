@@ -6,7 +6,8 @@ clip and model, the Pearson correlation and mean absolute difference of the
 per-frame ``saliency_mean`` against the mirror's: the feature a VMAF-style
 model consumes, so the figure that matters on video beside PASCAL-S's maps.
 
-    .venv/bin/python benchmarks/video_agreement.py --model models/saliency_student_v2.onnx
+    .venv/bin/python benchmarks/video_agreement.py \\
+        --model src/vmafx_saliency/models/saliency_student_v2.onnx
 
 Frames of akiyo, Big Buck Bunny and carphone are in the student's training
 data (``views frames``); foreman is held out.

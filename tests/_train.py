@@ -12,7 +12,13 @@ import torch  # the test modules that import these helpers skip first without it
 from vmafx_saliency.nets.student import StudentUNet
 from vmafx_saliency.science import train
 
-COMMITTED_STUDENT = Path(__file__).resolve().parents[1] / "models" / "saliency_student_v2.onnx"
+COMMITTED_STUDENT = (
+    Path(__file__).resolve().parents[1]
+    / "src"
+    / "vmafx_saliency"
+    / "models"
+    / "saliency_student_v2.onnx"
+)
 
 TINY = train.TrainConfig(
     epochs=3, batch_size=2, crop=48, steps_per_epoch=3, val_fraction=0.34, lr=1e-2

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from vmafx_saliency.supply.signing import KeyPair
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMITTED = ROOT / "models" / "registry.json"
-MIRROR_SIDECAR = ROOT / "models" / "u2netp_mirror_v1.sidecar.json"
+COMMITTED = ROOT / "src" / "vmafx_saliency" / "models" / "registry.json"
+MIRROR_SIDECAR = ROOT / "src" / "vmafx_saliency" / "models" / "u2netp_mirror_v1.sidecar.json"
 MIRROR_LICENCE = ROOT / "LICENSES" / "Apache-2.0-u2netp.txt"
 MIRROR_CARD = ROOT / "docs" / "models" / "u2netp_mirror.md"
 

@@ -131,4 +131,4 @@ def test_the_descriptor_is_closed_after_use_and_after_a_refusal(tmp_path: Path) 
 
 def test_the_project_root_holds_the_committed_registry() -> None:
     assert (PROJECT_ROOT / "pyproject.toml").is_file()
-    assert (PROJECT_ROOT / "models" / "registry.json").is_file()
+    assert (PROJECT_ROOT / "src" / "vmafx_saliency" / "models" / "registry.json").is_file()

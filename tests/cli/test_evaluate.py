@@ -25,7 +25,7 @@ from vmafx_saliency.science import evaluate as ev
 from vmafx_saliency.supply import registry as reg
 
 ROOT = Path(__file__).resolve().parents[2]
-MIRROR_SIDECAR = ROOT / "models" / "u2netp_mirror_v1.sidecar.json"
+MIRROR_SIDECAR = ROOT / "src" / "vmafx_saliency" / "models" / "u2netp_mirror_v1.sidecar.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REPORT_FILES = {
     "summary.json",

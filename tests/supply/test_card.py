@@ -106,7 +106,9 @@ def test_cli_card(tmp_path: Path, mirror_onnx: Path, capsys: pytest.CaptureFixtu
 
 STUDENT_CARD = ROOT / "docs" / "models" / "saliency_student_v2.md"
 REPORT = ROOT / "docs" / "models" / "reports" / "pascal-s-deployment.summary.json"
-STUDENT_MANIFEST = ROOT / "models" / "saliency_student_v2.onnx.manifest.json"
+STUDENT_MANIFEST = (
+    ROOT / "src" / "vmafx_saliency" / "models" / "saliency_student_v2.onnx.manifest.json"
+)
 
 
 def _block(text: str, begin: str, end: str) -> str:
@@ -135,7 +137,7 @@ def test_student_card_numbers_are_the_reports(tmp_path: Path) -> None:
     assert "850 of 850 pairs" in block and "Protocol `deployment`" in block
     assert f"Produced by `{doc['command']}`" in block
     # The report measured the committed file, not another of that name.
-    onnx = ROOT / "models" / "saliency_student_v2.onnx"
+    onnx = ROOT / "src" / "vmafx_saliency" / "models" / "saliency_student_v2.onnx"
     assert doc["models"][1]["sha256"] == hashlib.sha256(onnx.read_bytes()).hexdigest()
 
 

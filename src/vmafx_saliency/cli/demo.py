@@ -28,12 +28,13 @@ import numpy as np
 
 from vmafx_saliency._util import PROJECT_ROOT, SHARED_DIR
 from vmafx_saliency.errors import OutputExistsError, VmafxSaliencyError
+from vmafx_saliency.supply.registry.locations import packaged_models
 from vmafx_saliency.video.job import JobResult
 
 ROOT = PROJECT_ROOT
 DEFAULT_CHECKPOINT = SHARED_DIR / "fixtures" / "u2netp" / "u2netp_bnfold_fp16.pth"
 MIRROR = ROOT / "models" / "u2netp_mirror_v1.onnx"
-MIRROR_SIDECAR = ROOT / "models" / "u2netp_mirror_v1.sidecar.json"
+MIRROR_SIDECAR = packaged_models() / "u2netp_mirror_v1.sidecar.json"
 MIRROR_LICENCE = ROOT / "LICENSES" / "Apache-2.0-u2netp.txt"
 DEMO_DIR = ROOT / ".demo"
 RELEASE_DIR = DEMO_DIR / "release" / "u2netp_mirror_v1"

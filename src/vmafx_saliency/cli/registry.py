@@ -160,10 +160,10 @@ def register(sub: Subparsers) -> None:
         rsub,
         "validate",
         help="validate a registry file: schema, files, pins, sidecars, scan and contract",
-        example="vmafx-saliency registry validate models/registry.json",
+        example="vmafx-saliency registry validate ~/.local/share/vmafx-saliency/registry.json",
         handler=_cmd_registry_validate,
     )
-    p.add_argument("path", nargs="?", metavar="PATH", help="default: models/registry.json")
+    p.add_argument("path", nargs="?", metavar="PATH", help="default: the package's registry")
     p.add_argument("--no-models", action="store_true", help="skip the scan and contract checks")
     p = add_command(
         rsub,
@@ -171,7 +171,7 @@ def register(sub: Subparsers) -> None:
         help="register a model in the overlay registry as alternative or candidate",
         example="vmafx-saliency registry add models/u2netp_mirror_v1.onnx "
         "--manifest models/u2netp_mirror_v1.onnx.manifest.json --source upstream-mirror "
-        "--sidecar models/u2netp_mirror_v1.sidecar.json --license Apache-2.0 "
+        "--sidecar src/vmafx_saliency/models/u2netp_mirror_v1.sidecar.json --license Apache-2.0 "
         "--license-file LICENSES/Apache-2.0-u2netp.txt --bundle "
         "models/u2netp_mirror_v1.onnx.sigstore.json --public-key key.pub --release-asset",
         handler=_cmd_registry_add,

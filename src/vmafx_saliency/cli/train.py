@@ -169,7 +169,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         "--init-from",
         metavar="CHECKPOINT|ONNX",
         help="start from another run's checkpoint.pt (widened if its widths are narrower), or "
-        "fine-tune an exported student such as models/saliency_student_v2.onnx (give the "
+        "fine-tune an exported student such as the shipped saliency_student_v2.onnx (give the "
         "--widths, --stem-convs and --separable it was trained with, and a low --lr such as "
         "1e-4)",
     )

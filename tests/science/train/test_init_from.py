@@ -64,7 +64,7 @@ def test_init_from_onnx_gives_the_files_map_and_needs_same_shaped_convs(tmp_path
 
 
 def test_the_shipped_student_is_a_net_of_the_train_defaults() -> None:
-    # `train --init-from models/saliency_student_v2.onnx` (the README's fine-tune)
+    # `train --init-from` the shipped saliency_student_v2.onnx (the README's fine-tune)
     # must need no architecture options: the defaults build the shipped net, and
     # the check counts its convolutions (19: a three-convolution stem).
     shipped = COMMITTED_STUDENT

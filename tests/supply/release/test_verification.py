@@ -81,7 +81,9 @@ def test_a_swapped_model_resigned_and_resummed_fails_the_pin_and_the_manifest(
     """Sums and a signature can be redone by whoever swaps the model; the manifest's
     digest of the export cannot, unless it is rewritten too."""
     onnx = staged / f"{MIRROR}.onnx"
-    onnx.write_bytes((ROOT / "models" / "saliency_student_v2.onnx").read_bytes())
+    onnx.write_bytes(
+        (ROOT / "src" / "vmafx_saliency" / "models" / "saliency_student_v2.onnx").read_bytes()
+    )
     pair = generate_key_pair(tmp_path / "other_keys" / "signing.pem")
     sign_model(onnx, private_key=pair.private_key, force=True)
     names = sorted(p.name for p in staged.iterdir() if p.name != release.SUMS)

@@ -284,7 +284,7 @@ def folded_convs(path: Path, data: bytes | None = None) -> list[tuple[Any, Any]]
     if not convs:
         raise InputFileError(
             f"--init-from {path}: holds no Conv node: give a student exported by `train` "
-            "(e.g. models/saliency_student_v2.onnx)"
+            "(e.g. src/vmafx_saliency/models/saliency_student_v2.onnx)"
         )
     return convs
 

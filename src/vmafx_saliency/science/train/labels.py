@@ -172,7 +172,7 @@ def shipped_label_cache(teacher_input: str = "rgb") -> Path:
     """The label cache of the teacher the committed student was trained on.
 
     The teacher's sha256 comes from the committed training record
-    (``models/saliency_student_v2.training.json``), so benchmarks that read
+    (``src/vmafx_saliency/models/saliency_student_v2.training.json``), so benchmarks that read
     cached labels find the ones its training run filled.
     """
     from vmafx_saliency.supply.registry import committed_registry_path

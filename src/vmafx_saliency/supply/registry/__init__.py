@@ -2,7 +2,7 @@
 
 DESIGN section 5. Two files make one view:
 
-* the **committed** registry, ``<project>/models/registry.json`` (tracked in git;
+* the **committed** registry, the package's ``models/registry.json`` (tracked in git;
   ``$VMAFX_SALIENCY_COMMITTED_REGISTRY`` overrides its location, for tests);
 * the **overlay**, a file in a user location (``$VMAFX_SALIENCY_REGISTRY``, else
   ``$XDG_DATA_HOME/vmafx-saliency/registry.json``), where operators add models

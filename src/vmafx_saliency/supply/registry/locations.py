@@ -1,6 +1,7 @@
 """Where the two registry files are: the committed registry and the operator overlay.
 
-The committed registry is ``<project>/models/registry.json`` (tracked in git;
+The committed registry is ``vmafx_saliency/models/registry.json``, package data
+beside the default model it names (tracked in git, installed with the package;
 ``$VMAFX_SALIENCY_COMMITTED_REGISTRY`` overrides its location, for tests). The
 overlay is a file in a user location (``$VMAFX_SALIENCY_REGISTRY``, else
 ``$XDG_DATA_HOME/vmafx-saliency/registry.json``). Paths in an entry are relative
@@ -10,20 +11,29 @@ to the folder of the file that defines it (:func:`_root_of`).
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
-
-from vmafx_saliency._util import PROJECT_ROOT
 
 ENV_OVERLAY = "VMAFX_SALIENCY_REGISTRY"
 ENV_COMMITTED = "VMAFX_SALIENCY_COMMITTED_REGISTRY"
 
 
+def packaged_models() -> Path:
+    """The folder of the package's own models: the registry, the default model, sidecars.
+
+    A real folder: the registry's entries name files beside it, and ONNX
+    Runtime and the loader read them by path.
+    """
+    folder = resources.files("vmafx_saliency").joinpath("models")
+    return Path(str(folder))
+
+
 def committed_registry_path() -> Path:
-    """``$VMAFX_SALIENCY_COMMITTED_REGISTRY``, else ``<project root>/models/registry.json``."""
+    """``$VMAFX_SALIENCY_COMMITTED_REGISTRY``, else the package's ``models/registry.json``."""
     named = os.environ.get(ENV_COMMITTED)
     if named:
         return Path(named).expanduser()
-    return PROJECT_ROOT / "models" / "registry.json"
+    return packaged_models() / "registry.json"
 
 
 def overlay_registry_path() -> Path:

@@ -47,15 +47,17 @@ class Registry:
         """Load both files; ``None`` means the default location of each.
 
         A missing overlay is an empty overlay; a missing committed registry is
-        an error (the package is not installed from a checkout).
+        an error (the package's data is missing, or the override names nothing).
         """
         committed_path = committed if committed is not None else committed_registry_path()
         overlay_path = overlay if overlay is not None else overlay_registry_path()
         if not committed_path.exists():
-            raise RegistryError(
-                f"committed registry {committed_path} does not exist: run from a checkout of "
-                f"the project, or set {ENV_COMMITTED} to the path of models/registry.json"
+            advice = (
+                f"unset {ENV_COMMITTED} or point it at a registry file"
+                if os.environ.get(ENV_COMMITTED)
+                else "the package's data is missing: reinstall vmafx-saliency"
             )
+            raise RegistryError(f"committed registry {committed_path} does not exist: {advice}")
         base = _load_document(committed_path, committed=True)
         overlay_entries: tuple[ModelEntry, ...] = ()
         # Pointing the overlay at the committed file would double every entry.
