@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -612,6 +613,61 @@ def test_a_signal_mid_stream_leaves_no_output(
     assert proc.returncode == code, err
     assert err.strip().endswith(f"vmafx-saliency: {said}"), err
     assert_nothing_written(env.out)
+
+
+# --- standard input, as ffmpeg users pipe it ---------------------------------------------
+
+
+def _run_extract(*args: str | Path, stdin: Any) -> subprocess.CompletedProcess[bytes]:
+    command = [sys.executable, "-m", "vmafx_saliency", "extract", *(str(a) for a in args)]
+    return subprocess.run(command, stdin=stdin, capture_output=True, timeout=300, check=False)
+
+
+@pytest.mark.parametrize(
+    ("muxer", "options", "geometry"),
+    [
+        ("yuv4mpegpipe", ["-pix_fmt", "yuv420p"], []),
+        ("mpegts", ["-c", "copy"], []),
+        ("rawvideo", ["-pix_fmt", "yuv420p"], ["--width", "352", "--height", "288"]),
+    ],
+    ids=["y4m", "mpegts", "raw"],
+)
+def test_standard_input_from_ffmpeg_gives_the_files_values(
+    env: Env, cli: Callable[..., Run], muxer: str, options: list[str], geometry: list[str]
+) -> None:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg is not installed (Debian: apt-get install ffmpeg)")
+    clip = env.videos / "foreman_cif.mp4"
+    common = ["--frames", "0:12", "--format", "csv", "-o", "-", "-q", "--threads", "1"]
+    expected = cli(clip, *common)
+    assert expected.code == 0, expected.err
+    feed = [ffmpeg, "-loglevel", "error", "-i", str(clip), *options, "-f", muxer, "-"]
+    with subprocess.Popen(feed, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as feeder:
+        run = _run_extract("-", *geometry, *common, stdin=feeder.stdout)
+        feeder.kill()  # it may still be writing frames past --frames
+    assert run.returncode == 0, run.stderr.decode()
+    assert run.stdout.decode() == expected.out
+    assert expected.out.count("\n") == 13  # the header and twelve frames
+
+
+def test_standard_input_redirected_from_a_file(env: Env, cli: Callable[..., Run]) -> None:
+    clip = env.videos / "foreman_cif.mp4"
+    common = ["--frames", "0:5", "--format", "csv", "-o", "-", "-q", "--threads", "1"]
+    with clip.open("rb") as fh:
+        run = _run_extract("-", *common, stdin=fh)
+    assert run.returncode == 0, run.stderr.decode()
+    assert run.stdout.decode() == cli(clip, *common).out
+
+
+def test_empty_standard_input_is_one_line(env: Env) -> None:
+    run = _run_extract("-", *env.tiny(), stdin=subprocess.DEVNULL)
+    assert run.returncode == 2
+    assert run.stdout == b""
+    assert run.stderr.decode() == (
+        "vmafx-saliency extract: error: -: standard input is empty: pipe a video into it, "
+        "e.g. ffmpeg -i in.mkv -f yuv4mpegpipe - | vmafx-saliency extract -\n"
+    )
 
 
 # --- outputs that are not plain files ---------------------------------------------------

@@ -50,6 +50,33 @@ def test_failure_is_one_line_without_verbose(capsys: pytest.CaptureFixture[str])
     assert err.startswith("vmafx-saliency contract: error: model /nonexistent/model.onnx")
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-v", "contract", "/nonexistent/model.onnx"],
+        ["contract", "-v", "/nonexistent/model.onnx"],
+        ["contract", "/nonexistent/model.onnx", "--verbose"],
+        ["registry", "show", "no_such_model", "-v"],
+    ],
+)
+def test_verbose_before_or_after_the_subcommand_shows_the_traceback(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "vmafx-saliency " in err.splitlines()[-1]
+
+
+def test_without_verbose_after_the_subcommand_the_top_level_flag_stands(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = build_parser()
+    assert parser.parse_args(["-v", "scan", "x.onnx"]).verbose is True
+    assert parser.parse_args(["scan", "x.onnx"]).verbose is False
+    assert parser.parse_args(["registry", "list", "-v"]).verbose is True
+
+
 def test_a_closed_pipe_ends_quietly() -> None:
     """`vmafx-saliency scan ... | head`: no traceback when the reader goes away."""
     code = (

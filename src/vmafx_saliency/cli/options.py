@@ -39,6 +39,15 @@ def add_command(
         epilog=f"example:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # -v after the subcommand too, as ffmpeg users type it. SUPPRESS: a
+    # subcommand without -v leaves the top level's value alone.
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show debug logs and tracebacks on failure",
+    )
     parser.set_defaults(handler=handler)
     return parser
 
@@ -66,7 +75,11 @@ def add_video_arguments(
     ``fps``: offer --fps, for commands whose results depend on the frame rate
     (roi: zone lengths, encodes); the features of ``extract`` do not.
     """
-    p.add_argument("video", metavar="VIDEO", help="mp4/mkv/... (PyAV), .y4m, or raw .yuv")
+    p.add_argument(
+        "video",
+        metavar="VIDEO",
+        help="mp4/mkv/... (PyAV), .y4m, or raw .yuv; - reads standard input",
+    )
     g = p.add_argument_group("raw YUV geometry and frame selection")
     g.add_argument("--width", type=int)
     g.add_argument("--height", type=int)

@@ -12,6 +12,7 @@ leaves it unspecified, in which case callers assume limited for YUV.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,16 +106,25 @@ class AvSource(FrameSource):
         *,
         fps: float | None = None,
         color_range: str | None = None,
+        stream: io.RawIOBase | None = None,
     ) -> None:
         super().__init__()
         fps = check_fps(fps)
         checked_range = check_color_range(color_range)
         pyav = _import_av()
         self._ffmpeg_error: type[Exception] = pyav.error.FFmpegError
+        # A pipe cannot be seeked: an MP4 whose index comes last cannot be read from one.
+        self._hint = (
+            "; from a pipe, pipe Matroska, MPEG-TS or Y4M (ffmpeg -f matroska -), "
+            "or an MP4 with its index first (-movflags +faststart)"
+            if stream is not None
+            else ""
+        )
         try:
-            container = pyav.open(str(path))
+            # A stream (standard input) is demuxed as it arrives, never seeked.
+            container = pyav.open(stream if stream is not None else str(path), mode="r")
         except (self._ffmpeg_error, OSError) as exc:
-            raise VideoError(f"cannot open {path}: {exc}: is it a video file?") from exc
+            raise VideoError(f"cannot open {path}: {exc}: is it a video file?{self._hint}") from exc
         self._container: av.container.input.InputContainer | None = container
         try:
             self._open(path, container, fps=fps, color_range=checked_range)
@@ -171,6 +181,7 @@ class AvSource(FrameSource):
             raise VideoError(
                 f"{self._path}: decoding failed at frame {index} "
                 f"({index} frames decoded before it): {exc}: the file is corrupt or truncated"
+                f"{self._hint}"
             ) from exc
 
     def _luma(self, frame: av.video.frame.VideoFrame) -> np.ndarray:

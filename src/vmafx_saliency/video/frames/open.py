@@ -16,6 +16,13 @@ from vmafx_saliency.video.frames.base import Frame, FrameSource, VideoInfo
 from vmafx_saliency.video.frames.container import AvSource
 from vmafx_saliency.video.frames.formats import PIXEL_FORMATS
 from vmafx_saliency.video.frames.raw import Y4M_MAGIC, RawYuvSource, Y4mSource
+from vmafx_saliency.video.frames.stdin import (
+    STDIN,
+    PrefixedStream,
+    is_stdin,
+    peek,
+    redirected_file,
+)
 
 RAW_SUFFIXES = frozenset({".yuv", ".raw"})
 # Suffixes that name a container even when --width/--height were passed: only
@@ -46,9 +53,13 @@ def open_video(
     ``YUV4MPEG2 ``: Y4M. Anything else: a container decoded with PyAV. For
     Y4M and containers, geometry or a pixel format passed here must agree
     with the file's own. ``fps`` and ``color_range`` override what the file
-    says.
+    says. ``-`` is standard input (:mod:`.stdin`).
     """
     path = Path(path)
+    if is_stdin(path):
+        return _open_stdin(
+            width=width, height=height, pixel_format=pixel_format, fps=fps, color_range=color_range
+        )
     if not path.exists():
         raise VideoError(f"{path}: no such file")
     if path.is_dir():
@@ -78,6 +89,55 @@ def open_video(
         source = AvSource(path, fps=fps, color_range=color_range)
     try:
         _check_agrees(source.info, width=width, height=height, pixel_format=pixel_format)
+    except BaseException:
+        source.close()
+        raise
+    return source
+
+
+def _open_stdin(
+    *,
+    width: int | None,
+    height: int | None,
+    pixel_format: str | None,
+    fps: float | None,
+    color_range: str | None,
+) -> FrameSource:
+    """Standard input: a redirected file by its name, a pipe by its first bytes."""
+    redirected = redirected_file()
+    if redirected is not None:
+        return open_video(
+            redirected,
+            width=width,
+            height=height,
+            pixel_format=pixel_format,
+            fps=fps,
+            color_range=color_range,
+        )
+    path = Path(STDIN)
+    if width is not None or height is not None:
+        if width is None or height is None:
+            raise UsageError(
+                "- is raw YUV when --width or --height is given: pass both "
+                "(and --pixel-format unless it is yuv420p)"
+            )
+        return RawYuvSource(
+            path,
+            width=width,
+            height=height,
+            pixel_format=pixel_format or "yuv420p",
+            fps=fps,
+            color_range=color_range,
+            stream=PrefixedStream(b""),
+        )
+    stream = peek(len(Y4M_MAGIC))
+    source: FrameSource
+    if stream.head == Y4M_MAGIC:
+        source = Y4mSource(path, fps=fps, color_range=color_range, stream=stream)
+    else:
+        source = AvSource(path, fps=fps, color_range=color_range, stream=stream)
+    try:
+        _check_agrees(source.info, width=None, height=None, pixel_format=pixel_format)
     except BaseException:
         source.close()
         raise

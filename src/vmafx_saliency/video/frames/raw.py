@@ -43,13 +43,18 @@ Y4M_MAGIC = b"YUV4MPEG2 "
 _Y4M_MAX_LINE = 4096
 
 
-def _open_binary(path: Path, *, buffering: int = -1) -> tuple[Any, int | None]:
+def _open_binary(
+    path: Path, *, buffering: int = -1, stream: io.RawIOBase | None = None
+) -> tuple[Any, int | None]:
     """Open for reading and stat, turning OS errors into a VideoError naming the file.
 
-    The size is ``None`` for a stream (a named pipe, ``/dev/stdin``): it can be
-    read front to back but neither measured nor seeked, so frames are counted
-    as they arrive and a cut-short last frame is found by reading.
+    The size is ``None`` for a stream (a named pipe, ``/dev/stdin``, or the
+    already open ``stream`` given): it can be read front to back but neither
+    measured nor seeked, so frames are counted as they arrive and a cut-short
+    last frame is found by reading.
     """
+    if stream is not None:
+        return stream, None
     try:
         raw = path.open("rb", buffering=0)
     except FileNotFoundError:
@@ -219,6 +224,7 @@ class RawYuvSource(_PlanarSource):
         pixel_format: str = "yuv420p",
         fps: float | None = None,
         color_range: str | None = None,
+        stream: io.RawIOBase | None = None,
     ) -> None:
         super().__init__()
         if width <= 0 or height <= 0:
@@ -229,7 +235,7 @@ class RawYuvSource(_PlanarSource):
         fps = check_fps(fps)
         checked_range = check_color_range(color_range) or "limited"
         # Unbuffered: each luma plane is read straight into its own array.
-        fh, size = _open_binary(path, buffering=0)
+        fh, size = _open_binary(path, buffering=0, stream=stream)
         self._fh = fh
         what = f"{width} x {height} {fmt.name} ({self._frame_bytes} bytes each)"
         self._what = what
@@ -292,14 +298,19 @@ class Y4mSource(_PlanarSource):
     """YUV4MPEG2: a text header, then ``FRAME`` lines each followed by one frame."""
 
     def __init__(
-        self, path: Path, *, fps: float | None = None, color_range: str | None = None
+        self,
+        path: Path,
+        *,
+        fps: float | None = None,
+        color_range: str | None = None,
+        stream: io.RawIOBase | None = None,
     ) -> None:
         super().__init__()
         fps = check_fps(fps)
         checked_range = check_color_range(color_range)
         # Buffered for a file, as FRAME lines are read with readline; a stream is
         # read raw (readline then takes a byte at a time, six per FRAME line).
-        fh, self._size = _open_binary(path)
+        fh, self._size = _open_binary(path, stream=stream)
         self._fh = fh
         try:
             header = fh.readline(_Y4M_MAX_LINE)

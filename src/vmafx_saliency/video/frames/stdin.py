@@ -1,0 +1,86 @@
+"""Standard input as a video, as ffmpeg users pipe it: ``vmafx-saliency extract -``.
+
+A file redirected to standard input is opened by name like any other file. A
+pipe cannot be opened twice nor rewound, so its first bytes are read once to
+learn its format and handed back in front of the rest (:class:`PrefixedStream`):
+``YUV4MPEG2 `` is Y4M, geometry flags mean headerless raw YUV, anything else goes
+to PyAV, which demuxes what FFmpeg can read from a pipe (Matroska, MPEG-TS,
+fragmented MP4, ...; an MP4 with its index at the end cannot be streamed).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+
+STDIN = "-"
+_FD = 0
+
+
+class PrefixedStream(io.RawIOBase):
+    """Standard input with the bytes already read from it put back in front.
+
+    Never seekable; closing it leaves the descriptor open (it is the process's).
+    """
+
+    def __init__(self, prefix: bytes, *, fd: int = _FD) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._fd = fd
+
+    @property
+    def head(self) -> bytes:
+        """The bytes read ahead and not yet handed back."""
+        return self._prefix
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        if self._prefix:
+            count = min(len(view), len(self._prefix))
+            view[:count] = self._prefix[:count]
+            self._prefix = self._prefix[count:]
+            return count
+        data = os.read(self._fd, len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def is_stdin(path: Path) -> bool:
+    return str(path) == STDIN
+
+
+def redirected_file() -> Path | None:
+    """``/dev/stdin`` where standard input is a regular file (``< clip.mp4``): a name to open."""
+    try:
+        mode = os.fstat(_FD).st_mode
+    except OSError:
+        return None
+    return Path("/dev/stdin") if stat.S_ISREG(mode) else None
+
+
+def peek(count: int, *, fd: int = _FD) -> PrefixedStream:
+    """Read up to ``count`` bytes of the pipe; a stream that yields them again first."""
+    from vmafx_saliency.errors import VideoError
+
+    if os.isatty(fd):
+        raise VideoError(
+            "-: standard input is a terminal: pipe a video into it, e.g. "
+            "ffmpeg -i in.mkv -f yuv4mpegpipe - | vmafx-saliency extract -"
+        )
+    prefix = b""
+    while len(prefix) < count and (chunk := os.read(fd, count - len(prefix))):
+        prefix += chunk
+    if not prefix:
+        raise VideoError(
+            "-: standard input is empty: pipe a video into it, e.g. "
+            "ffmpeg -i in.mkv -f yuv4mpegpipe - | vmafx-saliency extract -"
+        )
+    return PrefixedStream(prefix, fd=fd)
