@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
+import re
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from vmafx_saliency._util import PROJECT_ROOT, open_regular, read_capped, read_opened
-from vmafx_saliency.errors import InputFileError, RegistryError
+from vmafx_saliency._util import PROJECT_ROOT, open_regular, read_capped, read_opened, require
+from vmafx_saliency.errors import InputFileError, MissingDependencyError, RegistryError
 
 
 def test_reads_a_regular_file_up_to_and_at_the_cap(tmp_path: Path) -> None:
@@ -132,3 +137,75 @@ def test_the_descriptor_is_closed_after_use_and_after_a_refusal(tmp_path: Path) 
 def test_the_project_root_holds_the_committed_registry() -> None:
     assert (PROJECT_ROOT / "pyproject.toml").is_file()
     assert (PROJECT_ROOT / "src" / "vmafx_saliency" / "models" / "registry.json").is_file()
+
+
+# --- optional dependencies: the hint names the extra that installs the module ------
+
+# Each distribution an extra lists, and the top-level modules it installs
+# (onnx brings protobuf, whose modules live under google).
+IMPORTS_OF = {
+    "torch": {"torch"},
+    "onnx": {"onnx", "google"},
+    "pillow": {"PIL"},
+    "model-signing": {"model_signing"},
+    "pyopenssl": {"OpenSSL"},
+    "pysodmetrics": {"py_sod_metrics"},
+    "matplotlib": {"matplotlib"},
+    "scipy": {"scipy"},
+    "pyarrow": {"pyarrow"},
+    "ray[data]": {"ray"},
+    "numpy": {"numpy"},
+    "onnxruntime": {"onnxruntime"},
+    "av": {"av"},
+    "jsonschema": {"jsonschema"},
+}
+
+
+def _provided(requirements: list[str]) -> set[str]:
+    names = {re.split(r"[<>=!~ ]", r, maxsplit=1)[0].lower() for r in requirements}
+    return set().union(*(IMPORTS_OF[name] for name in names if name in IMPORTS_OF))
+
+
+def _require_calls() -> Iterator[tuple[str, str, str | None]]:
+    """(where, module, extra) of every require(...) call in the package."""
+    package = PROJECT_ROOT / "src" / "vmafx_saliency"
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name != "require":
+                continue
+            keywords = {k.arg: k.value for k in node.keywords}
+            assert "extra" in keywords, f"{path}:{node.lineno} names no extra"
+            extra = ast.literal_eval(keywords["extra"])
+            module = node.args[0]
+            if isinstance(module, ast.Constant):
+                yield f"{path.name}:{node.lineno}", str(module.value), extra
+
+
+def test_every_install_hint_names_an_extra_that_installs_the_module() -> None:
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = project["project"]["optional-dependencies"]
+    core = _provided(project["project"]["dependencies"])
+    calls = list(_require_calls())
+    assert len(calls) >= 30
+    for where, module, extra in calls:
+        top = module.split(".")[0]
+        provides = core if extra is None else _provided(extras[extra])
+        assert top in provides, f"{where}: {module} is not installed by [{extra}]"
+
+
+def test_a_missing_module_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> object:
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"^eval plots needs the Python package 'matplotlib', which is not installed: "
+        r"run pip install 'vmafx-saliency\[eval\]'$",
+    ):
+        require("matplotlib.figure", purpose="eval plots", extra="eval")
+    with pytest.raises(MissingDependencyError, match=r"'av'.*a core dependency: reinstall"):
+        require("av", purpose="reading video frames", extra=None)

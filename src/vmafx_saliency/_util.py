@@ -34,31 +34,26 @@ ErrorFactory = Callable[[str], VmafxSaliencyError]
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 
-# pip extra that provides each optional top-level module.
-_EXTRA_FOR_MODULE = {
-    "torch": "export",
-    "onnx": "export",
-    "PIL": "export",
-    "model_signing": "sign",
-    "OpenSSL": "sign",
-    "py_sod_metrics": "eval",
-    "matplotlib": "eval",
-    "scipy": "eval",
-    "ray": "ray",
-    "pyarrow": "table",
-}
 
+def require(module: str, *, purpose: str, extra: str | None) -> ModuleType:
+    """Import an optional dependency, or say exactly how to install it.
 
-def require(module: str, *, purpose: str) -> ModuleType:
-    """Import an optional dependency or explain exactly how to install it."""
+    ``extra`` is the pip extra of this project that installs ``module`` for
+    ``purpose`` (one module can come with several: the caller knows which one
+    its command needs); ``None`` for a core dependency, which only a broken
+    install lacks.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         top = module.split(".")[0]
-        extra = _EXTRA_FOR_MODULE.get(top, "dev")
+        fix = (
+            "it is a core dependency: reinstall vmafx-saliency"
+            if extra is None
+            else f"run pip install 'vmafx-saliency[{extra}]'"
+        )
         raise MissingDependencyError(
-            f"{purpose} needs the Python package '{top}', which is not installed: "
-            f"run pip install 'vmafx-saliency[{extra}]'"
+            f"{purpose} needs the Python package '{top}', which is not installed: {fix}"
         ) from exc
 
 

@@ -49,7 +49,7 @@ SOURCE_MARKER = "source.sha256"  # in a clip's frames folder: which clip they ar
 
 
 def _pil() -> Any:
-    return require("PIL.Image", purpose="making training views")
+    return require("PIL.Image", purpose="making training views", extra="train")
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
             f"{clip}: raw YUV has no colour matrix or size to make RGB frames from; convert it "
             "first, e.g. ffmpeg -f rawvideo -pix_fmt yuv420p -s WxH -i CLIP.yuv CLIP.y4m"
         )
-    av = require("av", purpose="reading video frames")
+    av = require("av", purpose="reading video frames", extra=None)
     check_out_folder(out_dir, purpose="the images")
     folder = out_dir / clip.stem
     written = skipped = 0

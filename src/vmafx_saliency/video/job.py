@@ -221,7 +221,7 @@ def _check_outputs(outputs: Outputs) -> None:
         check_can_write(Path(outputs.output), force=outputs.force)
     if outputs.plot is not None:
         check_can_write(outputs.plot, force=outputs.force)
-        agg = require("matplotlib.backends.backend_agg", purpose="--plot")
+        agg = require("matplotlib.backends.backend_agg", purpose="--plot", extra="plot")
         fmt = outputs.plot.suffix.lstrip(".").lower() or "png"
         if fmt not in agg.FigureCanvasAgg.get_supported_filetypes():
             raise UsageError(

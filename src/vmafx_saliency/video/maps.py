@@ -114,9 +114,9 @@ def plot_series(
     is drawn through matplotlib's object API, not pyplot, so no global backend is
     switched and no window can open.
     """
-    _util.require("matplotlib", purpose="--plot")
-    figure_mod = _util.require("matplotlib.figure", purpose="--plot")
-    agg = _util.require("matplotlib.backends.backend_agg", purpose="--plot")
+    _util.require("matplotlib", purpose="--plot", extra="plot")
+    figure_mod = _util.require("matplotlib.figure", purpose="--plot", extra="plot")
+    agg = _util.require("matplotlib.backends.backend_agg", purpose="--plot", extra="plot")
 
     points = [(f.frame_num, float(f.metrics[metric])) for f in frames if metric in f.metrics]
     if not points:

@@ -148,7 +148,7 @@ def materialize(input: Path, output: Path, options: Options) -> Summary:
     started = time.perf_counter()
     executor, aggregator, alpha = _check_options(options)
     _check_paths(input, output, force=options.force)
-    ray = require("ray", purpose="--executor ray") if executor == "ray" else None
+    ray = require("ray", purpose="--executor ray", extra="ray") if executor == "ray" else None
     table = _read_input(input, output, options)
     plan = _plan(table, options, _root(input, options))
     clips = list(plan.clips)

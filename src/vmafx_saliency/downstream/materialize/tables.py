@@ -102,7 +102,7 @@ def _read_jsonl(path: Path) -> _Table:
 
 
 def _parquet() -> Any:
-    return require("pyarrow.parquet", purpose="reading and writing Parquet tables")
+    return require("pyarrow.parquet", purpose="reading and writing Parquet tables", extra="table")
 
 
 def _read_parquet(path: Path) -> _Table:
@@ -154,7 +154,7 @@ def _arrow_type(pa: Any, name: str) -> Any:
 
 def _arrow_column(table: _Table, name: str) -> Any:
     """One column of a JSONL table as an Arrow array, or an error that names the column."""
-    pa = require("pyarrow", purpose="writing Parquet tables")
+    pa = require("pyarrow", purpose="writing Parquet tables", extra="table")
     try:
         return pa.array([row.get(name) for row in table.rows or []])
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -174,7 +174,7 @@ def check_parquet_columns(table: _Table, output: Path) -> None:
 
 
 def _write_parquet(table: _Table, new: Mapping[str, list[Any]], path: Path) -> None:
-    pa = require("pyarrow", purpose="writing Parquet tables")
+    pa = require("pyarrow", purpose="writing Parquet tables", extra="table")
     pq = _parquet()
     try:
         if table.arrow is not None:

@@ -93,7 +93,7 @@ def _stream_bytes(path: Path) -> tuple[int, int]:
     """(video stream bytes, packets) of an encoded file, from its packets."""
     from vmafx_saliency._util import require
 
-    av = require("av", purpose="reading the encodes back")
+    av = require("av", purpose="reading the encodes back", extra=None)
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]

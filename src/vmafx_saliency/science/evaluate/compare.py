@@ -123,7 +123,7 @@ def _agreement(
     b: Sequence[float],
     ious: Sequence[float],
 ) -> ClipComparison:
-    stats = require("scipy.stats", purpose="compare")
+    stats = require("scipy.stats", purpose="compare", extra="eval")
     xa = np.asarray(a, dtype=np.float64)
     xb = np.asarray(b, dtype=np.float64)
     pearson: float | None = None
@@ -181,8 +181,8 @@ def _series(
 def run_compare(options: CompareOptions) -> CompareResult:
     """Both models over every clip, the agreement per clip and over all clips."""
     check_report_folder(options.report, marker=COMPARE_MARKER, force=options.force)
-    require("scipy.stats", purpose="compare")
-    require("matplotlib", purpose="compare plots")
+    require("scipy.stats", purpose="compare", extra="eval")
+    require("matplotlib", purpose="compare plots", extra="eval")
     if not options.videos:
         raise UsageError("give at least one video")
     models = load_models(options.models, threads=_threads(options.threads), signed=options.signed)

@@ -16,7 +16,7 @@ from vmafx_saliency._util import require
 
 
 def _pil() -> Any:
-    return require("PIL.Image", purpose="eval (image loading)")
+    return require("PIL.Image", purpose="eval (image loading)", extra="eval")
 
 
 def _finite_or_none(value: float | None) -> float | None:

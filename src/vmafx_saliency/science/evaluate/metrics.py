@@ -306,7 +306,7 @@ class ImageScores:
 
 
 def _sod() -> Any:
-    return require("py_sod_metrics", purpose="eval (metrics)")
+    return require("py_sod_metrics", purpose="eval (metrics)", extra="eval")
 
 
 def _ascending(curve: Any) -> np.ndarray:

@@ -142,7 +142,7 @@ class ModelCost:
 def count_cost(data: bytes, size: tuple[int, int]) -> ModelCost:
     """Parameters and MACs of an ONNX model at ``size`` = (H, W); see CONVENTIONS['costs']."""
     try:
-        onnx = require("onnx", purpose="counting MACs")
+        onnx = require("onnx", purpose="counting MACs", extra="eval")
     except MissingDependencyError as exc:
         return ModelCost(params=None, macs=None, note=str(exc))
     model = onnx.load_from_string(data)

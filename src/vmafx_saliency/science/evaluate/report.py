@@ -94,8 +94,8 @@ class _ReportDir:
 
 
 def _figure(size: tuple[float, float]) -> Any:
-    figure_mod = require("matplotlib.figure", purpose="eval plots")
-    agg = require("matplotlib.backends.backend_agg", purpose="eval plots")
+    figure_mod = require("matplotlib.figure", purpose="eval plots", extra="eval")
+    agg = require("matplotlib.backends.backend_agg", purpose="eval plots", extra="eval")
     # The object API, not pyplot: no global backend switch, no window.
     fig = figure_mod.Figure(figsize=size, dpi=100, layout="constrained")
     agg.FigureCanvasAgg(fig)

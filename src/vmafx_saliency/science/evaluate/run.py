@@ -139,7 +139,7 @@ def _checked_dataset(options: EvalOptions) -> tuple[Pair, ...]:
         ("py_sod_metrics", "eval (metrics)"),
         ("matplotlib", "eval plots"),
     ):
-        require(module, purpose=purpose)
+        require(module, purpose=purpose, extra="eval")
     return all_pairs
 
 

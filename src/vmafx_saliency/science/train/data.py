@@ -39,11 +39,11 @@ _HELD_OUT = re.compile(r"pascal[-_ ]?s", re.IGNORECASE)
 
 
 def require_torch() -> Any:
-    return require("torch", purpose="training")
+    return require("torch", purpose="training", extra="train")
 
 
 def require_pil_image() -> Any:
-    return require("PIL.Image", purpose="training")
+    return require("PIL.Image", purpose="training", extra="train")
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def augment_batch(
     torch: Any, arrays: Arrays, idx: np.ndarray, rng: np.random.Generator, cfg: TrainConfig
 ) -> tuple[Any, Any]:
     """Random scaled crop + flips + brightness/contrast on the luma; labels follow geometry."""
-    functional = require("torch.nn.functional", purpose="training")
+    functional = require("torch.nn.functional", purpose="training", extra="train")
     height, width = arrays.luma.shape[1:]
     crop = cfg.crop
     xs, ys = [], []

@@ -83,7 +83,7 @@ def flush_subnormal_weights(model: Any) -> int:
     of them and 12.55 ms without, with the same map
     (benchmarks/subnormal_weights.py). Zero is within 1.2e-38 of each.
     """
-    onnx = require("onnx", purpose="export")
+    onnx = require("onnx", purpose="export", extra="train")
     flushed = 0
     for tensor in model.graph.initializer:
         if tensor.data_type != onnx.TensorProto.FLOAT:
@@ -98,7 +98,7 @@ def flush_subnormal_weights(model: Any) -> int:
 
 
 def _finalise(raw: bytes, *, teacher_sha256: str, training_sha256: str) -> bytes:
-    onnx = require("onnx", purpose="export")
+    onnx = require("onnx", purpose="export", extra="train")
     model = onnx.load_from_string(raw)
     flush_subnormal_weights(model)
     model.producer_name = "vmafx-saliency"
@@ -248,9 +248,9 @@ def folded_convs(path: Path, data: bytes | None = None) -> list[tuple[Any, Any]]
     after the scanner, to check the net loaded from them.
     """
     torch = require_torch()
-    onnx = require("onnx", purpose="training")
-    numpy_helper = require("onnx.numpy_helper", purpose="training")
-    decode_error = require("google.protobuf.message", purpose="training").DecodeError
+    onnx = require("onnx", purpose="training", extra="train")
+    numpy_helper = require("onnx.numpy_helper", purpose="training", extra="train")
+    decode_error = require("google.protobuf.message", purpose="training", extra="train").DecodeError
     try:
         model = onnx.load_from_string(data if data is not None else read_student_onnx(path))
     except decode_error as exc:

@@ -50,7 +50,7 @@ def _loss(
     (Wei, Wang and Huang, AAAI 2020, ``structure_loss`` in their code), which
     aims the training at the regions S-measure and F-measure punish.
     """
-    functional = require("torch.nn.functional", purpose="training")
+    functional = require("torch.nn.functional", purpose="training", extra="train")
     prob = torch.sigmoid(logits)
     if kind == "structure":
         weight = 1.0 + 5.0 * torch.abs(_box_mean(target, 31) - target)
@@ -83,7 +83,7 @@ def _loss(
 def _box_mean(x: Any, size: int) -> Any:
     """``avg_pool2d(x, size, stride=1, padding=size // 2)`` (zeros outside, counted)
     from running sums along each axis: two cumsums instead of size^2 adds per pixel."""
-    functional = require("torch.nn.functional", purpose="training")
+    functional = require("torch.nn.functional", purpose="training", extra="train")
     half = size // 2
     out = x
     for dim in (2, 3):

@@ -13,20 +13,20 @@ from vmafx_saliency._util import require
 
 
 def torch() -> Any:
-    return require("torch", purpose="export")
+    return require("torch", purpose="export", extra="export")
 
 
 def onnx() -> Any:
-    return require("onnx", purpose="export")
+    return require("onnx", purpose="export", extra="export")
 
 
 def onnxruntime() -> Any:
-    return require("onnxruntime", purpose="the export's parity check")
+    return require("onnxruntime", purpose="the export's parity check", extra=None)
 
 
 def pil_image() -> Any:
-    return require("PIL.Image", purpose="export")
+    return require("PIL.Image", purpose="export", extra="export")
 
 
 def pil_image_draw() -> Any:
-    return require("PIL.ImageDraw", purpose="export")
+    return require("PIL.ImageDraw", purpose="export", extra="export")

@@ -104,7 +104,9 @@ def _figures_from_manifest(doc: Any, path: Path, *, sha256: str) -> tuple[int, i
 def _figures_from_onnx(data: bytes, *, source: str) -> tuple[int, int]:
     # Only after the scan passed: onnx's C++ parser sees checked bytes only.
     onnx = require(
-        "onnx", purpose="reading the opset and parameter count of a model without a manifest"
+        "onnx",
+        purpose="reading the opset and parameter count of a model without a manifest",
+        extra="export",
     )
     model = onnx.load_model_from_string(data)
     opsets = [int(o.version) for o in model.opset_import if o.domain in _DEFAULT_DOMAINS]

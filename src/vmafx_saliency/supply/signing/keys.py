@@ -46,7 +46,7 @@ def generate_key_pair(private_key: Path, *, public_key: Path | None = None) -> K
     overwritten: if either exists, :class:`OutputExistsError` is raised before
     anything is written.
     """
-    require("model_signing", purpose="key generation")
+    require("model_signing", purpose="key generation", extra="sign")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 

@@ -45,7 +45,7 @@ def sign_model(
     The bundle defaults to :func:`bundle_path_for`; it is written atomically
     and an existing one is only replaced with ``force``.
     """
-    ms = require("model_signing", purpose="signing")
+    ms = require("model_signing", purpose="signing", extra="sign")
     model = Path(model)
     private_key = Path(private_key)
     model_file = _model_file(model, doing="signing")

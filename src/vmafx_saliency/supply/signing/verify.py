@@ -105,7 +105,7 @@ def verify_model(
     Keyless verification fetches the Sigstore trust root over the network
     unless the verifier names a ``trust_config``.
     """
-    ms = require("model_signing", purpose="signature verification")
+    ms = require("model_signing", purpose="signature verification", extra="sign")
     model = Path(model)
     bundle = Path(bundle)
     expected = _normalise_sha256(expected_sha256) if expected_sha256 is not None else None
