@@ -95,6 +95,6 @@ def test_plot_series_without_matplotlib(tmp_path: Path, monkeypatch: pytest.Monk
     # A None entry in sys.modules makes `import matplotlib` raise ImportError,
     # as on an install without the eval extra.
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'vmafx-saliency\[eval\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'vmafx-saliency\[plot\]'"):
         plot_series(tmp_path / "p.png", _frames(AWKWARD))
     assert list(tmp_path.iterdir()) == []

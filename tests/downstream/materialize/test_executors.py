@@ -78,7 +78,7 @@ def test_a_ray_address_nobody_answers_is_one_clear_error(
         def init(**kwargs: Any) -> None:
             raise ConnectionError(f"Could not find any running Ray instance at {kwargs['address']}")
 
-    monkeypatch.setattr(mz_job, "require", lambda module, *, purpose: NoCluster())
+    monkeypatch.setattr(mz_job, "require", lambda module, *, purpose, extra: NoCluster())
     out = tmp_path / "out.jsonl"
     options = _options(tiny, videos_dir, executor="ray", address="auto")  # Ray's own lookup
     _refused_writing_nothing(
@@ -109,7 +109,7 @@ def test_a_ray_address_with_no_listener_is_refused_before_ray_starts(
         def init(**kwargs: Any) -> None:
             raise AssertionError("ray.init must not be reached")
 
-    monkeypatch.setattr(mz_job, "require", lambda module, *, purpose: NotToBeStarted())
+    monkeypatch.setattr(mz_job, "require", lambda module, *, purpose, extra: NotToBeStarted())
     out = tmp_path / "out.jsonl"
     options = _options(tiny, videos_dir, executor="ray", address=f"127.0.0.1:{port}")
     _refused_writing_nothing(
