@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +27,24 @@ def _isolated_user_state(
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.delenv("VMAFX_SALIENCY_MODEL_DIR", raising=False)
     monkeypatch.delenv("VMAFX_SALIENCY_COMMITTED_REGISTRY", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _extractor_json_meets_its_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every extractor JSON a test renders is checked against the shipped schema."""
+    from vmafx_saliency import schemas
+    from vmafx_saliency.video import output
+
+    render = output.render_json
+
+    def checked(frames: Any, run: Any) -> str:
+        text = render(frames, run)
+        problems = schemas.problems("features", json.loads(text))
+        assert not problems, f"the extractor's JSON breaks features.schema.json: {problems}"
+        return text
+
+    monkeypatch.setattr(output, "render_json", checked)
+    monkeypatch.setitem(output._RENDERERS, "json", checked)
 
 
 def _need(path: Path, what: str) -> Path:

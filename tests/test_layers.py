@@ -20,6 +20,7 @@ PACKAGE = Path(vmafx_saliency.__file__).parent
 RANK = {
     "errors": 0,
     "_util": 0,
+    "schemas": 0,
     "nets": 1,
     "supply": 2,
     "video": 3,

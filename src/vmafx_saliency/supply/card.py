@@ -18,7 +18,6 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -161,14 +160,9 @@ def _reject_constant(name: str) -> Any:
 
 def _summary_problems(doc: Any) -> list[str]:
     """Problems of a document against the eval command's own ``eval-summary`` schema."""
-    import jsonschema
+    from vmafx_saliency import schemas
 
-    text = resources.files("vmafx_saliency").joinpath("schemas", "eval-summary.schema.json")
-    validator = jsonschema.Draft202012Validator(json.loads(text.read_text(encoding="utf-8")))
-    return [
-        f"{'/'.join(str(p) for p in err.absolute_path) or 'document'}: {err.message[:200]}"
-        for err in validator.iter_errors(doc)
-    ]
+    return schemas.problems("eval-summary", doc)
 
 
 def load_summary(path: Path) -> dict[str, Any]:

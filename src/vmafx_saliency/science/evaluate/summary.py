@@ -136,17 +136,9 @@ class EvalSummary:
 
 def validate_summary(doc: Any) -> list[str]:
     """Problems of a summary document against ``schemas/eval-summary.schema.json``."""
-    from importlib import resources
+    from vmafx_saliency import schemas
 
-    import jsonschema
-
-    text = resources.files("vmafx_saliency").joinpath("schemas", "eval-summary.schema.json")
-    schema = json.loads(text.read_text(encoding="utf-8"))
-    validator = jsonschema.Draft202012Validator(schema)
-    return [
-        f"{'/'.join(str(p) for p in err.absolute_path) or 'document'}: {err.message}"
-        for err in validator.iter_errors(doc)
-    ]
+    return schemas.problems("eval-summary", doc, limit=10_000)
 
 
 def _versions() -> dict[str, str]:

@@ -10,15 +10,12 @@ with the field it is in and what a valid value looks like.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
+from vmafx_saliency import schemas
 from vmafx_saliency._util import read_capped
 from vmafx_saliency.errors import RegistryError
 
@@ -78,13 +75,6 @@ def _parse_json(
 # --- schemas ----------------------------------------------------------------------
 
 
-@functools.cache
-def _validator(name: str) -> Any:
-    text = resources.files("vmafx_saliency").joinpath("schemas", f"{name}.schema.json")
-    schema = json.loads(text.read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
-
-
 def _field_name(where: Sequence[str | int]) -> str:
     out = ""
     for part in where:
@@ -95,7 +85,7 @@ def _field_name(where: Sequence[str | int]) -> str:
 def _schema_problems(name: str, doc: Any) -> list[tuple[tuple[str | int, ...], str]]:
     """(path in the document, message) for every schema violation, in document order."""
     errors = sorted(
-        _validator(name).iter_errors(doc),
+        schemas.validator(name).iter_errors(doc),
         key=lambda e: ([str(p) for p in e.absolute_path], e.message),
     )
     problems = []
