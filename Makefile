@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-dev
 FORCE  ?=
 VIDEO  ?=
 
-.PHONY: setup system demo test lint bench clean
+.PHONY: setup system demo test lint bench dist clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -52,5 +52,10 @@ bench: setup
 	$(PY) benchmarks/producer_cost.py
 	$(PY) benchmarks/pipeline_overlap.py
 
+# A wheel and an sdist of the package, the default model inside (pip install dist/*.whl).
+dist: setup
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build

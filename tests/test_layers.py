@@ -27,6 +27,7 @@ RANK = {
     "science": 4,
     "downstream": 4,
     "cli": 5,
+    "api": 5,
     "__main__": 6,
     "__init__": 6,
 }

@@ -301,6 +301,52 @@ def inferred(
                 future.cancel()
 
 
+def saliency_stream(
+    frames: Iterable[Frame],
+    model: LoadedModel,
+    *,
+    pre: Preprocessing,
+    color_range: str | None,
+    infer_size: InferSize = None,
+    jobs: int = 1,
+    sizes: dict[str, tuple[int, int]] | None = None,
+) -> Generator[tuple[int, np.ndarray], None, None]:
+    """``(frame number, saliency map)`` for each frame, in order, streaming.
+
+    Each map is the model's float32 ``[H, W]`` output at the inference size,
+    checked finite and in [0, 1]. Decoding and pre-processing run in a worker
+    thread ahead of inference, and ``jobs`` frames are inferred at once (give
+    the session one intra-op thread then: see
+    :func:`vmafx_saliency.video.job.load_model`); memory does not grow with the
+    number of frames. ``sizes`` receives ``"frame"`` and ``"infer"`` (H, W) once
+    the first frame is seen. Closing the generator stops the worker.
+    """
+    seen = sizes if sizes is not None else {}
+
+    def work(frame: Frame) -> tuple[int, np.ndarray]:
+        frame_hw = (int(frame.luma.shape[0]), int(frame.luma.shape[1]))
+        size = resolve_size(pre, infer_size, frame_hw)
+        seen.setdefault("frame", frame_hw)
+        seen.setdefault("infer", size)
+        tensor = preprocess(
+            frame.luma, bit_depth=frame.bit_depth, color_range=color_range, pre=pre, size=size
+        )
+        return frame.index, tensor
+
+    if jobs < 1:
+        raise UsageError(f"--threads {jobs}: give a whole number >= 1")
+    # closing(): on any error, or when the caller stops early, the worker is
+    # stopped and joined here, before the caller closes the frame source it reads.
+    with (
+        contextlib.closing(pipelined(frames, work)) as stream,
+        contextlib.closing(inferred(model.session, stream, jobs=jobs)) as maps,
+    ):
+        for frame_num, saliency in maps:
+            plane = saliency[0, 0]
+            _check_map(frame_num, plane)
+            yield frame_num, plane
+
+
 def extract(
     frames: Iterable[Frame],
     model: LoadedModel,
@@ -314,38 +360,28 @@ def extract(
 ) -> ExtractionResult:
     """Run the model over the frames; features per frame, in order.
 
-    ``jobs`` frames are inferred at once (give the session one intra-op thread
-    then: see :func:`vmafx_saliency.video.job.load_model`). Features and
-    ``on_map`` calls keep frame order.
+    The maps of :func:`saliency_stream`, each reduced to its features;
+    ``on_map`` sees every map, in frame order.
     """
     sizes: dict[str, tuple[int, int]] = {}
-
-    def work(frame: Frame) -> tuple[int, np.ndarray]:
-        frame_hw = (int(frame.luma.shape[0]), int(frame.luma.shape[1]))
-        size = resolve_size(pre, infer_size, frame_hw)
-        sizes.setdefault("frame", frame_hw)
-        sizes.setdefault("infer", size)
-        tensor = preprocess(
-            frame.luma, bit_depth=frame.bit_depth, color_range=color_range, pre=pre, size=size
-        )
-        return frame.index, tensor
-
-    if jobs < 1:
-        raise UsageError(f"--threads {jobs}: give a whole number >= 1")
     features: list[FrameFeatures] = []
     start = time.perf_counter()
-    # closing(): on any error the worker is stopped and joined here, before the
-    # caller closes the frame source it reads from; finally: the progress line is
-    # ended before an error message is printed.
+    stream = saliency_stream(
+        frames,
+        model,
+        pre=pre,
+        color_range=color_range,
+        infer_size=infer_size,
+        jobs=jobs,
+        sizes=sizes,
+    )
+    # finally: the progress line is ended before an error message is printed.
     try:
-        with (
-            contextlib.closing(pipelined(frames, work)) as stream,
-            contextlib.closing(inferred(model.session, stream, jobs=jobs)) as maps,
-        ):
-            for frame_num, saliency in maps:
+        with contextlib.closing(stream):
+            for frame_num, saliency in stream:
                 features.append(_reduce(frame_num, saliency))
                 if on_map is not None:
-                    on_map(frame_num, saliency[0, 0])
+                    on_map(frame_num, saliency)
                 if progress is not None:
                     progress.update()
     finally:
@@ -362,7 +398,7 @@ def extract(
     )
 
 
-def _reduce(frame_num: int, saliency: np.ndarray) -> FrameFeatures:
+def _check_map(frame_num: int, saliency: np.ndarray) -> None:
     # min and max propagate NaN and expose infinities, so they double as the
     # finiteness check (one pass fewer per frame than np.isfinite).
     lo, hi = float(saliency.min()), float(saliency.max())
@@ -376,6 +412,10 @@ def _reduce(frame_num: int, saliency: np.ndarray) -> FrameFeatures:
             f"frame {frame_num}: saliency_map values in [{lo:.4g}, {hi:.4g}] are outside "
             "[0, 1]: the model breaks the deployment contract"
         )
+
+
+def _reduce(frame_num: int, saliency: np.ndarray) -> FrameFeatures:
+    """The features of one checked map (see :func:`_check_map`)."""
     # One float64 copy, centred and squared in place: the float64 result of
     # mean(dtype=float64) and var(dtype=float64) in about 0.6 of their time.
     # No np.dot: OpenBLAS would wake its own threads on the cores inference uses.

@@ -1,0 +1,213 @@
+"""The Python API: per-frame saliency features and maps of a video in a few lines.
+
+What ``vmafx-saliency extract`` does, for pipelines that call it from Python::
+
+    from vmafx_saliency import extract_features, saliency_maps
+
+    features = extract_features("clip.mp4", frames=(0, 100), subsample=2)
+    for frame in features.frames:
+        print(frame.frame_num, frame.saliency_mean, frame.saliency_var)
+    print(features.pooled["saliency_mean"].mean, features.to_json()[:40])
+
+    for frame_num, saliency in saliency_maps("clip.mp4", frames=(0, 5)):
+        print(frame_num, saliency.shape, float(saliency.mean()))
+
+The model is the registry's ``mobilesal`` default unless ``model`` names a
+registry id (a string) or an ONNX file (a path, with its ``.sidecar.json``
+beside it), and it is loaded through the loader's gate, as on the command line.
+Errors are :class:`~vmafx_saliency.errors.VmafxSaliencyError` subclasses whose
+message says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vmafx_saliency.errors import UsageError
+from vmafx_saliency.video.extract import FrameFeatures, InferSize
+from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput
+from vmafx_saliency.video.job import load_model as _load
+from vmafx_saliency.video.output import PooledStats, RunInfo
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from vmafx_saliency.supply.loader import LoadedModel
+    from vmafx_saliency.video.output import FrameRecord
+
+__all__ = [
+    "Features",
+    "FrameFeatures",
+    "ModelRef",
+    "PooledStats",
+    "RawVideo",
+    "VideoRef",
+    "extract_features",
+    "load_model",
+    "saliency_maps",
+]
+
+VideoRef = str | os.PathLike[str]
+# A registry id (str), or an ONNX file (a Path, or a str ending in .onnx).
+ModelRef = str | os.PathLike[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RawVideo:
+    """The geometry of headerless raw YUV, which carries none (``.yuv``, a raw pipe)."""
+
+    width: int
+    height: int
+    pixel_format: str = "yuv420p"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Features:
+    """The features of one run: the numbers ``extract`` writes, unrounded.
+
+    ``frames`` in order, each with ``frame_num`` (the frame's number in the
+    video), ``saliency_mean`` and ``saliency_var``; ``pooled`` maps each
+    feature to vmaf's min, max, mean and harmonic mean over those frames;
+    ``run`` says which model ran, at which size, on what.
+    """
+
+    frames: tuple[FrameFeatures, ...]
+    pooled: Mapping[str, PooledStats]
+    run: RunInfo
+
+    def to_json(self) -> str:
+        """The JSON ``extract`` writes (``docs/output.md``, ``schemas/features.schema.json``)."""
+        from vmafx_saliency.video.output import render_json
+
+        return render_json(self._records(), self.run)
+
+    def to_xml(self) -> str:
+        from vmafx_saliency.video.output import render_xml
+
+        return render_xml(self._records(), self.run)
+
+    def to_csv(self) -> str:
+        from vmafx_saliency.video.output import render_csv
+
+        return render_csv(self._records(), self.run)
+
+    def _records(self) -> tuple[FrameRecord, ...]:
+        from vmafx_saliency.video.output import FrameRecord
+
+        return tuple(FrameRecord(f.frame_num, f.metrics()) for f in self.frames)
+
+
+def _choice(model: ModelRef | None, *, signed: bool) -> ModelChoice:
+    if model is None:
+        return ModelChoice(signed=signed)
+    if isinstance(model, os.PathLike) or str(model).endswith(".onnx"):
+        return ModelChoice(model_path=Path(model), signed=signed)
+    return ModelChoice(model_id=str(model), signed=signed)
+
+
+def _video(
+    video: VideoRef, *, frames: tuple[int, int | None] | None, subsample: int, raw: RawVideo | None
+) -> VideoInput:
+    start, end = (0, None) if frames is None else frames
+    if start < 0 or (end is not None and end <= start):
+        raise UsageError(f"frames={frames!r}: give (start, end) with 0 <= start < end, or None")
+    if subsample < 1:
+        raise UsageError(f"subsample={subsample}: give a whole number >= 1")
+    return VideoInput(
+        path=Path(video),
+        width=raw.width if raw else None,
+        height=raw.height if raw else None,
+        pixel_format=raw.pixel_format if raw else None,
+        start=start,
+        end=end,
+        subsample=subsample,
+    )
+
+
+def extract_features(
+    video: VideoRef,
+    *,
+    model: ModelRef | None = None,
+    frames: tuple[int, int | None] | None = None,
+    subsample: int = 1,
+    threads: int | None = None,
+    raw: RawVideo | None = None,
+    signed: bool = False,
+    infer_size: InferSize = None,
+) -> Features:
+    """Per-frame ``saliency_mean`` and ``saliency_var`` of a video, and their pooling.
+
+    ``video``: a file (mp4, mkv, ..., ``.y4m``, raw ``.yuv`` with ``raw``) or
+    ``"-"`` for standard input. ``frames``: ``(start, end)``, ``end``
+    exclusive or ``None``; ``subsample``: every N-th frame from ``start``, as
+    vmaf's ``--subsample``. ``threads``: inference threads (default: all
+    cores). ``signed``: require the model's verified Sigstore signature.
+    ``infer_size``: ``(height, width)`` or ``"native"``, overriding the
+    sidecar's.
+    """
+    from vmafx_saliency.video.job import run_job
+    from vmafx_saliency.video.output import pool_metrics
+
+    job = run_job(
+        _video(video, frames=frames, subsample=subsample, raw=raw),
+        _choice(model, signed=signed),
+        Outputs(output=None),
+        infer_size=infer_size,
+        threads=threads,
+    )
+    return Features(frames=job.extraction.features, pooled=pool_metrics(job.records), run=job.run)
+
+
+def saliency_maps(
+    video: VideoRef,
+    *,
+    model: ModelRef | None = None,
+    frames: tuple[int, int | None] | None = None,
+    subsample: int = 1,
+    threads: int | None = None,
+    raw: RawVideo | None = None,
+    signed: bool = False,
+    infer_size: InferSize = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(frame number, saliency map)`` for each selected frame, streaming.
+
+    Each map is the model's float32 ``[H, W]`` output at the inference size
+    (320x320 for the shipped models), values in [0, 1]. Frames are decoded
+    ahead while earlier ones are inferred, and memory does not grow with the
+    video's length; stop iterating (or close the iterator) to stop early. The
+    arguments are those of :func:`extract_features`.
+    """
+    from vmafx_saliency.video.extract import saliency_stream
+    from vmafx_saliency.video.frames import select_frames
+    from vmafx_saliency.video.job import load_for_video
+
+    chosen = _video(video, frames=frames, subsample=subsample, raw=raw)
+    with chosen.open() as source:
+        loaded, pre, plan = load_for_video(_choice(model, signed=signed), threads=threads)
+        selected = select_frames(
+            source, start=chosen.start, end=chosen.end, subsample=chosen.subsample
+        )
+        yield from saliency_stream(
+            selected,
+            loaded,
+            pre=pre,
+            color_range=source.info.color_range,
+            infer_size=infer_size,
+            jobs=plan.frames,
+        )
+
+
+def load_model(
+    model: ModelRef | None = None, *, signed: bool = False, threads: int | None = None
+) -> LoadedModel:
+    """A model through the loader's gate: path, pin, signature (``signed``), scan, contract.
+
+    Its ONNX Runtime ``session`` takes ``{"input": float32 [1, 3, H, W]}`` and
+    returns ``saliency_map``; ``sidecar`` holds its pre-processing.
+    """
+    loaded, _ = _load(_choice(model, signed=signed), threads=threads)
+    return loaded

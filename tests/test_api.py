@@ -1,0 +1,190 @@
+"""The Python API: the numbers `extract` writes, the maps streamed, the README's example."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vmafx_saliency
+from tests.conftest import ROOT
+from vmafx_saliency import (
+    Features,
+    RawVideo,
+    Registry,
+    extract_features,
+    load_model,
+    saliency_maps,
+    scan_file,
+)
+from vmafx_saliency.cli.main import main
+from vmafx_saliency.errors import UnknownModelError, UsageError, VideoError
+
+FOREMAN = "foreman_cif.mp4"
+CISCO = "CiscoVT2people_320x192_12fps.yuv"
+PACKAGED = ROOT / "src" / "vmafx_saliency" / "models"
+
+
+def _cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
+    capsys.readouterr()
+    assert main(["extract", *argv, "--output", "-", "--quiet"]) == 0
+    doc: dict[str, object] = json.loads(capsys.readouterr().out)
+    return doc
+
+
+def test_extract_features_gives_the_numbers_extract_writes(
+    videos_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = videos_dir / FOREMAN
+    features = extract_features(clip, frames=(3, 40), subsample=4, threads=2)
+    doc = _cli_json(capsys, str(clip), "--frames", "3:40", "--subsample", "4")
+    frames = doc["frames"]
+    assert isinstance(frames, list)
+    assert [f.frame_num for f in features.frames] == [f["frameNum"] for f in frames]
+    assert [f.frame_num for f in features.frames] == [3, 7, 11, 15, 19, 23, 27, 31, 35, 39]
+    for ours, theirs in zip(features.frames, frames, strict=True):
+        assert round(ours.saliency_mean, 6) == pytest.approx(theirs["metrics"]["saliency_mean"])
+        assert round(ours.saliency_var, 6) == pytest.approx(theirs["metrics"]["saliency_var"])
+    pooled = doc["pooled_metrics"]
+    assert isinstance(pooled, dict)
+    for name, stats in features.pooled.items():
+        assert round(stats.harmonic_mean, 6) == pytest.approx(pooled[name]["harmonic_mean"])
+        assert round(stats.mean, 6) == pytest.approx(pooled[name]["mean"])
+    # The JSON of the result is the CLI's, but for the run's speed.
+    mine = json.loads(features.to_json())
+    assert mine.pop("fps") >= 0 and doc.pop("fps") is not None
+    assert mine == doc
+    assert features.to_csv().splitlines()[0] == "Frame,saliency_mean,saliency_var,"
+    assert features.to_xml().startswith('<VMAF version="vmafx-saliency ')
+
+
+def test_a_model_by_id_or_by_file_and_raw_yuv(videos_dir: Path) -> None:
+    raw = RawVideo(width=320, height=192)
+    default = extract_features(videos_dir / CISCO, raw=raw, threads=1)
+    by_id = extract_features(videos_dir / CISCO, raw=raw, model="saliency_student_v2")
+    by_file = extract_features(
+        str(videos_dir / CISCO), raw=raw, model=PACKAGED / "saliency_student_v2.onnx"
+    )
+    assert default.run.model_id == by_id.run.model_id == "saliency_student_v2"
+    assert by_file.run.model_id is None  # an ad-hoc file: same bytes, no registry entry
+    assert by_file.run.model_sha256 == default.run.model_sha256
+    assert len(default.frames) == 9
+    for a, b in zip(default.frames, by_file.frames, strict=True):
+        assert a.saliency_mean == pytest.approx(b.saliency_mean, abs=1e-7)
+
+
+def test_saliency_maps_are_the_maps_whose_means_extract_reports(videos_dir: Path) -> None:
+    clip = videos_dir / FOREMAN
+    maps = list(saliency_maps(clip, frames=(0, 6), subsample=2, threads=1))
+    features = extract_features(clip, frames=(0, 6), subsample=2, threads=1)
+    assert [n for n, _ in maps] == [0, 2, 4]
+    for (_, saliency), frame in zip(maps, features.frames, strict=True):
+        assert saliency.shape == (320, 320) and saliency.dtype == np.float32
+        assert float(saliency.min()) >= 0.0 and float(saliency.max()) <= 1.0
+        assert float(saliency.astype(np.float64).mean()) == pytest.approx(
+            frame.saliency_mean, abs=1e-9
+        )
+
+
+def test_saliency_maps_stream_from_a_video_still_being_written(tmp_path: Path) -> None:
+    # A named pipe whose writer sends three frames, then waits: three maps must
+    # arrive before the rest of the video exists.
+    fifo = tmp_path / "live.y4m"
+    os.mkfifo(fifo)
+    more = threading.Event()
+
+    def feed() -> None:
+        with fifo.open("wb") as fh:
+            fh.write(b"YUV4MPEG2 W64 H48 F25:1 C420jpeg\n")
+            for level in (40, 120, 200, 90):
+                fh.write(b"FRAME\n" + bytes([level]) * (64 * 48) + bytes([128]) * (64 * 48 // 2))
+                fh.flush()
+                if level == 200:
+                    more.wait(60)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    stream = saliency_maps(fifo, threads=1)
+    got = [next(stream)[0] for _ in range(3)]
+    assert got == [0, 1, 2] and not more.is_set()
+    more.set()
+    assert [n for n, _ in stream] == [3]
+    writer.join(timeout=10)
+
+
+def test_bad_arguments_are_one_clear_error(videos_dir: Path) -> None:
+    clip = videos_dir / FOREMAN
+    with pytest.raises(UsageError, match=r"frames=\(5, 5\): give \(start, end\) with 0 <= start"):
+        extract_features(clip, frames=(5, 5))
+    with pytest.raises(UsageError, match=r"subsample=0: give a whole number >= 1"):
+        extract_features(clip, subsample=0)
+    with pytest.raises(UnknownModelError, match=r"no_such_model"):
+        extract_features(clip, model="no_such_model")
+    with pytest.raises(VideoError, match=r"absent\.mp4: no such file"):
+        extract_features(videos_dir / "absent.mp4")
+    with pytest.raises(UsageError, match=r"raw YUV, which has no header: pass --width"):
+        next(saliency_maps(videos_dir / CISCO))
+
+
+def test_the_supply_chain_from_the_package() -> None:
+    loaded = load_model()
+    assert loaded.model_id == "saliency_student_v2"
+    assert loaded.scan.allowed and loaded.sha256 == Registry.load().get(loaded.model_id).sha256
+    (out,) = loaded.session.run(
+        ["saliency_map"], {"input": np.zeros((1, 3, 64, 96), dtype=np.float32)}
+    )
+    assert out.shape == (1, 1, 64, 96)
+    assert scan_file(PACKAGED / "saliency_student_v2.onnx").allowed
+    assert isinstance(vmafx_saliency.errors.VmafxSaliencyError, type)
+
+
+def test_every_public_name_resolves_and_import_is_cheap() -> None:
+    for name in vmafx_saliency.__all__:
+        assert getattr(vmafx_saliency, name) is not None, name
+    assert Features.__name__ == "Features"
+    code = (
+        "import sys, vmafx_saliency; "
+        "heavy = sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('numpy', 'onnxruntime', 'av', 'torch', 'jsonschema')); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def readme_example() -> str:
+    """The README's Python block, as a user copies it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    (block,) = [b for b in blocks if "extract_features" in b]
+    return str(block)
+
+
+def test_the_readme_example_runs_and_prints_the_clis_numbers(
+    videos_dir: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    clip = videos_dir / FOREMAN
+    script = readme_example().replace(f'"{FOREMAN}"', repr(str(clip)))
+    assert str(clip) in script and len(script.splitlines()) <= 14
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    lines = done.stdout.splitlines()
+    doc = _cli_json(capsys, str(clip), "--frames", "0:50", "--subsample", "5")
+    frames = doc["frames"]
+    assert isinstance(frames, list)
+    expected = [
+        f"{f['frameNum']} {f['metrics']['saliency_mean']:.6f} {f['metrics']['saliency_var']:.6f}"
+        for f in frames
+    ]
+    assert lines[: len(expected)] == expected
+    pooled = doc["pooled_metrics"]
+    assert isinstance(pooled, dict)
+    assert lines[len(expected)] == f"pooled {pooled['saliency_mean']['mean']:.6f}"
+    assert [line.split()[0] for line in lines[len(expected) + 1 :]] == ["0", "1", "2"]
