@@ -296,6 +296,7 @@ def run(*, force: bool, video: Path | None = None) -> None:
             "skipped: no u2netp checkpoint (put ../shared beside the project or set "
             "VMAFX_U2NETP_CHECKPOINT) - the default model above needs none"
         )
+        _next_steps(mirror=None)
         return
     model_id, summary = _mirror_chain(force=force)
 
@@ -306,6 +307,28 @@ def run(*, force: bool, video: Path | None = None) -> None:
     _step("summary")
     print(f"default model: {student.run.model_id}, {len(student.records)} frames")
     print(summary)
+    _next_steps(mirror=model_id)
+
+
+def _next_steps(*, mirror: str | None) -> None:
+    """What a user runs next, on a clip of their own."""
+    cli = ".venv/bin/vmafx-saliency"
+    _step("next: your own clip")
+    lines = [
+        f"{cli} extract clip.mp4 --output clip.json                # vmaf's JSON layout",
+        f"{cli} extract clip.mp4 --merge-into vmaf.json --merge-output both.json",
+        f"ffmpeg -i clip.mkv -f yuv4mpegpipe - | {cli} extract - --format csv --output -",
+        f"{cli} extract in.yuv --width 1920 --height 1080 --pixel-format yuv420p10le "
+        "--output in.xml",
+    ]
+    if mirror is not None:
+        lines.append(f"{cli} extract clip.mp4 --model {mirror} --output clip.mirror.json")
+    lines.append(
+        '.venv/bin/python -c "from vmafx_saliency import extract_features as f; '
+        "print(f('clip.mp4').pooled)\"   # the API: README.md"
+    )
+    lines.append("make demo VIDEO=clip.mp4                          # this demo on your clip")
+    print("\n".join(lines))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
