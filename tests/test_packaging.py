@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.test_api import FOREMAN, readme_example
-from vmafx_saliency import extract_features
+from vmafx_saliency import extract_features, schemas
 
 pytest.importorskip("build", reason="the packaging test builds with 'build' (the dev extra)")
 
@@ -95,6 +95,7 @@ def test_extract_runs_on_the_default_model_outside_the_checkout(
     done = installed.run("vmafx-saliency", "extract", str(clip), "--frames", "0:24", "-o", "x.json")
     assert done.returncode == 0, done.stderr
     doc = json.loads((installed.outside / "x.json").read_text())
+    assert schemas.problems("features", doc) == []
     assert doc["model"]["id"] == "saliency_student_v2"
     here = extract_features(clip, frames=(0, 24))
     assert [f["frameNum"] for f in doc["frames"]] == list(range(24))
