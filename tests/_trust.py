@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "src" / "vmafx_saliency" / "models" / "registry.json"
 MIRROR_SIDECAR = ROOT / "src" / "vmafx_saliency" / "models" / "u2netp_mirror_v1.sidecar.json"
-MIRROR_LICENCE = ROOT / "LICENSES" / "Apache-2.0-u2netp.txt"
+MIRROR_LICENCE = ROOT / "src" / "vmafx_saliency" / "models" / "Apache-2.0-u2netp.txt"
 MIRROR_CARD = ROOT / "docs" / "models" / "u2netp_mirror.md"
 
 TINY = conv_sigmoid_model()

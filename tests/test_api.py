@@ -133,6 +133,45 @@ def test_bad_arguments_are_one_clear_error(videos_dir: Path) -> None:
         next(saliency_maps(videos_dir / CISCO))
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"frames": 5}, r"^frames=5: give \(start, end\) with 0 <= start < end"),
+        ({"frames": (0.5, 3)}, r"^frames=\(0\.5, 3\): give"),
+        ({"frames": (-1, 5)}, r"^frames=\(-1, 5\): give"),
+        ({"subsample": 2.5}, r"^subsample=2\.5: give a whole number >= 1$"),
+        ({"threads": 0}, r"^threads=0: give a whole number >= 1, or None \(all cores\)$"),
+        ({"model": ""}, r"^model='': give a registry id, a path to an ONNX file, or None"),
+        ({"raw": (320, 192)}, r"^raw=\(320, 192\): give RawVideo\(width=\.\.\., height"),
+        ({"infer_size": (160, 320)}, r"^infer_size=\(160, 320\): give 'WIDTHxHEIGHT'"),
+        ({"infer_size": "16x16"}, r"^infer_size='16x16': give at least 32 pixels a side"),
+        ({"infer_size": "9000x320"}, r"^infer_size='9000x320': give at most 4096 pixels"),
+    ],
+)
+def test_api_arguments_are_checked_in_the_apis_words(
+    videos_dir: Path, arguments: dict[str, object], message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        extract_features(videos_dir / FOREMAN, **arguments)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=message):
+        next(saliency_maps(videos_dir / FOREMAN, **arguments))  # type: ignore[arg-type]
+
+
+def test_raw_video_checks_its_geometry_and_infer_size_reads_as_the_cli() -> None:
+    with pytest.raises(UsageError, match=r"^RawVideo width=0: give a whole number of pixels"):
+        RawVideo(width=0, height=96)
+    with pytest.raises(UsageError, match=r"^RawVideo height='96': give a whole number"):
+        RawVideo(width=160, height="96")  # type: ignore[arg-type]
+
+
+def test_infer_size_is_width_by_height_as_on_the_command_line(videos_dir: Path) -> None:
+    features = extract_features(videos_dir / FOREMAN, frames=(0, 2), infer_size="160x320")
+    assert features.run.infer_size == (160, 320)  # (width, height), as the JSON says
+    assert json.loads(features.to_json())["model"]["infer_size"] == "160x320"
+    (_, saliency), *_ = saliency_maps(videos_dir / FOREMAN, frames=(0, 1), infer_size="160x320")
+    assert saliency.shape == (320, 160)  # an array: (height, width)
+
+
 def test_the_supply_chain_from_the_package() -> None:
     loaded = load_model()
     assert loaded.model_id == "saliency_student_v2"
@@ -142,6 +181,7 @@ def test_the_supply_chain_from_the_package() -> None:
     )
     assert out.shape == (1, 1, 64, 96)
     assert scan_file(PACKAGED / "saliency_student_v2.onnx").allowed
+    assert scan_file(str(PACKAGED / "saliency_student_v2.onnx")).allowed  # a str as well
     assert isinstance(vmafx_saliency.errors.VmafxSaliencyError, type)
 
 

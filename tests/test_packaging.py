@@ -33,6 +33,7 @@ SHIPPED = (
     "vmafx_saliency/models/saliency_student_v2.LICENSE.txt",
     "vmafx_saliency/models/saliency_student_v2.onnx.manifest.json",
     "vmafx_saliency/models/u2netp_mirror_v1.sidecar.json",
+    "vmafx_saliency/models/Apache-2.0-u2netp.txt",
     "vmafx_saliency/schemas/features.schema.json",
     "vmafx_saliency/supply/allowlist.txt",
 )
@@ -86,6 +87,8 @@ def test_the_wheel_and_the_sdist_carry_the_default_model(installed: Installed) -
     with tarfile.open(installed.sdist) as sdist:
         members = {m.name.split("/", 1)[1] for m in sdist.getmembers() if "/" in m.name}
     assert {f"src/{name}" for name in SHIPPED} <= members
+    # What the README points to, and what runs the tests, come with the sources.
+    assert {"docs/output.md", "tests/conftest.py", "Makefile"} <= members
 
 
 def test_extract_runs_on_the_default_model_outside_the_checkout(

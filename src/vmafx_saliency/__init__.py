@@ -4,7 +4,8 @@ The public API, importable from here (loaded on first use, so ``import
 vmafx_saliency`` stays cheap):
 
 - features and maps of a video: :func:`extract_features` (a :class:`Features`
-  of :class:`FrameFeatures` and :class:`PooledStats`), :func:`saliency_maps`,
+  of :class:`FrameFeatures`, :class:`PooledStats` and :class:`RunInfo`),
+  :func:`saliency_maps`,
   :class:`RawVideo` for headerless YUV;
 - the model supply chain: :func:`load_model` (through the loader's gate),
   :func:`scan_file` (the op-allowlist scanner), :func:`verify_model` with a
@@ -27,6 +28,7 @@ _HOMES = {
     "FrameFeatures": "vmafx_saliency.api",
     "PooledStats": "vmafx_saliency.api",
     "RawVideo": "vmafx_saliency.api",
+    "RunInfo": "vmafx_saliency.api",
     "extract_features": "vmafx_saliency.api",
     "load_model": "vmafx_saliency.api",
     "saliency_maps": "vmafx_saliency.api",
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from vmafx_saliency.api import FrameFeatures as FrameFeatures
     from vmafx_saliency.api import PooledStats as PooledStats
     from vmafx_saliency.api import RawVideo as RawVideo
+    from vmafx_saliency.api import RunInfo as RunInfo
     from vmafx_saliency.api import extract_features as extract_features
     from vmafx_saliency.api import load_model as load_model
     from vmafx_saliency.api import saliency_maps as saliency_maps

@@ -30,7 +30,7 @@ from vmafx_saliency.errors import (
 ErrorFactory = Callable[[str], VmafxSaliencyError]
 
 # The project checkout this package runs from (src/vmafx_saliency/ -> the root):
-# its models/, docs/ and LICENSES/, with the shared data folder beside it.
+# its docs/ and the exports in models/, with the shared data folder beside it.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 

@@ -12,7 +12,8 @@ What ``vmafx-saliency extract`` does, for pipelines that call it from Python::
     for frame_num, saliency in saliency_maps("clip.mp4", frames=(0, 5)):
         print(frame_num, saliency.shape, float(saliency.mean()))
 
-The model is the registry's ``mobilesal`` default unless ``model`` names a
+The model is the registry's ``mobilesal`` default (the shipped
+``saliency_student_v2``) unless ``model`` names a
 registry id (a string) or an ONNX file (a path, with its ``.sidecar.json``
 beside it), and it is loaded through the loader's gate, as on the command line.
 Errors are :class:`~vmafx_saliency.errors.VmafxSaliencyError` subclasses whose
@@ -25,7 +26,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from vmafx_saliency.errors import UsageError
 from vmafx_saliency.video.extract import FrameFeatures, InferSize
@@ -45,6 +46,7 @@ __all__ = [
     "ModelRef",
     "PooledStats",
     "RawVideo",
+    "RunInfo",
     "VideoRef",
     "extract_features",
     "load_model",
@@ -58,11 +60,25 @@ ModelRef = str | os.PathLike[str]
 
 @dataclass(frozen=True, kw_only=True)
 class RawVideo:
-    """The geometry of headerless raw YUV, which carries none (``.yuv``, a raw pipe)."""
+    """The geometry of headerless raw YUV, which carries none (``.yuv``, a raw pipe).
+
+    ``pixel_format``: ``yuv420p`` (the default), ``yuv422p``, ``yuv444p``,
+    ``yuv400p`` or their 10-bit ``...10le`` forms.
+    """
 
     width: int
     height: int
     pixel_format: str = "yuv420p"
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"RawVideo {name}={value!r}: give a whole number of pixels >= 1")
+        if not isinstance(self.pixel_format, str):
+            raise UsageError(
+                f"RawVideo pixel_format={self.pixel_format!r}: give a name, e.g. 'yuv420p'"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,11 +102,13 @@ class Features:
         return render_json(self._records(), self.run)
 
     def to_xml(self) -> str:
+        """The XML ``extract --format xml`` writes."""
         from vmafx_saliency.video.output import render_xml
 
         return render_xml(self._records(), self.run)
 
     def to_csv(self) -> str:
+        """The CSV ``extract --format csv`` writes."""
         from vmafx_saliency.video.output import render_csv
 
         return render_csv(self._records(), self.run)
@@ -106,19 +124,65 @@ def _choice(model: ModelRef | None, *, signed: bool) -> ModelChoice:
         return ModelChoice(signed=signed)
     if isinstance(model, os.PathLike) or str(model).endswith(".onnx"):
         return ModelChoice(model_path=Path(model), signed=signed)
-    return ModelChoice(model_id=str(model), signed=signed)
+    if not isinstance(model, str) or not model:
+        raise UsageError(
+            f"model={model!r}: give a registry id, a path to an ONNX file, or None (the default)"
+        )
+    return ModelChoice(model_id=model, signed=signed)
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _frame_range(frames: object) -> tuple[int, int | None]:
+    if frames is None:
+        return 0, None
+    if isinstance(frames, tuple) and len(frames) == 2:
+        start, end = frames
+        if _whole(start) and start >= 0:
+            if end is None:
+                return start, None
+            if _whole(end) and end > start:
+                return start, end
+    raise UsageError(
+        f"frames={frames!r}: give (start, end) with 0 <= start < end (end exclusive, or "
+        "None for the rest), or None for every frame"
+    )
+
+
+def _check_run(*, subsample: object, threads: object, raw: object) -> None:
+    if not (_whole(subsample) and subsample >= 1):
+        raise UsageError(f"subsample={subsample!r}: give a whole number >= 1")
+    if threads is not None and not (_whole(threads) and threads >= 1):
+        raise UsageError(f"threads={threads!r}: give a whole number >= 1, or None (all cores)")
+    if raw is not None and not isinstance(raw, RawVideo):
+        raise UsageError(f"raw={raw!r}: give RawVideo(width=..., height=...) or None")
+
+
+def _infer_size(infer_size: str | None) -> InferSize:
+    from vmafx_saliency.video.extract import parse_infer_size
+
+    if infer_size is None:
+        return None
+    if not isinstance(infer_size, str):
+        raise UsageError(
+            f"infer_size={infer_size!r}: give 'WIDTHxHEIGHT' (e.g. '320x320'), 'native' or None"
+        )
+    try:
+        return parse_infer_size(infer_size)
+    except UsageError as exc:  # the same rule, in the API's words
+        raise UsageError(str(exc).replace("--infer-size ", "infer_size=", 1)) from exc
 
 
 def _video(
     video: VideoRef, *, frames: tuple[int, int | None] | None, subsample: int, raw: RawVideo | None
 ) -> VideoInput:
-    start, end = (0, None) if frames is None else frames
-    if start < 0 or (end is not None and end <= start):
-        raise UsageError(f"frames={frames!r}: give (start, end) with 0 <= start < end, or None")
-    if subsample < 1:
-        raise UsageError(f"subsample={subsample}: give a whole number >= 1")
+    from vmafx_saliency.video.frames.stdin import video_path
+
+    start, end = _frame_range(frames)
     return VideoInput(
-        path=Path(video),
+        path=video_path(video),
         width=raw.width if raw else None,
         height=raw.height if raw else None,
         pixel_format=raw.pixel_format if raw else None,
@@ -137,26 +201,46 @@ def extract_features(
     threads: int | None = None,
     raw: RawVideo | None = None,
     signed: bool = False,
-    infer_size: InferSize = None,
+    infer_size: str | None = None,
 ) -> Features:
     """Per-frame ``saliency_mean`` and ``saliency_var`` of a video, and their pooling.
 
-    ``video``: a file (mp4, mkv, ..., ``.y4m``, raw ``.yuv`` with ``raw``) or
-    ``"-"`` for standard input. ``frames``: ``(start, end)``, ``end``
-    exclusive or ``None``; ``subsample``: every N-th frame from ``start``, as
-    vmaf's ``--subsample``. ``threads``: inference threads (default: all
-    cores). ``signed``: require the model's verified Sigstore signature.
-    ``infer_size``: ``(height, width)`` or ``"native"``, overriding the
-    sidecar's.
+    Args:
+        video: a file (mp4, mkv, ... through PyAV; ``.y4m``; raw ``.yuv`` with
+            ``raw``) or ``"-"`` for standard input.
+        model: ``None`` for the registry's ``mobilesal`` default (the shipped
+            ``saliency_student_v2``), a registry id such as
+            ``"u2netp_mirror_v1"``, or an ONNX file (a ``Path``, or a string
+            ending in ``.onnx``) with its ``<name>.sidecar.json`` beside it.
+        frames: ``(start, end)``, ``end`` exclusive or ``None`` for the rest;
+            ``None`` for every frame.
+        subsample: every N-th frame from ``start``, as vmaf's ``--subsample``.
+        threads: inference threads; ``None`` for all cores.
+        raw: the geometry of headerless raw YUV (:class:`RawVideo`).
+        signed: require the model's verified Sigstore signature.
+        infer_size: ``"WIDTHxHEIGHT"`` or ``"native"``, overriding the
+            sidecar's inference size (``"320x320"`` for the shipped models).
+
+    Returns:
+        :class:`Features`: ``frames`` (each a :class:`FrameFeatures`),
+        ``pooled`` (feature name -> :class:`PooledStats`) and ``run``
+        (:class:`RunInfo`: model id and sha256, sizes as (width, height)).
+
+    Raises:
+        VmafxSaliencyError: a subclass saying what is wrong and what to do: a
+            bad argument (:class:`~vmafx_saliency.errors.UsageError`), a video
+            that cannot be read (:class:`~vmafx_saliency.errors.VideoError`), a
+            model the registry or the loader's gate refuses.
     """
     from vmafx_saliency.video.job import run_job
     from vmafx_saliency.video.output import pool_metrics
 
+    _check_run(subsample=subsample, threads=threads, raw=raw)
     job = run_job(
         _video(video, frames=frames, subsample=subsample, raw=raw),
         _choice(model, signed=signed),
         Outputs(output=None),
-        infer_size=infer_size,
+        infer_size=_infer_size(infer_size),
         threads=threads,
     )
     return Features(frames=job.extraction.features, pooled=pool_metrics(job.records), run=job.run)
@@ -171,7 +255,7 @@ def saliency_maps(
     threads: int | None = None,
     raw: RawVideo | None = None,
     signed: bool = False,
-    infer_size: InferSize = None,
+    infer_size: str | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(frame number, saliency map)`` for each selected frame, streaming.
 
@@ -185,6 +269,8 @@ def saliency_maps(
     from vmafx_saliency.video.frames import select_frames
     from vmafx_saliency.video.job import load_for_video
 
+    _check_run(subsample=subsample, threads=threads, raw=raw)
+    size = _infer_size(infer_size)
     chosen = _video(video, frames=frames, subsample=subsample, raw=raw)
     with chosen.open() as source:
         loaded, pre, plan = load_for_video(_choice(model, signed=signed), threads=threads)
@@ -196,7 +282,7 @@ def saliency_maps(
             loaded,
             pre=pre,
             color_range=source.info.color_range,
-            infer_size=infer_size,
+            infer_size=size,
             jobs=plan.frames,
         )
 

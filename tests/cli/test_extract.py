@@ -651,6 +651,86 @@ def test_standard_input_from_ffmpeg_gives_the_files_values(
     assert expected.out.count("\n") == 13  # the header and twelve frames
 
 
+@pytest.mark.parametrize(
+    ("muxer", "options"),
+    [("yuv4mpegpipe", ["-pix_fmt", "yuv420p"]), ("matroska", ["-c:v", "ffv1"])],
+    ids=["y4m", "matroska"],
+)
+def test_geometry_flags_never_make_a_piped_y4m_or_container_raw(
+    env: Env, cli: Callable[..., Run], muxer: str, options: list[str]
+) -> None:
+    # Read as what it is, as a file would be; flags that disagree are refused.
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg is not installed (Debian: apt-get install ffmpeg)")
+    clip = env.videos / "foreman_cif.mp4"
+    common = ["--frames", "0:3", "--format", "csv", "-o", "-", "-q", "--threads", "1"]
+    expected = cli(clip, *common).out
+    feed = [ffmpeg, "-loglevel", "error", "-i", str(clip), "-frames:v", "3", *options]
+    for width, code in (("352", 0), ("320", 2)):
+        with subprocess.Popen(
+            [*feed, "-f", muxer, "-"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        ) as feeder:
+            run = _run_extract(
+                "-", "--width", width, "--height", "288", *common, stdin=feeder.stdout
+            )
+            feeder.kill()
+        assert run.returncode == code, run.stderr.decode()
+        if code == 0:
+            assert run.stdout.decode() == expected
+        else:
+            assert run.stderr.decode() == (
+                "vmafx-saliency extract: error: - is 352 wide, not --width 320: drop --width\n"
+            )
+
+
+def test_hostile_standard_input_is_one_line(env: Env, tmp_path: Path) -> None:
+    huge = tmp_path / "huge.y4m"
+    huge.write_bytes(b"YUV4MPEG2 W999999 H999999 F25:1\nFRAME\n" + bytes(1000))
+    with huge.open("rb") as fh:  # through a pipe: no file size to check it against
+        feeder = subprocess.Popen(["cat"], stdin=fh, stdout=subprocess.PIPE)
+        run = _run_extract("-", *env.tiny(), stdin=feeder.stdout)
+        feeder.wait()
+    assert run.returncode == 2
+    assert run.stderr.decode() == (
+        "vmafx-saliency extract: error: -: 999999x999999 is over the 134,217,728-pixel limit "
+        "of a frame: check the geometry (--width/--height, or the Y4M header)\n"
+    )
+    closed = subprocess.run(
+        [sys.executable, "-m", "vmafx_saliency", "extract", "-", *env.tiny()],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert closed.returncode == 2
+    assert closed.stderr.decode().startswith(
+        "vmafx-saliency extract: error: -: standard input cannot be read (Bad file descriptor)"
+    )
+
+
+def test_dot_slash_dash_names_a_file_called_dash(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    dash = env.tmp / "-"
+    dash.write_bytes((env.videos / CISCO_SMALL).read_bytes())
+    monkeypatch.chdir(env.tmp)
+    common = ["--width", "160", "--height", "96", "--format", "csv", "-o", "-", "-q"]
+    run = _run_extract("./-", *env.tiny(), *common, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr.decode()
+    assert len(run.stdout.decode().splitlines()) == 6  # the header and five frames
+
+
+def test_an_inference_size_past_a_sidecars_limit_is_refused(
+    env: Env, cli: Callable[..., Run]
+) -> None:
+    run = cli(*env.small(), *env.tiny(), "--infer-size", "20000x20000")
+    assert run.code == 2
+    assert run.err.strip() == (
+        "vmafx-saliency extract: error: --infer-size '20000x20000': give at most 4096 pixels "
+        "a side (a sidecar's limit too); the activations of a larger input fill the memory"
+    )
+
+
 def test_standard_input_redirected_from_a_file(env: Env, cli: Callable[..., Run]) -> None:
     clip = env.videos / "foreman_cif.mp4"
     common = ["--frames", "0:5", "--format", "csv", "-o", "-", "-q", "--threads", "1"]

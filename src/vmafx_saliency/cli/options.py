@@ -123,11 +123,12 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 def video_input(args: argparse.Namespace, path: str | None = None) -> VideoInput:
     """The video flags as a VideoInput, for ``args.video`` or the ``path`` given."""
     from vmafx_saliency.video.frames import parse_frame_range
+    from vmafx_saliency.video.frames.stdin import video_path
     from vmafx_saliency.video.job import VideoInput
 
     start, end = parse_frame_range(args.frames) if args.frames else (0, None)
     return VideoInput(
-        path=Path(path if path is not None else args.video),
+        path=video_path(path if path is not None else args.video),
         width=args.width,
         height=args.height,
         pixel_format=args.pixel_format,

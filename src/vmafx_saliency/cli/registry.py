@@ -169,10 +169,12 @@ def register(sub: Subparsers) -> None:
         rsub,
         "add",
         help="register a model in the overlay registry as alternative or candidate",
-        example="vmafx-saliency registry add models/u2netp_mirror_v1.onnx "
+        example="M=$(python -c 'import vmafx_saliency.supply.registry as r; "
+        "print(r.packaged_models())')   # the mirror's sidecar and licence ship there\n"
+        "  vmafx-saliency registry add models/u2netp_mirror_v1.onnx "
         "--manifest models/u2netp_mirror_v1.onnx.manifest.json --source upstream-mirror "
-        "--sidecar src/vmafx_saliency/models/u2netp_mirror_v1.sidecar.json --license Apache-2.0 "
-        "--license-file LICENSES/Apache-2.0-u2netp.txt --bundle "
+        "--sidecar $M/u2netp_mirror_v1.sidecar.json --license Apache-2.0 "
+        "--license-file $M/Apache-2.0-u2netp.txt --bundle "
         "models/u2netp_mirror_v1.onnx.sigstore.json --public-key key.pub --release-asset",
         handler=_cmd_registry_add,
     )

@@ -150,7 +150,7 @@ def register_model_tools(sub: Subparsers) -> None:
         sub,
         "contract",
         help="check an ONNX model against the deployment contract (names, shapes, range)",
-        example="vmafx-saliency contract src/vmafx_saliency/models/saliency_student_v2.onnx",
+        example="vmafx-saliency contract models/u2netp_mirror_v1.onnx",
         handler=_cmd_contract,
     )
     p.add_argument("model", metavar="MODEL.onnx")

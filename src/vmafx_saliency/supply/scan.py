@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Iterator
 from importlib import resources
@@ -558,13 +559,17 @@ def scan_bytes(
 
 
 def scan_file(
-    path: Path, *, max_bytes: int | None = None, allowlist: frozenset[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int | None = None,
+    allowlist: frozenset[str] | None = None,
 ) -> ScanReport:
     """Scan a file; the size cap is checked on the opened file before any byte is read.
 
     A missing or non-regular file raises :class:`InputFileError`; everything
     about the content comes back as violations in the report.
     """
+    path = Path(path)
     cap = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     if cap < 0:
         raise UsageError(f"max_bytes must be >= 0, got {max_bytes}: pass a size cap in bytes")

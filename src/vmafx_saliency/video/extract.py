@@ -65,6 +65,7 @@ def default_threads() -> int:
 # Both models halve the plane five times (u2netp's pools, the student's strided
 # stages): below 32 pixels a side their deepest stage sees less than a pixel.
 MIN_INFER_SIDE = 32
+MAX_INFER_SIDE = 4096
 
 
 def parse_infer_size(text: str) -> tuple[int, int] | Literal["native"]:
@@ -78,6 +79,11 @@ def parse_infer_size(text: str) -> tuple[int, int] | Literal["native"]:
             raise UsageError(
                 f"--infer-size {text!r}: give at least {MIN_INFER_SIDE} pixels a side; the "
                 "models halve the plane five times, so a smaller input yields no saliency"
+            )
+        if max(width, height) > MAX_INFER_SIDE:
+            raise UsageError(
+                f"--infer-size {text!r}: give at most {MAX_INFER_SIDE} pixels a side (a "
+                "sidecar's limit too); the activations of a larger input fill the memory"
             )
         return (height, width)
     raise UsageError(f"--infer-size {text!r}: give 'native' or WIDTHxHEIGHT, e.g. 320x320")
@@ -144,6 +150,9 @@ def preprocess(
 
 @dataclass(frozen=True)
 class FrameFeatures:
+    """One frame's features: ``frame_num`` (its number in the video, from 0), the
+    plain mean of the raw saliency map and the variance of its values."""
+
     frame_num: int
     saliency_mean: float
     saliency_var: float

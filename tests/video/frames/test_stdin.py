@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from vmafx_saliency.errors import VideoError
-from vmafx_saliency.video.frames.stdin import PrefixedStream, is_stdin, peek
+from vmafx_saliency.video.frames.stdin import (
+    PrefixedStream,
+    is_container,
+    is_stdin,
+    peek,
+    video_path,
+)
 
 
 def _pipe_with(data: bytes) -> int:
@@ -68,3 +74,30 @@ def test_prefixed_stream_reads_into_a_buffer() -> None:
 def test_only_a_lone_dash_is_standard_input() -> None:
     assert is_stdin(Path("-"))
     assert not is_stdin(Path("-.y4m")) and not is_stdin(Path("clips/-"))
+
+
+def test_container_headers_are_told_from_raw_bytes() -> None:
+    assert is_container(b"\x1a\x45\xdf\xa3" + bytes(50))  # Matroska / WebM (EBML)
+    assert is_container(b"\x00\x00\x00\x20ftypisom" + bytes(50))  # MP4 / MOV
+    packet = b"\x47" + bytes(187)
+    assert is_container(packet * 3)  # MPEG-TS: a sync byte every 188
+    assert not is_container(b"\x47" + bytes(400))  # one 0x47 luma byte is not a stream
+    assert not is_container(bytes(range(256)) * 2)
+    assert not is_container(b"")
+
+
+def test_only_the_exact_dash_is_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert video_path("-") == Path("-")
+    assert video_path("./-") == tmp_path / "-"  # the Unix way to name a file called -
+    assert video_path(Path("clip.mp4")) == Path("clip.mp4")
+
+
+def test_a_closed_descriptor_is_one_error() -> None:
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    os.close(write_fd)
+    with pytest.raises(VideoError, match=r"^-: standard input cannot be read \(Bad file"):
+        peek(10, fd=read_fd)

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vmafx_saliency._util import PROJECT_ROOT, sha256_file
+from vmafx_saliency._util import sha256_file
 from vmafx_saliency.errors import InputFileError, MissingDependencyError, UpstreamCheckoutError
 from vmafx_saliency.supply.export import lazy
+from vmafx_saliency.supply.registry.locations import packaged_models
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ UPSTREAM_CHECKPOINT = "saved_models/u2netp/u2netp.pth"
 _LICENSE_BESIDE_CHECKPOINT = ("LICENSE-U-2-Net.txt", "LICENSE", "LICENSE.txt")
 
 # The licence text the project ships with the mirror, when none is beside the checkpoint.
-_PROJECT_LICENSE = PROJECT_ROOT / "LICENSES" / "Apache-2.0-u2netp.txt"
+_PROJECT_LICENSE = packaged_models() / "Apache-2.0-u2netp.txt"
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from vmafx_saliency.supply.registry.locations import (
     ENV_OVERLAY,
     committed_registry_path,
     overlay_registry_path,
+    packaged_models,
 )
 from vmafx_saliency.supply.registry.promote import promote
 from vmafx_saliency.supply.registry.schemas import REGISTRY_SCHEMA, SIDECAR_SCHEMA
@@ -84,6 +85,7 @@ __all__ = [
     "committed_registry_path",
     "higher_is_better",
     "overlay_registry_path",
+    "packaged_models",
     "promote",
     "read_comparison_report",
     "source_from_manifest",

@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from vmafx_saliency.errors import UsageError
+from vmafx_saliency.errors import UsageError, VideoError
 
 # One logger for every reader: warnings keep the name they had before the split.
 logger = logging.getLogger("vmafx_saliency.video.frames")
@@ -88,6 +88,20 @@ class FrameSource(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# A frame of more pixels than this (16384 x 8192, twice 8K) is a wrong header or
+# wrong flags, not a video: reading one would allocate gigabytes for one plane.
+MAX_FRAME_PIXELS = 16384 * 8192
+
+
+def check_frame_size(path: Path, width: int, height: int) -> None:
+    """Refuse a geometry no video has, before any plane of that size is allocated."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise VideoError(
+            f"{path}: {width}x{height} is over the {MAX_FRAME_PIXELS:,}-pixel limit of a frame: "
+            "check the geometry (--width/--height, or the Y4M header)"
+        )
 
 
 def check_color_range(value: str | None) -> ColorRange | None:

@@ -54,6 +54,12 @@ _AV_NATIVE_10 = frozenset(
         "yuva420p10le", "yuva422p10le", "yuva444p10le",
     }
 )  # fmt: skip
+# What a stream that FFmpeg cannot demux from a pipe needs: no seeking there.
+_PIPE_ADVICE = (
+    "FFmpeg cannot read this from a pipe: pipe Y4M, Matroska or MPEG-TS "
+    "(ffmpeg -i in.mp4 -f yuv4mpegpipe -), or an MP4 with its index first "
+    "(-movflags +faststart)"
+)
 # PyAV reports colour ranges as ints (FFmpeg's AVColorRange): 1 MPEG/limited, 2 JPEG/full.
 _AV_RANGE: dict[int, ColorRange] = {1: "limited", 2: "full"}
 
@@ -114,17 +120,14 @@ class AvSource(FrameSource):
         pyav = _import_av()
         self._ffmpeg_error: type[Exception] = pyav.error.FFmpegError
         # A pipe cannot be seeked: an MP4 whose index comes last cannot be read from one.
-        self._hint = (
-            "; from a pipe, pipe Matroska, MPEG-TS or Y4M (ffmpeg -f matroska -), "
-            "or an MP4 with its index first (-movflags +faststart)"
-            if stream is not None
-            else ""
-        )
+        self._streamed = stream is not None
         try:
             # A stream (standard input) is demuxed as it arrives, never seeked.
             container = pyav.open(stream if stream is not None else str(path), mode="r")
         except (self._ffmpeg_error, OSError) as exc:
-            raise VideoError(f"cannot open {path}: {exc}: is it a video file?{self._hint}") from exc
+            if stream is not None:
+                raise VideoError(f"{path}: {_PIPE_ADVICE} ({exc})") from exc
+            raise VideoError(f"cannot open {path}: {exc}: is it a video file?") from exc
         self._container: av.container.input.InputContainer | None = container
         try:
             self._open(path, container, fps=fps, color_range=checked_range)
@@ -178,10 +181,11 @@ class AvSource(FrameSource):
         try:
             return next(self._decoder, None)
         except self._ffmpeg_error as exc:
+            if self._streamed and index == 0:
+                raise VideoError(f"{self._path}: {_PIPE_ADVICE} ({exc})") from exc
             raise VideoError(
                 f"{self._path}: decoding failed at frame {index} "
                 f"({index} frames decoded before it): {exc}: the file is corrupt or truncated"
-                f"{self._hint}"
             ) from exc
 
     def _luma(self, frame: av.video.frame.VideoFrame) -> np.ndarray:

@@ -17,8 +17,9 @@ from vmafx_saliency.video.frames.container import AvSource
 from vmafx_saliency.video.frames.formats import PIXEL_FORMATS
 from vmafx_saliency.video.frames.raw import Y4M_MAGIC, RawYuvSource, Y4mSource
 from vmafx_saliency.video.frames.stdin import (
+    PEEK_BYTES,
     STDIN,
-    PrefixedStream,
+    is_container,
     is_stdin,
     peek,
     redirected_file,
@@ -115,7 +116,14 @@ def _open_stdin(
             color_range=color_range,
         )
     path = Path(STDIN)
-    if width is not None or height is not None:
+    # Always looked at, even with geometry flags: a Y4M or a container piped in
+    # with --width/--height is read as what it is (the flags must then agree),
+    # never as raw YUV, as for a file.
+    stream = peek(PEEK_BYTES)
+    source: FrameSource
+    if stream.head.startswith(Y4M_MAGIC):
+        source = Y4mSource(path, fps=fps, color_range=color_range, stream=stream)
+    elif (width is not None or height is not None) and not is_container(stream.head):
         if width is None or height is None:
             raise UsageError(
                 "- is raw YUV when --width or --height is given: pass both "
@@ -128,16 +136,12 @@ def _open_stdin(
             pixel_format=pixel_format or "yuv420p",
             fps=fps,
             color_range=color_range,
-            stream=PrefixedStream(b""),
+            stream=stream,
         )
-    stream = peek(len(Y4M_MAGIC))
-    source: FrameSource
-    if stream.head == Y4M_MAGIC:
-        source = Y4mSource(path, fps=fps, color_range=color_range, stream=stream)
     else:
         source = AvSource(path, fps=fps, color_range=color_range, stream=stream)
     try:
-        _check_agrees(source.info, width=None, height=None, pixel_format=pixel_format)
+        _check_agrees(source.info, width=width, height=height, pixel_format=pixel_format)
     except BaseException:
         source.close()
         raise

@@ -33,6 +33,7 @@ from vmafx_saliency.video.frames.base import (
     VideoInfo,
     check_color_range,
     check_fps,
+    check_frame_size,
     logger,
     native_uint16,
 )
@@ -229,6 +230,7 @@ class RawYuvSource(_PlanarSource):
         super().__init__()
         if width <= 0 or height <= 0:
             raise UsageError(f"{path}: --width and --height must be positive, got {width}x{height}")
+        check_frame_size(path, width, height)
         self._set_layout(get_pixel_format(pixel_format), width, height)
         fmt = self._fmt
         # Validate every argument before opening, so an error leaks no file handle.
@@ -315,6 +317,7 @@ class Y4mSource(_PlanarSource):
         try:
             header = fh.readline(_Y4M_MAX_LINE)
             width, height, tag, y4m_fps, y4m_range = _parse_y4m_header(path, header)
+            check_frame_size(path, width, height)
             self._set_layout(PIXEL_FORMATS[Y4M_CHROMA[tag]], width, height)
             self._data_start = len(header)
             if self._size == self._data_start:

@@ -17,6 +17,29 @@ from pathlib import Path
 
 STDIN = "-"
 _FD = 0
+# Enough to see the Y4M magic, a Matroska or MP4 header, and three MPEG-TS sync bytes.
+PEEK_BYTES = 377
+_TS_PACKET = 188
+_EBML = b"\x1a\x45\xdf\xa3"
+
+
+def is_container(head: bytes) -> bool:
+    """Whether a stream's first bytes are those of Matroska/WebM, MP4/MOV or MPEG-TS."""
+    ts = len(head) > 2 * _TS_PACKET and head[0] == head[_TS_PACKET] == head[2 * _TS_PACKET] == 0x47
+    return head.startswith(_EBML) or head[4:8] == b"ftyp" or ts
+
+
+def video_path(given: str | os.PathLike[str]) -> Path:
+    """The path of a video as given: exactly ``-`` is standard input.
+
+    pathlib writes ``./-`` as ``-``; that spelling (the Unix way to name a file
+    called ``-``) becomes an absolute path, so it still names the file.
+    """
+    text = os.fspath(given)
+    path = Path(text)
+    if text != STDIN and is_stdin(path):
+        return Path.cwd() / text
+    return path
 
 
 class PrefixedStream(io.RawIOBase):
@@ -76,8 +99,14 @@ def peek(count: int, *, fd: int = _FD) -> PrefixedStream:
             "ffmpeg -i in.mkv -f yuv4mpegpipe - | vmafx-saliency extract -"
         )
     prefix = b""
-    while len(prefix) < count and (chunk := os.read(fd, count - len(prefix))):
-        prefix += chunk
+    try:
+        while len(prefix) < count and (chunk := os.read(fd, count - len(prefix))):
+            prefix += chunk
+    except OSError as exc:  # closed (<&-), or not readable
+        raise VideoError(
+            f"-: standard input cannot be read ({exc.strerror}): pipe a video into it, e.g. "
+            "ffmpeg -i in.mkv -f yuv4mpegpipe - | vmafx-saliency extract -"
+        ) from exc
     if not prefix:
         raise VideoError(
             "-: standard input is empty: pipe a video into it, e.g. "
