@@ -7,8 +7,10 @@ and :func:`parse_frame_range` are ``--frames`` and ``--subsample``.
 
 from __future__ import annotations
 
+import io
 import stat
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from vmafx_saliency.errors import UsageError, VideoError
@@ -37,6 +39,21 @@ CONTAINER_SUFFIXES = frozenset(
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What the caller said about the video: geometry for raw YUV, overrides for all."""
+
+    width: int | None
+    height: int | None
+    pixel_format: str | None
+    fps: float | None
+    color_range: str | None
+
+    @property
+    def geometry(self) -> bool:
+        return self.width is not None or self.height is not None
+
+
 def open_video(
     path: Path,
     *,
@@ -57,91 +74,70 @@ def open_video(
     says. ``-`` is standard input (:mod:`.stdin`).
     """
     path = Path(path)
+    asked = _Asked(width, height, pixel_format, fps, color_range)
     if is_stdin(path):
-        return _open_stdin(
-            width=width, height=height, pixel_format=pixel_format, fps=fps, color_range=color_range
-        )
+        return _open_stdin(asked)
     if not path.exists():
         raise VideoError(f"{path}: no such file")
     if path.is_dir():
         raise VideoError(f"{path}: is a directory, not a video file")
     suffix = path.suffix.lower()
-    geometry = width is not None or height is not None
-    if suffix in RAW_SUFFIXES or (
-        geometry and suffix not in CONTAINER_SUFFIXES and suffix != ".y4m" and not _is_y4m(path)
-    ):
-        if width is None or height is None:
-            raise UsageError(
-                f"{path} is raw YUV, which has no header: pass --width and --height "
-                "(and --pixel-format unless it is yuv420p)"
-            )
-        return RawYuvSource(
-            path,
-            width=width,
-            height=height,
-            pixel_format=pixel_format or "yuv420p",
-            fps=fps,
-            color_range=color_range,
-        )
-    source: FrameSource
-    if suffix == ".y4m" or _is_y4m(path):
-        source = Y4mSource(path, fps=fps, color_range=color_range)
-    else:
-        source = AvSource(path, fps=fps, color_range=color_range)
-    try:
-        _check_agrees(source.info, width=width, height=height, pixel_format=pixel_format)
-    except BaseException:
-        source.close()
-        raise
-    return source
+    y4m = suffix == ".y4m" or _is_y4m(path)
+    if suffix in RAW_SUFFIXES or (asked.geometry and suffix not in CONTAINER_SUFFIXES and not y4m):
+        return _raw(path, asked)
+    if y4m:
+        return _agreeing(Y4mSource(path, fps=fps, color_range=color_range), asked)
+    return _agreeing(AvSource(path, fps=fps, color_range=color_range), asked)
 
 
-def _open_stdin(
-    *,
-    width: int | None,
-    height: int | None,
-    pixel_format: str | None,
-    fps: float | None,
-    color_range: str | None,
-) -> FrameSource:
+def _open_stdin(asked: _Asked) -> FrameSource:
     """Standard input: a redirected file by its name, a pipe by its first bytes."""
     redirected = redirected_file()
     if redirected is not None:
         return open_video(
             redirected,
-            width=width,
-            height=height,
-            pixel_format=pixel_format,
-            fps=fps,
-            color_range=color_range,
+            width=asked.width,
+            height=asked.height,
+            pixel_format=asked.pixel_format,
+            fps=asked.fps,
+            color_range=asked.color_range,
         )
     path = Path(STDIN)
     # Always looked at, even with geometry flags: a Y4M or a container piped in
     # with --width/--height is read as what it is (the flags must then agree),
     # never as raw YUV, as for a file.
     stream = peek(PEEK_BYTES)
-    source: FrameSource
+    fps, color_range = asked.fps, asked.color_range
     if stream.head.startswith(Y4M_MAGIC):
-        source = Y4mSource(path, fps=fps, color_range=color_range, stream=stream)
-    elif (width is not None or height is not None) and not is_container(stream.head):
-        if width is None or height is None:
-            raise UsageError(
-                "- is raw YUV when --width or --height is given: pass both "
-                "(and --pixel-format unless it is yuv420p)"
-            )
-        return RawYuvSource(
-            path,
-            width=width,
-            height=height,
-            pixel_format=pixel_format or "yuv420p",
-            fps=fps,
-            color_range=color_range,
-            stream=stream,
+        return _agreeing(Y4mSource(path, fps=fps, color_range=color_range, stream=stream), asked)
+    if asked.geometry and not is_container(stream.head):
+        return _raw(path, asked, stream=stream)
+    return _agreeing(AvSource(path, fps=fps, color_range=color_range, stream=stream), asked)
+
+
+def _raw(path: Path, asked: _Asked, *, stream: io.RawIOBase | None = None) -> RawYuvSource:
+    if asked.width is None or asked.height is None:
+        raise UsageError(
+            f"{path} is raw YUV, which has no header: pass --width and --height "
+            "(and --pixel-format unless it is yuv420p)"
         )
-    else:
-        source = AvSource(path, fps=fps, color_range=color_range, stream=stream)
+    return RawYuvSource(
+        path,
+        width=asked.width,
+        height=asked.height,
+        pixel_format=asked.pixel_format or "yuv420p",
+        fps=asked.fps,
+        color_range=asked.color_range,
+        stream=stream,
+    )
+
+
+def _agreeing(source: FrameSource, asked: _Asked) -> FrameSource:
+    """The source, once the geometry flags agree with its header (closed if not)."""
     try:
-        _check_agrees(source.info, width=width, height=height, pixel_format=pixel_format)
+        _check_agrees(
+            source.info, width=asked.width, height=asked.height, pixel_format=asked.pixel_format
+        )
     except BaseException:
         source.close()
         raise
