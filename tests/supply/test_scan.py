@@ -9,6 +9,7 @@ import io
 import json
 import random
 import re
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -960,3 +961,101 @@ def test_long_initializer_names_that_share_a_prefix_are_not_duplicates() -> None
     ]
     graph = helper.make_graph(nodes, "main", [_vi("x")], [_vi("y")], initializer=tensors)
     assert check_bytes(_model(graph)).allowed
+
+
+# --- what protobuf merges, and counts with limits ----------------------------------
+
+
+def _hidden_initializer_model() -> bytes:
+    """A clean model, then a second ModelProto.graph holding only an initializer of an
+    existing name: protobuf merges the two graphs, and the hidden weights are run."""
+    data = conv_model()
+    rng = np.random.default_rng(1)
+    w2 = numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    hidden = helper.make_graph([], "hidden", [], [], initializer=[w2])
+    return data + enc_len(7, hidden.SerializeToString())
+
+
+def test_a_second_graph_that_protobuf_merges_in_is_refused() -> None:
+    data = _hidden_initializer_model()
+    # protobuf sees one graph holding both initializers: the attack is real.
+    merged = onnx.load_from_string(data)
+    assert [t.name for t in merged.graph.initializer] == ["w", "b", "w"]
+    report = scan_bytes(data)
+    assert [v.kind for v in report.violations] == ["repeated-field"]
+    with raises_kind("repeated-field", match=r"ModelProto\.graph at byte \d+ appears a second"):
+        report.raise_for_violations()
+
+
+def test_a_repeated_subgraph_attribute_is_refused() -> None:
+    # An If whose then_branch attribute carries AttributeProto.g twice.
+    body = enc_len(1, enc_len(4, b"Relu"))  # GraphProto.node: one Relu
+    other = enc_len(1, enc_len(4, b"Abs"))
+    graph_type = enc_key(20, 0) + enc_varint(5)  # AttributeProto.type = GRAPH
+    attribute = enc_len(1, b"then_branch") + graph_type + enc_len(6, body) + enc_len(6, other)
+    data = IR8 + enc_len(7, enc_len(1, enc_len(4, b"If") + enc_len(5, attribute)))
+    # protobuf merges the two into one graph of both nodes.
+    merged = onnx.load_from_string(data).graph.node[0].attribute[0].g
+    assert [n.op_type for n in merged.node] == ["Relu", "Abs"]
+    kinds = [v.kind for v in scan_bytes(data).violations]
+    assert "repeated-field" in kinds and "disallowed-op" in kinds
+
+
+def _node(op: str, attributes: int = 0) -> bytes:
+    empty_attribute = enc_len(5, b"")  # NodeProto.attribute, an empty AttributeProto
+    return enc_len(4, op.encode()) + empty_attribute * attributes
+
+
+def _graph_of(nodes: bytes) -> bytes:
+    return IR8 + enc_len(7, nodes)
+
+
+def test_counts_past_their_limits_stop_the_walk_with_flat_memory() -> None:
+    cases = [
+        (_graph_of(enc_len(1, _node("Relu", onnxscan.MAX_ATTRIBUTES + 1))), "too-many-attributes"),
+        (_graph_of(enc_len(1, _node("Relu")) * (onnxscan.MAX_NODES + 1)), "too-many-nodes"),
+        (
+            _graph_of(
+                b"".join(
+                    enc_len(5, enc_len(8, f"w{i}".encode()))
+                    for i in range(onnxscan.MAX_INITIALIZERS + 1)
+                )
+            ),
+            "too-many-initializers",
+        ),
+        (
+            _graph_of(
+                b"".join(enc_len(1, _node(f"Op{i}")) for i in range(onnxscan.MAX_OP_TYPES + 1))
+            ),
+            "too-many-op-types",
+        ),
+        (
+            IR8 + enc_len(8, enc_len(1, b"")) * (onnxscan.MAX_OPSET_IMPORTS + 1) + enc_len(7, b""),
+            "too-many-opset-imports",
+        ),
+    ]
+    for data, kind in cases:
+        report = scan_bytes(data)
+        assert report.violations[-1].kind == kind, report.render()[-300:]
+        assert "is over the limit of" in report.violations[-1].detail
+
+
+def test_millions_of_empty_attributes_cost_no_memory() -> None:
+    # The review's file: one node with millions of empty attributes took 3.6 GB.
+    data = _graph_of(enc_len(1, _node("Relu", 3_000_000)))
+    assert len(data) > 6_000_000
+    tracemalloc.start()
+    try:
+        report = scan_bytes(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [v.kind for v in report.violations] == ["too-many-attributes"]
+    assert peak < 4 * len(data)  # the copy of the bytes and little else
+
+
+def test_distinct_op_names_are_counted_up_to_a_limit() -> None:
+    ops = b"".join(enc_len(1, _node(f"Op{i}")) for i in range(5_000))
+    report = scan_bytes(_graph_of(ops))
+    assert len(report.ops) == onnxscan.MAX_OP_TYPES
+    assert len(report.violations) <= onnxscan.MAX_VIOLATIONS + 1

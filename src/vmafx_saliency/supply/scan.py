@@ -60,6 +60,14 @@ DEFAULT_MAX_BYTES: int = 50 * 1024 * 1024
 MAX_NESTING = 8
 # Loop nodes in the whole model, subgraphs and functions included.
 MAX_LOOPS = 16
+# Counts a model of ours stays far below (u2netp: 1,025 nodes, 13 op types,
+# 4 attributes a node at most); past one, the walk stops: a hostile file must
+# not make the scanner's memory or time grow with its element count.
+MAX_NODES = 100_000  # in the whole model, subgraphs and functions included
+MAX_ATTRIBUTES = 1_000  # of one node
+MAX_INITIALIZERS = 100_000  # of one graph
+MAX_OP_TYPES = 1_000  # distinct op types, domains included
+MAX_OPSET_IMPORTS = 64  # in the whole model
 # Policy violations kept in a report; the rest are only counted, so a hostile
 # file cannot make the report grow with the number of its nodes.
 MAX_VIOLATIONS = 1000
@@ -114,6 +122,14 @@ KINDS: dict[str, str] = {
     "bad-wire-type": "an invalid wire type",
     "wrong-wire-type": "a field the scanner reads has another wire type than onnx.proto declares",
     "bad-field-number": "an invalid field number",
+    # protobuf merges a singular message field that appears twice: the walk
+    # would check two halves that ONNX Runtime sees as one.
+    "repeated-field": "a singular message field (a graph, a tensor) that appears twice",
+    "too-many-nodes": f"more than {MAX_NODES:,} nodes",
+    "too-many-attributes": f"a node with more than {MAX_ATTRIBUTES:,} attributes",
+    "too-many-initializers": f"a graph with more than {MAX_INITIALIZERS:,} initializers",
+    "too-many-op-types": f"more than {MAX_OP_TYPES:,} distinct op types",
+    "too-many-opset-imports": f"more than {MAX_OPSET_IMPORTS} opset imports",
 }
 
 
@@ -166,21 +182,32 @@ def load_allowlist(path: Path | None = None) -> frozenset[str]:
 
 
 class _Stop(Exception):
-    """Unwinds the walk at the first structural error (internal only)."""
+    """Unwinds the walk at the first structural error, or at a count over its
+    limit (``detail`` then says which), internal only."""
 
-    def __init__(self, kind: str, offset: int, what: str) -> None:
+    def __init__(self, kind: str, offset: int, what: str, *, detail: str | None = None) -> None:
         super().__init__(what)
         self.kind = kind
         self.offset = offset
         self.what = what
+        self.detail = detail
 
     def violation(self) -> Violation:
-        return Violation(
-            self.kind,
+        detail = self.detail or (
             f"{self.what} at byte {self.offset}: the file is truncated or corrupt; "
-            "export or download it again",
-            self.offset,
+            "export or download it again"
         )
+        return Violation(self.kind, detail, self.offset)
+
+
+def _over(kind: str, offset: int, what: str, limit: int) -> _Stop:
+    return _Stop(
+        kind,
+        offset,
+        what,
+        detail=f"{what} at byte {offset} is over the limit of {limit:,}: the walk stopped "
+        "there; this is not a saliency model of the size the product takes",
+    )
 
 
 def _wire_error(kind: str, offset: int, what: str) -> _Stop:
@@ -293,6 +320,8 @@ class _Walker:
         self.violations: list[Violation] = []
         self.omitted = 0
         self.loops = 0
+        self.nodes = 0
+        self.opset_imports = 0
         self.saw_ir_version = False
         self.saw_graph = False
 
@@ -302,6 +331,22 @@ class _Walker:
         else:
             self.omitted += 1
 
+    def once(self, seen: set[int], f: _Field, what: str) -> None:
+        """Refuse a singular message field met twice in one message: protobuf merges them."""
+        if f.number in seen:
+            self.flag(
+                "repeated-field",
+                f"{what} at byte {f.tag_offset} appears a second time in its message: "
+                "protobuf (and ONNX Runtime) would merge the two into one; re-export the model",
+                f.tag_offset,
+            )
+        seen.add(f.number)
+
+    def count_op(self, op: str, offset: int) -> None:
+        if op not in self.ops and len(self.ops) >= MAX_OP_TYPES:
+            raise _over("too-many-op-types", offset, f"op type {op!r}", MAX_OP_TYPES)
+        self.ops[op] += 1
+
     def slice(self, f: _Field) -> bytes:
         # Only names go through here; the copy is capped so a huge name costs
         # little (a name over the cap matches no allowlist entry anyway).
@@ -309,12 +354,14 @@ class _Walker:
 
     def model(self) -> None:
         data, end = self.data, len(self.data)
+        seen: set[int] = set()
         for f in _fields(data, 0, end):
             if f.number == _MODEL_IR_VERSION:
                 _expect(f, _VARINT, "ModelProto.ir_version")
                 self.saw_ir_version = True
             elif f.number == _MODEL_GRAPH:
                 _expect(f, _LEN, "ModelProto.graph")
+                self.once(seen, f, "ModelProto.graph")
                 self.saw_graph = True
                 self.graph(f.a, f.b, 0)
             elif f.number == _MODEL_OPSET_IMPORT:
@@ -331,6 +378,9 @@ class _Walker:
                 self.function(f.a, f.b)
 
     def opset_import(self, start: int, end: int) -> None:
+        self.opset_imports += 1
+        if self.opset_imports > MAX_OPSET_IMPORTS:
+            raise _over("too-many-opset-imports", start, "opset import", MAX_OPSET_IMPORTS)
         domain = b""
         for f in _fields(self.data, start, end):
             if f.number == _OPSET_DOMAIN:
@@ -346,9 +396,11 @@ class _Walker:
             )
 
     def training_info(self, start: int, end: int) -> None:
+        seen: set[int] = set()
         for f in _fields(self.data, start, end):
             if f.number in (_TRAINING_INITIALIZATION, _TRAINING_ALGORITHM):
                 _expect(f, _LEN, "TrainingInfoProto graph")
+                self.once(seen, f, "TrainingInfoProto graph")
                 self.graph(f.a, f.b, 0)
 
     def function(self, start: int, end: int) -> None:
@@ -365,7 +417,7 @@ class _Walker:
 
     def graph(self, start: int, end: int, depth: int) -> None:
         names: set[bytes] = set()
-        nodes = 0
+        nodes = initializers = 0
         for f in _fields(self.data, start, end):
             if f.number == _GRAPH_NODE:
                 _expect(f, _LEN, "GraphProto.node")
@@ -373,6 +425,9 @@ class _Walker:
                 self.node(f.a, f.b, depth)
             elif f.number == _GRAPH_INITIALIZER:
                 _expect(f, _LEN, "GraphProto.initializer")
+                initializers += 1
+                if initializers > MAX_INITIALIZERS:
+                    raise _over("too-many-initializers", f.a, "initializer", MAX_INITIALIZERS)
                 name, digest = self.tensor(f.a, f.b)
                 if digest in names:
                     # ONNX Runtime keeps the last copy, other readers the first: the
@@ -398,9 +453,12 @@ class _Walker:
             )
 
     def node(self, start: int, end: int, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _over("too-many-nodes", start, "node", MAX_NODES)
         op_raw = b""
         domain = b""
-        attributes: list[tuple[int, int]] = []
+        attributes = 0
         # Protobuf keeps the last value of a repeated singular field, so the
         # last op_type / domain is the one ONNX Runtime sees.
         for f in _fields(self.data, start, end):
@@ -412,10 +470,19 @@ class _Walker:
                 domain = self.slice(f)
             elif f.number == _NODE_ATTRIBUTE:
                 _expect(f, _LEN, "NodeProto.attribute")
-                attributes.append((f.a, f.b))
-        op = _show(op_raw)
+                attributes += 1
+                if attributes > MAX_ATTRIBUTES:
+                    raise _over("too-many-attributes", f.a, "attribute", MAX_ATTRIBUTES)
+        self.check_op(_show(op_raw), domain, start)
+        # A second pass over the node, not a list of its attributes: memory
+        # stays flat whatever the count.
+        for f in _fields(self.data, start, end):
+            if f.number == _NODE_ATTRIBUTE:
+                self.attribute(f.a, f.b, depth)
+
+    def check_op(self, op: str, domain: bytes, start: int) -> None:
         if domain in _DEFAULT_DOMAINS:
-            self.ops[op] += 1
+            self.count_op(op, start)
             if op not in self.allowlist:
                 self.flag(
                     "disallowed-op",
@@ -433,18 +500,24 @@ class _Walker:
                         start,
                     )
         else:
-            self.ops[f"{_show(domain)}:{op}"] += 1
+            self.count_op(f"{_show(domain)}:{op}", start)
             self.flag(
                 "custom-domain",
                 f"node {op!r} at byte {start} uses the custom op domain {_show(domain)!r}: "
                 "only the default ONNX domain is allowed; export the model without custom ops",
                 start,
             )
-        for a, b in attributes:
-            self.attribute(a, b, depth)
 
     def attribute(self, start: int, end: int, depth: int) -> None:
+        seen: set[int] = set()
+        singular = {
+            _ATTR_G: "AttributeProto.g",
+            _ATTR_T: "AttributeProto.t",
+            _ATTR_SPARSE_TENSOR: "AttributeProto.sparse_tensor",
+        }
         for f in _fields(self.data, start, end):
+            if f.number in singular:
+                self.once(seen, f, singular[f.number])
             if f.number in (_ATTR_G, _ATTR_GRAPHS):
                 _expect(f, _LEN, "AttributeProto.g/graphs")
                 self.subgraph(f.a, f.b, depth + 1)
@@ -476,9 +549,11 @@ class _Walker:
             "when it loads the model; save the model with dense tensors",
             start,
         )
+        seen: set[int] = set()
         for f in _fields(self.data, start, end):
             if f.number in (_SPARSE_VALUES, _SPARSE_INDICES):
                 _expect(f, _LEN, "SparseTensorProto.values/indices")
+                self.once(seen, f, "SparseTensorProto.values/indices")
                 self.tensor(f.a, f.b)
 
     def tensor(self, start: int, end: int) -> tuple[bytes, bytes]:
