@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import os
 import re
 import tomllib
@@ -12,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from vmafx_saliency._util import PROJECT_ROOT, open_regular, read_capped, read_opened, require
+from vmafx_saliency._util import (
+    PROJECT_ROOT,
+    json_loads,
+    open_regular,
+    read_capped,
+    read_opened,
+    require,
+)
 from vmafx_saliency.errors import InputFileError, MissingDependencyError, RegistryError
 
 
@@ -209,3 +217,22 @@ def test_a_missing_module_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> No
         require("matplotlib.figure", purpose="eval plots", extra="eval")
     with pytest.raises(MissingDependencyError, match=r"'av'.*a core dependency: reinstall"):
         require("av", purpose="reading video frames", extra=None)
+
+
+# --- JSON the product did not write: nesting is capped ------------------------------
+
+
+@pytest.mark.parametrize("depth", [65, 100_000], ids=["over-the-cap", "past-the-recursion-limit"])
+def test_deeply_nested_json_is_a_decode_error(depth: int) -> None:
+    text = "[" * depth + "]" * depth
+    with pytest.raises(json.JSONDecodeError, match=r"nested deeper than 64 levels"):
+        json_loads(text)
+    with pytest.raises(json.JSONDecodeError, match=r"nested deeper than 64 levels"):
+        json_loads(('{"a": ' * depth + "1" + "}" * depth).encode())
+
+
+def test_json_at_the_cap_and_its_options_are_kept() -> None:
+    assert json_loads("[" * 64 + "]" * 64) == json.loads("[" * 64 + "]" * 64)
+    assert json_loads('{"x": 1.5}', parse_float=str) == {"x": "1.5"}
+    with pytest.raises(ValueError, match="NaN"):
+        json_loads("NaN", parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import hashlib
 import importlib
+import json
 import os
 import re
 import stat
@@ -15,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import IO
+from typing import IO, Any
 
 from vmafx_saliency.errors import (
     InputFileError,
@@ -33,6 +34,58 @@ ErrorFactory = Callable[[str], VmafxSaliencyError]
 # its docs/ and the exports in models/, with the shared data folder beside it.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
+
+
+# Deeper than any document of ours (a registry, a sidecar, a bundle, a vmaf
+# JSON nest a few levels); a deeper one is refused before anything walks it.
+MAX_JSON_DEPTH = 64
+
+
+def json_loads(
+    text: str | bytes,
+    *,
+    parse_float: Callable[[str], Any] | None = None,
+    parse_constant: Callable[[str], Any] | None = None,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
+) -> Any:
+    """:func:`json.loads` for files the product did not write: nesting is capped.
+
+    A document nested over :data:`MAX_JSON_DEPTH` levels (or deep enough to
+    exhaust the parser's recursion) raises :class:`json.JSONDecodeError`, as any
+    other malformed JSON does, so every caller's one-line message covers it.
+    """
+    try:
+        doc = json.loads(
+            text,
+            parse_float=parse_float,
+            parse_constant=parse_constant,
+            object_pairs_hook=object_pairs_hook,
+        )
+    except RecursionError:
+        raise json.JSONDecodeError(
+            f"nested deeper than {MAX_JSON_DEPTH} levels", _as_text(text), 0
+        ) from None
+    if _deeper_than(doc, MAX_JSON_DEPTH):
+        raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", _as_text(text), 0)
+    return doc
+
+
+def _as_text(text: str | bytes) -> str:
+    return text if isinstance(text, str) else text[:64].decode("utf-8", errors="replace")
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    # An explicit stack, not recursion: the check must not fail as json.loads can.
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((value, depth + 1) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1) for value in node)
+    return False
 
 
 def require(module: str, *, purpose: str, extra: str | None) -> ModuleType:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vmafx_saliency._util import read_capped
+from vmafx_saliency._util import json_loads, read_capped
 from vmafx_saliency.cli.options import Subparsers, add_action_group, add_command, add_verifier_flags
 from vmafx_saliency.errors import InputFileError, UsageError
 
@@ -74,7 +74,7 @@ _MAX_MANIFEST_BYTES = 1 << 20
 def _manifest_model_id(manifest: Path) -> str:
     raw = read_capped(manifest, cap=_MAX_MANIFEST_BYTES, what="export manifest")
     try:
-        model_id = json.loads(raw.decode("utf-8")).get("model_id")
+        model_id = json_loads(raw.decode("utf-8")).get("model_id")
     except (ValueError, AttributeError) as exc:
         raise InputFileError(
             f"{manifest}: cannot read the model id from the export manifest ({exc}): "

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vmafx_saliency._util import atomic_write_text, read_capped
+from vmafx_saliency._util import atomic_write_text, json_loads, read_capped
 from vmafx_saliency.errors import (
     InputFileError,
     StaleCardError,
@@ -74,7 +74,7 @@ def _load_manifest(path: Path) -> dict[str, Any]:
         missing="run 'vmafx-saliency export' first",
     )
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json_loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputFileError(f"{path}: not valid JSON ({exc}): re-run the export") from exc
     if not isinstance(doc, dict) or "op_types" not in doc or "output" not in doc:
@@ -170,7 +170,7 @@ def load_summary(path: Path) -> dict[str, Any]:
     what = "evaluation summary"
     data = read_capped(path, what=what, cap=_MAX_SUMMARY_BYTES, missing=_EVAL_ADVICE)
     try:
-        doc = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        doc = json_loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InputFileError(f"{what} {path}: not valid JSON ({exc}): {_EVAL_ADVICE}") from exc
     if not isinstance(doc, dict) or doc.get("schema") != SUMMARY_SCHEMA:

@@ -41,7 +41,7 @@ def _read_vmaf_json(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path}: cannot read it as UTF-8 text: {exc}") from exc
     try:
-        doc = json.loads(text, parse_float=ParsedFloat)
+        doc = _util.json_loads(text, parse_float=ParsedFloat)
     except json.JSONDecodeError as exc:
         raise InputFileError(
             f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "

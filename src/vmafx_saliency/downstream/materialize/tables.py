@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from vmafx_saliency._util import atomic_writer, require
+from vmafx_saliency._util import atomic_writer, json_loads, require
 from vmafx_saliency.downstream.materialize.records import MEAN_COLUMN, OUR_COLUMNS, VAR_COLUMN
 from vmafx_saliency.errors import InputFileError, MaterializeError
 
@@ -82,7 +82,7 @@ def _read_jsonl(path: Path) -> _Table:
                 if not line.strip():
                     continue  # blank lines (a trailing newline) are not rows
                 try:
-                    row = json.loads(line)
+                    row = json_loads(line)
                 except json.JSONDecodeError as exc:
                     raise MaterializeError(
                         f"{path}: line {number} is not valid JSON ({exc.msg}): fix the line; "

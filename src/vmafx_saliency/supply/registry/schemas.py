@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vmafx_saliency import schemas
-from vmafx_saliency._util import read_capped
+from vmafx_saliency._util import json_loads, read_capped
 from vmafx_saliency.errors import RegistryError
 
 REGISTRY_SCHEMA = "vmafx-saliency/registry/v1"
@@ -56,7 +56,7 @@ def _parse_json(
     data: bytes, *, path: Path, what: str, error: type[RegistryError] = RegistryError
 ) -> Any:
     try:
-        return json.loads(
+        return json_loads(
             data.decode("utf-8"),
             object_pairs_hook=_reject_duplicate_keys,
             parse_constant=_reject_constant,

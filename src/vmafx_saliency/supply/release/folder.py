@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vmafx_saliency._util import read_capped
+from vmafx_saliency._util import json_loads, read_capped
 from vmafx_saliency.errors import ReleaseError
 
 SUMS = "SHA256SUMS"
@@ -43,7 +43,7 @@ def read_release_doc(folder: Path) -> dict[str, Any]:
     """The folder's release.json, every field checked; a malformed one is refused whole."""
     raw = read_small(folder / RELEASE_JSON, cap=MAX_TEXT_BYTES, what="release description")
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json_loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReleaseError(f"{folder / RELEASE_JSON} is not UTF-8 JSON ({exc})") from exc
     problems = []

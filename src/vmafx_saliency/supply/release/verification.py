@@ -10,14 +10,13 @@ FAIL verdict: one broken asset never hides the verdicts on the others.
 from __future__ import annotations
 
 import functools
-import json
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmafx_saliency._util import sha256_bytes
+from vmafx_saliency._util import json_loads, sha256_bytes
 from vmafx_saliency.errors import RegistryError, ReleaseError, VmafxSaliencyError
 from vmafx_saliency.supply.release.folder import (
     MAX_TEXT_BYTES,
@@ -251,7 +250,7 @@ def _check_manifest(staged: _Staged) -> str:
     path = staged.folder / staged.doc["manifest"]
     raw = read_small(path, cap=MAX_TEXT_BYTES, what="export manifest")
     try:
-        described = json.loads(raw.decode("utf-8"))["output"]["sha256"]
+        described = json_loads(raw.decode("utf-8"))["output"]["sha256"]
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise ReleaseError(f"not an export manifest with output.sha256 ({exc!r})") from exc
     actual = staged.onnx_sha256

@@ -23,13 +23,12 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from vmafx_saliency._util import read_capped, sha256_file
+from vmafx_saliency._util import json_loads, read_capped, sha256_file
 from vmafx_saliency.errors import (
     BundleInvalidError,
     BundleMissingError,
@@ -131,7 +130,7 @@ def _parse_bundle(bundle: Path, raw: bytes) -> _ParsedBundle:
     so that whatever it raises later is about the signature or the model.
     """
     try:
-        doc = json.loads(raw)
+        doc = json_loads(raw)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise _invalid(bundle, f"not JSON ({exc})") from exc
     if not isinstance(doc, dict):
@@ -261,7 +260,7 @@ def _validate_like_model_signing(bundle: Path, doc: dict[str, Any]) -> None:
 def _parse_statement(bundle: Path, payload: bytes) -> tuple[str, str]:
     """Read the in-toto statement: (sha256 of the model file, subject name)."""
     try:
-        statement = json.loads(payload)
+        statement = json_loads(payload)
     except ValueError as exc:
         raise _invalid(bundle, f"the payload is not JSON ({exc})") from exc
     if not isinstance(statement, dict) or statement.get("_type") != _STATEMENT_TYPE:
