@@ -346,6 +346,7 @@ class FakeSession:
 @dataclass
 class FakeModel:
     session: FakeSession
+    model_id: str | None = "fake"
 
 
 def _fake(make: Callable[[int, np.ndarray], np.ndarray]) -> tuple[LoadedModel, FakeSession]:
@@ -539,7 +540,8 @@ def test_inferred_reads_at_most_two_batches_ahead() -> None:
 def test_inferred_raises_a_run_error_in_frame_order() -> None:
     session = SlowSession(fail_on=0.05)
     got = []
-    with pytest.raises(RuntimeError, match=r"boom on input 0\.05"):
+    # ONNX Runtime's error becomes the product's, naming the frame (issue 37).
+    with pytest.raises(ExtractionError, match=r"^frame 5: the model failed at .*boom on input 0\.05"):
         for num, _ in inferred(session, _numbered(30), jobs=3):
             got.append(num)
     assert got == [0, 1, 2, 3, 4]  # every frame before the failing one, none after
@@ -570,3 +572,26 @@ def test_extract_refuses_zero_jobs() -> None:
     with pytest.raises(UsageError, match="--threads 0: give a whole number >= 1"):
         extract(_pattern_frames(2), model, pre=_pre(), color_range=None, jobs=0)
     assert session.inputs == []
+
+
+# --- an inference that ONNX Runtime refuses -------------------------------------------
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_inference_failure_is_the_products_error_naming_frame_and_model(jobs: int) -> None:
+    from tests._onnx_models import conv_sigmoid_model
+    from vmafx_saliency.supply.contract import make_session
+
+    session = make_session(conv_sigmoid_model(), source="tiny")
+    good = np.zeros((1, 3, 8, 8), np.float32)
+    wrong = np.zeros((1, 3, 8, 8), np.float64)  # ONNX Runtime refuses the element type
+    tensors: list[tuple[int, np.ndarray]] = [(0, good), (7, wrong), (8, good)]
+    stream = inferred(session, iter(tensors), jobs=jobs, label="model x")
+    assert next(stream)[0] == 0
+    with pytest.raises(
+        ExtractionError,
+        match=r"^frame 7: model x failed at 8x8 \(.*\): the model cannot run this input; "
+        r"try --infer-size 320x320 or another model \(--model\)$",
+    ) as caught:
+        next(stream)
+    assert caught.value.__cause__ is not None  # ONNX Runtime's own error, for -v

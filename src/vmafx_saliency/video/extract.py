@@ -273,13 +273,25 @@ def pipelined(
         worker.join(timeout=None if finished else STOP_WAIT)
 
 
-def _run(session: Any, tensor: np.ndarray) -> np.ndarray:
-    (saliency,) = session.run(["saliency_map"], {"input": tensor})
+def _run(session: Any, tensor: np.ndarray, frame_num: int, label: str) -> np.ndarray:
+    try:
+        (saliency,) = session.run(["saliency_map"], {"input": tensor})
+    except Exception as exc:  # ONNX Runtime's errors are untyped (Fail, RuntimeException, ...)
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        height, width = tensor.shape[-2:]
+        raise ExtractionError(
+            f"frame {frame_num}: {label} failed at {width}x{height} ({first}): the model "
+            "cannot run this input; try --infer-size 320x320 or another model (--model)"
+        ) from exc
     return np.asarray(saliency)
 
 
 def inferred(
-    session: Any, tensors: Iterable[tuple[int, np.ndarray]], *, jobs: int = 1
+    session: Any,
+    tensors: Iterable[tuple[int, np.ndarray]],
+    *,
+    jobs: int = 1,
+    label: str = "the model",
 ) -> Generator[tuple[int, np.ndarray], None, None]:
     """``(frame number, saliency map)`` for each input tensor, in input order.
 
@@ -290,13 +302,13 @@ def inferred(
     """
     if jobs == 1:
         for frame_num, tensor in tensors:
-            yield frame_num, _run(session, tensor)
+            yield frame_num, _run(session, tensor, frame_num, label)
         return
     pending: deque[tuple[int, Future[np.ndarray]]] = deque()
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="vmafx-infer") as pool:
         try:
             for frame_num, tensor in tensors:
-                pending.append((frame_num, pool.submit(_run, session, tensor)))
+                pending.append((frame_num, pool.submit(_run, session, tensor, frame_num, label)))
                 # A second batch queued behind the running one keeps every
                 # worker busy while this thread reduces and fetches.
                 if len(pending) >= 2 * jobs:
@@ -348,7 +360,7 @@ def saliency_stream(
     # stopped and joined here, before the caller closes the frame source it reads.
     with (
         contextlib.closing(pipelined(frames, work)) as stream,
-        contextlib.closing(inferred(model.session, stream, jobs=jobs)) as maps,
+        contextlib.closing(inferred(model.session, stream, jobs=jobs, label=_label(model))) as maps,
     ):
         for frame_num, saliency in maps:
             plane = saliency[0, 0]
@@ -405,6 +417,10 @@ def extract(
         frame_size=sizes["frame"],
         seconds=seconds,
     )
+
+
+def _label(model: LoadedModel) -> str:
+    return f"model {model.model_id}" if model.model_id else f"model {model.path}"
 
 
 def _check_map(frame_num: int, saliency: np.ndarray) -> None:
