@@ -541,7 +541,9 @@ def test_inferred_raises_a_run_error_in_frame_order() -> None:
     session = SlowSession(fail_on=0.05)
     got = []
     # ONNX Runtime's error becomes the product's, naming the frame (issue 37).
-    with pytest.raises(ExtractionError, match=r"^frame 5: the model failed at .*boom on input 0\.05"):
+    with pytest.raises(
+        ExtractionError, match=r"^frame 5: the model failed at .*boom on input 0\.05"
+    ):
         for num, _ in inferred(session, _numbered(30), jobs=3):
             got.append(num)
     assert got == [0, 1, 2, 3, 4]  # every frame before the failing one, none after
