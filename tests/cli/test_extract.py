@@ -803,3 +803,23 @@ def test_output_to_dev_stdout_redirected_to_a_log_appends(env: Env) -> None:
     assert done.returncode == 0, done.stderr
     lines = log.read_text().splitlines()
     assert lines[:2] == ["line one", "Frame,saliency_mean,saliency_var,"] and len(lines) == 4
+
+
+def test_frames_past_the_end_say_so(
+    env: Env, cli: Callable[..., Run], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="vmafx_saliency.video.job"):
+        run = cli(*env.small(), *env.tiny(), "--frames", "3:100", "--format", "csv", "-o", "-")
+    assert run.code == 0
+    assert run.out.splitlines()[1:] and [r.split(",")[0] for r in run.out.splitlines()[1:]] == [
+        "3",
+        "4",
+    ]
+    assert (
+        "--frames 3:100 runs past the end: the video has 5 frames, so 2 were computed"
+        in caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vmafx_saliency.video.job"):
+        assert cli(*env.small(), *env.tiny(), "--frames", "0:5", "-o", "-", "-q").code == 0
+    assert "runs past the end" not in caplog.text

@@ -12,6 +12,7 @@ the end (:class:`_MapWriter`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from vmafx_saliency.supply.registry import ModelEntry, Preprocessing
     from vmafx_saliency.video.frames import Frame, FrameSource
     from vmafx_saliency.video.output import FrameRecord, RunInfo
+
+logger = logging.getLogger(__name__)
 
 MODEL_PATH_ENV = "VMAF_MOBILESAL_MODEL_PATH"
 EXTRACTOR = "mobilesal"
@@ -365,6 +368,11 @@ def run_job(
             if maps is not None:
                 maps.discard()
             raise
+    if video.end is not None and decoded < video.end:
+        logger.warning(
+            "%s: --frames %d:%d runs past the end: the video has %d frames, so %d were computed",
+            video.path, video.start, video.end, decoded, len(result.features),
+        )  # fmt: skip
     records = tuple(FrameRecord(f.frame_num, f.metrics()) for f in result.features)
     (frame_h, frame_w), (infer_h, infer_w) = result.frame_size, result.infer_size
     native = result.infer_size == result.frame_size
@@ -380,6 +388,7 @@ def run_job(
         else f"saliency_map computed at {infer_w}x{infer_h}, frame is {frame_w}x{frame_h}",
         subsample=video.subsample,
         source=str(video.path),
+        rotation=info.rotation,
     )
     title = f"{video.path.name}: {loaded.model_id or 'ad hoc'}"
     written = _write_outputs(outputs, records, run, maps, title=title)

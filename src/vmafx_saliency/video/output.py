@@ -113,6 +113,7 @@ class RunInfo:
     map_note: str | None
     subsample: int
     source: str
+    rotation: int = 0  # degrees the frames were turned by the container's tag
 
 
 # -------------------------------------------------------------------------- pooling
@@ -277,6 +278,18 @@ def _model_block(run: RunInfo) -> dict[str, Any]:
     }
 
 
+def _params(run: RunInfo) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "qualityWidth": run.frame_size[0],
+        "qualityHeight": run.frame_size[1],
+        "subsample": run.subsample,
+        "source": run.source,
+    }
+    if run.rotation:  # only where the container's rotation tag was applied
+        params["rotation"] = run.rotation
+    return params
+
+
 def render_json(frames: Sequence[FrameRecord], run: RunInfo) -> str:
     """vmaf's JSON, plus ``params`` and ``model`` blocks at the top level."""
     check_frames(frames)
@@ -284,12 +297,7 @@ def render_json(frames: Sequence[FrameRecord], run: RunInfo) -> str:
         "version": run.version,
         "fps": json_number(run.fps, 2),
         # Ours, not vmaf's: vmaf's JSON carries no parameters at all.
-        "params": {
-            "qualityWidth": run.frame_size[0],
-            "qualityHeight": run.frame_size[1],
-            "subsample": run.subsample,
-            "source": run.source,
-        },
+        "params": _params(run),
         "model": _model_block(run),
         "frames": [
             {
@@ -312,16 +320,7 @@ def render_xml(frames: Sequence[FrameRecord], run: RunInfo) -> str:
         if not _XML_NAME.match(name):
             raise OutputError(f"metric name {name!r} cannot be an XML attribute name")
     root = ET.Element("VMAF", {"version": run.version})
-    ET.SubElement(
-        root,
-        "params",
-        {
-            "qualityWidth": str(run.frame_size[0]),
-            "qualityHeight": str(run.frame_size[1]),
-            "subsample": str(run.subsample),
-            "source": run.source,
-        },
-    )
+    ET.SubElement(root, "params", {k: str(v) for k, v in _params(run).items()})
     ET.SubElement(root, "fyi", {"fps": _fixed_text(run.fps, 2)})
     model = {k: str(v) for k, v in _model_block(run).items() if v is not None}
     ET.SubElement(root, "model", model)

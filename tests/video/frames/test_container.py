@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import subprocess
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -318,3 +321,73 @@ def test_av_memory_does_not_grow_with_frames(videos_dir: Path) -> None:
         tracemalloc.stop()
     assert count == 300
     assert peak < 3 * luma_bytes, f"peak {peak} bytes for {luma_bytes}-byte luma planes"
+
+
+# --- the container's rotation tag -----------------------------------------------------
+
+
+def _tagged_clip(tmp_path: Path, degrees: int) -> tuple[Path, np.ndarray]:
+    """A 64x48 clip with a white box in one corner, tagged to turn ``degrees``; and
+    the luma plane ffmpeg shows for its first frame (its autorotation is the reference)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg is not installed (Debian: apt-get install ffmpeg)")
+    plain, tagged = tmp_path / "plain.mp4", tmp_path / f"turn{degrees}.mp4"
+    box = "color=black:s=64x48:d=0.2,drawbox=x=0:y=0:w=16:h=8:color=white:t=fill"
+    run = [ffmpeg, "-loglevel", "error", "-y"]
+    subprocess.run(
+        [
+            *run,
+            "-f",
+            "lavfi",
+            "-i",
+            box,
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "2",
+            plain,
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [*run, "-i", plain, "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}", tagged],
+        check=True,
+    )
+    shown = subprocess.run(
+        [*run, "-i", tagged, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    width, height = (48, 64) if degrees % 180 else (64, 48)
+    return tagged, np.frombuffer(shown[: width * height], np.uint8).reshape(height, width)
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_rotation_tag_is_applied_as_ffmpeg_shows_the_picture(
+    tmp_path: Path, degrees: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    clip, shown = _tagged_clip(tmp_path, degrees)
+    with (
+        caplog.at_level(logging.WARNING, logger="vmafx_saliency.video.frames"),
+        open_video(clip) as src,
+    ):
+        info = src.info
+        first = next(iter(src))
+    assert info.rotation == degrees
+    assert (info.width, info.height) == (shown.shape[1], shown.shape[0])
+    assert first.luma.shape == shown.shape and first.luma.flags.c_contiguous
+    np.testing.assert_array_equal(first.luma, shown)
+    assert f"the container says to turn the picture {degrees} degrees" in caplog.text
+
+
+def test_the_output_says_the_rotation_was_applied(tmp_path: Path, capsys: Any) -> None:
+    from vmafx_saliency.cli.main import main
+
+    clip, _ = _tagged_clip(tmp_path, 90)
+    assert main(["extract", str(clip), "--output", "-", "-q"]) == 0
+    doc = json.loads(capsys.readouterr().out)  # the conftest checks it against the schema
+    assert doc["params"]["rotation"] == 90
+    assert (doc["params"]["qualityWidth"], doc["params"]["qualityHeight"]) == (48, 64)

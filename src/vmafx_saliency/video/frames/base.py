@@ -43,6 +43,9 @@ class VideoInfo:
     fps: float | None
     frame_count: int | None  # None when the container does not say
     color_range: ColorRange | None  # None: unknown (callers assume limited for YUV)
+    # Degrees the frames were turned (counter-clockwise) to stand as a player shows
+    # them, following the container's rotation tag; width and height are after it.
+    rotation: int = 0
 
 
 @dataclass(frozen=True)

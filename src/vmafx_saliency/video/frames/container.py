@@ -158,17 +158,27 @@ class AvSource(FrameSource):
         plan = self._plan(first)
         rate = stream.average_rate or stream.guessed_rate
         self._declared = int(stream.frames) or None  # 0: the container does not say
+        self._coded = (first.width, first.height)
+        self._turns = _quarter_turns(path, first)
+        width, height = self._coded if self._turns % 2 == 0 else self._coded[::-1]
         self.info = VideoInfo(
             path=path,
             container="av",
-            width=first.width,
-            height=first.height,
+            width=width,
+            height=height,
             pixel_format=first.format.name,
             bit_depth=plan.bit_depth,
             fps=fps or (float(rate) if rate else None),
             frame_count=self._declared,
             color_range=color_range or _av_range(first, stream, plan),
+            rotation=90 * self._turns,
         )
+        if self._turns:
+            logger.warning(
+                "%s: the container says to turn the picture %d degrees: the frames are "
+                "turned as a player shows them (%dx%d) before the model sees them",
+                path, 90 * self._turns, width, height,
+            )  # fmt: skip
 
     def _plan(self, frame: av.video.frame.VideoFrame) -> _AvPlan:
         name = frame.format.name
@@ -208,17 +218,23 @@ class AvSource(FrameSource):
         rows = np.frombuffer(memoryview(plane), dtype=dtype).reshape(
             plane.height, plane.line_size // dtype.itemsize
         )
-        luma = rows[:, : plane.width].copy()  # copy() is C-ordered
+        luma = rows[:, : plane.width]
+        if self._turns:
+            # np.rot90 turns counter-clockwise, as ffmpeg's autorotation does for
+            # these tags (tests/video/frames/test_container.py checks against it).
+            luma = np.rot90(luma, self._turns)
+        luma = np.ascontiguousarray(luma) if self._turns else luma.copy()  # our own, C-ordered
         return native_uint16(luma) if plan.bit_depth > 8 else luma
 
     def _frames(self) -> Iterator[Frame]:
         info, frame, index = self.info, self._first, 0
         self._first = None
         while frame is not None:
-            if (frame.width, frame.height) != (info.width, info.height):
+            if (frame.width, frame.height) != self._coded:
+                width, height = self._coded
                 raise VideoError(
                     f"{info.path}: frame {index} is {frame.width}x{frame.height} but the video "
-                    f"started at {info.width}x{info.height}: resolution changes are not supported"
+                    f"started at {width}x{height}: resolution changes are not supported"
                 )
             luma = self._luma(frame)
             yield Frame(index=index, luma=luma, bit_depth=self._plan(frame).bit_depth)
@@ -234,6 +250,17 @@ class AvSource(FrameSource):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+def _quarter_turns(path: Path, frame: av.video.frame.VideoFrame) -> int:
+    """Quarter turns counter-clockwise that the rotation tag asks for (0 to 3)."""
+    degrees = round(float(getattr(frame, "rotation", 0) or 0))
+    if degrees % 90:
+        raise VideoError(
+            f"{path}: the container says to turn the picture {degrees} degrees, not a multiple "
+            "of 90: re-encode it upright (ffmpeg -i in -c:v libx264 out.mp4 applies it)"
+        )
+    return (degrees // 90) % 4
 
 
 def _av_range(
