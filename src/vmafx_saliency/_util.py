@@ -112,8 +112,8 @@ def require(module: str, *, purpose: str, extra: str | None) -> ModuleType:
 
 # mkstemp creates files 0600; outputs should get the usual umask-based mode.
 # Read the umask once at import (setting it is process-wide and not thread-safe).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+UMASK = os.umask(0o022)
+os.umask(UMASK)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -315,7 +315,7 @@ def atomic_writer(path: Path, *, mode: str = "wb", force: bool = True) -> Iterat
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 
 from tests._onnx_models import conv_sigmoid_model
 from tests._trust import (
+    BSD_TEXT,
     TINY,
     TINY_PARAMS,
     custom_domain_model,
@@ -253,3 +256,60 @@ def test_add_refuses_two_verification_ways(tmp_path: Path, inputs: Path) -> None
 def test_add_refuses_a_model_that_reads_no_file(tmp_path: Path, inputs: Path) -> None:
     with pytest.raises(RegistryError, match=r"model .*absent\.onnx: no such file"):
         _add(inputs, onnx=tmp_path / "absent.onnx")
+
+
+# --- a failure while writing leaves the overlay as it was -----------------------------
+
+
+def _no_space_after(monkeypatch: pytest.MonkeyPatch, files: int) -> None:
+    """os.fsync fails (ENOSPC, a full disk) from the ``files``-th written file on."""
+    real = os.fsync
+    calls = {"n": 0}
+
+    def fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] >= files:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def _leftovers(overlay_root: Path) -> list[str]:
+    models = overlay_root / "models"
+    return sorted(p.name for p in models.iterdir()) if models.exists() else []
+
+
+def test_a_full_disk_while_copying_adds_nothing(
+    inputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overlay = reg.overlay_registry_path()
+    _no_space_after(monkeypatch, 2)
+    with pytest.raises(
+        RegistryError,
+        match=r"^cannot add 'new' to .*registry\.json: writing failed \(No space left on device\): "
+        r"free some space or check the folder's permissions; the overlay is as it was$",
+    ):
+        _add(inputs)
+    assert not overlay.exists()
+    assert _leftovers(overlay.parent) == []  # no copies, no hidden staging folder
+
+
+def test_a_failed_replacement_puts_the_old_copies_back(
+    inputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = _add(inputs)
+    before = {p.name: p.read_bytes() for p in entry.onnx.parent.iterdir()}
+    document = reg.overlay_registry_path().read_bytes()
+    (inputs / "LICENSE.txt").write_text(BSD_TEXT + "\nchanged\n")
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    # The copies are in place; writing the overlay document itself fails.
+    monkeypatch.setattr("vmafx_saliency.supply.registry.add.atomic_write_text", full)
+    with pytest.raises(RegistryError, match=r"writing failed \(No space left on device\)"):
+        _add(inputs, force=True)
+    assert {p.name: p.read_bytes() for p in entry.onnx.parent.iterdir()} == before
+    assert reg.overlay_registry_path().read_bytes() == document
+    assert _leftovers(entry.onnx.parent.parent.parent) == ["new"]

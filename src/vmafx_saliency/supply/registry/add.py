@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from vmafx_saliency._util import (
-    atomic_write_bytes,
+    UMASK,
     atomic_write_text,
     read_capped,
     require,
@@ -390,13 +393,61 @@ def _write_overlay(
     _refuse_on_errors(parsed.findings, f"cannot add {model_id!r} to {overlay_path}")
 
     root = overlay_path.absolute().parent
-    for rel, blob in staging.copies.items():
-        atomic_write_bytes(root / rel, blob)
-    atomic_write_text(overlay_path, _dump_registry(models))
+    try:
+        _install_copies(
+            root / "models" / model_id,
+            staging.copies,
+            commit=lambda: atomic_write_text(overlay_path, _dump_registry(models)),
+        )
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot add {model_id!r} to {overlay_path}: writing failed "
+            f"({exc.strerror or exc}): free some space or check the folder's permissions; "
+            "the overlay is as it was"
+        ) from exc
     # The entry as parsed from the document just written: resolved, confined
     # paths, as Registry.load will return them.
     (entry,) = (e for e in parsed.entries if e.id == model_id)
     return entry
+
+
+def _install_copies(
+    target: Path, copies: Mapping[str, bytes], *, commit: Callable[[], None]
+) -> None:
+    """Put the model's copies in ``target`` all at once, then ``commit`` (write the overlay).
+
+    The copies are written into a hidden folder beside ``target`` and renamed
+    into place; a folder they replace is kept aside until ``commit`` succeeds
+    and put back if it fails. Whatever fails (a full disk, a signal), the
+    overlay's folder holds the old copies or the new ones, never a mixture.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    aside: Path | None = None
+    try:
+        staged.chmod(0o777 & ~UMASK)  # mkdtemp made it 0700; a folder of copies is not private
+        for rel, blob in copies.items():
+            with (staged / PurePosixPath(rel).name).open("xb") as fh:
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())
+        if target.exists():
+            aside = staged.with_name(staged.name.replace(".tmp", ".old"))
+            target.rename(aside)
+        staged.rename(target)
+        try:
+            commit()
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            if aside is not None:
+                aside.rename(target)
+                aside = None
+            raise
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _verify_before_adding(
