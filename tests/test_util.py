@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import re
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +16,21 @@ import pytest
 
 from vmafx_saliency._util import (
     PROJECT_ROOT,
+    atomic_write_bytes,
+    atomic_writer,
     json_loads,
     open_regular,
     read_capped,
     read_opened,
     require,
+    sweep_stale_temporaries,
 )
-from vmafx_saliency.errors import InputFileError, MissingDependencyError, RegistryError
+from vmafx_saliency.errors import (
+    InputFileError,
+    MissingDependencyError,
+    OutputExistsError,
+    RegistryError,
+)
 
 
 def test_reads_a_regular_file_up_to_and_at_the_cap(tmp_path: Path) -> None:
@@ -236,3 +245,44 @@ def test_json_at_the_cap_and_its_options_are_kept() -> None:
     assert json_loads('{"x": 1.5}', parse_float=str) == {"x": "1.5"}
     with pytest.raises(ValueError, match="NaN"):
         json_loads("NaN", parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+
+
+# --- outputs: exclusive without --force, leftovers of killed runs swept ------------
+
+
+def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    with (
+        pytest.raises(OutputExistsError, match=r"out\.json already exists \(written meanwhile"),
+        atomic_writer(path, force=False) as fh,
+    ):
+        fh.write(b"mine")
+        path.write_bytes(b"theirs")  # another run won between the check and the rename
+    assert path.read_bytes() == b"theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    with atomic_writer(path, force=True) as fh:  # --force replaces it
+        fh.write(b"mine")
+    assert path.read_bytes() == b"mine"
+
+
+def test_leftovers_of_a_killed_run_are_swept_and_a_live_runs_kept(tmp_path: Path) -> None:
+    gone = _ended_pid()
+    stale = tmp_path / f".out.json.{gone}.x1y2.tmp"
+    stale.write_bytes(b"partial")
+    stale_maps = tmp_path / f".maps.{gone}.abcd"
+    stale_maps.mkdir()
+    (stale_maps / "frame_000000.png").write_bytes(b"")
+    live = tmp_path / f".out.json.{os.getpid()}.z9.tmp"
+    live.write_bytes(b"being written")
+    other = tmp_path / ".out.json.notes"  # not of our form: never touched
+    other.write_bytes(b"")
+    atomic_write_bytes(tmp_path / "out.json", b"{}")
+    sweep_stale_temporaries(tmp_path, ".maps.")
+    assert not stale.exists() and not stale_maps.exists()
+    assert live.exists() and other.exists()
+
+
+def _ended_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

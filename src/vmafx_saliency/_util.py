@@ -10,6 +10,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -313,18 +314,90 @@ def atomic_writer(path: Path, *, mode: str = "wb", force: bool = True) -> Iterat
     # Through a symlink to the file it names, which is replaced; the link stays.
     path = Path(os.path.realpath(path)) if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_stale_temporaries(path.parent, f".{path.name}.")
+    # The pid in the name lets a later run tell a leftover of a killed run
+    # (its process gone) from the temporary of one still writing.
+    prefix = f".{path.name}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        Path(tmp).replace(path)
+        _put_in_place(Path(tmp), path, force=force)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
         raise
+
+
+# What os.link says where the file system has no hard links (FAT, some network
+# and FUSE file systems).
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}
+)
+
+
+def _put_in_place(tmp: Path, path: Path, *, force: bool) -> None:
+    """Rename ``tmp`` to ``path``; without ``force``, never over a file that appeared.
+
+    The existence check before the work and this rename are not one step: a
+    second run writing the same output could win in between. A hard link is
+    created only where the name is free, so exactly one of two runs succeeds.
+    """
+    if force:
+        tmp.replace(path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExistsError(
+            f"{path} already exists (written meanwhile by another run): pass --force to "
+            "overwrite it"
+        ) from None
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        # A file system without hard links: the earlier check stands alone.
+        if path.exists():
+            message = f"{path} already exists: pass --force to overwrite it"
+            raise OutputExistsError(message) from None
+        tmp.replace(path)
+        return
+    tmp.unlink()
+
+
+def sweep_stale_temporaries(folder: Path, prefix: str) -> None:
+    """Remove ``<prefix><pid>.*`` temporaries in ``folder`` whose process is gone.
+
+    Leftovers of runs killed by SIGKILL or a power cut: nothing else removes
+    them. Only names of the product's own form are touched, and only where the
+    pid they carry is no longer a running process on this machine.
+    """
+    try:
+        names = [p for p in folder.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return
+    for candidate in names:
+        pid_text = candidate.name[len(prefix) :].split(".", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            if candidate.is_dir() and not candidate.is_symlink():
+                shutil.rmtree(candidate)
+            else:
+                candidate.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, force: bool = True) -> None:

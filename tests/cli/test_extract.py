@@ -823,3 +823,21 @@ def test_frames_past_the_end_say_so(
     with caplog.at_level(logging.WARNING, logger="vmafx_saliency.video.job"):
         assert cli(*env.small(), *env.tiny(), "--frames", "0:5", "-o", "-", "-q").code == 0
     assert "runs past the end" not in caplog.text
+
+
+def test_two_runs_writing_one_output_without_force_one_wins(env: Env) -> None:
+    # Both pass the existence check at the start; only one may write the file.
+    for trial in range(3):
+        target = env.out / f"race{trial}.csv"
+        command = [
+            sys.executable, "-m", "vmafx_saliency", "extract", *env.small(), *env.tiny(),
+            "--format", "csv", "-o", str(target), "-q", "--threads", "1",
+        ]  # fmt: skip
+        runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(run.wait(timeout=120), run.communicate()[1]) for run in runs]
+        codes = sorted(code for code, _ in results)
+        assert codes == [0, 2], results
+        ((_, err),) = [r for r in results if r[0] == 2]
+        assert f"{target} already exists" in err
+        assert target.read_text().startswith("Frame,saliency_mean,saliency_var,")
+    assert sorted(p.name for p in env.out.iterdir()) == ["race0.csv", "race1.csv", "race2.csv"]

@@ -128,6 +128,26 @@ def test_symlink_out_of_the_jail_is_refused(
     assert loader.load_ad_hoc(model).path == model
 
 
+def test_a_hard_link_from_outside_the_jail_is_refused(
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second name outside: whoever can write there changes the model in the jail.
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes(TINY)
+    inside = model.parent / "linked.onnx"
+    os.link(outside, inside)
+    monkeypatch.setenv(loader.JAIL_ENV, str(model.parent))
+    with pytest.raises(
+        PathRefused,
+        match=r"linked\.onnx at the path check: it has 2 hard links, and another name may lie "
+        r"outside the trusted model directory .*: copy the file into .* \(cp, not ln\)",
+    ):
+        loader.load_ad_hoc(inside)
+    assert loader.load_ad_hoc(model).path == model  # a file of one name passes
+    monkeypatch.delenv(loader.JAIL_ENV)
+    assert loader.load_ad_hoc(inside).path == inside  # no jail: nothing to escape
+
+
 def test_a_folder_swapped_for_a_symlink_while_opening_is_caught(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -272,11 +273,16 @@ def test_write_output_refuses_to_overwrite_without_force(tmp_path: Path) -> None
 
 
 def test_write_output_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The rename is the commit point: make it fail and nothing may be left.
+    # The rename (or, without --force, the link) is the commit point: make it
+    # fail and nothing may be left.
     def refuse(self: Path, target: Any) -> Path:
         raise OSError(28, "No space left on device")
 
+    def refuse_link(source: Any, target: Any) -> None:
+        raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(Path, "replace", refuse)
+    monkeypatch.setattr(os, "link", refuse_link)
     with pytest.raises(OutputError, match="No space left"):
         write_output(_frames(AWKWARD), _run(), path=tmp_path / "out.csv", fmt="csv")
     assert list(tmp_path.iterdir()) == []

@@ -103,6 +103,20 @@ def _check_opened_in_jail(fd: int, path: Path, jail: Path) -> None:
         )
 
 
+def _check_single_link(fd: int, path: Path, jail: Path) -> None:
+    """In the jail, a model must have one name: a hard link is the same file under
+    a second name, possibly outside, where whoever can write there can change it."""
+    links = os.fstat(fd).st_nlink
+    if links > 1:
+        raise _refuse(
+            PathRefused,
+            path,
+            f"it has {links} hard links, and another name may lie outside the trusted model "
+            f"directory {jail}",
+            f"copy the file into {jail} (cp, not ln) so that it has one name",
+        )
+
+
 def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path, bytes]:
     """The path layer: resolve, jail, regular file, size cap; then read once."""
     cap = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
@@ -134,6 +148,7 @@ def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path,
     with opened as (fd, size):
         if jail is not None:
             _check_opened_in_jail(fd, path, jail)
+            _check_single_link(fd, path, jail)
         if size > cap:
             raise _refuse(
                 PathRefused,

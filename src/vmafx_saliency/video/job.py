@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from vmafx_saliency._util import sweep_stale_temporaries
 from vmafx_saliency.errors import OutputExistsError, UsageError
 from vmafx_saliency.video import extract
 
@@ -276,9 +277,12 @@ class _MapWriter:
         self.every = every
         self.force = force
         self.count = 0
-        # Beside the target when it is new (one rename), inside it when it exists.
+        # Beside the target when it is new (one rename), inside it when it exists;
+        # named with our pid, so a later run can sweep it if this one is killed.
         home = target if target.is_dir() else target.parent
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name or 'maps'}.", dir=home))
+        prefix = f".{target.name or 'maps'}."
+        sweep_stale_temporaries(home, prefix)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=home))
 
     def __call__(self, frame_num: int, saliency: np.ndarray) -> None:
         from vmafx_saliency.video.maps import save_map

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests._materialize import MAX_FRAMES, _options, _read_jsonl, _write_jsonl, _write_model
+from tests._onnx_models import conv_sigmoid_model
 from vmafx_saliency.downstream import materialize as mz
 from vmafx_saliency.video.job import ModelChoice
 
@@ -111,3 +113,22 @@ def test_nan_model_gives_model_failed(tmp_path: Path, videos_dir: Path) -> None:
     assert [r["saliency_status"] for r in after] == ["model-failed", "ok", "model-failed"]
     assert after[1]["saliency_mean"] == pytest.approx(0.5)
     assert "the model produced NaN or infinite values" in summary.render()
+
+
+def test_a_row_naming_a_pipe_or_a_folder_fails_alone_without_blocking(
+    tmp_path: Path, videos_dir: Path
+) -> None:
+    # The review's row: a FIFO no one writes to blocked the run for ever.
+    fifo = tmp_path / "live.y4m"
+    os.mkfifo(fifo)
+    model = ModelChoice(model_path=_write_model(tmp_path / "m", "tiny_v1", conv_sigmoid_model()))
+    rows: list[dict[str, Any]] = [
+        {"src": str(fifo)},
+        {"src": str(tmp_path)},
+        {"src": "akiyo_cif.mp4"},
+    ]
+    table = _write_jsonl(tmp_path / "t.jsonl", rows)
+    summary = mz.materialize(table, tmp_path / "o.jsonl", _options(model, videos_dir))
+    after = _read_jsonl(tmp_path / "o.jsonl")
+    assert [r["saliency_status"] for r in after] == ["decode-failed", "decode-failed", "ok"]
+    assert f"{fifo}: not a regular file (a folder, a pipe or a device)" in summary.render()

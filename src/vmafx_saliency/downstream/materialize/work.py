@@ -138,6 +138,12 @@ class ClipWorker:
 
         if not path.exists():
             return result("missing-source", f"{path}: no such file")
+        if not path.is_file():
+            # A table names video files: a named pipe would block the worker for
+            # as long as nobody writes to it, a device for ever.
+            return result(
+                "decode-failed", f"{path}: not a regular file (a folder, a pipe or a device)"
+            )
         geometry = clip.geometry
         try:
             source = open_video(
