@@ -50,6 +50,9 @@ class ContractReport:
     input_shape: tuple[int | str | None, ...]
     output_shape: tuple[int | str | None, ...]
     runs: tuple[ContractRun, ...]
+    # The probe child's peak resident memory, where the last run was at the
+    # production inference size (see supply.probe); None otherwise.
+    peak_mib: float | None = None
 
     def render(self) -> str:
         lines = [
@@ -130,12 +133,18 @@ def _probe(session: Any, x: np.ndarray, *, source: str) -> Any:
                 "with a trip count taken from data"
             ) from exc
         raise ContractError(
-            f"{source}: ONNX Runtime failed on a {height}x{width} input ({exc}); "
+            f"{source}: ONNX Runtime failed on a {height}x{width} input ({_words(exc)}); "
             "the contract wants any H, W to work"
         ) from exc
     finally:
         timer.cancel()
     return result
+
+
+def _words(exc: BaseException) -> str:
+    """ONNX Runtime's message on one line: it spans several, and an error is one."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 400 else text[:400] + "..."
 
 
 def check_contract_session(
@@ -202,15 +211,34 @@ def make_session(data: bytes, *, source: str, threads: int | None = None) -> Any
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT's errors are untyped; report them as ours.
         raise ContractError(
-            f"{source}: ONNX Runtime cannot load the model ({exc}); "
+            f"{source}: ONNX Runtime cannot load the model ({_words(exc)}); "
             "check it with 'vmafx-saliency scan' and re-export it"
         ) from exc
 
 
 def check_contract_bytes(
-    data: bytes, *, source: str, sizes: Sequence[tuple[int, int]] = PROBE_SIZES
+    data: bytes,
+    *,
+    source: str,
+    sizes: Sequence[tuple[int, int]] = PROBE_SIZES,
+    infer: tuple[int, int] | None = None,
 ) -> ContractReport:
-    return check_contract_session(make_session(data, source=source), source=source, sizes=sizes)
+    """The contract, probed in a child process under a budget (:mod:`.probe`).
+
+    ``infer``: the model's production inference size (H, W), probed last; the
+    memory of one frame there must stay under the budget's per-frame limit.
+    """
+    from vmafx_saliency.supply.probe import probe
+
+    asked = list(sizes) + ([infer] if infer is not None and infer not in sizes else [])
+    probed = probe(data, source=source, sizes=asked)
+    return ContractReport(
+        source=source,
+        input_shape=probed.input_shape,
+        output_shape=probed.output_shape,
+        runs=tuple(ContractRun(h, w, shape, lo, hi) for h, w, shape, lo, hi in probed.runs),
+        peak_mib=probed.peak_mib if infer is not None else None,
+    )
 
 
 def check_contract_file(

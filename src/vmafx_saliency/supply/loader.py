@@ -175,11 +175,14 @@ def _check_content(data: bytes, path: Path) -> ScanReport:
 
 
 def _check_contract(
-    data: bytes, path: Path, threads: int | None
+    data: bytes, path: Path, threads: int | None, sidecar: Sidecar | None
 ) -> tuple[Any, contract.ContractReport]:
+    """The contract, probed in a budgeted child first (at the sidecar's inference
+    size too); only then does this process build its own session of the bytes."""
+    infer = sidecar.preprocessing.inference_size if sidecar is not None else None
     try:
+        report = contract.check_contract_bytes(data, source=str(path), infer=infer)
         session = contract.make_session(data, source=str(path), threads=threads)
-        report = contract.check_contract_session(session, source=str(path))
     except ContractError as exc:
         raise _refuse(
             ContractRefused, path, str(exc), "re-export the model to meet the deployment contract"
@@ -272,7 +275,8 @@ def load_entry(
         _check_signature(entry, path, sha256, policy) if needs_signature(entry, policy) else None
     )
     scan = _check_content(data, path)
-    session, report = _check_contract(data, path, threads)
+    sidecar = entry.load_sidecar()
+    session, report = _check_contract(data, path, threads, sidecar)
     return LoadedModel(
         session=session,
         path=path,
@@ -281,7 +285,7 @@ def load_entry(
         policy=Policy.SIGNED if signature is not None else policy,
         model_id=entry.id,
         entry=entry,
-        sidecar=entry.load_sidecar(),
+        sidecar=sidecar,
         scan=scan,
         contract=report,
         signature=signature,
@@ -299,7 +303,7 @@ def load_ad_hoc(
     resolved, data = read_model_bytes(path, max_bytes=max_bytes)
     sha256 = sha256_bytes(data)
     scan = _check_content(data, resolved)
-    session, report = _check_contract(data, resolved, threads)
+    session, report = _check_contract(data, resolved, threads, sidecar)
     # Said once it is loaded, and of the path, not of the bytes: a registered model's
     # file given by path is loaded ad hoc all the same, without its pin or signature.
     log.warning(

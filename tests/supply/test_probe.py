@@ -1,0 +1,146 @@
+"""The contract probe in a child process under a budget: hostile models cost at most that."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests._onnx_models import conv_sigmoid_model
+from tests.supply.test_contract import _endless_loop_model
+from vmafx_saliency.errors import ContractError, ContractRefused
+from vmafx_saliency.supply import contract, loader, probe
+from vmafx_saliency.supply.registry import Sidecar
+
+FLOAT = TensorProto.FLOAT
+
+
+def _upsample_then_pool_model(levels: int = 5) -> bytes:
+    """The review's model: Resize x2 ``levels`` times, then MaxPool back down.
+
+    It meets the contract at every size, but one frame needs (2^levels)^2 times
+    the frame's pixels in memory: 25 MB a tensor for the 64x96 probe, 420 MB for
+    a 320x320 frame.
+    """
+    weight = numpy_helper.from_array(np.full((1, 3, 1, 1), 0.1, np.float32), "w")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [helper.make_node("Conv", ["input", "w"], ["t0"])]
+    for i in range(levels):
+        nodes.append(helper.make_node("Resize", [f"t{i}", "", "scales"], [f"t{i + 1}"]))
+    kernel = 2**levels
+    nodes += [
+        helper.make_node(
+            "MaxPool",
+            [f"t{levels}"],
+            ["p"],
+            kernel_shape=[kernel, kernel],
+            strides=[kernel, kernel],
+        ),
+        helper.make_node("Sigmoid", ["p"], ["saliency_map"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "upsample_pool",
+        [helper.make_tensor_value_info("input", FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("saliency_map", FLOAT, [1, 1, "h", "w"])],
+        initializer=[weight, scales],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
+
+
+def _sidecar(tmp_path: Path, size: list[int]) -> Sidecar:
+    from tests._trust import MIRROR_SIDECAR
+
+    doc = json.loads(MIRROR_SIDECAR.read_text())
+    doc["model_id"] = "probe_test"
+    doc["preprocessing"]["inference_size"] = size
+    path = tmp_path / "probe_test.sidecar.json"
+    path.write_text(json.dumps(doc))
+    return Sidecar.load(path)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(probe, "_VERDICTS", {})
+
+
+def _no_session_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process must never build a session of the refused bytes: only the child does."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the parent built a session of a model the probe refused")
+
+    monkeypatch.setattr(contract, "make_session", refuse)
+
+
+def test_a_model_too_big_for_one_frame_is_refused_at_its_inference_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pool.onnx"
+    path.write_bytes(_upsample_then_pool_model())
+    monkeypatch.setenv(probe.ENV["frame_mib"], "600")
+    # At the probe sizes only (no sidecar), it passes: the contract is met.
+    assert [r.height for r in contract.check_contract_bytes(path.read_bytes(), source="x").runs]
+    _no_session_here(monkeypatch)
+    started = time.monotonic()
+    with pytest.raises(
+        ContractRefused,
+        match=r"pool\.onnx: one 320x320 frame takes [\d,]+ MiB, over the limit of 600 MiB: "
+        r"refused; an operator who trusts the model can raise \$VMAFX_SALIENCY_FRAME_MEMORY_MIB",
+    ):
+        loader.load_ad_hoc(path, sidecar=_sidecar(tmp_path, [320, 320]))
+    assert time.monotonic() - started < 60
+
+
+def test_a_child_over_its_address_space_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pool.onnx"
+    path.write_bytes(_upsample_then_pool_model())
+    monkeypatch.setenv(probe.ENV["memory_mib"], "700")
+    _no_session_here(monkeypatch)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(
+        ContractRefused, match=r"pool\.onnx at the contract check: .*(700 MiB|allocate)"
+    ):
+        loader.load_ad_hoc(path, sidecar=_sidecar(tmp_path, [320, 320]))
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 200  # the gigabytes were the child's, within its budget
+
+
+def test_a_probe_past_its_wall_clock_budget_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(probe.ENV["wall_seconds"], "3")  # the child's own stop is at 30 s
+    started = time.monotonic()
+    with pytest.raises(
+        ContractError,
+        match=r"^endless: probing the model did not end within 3 s .*: refused; an operator "
+        r"who trusts it can raise \$VMAFX_SALIENCY_PROBE_SECONDS$",
+    ):
+        contract.check_contract_bytes(_endless_loop_model(), source="endless")
+    assert time.monotonic() - started < 20
+
+
+def test_budget_variables_are_checked() -> None:
+    assert probe.Budget.from_env() == probe.Budget()
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv(probe.ENV["cpu_seconds"], "lots")
+        with pytest.raises(Exception, match=r"\$VMAFX_SALIENCY_PROBE_CPU_SECONDS='lots': give"):
+            probe.Budget.from_env()
+
+
+def test_a_verdict_is_kept_for_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = conv_sigmoid_model()
+    first = probe.probe(data, source="a", sizes=[(64, 96)])
+    calls: list[object] = []
+    monkeypatch.setattr(probe, "_run_child", lambda *a, **k: calls.append(a))
+    assert probe.probe(data, source="a", sizes=[(64, 96)]) == first
+    assert calls == []  # no second child for the same model, sizes and budget
