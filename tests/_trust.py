@@ -86,7 +86,7 @@ def write_model(
     sub = folder / model_id
     sub.mkdir(parents=True, exist_ok=True)
     (sub / "model.onnx").write_bytes(data)
-    write_json(sub / "sidecar.json", sidecar_doc(model_id))
+    sidecar = write_json(sub / "sidecar.json", sidecar_doc(model_id))
     (sub / "LICENSE.txt").write_text("licence text\n")
     return {
         "id": model_id,
@@ -100,6 +100,7 @@ def write_model(
         "license_file": f"{model_id}/LICENSE.txt",
         "source": {"type": "fork-trained"},
         "sidecar": f"{model_id}/sidecar.json",
+        "sidecar_sha256": sha256_bytes(sidecar.read_bytes()),
         "sigstore_bundle": None,
         "verification": None,
         "release_asset": False,

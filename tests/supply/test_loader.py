@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -97,6 +99,7 @@ def entry_for(
         status="production",
         default=True,
         registry=onnx.parent / "registry.json",
+        sidecar_sha256=sha256_bytes(sidecar.read_bytes()),
     )
 
 
@@ -511,3 +514,69 @@ def test_session_is_built_from_the_bytes_read(model: Path, monkeypatch: pytest.M
         (expected,) = reference.run(["saliency_map"], {"input": probe()})
         (actual,) = loaded.session.run(["saliency_map"], {"input": probe()})
         np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-7)
+
+
+# --- the sidecar is pinned with its model ---------------------------------------------
+
+
+def test_an_edited_sidecar_of_a_pinned_model_is_refused(model: Path) -> None:
+    entry = entry_for(model)
+    assert loader.load_entry(entry).sidecar is not None  # as registered, it loads
+    doc = json.loads(entry.sidecar.read_text())
+    doc["preprocessing"]["inference_size"] = [4096, 4096]  # the review's edit: 15x the time
+    entry.sidecar.write_text(json.dumps(doc))
+    with pytest.raises(
+        IdentityRefused,
+        match=r"tiny\.sidecar\.json at the identity check: sidecar .* has sha256 [0-9a-f]{64}, "
+        r"but the entry pins [0-9a-f]{64}: it changed since the model was registered",
+    ):
+        loader.load_entry(entry)
+    report = reg.validate_registry(_registry_of(entry), check_models=False)
+    assert any("it changed since the model was registered" in f.message for f in report.errors)
+
+
+def test_an_entry_that_pins_no_sidecar_is_refused_until_registered_again(model: Path) -> None:
+    entry = dataclasses.replace(entry_for(model), sidecar_sha256=None)
+    with pytest.raises(
+        IdentityRefused,
+        match=r"pins no sidecar_sha256 \(written before sidecars were pinned\): register the "
+        r"model again with 'vmafx-saliency registry add \.\.\. --force'",
+    ):
+        loader.load_entry(entry)
+
+
+def test_another_models_sidecar_is_refused_even_when_pinned(model: Path) -> None:
+    entry = entry_for(model)
+    entry.sidecar.write_text(json.dumps(sidecar_doc("other")))
+    pinned = dataclasses.replace(entry, sidecar_sha256=sha256_bytes(entry.sidecar.read_bytes()))
+    with pytest.raises(IdentityRefused, match=r"the sidecar is for model 'other', not 'tiny'"):
+        loader.load_entry(pinned)
+
+
+def test_a_sidecar_outside_the_jail_is_refused(
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = entry_for(model)
+    outside = tmp_path / "outside.sidecar.json"
+    outside.write_bytes(entry.sidecar.read_bytes())
+    entry.sidecar.unlink()
+    entry.sidecar.symlink_to(outside)
+    monkeypatch.setenv(loader.JAIL_ENV, str(model.parent))
+    with pytest.raises(PathRefused, match=r"tiny\.sidecar\.json at the path check: it is outside"):
+        loader.load_entry(entry)
+
+
+def _registry_of(entry: reg.ModelEntry) -> Path:
+    """A registry file holding ``entry``, as Registry.load would read it."""
+    root = entry.registry.parent
+    raw = {
+        "id": entry.id, "kind": "nr", "extractor": "mobilesal",
+        "onnx": entry.onnx.name, "sha256": entry.sha256, "opset": 17, "params": 28,
+        "license": "BSD-3-Clause", "license_file": entry.license_file.name,
+        "source": {"type": "fork-trained"}, "sidecar": entry.sidecar.name,
+        "sidecar_sha256": entry.sidecar_sha256, "sigstore_bundle": None, "verification": None,
+        "release_asset": False, "status": "production", "default": True,
+    }  # fmt: skip
+    return write_json(
+        root / "registry.json", {"schema": "vmafx-saliency/registry/v1", "models": [raw]}
+    )

@@ -125,15 +125,20 @@ def _register(model: Path, bundle: Path, public: Path) -> str:
     manifest = Path(f"{model}.manifest.json")
     model_id = str(json.loads(manifest.read_text())["model_id"])
     reg = registry.Registry.load()
+    again = False
     if model_id in reg.ids():
         entry = reg.get(model_id)
-        if entry.sha256 == sha256_file(model):
+        if entry.sha256 != sha256_file(model):
+            raise OutputExistsError(
+                f"{model_id} is registered in {entry.registry} with another sha256: remove it "
+                f"from that file, or run 'vmafx-saliency registry add ... --force'"
+            )
+        if entry.sidecar_sha256 is not None:
             print(f"{model_id} is already registered in {entry.registry} with this sha256")
             return model_id
-        raise OutputExistsError(
-            f"{model_id} is registered in {entry.registry} with another sha256: remove it "
-            f"from that file, or run 'vmafx-saliency registry add ... --force'"
-        )
+        # Registered by an earlier version, before sidecars were pinned: again, pinned.
+        print(f"{model_id} is registered without a sidecar pin: registering it again")
+        again = True
     entry = registry.add_model(
         onnx=model,
         model_id=model_id,
@@ -152,6 +157,7 @@ def _register(model: Path, bundle: Path, public: Path) -> str:
         ),
         release_asset=True,
         manifest=manifest,
+        force=again,
     )
     print(f"registered {entry.id} as {entry.status} (release asset) in {entry.registry}")
     return model_id

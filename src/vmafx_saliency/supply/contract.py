@@ -194,11 +194,18 @@ def check_contract_session(
     )
 
 
-def make_session(data: bytes, *, source: str, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session from bytes already read (no re-open of the file)."""
+def make_session(
+    data: bytes, *, source: str, threads: int | None = None, arena: bool = True
+) -> Any:
+    """An ONNX Runtime CPU session from bytes already read (no re-open of the file).
+
+    ``arena=False``: memory is allocated as needed, not from ONNX Runtime's
+    growing arena, so the process's peak is what the graph needs (the probe).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = arena
     # Bytes that also look like ORT format ('ORTM' at offset 4) must still load as ONNX,
     # the format the scanner checked.
     options.add_session_config_entry("session.load_model_format", "ONNX")
@@ -231,7 +238,7 @@ def check_contract_bytes(
     from vmafx_saliency.supply.probe import probe
 
     asked = list(sizes) + ([infer] if infer is not None and infer not in sizes else [])
-    probed = probe(data, source=source, sizes=asked)
+    probed = probe(data, source=source, sizes=asked, production=infer is not None)
     return ContractReport(
         source=source,
         input_shape=probed.input_shape,

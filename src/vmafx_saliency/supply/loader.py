@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JAIL_ENV = "VMAFX_SALIENCY_MODEL_DIR"
+# A sidecar is a kilobyte of JSON.
+_MAX_SIDECAR_BYTES = 1 << 20
 
 
 class Policy(enum.Enum):
@@ -251,6 +253,30 @@ def needs_signature(entry: ModelEntry, policy: Policy) -> bool:
     return policy is Policy.SIGNED or entry.release_asset
 
 
+def _pinned_sidecar(entry: ModelEntry) -> Sidecar:
+    """The entry's sidecar, read through the path layer, its bytes the pinned ones.
+
+    A model and its pre-processing are one unit: other mean/std or another
+    inference size give other numbers (or a thousand times the memory) from the
+    same pinned ONNX.
+    """
+    from vmafx_saliency.supply.registry import Sidecar, sidecar_pin_problem
+
+    path, data = read_model_bytes(entry.sidecar, max_bytes=_MAX_SIDECAR_BYTES)
+    problem = sidecar_pin_problem(entry, data)
+    if problem is not None:
+        raise _refuse(IdentityRefused, path, problem, "the sidecar is part of the pinned model")
+    sidecar = Sidecar._from_bytes(data, path=path)
+    if sidecar.model_id != entry.id:
+        raise _refuse(
+            IdentityRefused,
+            path,
+            f"the sidecar is for model {sidecar.model_id!r}, not {entry.id!r}",
+            "point the entry at this model's sidecar",
+        )
+    return sidecar
+
+
 def load_entry(
     entry: ModelEntry,
     *,
@@ -275,7 +301,7 @@ def load_entry(
         _check_signature(entry, path, sha256, policy) if needs_signature(entry, policy) else None
     )
     scan = _check_content(data, path)
-    sidecar = entry.load_sidecar()
+    sidecar = _pinned_sidecar(entry)
     session, report = _check_contract(data, path, threads, sidecar)
     return LoadedModel(
         session=session,

@@ -61,7 +61,7 @@ from vmafx_saliency.supply.registry.locations import (
 )
 from vmafx_saliency.supply.registry.promote import promote
 from vmafx_saliency.supply.registry.schemas import REGISTRY_SCHEMA, SIDECAR_SCHEMA
-from vmafx_saliency.supply.registry.validate import validate_registry
+from vmafx_saliency.supply.registry.validate import sidecar_pin_problem, validate_registry
 from vmafx_saliency.supply.registry.view import Registry
 
 __all__ = [
@@ -88,6 +88,7 @@ __all__ = [
     "packaged_models",
     "promote",
     "read_comparison_report",
+    "sidecar_pin_problem",
     "source_from_manifest",
     "validate_registry",
 ]

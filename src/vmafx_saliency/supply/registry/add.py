@@ -366,6 +366,7 @@ def _entry_raw(new: _NewModel, read: _ReadModel, staging: _Staging) -> dict[str,
         "license_file": staging.stage(new.license_file, "licence file"),
         "source": new.source.to_json(),
         "sidecar": staging.stage(new.sidecar, "sidecar", read.sidecar_data),
+        "sidecar_sha256": sha256_bytes(read.sidecar_data),
         "sigstore_bundle": None
         if new.sigstore_bundle is None
         else staging.stage(new.sigstore_bundle, "Sigstore bundle"),

@@ -158,6 +158,7 @@ def _build_entry(raw: Mapping[str, Any], *, path: Path, root: Path) -> ModelEntr
         default=bool(raw["default"]),
         registry=path,
         manifest=paths["manifest"],
+        sidecar_sha256=raw.get("sidecar_sha256"),
     )
 
 

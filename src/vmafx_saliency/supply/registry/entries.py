@@ -216,6 +216,7 @@ class ModelEntry:
     default: bool
     registry: Path  # the registry file that defines this entry
     manifest: Path | None = None  # the export manifest, when the entry names one
+    sidecar_sha256: str | None = None  # the sidecar's pin; None in entries written before it
 
     def load_sidecar(self) -> Sidecar:
         return Sidecar.load(self.sidecar)

@@ -142,13 +142,17 @@ class _EntryCheck:
 
 
 def _check_sidecar(check: _EntryCheck) -> None:
-    """The sidecar reads, and is this model's, with the entry's opset."""
+    """The sidecar is pinned, reads, and is this model's, with the entry's opset."""
     entry = check.entry
     try:
-        sidecar = Sidecar.load(entry.sidecar)
+        data = read_capped(entry.sidecar, what="sidecar", cap=_MAX_JSON_BYTES, error=SidecarError)
+        sidecar = Sidecar._from_bytes(data, path=entry.sidecar)
     except SidecarError as exc:
         check.error(str(exc))
         return
+    pin_problem = sidecar_pin_problem(entry, data)
+    if pin_problem is not None:
+        check.error(pin_problem)
     if sidecar.model_id != entry.id:
         check.error(
             f"sidecar {entry.sidecar} is for model {sidecar.model_id!r}, not {entry.id!r}: "
@@ -159,6 +163,24 @@ def _check_sidecar(check: _EntryCheck) -> None:
             f"sidecar {entry.sidecar} declares opset {sidecar.opset}, the entry in "
             f"{entry.registry} says {entry.opset}: make them agree with the exported model"
         )
+
+
+def sidecar_pin_problem(entry: ModelEntry, data: bytes) -> str | None:
+    """Why the sidecar's bytes are not the ones the entry pins, or None."""
+    if entry.sidecar_sha256 is None:
+        return (
+            f"entry {entry.id!r} in {entry.registry} pins no sidecar_sha256 (written before "
+            "sidecars were pinned): register the model again with 'vmafx-saliency registry "
+            "add ... --force'"
+        )
+    actual = sha256_bytes(data)
+    if actual != entry.sidecar_sha256:
+        return (
+            f"sidecar {entry.sidecar} has sha256 {actual}, but the entry pins "
+            f"{entry.sidecar_sha256}: it changed since the model was registered; restore it, "
+            "or register the model again with 'vmafx-saliency registry add ... --force'"
+        )
+    return None
 
 
 def _check_manifest(check: _EntryCheck, manifest: Path) -> None:
