@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -391,3 +392,55 @@ def test_the_output_says_the_rotation_was_applied(tmp_path: Path, capsys: Any) -
     doc = json.loads(capsys.readouterr().out)  # the conftest checks it against the schema
     assert doc["params"]["rotation"] == 90
     assert (doc["params"]["qualityWidth"], doc["params"]["qualityHeight"]) == (48, 64)
+
+
+# --- frame numbers by presentation time -------------------------------------------------
+
+
+def _transport_stream(tmp_path: Path, *, corrupt: bool) -> Path:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg is not installed (Debian: apt-get install ffmpeg)")
+    path = tmp_path / ("bad.ts" if corrupt else "good.ts")
+    subprocess.run(
+        [
+            ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+            "testsrc=size=96x64:rate=25:duration=2.4", "-c:v", "mpeg2video", "-g", "6",
+            "-f", "mpegts", path,
+        ],
+        check=True,
+    )  # fmt: skip
+    if corrupt:  # the review's file: a transport stream with a damaged middle
+        data = bytearray(path.read_bytes())
+        middle = len(data) // 2
+        data[middle : middle + len(data) // 5] = bytes(len(data) // 5)
+        path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_clean_stream_is_numbered_0_to_n(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="vmafx_saliency.video.frames"),
+        open_video(_transport_stream(tmp_path, corrupt=False)) as src,
+    ):
+        numbers = [f.index for f in src]
+    assert numbers == list(range(60))
+    assert "missing" not in caplog.text
+
+
+def test_frames_lost_to_corruption_leave_their_numbers_unused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="vmafx_saliency.video.frames"),
+        open_video(_transport_stream(tmp_path, corrupt=True)) as src,
+    ):
+        numbers = [f.index for f in src]
+    assert numbers == sorted(set(numbers))  # increasing, never renumbered
+    assert len(numbers) < 60 and numbers[-1] >= 50  # a gap, and the end keeps its numbers
+    gaps = sum(b - a - 1 for a, b in itertools.pairwise(numbers))
+    assert gaps > 0
+    assert "frames are missing or could not be decoded" in caplog.text
+    assert "keep their numbers by presentation time" in caplog.text

@@ -158,6 +158,7 @@ class AvSource(FrameSource):
         plan = self._plan(first)
         rate = stream.average_rate or stream.guessed_rate
         self._declared = int(stream.frames) or None  # 0: the container does not say
+        self._clock = _Clock.of(stream, first, rate)
         self._coded = (first.width, first.height)
         self._turns = _quarter_turns(path, first)
         width, height = self._coded if self._turns % 2 == 0 else self._coded[::-1]
@@ -227,29 +228,82 @@ class AvSource(FrameSource):
         return native_uint16(luma) if plan.bit_depth > 8 else luma
 
     def _frames(self) -> Iterator[Frame]:
-        info, frame, index = self.info, self._first, 0
+        info, frame, decoded = self.info, self._first, 0
         self._first = None
+        numbers = _Numbering(self._clock)
         while frame is not None:
             if (frame.width, frame.height) != self._coded:
                 width, height = self._coded
                 raise VideoError(
-                    f"{info.path}: frame {index} is {frame.width}x{frame.height} but the video "
-                    f"started at {width}x{height}: resolution changes are not supported"
+                    f"{info.path}: frame {decoded} is {frame.width}x{frame.height} but the "
+                    f"video started at {width}x{height}: resolution changes are not supported"
                 )
-            luma = self._luma(frame)
-            yield Frame(index=index, luma=luma, bit_depth=self._plan(frame).bit_depth)
-            index += 1
-            frame = self._next(index)
-        if self._declared is not None and index != self._declared:
+            index = numbers.of(frame)
+            if index is not None:
+                luma = self._luma(frame)
+                yield Frame(index=index, luma=luma, bit_depth=self._plan(frame).bit_depth)
+            decoded += 1
+            frame = self._next(decoded)
+        numbers.report(info.path)
+        if self._declared is not None and decoded != self._declared:
             logger.warning(
                 "%s: decoded %d frames but the container declares %d: the file may be truncated",
-                info.path, index, self._declared,
+                info.path, decoded, self._declared,
             )  # fmt: skip
 
     def close(self) -> None:
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """Presentation time to frame number: ``round((pts - origin) * time_base * rate)``."""
+
+    origin: int
+    frames_per_tick: float
+
+    @classmethod
+    def of(cls, stream: Any, first: Any, rate: Any) -> _Clock | None:
+        if first.pts is None or not rate or not stream.time_base:
+            return None  # no clock: frames are numbered as they are decoded
+        origin = stream.start_time if stream.start_time is not None else first.pts
+        return cls(int(origin), float(stream.time_base * rate))
+
+
+class _Numbering:
+    """Frame numbers by presentation time, as the video's own, never renumbered.
+
+    A frame the decoder could not produce leaves its number unused, so every
+    later frame keeps the number ``vmaf`` and a player give it; a frame that
+    comes out of order after corruption is dropped. Both are counted and said.
+    """
+
+    def __init__(self, clock: _Clock | None) -> None:
+        self.clock = clock
+        self.next = 0
+        self.missing = 0
+        self.dropped = 0
+
+    def of(self, frame: Any) -> int | None:
+        number = self.next
+        if self.clock is not None and frame.pts is not None:
+            number = round((int(frame.pts) - self.clock.origin) * self.clock.frames_per_tick)
+        if number < self.next:
+            self.dropped += 1
+            return None
+        self.missing += number - self.next
+        self.next = number + 1
+        return number
+
+    def report(self, path: Path) -> None:
+        if self.missing or self.dropped:
+            logger.warning(
+                "%s: %d frames are missing or could not be decoded and %d came out of order "
+                "(dropped); the others keep their numbers by presentation time",
+                path, self.missing, self.dropped,
+            )  # fmt: skip
 
 
 def _quarter_turns(path: Path, frame: av.video.frame.VideoFrame) -> int:
