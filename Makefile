@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-dev
 FORCE  ?=
 VIDEO  ?=
 
-.PHONY: setup system demo test lint bench dist clean
+.PHONY: setup system demo test lint bench dist fuzz clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -51,6 +51,13 @@ bench: setup
 	$(PY) benchmarks/scan_speed.py
 	$(PY) benchmarks/producer_cost.py
 	$(PY) benchmarks/pipeline_overlap.py
+
+# The scanner's fuzz test, longer than make test runs it: make fuzz MUTANTS=1000000 SEED=7
+MUTANTS ?= 200000
+SEED ?= 20240607
+fuzz: setup
+	VMAFX_SALIENCY_FUZZ_MUTANTS=$(MUTANTS) VMAFX_SALIENCY_FUZZ_SEED=$(SEED) \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/supply/test_scan.py -k fuzz
 
 # A wheel and an sdist of the package, the default model inside (pip install dist/*.whl).
 dist: setup
