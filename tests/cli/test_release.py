@@ -43,8 +43,9 @@ def test_release_stage_and_verify(
         assert code == 0, out
         lines = out.splitlines()
         # 5 sums, signature, the registry's pin, scan, contract, licence, verdict
-        assert len(lines) == 11
+        assert len(lines) == 12  # with the registry's licence and source (issue 37)
         assert any(line.startswith("OK    model.onnx (pin): ") for line in lines)
+        assert any(line.startswith("OK    release.json (registry): ") for line in lines)
         assert all(line.startswith("OK  ") for line in lines[:-1])
         assert lines[-1] == f"{out_dir}: release verified"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -44,6 +45,7 @@ def test_verify_gives_one_ok_verdict_per_asset(staged: Path, mirror: Mirror) -> 
             *(f"{name} (sum)" for name in MIRROR_FILES if name != release.SUMS),
             f"{MIRROR}.onnx (signature)",
             f"{MIRROR}.onnx (pin)",
+            "release.json (registry)",
             f"{MIRROR}.onnx.manifest.json (manifest)",
             f"{MIRROR}.onnx (scan)",
             f"{MIRROR}.onnx (contract)",
@@ -56,6 +58,28 @@ def test_verify_gives_one_ok_verdict_per_asset(staged: Path, mirror: Mirror) -> 
 
 
 # --- tampering --------------------------------------------------------------------------
+
+
+def test_a_release_stating_another_licence_or_source_fails(staged: Path) -> None:
+    # The review: release.json is not signed; replacing the licence by MIT passed.
+    doc = json.loads((staged / "release.json").read_text())
+    doc["license"] = "MIT"
+    text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    (staged / "release.json").write_text(text)
+    sums = (staged / release.SUMS).read_text().splitlines()
+    new_sum = hashlib.sha256(text.encode()).hexdigest()
+    (staged / release.SUMS).write_text(
+        "".join(
+            f"{new_sum}  release.json\n" if line.endswith(" release.json") else line + "\n"
+            for line in sums
+        )
+    )
+    failed = fails(release.verify(staged))
+    assert failed == [
+        "FAIL  release.json (registry): states licence 'MIT' and source 'upstream-mirror', but "
+        f"this registry's entry for '{MIRROR}' says 'Apache-2.0' and 'upstream-mirror': the "
+        "release was changed; do not use it"
+    ]
 
 
 def test_flipped_byte_fails_sum_and_signature(staged: Path) -> None:
@@ -117,9 +141,14 @@ def test_licence_without_attribution_fails(staged: Path) -> None:
     licence.write_text(text[text.index("-" * 20) :].split("\n", 1)[1])
     assert "Attribution" not in licence.read_text()
     failed = fails(release.verify(staged))
-    assert len(failed) == 2, failed
+    # The sums, the registered licence (issue 37) and the attribution all say so.
+    assert len(failed) == 3, failed
     assert failed[0].startswith("FAIL  Apache-2.0-u2netp.txt (sum): sha256")
-    assert failed[1] == (
+    assert failed[1].startswith(
+        "FAIL  release.json (registry): the licence file Apache-2.0-u2netp.txt differs from "
+        f"the one registered with '{MIRROR}'"
+    )
+    assert failed[2] == (
         "FAIL  Apache-2.0-u2netp.txt (licence): the licence file lacks the attribution block"
     )
 

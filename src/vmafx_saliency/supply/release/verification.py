@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmafx_saliency._util import json_loads, sha256_bytes
+from vmafx_saliency._util import json_loads, read_capped, sha256_bytes
 from vmafx_saliency.errors import RegistryError, ReleaseError, VmafxSaliencyError
 from vmafx_saliency.supply.release.folder import (
     MAX_TEXT_BYTES,
@@ -28,7 +28,7 @@ from vmafx_saliency.supply.release.folder import (
 )
 
 if TYPE_CHECKING:
-    from vmafx_saliency.supply.registry import Registry
+    from vmafx_saliency.supply.registry import ModelEntry, Registry
     from vmafx_saliency.supply.signing import Verifier
 
 # The other assets (bundle, manifest, licence, card, release.json) are text of
@@ -68,13 +68,13 @@ def _attempt(asset: str, check: Callable[[], str]) -> Verdict:
         return Verdict(asset, False, str(exc))
 
 
-def _registered_sha256(model_id: str, registry: Registry | None) -> str | None:
-    """This registry's pin for ``model_id``; None when the model is not registered here."""
+def _registered_entry(model_id: str, registry: Registry | None) -> ModelEntry | None:
+    """This registry's entry for ``model_id``; None when the model is not registered here."""
     from vmafx_saliency.supply.registry import Registry
 
     try:
         reg = registry if registry is not None else Registry.load()
-        return reg.get(model_id).sha256
+        return reg.get(model_id)
     except VmafxSaliencyError:
         # Not registered here (a release is verified before it is registered), or no
         # usable registry at all: there is no pin to compare, and the signature decides.
@@ -161,9 +161,14 @@ def verify(
             functools.partial(_check_signature, staged, verifier=verifier, registry=registry),
         )
     )
-    pinned = _registered_sha256(doc["model_id"], registry)
-    if pinned is not None:
-        verdicts.append(_attempt(f"{onnx} (pin)", functools.partial(_check_pin, staged, pinned)))
+    entry = _registered_entry(doc["model_id"], registry)
+    if entry is not None:
+        verdicts.append(
+            _attempt(f"{onnx} (pin)", functools.partial(_check_pin, staged, entry.sha256))
+        )
+        verdicts.append(
+            _attempt(f"{RELEASE_JSON} (registry)", functools.partial(_check_terms, staged, entry))
+        )
     if doc.get("manifest") is not None:
         verdicts.append(
             _attempt(f"{doc['manifest']} (manifest)", functools.partial(_check_manifest, staged))
@@ -242,6 +247,31 @@ def _check_pin(staged: _Staged, entry_sha256: str) -> str:
             f"{entry_sha256}: the release holds another binary than the registered one"
         )
     return f"the registry's pin for {staged.doc['model_id']!r}"
+
+
+def _check_terms(staged: _Staged, entry: ModelEntry) -> str:
+    """The licence and source the release states are the registry entry's.
+
+    release.json is not signed: a licence replaced by another (MIT for
+    Apache-2.0) or another source must not pass for the registered model's.
+    """
+    doc = staged.doc
+    if doc["license"] != entry.license or doc["source"] != entry.source.type:
+        raise ReleaseError(
+            f"states licence {doc['license']!r} and source {doc['source']!r}, but this "
+            f"registry's entry for {entry.id!r} says {entry.license!r} and "
+            f"{entry.source.type!r}: the release was changed; do not use it"
+        )
+    theirs = read_small(staged.folder / doc["license_file"], cap=MAX_TEXT_BYTES, what="licence")
+    ours = read_capped(
+        entry.license_file, cap=MAX_TEXT_BYTES, what="licence file", error=ReleaseError
+    )
+    if sha256_bytes(theirs) != sha256_bytes(ours):
+        raise ReleaseError(
+            f"the licence file {doc['license_file']} differs from the one registered with "
+            f"{entry.id!r} ({entry.license_file}): the release was changed; do not use it"
+        )
+    return f"licence {entry.license} and source {entry.source.type}, as registered"
 
 
 def _check_manifest(staged: _Staged) -> str:
