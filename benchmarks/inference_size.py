@@ -37,9 +37,8 @@ from vmafx_saliency.science.train import (
     shipped_label_cache,
     split_samples,
 )
-from vmafx_saliency.supply.registry import Sidecar
+from vmafx_saliency.supply.registry import Sidecar, sidecar_beside
 from vmafx_saliency.video.extract import preprocess
-from vmafx_saliency.video.job import sidecar_beside
 from vmafx_saliency.video.resize import resize_plane
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vmafx_saliency.supply.registry import Sidecar
+from vmafx_saliency.supply.registry import Sidecar, sidecar_beside
 from vmafx_saliency.video.extract import preprocess
 from vmafx_saliency.video.frames import open_video
-from vmafx_saliency.video.job import sidecar_beside
 from vmafx_saliency.video.resize import _resize_axis, resize_plane
 
 ROOT = Path(__file__).resolve().parents[1]

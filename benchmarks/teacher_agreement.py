@@ -36,9 +36,8 @@ from vmafx_saliency.science.train import (
     png_to_label,
     shipped_label_cache,
 )
-from vmafx_saliency.supply.registry import Sidecar
+from vmafx_saliency.supply.registry import Sidecar, sidecar_beside
 from vmafx_saliency.video.extract import preprocess
-from vmafx_saliency.video.job import sidecar_beside
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -166,12 +166,20 @@ def flip_byte(path: Path, *, at: int | None = None) -> None:
 # --- keys and bundles ------------------------------------------------------------------
 
 
-def key_and_bundle(model: Path, keys: Path) -> tuple[KeyPair, Path]:
-    """A fresh P-256 key pair under ``keys`` and ``model``'s bundle signed with it."""
+def key_and_bundle(model: Path, keys: Path, *, sidecar: Path | None = None) -> tuple[KeyPair, Path]:
+    """A fresh P-256 key pair under ``keys`` and ``model``'s bundle signed with it.
+
+    The model is signed with ``sidecar``, by default the one beside it
+    (``x.sidecar.json`` as ``vmafx-saliency sign`` finds it, or write_model's
+    ``sidecar.json``) when there is one.
+    """
+    from vmafx_saliency.supply.registry import sidecar_beside
     from vmafx_saliency.supply.signing import generate_key_pair, sign_model
 
     pair = generate_key_pair(keys / "signing.pem")
-    return pair, sign_model(model, private_key=pair.private_key)
+    loose = model.with_name("sidecar.json")
+    chosen = sidecar or sidecar_beside(model) or (loose if loose.is_file() else None)
+    return pair, sign_model(model, private_key=pair.private_key, sidecar=chosen)
 
 
 def _name(cn: str) -> x509.Name:

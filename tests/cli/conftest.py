@@ -24,7 +24,8 @@ def signed_model(tmp_path: Path, capsys: Capture) -> tuple[Path, Path]:
     model = tmp_path / "in" / "tiny" / "model.onnx"
     key = tmp_path / "keys" / "signing.pem"
     assert run(capsys, "keygen", "--private-key", key)[0] == 0
-    code, out, _ = run(capsys, "sign", model, "--private-key", key)
+    sidecar = model.with_name("sidecar.json")
+    code, out, _ = run(capsys, "sign", model, "--sidecar", sidecar, "--private-key", key)
     assert code == 0
-    assert out.strip() == f"signed {model} -> {model}.sigstore.json"
+    assert out.strip() == f"signed {model} with its sidecar {sidecar} -> {model}.sigstore.json"
     return model, Path(f"{key}.pub")

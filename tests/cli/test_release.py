@@ -25,15 +25,18 @@ def test_release_stage_and_verify(
     registered = register_tiny(tmp_path)
     card_folder(tmp_path, monkeypatch, "tiny")
     out_dir = tmp_path / "dist" / "tiny"
-    code, out, _ = run(capsys, "release", "stage", "tiny", "--out", out_dir)
+    key = tmp_path / "keys" / "tiny" / "signing.pem"
+    code, out, _ = run(capsys, "release", "stage", "tiny", "--out", out_dir, "--private-key", key)
     assert code == 0
     assert out.splitlines() == [
-        f"tiny: staged 6 files in {out_dir}",
+        f"tiny: staged 8 files in {out_dir}",
         "  LICENSE.txt",
         "  SHA256SUMS",
         "  model.onnx",
         "  model.onnx.sigstore.json",
+        "  model.sidecar.json",
         "  release.json",
+        "  release.sigstore.json",
         "  tiny.md",
     ]
     assert (out_dir / "LICENSE.txt").read_text() == BSD_TEXT
@@ -42,8 +45,9 @@ def test_release_stage_and_verify(
         code, out, _ = run(capsys, "release", "verify", out_dir, *flags)
         assert code == 0, out
         lines = out.splitlines()
-        # 5 sums, signature, the registry's pin, scan, contract, licence, verdict
-        assert len(lines) == 12  # with the registry's licence and source (issue 37)
+        # 6 sums, two signatures, the registry's pins, its licence and source, scan,
+        # contract, licence, verdict
+        assert len(lines) == 14
         assert any(line.startswith("OK    model.onnx (pin): ") for line in lines)
         assert any(line.startswith("OK    release.json (registry): ") for line in lines)
         assert all(line.startswith("OK  ") for line in lines[:-1])
@@ -61,6 +65,17 @@ def test_release_stage_and_verify(
     assert "FAIL  extra.txt (sum): not listed in SHA256SUMS: an unexpected file" in out
     assert out.splitlines()[-1] == f"{out_dir}: release NOT verified"
 
+    # Staged without a key: it says so, and verify fails the release signature.
+    unsigned = tmp_path / "dist" / "unsigned"
+    code, out, _ = run(capsys, "release", "stage", "tiny", "--out", unsigned)
+    assert code == 0
+    assert out.splitlines()[-1].startswith(f"note: {unsigned} is not signed")
+    code, out, _ = run(capsys, "release", "verify", unsigned)
+    assert code == 1
+    assert (
+        "FAIL  release.sigstore.json (signature): absent: release.json, SHA256SUMS, the card "
+        "and the licence are unsigned" in out
+    )
     code, out, err = run(capsys, "release", "stage", "tiny", "--out", tmp_path / "in")
     assert (code, out) == (2, "")
     assert one_line_error(err, "release").endswith(

@@ -12,6 +12,7 @@ pytest.importorskip("model_signing")
 
 
 from tests.cli._commands import Capture, one_line_error, run
+from vmafx_saliency._util import sha256_bytes
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -37,11 +38,47 @@ def test_keygen_writes_0600_and_never_overwrites(tmp_path: Path, capsys: Capture
 
 def test_sign_then_verify(signed_model: tuple[Path, Path], capsys: Capture) -> None:
     model, public_key = signed_model
-    code, out, _ = run(capsys, "verify", model, "--public-key", public_key)
+    sidecar = model.with_name("sidecar.json")
+    code, out, _ = run(capsys, "verify", model, "--sidecar", sidecar, "--public-key", public_key)
     assert code == 0
+    first, second = out.strip().splitlines()
     assert re.fullmatch(
         rf"{re.escape(str(model))}: signature OK \(public-key; signer .*; sha256 [0-9a-f]{{64}}\)",
-        out.strip(),
+        first,
+    )
+    assert (
+        second == f"{sidecar}: signed with the model (sha256 {sha256_bytes(sidecar.read_bytes())})"
+    )
+    # The sidecar is part of what is signed: an edited one fails verification.
+    sidecar.write_text(sidecar.read_text().replace('"model_id"', '"notes": "x", "model_id"'))
+    code, out, err = run(capsys, "verify", model, "--sidecar", sidecar, "--public-key", public_key)
+    assert (code, out) == (2, "")
+    assert one_line_error(err, "verify").startswith(
+        f"{sidecar}: the sidecar's sha256 differs from the digest the bundle signs"
+    )
+    # Without --sidecar, the sidecar must lie beside the model under its conventional name.
+    code, out, err = run(capsys, "verify", model, "--public-key", public_key)
+    assert (code, out) == (2, "")
+    assert one_line_error(err, "verify").endswith("pass the sidecar (--sidecar)")
+
+
+def test_a_model_signed_alone_says_so_and_refuses_a_sidecar(
+    tmp_path: Path, signed_model: tuple[Path, Path], capsys: Capture
+) -> None:
+    model, public_key = signed_model
+    key = tmp_path / "keys" / "signing.pem"
+    code, out, _ = run(capsys, "sign", model, "--model-only", "--force", "--private-key", key)
+    assert (code, out.strip()) == (0, f"signed {model} (model alone) -> {model}.sigstore.json")
+    code, out, _ = run(capsys, "verify", model, "--public-key", public_key)
+    assert code == 0
+    assert out.strip().splitlines()[1] == (
+        f"{model}: the bundle signs the model alone, without a sidecar"
+    )
+    sidecar = model.with_name("sidecar.json")
+    code, out, err = run(capsys, "verify", model, "--sidecar", sidecar, "--public-key", public_key)
+    assert (code, out) == (2, "")
+    assert f"the bundle signs model.onnx alone, not its sidecar {sidecar}" in one_line_error(
+        err, "verify"
     )
 
 

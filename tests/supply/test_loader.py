@@ -65,6 +65,8 @@ def model(tmp_path: Path) -> Path:
     path = tmp_path / "models" / "tiny.onnx"
     path.parent.mkdir()
     path.write_bytes(TINY)
+    # Its sidecar beside it, as entry_for writes it: signed with the model.
+    write_json(path.with_name("tiny.sidecar.json"), sidecar_doc("tiny"))
     return path
 
 
@@ -310,6 +312,7 @@ def test_certificate_chain_verification(tmp_path: Path, model: Path) -> None:
     pki = make_pki(tmp_path / "pki", "Acme")
     bundle = sign_model(
         model,
+        sidecar=model.with_name("tiny.sidecar.json"),
         private_key=pki.leaf_key,
         signing_certificate=pki.leaf,
         certificate_chain=[pki.intermediate],
@@ -566,6 +569,54 @@ def test_a_sidecar_outside_the_jail_is_refused(
         loader.load_entry(entry)
 
 
+def test_a_signed_models_edited_sidecar_is_refused_even_when_pinned_again(
+    tmp_path: Path, model: Path
+) -> None:
+    """The review's attack on a signed model: the sidecar edited and its pin rewritten."""
+    pair, bundle = key_and_bundle(model, tmp_path / "keys")
+    verification = reg.Verification(public_key=pair.public_key)
+    assert (
+        loader.load_entry(
+            entry_for(model, bundle=bundle, verification=verification), policy=Policy.SIGNED
+        ).signature
+        is not None
+    )
+    sidecar = model.with_name("tiny.sidecar.json")
+    doc = json.loads(sidecar.read_text())
+    doc["preprocessing"]["inference_size"] = [4096, 4096]
+    edited = json.dumps(doc).encode()
+    entry = dataclasses.replace(
+        entry_for(model, bundle=bundle, verification=verification),
+        sidecar_sha256=sha256_bytes(edited),
+    )
+    sidecar.write_bytes(edited)
+    with pytest.raises(
+        SignatureRefused,
+        match=r"at the signature check: .*tiny\.sidecar\.json: the sidecar's sha256 differs "
+        r"from the digest the bundle signs",
+    ) as caught:
+        loader.load_entry(entry, policy=Policy.SIGNED)
+    assert isinstance(caught.value.__cause__, ModelTamperedError)
+
+
+def test_a_bundle_that_signs_the_model_alone_is_refused_for_a_model_with_a_sidecar(
+    tmp_path: Path, model: Path
+) -> None:
+    pair = generate_key_pair(tmp_path / "keys" / "signing.pem")
+    bundle = sign_model(model, private_key=pair.private_key)  # no sidecar: an older bundle
+    entry = entry_for(
+        model, bundle=bundle, verification=reg.Verification(public_key=pair.public_key)
+    )
+    with pytest.raises(
+        SignatureRefused,
+        match=r"at the signature check: .*the bundle signs tiny\.onnx alone, not its sidecar "
+        r".*re-sign the pair",
+    ):
+        loader.load_entry(entry, policy=Policy.SIGNED)
+    report = reg.validate_registry(_registry_of(entry), check_models=False)
+    assert any("signs the model alone, not its sidecar" in f.message for f in report.errors)
+
+
 def _registry_of(entry: reg.ModelEntry) -> Path:
     """A registry file holding ``entry``, as Registry.load would read it."""
     root = entry.registry.parent
@@ -574,7 +625,8 @@ def _registry_of(entry: reg.ModelEntry) -> Path:
         "onnx": entry.onnx.name, "sha256": entry.sha256, "opset": 17, "params": 28,
         "license": "BSD-3-Clause", "license_file": entry.license_file.name,
         "source": {"type": "fork-trained"}, "sidecar": entry.sidecar.name,
-        "sidecar_sha256": entry.sidecar_sha256, "sigstore_bundle": None, "verification": None,
+        "sidecar_sha256": entry.sidecar_sha256, "verification": None,
+        "sigstore_bundle": entry.sigstore_bundle and entry.sigstore_bundle.name,
         "release_asset": False, "status": "production", "default": True,
     }  # fmt: skip
     return write_json(

@@ -107,14 +107,14 @@ def _signed_bundle(model: Path, private: Path, public: Path) -> Path:
     verifier = Verifier.from_public_key(public)
     if bundle.exists():
         try:
-            verify_model(model, bundle=bundle, verifier=verifier)
+            verify_model(model, bundle=bundle, verifier=verifier, sidecar=MIRROR_SIDECAR)
             print(f"reusing {bundle.relative_to(ROOT)} (verifies with {public.name})")
             return bundle
         except VmafxSaliencyError as exc:
             # The bundle belongs to an earlier export or key: the demo owns both, re-sign.
             print(f"re-signing: the existing bundle does not verify ({exc})")
-    sign_model(model, private_key=private, bundle=bundle, force=True)
-    print(f"signed {model.relative_to(ROOT)} -> {bundle.relative_to(ROOT)}")
+    sign_model(model, private_key=private, sidecar=MIRROR_SIDECAR, bundle=bundle, force=True)
+    print(f"signed {model.relative_to(ROOT)} with its sidecar -> {bundle.relative_to(ROOT)}")
     return bundle
 
 
@@ -133,11 +133,15 @@ def _register(model: Path, bundle: Path, public: Path) -> str:
                 f"{model_id} is registered in {entry.registry} with another sha256: remove it "
                 f"from that file, or run 'vmafx-saliency registry add ... --force'"
             )
-        if entry.sidecar_sha256 is not None:
+        same_bundle = entry.sigstore_bundle is not None and (
+            sha256_file(entry.sigstore_bundle) == sha256_file(bundle)
+        )
+        if entry.sidecar_sha256 is not None and same_bundle:
             print(f"{model_id} is already registered in {entry.registry} with this sha256")
             return model_id
-        # Registered by an earlier version, before sidecars were pinned: again, pinned.
-        print(f"{model_id} is registered without a sidecar pin: registering it again")
+        # Registered by an earlier version, before sidecars were pinned and signed
+        # with the model, or with a bundle since re-signed: again, with this bundle.
+        print(f"{model_id} is registered without a sidecar pin or with another bundle: again")
         again = True
     entry = registry.add_model(
         onnx=model,
@@ -259,8 +263,13 @@ def _mirror_chain(*, force: bool) -> tuple[str, str]:
     bundle = _signed_bundle(model, private, public)
 
     _step("7. verify the bundle")
-    sig = verify_model(model, bundle=bundle, verifier=Verifier.from_public_key(public))
-    print(f"signature OK ({sig.method}; signer {sig.signer}; sha256 {sig.sha256[:16]}...)")
+    sig = verify_model(
+        model, bundle=bundle, verifier=Verifier.from_public_key(public), sidecar=MIRROR_SIDECAR
+    )
+    print(
+        f"signature OK ({sig.method}; signer {sig.signer}; sha256 {sig.sha256[:16]}..., "
+        f"sidecar {str(sig.sidecar_sha256)[:16]}...)"
+    )
 
     _step("8. register it in the overlay registry (not a tracked file)")
     model_id = _register(model, bundle, public)
@@ -278,7 +287,9 @@ def _mirror_chain(*, force: bool) -> tuple[str, str]:
     )
 
     _step("10. stage the release assets and verify the staged folder")
-    staged = release.stage(model_id, out=RELEASE_DIR)
+    staged = release.stage(
+        model_id, out=RELEASE_DIR, signer=release.ReleaseSigner(private_key=private)
+    )
     print(staged.render())
     verified = release.verify(RELEASE_DIR)
     print(verified.render())

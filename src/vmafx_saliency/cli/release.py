@@ -12,12 +12,30 @@ from vmafx_saliency.cli.options import (
     add_verifier_flags,
     verifier_from,
 )
+from vmafx_saliency.errors import UsageError
 
 
 def _cmd_release_stage(args: argparse.Namespace) -> int:
     from vmafx_saliency.supply import release
 
-    print(release.stage(args.model_id, out=Path(args.out)).render())
+    signer = None
+    if args.private_key:
+        signer = release.ReleaseSigner(
+            private_key=Path(args.private_key),
+            signing_certificate=Path(args.signing_certificate)
+            if args.signing_certificate
+            else None,
+            certificate_chain=tuple(Path(p) for p in args.certificate_chain or ()),
+        )
+    elif args.signing_certificate or args.certificate_chain:
+        raise UsageError("a signing certificate goes with its key: pass --private-key PEM too")
+    result = release.stage(args.model_id, out=Path(args.out), signer=signer)
+    print(result.render())
+    if signer is None and result.out is not None:
+        print(
+            f"note: {result.out} is not signed, and 'release verify' will say so: stage it "
+            "with --private-key KEY to sign release.json, the sums, the card and the licence"
+        )
     return 0
 
 
@@ -50,16 +68,25 @@ def register(sub: Subparsers) -> None:
     p = add_command(
         relsub,
         "stage",
-        help="collect ONNX, bundle, manifest, licence, card and SHA256SUMS into a folder",
-        example="vmafx-saliency release stage u2netp_mirror_v1 --out dist/u2netp_mirror_v1",
+        help="collect ONNX, sidecar, bundle, manifest, licence, card and SHA256SUMS into a "
+        "folder, and sign them all",
+        example="vmafx-saliency release stage u2netp_mirror_v1 --out dist/u2netp_mirror_v1 "
+        "--private-key signing.key",
         handler=_cmd_release_stage,
     )
     p.add_argument("model_id", metavar="ID")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument(
+        "--private-key",
+        metavar="PEM",
+        help="sign every staged file into release.sigstore.json (verify needs it)",
+    )
+    p.add_argument("--signing-certificate", metavar="PEM", help="sign with this certificate")
+    p.add_argument("--certificate-chain", nargs="+", metavar="PEM", help="its issuing chain")
     p = add_command(
         relsub,
         "verify",
-        help="check a staged release: sums, signature, scan, contract, licence",
+        help="check a staged release: sums, signatures, pins, scan, contract, licence",
         example="vmafx-saliency release verify dist/u2netp_mirror_v1 --public-key signing.key.pub",
         handler=_cmd_release_verify,
     )

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from vmafx_saliency.cli.options import Subparsers, add_command, add_verifier_flags, verifier_from
+from vmafx_saliency.errors import UsageError
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -19,17 +20,26 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_sign(args: argparse.Namespace) -> int:
+    from vmafx_saliency.supply.registry import sidecar_beside
     from vmafx_saliency.supply.signing import sign_model
 
+    model = Path(args.model)
+    sidecar = Path(args.sidecar) if args.sidecar else sidecar_beside(model)
+    if args.model_only:
+        if args.sidecar:
+            raise UsageError("give --sidecar or --model-only, not both")
+        sidecar = None
     bundle = sign_model(
-        Path(args.model),
+        model,
         private_key=Path(args.private_key),
+        sidecar=sidecar,
         bundle=Path(args.bundle) if args.bundle else None,
         signing_certificate=Path(args.signing_certificate) if args.signing_certificate else None,
         certificate_chain=tuple(Path(p) for p in args.certificate_chain or ()),
         force=args.force,
     )
-    print(f"signed {args.model} -> {bundle}")
+    with_sidecar = f" with its sidecar {sidecar}" if sidecar is not None else " (model alone)"
+    print(f"signed {args.model}{with_sidecar} -> {bundle}")
     return 0
 
 
@@ -38,10 +48,19 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     model = Path(args.model)
     bundle = Path(args.bundle) if args.bundle else bundle_path_for(model)
-    report = verify_model(model, bundle=bundle, verifier=verifier_from(args))
+    report = verify_model(
+        model,
+        bundle=bundle,
+        verifier=verifier_from(args),
+        sidecar=Path(args.sidecar) if args.sidecar else None,
+    )
     print(
         f"{model}: signature OK ({report.method}; signer {report.signer}; sha256 {report.sha256})"
     )
+    if report.sidecar is not None:
+        print(f"{report.sidecar}: signed with the model (sha256 {report.sidecar_sha256})")
+    else:
+        print(f"{model}: the bundle signs the model alone, without a sidecar")
     return 0
 
 
@@ -60,13 +79,22 @@ def register(sub: Subparsers) -> None:
         sub,
         "sign",
         help="sign a model into a Sigstore bundle (<model>.sigstore.json)",
-        example="vmafx-saliency sign models/u2netp_mirror_v1.onnx --private-key signing.key",
+        example="vmafx-saliency sign models/u2netp_mirror_v1.onnx --sidecar "
+        "u2netp_mirror_v1.sidecar.json --private-key signing.key",
         handler=_cmd_sign,
     )
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("--private-key", required=True, metavar="PEM")
     p.add_argument("--signing-certificate", metavar="PEM", help="sign with this certificate")
     p.add_argument("--certificate-chain", nargs="+", metavar="PEM", help="its issuing chain")
+    p.add_argument(
+        "--sidecar",
+        metavar="JSON",
+        help="the model's sidecar, signed with it (default: <model>.sidecar.json when present)",
+    )
+    p.add_argument(
+        "--model-only", action="store_true", help="sign the model alone, even with a sidecar beside"
+    )
     p.add_argument("--bundle", metavar="JSON", help="default: <model>.sigstore.json")
     p.add_argument("--force", action="store_true", help="overwrite an existing bundle")
     p = add_command(
@@ -78,4 +106,10 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("--bundle", metavar="JSON", help="default: <model>.sigstore.json")
+    p.add_argument(
+        "--sidecar",
+        metavar="JSON",
+        help="the sidecar signed with the model (default: <model>.sidecar.json); "
+        "refused when the bundle signs the model alone",
+    )
     add_verifier_flags(p)

@@ -239,8 +239,15 @@ def _check_signature(entry: ModelEntry, path: Path, sha256: str, policy: Policy)
         )
     verifier = verifier_for_entry(entry)
     try:
+        # The sidecar is signed with the model; its pin (checked on the bytes the
+        # loader uses) must be the digest the signature covers.
         return verify_model(
-            path, bundle=entry.sigstore_bundle, verifier=verifier, expected_sha256=sha256
+            path,
+            bundle=entry.sigstore_bundle,
+            verifier=verifier,
+            expected_sha256=sha256,
+            sidecar=entry.sidecar,
+            expected_sidecar_sha256=entry.sidecar_sha256,
         )
     except (SignatureError, InputFileError, UsageError) as exc:
         # InputFileError: the file vanished after it was read; fail closed all the same.

@@ -47,15 +47,9 @@ class ModelChoice:
     signed: bool = False
 
 
-def sidecar_beside(model_path: Path) -> Path | None:
-    """``x.onnx`` -> ``x.sidecar.json`` when it exists (the repository's convention)."""
-    candidate = model_path.with_name(f"{model_path.stem}.sidecar.json")
-    return candidate if candidate.is_file() else None
-
-
 def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
     """An ad-hoc (model, sidecar) pair, or the registry entry the choice names."""
-    from vmafx_saliency.supply.registry import Registry
+    from vmafx_saliency.supply.registry import Registry, sidecar_beside
 
     path = choice.model_path
     if path is None and choice.model_id is None and os.environ.get(MODEL_PATH_ENV):

@@ -115,6 +115,26 @@ def test_add_copies_bundle_and_public_key(tmp_path: Path, inputs: Path) -> None:
     assert report.ok and not report.warnings, report.render()
 
 
+def test_add_refuses_a_bundle_that_leaves_the_sidecar_unsigned(
+    tmp_path: Path, inputs: Path
+) -> None:
+    from vmafx_saliency.supply.signing import sign_model
+
+    pair = generate_key_pair(tmp_path / "keys" / "signing.pem")
+    alone = sign_model(inputs / "model.onnx", private_key=pair.private_key)
+    with pytest.raises(
+        RegistryError,
+        match=r"cannot add 'new': Sigstore bundle .* signs the model alone, not its sidecar: "
+        r"the sidecar is unsigned.*--sidecar .*sidecar\.json --private-key KEY",
+    ):
+        _add(
+            inputs,
+            sigstore_bundle=alone,
+            verification=reg.Verification(public_key=pair.public_key),
+        )
+    assert not reg.overlay_registry_path().exists()
+
+
 def _tampered_copy(inputs: Path, tmp_path: Path) -> Path:
     """Another model that passes every check but the bundle: other weights, other sha256."""
     other = tmp_path / "other" / "model.onnx"

@@ -29,6 +29,8 @@ MIRROR_FILES = sorted(
         f"{MIRROR}.onnx",
         f"{MIRROR}.onnx.manifest.json",
         f"{MIRROR}.onnx.sigstore.json",
+        f"{MIRROR}.sidecar.json",
+        release.RELEASE_BUNDLE,
     ]
 )
 
@@ -42,6 +44,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 class Mirror:
     entry: reg.ModelEntry
     public_key: Path
+    signer: release.ReleaseSigner
 
 
 @pytest.fixture
@@ -53,7 +56,7 @@ def mirror(tmp_path: Path, mirror_onnx: Path) -> Mirror:
     manifest = Path(
         shutil.copy(f"{mirror_onnx}.manifest.json", inputs / f"{MIRROR}.onnx.manifest.json")
     )
-    pair, bundle = key_and_bundle(onnx, tmp_path / "keys")
+    pair, bundle = key_and_bundle(onnx, tmp_path / "keys", sidecar=MIRROR_SIDECAR)
     entry = reg.add_model(
         onnx=onnx,
         model_id=MIRROR,
@@ -66,13 +69,13 @@ def mirror(tmp_path: Path, mirror_onnx: Path) -> Mirror:
         release_asset=True,
         manifest=manifest,
     )
-    return Mirror(entry, pair.public_key)
+    return Mirror(entry, pair.public_key, release.ReleaseSigner(private_key=pair.private_key))
 
 
 @pytest.fixture
 def staged(tmp_path: Path, mirror: Mirror) -> Path:
     out = tmp_path / "dist" / MIRROR
-    release.stage(MIRROR, out=out)
+    release.stage(MIRROR, out=out, signer=mirror.signer)
     return out
 
 
@@ -82,6 +85,11 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     register_tiny(tmp_path)
     card_folder(tmp_path, monkeypatch, "tiny")
     return tmp_path / "dist" / "tiny"
+
+
+def tiny_signer(tmp_path: Path) -> release.ReleaseSigner:
+    """The key register_tiny made for 'tiny', as a release signer."""
+    return release.ReleaseSigner(private_key=tmp_path / "keys" / "tiny" / "signing.pem")
 
 
 def contents(folder: Path) -> dict[str, bytes]:

@@ -9,12 +9,13 @@ import pytest
 
 pytest.importorskip("model_signing")
 
+from tests.supply.release.conftest import tiny_signer
 from vmafx_saliency.errors import ReleaseError
 from vmafx_saliency.supply import release
 
 
-def test_release_json_cannot_name_files_outside(tiny: Path) -> None:
-    release.stage("tiny", out=tiny)
+def test_release_json_cannot_name_files_outside(tmp_path: Path, tiny: Path) -> None:
+    release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
     doc = json.loads((tiny / release.RELEASE_JSON).read_text())
     doc["license_file"] = "../../secret.txt"
     (tiny / release.RELEASE_JSON).write_text(json.dumps(doc))
@@ -24,8 +25,8 @@ def test_release_json_cannot_name_files_outside(tiny: Path) -> None:
         release.verify(tiny)
 
 
-def test_malformed_sums_are_refused(tiny: Path) -> None:
-    release.stage("tiny", out=tiny)
+def test_malformed_sums_are_refused(tmp_path: Path, tiny: Path) -> None:
+    release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
     sums = tiny / release.SUMS
     original = sums.read_text()
     last = len(original.splitlines()) + 1

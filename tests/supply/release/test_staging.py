@@ -16,6 +16,7 @@ pytest.importorskip("model_signing")
 from tests._trust import (
     MIRROR_CARD,
     MIRROR_LICENCE,
+    MIRROR_SIDECAR,
     card_folder,
     flip_byte,
     register_tiny,
@@ -25,6 +26,7 @@ from tests.supply.release.conftest import (
     MIRROR_FILES,
     Mirror,
     contents,
+    tiny_signer,
 )
 from vmafx_saliency.errors import ReleaseError
 from vmafx_saliency.supply import registry as reg
@@ -35,11 +37,12 @@ from vmafx_saliency.supply import release
 
 def test_stage_collects_the_release_files(tmp_path: Path, mirror: Mirror) -> None:
     out = tmp_path / "dist" / MIRROR
-    result = release.stage(MIRROR, out=out)
+    result = release.stage(MIRROR, out=out, signer=mirror.signer)
     assert result.out == out
     assert list(result.files) == MIRROR_FILES
     assert sorted(p.name for p in out.iterdir()) == MIRROR_FILES
-    assert result.render().splitlines()[0] == f"{MIRROR}: staged 7 files in {out}"
+    assert result.render().splitlines()[0] == f"{MIRROR}: staged 9 files in {out}"
+    assert (out / f"{MIRROR}.sidecar.json").read_bytes() == MIRROR_SIDECAR.read_bytes()
     assert (out / f"{MIRROR}.onnx").read_bytes() == mirror.entry.onnx.read_bytes()
     assert (out / "Apache-2.0-u2netp.txt").read_bytes() == MIRROR_LICENCE.read_bytes()
     assert (out / "u2netp_mirror.md").read_bytes() == MIRROR_CARD.read_bytes()
@@ -49,6 +52,7 @@ def test_stage_collects_the_release_files(tmp_path: Path, mirror: Mirror) -> Non
         "schema": release.RELEASE_SCHEMA,
         "model_id": MIRROR,
         "onnx": f"{MIRROR}.onnx",
+        "sidecar": f"{MIRROR}.sidecar.json",
         "sigstore_bundle": f"{MIRROR}.onnx.sigstore.json",
         "license_file": "Apache-2.0-u2netp.txt",
         "license": "Apache-2.0",
@@ -67,7 +71,10 @@ def test_sums_are_in_sha256sum_format(staged: Path) -> None:
         match = re.fullmatch(r"([0-9a-f]{64})  (\S+)", line)
         assert match, line
         listed[match.group(2)] = match.group(1)
-    assert sorted(listed) == [n for n in MIRROR_FILES if n != release.SUMS]
+    # The release signature signs the sums: it is the one file they do not list.
+    assert sorted(listed) == [
+        n for n in MIRROR_FILES if n not in (release.SUMS, release.RELEASE_BUNDLE)
+    ]
     for name, digest in listed.items():
         assert hashlib.sha256((staged / name).read_bytes()).hexdigest() == digest
     tool = shutil.which("sha256sum")
@@ -82,25 +89,34 @@ def test_sums_are_in_sha256sum_format(staged: Path) -> None:
         assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_staging_again_is_idempotent(staged: Path) -> None:
+def test_staging_again_is_idempotent(staged: Path, mirror: Mirror) -> None:
     before = contents(staged)
-    result = release.stage(MIRROR, out=staged)
+    result = release.stage(MIRROR, out=staged, signer=mirror.signer)
     assert list(result.files) == MIRROR_FILES
-    assert contents(staged) == before
+    after = contents(staged)
+    # The same bytes but the release signature: ECDSA signatures are randomised.
+    signature = release.RELEASE_BUNDLE
+    assert {k: v for k, v in after.items() if k != signature} == {
+        k: v for k, v in before.items() if k != signature
+    }
+    assert after[signature] != before[signature]
+    assert release.verify(staged).ok
     assert sorted(p.name for p in staged.parent.iterdir()) == [MIRROR]
 
 
 # --- small models: refusals and edge cases -------------------------------------------------
 
 
-def test_tiny_round_trip(tiny: Path) -> None:
-    result = release.stage("tiny", out=tiny)
+def test_tiny_round_trip(tmp_path: Path, tiny: Path) -> None:
+    result = release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
     assert list(result.files) == [
         "LICENSE.txt",
         "SHA256SUMS",
         "model.onnx",
         "model.onnx.sigstore.json",
+        "model.sidecar.json",
         "release.json",
+        "release.sigstore.json",
         "tiny.md",
     ]
     verified = release.verify(tiny)
@@ -108,10 +124,10 @@ def test_tiny_round_trip(tiny: Path) -> None:
     assert "BSD-3-Clause licence text present" in verified.render()
 
 
-def test_absent_binary_is_a_no_op(tiny: Path) -> None:
+def test_absent_binary_is_a_no_op(tmp_path: Path, tiny: Path) -> None:
     entry = reg.Registry.load().get("tiny")
     entry.onnx.unlink()
-    result = release.stage("tiny", out=tiny)
+    result = release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
     assert (result.out, result.files) == (None, ())
     assert result.render() == (
         f"tiny: binary {entry.onnx} is absent: nothing staged (export or fetch it first)"
@@ -120,11 +136,11 @@ def test_absent_binary_is_a_no_op(tiny: Path) -> None:
     assert not tiny.parent.exists()
 
 
-def test_non_empty_folder_that_is_not_a_release_is_refused(tiny: Path) -> None:
+def test_non_empty_folder_that_is_not_a_release_is_refused(tmp_path: Path, tiny: Path) -> None:
     tiny.mkdir(parents=True)
     (tiny / "keep.txt").write_text("mine\n")
     with pytest.raises(ReleaseError, match=r"tiny exists and is not a staged release: choose"):
-        release.stage("tiny", out=tiny)
+        release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
     assert sorted(p.name for p in tiny.iterdir()) == ["keep.txt"]
     assert sorted(p.name for p in tiny.parent.iterdir()) == ["tiny"]
 
@@ -137,7 +153,7 @@ def test_non_empty_folder_that_is_not_a_release_is_refused(tiny: Path) -> None:
 def test_release_of_another_model_is_not_replaced(
     tmp_path: Path, tiny: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    release.stage("tiny", out=tiny)
+    release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
     register_tiny(tmp_path, "other")
     card_folder(tmp_path, monkeypatch, "other")
     with pytest.raises(ReleaseError, match=r"holds the staged release of 'tiny', not 'other'"):
@@ -145,12 +161,12 @@ def test_release_of_another_model_is_not_replaced(
     assert json.loads((tiny / release.RELEASE_JSON).read_text())["model_id"] == "tiny"
 
 
-def test_failed_restage_keeps_the_previous_staging(tiny: Path) -> None:
-    release.stage("tiny", out=tiny)
+def test_failed_restage_keeps_the_previous_staging(tmp_path: Path, tiny: Path) -> None:
+    release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
     before = contents(tiny)
     flip_byte(reg.Registry.load().get("tiny").onnx)  # the binary no longer matches its pin
     with pytest.raises(ReleaseError, match=r"tiny: .*model\.onnx has sha256 .*the registry pins"):
-        release.stage("tiny", out=tiny)
+        release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
     assert contents(tiny) == before
     assert sorted(p.name for p in tiny.parent.iterdir()) == ["tiny"]
 

@@ -77,7 +77,7 @@ def load_models(
 ) -> list[EvalModel]:
     """Every model through the loader gate; ids must be unique (they key the report)."""
     from vmafx_saliency.supply import loader
-    from vmafx_saliency.supply.registry import Registry, Sidecar
+    from vmafx_saliency.supply.registry import Registry, Sidecar, sidecar_beside
 
     models: list[EvalModel] = []
     registry: Registry | None = None
@@ -88,7 +88,7 @@ def load_models(
                     f"--signed needs registered models: {spec.path} is an ad-hoc file with no "
                     "pin or bundle"
                 )
-            sidecar_path = spec.sidecar or _sidecar_beside(spec.path)
+            sidecar_path = spec.sidecar or sidecar_beside(spec.path)
             if sidecar_path is None:
                 raise UsageError(
                     f"{spec.path}: no sidecar JSON declares its pre-processing: pass --sidecar "
@@ -122,11 +122,6 @@ def _threads(requested: int | None) -> int:
     from vmafx_saliency.video.extract import default_threads
 
     return default_threads()
-
-
-def _sidecar_beside(model_path: Path) -> Path | None:
-    candidate = model_path.with_name(f"{model_path.stem}.sidecar.json")
-    return candidate if candidate.is_file() else None
 
 
 # --- costs ---------------------------------------------------------------------------------------

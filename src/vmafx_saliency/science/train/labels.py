@@ -103,7 +103,7 @@ def load_teacher(
     sidecar pre-processing (beside the file, or the registry entry's).
     """
     from vmafx_saliency.supply import loader
-    from vmafx_saliency.video.job import sidecar_beside
+    from vmafx_saliency.supply.registry import sidecar_beside
 
     if teacher_input not in TEACHER_INPUTS:
         raise UsageError(

@@ -58,6 +58,7 @@ from vmafx_saliency.supply.registry.locations import (
     committed_registry_path,
     overlay_registry_path,
     packaged_models,
+    sidecar_beside,
 )
 from vmafx_saliency.supply.registry.promote import promote
 from vmafx_saliency.supply.registry.schemas import REGISTRY_SCHEMA, SIDECAR_SCHEMA
@@ -88,6 +89,7 @@ __all__ = [
     "packaged_models",
     "promote",
     "read_comparison_report",
+    "sidecar_beside",
     "sidecar_pin_problem",
     "source_from_manifest",
     "validate_registry",

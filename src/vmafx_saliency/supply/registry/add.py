@@ -175,7 +175,7 @@ def add_model(  # noqa: PLR0913 -- the public API: one keyword per input of 'reg
     _refuse_committed_clash(model_id, overlay_path)
     existing = _overlay_models(model_id, overlay_path, force=force)
     read = _read_and_check(new)
-    _check_signature(new, read.digest)
+    _check_signature(new, read.digest, sha256_bytes(read.sidecar_data))
     staging = _Staging(model_id)
     raw = _entry_raw(new, read, staging)
     return _write_overlay(overlay_path, existing, raw, staging)
@@ -307,23 +307,22 @@ def _read_figures(new: _NewModel, data: bytes, *, digest: str) -> tuple[bytes | 
     return manifest_data, opset, params
 
 
-def _check_signature(new: _NewModel, digest: str) -> None:
-    """One way of verification; a bundle signs this model and verifies with the key given."""
+def _check_signature(new: _NewModel, digest: str, sidecar_digest: str) -> None:
+    """One way of verification; a bundle signs this model with its sidecar and verifies."""
     if new.verification is not None:
         why = new.verification._problem()
         if why:
             raise RegistryError(f"verification for {new.model_id!r}: {why}")
     if new.sigstore_bundle is not None:
-        why = _bundle_mismatch(new.sigstore_bundle, digest)
+        why = _bundle_mismatch(new.sigstore_bundle, digest, sidecar_digest)
         if why:
             raise RegistryError(
                 f"cannot add {new.model_id!r}: {why}; pass the bundle that signs {new.onnx} "
-                f"('vmafx-saliency sign {new.onnx} --private-key KEY')"
+                f"with {new.sidecar} ('vmafx-saliency sign {new.onnx} --sidecar "
+                f"{new.sidecar} --private-key KEY')"
             )
         if new.verification is not None:
-            _verify_before_adding(
-                new.model_id, new.onnx, new.sigstore_bundle, new.verification, digest
-            )
+            _verify_before_adding(new, new.sigstore_bundle, new.verification, digest)
 
 
 @dataclass(frozen=True)
@@ -452,7 +451,7 @@ def _install_copies(
 
 
 def _verify_before_adding(
-    model_id: str, onnx: Path, bundle: Path, verification: Verification, sha256: str
+    new: _NewModel, bundle: Path, verification: Verification, sha256: str
 ) -> None:
     """The bundle must verify with the key or chain being registered beside it.
 
@@ -469,9 +468,15 @@ def _verify_before_adding(
             verifier = Verifier.from_certificate_chain(verification.certificate_chain)
         else:
             return
-        verify_model(onnx, bundle=bundle, verifier=verifier, expected_sha256=sha256)
+        verify_model(
+            new.onnx,
+            bundle=bundle,
+            verifier=verifier,
+            expected_sha256=sha256,
+            sidecar=new.sidecar,
+        )
     except (SignatureError, UsageError, InputFileError) as exc:
         raise RegistryError(
-            f"cannot add {model_id!r}: its Sigstore bundle does not verify with the "
+            f"cannot add {new.model_id!r}: its Sigstore bundle does not verify with the "
             f"verification given ({exc})"
         ) from exc

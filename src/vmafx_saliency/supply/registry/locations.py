@@ -59,3 +59,9 @@ def _root_of(registry: Path) -> Path:
 
 def _is_committed(path: Path) -> bool:
     return _same_file(path, committed_registry_path())
+
+
+def sidecar_beside(model_path: Path) -> Path | None:
+    """``x.onnx`` -> ``x.sidecar.json`` when it exists (the repository's convention)."""
+    candidate = Path(model_path).with_name(f"{Path(model_path).stem}.sidecar.json")
+    return candidate if candidate.is_file() else None

@@ -95,7 +95,7 @@ def _check_entry(entry: ModelEntry, *, check_models: bool) -> list[Finding]:
     if entry.sigstore_bundle is not None and check.require_file(
         entry.sigstore_bundle, "Sigstore bundle", asset=True
     ):
-        why = _bundle_mismatch(entry.sigstore_bundle, entry.sha256)
+        why = _bundle_mismatch(entry.sigstore_bundle, entry.sha256, entry.sidecar_sha256)
         if why:
             check.error(f"{why}; replace the bundle with this model's ('vmafx-saliency sign')")
     if entry.verification is not None:
@@ -214,21 +214,34 @@ def _check_signing_declared(check: _EntryCheck) -> None:
         )
 
 
-def _bundle_mismatch(bundle: Path, sha256: str) -> str | None:
-    """Why ``bundle`` cannot be the signature of the model pinned as ``sha256``, if it cannot.
+def _bundle_mismatch(bundle: Path, sha256: str, sidecar_sha256: str | None) -> str | None:
+    """Why ``bundle`` cannot sign the model pinned as ``sha256`` (and its sidecar), if it cannot.
 
     Only what the bundle claims is read (no keys needed); the loader verifies it.
+    With a pinned sidecar the bundle must sign that sidecar with the model.
     """
-    from vmafx_saliency.supply.signing import signed_sha256
+    from vmafx_saliency.supply.signing import signed_sha256, signed_sidecar_sha256
 
     try:
         signed = signed_sha256(bundle)
+        signed_sidecar = signed_sidecar_sha256(bundle)
     except SignatureError as exc:
         return str(exc)
     if signed != sha256:
         return (
             f"Sigstore bundle {bundle} signs a model with sha256 {signed}, not the pinned "
             f"{sha256}: it is another model's bundle"
+        )
+    if sidecar_sha256 is not None and signed_sidecar is None:
+        return (
+            f"Sigstore bundle {bundle} signs the model alone, not its sidecar: the sidecar "
+            "is unsigned; sign the model with its sidecar ('vmafx-saliency sign MODEL "
+            "--sidecar SIDECAR')"
+        )
+    if sidecar_sha256 is not None and signed_sidecar != sidecar_sha256:
+        return (
+            f"Sigstore bundle {bundle} signs a sidecar with sha256 {signed_sidecar}, not the "
+            f"pinned {sidecar_sha256}: it signs another sidecar"
         )
     return None
 

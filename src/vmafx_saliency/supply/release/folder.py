@@ -1,8 +1,9 @@
 """A staged release folder: the two files that describe it, named and read.
 
-``release.json`` says which staged file is the model, its Sigstore bundle, its
-licence text, its card and its export manifest; ``SHA256SUMS`` lists every
-file's digest in ``sha256sum`` form. Staging writes them and verification reads
+``release.json`` says which staged file is the model, its sidecar, its Sigstore
+bundle, its licence text, its card and its export manifest; ``SHA256SUMS`` lists
+every file's digest in ``sha256sum`` form; ``release.sigstore.json`` signs every
+other file, those two included. Staging writes them and verification reads
 them back, each through a capped read of a plain file (no symlinks), refusing
 any name that is not a plain file name in the folder itself.
 """
@@ -20,6 +21,11 @@ from vmafx_saliency.errors import ReleaseError
 SUMS = "SHA256SUMS"
 RELEASE_JSON = "release.json"
 RELEASE_SCHEMA = "vmafx-saliency/release/v1"
+# The signature over every other file of the folder (release.json and the sums
+# included), made by 'release stage --private-key'.
+RELEASE_BUNDLE = "release.sigstore.json"
+# The names release.json may not give to an asset: the folder's own files.
+RESERVED = (RELEASE_JSON, SUMS, RELEASE_BUNDLE)
 # release.json, SHA256SUMS and licence texts are a few KiB.
 MAX_TEXT_BYTES = 8 * 1024 * 1024
 
@@ -55,11 +61,12 @@ def read_release_doc(folder: Path) -> dict[str, Any]:
         if not isinstance(doc.get(key), str) or not doc[key]:
             problems.append(f"{key} is not a string")
     for key in ("onnx", "sigstore_bundle", "license_file", "card"):
-        if not plain_name(doc.get(key)) or doc[key] in (RELEASE_JSON, SUMS):
+        if not plain_name(doc.get(key)) or doc[key] in RESERVED:
             problems.append(f"{key} {doc.get(key)!r} is not a file name in the folder")
-    manifest = doc.get("manifest")
-    if manifest is not None and (not plain_name(manifest) or manifest in (RELEASE_JSON, SUMS)):
-        problems.append(f"manifest {manifest!r} is not a file name in the folder")
+    for key in ("manifest", "sidecar"):  # optional: absent in releases without one
+        value = doc.get(key)
+        if value is not None and (not plain_name(value) or value in RESERVED):
+            problems.append(f"{key} {value!r} is not a file name in the folder")
     if problems:
         raise ReleaseError(
             f"{folder / RELEASE_JSON} is malformed: {'; '.join(problems)}: stage the release "

@@ -1,8 +1,9 @@
 """Stage a model's publishable files into one release folder.
 
-``stage`` collects the ONNX, its Sigstore bundle, its export manifest, the
-licence file, the model card and a ``SHA256SUMS`` into one folder. It is
-idempotent: staging the same model again gives the same bytes. When the binary
+``stage`` collects the ONNX, its sidecar, its Sigstore bundle, its export
+manifest, the licence file, the model card and a ``SHA256SUMS`` into one folder,
+and with a signing key signs all of them into ``release.sigstore.json``. Without
+a key it is idempotent: staging the same model again gives the same bytes. When the binary
 is absent (a release asset not exported or fetched here) it says so and writes
 nothing: a missing file is a fast no-op.
 """
@@ -21,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from vmafx_saliency._util import PROJECT_ROOT, sha256_file
 from vmafx_saliency.errors import ReleaseError
 from vmafx_saliency.supply.release.folder import (
+    RELEASE_BUNDLE,
     RELEASE_JSON,
     RELEASE_SCHEMA,
+    RESERVED,
     SUMS,
     read_release_doc,
 )
@@ -55,12 +58,29 @@ def card_for(model_id: str) -> Path | None:
     return None
 
 
-def stage(model_id: str, *, out: Path, registry: Registry | None = None) -> StageResult:
+@dataclass(frozen=True, kw_only=True)
+class ReleaseSigner:
+    """The key (or key and certificate with its chain) that signs a staged release."""
+
+    private_key: Path
+    signing_certificate: Path | None = None
+    certificate_chain: tuple[Path, ...] = ()
+
+
+def stage(
+    model_id: str,
+    *,
+    out: Path,
+    registry: Registry | None = None,
+    signer: ReleaseSigner | None = None,
+) -> StageResult:
     """Stage ``model_id``'s release assets into ``out``; a no-op when its binary is absent.
 
-    The set is built in a temporary folder beside ``out`` and swapped in, so a
-    failure leaves the previous staging (or nothing) in place. ``out`` must be
-    new, empty, or an earlier staging of the same model.
+    With ``signer`` every staged file (release.json and SHA256SUMS included) is
+    signed into ``release.sigstore.json``, which ``verify`` requires. The set is
+    built in a temporary folder beside ``out`` and swapped in, so a failure
+    leaves the previous staging (or nothing) in place. ``out`` must be new,
+    empty, or an earlier staging of the same model.
     """
     from vmafx_saliency.supply.registry import Registry
 
@@ -76,7 +96,7 @@ def stage(model_id: str, *, out: Path, registry: Registry | None = None) -> Stag
     assets = _gather_assets(model_id, entry)
     release_doc = _describe_release(model_id, entry, assets)
     _check_out(out, model_id)
-    _write_staging(model_id, entry, assets.sources, release_doc, out=out)
+    _write_staging(model_id, entry, assets.sources, release_doc, out=out, signer=signer)
     staged_files = tuple(sorted(p.name for p in out.iterdir()))
     return StageResult(
         model_id, out, staged_files, f"{model_id}: staged {len(staged_files)} files in {out}"
@@ -89,6 +109,7 @@ class _Assets:
 
     bundle: Path
     card: Path
+    sidecar_name: str
     sources: dict[str, Path]
 
 
@@ -110,29 +131,32 @@ def _gather_assets(model_id: str, entry: ModelEntry) -> _Assets:
             f"{model_id}: the export manifest {entry.manifest} named by the registry is absent: "
             "restore it (it is written beside the ONNX by 'vmafx-saliency export')"
         )
-    files: list[tuple[str, Path]] = [
-        ("model", entry.onnx),
-        ("Sigstore bundle", bundle),
-        ("licence file", entry.license_file),
-        ("model card", card),
+    # The sidecar is staged under the name 'vmafx-saliency verify' finds beside the model.
+    sidecar_name = f"{entry.onnx.stem}.sidecar.json"
+    files: list[tuple[str, Path, str]] = [
+        ("model", entry.onnx, entry.onnx.name),
+        ("sidecar", entry.sidecar, sidecar_name),
+        ("Sigstore bundle", bundle, bundle.name),
+        ("licence file", entry.license_file, entry.license_file.name),
+        ("model card", card, card.name),
     ]
     if entry.manifest is not None:
-        files.append(("export manifest", entry.manifest))
-    return _Assets(bundle, card, _by_release_name(model_id, files))
+        files.append(("export manifest", entry.manifest, entry.manifest.name))
+    return _Assets(bundle, card, sidecar_name, _by_release_name(model_id, files))
 
 
-def _by_release_name(model_id: str, files: list[tuple[str, Path]]) -> dict[str, Path]:
-    """Each (what, path) by the name it gets in the release: regular files, no name twice."""
+def _by_release_name(model_id: str, files: list[tuple[str, Path, str]]) -> dict[str, Path]:
+    """Each (what, path, name) by the name it gets in the release: regular files, no name twice."""
     sources: dict[str, Path] = {}
-    for what, src in files:
+    for what, src, name in files:
         if not src.is_file():
             raise ReleaseError(f"{model_id}: the {what} {src} is not a regular file: restore it")
-        if src.name in sources or src.name in (RELEASE_JSON, SUMS):
+        if name in sources or name in RESERVED:
             raise ReleaseError(
-                f"{model_id}: the {what} {src} would be staged as {src.name!r}, a name another "
+                f"{model_id}: the {what} {src} would be staged as {name!r}, a name another "
                 f"release file takes: rename it"
             )
-        sources[src.name] = src
+        sources[name] = src
     return sources
 
 
@@ -142,6 +166,7 @@ def _describe_release(model_id: str, entry: ModelEntry, assets: _Assets) -> dict
         "schema": RELEASE_SCHEMA,
         "model_id": model_id,
         "onnx": entry.onnx.name,
+        "sidecar": assets.sidecar_name,
         "sigstore_bundle": assets.bundle.name,
         "license_file": entry.license_file.name,
         "license": entry.license,
@@ -158,6 +183,7 @@ def _write_staging(
     release_doc: dict[str, Any],
     *,
     out: Path,
+    signer: ReleaseSigner | None,
 ) -> None:
     """Build the release in a temporary folder beside ``out``, then swap it in."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +201,8 @@ def _write_staging(
         (tmp / RELEASE_JSON).write_text(json.dumps(release_doc, indent=2, sort_keys=True) + "\n")
         names = sorted(p.name for p in tmp.iterdir())
         (tmp / SUMS).write_text("".join(f"{sha256_file(tmp / n)}  {n}\n" for n in names))
+        if signer is not None:
+            _sign_release(tmp, signer)
         # mkdtemp makes the folder 0700; a release folder is for publishing.
         tmp.chmod(stat.S_IMODE(out.stat().st_mode) if out.is_dir() else 0o755)
         _swap_in(tmp, out)
@@ -185,6 +213,20 @@ def _write_staging(
         ) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sign_release(tmp: Path, signer: ReleaseSigner) -> None:
+    """Sign every file of the private staging folder into its release.sigstore.json."""
+    from vmafx_saliency.supply.signing import sign_folder
+
+    data = sign_folder(
+        tmp,
+        private_key=signer.private_key,
+        bundle=tmp / RELEASE_BUNDLE,
+        signing_certificate=signer.signing_certificate,
+        certificate_chain=signer.certificate_chain,
+    )
+    (tmp / RELEASE_BUNDLE).write_bytes(data)
 
 
 def _swap_in(tmp: Path, out: Path) -> None:

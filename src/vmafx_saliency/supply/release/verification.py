@@ -1,6 +1,7 @@
 """Verify a staged release folder, one verdict line per check.
 
-``verify`` checks a staged folder: the sums, the signature, the registry's pin,
+``verify`` checks a staged folder: the sums, the model's signature (with its
+sidecar), the release's signature over every file, the registry's pins,
 the export manifest, the scan, the contract and the licence text with its
 attribution block. Each check is a small function that returns its detail or
 raises a :class:`~vmafx_saliency.errors.VmafxSaliencyError`, which becomes a
@@ -20,6 +21,7 @@ from vmafx_saliency._util import json_loads, read_capped, sha256_bytes
 from vmafx_saliency.errors import RegistryError, ReleaseError, VmafxSaliencyError
 from vmafx_saliency.supply.release.folder import (
     MAX_TEXT_BYTES,
+    RELEASE_BUNDLE,
     RELEASE_JSON,
     SUMS,
     read_release_doc,
@@ -108,10 +110,23 @@ class _Staged:
             doc["license_file"],
             doc["card"],
         }
-        if doc.get("manifest") is not None:
-            named.add(doc["manifest"])
-        present = {p.name for p in folder.iterdir()} - {SUMS}
+        for optional in ("manifest", "sidecar"):
+            if doc.get(optional) is not None:
+                named.add(doc[optional])
+        present = {p.name for p in folder.iterdir()} - {SUMS, RELEASE_BUNDLE}
         return cls(folder, doc, sums, frozenset(named), frozenset(present))
+
+    @functools.cached_property
+    def _read(self) -> dict[str, bytes]:
+        return {}
+
+    def bytes_of(self, name: str) -> bytes:
+        """A file's bytes, read once (plain file, capped): every verdict judges the same bytes."""
+        if name == self.doc["onnx"]:
+            return self.onnx_bytes
+        if name not in self._read:
+            self._read[name] = read_small(self.folder / name, cap=_MAX_ASSET_BYTES, what=name)
+        return self._read[name]
 
     @property
     def onnx_path(self) -> Path:
@@ -161,11 +176,15 @@ def verify(
             functools.partial(_check_signature, staged, verifier=verifier, registry=registry),
         )
     )
+    verdicts.append(
+        _attempt(
+            f"{RELEASE_BUNDLE} (signature)",
+            functools.partial(_check_release_signature, staged, verifier, registry),
+        )
+    )
     entry = _registered_entry(doc["model_id"], registry)
     if entry is not None:
-        verdicts.append(
-            _attempt(f"{onnx} (pin)", functools.partial(_check_pin, staged, entry.sha256))
-        )
+        verdicts.append(_attempt(f"{onnx} (pin)", functools.partial(_check_pin, staged, entry)))
         verdicts.append(
             _attempt(f"{RELEASE_JSON} (registry)", functools.partial(_check_terms, staged, entry))
         )
@@ -196,10 +215,8 @@ def _check_sum(staged: _Staged, name: str) -> str:
         raise ReleaseError(
             "not a regular file (a symlink or a folder): a release holds plain files only"
         )
-    if name == staged.doc["onnx"]:
-        actual = staged.onnx_sha256
-    else:  # read as the ONNX is: no symlink, a size cap, never a pipe or a device
-        actual = sha256_bytes(read_small(path, cap=_MAX_ASSET_BYTES, what=name))
+    # Read as the ONNX is: no symlink, a size cap, never a pipe or a device.
+    actual = sha256_bytes(staged.bytes_of(name))
     if actual != staged.sums[name]:
         raise ReleaseError(f"sha256 {actual} differs from {SUMS} ({staged.sums[name]})")
     return f"sha256 {actual[:16]}… matches"
@@ -212,13 +229,39 @@ def _check_signature(
     from vmafx_saliency.supply import signing
 
     chosen = verifier if verifier is not None else _entry_verifier(staged, registry)
+    sidecar = staged.doc.get("sidecar")
     report = signing.verify_model(
         staged.onnx_path,
         bundle=staged.folder / staged.doc["sigstore_bundle"],
         verifier=chosen,
         expected_sha256=staged.onnx_sha256,
+        sidecar=None if sidecar is None else staged.folder / sidecar,
+        expected_sidecar_sha256=None if sidecar is None else sha256_bytes(staged.bytes_of(sidecar)),
     )
-    return f"Sigstore bundle verifies ({report.method}, signer {report.signer})"
+    with_sidecar = " with its sidecar" if report.sidecar is not None else ""
+    return f"Sigstore bundle verifies{with_sidecar} ({report.method}, signer {report.signer})"
+
+
+def _check_release_signature(
+    staged: _Staged, verifier: Verifier | None, registry: Registry | None
+) -> str:
+    """release.sigstore.json signs every other file: release.json, the sums, card, licence."""
+    from vmafx_saliency.supply import signing
+
+    bundle = staged.folder / RELEASE_BUNDLE
+    if not bundle.exists() and not bundle.is_symlink():
+        raise ReleaseError(
+            f"absent: {RELEASE_JSON}, {SUMS}, the card and the licence are unsigned, and "
+            "anyone could have changed them; stage the release with --private-key KEY"
+        )
+    if not stat.S_ISREG(bundle.lstat().st_mode):
+        raise ReleaseError(
+            "not a regular file (a symlink or a folder): a release holds plain files"
+        )
+    chosen = verifier if verifier is not None else _entry_verifier(staged, registry)
+    files = {name: staged.bytes_of(name) for name in sorted(staged.present | {SUMS})}
+    signer = signing.verify_files(files, bundle=bundle, verifier=chosen)
+    return f"signs all {len(files)} other files ({chosen.method}, signer {signer})"
 
 
 def _entry_verifier(staged: _Staged, registry: Registry | None) -> Verifier:
@@ -238,22 +281,33 @@ def _entry_verifier(staged: _Staged, registry: Registry | None) -> Verifier:
     return verifier_for_entry(entry)
 
 
-def _check_pin(staged: _Staged, entry_sha256: str) -> str:
-    """The model is the binary this registry pins for its id."""
+def _check_pin(staged: _Staged, entry: ModelEntry) -> str:
+    """The model and its sidecar are the files this registry pins for its id."""
     actual = staged.onnx_sha256
-    if actual != entry_sha256:
+    if actual != entry.sha256:
         raise ReleaseError(
             f"has sha256 {actual}, but this registry pins {staged.doc['model_id']!r} at "
-            f"{entry_sha256}: the release holds another binary than the registered one"
+            f"{entry.sha256}: the release holds another binary than the registered one"
         )
-    return f"the registry's pin for {staged.doc['model_id']!r}"
+    sidecar = staged.doc.get("sidecar")
+    if sidecar is None:
+        raise ReleaseError(
+            f"{RELEASE_JSON} names no sidecar: the model's pre-processing is missing"
+        )
+    sidecar_sha256 = sha256_bytes(staged.bytes_of(sidecar))
+    if sidecar_sha256 != entry.sidecar_sha256:
+        raise ReleaseError(
+            f"the sidecar {sidecar} has sha256 {sidecar_sha256}, but this registry pins "
+            f"{entry.sidecar_sha256}: the release holds another pre-processing"
+        )
+    return f"the registry's pins for {staged.doc['model_id']!r} (model and sidecar)"
 
 
 def _check_terms(staged: _Staged, entry: ModelEntry) -> str:
     """The licence and source the release states are the registry entry's.
 
-    release.json is not signed: a licence replaced by another (MIT for
-    Apache-2.0) or another source must not pass for the registered model's.
+    Beyond the signature: a release signed by a key the registry trusts still
+    may not state another licence (MIT for Apache-2.0) or another source.
     """
     doc = staged.doc
     if doc["license"] != entry.license or doc["source"] != entry.source.type:
@@ -262,7 +316,7 @@ def _check_terms(staged: _Staged, entry: ModelEntry) -> str:
             f"registry's entry for {entry.id!r} says {entry.license!r} and "
             f"{entry.source.type!r}: the release was changed; do not use it"
         )
-    theirs = read_small(staged.folder / doc["license_file"], cap=MAX_TEXT_BYTES, what="licence")
+    theirs = staged.bytes_of(doc["license_file"])
     ours = read_capped(
         entry.license_file, cap=MAX_TEXT_BYTES, what="licence file", error=ReleaseError
     )
@@ -278,7 +332,7 @@ def _check_manifest(staged: _Staged) -> str:
     """The export manifest describes this model (its output.sha256), not another export."""
     onnx = staged.doc["onnx"]
     path = staged.folder / staged.doc["manifest"]
-    raw = read_small(path, cap=MAX_TEXT_BYTES, what="export manifest")
+    raw = staged.bytes_of(path.name)
     try:
         described = json_loads(raw.decode("utf-8"))["output"]["sha256"]
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
@@ -326,7 +380,7 @@ def _check_contract(data: bytes, onnx_path: Path) -> str:
 def _check_licence(staged: _Staged) -> str:
     """The licence file holds the licence text (and, for a mirror, the attribution block)."""
     doc = staged.doc
-    raw = read_small(staged.folder / doc["license_file"], cap=MAX_TEXT_BYTES, what="licence file")
+    raw = staged.bytes_of(doc["license_file"])
     text = raw.decode("utf-8", errors="replace")
     if doc["license"] == "Apache-2.0":
         if "Apache License" not in text or "Version 2.0" not in text:

@@ -1,4 +1,4 @@
-"""Sigstore bundles for single-file models, made and checked through model_signing.
+"""Sigstore bundles for models (with their sidecars), made and checked through model_signing.
 
 A model ``m.onnx`` is signed into a bundle ``m.onnx.sigstore.json`` beside it
 (see ``bundles``): a Sigstore bundle whose DSSE envelope carries
@@ -27,11 +27,12 @@ from vmafx_saliency.supply.signing.bundles import (
     Method,
     bundle_path_for,
     signed_sha256,
+    signed_sidecar_sha256,
 )
 from vmafx_saliency.supply.signing.keys import KeyPair, generate_key_pair
-from vmafx_saliency.supply.signing.sign import sign_model
+from vmafx_saliency.supply.signing.sign import sign_folder, sign_model
 from vmafx_saliency.supply.signing.verifier import Verifier
-from vmafx_saliency.supply.signing.verify import SignatureReport, verify_model
+from vmafx_saliency.supply.signing.verify import SignatureReport, verify_files, verify_model
 
 __all__ = [
     "BUNDLE_SUFFIX",
@@ -42,7 +43,10 @@ __all__ = [
     "Verifier",
     "bundle_path_for",
     "generate_key_pair",
+    "sign_folder",
     "sign_model",
     "signed_sha256",
+    "signed_sidecar_sha256",
+    "verify_files",
     "verify_model",
 ]

@@ -1,4 +1,4 @@
-"""The Sigstore bundle of one model file: where it lies, reading it, parsing it.
+"""The Sigstore bundle of a model (with its sidecar): where it lies, reading it, parsing it.
 
 A bundle ``<model>.sigstore.json`` is a Sigstore bundle (media type
 ``application/vnd.dev.sigstore.bundle.v0.3+json``) whose DSSE envelope carries an
@@ -10,6 +10,11 @@ For one model *file* (not a directory) model_signing records:
   reports and ``verify_model`` compares with ``expected_sha256``;
 * one subject named after the file (``model.onnx``) whose digest is the sha256
   over the resource digests. model_signing treats the name as informative only.
+
+A model signed with its sidecar is signed as model_signing signs a folder: the
+two files under the fixed names ``model.onnx`` and ``sidecar.json`` (so a
+renamed copy still verifies), one subject named after the model file. A release
+folder is signed the same way under its files' own names (``folder=True``).
 
 :func:`_parse_bundle` checks the shape and reads the signed statement, which is
 not trusted until ``verify_model`` has verified the signature;
@@ -24,11 +29,12 @@ import base64
 import copy
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from vmafx_saliency._util import json_loads, read_capped, sha256_file
+from vmafx_saliency._util import json_loads, read_capped
 from vmafx_saliency.errors import (
     BundleInvalidError,
     BundleMissingError,
@@ -51,10 +57,21 @@ _LEGACY_PREDICATE_TYPE = "https://model_signing/Digests/v0.1"
 # model_signing names the only resource of a single-file model after the file's
 # path relative to itself.
 _FILE_RESOURCE = "."
+# A model signed with its sidecar is signed as a folder of these two names (the
+# files' own names may differ: the statement stays valid for a renamed copy).
+MODEL_RESOURCE = "model.onnx"
+SIDECAR_RESOURCE = "sidecar.json"
+# A release folder holds a handful of files; a statement of thousands is not ours.
+_MAX_RESOURCES = 64
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,254}\Z")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # A real bundle is a few KiB; refuse to read something huge (a model passed as
 # --bundle by mistake) into memory.
 _MAX_BUNDLE_BYTES = 8 << 20
+# The largest model the scanner reads (supply.scan.DEFAULT_MAX_BYTES), and a
+# sidecar (a kilobyte of JSON) with room to spare: what signing reads is capped.
+MAX_MODEL_BYTES = 50 << 20
+MAX_SIDECAR_BYTES = 1 << 20
 
 
 # --- where the model and its bundle lie -------------------------------------
@@ -98,6 +115,12 @@ def signed_sha256(bundle: Path) -> str:
     return _parse_bundle(bundle, _read_bundle(bundle, bundle)).sha256
 
 
+def signed_sidecar_sha256(bundle: Path) -> str | None:
+    """The sidecar digest a bundle *claims* to sign with its model; None for a model alone."""
+    bundle = Path(bundle)
+    return _parse_bundle(bundle, _read_bundle(bundle, bundle)).sidecar_sha256
+
+
 def _read_bundle(model: Path, bundle: Path) -> bytes:
     if not bundle.exists():
         raise BundleMissingError(
@@ -110,10 +133,25 @@ def _read_bundle(model: Path, bundle: Path) -> bytes:
 @dataclass(frozen=True)
 class _ParsedBundle:
     kind: Method
-    sha256: str  # sha256 of the model file, as signed
-    subject: str  # the model's file name when it was signed
+    files: tuple[tuple[str, str], ...]  # (name, sha256) of each signed file, as signed
+    subject: str  # the model's (or folder's) name when it was signed
     key_hint: str | None  # public-key bundles
     certificates: tuple[bytes, ...]  # DER, leaf first (certificate-chain bundles)
+
+    @property
+    def digests(self) -> dict[str, str]:
+        return dict(self.files)
+
+    @property
+    def sha256(self) -> str:
+        """The model's digest in a model bundle (one file, or model.onnx beside sidecar.json)."""
+        digests = self.digests
+        return digests.get(_FILE_RESOURCE) or digests[MODEL_RESOURCE]
+
+    @property
+    def sidecar_sha256(self) -> str | None:
+        """The sidecar's digest, when the model was signed with its sidecar."""
+        return self.digests.get(SIDECAR_RESOURCE)
 
 
 def _invalid(bundle: Path, why: str) -> BundleInvalidError:
@@ -123,8 +161,11 @@ def _invalid(bundle: Path, why: str) -> BundleInvalidError:
     )
 
 
-def _parse_bundle(bundle: Path, raw: bytes) -> _ParsedBundle:
+def _parse_bundle(bundle: Path, raw: bytes, *, folder: bool = False) -> _ParsedBundle:
     """Check the bundle's shape and read the signed statement (not yet trusted).
+
+    A model bundle (the default) signs one model, or a model and its sidecar;
+    ``folder`` accepts any flat folder of files (a release).
 
     Everything model_signing would trip over while *reading* is checked here,
     so that whatever it raises later is about the signature or the model.
@@ -143,21 +184,10 @@ def _parse_bundle(bundle: Path, raw: bytes) -> _ParsedBundle:
     material = doc.get("verificationMaterial")
     if not isinstance(material, dict):
         raise _invalid(bundle, "no verificationMaterial")
-    envelope = doc.get("dsseEnvelope")
-    if not isinstance(envelope, dict):
-        raise _invalid(bundle, "no dsseEnvelope (it does not sign a model_signing statement)")
-    if envelope.get("payloadType") != _IN_TOTO_PAYLOAD_TYPE:
-        raise _invalid(bundle, f"payloadType {envelope.get('payloadType')!r} is not in-toto")
-    signatures = envelope.get("signatures")
-    if (
-        not isinstance(signatures, list)
-        or len(signatures) != 1
-        or not isinstance(signatures[0], dict)
-        or not isinstance(signatures[0].get("sig"), str)
-    ):
-        raise _invalid(bundle, "the envelope must hold exactly one signature")
-    payload = _b64(bundle, envelope.get("payload"), "the envelope payload")
-    sha256, subject = _parse_statement(bundle, payload)
+    payload = _envelope_payload(bundle, doc.get("dsseEnvelope"))
+    files, subject = _parse_statement(bundle, payload)
+    if not folder:
+        _model_layout(bundle, files)
 
     present = [
         name for name in ("publicKey", "x509CertificateChain", "certificate") if name in material
@@ -194,8 +224,25 @@ def _parse_bundle(bundle: Path, raw: bytes) -> _ParsedBundle:
             raise _invalid(bundle, f"mediaType {media_type!r} is not {_PB_BUNDLE_MEDIA_TYPE}")
         _validate_like_model_signing(bundle, doc)
     return _ParsedBundle(
-        kind=kind, sha256=sha256, subject=subject, key_hint=key_hint, certificates=certificates
+        kind=kind, files=files, subject=subject, key_hint=key_hint, certificates=certificates
     )
+
+
+def _envelope_payload(bundle: Path, envelope: object) -> bytes:
+    """The DSSE envelope's payload: in-toto, with exactly one signature."""
+    if not isinstance(envelope, dict):
+        raise _invalid(bundle, "no dsseEnvelope (it does not sign a model_signing statement)")
+    if envelope.get("payloadType") != _IN_TOTO_PAYLOAD_TYPE:
+        raise _invalid(bundle, f"payloadType {envelope.get('payloadType')!r} is not in-toto")
+    signatures = envelope.get("signatures")
+    if (
+        not isinstance(signatures, list)
+        or len(signatures) != 1
+        or not isinstance(signatures[0], dict)
+        or not isinstance(signatures[0].get("sig"), str)
+    ):
+        raise _invalid(bundle, "the envelope must hold exactly one signature")
+    return _b64(bundle, envelope.get("payload"), "the envelope payload")
 
 
 def _b64(bundle: Path, value: object, what: str) -> bytes:
@@ -257,8 +304,8 @@ def _validate_like_model_signing(bundle: Path, doc: dict[str, Any]) -> None:
         raise _invalid(bundle, f"its structure does not validate ({exc})") from exc
 
 
-def _parse_statement(bundle: Path, payload: bytes) -> tuple[str, str]:
-    """Read the in-toto statement: (sha256 of the model file, subject name)."""
+def _parse_statement(bundle: Path, payload: bytes) -> tuple[tuple[tuple[str, str], ...], str]:
+    """Read the in-toto statement: ((file name, sha256) of each signed file, subject name)."""
     try:
         statement = json_loads(payload)
     except ValueError as exc:
@@ -288,24 +335,49 @@ def _parse_statement(bundle: Path, payload: bytes) -> tuple[str, str]:
         raise _invalid(bundle, "the predicate lacks serialization or resources")
     _check_serialization(bundle, serialization)
 
-    if len(resources) != 1 or not isinstance(resources[0], dict):
-        raise _invalid(bundle, f"it signs {len(resources)} files (a directory), not one model file")
-    resource = resources[0]
-    if resource.get("name") != _FILE_RESOURCE:
+    files = _resource_digests(bundle, resources)
+    # model_signing's subject digest is sha256 over the resource digests in
+    # order; a mismatch means the statement was not written by model_signing.
+    joined = b"".join(bytes.fromhex(digest) for _, digest in files)
+    if hashlib.sha256(joined).hexdigest() != root:
+        raise _invalid(bundle, "the subject digest does not match the file digests")
+    return files, name
+
+
+def _resource_digests(bundle: Path, resources: list[Any]) -> tuple[tuple[str, str], ...]:
+    """The statement's (file name, sha256) pairs, checked; a bounded count of plain names."""
+    if not 1 <= len(resources) <= _MAX_RESOURCES:
+        raise _invalid(bundle, f"it signs {len(resources)} files, not 1 to {_MAX_RESOURCES}")
+    files: list[tuple[str, str]] = []
+    for resource in resources:
+        name = resource.get("name") if isinstance(resource, dict) else None
+        digest = resource.get("digest") if isinstance(resource, dict) else None
+        if not isinstance(name, str) or (name != _FILE_RESOURCE and not _PLAIN_NAME.match(name)):
+            raise _invalid(bundle, f"a signed file's name {name!r} is not a plain file name")
+        if resource.get("algorithm") != "sha256" or not isinstance(digest, str):
+            raise _invalid(bundle, f"the digest of {name!r} is not sha256")
+        if not _SHA256_HEX.fullmatch(digest):
+            raise _invalid(bundle, f"the digest of {name!r} ({digest!r}) is not 64 hex digits")
+        files.append((name, digest))
+    if len({name for name, _ in files}) != len(files):
+        raise _invalid(bundle, "it names one file twice")
+    return tuple(files)
+
+
+def _model_layout(bundle: Path, files: tuple[tuple[str, str], ...]) -> None:
+    """A model bundle signs one model file, or the pair model.onnx and sidecar.json."""
+    names = tuple(name for name, _ in files)
+    if names in ((_FILE_RESOURCE,), (MODEL_RESOURCE, SIDECAR_RESOURCE)):
+        return
+    if len(names) == 1:
         raise _invalid(
-            bundle,
-            f"it signs the file {resource.get('name')!r} inside a directory, not one model file",
+            bundle, f"it signs the file {names[0]!r} inside a directory, not one model file"
         )
-    file_digest = resource.get("digest")
-    if resource.get("algorithm") != "sha256" or not isinstance(file_digest, str):
-        raise _invalid(bundle, "the file's digest is not sha256")
-    if not _SHA256_HEX.fullmatch(file_digest):
-        raise _invalid(bundle, f"the file digest {file_digest!r} is not 64 hex digits")
-    # model_signing's subject digest is sha256 over the resource digests; a
-    # mismatch means the statement was not written by model_signing.
-    if hashlib.sha256(bytes.fromhex(file_digest)).hexdigest() != root:
-        raise _invalid(bundle, "the subject digest does not match the file digest")
-    return file_digest, name
+    raise _invalid(
+        bundle,
+        f"it signs {len(names)} files ({', '.join(names[:4])}), not one model file or a "
+        f"model with its sidecar ({MODEL_RESOURCE}, {SIDECAR_RESOURCE})",
+    )
 
 
 def _check_serialization(bundle: Path, serialization: dict[str, Any]) -> None:
@@ -326,17 +398,35 @@ def _check_serialization(bundle: Path, serialization: dict[str, Any]) -> None:
 
 
 def _tampered(
-    model: Path, model_file: Path, bundle: Path, parsed: _ParsedBundle
+    model: Path,
+    bundle: Path,
+    parsed: _ParsedBundle,
+    actual: Mapping[str, str],
+    sidecar: Path | None = None,
 ) -> ModelTamperedError:
-    actual = sha256_file(model_file)
-    if parsed.subject != model_file.name and parsed.subject != model.name:
-        why = (
-            f"the bundle was made for '{parsed.subject}', a different model; "
-            f"pass the bundle that belongs to {model.name}"
+    """The error for bytes whose digest differs from the one the bundle signs.
+
+    ``actual`` holds the digests of the bytes read, by resource name.
+    """
+    signed = parsed.digests
+    for name, digest in actual.items():
+        if signed.get(name) == digest:
+            continue
+        if name == SIDECAR_RESOURCE and sidecar is not None:
+            return ModelTamperedError(
+                f"{sidecar}: the sidecar's sha256 differs from the digest the bundle signs "
+                f"({digest} != {signed.get(name)}, bundle {bundle}): the sidecar was edited "
+                "after signing, or belongs to another model; restore it or re-sign the pair"
+            )
+        if parsed.subject not in (model.name, Path(model).resolve().name):
+            why = (
+                f"the bundle was made for '{parsed.subject}', a different model; "
+                f"pass the bundle that belongs to {model.name}"
+            )
+        else:
+            why = "the file was modified after signing; re-fetch or re-export it"
+        return ModelTamperedError(
+            f"{model}: the model's sha256 differs from the digest the bundle signs "
+            f"({digest} != {parsed.sha256}, bundle {bundle}): {why}"
         )
-    else:
-        why = "the file was modified after signing; re-fetch or re-export it"
-    return ModelTamperedError(
-        f"{model}: the model's sha256 differs from the digest the bundle signs "
-        f"({actual} != {parsed.sha256}, bundle {bundle}): {why}"
-    )
+    return ModelTamperedError(f"{model}: the bytes differ from what bundle {bundle} signs")

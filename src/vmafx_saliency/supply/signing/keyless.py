@@ -15,14 +15,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmafx_saliency._util import read_capped, sha256_file
+from vmafx_saliency._util import read_capped
 from vmafx_saliency.errors import InputFileError, SignatureMismatchError, TrustRootError
 from vmafx_saliency.supply.signing.bundles import (
     _IN_TOTO_PAYLOAD_TYPE,
     _invalid,
     _parse_statement,
     _ParsedBundle,
-    _tampered,
 )
 from vmafx_saliency.supply.signing.verifier import Verifier
 
@@ -147,14 +146,12 @@ def _sigstore_verify_dsse(
 
 
 def _verify_keyless_regexp(
-    model: Path,
-    model_file: Path,
     bundle: Path,
     raw: bytes,
     parsed: _ParsedBundle,
     verifier: Verifier,
 ) -> str:
-    """Keyless with an identity regexp: sigstore-python, then the file digest here."""
+    """Keyless with an identity regexp: sigstore-python; the caller checks the digests."""
     assert verifier._compiled_regexp is not None  # set by Verifier.__post_init__
     assert verifier.oidc_issuer is not None
     policy = _IdentityRegexpPolicy(regexp=verifier._compiled_regexp, issuer=verifier.oidc_issuer)
@@ -163,11 +160,9 @@ def _verify_keyless_regexp(
     )
     if payload_type != _IN_TOTO_PAYLOAD_TYPE:
         raise _invalid(bundle, f"payloadType {payload_type!r} is not in-toto")
-    # Re-read the digest from the verified payload rather than trusting the
+    # Re-read the digests from the verified payload rather than trusting the
     # pre-parse (they are the same bytes, but this is the authenticated copy).
-    signed_sha256, _ = _parse_statement(bundle, payload)
-    if signed_sha256 != parsed.sha256:
+    signed_files, _ = _parse_statement(bundle, payload)
+    if signed_files != parsed.files:
         raise _invalid(bundle, "the verified payload differs from the envelope read")
-    if sha256_file(model_file) != signed_sha256:
-        raise _tampered(model, model_file, bundle, parsed)
     return f"{policy.matched} (OIDC issuer {verifier.oidc_issuer})"

@@ -1,4 +1,4 @@
-"""Signing one model file with a private key, or a key plus a signing certificate.
+"""Signing a model (with its sidecar) or a release folder with a private key or certificate.
 
 :func:`sign_model` drives model_signing's signer: key-signed bundles verify with
 the public key, certificate-signed ones against the trusted root of a private
@@ -14,10 +14,19 @@ import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from vmafx_saliency._util import atomic_write_bytes, check_can_write, require
+from vmafx_saliency._util import atomic_write_bytes, check_can_write, read_capped, require
 from vmafx_saliency.errors import UsageError
-from vmafx_saliency.supply.signing.bundles import _model_file, _parse_bundle, bundle_path_for
+from vmafx_saliency.supply.signing.bundles import (
+    MAX_MODEL_BYTES,
+    MAX_SIDECAR_BYTES,
+    MODEL_RESOURCE,
+    SIDECAR_RESOURCE,
+    _model_file,
+    _parse_bundle,
+    bundle_path_for,
+)
 from vmafx_saliency.supply.signing.keys import (
     _check_signing_certificate,
     _load_certificates,
@@ -31,31 +40,74 @@ def sign_model(
     model: Path,
     *,
     private_key: Path,
+    sidecar: Path | None = None,
     bundle: Path | None = None,
     signing_certificate: Path | None = None,
     certificate_chain: Sequence[Path] = (),
     force: bool = False,
 ) -> Path:
-    """Sign one model file and write its Sigstore bundle; return the bundle path.
+    """Sign one model file (with its sidecar) and write its Sigstore bundle; return its path.
 
-    With only ``private_key`` the bundle is key-signed (verify with the public
-    key). With ``signing_certificate`` (whose public key must be the private
-    key's) the bundle carries the certificate and ``certificate_chain`` (the
+    With ``sidecar`` the statement signs the pair, as model_signing signs a
+    folder: the model's pre-processing is part of what it computes, so an edited
+    sidecar fails verification like an edited model. With only ``private_key``
+    the bundle is key-signed (verify with the public key). With
+    ``signing_certificate`` (whose public key must be the private key's) the
+    bundle carries the certificate and ``certificate_chain`` (the
     intermediates, optionally the root) and verifies against a trusted root.
     The bundle defaults to :func:`bundle_path_for`; it is written atomically
     and an existing one is only replaced with ``force``.
     """
     ms = require("model_signing", purpose="signing", extra="sign")
     model = Path(model)
-    private_key = Path(private_key)
     model_file = _model_file(model, doing="signing")
     bundle = Path(bundle) if bundle is not None else bundle_path_for(model)
     if bundle.absolute() == model.absolute() or bundle.resolve() == model_file:
         raise UsageError(f"{bundle}: the bundle would overwrite the model: pass another --bundle")
     check_can_write(bundle, force=force)
+    config = _signer(ms, Path(private_key), signing_certificate, certificate_chain)
+    files = {MODEL_RESOURCE: read_capped(model_file, cap=MAX_MODEL_BYTES, what="model")}
+    if sidecar is not None:
+        files[SIDECAR_RESOURCE] = read_capped(Path(sidecar), cap=MAX_SIDECAR_BYTES, what="sidecar")
+    data = _sign_copy(config, model.name, files, single=sidecar is None)
+    # Fail now rather than at verification if model_signing ever writes a
+    # format this package does not read.
+    _parse_bundle(bundle, data)
+    atomic_write_bytes(bundle, data, force=force)
+    log.info("signed %s%s -> %s", model, f" with {sidecar}" if sidecar else "", bundle)
+    return bundle
+
+
+def sign_folder(
+    folder: Path,
+    *,
+    private_key: Path,
+    bundle: Path,
+    signing_certificate: Path | None = None,
+    certificate_chain: Sequence[Path] = (),
+) -> bytes:
+    """Sign every plain file of ``folder`` (a release) under its name; return the bundle bytes.
+
+    The bundle is not written into ``folder``: the caller places it, so that it
+    does not sign itself. ``bundle`` names it in errors.
+    """
+    ms = require("model_signing", purpose="signing", extra="sign")
+    config = _signer(ms, Path(private_key), signing_certificate, certificate_chain)
+    files = {
+        path.name: read_capped(path, cap=MAX_MODEL_BYTES, what="release file", symlinks=False)
+        for path in sorted(Path(folder).iterdir())
+    }
+    data = _sign_copy(config, Path(folder).name, files, single=False)
+    _parse_bundle(bundle, data, folder=True)
+    return data
+
+
+def _signer(
+    ms: Any, private_key: Path, signing_certificate: Path | None, certificate_chain: Sequence[Path]
+) -> Any:
+    """model_signing's signing config for a key, or a key with its certificate and chain."""
     key = _load_private_key(private_key)
     chain = tuple(Path(p) for p in certificate_chain)
-
     config = ms.signing.Config()
     if signing_certificate is None:
         if chain:
@@ -63,33 +115,41 @@ def sign_model(
                 "a certificate chain goes with a signing certificate: pass "
                 "--signing-certificate CERT too, or drop --certificate-chain"
             )
-        config.use_elliptic_key_signer(private_key=private_key)
-    else:
-        signing_certificate = Path(signing_certificate)
-        _check_signing_certificate(signing_certificate, key)
-        if not chain:
-            # model_signing cannot frame a bundle without one (it fails deep inside).
-            raise UsageError(
-                "a signing certificate goes with its chain: pass --certificate-chain with the "
-                "CA certificate(s) that issued it (the intermediates, optionally the root)"
-            )
-        for path in chain:
-            _load_certificates(path, "certificate chain")
-        config.use_certificate_signer(
-            private_key=private_key,
-            signing_certificate=signing_certificate,
-            certificate_chain=chain,
+        return config.use_elliptic_key_signer(private_key=private_key)
+    signing_certificate = Path(signing_certificate)
+    _check_signing_certificate(signing_certificate, key)
+    if not chain:
+        # model_signing cannot frame a bundle without one (it fails deep inside).
+        raise UsageError(
+            "a signing certificate goes with its chain: pass --certificate-chain with the "
+            "CA certificate(s) that issued it (the intermediates, optionally the root)"
         )
+    for path in chain:
+        _load_certificates(path, "certificate chain")
+    return config.use_certificate_signer(
+        private_key=private_key,
+        signing_certificate=signing_certificate,
+        certificate_chain=chain,
+    )
 
-    # Sign into a private temporary directory, then move the bytes into place
-    # atomically: a failed run leaves neither a partial bundle nor a stray file.
+
+def _sign_copy(config: Any, subject: str, files: dict[str, bytes], *, single: bool) -> bytes:
+    """Sign a private copy of ``files`` (the bytes read once); return the bundle's bytes.
+
+    ``single``: the one file is signed as a file (resource "."), named ``subject``;
+    otherwise the files are signed as a folder named ``subject``. Signing in a
+    private temporary directory means the signed bytes are the bytes read, and
+    a failed run leaves neither a partial bundle nor a stray file.
+    """
     with tempfile.TemporaryDirectory(prefix="vmafx-sign-") as tmp:
-        out = Path(tmp) / bundle.name
-        config.sign(model_file, out)
-        data = out.read_bytes()
-    # Fail now rather than at verification if model_signing ever writes a
-    # format this package does not read.
-    _parse_bundle(bundle, data)
-    atomic_write_bytes(bundle, data, force=force)
-    log.info("signed %s -> %s", model, bundle)
-    return bundle
+        target = Path(tmp) / subject
+        if single:
+            (only,) = files.values()
+            target.write_bytes(only)
+        else:
+            target.mkdir()
+            for name, data in files.items():
+                (target / name).write_bytes(data)
+        out = Path(tmp) / "bundle.sigstore.json"
+        config.sign(target, out)
+        return out.read_bytes()
