@@ -12,9 +12,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests._onnx_models import conv_sigmoid_model
+from tests._trust import custom_domain_model
 from tests.supply.test_contract import _endless_loop_model
-from vmafx_saliency.errors import ContractError, ContractRefused
-from vmafx_saliency.supply import contract, loader, probe
+from tests.supply.test_scan import IR8, _node, enc_len
+from vmafx_saliency.errors import ContentRefused, ContractError, ContractRefused
+from vmafx_saliency.supply import contract, loader, probe, scan
 from vmafx_saliency.supply.registry import Sidecar
 
 FLOAT = TensorProto.FLOAT
@@ -69,6 +71,7 @@ def _sidecar(tmp_path: Path, size: list[int]) -> Sidecar:
 @pytest.fixture(autouse=True)
 def _fresh_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(probe, "_VERDICTS", {})
+    monkeypatch.setattr(probe, "_SCANS", {})
 
 
 def _no_session_here(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,3 +150,65 @@ def test_a_verdict_is_kept_for_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(probe, "_run_child", lambda *a, **k: calls.append(a))
     assert probe.probe(data, source="a", sizes=[(64, 96)]) == first
     assert calls == []  # no second child for the same model, sizes and budget
+
+
+# --- the scan in a child ---------------------------------------------------------------
+
+
+def _slow_to_scan_model(nodes: int = 2000) -> bytes:
+    """Within every count limit, yet millions of fields: seconds of the scanner's CPU."""
+    return IR8 + enc_len(7, enc_len(1, _node("Relu", 1000)) * nodes)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        conv_sigmoid_model(),
+        custom_domain_model(),
+        conv_sigmoid_model()[:-7],  # truncated
+        b"",
+        _slow_to_scan_model(nodes=3),
+    ],
+    ids=["clean", "custom-domain", "truncated", "empty", "many-fields"],
+)
+def test_the_childs_report_is_the_in_process_scanners(data: bytes) -> None:
+    assert probe.scan_in_child(data, path="m.onnx") == scan.scan_bytes(data, path="m.onnx")
+
+
+def test_a_custom_allowlist_reaches_the_child() -> None:
+    data = conv_sigmoid_model()
+    narrow = frozenset({"Conv"})
+    report = probe.scan_in_child(data, path="m.onnx", allowlist=narrow)
+    assert report == scan.scan_bytes(data, path="m.onnx", allowlist=narrow)
+    assert {v.kind for v in report.violations} == {"disallowed-op"}
+
+
+def test_a_scan_past_its_budget_is_stopped_and_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _slow_to_scan_model()
+    monkeypatch.setenv(probe.ENV["scan_seconds"], "1")
+    started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = scan.scan_bounded(data, path="slow.onnx")
+    assert time.monotonic() - started < 15
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 100
+    assert [v.kind for v in report.violations] == ["over-budget"]
+    assert report.violations[0].detail.startswith(
+        "scanning went over its budget (8,192 MiB of address space, 1 s of CPU) and was stopped"
+    )
+    assert "raise $VMAFX_SALIENCY_SCAN_SECONDS" in report.violations[0].detail
+    # Through the loader it is refused at the content layer; no session is built.
+    path = tmp_path / "slow.onnx"
+    path.write_bytes(data)
+    _no_session_here(monkeypatch)
+    with pytest.raises(ContentRefused, match=r"slow\.onnx at the content check: .*over its budget"):
+        loader.load_ad_hoc(path)
+
+
+def test_a_scan_out_of_memory_is_refused() -> None:
+    report = probe.scan_in_child(
+        conv_sigmoid_model(), path="m.onnx", budget=probe.Budget(memory_mib=16)
+    )
+    assert [v.kind for v in report.violations] == ["over-budget"]
+    assert "16 MiB of address space" in report.violations[0].detail

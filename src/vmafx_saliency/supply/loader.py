@@ -39,7 +39,7 @@ from vmafx_saliency.errors import (
     UsageError,
 )
 from vmafx_saliency.supply import contract
-from vmafx_saliency.supply.scan import DEFAULT_MAX_BYTES, ScanReport, scan_bytes
+from vmafx_saliency.supply.scan import DEFAULT_MAX_BYTES, ScanReport, scan_bounded
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.registry import ModelEntry, Sidecar
@@ -163,16 +163,16 @@ def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path,
 
 
 def _check_content(data: bytes, path: Path) -> ScanReport:
-    report = scan_bytes(data, path=str(path))
+    report = scan_bounded(data, path=str(path))
     try:
         report.raise_for_violations()
     except ScanError as exc:
-        raise _refuse(
-            ContentRefused,
-            path,
-            str(exc),
-            "the model uses something off the op allowlist; re-export it with allowlisted ops",
-        ) from exc
+        advice = (
+            "do not use the file unless you trust it"
+            if exc.kind == "over-budget"
+            else "the model uses something off the op allowlist; re-export it with allowlisted ops"
+        )
+        raise _refuse(ContentRefused, path, str(exc), advice) from exc
     return report
 
 

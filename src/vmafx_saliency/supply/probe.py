@@ -1,4 +1,4 @@
-"""The deployment-contract probe, run in a child process under a budget.
+"""The scan and the deployment-contract probe, run in a child process under a budget.
 
 ONNX Runtime builds a session and runs a graph in C++, where a hostile file
 that passed the scanner can still ask for gigabytes (a Resize cascade), burn
@@ -19,9 +19,14 @@ trust (``docs/operator.md``):
 - ``VMAFX_SALIENCY_FRAME_MEMORY_MIB``: the peak resident memory of one frame at
   the inference size (default 3072).
 
+The scanner runs in such a child too (:func:`scan_in_child`), with its own
+deadline, ``VMAFX_SALIENCY_SCAN_SECONDS`` (default 60): pure Python, it is
+bounded by the size cap and its count limits, but a file of millions of small
+fields can still make it walk for tens of seconds.
+
 Run as ``python -m vmafx_saliency.supply.probe`` it is the child: a JSON header
-line, then the model's bytes, on standard input; one JSON line on standard
-output.
+line (its task: ``scan`` or ``contract``), then the model's bytes, on standard
+input; one JSON line on standard output.
 """
 
 from __future__ import annotations
@@ -33,20 +38,25 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmafx_saliency._util import json_loads
 from vmafx_saliency.errors import ContractError, UsageError
 
-__all__ = ["ENV", "Budget", "Probed", "probe"]
+if TYPE_CHECKING:
+    from vmafx_saliency.supply.scan_report import ScanReport
+
+__all__ = ["ENV", "Budget", "Probed", "probe", "scan_in_child"]
 
 ENV = {
     "memory_mib": "VMAFX_SALIENCY_PROBE_MEMORY_MIB",
     "cpu_seconds": "VMAFX_SALIENCY_PROBE_CPU_SECONDS",
     "wall_seconds": "VMAFX_SALIENCY_PROBE_SECONDS",
     "frame_mib": "VMAFX_SALIENCY_FRAME_MEMORY_MIB",
+    "scan_seconds": "VMAFX_SALIENCY_SCAN_SECONDS",
 }
-_MAX_HEADER = 4096
+# The header carries a custom allowlist when there is one: a few KiB of op names.
+_MAX_HEADER = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +67,7 @@ class Budget:
     cpu_seconds: int = 300
     wall_seconds: int = 120
     frame_mib: int = 3072
+    scan_seconds: int = 60
 
     @classmethod
     def from_env(cls) -> Budget:
@@ -115,6 +126,85 @@ def probe(
     return verdict
 
 
+# Scan reports of this process, by model bytes, name, allowlist and budget.
+_SCANS: dict[tuple[str, str | None, tuple[str, ...] | None, Budget], ScanReport] = {}
+
+
+def scan_in_child(
+    data: bytes,
+    *,
+    path: str | None,
+    allowlist: frozenset[str] | None = None,
+    budget: Budget | None = None,
+) -> ScanReport:
+    """The scanner's report on ``data``, computed in a child under ``budget``.
+
+    A child stopped by its budget gives a report with the violation
+    ``over-budget`` naming the limit to raise; the report never raises.
+    """
+    from vmafx_saliency.supply.scan import over_budget
+
+    chosen = budget or Budget.from_env()
+    ops = None if allowlist is None else tuple(sorted(allowlist))
+    key = (hashlib.sha256(data).hexdigest(), path, ops, chosen)
+    if key in _SCANS:
+        return _SCANS[key]
+    header = {"task": "scan", "path": path, "allowlist": ops, "budget": asdict(chosen)}
+    seconds = chosen.scan_seconds
+    raise_it = (
+        f"an operator who trusts the file can raise ${ENV['scan_seconds']} or ${ENV['memory_mib']}"
+    )
+    try:
+        done = _spawn(header, data, timeout=seconds + 5)
+    except subprocess.TimeoutExpired:
+        return over_budget(path, len(data), f"scanning did not end within {seconds} s: {raise_it}")
+    answer = _answer(done)
+    if answer is None or not answer.get("ok"):
+        why = (
+            f"scanning went over its budget ({chosen.memory_mib:,} MiB of address space, "
+            f"{seconds} s of CPU) and was stopped (exit {done.returncode}): {raise_it}"
+        )
+        return over_budget(path, len(data), why)
+    report = _report_from(answer["report"])
+    _SCANS[key] = report
+    return report
+
+
+def _report_from(doc: dict[str, Any]) -> ScanReport:
+    from vmafx_saliency.supply.scan_report import ScanReport, Violation
+
+    return ScanReport(
+        doc["path"],
+        int(doc["size"]),
+        {str(op): int(count) for op, count in doc["ops"].items()},
+        tuple(Violation(v["kind"], v["detail"], v["offset"]) for v in doc["violations"]),
+        int(doc["omitted_violations"]),
+    )
+
+
+def _spawn(
+    header: dict[str, Any], data: bytes, *, timeout: float
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the child on a header and the model's bytes; TimeoutExpired past ``timeout``."""
+    return subprocess.run(
+        [sys.executable, "-m", "vmafx_saliency.supply.probe"],
+        input=json.dumps(header).encode() + b"\n" + data,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _answer(done: subprocess.CompletedProcess[bytes]) -> dict[str, Any] | None:
+    """The child's one JSON line; None when it printed none (killed by a limit)."""
+    lines = done.stdout.strip().splitlines()
+    try:
+        answer = json_loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
 def _run_child(
     data: bytes, *, source: str, sizes: tuple[tuple[int, int], ...], budget: Budget
 ) -> Probed:
@@ -122,17 +212,15 @@ def _run_child(
 
     # The time one probe run may take, as this process has it (tests shorten it).
     run_seconds = contract.PROBE_SECONDS
-    header = json.dumps(
-        {"source": source, "sizes": sizes, "budget": asdict(budget), "run_seconds": run_seconds}
-    )
+    header = {
+        "task": "contract",
+        "source": source,
+        "sizes": sizes,
+        "budget": asdict(budget),
+        "run_seconds": run_seconds,
+    }
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "vmafx_saliency.supply.probe"],
-            input=header.encode() + b"\n" + data,
-            capture_output=True,
-            timeout=budget.wall_seconds,
-            check=False,
-        )
+        done = _spawn(header, data, timeout=budget.wall_seconds)
     except subprocess.TimeoutExpired:
         raise ContractError(
             f"{source}: probing the model did not end within {budget.wall_seconds} s "
@@ -143,12 +231,8 @@ def _run_child(
 
 
 def _verdict(done: subprocess.CompletedProcess[bytes], *, source: str, budget: Budget) -> Probed:
-    lines = done.stdout.strip().splitlines()
-    try:
-        answer = json_loads(lines[-1]) if lines else None
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
+    answer = _answer(done)
+    if answer is None:
         # No verdict: killed by its CPU limit (SIGXCPU, SIGKILL) or out of memory.
         raise ContractError(
             f"{source}: the probe went over its budget ({budget.memory_mib:,} MiB of address "
@@ -174,24 +258,39 @@ def _verdict(done: subprocess.CompletedProcess[bytes], *, source: str, budget: B
 # --- the child ----------------------------------------------------------------------
 
 
-def _limit(budget: dict[str, Any]) -> None:
+def _limit(budget: dict[str, Any], *, cpu_seconds: int) -> None:
     import resource
 
     memory = int(budget["memory_mib"]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu = int(budget["cpu_seconds"])
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
 
 
 def _child() -> dict[str, Any]:
+    stdin = sys.stdin.buffer
+    header = json.loads(stdin.readline(_MAX_HEADER))
+    budget = header["budget"]
+    if header["task"] == "scan":
+        _limit(budget, cpu_seconds=int(budget["scan_seconds"]))
+        return _scan_child(header, stdin.read())
+    _limit(budget, cpu_seconds=int(budget["cpu_seconds"]))
+    return _contract_child(header, stdin.read())
+
+
+def _scan_child(header: dict[str, Any], data: bytes) -> dict[str, Any]:
+    from vmafx_saliency.supply.scan import scan_bytes
+
+    ops = header["allowlist"]
+    allowlist = None if ops is None else frozenset(ops)
+    report = scan_bytes(data, path=header["path"], allowlist=allowlist)
+    return {"ok": True, "report": report.to_json()}
+
+
+def _contract_child(header: dict[str, Any], data: bytes) -> dict[str, Any]:
     import resource
 
     from vmafx_saliency.supply import contract
 
-    stdin = sys.stdin.buffer
-    header = json.loads(stdin.readline(_MAX_HEADER))
-    _limit(header["budget"])
-    data = stdin.read()
     source = str(header["source"])
     sizes = [(int(h), int(w)) for h, w in header["sizes"]]
     contract.PROBE_SECONDS = float(header["run_seconds"])

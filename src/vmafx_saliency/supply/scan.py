@@ -51,6 +51,8 @@ __all__ = [
     "Violation",
     "check_bytes",
     "load_allowlist",
+    "over_budget",
+    "scan_bounded",
     "scan_bytes",
     "scan_file",
 ]
@@ -130,6 +132,8 @@ KINDS: dict[str, str] = {
     "too-many-initializers": f"a graph with more than {MAX_INITIALIZERS:,} initializers",
     "too-many-op-types": f"more than {MAX_OP_TYPES:,} distinct op types",
     "too-many-opset-imports": f"more than {MAX_OPSET_IMPORTS} opset imports",
+    # The bounded scan (scan_file, check_bytes) runs in a child process under a budget.
+    "over-budget": "scanning the file went over its CPU, memory or time budget",
 }
 
 
@@ -652,7 +656,27 @@ def scan_file(
         if size > cap:
             return _too_large(path, size, cap)
         data = read_opened(fd, size, name=f"model {path}")
-    return scan_bytes(data, path=str(path), allowlist=allowlist)
+    return scan_bounded(data, path=str(path), allowlist=allowlist)
+
+
+def scan_bounded(
+    data: bytes, *, path: str | None = None, allowlist: frozenset[str] | None = None
+) -> ScanReport:
+    """:func:`scan_bytes` in a child process under the model-handling budget.
+
+    Within the size cap a hostile file can still make the walk take tens of
+    seconds (millions of small fields); in the child it costs at most the
+    budget (``VMAFX_SALIENCY_SCAN_SECONDS``, ``VMAFX_SALIENCY_PROBE_MEMORY_MIB``),
+    and going over it is the violation ``over-budget``.
+    """
+    from vmafx_saliency.supply import probe
+
+    return probe.scan_in_child(data, path=path, allowlist=allowlist)
+
+
+def over_budget(path: str | None, size: int, why: str) -> ScanReport:
+    """The report of a scan stopped by its budget: refused, with what to raise."""
+    return ScanReport(path, size, {}, (Violation("over-budget", why, None),))
 
 
 def _too_large(path: Path, size: int, cap: int) -> ScanReport:
@@ -666,7 +690,7 @@ def _too_large(path: Path, size: int, cap: int) -> ScanReport:
 def check_bytes(
     data: bytes, *, path: str | None = None, allowlist: frozenset[str] | None = None
 ) -> ScanReport:
-    """Scan and raise the first violation's error; return the report when clean."""
-    report = scan_bytes(data, path=path, allowlist=allowlist)
+    """Scan (bounded, in a child) and raise the first violation's error; the report when clean."""
+    report = scan_bounded(data, path=path, allowlist=allowlist)
     report.raise_for_violations()
     return report

@@ -274,7 +274,7 @@ def _model_problem(data: bytes, *, source: str) -> str | None:
     """Scan, then (only when clean) check the contract; None when the model passes both."""
     from vmafx_saliency.supply import scan
 
-    report = scan.scan_bytes(data, path=source)
+    report = scan.scan_bounded(data, path=source)
     if not report.allowed:
         shown = "; ".join(f"[{v.kind}] {v.detail}" for v in report.violations[:3])
         more = len(report.violations) - 3 + report.omitted_violations
