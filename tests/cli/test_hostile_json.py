@@ -1,39 +1,34 @@
 """Every JSON the product reads may be hostile: nesting deep enough to exhaust the
-parser ends in one line of the product's error, exit 2, and writes nothing."""
+parser ends in one line of the product's error, exit 2, and writes nothing, in
+a bounded time and memory (each run is measured, ``tests/cli/_attack.py``)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests._jobs import write_tiny
 from tests._video import write_raw
+from tests.cli._attack import Outcome, attack, files_under
 
 # Past the parser's recursion limit: before the cap, a RecursionError traceback.
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
-def _cli(*argv: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vmafx_saliency", *(str(a) for a in argv)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _cli(*argv: str | Path, cwd: Path) -> Outcome:
+    """The CLI as a measured process: every refusal here is quick and small."""
+    before = files_under(cwd)
+    outcome = attack(*argv, cwd=cwd)
+    if outcome.code != 0:
+        assert outcome.seconds < 30 and outcome.peak_mib < 700, outcome
+        assert files_under(cwd) == before  # nothing written, no temporary left
+    return outcome
 
 
-def _one_line(done: subprocess.CompletedProcess[str], command: str) -> str:
-    assert done.returncode == 2, done.stderr
-    # An ad-hoc model's warning may come first; the error is one line.
-    lines = [line for line in done.stderr.strip().splitlines() if not line.startswith("WARNING")]
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith(f"vmafx-saliency {command}: error: "), lines[0]
-    return lines[0]
+def _one_line(done: Outcome, command: str) -> str:
+    assert done.code == 2, done.err
+    return f"vmafx-saliency {command}: error: {done.error(command)}"
 
 
 def test_a_deep_overlay_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,6 +85,6 @@ def test_a_deep_release_description_and_a_deep_bundle(tmp_path: Path) -> None:
     bundle = tmp_path / "b.sigstore.json"
     bundle.write_text(DEEP)
     key = tmp_path / "k.pem"
-    assert _cli("keygen", "--private-key", key, cwd=tmp_path).returncode == 0
+    assert _cli("keygen", "--private-key", key, cwd=tmp_path).code == 0
     run = _cli("verify", model, "--bundle", bundle, "--public-key", f"{key}.pub", cwd=tmp_path)
     assert "nested deeper than 64 levels" in _one_line(run, "verify")

@@ -1,0 +1,80 @@
+"""Running the CLI as an attacker's victim: a real process, its time and peak memory measured.
+
+:func:`attack` runs ``python -m vmafx_saliency`` in a subprocess and reaps it
+with ``wait4``, whose resource usage gives the peak resident memory of the
+process and of every child it waited for (the scan and probe children). A
+wall-clock timer kills it past ``timeout``, so a hang fails the test instead
+of stalling the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    out: str
+    err: str
+    seconds: float
+    peak_mib: float  # the largest resident set of the process tree
+
+    def error(self, command: str) -> str:
+        """The one stderr line of a refusal, without its prefix (an ad-hoc warning aside)."""
+        lines = [line for line in self.err.strip().splitlines() if not line.startswith("WARNING")]
+        assert len(lines) == 1, self.err
+        assert "Traceback" not in self.err, self.err
+        prefix = f"vmafx-saliency {command}: error: "
+        assert lines[0].startswith(prefix), lines[0]
+        return lines[0][len(prefix) :]
+
+
+def attack(
+    *argv: str | Path,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> Outcome:
+    """Run the CLI on ``argv`` in ``cwd`` with ``env`` added; measure it."""
+    environment = {**os.environ, **(env or {})}
+    command = [sys.executable, "-m", "vmafx_saliency", *(str(a) for a in argv)]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            command, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=environment
+        )
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+        seconds = time.monotonic() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        return Outcome(
+            code=process.returncode,
+            out=out.read().decode(errors="replace"),
+            err=err.read().decode(errors="replace"),
+            seconds=seconds,
+            peak_mib=usage.ru_maxrss / 1024,  # KiB on Linux
+        )
+
+
+def files_under(*folders: Path) -> dict[str, int]:
+    """Every file and folder under ``folders`` (hidden ones too), with its size."""
+    found: dict[str, int] = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            found[str(path)] = path.lstat().st_size if not path.is_dir() else -1
+    return found
