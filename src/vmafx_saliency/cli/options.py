@@ -151,6 +151,13 @@ def model_choice(args: argparse.Namespace) -> ModelChoice:
     )
 
 
+def add_signer_flags(p: argparse.ArgumentParser, *, required: bool, key_help: str | None) -> None:
+    """A private key, or a key with its signing certificate and chain (sign, release stage)."""
+    p.add_argument("--private-key", required=required, metavar="PEM", help=key_help)
+    p.add_argument("--signing-certificate", metavar="PEM", help="sign with this certificate")
+    p.add_argument("--certificate-chain", nargs="+", metavar="PEM", help="its issuing chain")
+
+
 def add_verifier_flags(p: argparse.ArgumentParser, *, trust_root: bool = True) -> None:
     p.add_argument("--public-key", metavar="PEM", help="verify with this public key")
     p.add_argument(

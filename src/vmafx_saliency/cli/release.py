@@ -9,6 +9,7 @@ from vmafx_saliency.cli.options import (
     Subparsers,
     add_action_group,
     add_command,
+    add_signer_flags,
     add_verifier_flags,
     verifier_from,
 )
@@ -76,13 +77,11 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("model_id", metavar="ID")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument(
-        "--private-key",
-        metavar="PEM",
-        help="sign every staged file into release.sigstore.json (verify needs it)",
+    add_signer_flags(
+        p,
+        required=False,
+        key_help="sign every staged file into release.sigstore.json (verify needs it)",
     )
-    p.add_argument("--signing-certificate", metavar="PEM", help="sign with this certificate")
-    p.add_argument("--certificate-chain", nargs="+", metavar="PEM", help="its issuing chain")
     p = add_command(
         relsub,
         "verify",

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vmafx_saliency.cli.options import Subparsers, add_command, add_verifier_flags, verifier_from
+from vmafx_saliency.cli.options import (
+    Subparsers,
+    add_command,
+    add_signer_flags,
+    add_verifier_flags,
+    verifier_from,
+)
 from vmafx_saliency.errors import UsageError
 
 
@@ -78,15 +84,13 @@ def register(sub: Subparsers) -> None:
     p = add_command(
         sub,
         "sign",
-        help="sign a model into a Sigstore bundle (<model>.sigstore.json)",
+        help="sign a model with its sidecar into a Sigstore bundle (<model>.sigstore.json)",
         example="vmafx-saliency sign models/u2netp_mirror_v1.onnx --sidecar "
         "u2netp_mirror_v1.sidecar.json --private-key signing.key",
         handler=_cmd_sign,
     )
     p.add_argument("model", metavar="MODEL.onnx")
-    p.add_argument("--private-key", required=True, metavar="PEM")
-    p.add_argument("--signing-certificate", metavar="PEM", help="sign with this certificate")
-    p.add_argument("--certificate-chain", nargs="+", metavar="PEM", help="its issuing chain")
+    add_signer_flags(p, required=True, key_help=None)
     p.add_argument(
         "--sidecar",
         metavar="JSON",
