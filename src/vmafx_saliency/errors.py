@@ -185,6 +185,10 @@ class TrainingDivergedError(VmafxSaliencyError):
     """The training loss left the real numbers (lower the learning rate)."""
 
 
+class QuantizeError(VmafxSaliencyError):
+    """A quantised model beyond its accuracy budget, or a calibration set that cannot be used."""
+
+
 class RoiError(VmafxSaliencyError):
     """ROI maps or ROI encodes failed."""
 

@@ -1065,3 +1065,46 @@ def test_distinct_op_names_are_counted_up_to_a_limit() -> None:
     report = scan_bytes(_graph_of(ops))
     assert len(report.ops) == onnxscan.MAX_OP_TYPES
     assert len(report.violations) <= onnxscan.MAX_VIOLATIONS + 1
+
+
+# --- QuantizeLinear / DequantizeLinear (issue 38) ------------------------------------
+
+
+def _qdq_model() -> onnx.ModelProto:
+    from vmafx_saliency.supply.quantize import QuantRecipe, quantize_qdq
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.normal(size=(1, 3, 8, 8)).astype(np.float32) for _ in range(4)]
+    data = quantize_qdq(conv_model(), inputs, recipe=QuantRecipe(), input_name="x")
+    return onnx.load_from_string(data)
+
+
+def test_a_qdq_model_with_typed_initializer_parameters_is_allowed() -> None:
+    model = _qdq_model()
+    kinds = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= kinds
+    assert scan_bytes(model.SerializeToString()).allowed
+
+
+def test_a_float_zero_point_is_refused() -> None:
+    model = _qdq_model()
+    node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear")
+    zero = next(t for t in model.graph.initializer if t.name == node.input[2])
+    zero.CopyFrom(numpy_helper.from_array(np.zeros((), np.float32), zero.name))
+    report = scan_bytes(model.SerializeToString())
+    # The Quantize and Dequantize of one activation share it: both are flagged.
+    assert {v.kind for v in report.violations} == {"quantization-parameters"}
+    assert "the zero point of the (De)QuantizeLinear node at byte" in report.violations[0].detail
+    assert "int8 or uint8" in report.violations[0].detail
+
+
+def test_a_scale_computed_at_run_time_is_refused() -> None:
+    model = _qdq_model()
+    node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear")
+    scale = node.input[1]
+    # The scale now comes from a node: the scanner cannot see the value the model runs with.
+    model.graph.node.insert(0, helper.make_node("Identity", [scale], ["computed_scale"]))
+    node.input[1] = "computed_scale"
+    report = scan_bytes(model.SerializeToString())
+    assert {v.kind for v in report.violations} == {"quantization-parameters"}
+    assert "the scale of the (De)QuantizeLinear node" in report.violations[0].detail

@@ -22,6 +22,7 @@ from vmafx_saliency.cli import (
     evaluate,
     extract,
     materialize,
+    quantize,
     registry,
     release,
     roi,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.register(sub)
     roi.register(sub)
     materialize.register(sub)
+    quantize.register(sub)
     return parser
 
 

@@ -76,6 +76,7 @@ MAX_VIOLATIONS = 1000
 # Names longer than this are shown truncated; no allowlisted op is this long.
 _MAX_NAME = 128
 _DEFAULT_DOMAINS = (b"", b"ai.onnx")
+_EMPTY_NAME = hashlib.sha256(b"").digest()
 # ONNX Runtime loads bytes with this flatbuffers identifier at offset 4 as an
 # ORT-format model instead of a ModelProto, whatever else the file contains.
 _ORT_IDENTIFIER = b"ORTM"
@@ -91,12 +92,28 @@ _OPSET_DOMAIN = 1
 _TRAINING_INITIALIZATION, _TRAINING_ALGORITHM = 1, 2
 _FUNCTION_NODE, _FUNCTION_OPSET_IMPORT, _FUNCTION_ATTRIBUTE_PROTO = 7, 9, 11
 _GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_SPARSE_INITIALIZER = 1, 5, 15
-_NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = 4, 5, 7
+_NODE_INPUT, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = 1, 4, 5, 7
 _ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
 _ATTR_SPARSE_TENSOR, _ATTR_SPARSE_TENSORS = 22, 23
 _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
-_TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
+_TENSOR_DATA_TYPE, _TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 2, 8, 13, 14
 _DATA_LOCATION_EXTERNAL = 1
+# QuantizeLinear / DequantizeLinear: (input index, role, TensorProto data types
+# allowed). Scales are float32, zero points int8 or uint8 (the QDQ INT8 format
+# of ONNX Runtime's quantiser; a DequantizeLinear of an int32 bias has an int32
+# zero point), and both must be initializers of the node's own graph, so the
+# scanner sees the values the model runs with.
+_FLOAT, _UINT8, _INT8, _INT32 = 1, 2, 3, 6
+_QDQ_PARAMETERS = {
+    "QuantizeLinear": (
+        (1, "scale", frozenset({_FLOAT})),
+        (2, "zero point", frozenset({_UINT8, _INT8})),
+    ),
+    "DequantizeLinear": (
+        (1, "scale", frozenset({_FLOAT})),
+        (2, "zero point", frozenset({_UINT8, _INT8, _INT32})),
+    ),
+}
 
 
 # --- violation kinds -------------------------------------------------------
@@ -132,6 +149,9 @@ KINDS: dict[str, str] = {
     "too-many-initializers": f"a graph with more than {MAX_INITIALIZERS:,} initializers",
     "too-many-op-types": f"more than {MAX_OP_TYPES:,} distinct op types",
     "too-many-opset-imports": f"more than {MAX_OPSET_IMPORTS} opset imports",
+    "quantization-parameters": "a (De)QuantizeLinear scale or zero point that is not an "
+    "initializer of its graph of type float32 (scale) or int8/uint8 (zero point; int32 for "
+    "a dequantised bias)",
     # The bounded scan (scan_file, check_bytes) runs in a child process under a budget.
     "over-budget": "scanning the file went over its CPU, memory or time budget",
 }
@@ -328,6 +348,9 @@ class _Walker:
         self.opset_imports = 0
         self.saw_ir_version = False
         self.saw_graph = False
+        # The (De)QuantizeLinear parameters of the graph being walked, checked at
+        # its end against its initializers: (node offset, role, name digest, types).
+        self.qdq: list[list[tuple[int, str, bytes, frozenset[int]]]] = []
 
     def flag(self, kind: str, detail: str, offset: int | None) -> None:
         if len(self.violations) < MAX_VIOLATIONS:
@@ -408,6 +431,7 @@ class _Walker:
                 self.graph(f.a, f.b, 0)
 
     def function(self, start: int, end: int) -> None:
+        self.qdq.append([])  # a function has no initializers: its Q/DQ parameters fail
         for f in _fields(self.data, start, end):
             if f.number == _FUNCTION_NODE:
                 _expect(f, _LEN, "FunctionProto.node")
@@ -418,10 +442,12 @@ class _Walker:
             elif f.number == _FUNCTION_ATTRIBUTE_PROTO:
                 _expect(f, _LEN, "FunctionProto.attribute_proto")
                 self.attribute(f.a, f.b, 0)
+        self.check_qdq({})
 
     def graph(self, start: int, end: int, depth: int) -> None:
-        names: set[bytes] = set()
+        names: dict[bytes, int] = {}  # initializer name digest -> data type
         nodes = initializers = 0
+        self.qdq.append([])
         for f in _fields(self.data, start, end):
             if f.number == _GRAPH_NODE:
                 _expect(f, _LEN, "GraphProto.node")
@@ -432,7 +458,7 @@ class _Walker:
                 initializers += 1
                 if initializers > MAX_INITIALIZERS:
                     raise _over("too-many-initializers", f.a, "initializer", MAX_INITIALIZERS)
-                name, digest = self.tensor(f.a, f.b)
+                name, digest, data_type = self.tensor(f.a, f.b)
                 if digest in names:
                     # ONNX Runtime keeps the last copy, other readers the first: the
                     # weights reviewed need not be the weights run.
@@ -442,10 +468,11 @@ class _Walker:
                         "name in its graph: re-export the model, one tensor per name",
                         f.a,
                     )
-                names.add(digest)
+                names[digest] = data_type
             elif f.number == _GRAPH_SPARSE_INITIALIZER:
                 _expect(f, _LEN, "GraphProto.sparse_initializer")
                 self.sparse_tensor(f.a, f.b)
+        self.check_qdq(names)
         if depth > 0 and nodes == 0:
             # ONNX Runtime checks RunOptions.terminate between nodes only: a Loop over
             # an empty body could not be stopped by the contract probe's time limit.
@@ -477,12 +504,46 @@ class _Walker:
                 attributes += 1
                 if attributes > MAX_ATTRIBUTES:
                     raise _over("too-many-attributes", f.a, "attribute", MAX_ATTRIBUTES)
-        self.check_op(_show(op_raw), domain, start)
+        op = _show(op_raw)
+        self.check_op(op, domain, start)
+        qdq = op in _QDQ_PARAMETERS and domain in _DEFAULT_DOMAINS
         # A second pass over the node, not a list of its attributes: memory
         # stays flat whatever the count.
+        index = 0
         for f in _fields(self.data, start, end):
             if f.number == _NODE_ATTRIBUTE:
                 self.attribute(f.a, f.b, depth)
+            elif f.number == _NODE_INPUT and qdq:
+                _expect(f, _LEN, "NodeProto.input")
+                self.note_qdq_input(start, op, index, f)
+                index += 1
+        if qdq and index < 2:
+            self.flag(
+                "quantization-parameters",
+                f"{op} at byte {start} has no scale input: re-export the quantised model",
+                start,
+            )
+
+    def note_qdq_input(self, start: int, op: str, index: int, f: _Field) -> None:
+        for position, role, types in _QDQ_PARAMETERS[op]:
+            if index == position:
+                digest = hashlib.sha256(memoryview(self.data)[f.a : f.b]).digest()
+                self.qdq[-1].append((start, role, digest, types))
+
+    def check_qdq(self, initializers: dict[bytes, int]) -> None:
+        """Every Q/DQ parameter of the graph just walked is a typed initializer of it."""
+        for start, role, digest, types in self.qdq.pop():
+            if digest == _EMPTY_NAME and role == "zero point":
+                continue  # an omitted zero point: uint8 0, as ONNX defines it
+            if initializers.get(digest) not in types:
+                self.flag(
+                    "quantization-parameters",
+                    f"the {role} of the (De)QuantizeLinear node at byte {start} is not an "
+                    f"initializer of its graph of type "
+                    f"{'float32' if role == 'scale' else 'int8 or uint8 (int32 for a bias)'}: "
+                    "re-quantise the model with 'vmafx-saliency quantize'",
+                    start,
+                )
 
     def check_op(self, op: str, domain: bytes, start: int) -> None:
         if domain in _DEFAULT_DOMAINS:
@@ -560,10 +621,12 @@ class _Walker:
                 self.once(seen, f, "SparseTensorProto.values/indices")
                 self.tensor(f.a, f.b)
 
-    def tensor(self, start: int, end: int) -> tuple[bytes, bytes]:
-        """Check one tensor; its name (capped, as :meth:`slice` gives it) and the
-        sha256 of the whole name (two long names may share the capped part)."""
+    def tensor(self, start: int, end: int) -> tuple[bytes, bytes, int]:
+        """Check one tensor; its name (capped, as :meth:`slice` gives it), the
+        sha256 of the whole name (two long names may share the capped part) and
+        its data type (0 when unset)."""
         external = False
+        data_type = 0
         name = b""
         digest = hashlib.sha256(b"").digest()
         for f in _fields(self.data, start, end):
@@ -573,6 +636,8 @@ class _Walker:
             elif f.number == _TENSOR_DATA_LOCATION:
                 _expect(f, _VARINT, "TensorProto.data_location")
                 external = external or f.a == _DATA_LOCATION_EXTERNAL
+            elif f.number == _TENSOR_DATA_TYPE and f.wire_type == _VARINT:
+                data_type = f.a
             elif f.number == _TENSOR_NAME and f.wire_type == _LEN:
                 name = self.slice(f)
                 digest = hashlib.sha256(memoryview(self.data)[f.a : f.b]).digest()
@@ -584,7 +649,7 @@ class _Walker:
                 "(onnx.save_model(model, path, save_as_external_data=False))",
                 start,
             )
-        return name, digest
+        return name, digest, data_type
 
 
 def _not_onnx(detail: str) -> Violation:

@@ -1,0 +1,126 @@
+"""The ``quantize`` command: a static INT8 model of a float one, kept only within its budget."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vmafx_saliency._util import PROJECT_ROOT, positive_int, sha256_bytes
+from vmafx_saliency.cli.options import Subparsers, add_command
+from vmafx_saliency.errors import UsageError
+
+if TYPE_CHECKING:
+    from vmafx_saliency.supply.registry import Sidecar
+
+_SHARED = PROJECT_ROOT.parent / "shared" / "data"
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from vmafx_saliency.science import quantize as q
+    from vmafx_saliency.supply.quantize import QuantRecipe
+
+    parent_id, data, sidecar = _parent(args)
+    dataset = None if args.no_dataset else Path(args.dataset)
+    calibration = q.CalibrationSet.from_folder(
+        Path(args.calibration), count=args.calibration_count, exclude=dataset
+    )
+    recipe = QuantRecipe(
+        method=args.method,
+        per_channel=not args.per_tensor,
+        percentile=args.percentile,
+        keep_float=tuple(args.keep_float or ()),
+    )
+    check = q.BudgetCheck(
+        dataset=dataset,
+        clips=tuple(Path(c) for c in args.clip or ()),
+        limit=args.limit,
+        video_frames=args.clip_frames,
+        budget=q.AccuracyBudget(
+            max_f=args.max_f_drop, s_measure=args.s_drop, min_pearson=args.min_pearson
+        ),
+        threads=args.threads,
+    )
+    output = Path(args.output)
+    quantized = q.quantize_model(
+        data,
+        parent_id=parent_id,
+        pre=sidecar.preprocessing,
+        calibration=calibration,
+        recipe=recipe,
+        check=check,
+    )
+    written = q.write_quantized(
+        quantized, output=output, model_id=args.id or output.stem, sidecar=sidecar, force=args.force
+    )
+    print("\n".join(q.figures_table(quantized.report)))
+    print(f"within the budget: wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def _parent(args: argparse.Namespace) -> tuple[str, bytes, Sidecar]:
+    """The float parent through the loader's gate: its id, its bytes, its sidecar."""
+    from vmafx_saliency.supply import loader
+    from vmafx_saliency.supply.registry import Registry, Sidecar, sidecar_beside
+
+    if (args.model is None) == (args.model_path is None):
+        raise UsageError("give the float model: --model ID or --model-path MODEL.onnx")
+    if args.model is not None:
+        entry = Registry.load().get(args.model)
+        loaded = loader.load_entry(entry)
+        _, data = loader.read_model_bytes(loaded.path)
+        if loaded.sha256 != sha256_bytes(data):
+            raise UsageError(f"{loaded.path} changed while it was read: run the command again")
+        assert loaded.sidecar is not None
+        return entry.id, data, loaded.sidecar
+    path = Path(args.model_path)
+    side = Path(args.sidecar) if args.sidecar else sidecar_beside(path)
+    if side is None:
+        raise UsageError(f"{path}: no sidecar beside it: pass --sidecar JSON")
+    sidecar = Sidecar.load(side)
+    loader.load_ad_hoc(path, sidecar=sidecar)
+    _, data = loader.read_model_bytes(path)
+    return sidecar.model_id, data, sidecar
+
+
+def register(sub: Subparsers) -> None:
+    """quantize."""
+    p = add_command(
+        sub,
+        "quantize",
+        help="static INT8 (QDQ) model of a float one, measured against it and kept only "
+        "within an accuracy budget",
+        example="vmafx-saliency quantize --model saliency_student_v2 --calibration "
+        "../shared/data/msra-b/images --clip ../shared/data/videos/foreman_cif.mp4 "
+        "--output models/saliency_student_v2_int8.onnx",
+        handler=_cmd_quantize,
+    )
+    model = p.add_argument_group("the float model")
+    model.add_argument("--model", metavar="ID", help="a registered model")
+    model.add_argument("--model-path", metavar="ONNX", help="an ONNX file (ad hoc)")
+    model.add_argument("--sidecar", metavar="JSON", help="its sidecar (default: beside it)")
+    cal = p.add_argument_group("calibration (never the evaluation set)")
+    cal.add_argument("--calibration", required=True, metavar="DIR", help="images and/or clips")
+    cal.add_argument("--calibration-count", type=positive_int, default=64, metavar="N")
+    cal.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    cal.add_argument("--percentile", type=float, default=99.999, help="for --method percentile")
+    cal.add_argument("--per-tensor", action="store_true", help="one scale a tensor, not a channel")
+    cal.add_argument("--keep-float", nargs="+", metavar="NODE", help="node names left in float")
+    budget = p.add_argument_group("the accuracy budget (against the float model)")
+    budget.add_argument(
+        "--dataset",
+        default=str(_SHARED / "pascal-s"),
+        metavar="DIR",
+        help="labelled images/ and masks/ (default: %(default)s)",
+    )
+    budget.add_argument("--no-dataset", action="store_true", help="measure on clips only")
+    budget.add_argument("--limit", type=positive_int, metavar="N", help="the first N pairs only")
+    budget.add_argument("--clip", nargs="+", metavar="VIDEO", help="clips for the Pearson check")
+    budget.add_argument("--clip-frames", type=positive_int, default=120, metavar="N")
+    budget.add_argument("--max-f-drop", type=float, default=0.01, metavar="D")
+    budget.add_argument("--s-drop", type=float, default=0.01, metavar="D")
+    budget.add_argument("--min-pearson", type=float, default=0.995, metavar="R")
+    p.add_argument("--output", required=True, metavar="ONNX")
+    p.add_argument("--id", metavar="ID", help="the new model's id (default: the output's stem)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="inference threads")
+    p.add_argument("--force", action="store_true", help="replace existing outputs")

@@ -1,0 +1,364 @@
+"""INT8 models with a measured accuracy budget: calibrate, quantise, measure, refuse or keep.
+
+:func:`quantize_model` calibrates on a folder of images or clips that is not
+the evaluation set, pre-processed exactly as the extractor feeds the model
+(the sidecar's pipeline, luma tiled), quantises through
+:func:`vmafx_saliency.supply.quantize.quantize_qdq`, then measures the
+candidate against its float parent:
+
+- on a labelled set (PASCAL-S), the deployment protocol: max F and S-measure
+  of each (the evaluator's own metrics, ``DatasetMetrics``);
+- on clips: the per-frame ``saliency_mean`` of each, their Pearson
+  correlation and mean absolute difference.
+
+A candidate beyond the :class:`AccuracyBudget` (default: 0.01 in max F and S,
+Pearson >= 0.995) is refused with its figures (:class:`QuantizeError`); a kept
+one comes with a manifest recording the recipe, the calibration set's digest
+and the figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vmafx_saliency._util import sha256_bytes
+from vmafx_saliency.errors import QuantizeError
+from vmafx_saliency.supply.registry import Preprocessing, Sidecar
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
+CLIP_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".webm", ".y4m", ".ts"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccuracyBudget:
+    """How far a quantised model may fall from its float parent."""
+
+    max_f: float = 0.01
+    s_measure: float = 0.01
+    min_pearson: float = 0.995
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """The files calibration reads (sorted), and a digest of their names and bytes."""
+
+    folder: Path
+    files: tuple[Path, ...]
+    digest: str
+
+    @classmethod
+    def from_folder(
+        cls, folder: Path, *, count: int, exclude: Path | None = None
+    ) -> CalibrationSet:
+        """The first ``count`` images or clips of ``folder``; never files of ``exclude``."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise QuantizeError(
+                f"calibration folder {folder}: not a folder: pass one of images or clips"
+            )
+        files = tuple(
+            p
+            for p in sorted(folder.rglob("*"))
+            if p.suffix.lower() in IMAGE_SUFFIXES | CLIP_SUFFIXES
+        )[:count]
+        if not files:
+            raise QuantizeError(
+                f"calibration folder {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                "or clips: pass a folder of frames like the ones the model will see"
+            )
+        digests = {p: sha256_bytes(p.read_bytes()) for p in files}
+        if exclude is not None:
+            _refuse_overlap(folder, digests, Path(exclude))
+        lines = "".join(f"{p.relative_to(folder)}\0{digests[p]}\n" for p in files)
+        return cls(folder, files, hashlib.sha256(lines.encode()).hexdigest())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "files": len(self.files), "sha256": self.digest}
+
+
+def _refuse_overlap(folder: Path, digests: dict[Path, str], evaluation: Path) -> None:
+    """Calibrating on the evaluation set would flatter the budget: refuse any shared file."""
+    evaluation = evaluation.resolve()
+    if folder.resolve() == evaluation or evaluation in folder.resolve().parents:
+        raise QuantizeError(
+            f"calibration folder {folder} lies in the evaluation set {evaluation}: calibrate "
+            "on other frames (MSRA-B, your own clips)"
+        )
+    held_out = {sha256_bytes(p.read_bytes()) for p in evaluation.rglob("*") if p.is_file()}
+    shared = [p.name for p, d in digests.items() if d in held_out]
+    if shared:
+        raise QuantizeError(
+            f"calibration folder {folder} shares {len(shared)} file(s) with the evaluation set "
+            f"{evaluation} (first: {shared[0]}): calibrate on other frames"
+        )
+
+
+def calibration_tensors(
+    calibration: CalibrationSet, pre: Preprocessing, *, frames_per_clip: int = 8
+) -> Iterator[np.ndarray]:
+    """Model inputs as the extractor makes them: images as JPEG's luma, clips' own luma."""
+    from vmafx_saliency.science.evaluate.dataset import Pair, load_pair
+    from vmafx_saliency.science.evaluate.protocols import deployment_input
+
+    for path in calibration.files:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            yield deployment_input(load_pair(Pair(path.stem, path, path)).image, pre)
+        else:
+            yield from _clip_tensors(path, pre, frames=frames_per_clip)
+
+
+def _clip_tensors(path: Path, pre: Preprocessing, *, frames: int) -> Iterator[np.ndarray]:
+    from vmafx_saliency.video.extract import preprocess, resolve_size
+    from vmafx_saliency.video.frames import open_video
+
+    with open_video(path) as source:
+        info = source.info
+        size = resolve_size(pre, None, (info.height, info.width))
+        step = max(1, (info.frame_count or frames) // frames)
+        for frame in source:
+            if frame.index % step == 0 and frame.index // step < frames:
+                yield preprocess(
+                    frame.luma,
+                    bit_depth=frame.bit_depth,
+                    color_range=info.color_range,
+                    pre=pre,
+                    size=size,
+                )
+
+
+# --- the budget ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageFigures:
+    dataset: str
+    pairs: int
+    parent: dict[str, float]  # max_f, s_measure
+    candidate: dict[str, float]
+
+
+@dataclass(frozen=True)
+class VideoFigures:
+    clip: str
+    frames: int
+    pearson: float
+    mean_abs_diff: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetCheck:
+    """Where the budget is measured: a labelled set, clips, and how much of each."""
+
+    dataset: Path | None
+    clips: tuple[Path, ...] = ()
+    limit: int | None = None  # labelled pairs; None: all
+    video_frames: int = 120  # frames of each clip
+    budget: AccuracyBudget = field(default_factory=AccuracyBudget)
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    images: ImageFigures | None
+    videos: tuple[VideoFigures, ...]
+    budget: AccuracyBudget
+
+    def problems(self) -> list[str]:
+        """Each way the candidate is beyond the budget, in words with its figures."""
+        found = []
+        if self.images is not None:
+            for metric, allowed in (
+                ("max_f", self.budget.max_f),
+                ("s_measure", self.budget.s_measure),
+            ):
+                drop = self.images.parent[metric] - self.images.candidate[metric]
+                if drop > allowed:
+                    found.append(
+                        f"{metric} {self.images.candidate[metric]:.4f} against "
+                        f"{self.images.parent[metric]:.4f} (a drop of {drop:.4f} > {allowed})"
+                    )
+        for video in self.videos:
+            if not video.pearson >= self.budget.min_pearson:
+                found.append(
+                    f"{video.clip}: per-frame saliency_mean Pearson {video.pearson:.4f} < "
+                    f"{self.budget.min_pearson}"
+                )
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "budget": {
+                "max_f_drop": self.budget.max_f,
+                "s_measure_drop": self.budget.s_measure,
+                "min_pearson": self.budget.min_pearson,
+            },
+            "images": None if self.images is None else vars(self.images),
+            "videos": [vars(v) for v in self.videos],
+            "within_budget": not self.problems(),
+        }
+
+
+def measure(parent: Any, candidate: Any, pre: Preprocessing, check: BudgetCheck) -> AccuracyReport:
+    """The candidate's figures against its parent's (two ONNX Runtime sessions)."""
+    images = None
+    if check.dataset is not None:
+        images = _measure_images(parent, candidate, pre, Path(check.dataset), check.limit)
+    videos = tuple(
+        _measure_clip(parent, candidate, pre, clip, check.video_frames) for clip in check.clips
+    )
+    return AccuracyReport(images, videos, check.budget)
+
+
+def _measure_images(
+    parent: Any, candidate: Any, pre: Preprocessing, dataset: Path, limit: int | None
+) -> ImageFigures:
+    from vmafx_saliency.science.evaluate.dataset import load_pair, pair_dataset
+    from vmafx_saliency.science.evaluate.metrics import DatasetMetrics
+    from vmafx_saliency.science.evaluate.protocols import deployment_input, deployment_output
+
+    pairs = pair_dataset(dataset, limit=limit)
+    scores = (DatasetMetrics(), DatasetMetrics())
+    for pair in pairs:
+        loaded = load_pair(pair)
+        tensor = deployment_input(loaded.image, pre)
+        hw = (loaded.image.shape[0], loaded.image.shape[1])
+        for session, metrics in zip((parent, candidate), scores, strict=True):
+            (saliency,) = session.run(["saliency_map"], {"input": tensor})
+            metrics.step(deployment_output(saliency[0, 0], hw), loaded.mask)
+    figures = [m.get_results()[0] for m in scores]
+    keys = ("max_f", "s_measure")
+    return ImageFigures(
+        str(dataset),
+        len(pairs),
+        {k: figures[0][k] for k in keys},
+        {k: figures[1][k] for k in keys},
+    )
+
+
+def _measure_clip(
+    parent: Any, candidate: Any, pre: Preprocessing, clip: Path, frames: int
+) -> VideoFigures:
+    from vmafx_saliency.video.extract import preprocess, resolve_size
+    from vmafx_saliency.video.frames import open_video
+
+    means: tuple[list[float], list[float]] = ([], [])
+    with open_video(clip) as source:
+        info = source.info
+        size = resolve_size(pre, None, (info.height, info.width))
+        for frame in source:
+            if frame.index >= frames:
+                break
+            tensor = preprocess(
+                frame.luma,
+                bit_depth=frame.bit_depth,
+                color_range=info.color_range,
+                pre=pre,
+                size=size,
+            )
+            for session, out in zip((parent, candidate), means, strict=True):
+                (saliency,) = session.run(["saliency_map"], {"input": tensor})
+                out.append(float(saliency.mean()))
+    a, b = (np.asarray(m, dtype=np.float64) for m in means)
+    pearson = float(np.corrcoef(a, b)[0, 1]) if len(a) > 1 and a.std() > 0 and b.std() > 0 else 1.0
+    return VideoFigures(clip.name, len(a), pearson, float(np.abs(a - b).mean()))
+
+
+# --- quantise, measure, keep or refuse ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quantized:
+    data: bytes
+    manifest: dict[str, Any]
+    report: AccuracyReport
+
+
+def quantize_model(
+    parent: bytes,
+    *,
+    parent_id: str,
+    pre: Preprocessing,
+    calibration: CalibrationSet,
+    recipe: Any,
+    check: BudgetCheck,
+) -> Quantized:
+    """Quantise ``parent`` and keep it only within ``check.budget`` (else QuantizeError)."""
+    from vmafx_saliency.supply import contract, scan
+    from vmafx_saliency.supply.quantize import quantize_qdq
+
+    data = quantize_qdq(parent, calibration_tensors(calibration, pre), recipe=recipe)
+    scan.check_bytes(data, path=f"{parent_id} (int8)")
+    sessions = [
+        contract.make_session(model, source=name, threads=check.threads)
+        for model, name in ((parent, parent_id), (data, f"{parent_id} (int8)"))
+    ]
+    report = measure(sessions[0], sessions[1], pre, check)
+    problems = report.problems()
+    if problems:
+        raise QuantizeError(
+            f"the int8 model of {parent_id} is beyond its accuracy budget: "
+            f"{'; '.join(problems)}: nothing written; try another recipe (--method, "
+            "--keep-float) or more calibration frames"
+        )
+    manifest = {
+        "schema": "vmafx-saliency/quantization/v1",
+        "parent": {"id": parent_id, "sha256": sha256_bytes(parent)},
+        "output": {"sha256": sha256_bytes(data), "bytes": len(data)},
+        "quant_mode": "static",
+        "recipe": recipe.to_json(),
+        "calibration": calibration.to_json(),
+        "accuracy": report.to_json(),
+    }
+    return Quantized(data, manifest, report)
+
+
+def write_quantized(
+    quantized: Quantized, *, output: Path, model_id: str, sidecar: Sidecar, force: bool
+) -> tuple[Path, Path, Path]:
+    """Write the model, its sidecar (the parent's pipeline, its own id) and its manifest.
+
+    Each is checked before any is written (no clobbering without ``force``)
+    and written atomically; the ONNX goes last, so a model never lies without
+    its sidecar and manifest.
+    """
+    import dataclasses
+    import json
+
+    from vmafx_saliency._util import atomic_write_bytes, atomic_write_text, check_can_write
+
+    output = Path(output)
+    side = output.with_name(f"{output.stem}.sidecar.json")
+    manifest = output.with_name(f"{output.name}.manifest.json")
+    for path in (side, manifest, output):
+        check_can_write(path, force=force)
+    notes = f"{model_id}: the static INT8 (QDQ) model of {quantized.manifest['parent']['id']}."
+    own = dataclasses.replace(sidecar, model_id=model_id, notes=notes)
+    doc = {**quantized.manifest, "model_id": model_id}
+    atomic_write_text(side, json.dumps(own.to_json(), indent=2, sort_keys=True) + "\n", force=force)
+    atomic_write_text(manifest, json.dumps(doc, indent=2, sort_keys=True) + "\n", force=force)
+    atomic_write_bytes(output, quantized.data, force=force)
+    return output, side, manifest
+
+
+def figures_table(report: AccuracyReport) -> Sequence[str]:
+    """The figures as lines for a terminal."""
+    lines = []
+    if report.images is not None:
+        i = report.images
+        for metric in ("max_f", "s_measure"):
+            lines.append(
+                f"{metric:<10} fp32 {i.parent[metric]:.4f}  int8 {i.candidate[metric]:.4f}  "
+                f"({i.pairs} pairs of {Path(i.dataset).name}, deployment protocol)"
+            )
+    for v in report.videos:
+        lines.append(
+            f"{v.clip}: saliency_mean Pearson {v.pearson:.5f}, mean |difference| "
+            f"{v.mean_abs_diff:.5f} over {v.frames} frames"
+        )
+    return lines

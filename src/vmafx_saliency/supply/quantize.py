@@ -1,0 +1,138 @@
+"""Static INT8 quantisation of a model (QDQ format) through ``onnxruntime.quantization``.
+
+:func:`quantize_qdq` takes a float model's bytes and calibration inputs (model
+input tensors, pre-processed exactly as the extractor feeds the model: the
+caller makes them, see ``science.quantize``) and returns the QDQ model's
+bytes with the recipe that made it. ONNX Runtime inserts ``QuantizeLinear`` /
+``DequantizeLinear`` pairs around the quantised ops; the scanner allows those
+two ops only with scales and zero points that are initializers of the right
+types. The opset imports ONNX Runtime's tools add for domains the graph does
+not use are stripped, so the result scans clean.
+
+The ``onnx`` package is needed (``pip install 'vmafx-saliency[export]'``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from vmafx_saliency._util import require
+from vmafx_saliency.errors import UsageError
+
+__all__ = ["METHODS", "QuantRecipe", "quantize_qdq", "strip_unused_opsets"]
+
+Method = Literal["minmax", "entropy", "percentile"]
+METHODS: tuple[Method, ...] = ("minmax", "entropy", "percentile")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuantRecipe:
+    """How a model is quantised: the calibration method and what stays in float.
+
+    ``keep_float`` names nodes ONNX Runtime must leave in float (the first and
+    last convolutions, say); ``percentile`` is used by that method only.
+    """
+
+    method: Method = "minmax"
+    per_channel: bool = True
+    percentile: float = 99.999
+    keep_float: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise UsageError(
+                f"calibration method {self.method!r}: give one of {', '.join(METHODS)}"
+            )
+        if not 90.0 <= self.percentile < 100.0:
+            raise UsageError(f"percentile {self.percentile}: give a value in [90, 100)")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "QDQ",
+            "activations": "uint8",
+            "weights": "int8",
+            "method": self.method,
+            "per_channel": self.per_channel,
+            "percentile": self.percentile if self.method == "percentile" else None,
+            "keep_float": list(self.keep_float),
+        }
+
+
+def quantize_qdq(
+    data: bytes, inputs: Iterable[np.ndarray], *, recipe: QuantRecipe, input_name: str = "input"
+) -> bytes:
+    """The QDQ INT8 model of ``data`` calibrated on ``inputs``; its bytes (opsets stripped)."""
+    onnx = require("onnx", purpose="quantisation", extra="export")
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+
+    tensors = iter(inputs)
+    first = next(tensors, None)
+    if first is None:
+        raise UsageError("no calibration input: give a folder with images or clips")
+    head: np.ndarray = first
+
+    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._tensors: Iterator[np.ndarray] = itertools.chain([head], tensors)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            tensor = next(self._tensors, None)
+            return None if tensor is None else {input_name: tensor}
+
+    reader = _Reader()
+    with tempfile.TemporaryDirectory(prefix="vmafx-quantize-") as tmp:
+        source, prepared, out = (Path(tmp) / n for n in ("in.onnx", "pre.onnx", "int8.onnx"))
+        source.write_bytes(data)
+        # Shape inference and graph clean-up first, as ONNX Runtime recommends.
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(out),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=recipe.per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[recipe.method],
+            nodes_to_exclude=list(recipe.keep_float),
+            extra_options={"CalibPercentile": recipe.percentile},
+        )
+        model = onnx.load_from_string(out.read_bytes())
+    strip_unused_opsets(model)
+    return bytes(model.SerializeToString())
+
+
+def strip_unused_opsets(model: Any) -> None:
+    """Drop the opset imports of domains no node (of any subgraph) uses, in place."""
+    used = {""}
+    stack = [model.graph]
+    while stack:
+        graph = stack.pop()
+        for node in graph.node:
+            used.add(node.domain)
+            stack.extend(attr.g for attr in node.attribute if attr.HasField("g"))
+            for attr in node.attribute:
+                stack.extend(attr.graphs)
+    kept = [op for op in model.opset_import if op.domain in used or op.domain == "ai.onnx"]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)

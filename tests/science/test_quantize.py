@@ -1,0 +1,125 @@
+"""INT8 models with a measured budget: calibration sets, the budget's verdicts, the command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests._video import write_y4m
+from tests.cli._commands import Capture, one_line_error, run
+from vmafx_saliency._util import sha256_bytes
+from vmafx_saliency.errors import QuantizeError
+from vmafx_saliency.science import quantize as q
+from vmafx_saliency.supply import scan
+from vmafx_saliency.supply.registry import Registry
+
+MSRA = Path(__file__).resolve().parents[3] / "shared" / "data" / "msra-b" / "images"
+
+
+@pytest.fixture
+def calibration(tmp_path: Path) -> Path:
+    if not MSRA.is_dir():
+        pytest.skip(f"MSRA-B not found at {MSRA}: put ../shared beside the project")
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    for image in sorted(MSRA.iterdir())[:6]:
+        shutil.copy(image, folder / image.name)
+    return folder
+
+
+def test_the_calibration_digest_is_of_names_and_bytes(calibration: Path) -> None:
+    first = q.CalibrationSet.from_folder(calibration, count=4)
+    assert len(first.files) == 4
+    assert q.CalibrationSet.from_folder(calibration, count=4).digest == first.digest
+    lines = "".join(f"{p.name}\0{sha256_bytes(p.read_bytes())}\n" for p in first.files)
+    assert first.digest == sha256_bytes(lines.encode())
+    (calibration / first.files[0].name).write_bytes(first.files[1].read_bytes())
+    assert q.CalibrationSet.from_folder(calibration, count=4).digest != first.digest
+
+
+def test_calibrating_on_the_evaluation_set_is_refused(tmp_path: Path, calibration: Path) -> None:
+    evaluation = tmp_path / "eval"
+    (evaluation / "images").mkdir(parents=True)
+    shutil.copy(next(calibration.iterdir()), evaluation / "images" / "x.jpg")
+    with pytest.raises(QuantizeError, match=r"shares 1 file\(s\) with the evaluation set"):
+        q.CalibrationSet.from_folder(calibration, count=6, exclude=evaluation)
+    with pytest.raises(QuantizeError, match=r"lies in the evaluation set"):
+        q.CalibrationSet.from_folder(evaluation / "images", count=6, exclude=evaluation)
+    with pytest.raises(QuantizeError, match=r"no images .* or clips"):
+        q.CalibrationSet.from_folder(_empty(tmp_path), count=6)
+
+
+def _empty(tmp_path: Path) -> Path:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    return folder
+
+
+def test_clips_calibrate_on_their_own_luma(tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_y4m(folder / "a.y4m", None, 64, 48, 10)
+    pre = Registry.load().get("saliency_student_v2").load_sidecar().preprocessing
+    tensors = list(
+        q.calibration_tensors(q.CalibrationSet.from_folder(folder, count=1), pre, frames_per_clip=5)
+    )
+    assert len(tensors) == 5
+    assert all(t.shape == (1, 3, 320, 320) and t.dtype == np.float32 for t in tensors)
+
+
+def test_the_budget_names_each_figure_past_it() -> None:
+    images = q.ImageFigures(
+        "pascal-s", 10, {"max_f": 0.75, "s_measure": 0.74}, {"max_f": 0.73, "s_measure": 0.735}
+    )
+    video = q.VideoFigures("clip.mp4", 100, 0.99, 0.003)
+    report = q.AccuracyReport(images, (video,), q.AccuracyBudget())
+    problems = report.problems()
+    # max F fell 0.02 (> 0.01), S 0.005 (within), Pearson 0.99 < 0.995.
+    assert len(problems) == 2
+    assert problems[0].startswith("max_f 0.7300 against 0.7500 (a drop of 0.0200 > 0.01)")
+    assert problems[1] == "clip.mp4: per-frame saliency_mean Pearson 0.9900 < 0.995"
+    assert report.to_json()["within_budget"] is False
+    kept = q.AccuracyReport(images, (), q.AccuracyBudget(max_f=0.05))
+    assert kept.problems() == [] and kept.to_json()["within_budget"] is True
+
+
+def test_quantize_the_student_within_its_budget_and_refuse_beyond(
+    tmp_path: Path, calibration: Path, pascal_s_dir: Path, videos_dir: Path, capsys: Capture
+) -> None:
+    out = tmp_path / "out" / "student_int8.onnx"
+    common: list[str | Path] = [
+        "quantize", "--model", "saliency_student_v2", "--calibration", calibration,
+        "--dataset", pascal_s_dir, "--limit", "8",
+        "--clip", videos_dir / "foreman_cif.mp4", "--clip-frames", "30", "--output", out,
+    ]  # fmt: skip
+    # A budget no model can meet: refused, with its figures, and nothing written.
+    code, _, err = run(capsys, *common, "--min-pearson", "1.5")
+    assert code == 2
+    assert "is beyond its accuracy budget: foreman_cif.mp4: per-frame saliency_mean Pearson" in (
+        one_line_error(err, "quantize")
+    )
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+    code, printed, _ = run(capsys, *common)
+    assert code == 0, printed
+    assert "max_f      fp32 " in printed and "(8 pairs of pascal-s, deployment protocol)" in printed
+    data = out.read_bytes()
+    assert scan.scan_bytes(data).allowed
+    manifest = json.loads(out.with_name("student_int8.onnx.manifest.json").read_text())
+    parent = Registry.load().get("saliency_student_v2")
+    assert manifest["parent"] == {"id": "saliency_student_v2", "sha256": parent.sha256}
+    assert manifest["output"]["sha256"] == sha256_bytes(data)
+    assert manifest["calibration"]["files"] == 6
+    assert manifest["accuracy"]["images"]["pairs"] == 8
+    assert manifest["accuracy"]["within_budget"] is True
+    sidecar = json.loads(out.with_name("student_int8.sidecar.json").read_text())
+    assert sidecar["model_id"] == "student_int8"
+    assert sidecar["preprocessing"] == parent.load_sidecar().to_json()["preprocessing"]
+    # Written once: a second run without --force refuses and keeps the files.
+    code, _, err = run(capsys, *common)
+    assert code == 2 and "--force" in one_line_error(err, "quantize")
+    assert out.read_bytes() == data

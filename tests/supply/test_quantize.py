@@ -1,0 +1,81 @@
+"""The QDQ transform: a tiny model quantised on real-looking inputs, opsets stripped."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper
+
+from tests._onnx_models import conv_sigmoid_model
+from vmafx_saliency.errors import UsageError
+from vmafx_saliency.supply import scan
+from vmafx_saliency.supply.quantize import QuantRecipe, quantize_qdq, strip_unused_opsets
+
+
+def _inputs(count: int = 16, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(1, 3, 24, 32)).astype(np.float32) for _ in range(count)]
+
+
+def _run(data: bytes, tensor: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    (out,) = session.run(["saliency_map"], {"input": tensor})
+    return np.asarray(out)
+
+
+def test_a_quantised_model_scans_clean_and_stays_close_to_its_parent() -> None:
+    parent = conv_sigmoid_model()
+    data = quantize_qdq(parent, _inputs(), recipe=QuantRecipe())
+    model = onnx.load_from_string(data)
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv", "Sigmoid"} <= ops
+    assert [o.domain for o in model.opset_import] == [""]  # ORT's extra domains stripped
+    assert scan.scan_bytes(data).allowed, scan.scan_bytes(data).render()
+    tensor = _inputs(1, seed=7)[0]
+    # Sigmoid of an int8 convolution: within 0.02 of the float model on new inputs.
+    assert np.abs(_run(data, tensor) - _run(parent, tensor)).max() < 0.02
+
+
+def test_nodes_kept_in_float_are_not_quantised() -> None:
+    parent = onnx.load_from_string(conv_sigmoid_model())
+    conv = next(n for n in parent.graph.node if n.op_type == "Conv")
+    conv.name = "first_conv"
+    data = quantize_qdq(
+        parent.SerializeToString(), _inputs(), recipe=QuantRecipe(keep_float=("first_conv",))
+    )
+    model = onnx.load_from_string(data)
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    weights = {t.name: t.data_type for t in model.graph.initializer}
+    # Its weight is the float initializer itself, not the output of a DequantizeLinear.
+    assert weights[conv.input[1]] == onnx.TensorProto.FLOAT
+    producers = {out for n in model.graph.node for out in n.output}
+    assert conv.input[0] in producers or conv.input[0] == "input"
+    assert conv.input[1] not in producers
+
+
+def test_strip_unused_opsets_keeps_the_used_domains() -> None:
+    model = onnx.load_from_string(conv_sigmoid_model())
+    model.opset_import.extend(
+        [helper.make_opsetid("com.microsoft", 1), helper.make_opsetid("ai.onnx.ml", 5)]
+    )
+    strip_unused_opsets(model)
+    assert [o.domain for o in model.opset_import] == [""]
+
+
+def test_no_calibration_input_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"no calibration input"):
+        quantize_qdq(conv_sigmoid_model(), [], recipe=QuantRecipe())
+
+
+@pytest.mark.parametrize(
+    ("recipe", "why"),
+    [
+        ({"method": "median"}, r"calibration method 'median': give one of minmax, entropy"),
+        ({"percentile": 50.0}, r"percentile 50\.0: give a value in \[90, 100\)"),
+    ],
+)
+def test_a_bad_recipe_is_refused(recipe: dict[str, object], why: str) -> None:
+    with pytest.raises(UsageError, match=why):
+        QuantRecipe(**recipe)  # type: ignore[arg-type]
