@@ -65,7 +65,8 @@ def attack(
     measured = tempfile.TemporaryDirectory(prefix="vmafx-attack-")
     peak_file = Path(measured.name) / "peak"
     environment = {**os.environ, **(env or {}), "VMAFX_TEST_PEAK_FILE": str(peak_file)}
-    command = [sys.executable, "-c", _LAUNCH, *(str(a) for a in argv)]
+    # -P: as the installed console script, the working folder is not on the import path.
+    command = [sys.executable, "-P", "-c", _LAUNCH, *(str(a) for a in argv)]
     with measured, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
         process = subprocess.Popen(

@@ -223,3 +223,40 @@ def test_a_changed_release_is_not_verified(
     assert run.out.splitlines()[-1] == f"{folder}: release NOT verified"
     _within(run.seconds, run.peak_mib)
     assert files_under(folder) == before
+
+
+# --- the review of this issue's own changes ------------------------------------------
+
+
+def test_a_vmafx_saliency_folder_in_the_working_folder_cannot_stand_in_for_the_scanner(
+    work: Path,
+) -> None:
+    fake = work / "vmafx_saliency" / "supply"
+    fake.mkdir(parents=True)
+    (work / "vmafx_saliency" / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("")
+    # A child that would call anything ALLOWED.
+    (fake / "probe.py").write_text(
+        'print(\'{"ok": true, "report": {"path": "g.onnx", "size": 1, "ops": {}, '
+        '"violations": [], "omitted_violations": 0}}\')\n'
+    )
+    (work / "g.onnx").write_bytes(bytes(range(256)) * 4)
+    run = attack("scan", "g.onnx", cwd=work, env={"VMAFX_SALIENCY_SCAN_SECONDS": "5"})
+    assert run.code == 1
+    assert "REJECTED: [not-onnx]" in run.out
+    _within(run.seconds, run.peak_mib)
+
+
+def test_a_release_padded_with_large_files_is_refused_before_reading_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, work: Path
+) -> None:
+    folder = _staged_release(tmp_path, monkeypatch)
+    for i in range(40):  # 640 MB of sparse files, 16 MB each: under the per-file cap
+        with (folder / f"pad{i:02}.bin").open("wb") as fh:
+            fh.truncate(16_000_000)
+    run = attack("release", "verify", folder, cwd=work)
+    assert run.code == 1
+    assert "FAIL  release.sigstore.json (signature): the signature does not cover the folder: " in (
+        run.out
+    )
+    _within(run.seconds, run.peak_mib, mib=400)

@@ -111,3 +111,38 @@ def test_verify_needs_exactly_one_way(
     assert one_line_error(err, "verify").startswith(
         "verify with exactly one of --public-key, --certificate-chain, or --identity"
     )
+
+
+def test_a_model_only_bundle_fails_when_a_sidecar_lies_beside_the_model(
+    tmp_path: Path, signed_model: tuple[Path, Path], capsys: Capture
+) -> None:
+    model, public_key = signed_model
+    key = tmp_path / "keys" / "signing.pem"
+    assert run(capsys, "sign", model, "--model-only", "--force", "--private-key", key)[0] == 0
+    model.with_name("model.sidecar.json").write_text("{}")  # some sidecar, unsigned
+    code, out, err = run(capsys, "verify", model, "--public-key", public_key)
+    assert (code, out) == (2, "")
+    assert "signs model.onnx alone, not its sidecar" in one_line_error(err, "verify")
+    code, out, _ = run(capsys, "verify", model, "--model-only", "--public-key", public_key)
+    assert code == 0 and "signs the model alone" in out
+
+
+@pytest.mark.parametrize("victim", ["key", "sidecar"])
+def test_sign_never_writes_its_bundle_over_its_inputs(
+    tmp_path: Path, signed_model: tuple[Path, Path], capsys: Capture, victim: str
+) -> None:
+    model, _ = signed_model
+    key = tmp_path / "keys" / "signing.pem"
+    sidecar = model.with_name("sidecar.json")
+    target = key if victim == "key" else sidecar
+    before = target.read_bytes()
+    code, _, err = run(
+        capsys, "sign", model, "--sidecar", sidecar, "--private-key", key, "--bundle", target,
+        "--force",
+    )  # fmt: skip
+    assert code == 2
+    what = "the private key" if victim == "key" else "the sidecar"
+    assert one_line_error(err, "sign").endswith(
+        f"the bundle would overwrite {what}: pass another --bundle"
+    )
+    assert target.read_bytes() == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import resource
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tests._onnx_models import conv_sigmoid_model
 from tests._trust import custom_domain_model
 from tests.supply.test_contract import _endless_loop_model
 from tests.supply.test_scan import IR8, _node, enc_len
-from vmafx_saliency.errors import ContentRefused, ContractError, ContractRefused
+from vmafx_saliency.errors import ContentRefused, ContractError, ContractRefused, UsageError
 from vmafx_saliency.supply import contract, loader, probe, scan
 from vmafx_saliency.supply.registry import Sidecar
 
@@ -212,3 +213,19 @@ def test_a_scan_out_of_memory_is_refused() -> None:
     )
     assert [v.kind for v in report.violations] == ["over-budget"]
     assert "16 MiB of address space" in report.violations[0].detail
+
+
+@pytest.mark.parametrize("value", ["²", "2147479", "1e3", "-1"])
+def test_odd_budget_values_are_one_line_errors(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(probe.ENV["scan_seconds"], value)
+    with pytest.raises(UsageError, match=r"give a whole number from 1 to 1,000,000, or unset it"):
+        probe.Budget.from_env()
+
+
+def test_a_child_answer_without_its_fields_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = subprocess.CompletedProcess([], 0, stdout=b'{"ok": true}\n', stderr=b"")
+    monkeypatch.setattr(probe, "_spawn", lambda *a, **k: fake)
+    report = probe.scan_in_child(conv_sigmoid_model(), path="m.onnx")
+    assert [v.kind for v in report.violations] == ["over-budget"]
+    with pytest.raises(ContractError, match=r"the probe's child gave no usable verdict"):
+        probe.probe(conv_sigmoid_model(), source="m.onnx", sizes=[(64, 96)])

@@ -46,20 +46,30 @@ def _cmd_sign(args: argparse.Namespace) -> int:
     )
     with_sidecar = f" with its sidecar {sidecar}" if sidecar is not None else " (model alone)"
     print(f"signed {args.model}{with_sidecar} -> {bundle}")
+    if sidecar is None and not args.model_only:
+        print(
+            f"note: no sidecar beside {model} ({model.stem}.sidecar.json): the bundle signs the "
+            "model alone, which the registry and the loader refuse for a registered model; "
+            "pass --sidecar JSON to sign the pair"
+        )
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from vmafx_saliency.supply.registry import sidecar_beside
     from vmafx_saliency.supply.signing import bundle_path_for, verify_model
 
     model = Path(args.model)
     bundle = Path(args.bundle) if args.bundle else bundle_path_for(model)
-    report = verify_model(
-        model,
-        bundle=bundle,
-        verifier=verifier_from(args),
-        sidecar=Path(args.sidecar) if args.sidecar else None,
-    )
+    # A sidecar beside the model is verified with it unless --model-only says it
+    # is not the model's: a bundle of the model alone then fails, not passes.
+    sidecar = Path(args.sidecar) if args.sidecar else None
+    if args.model_only:
+        if sidecar is not None:
+            raise UsageError("give --sidecar or --model-only, not both")
+    elif sidecar is None:
+        sidecar = sidecar_beside(model)
+    report = verify_model(model, bundle=bundle, verifier=verifier_from(args), sidecar=sidecar)
     print(
         f"{model}: signature OK ({report.method}; signer {report.signer}; sha256 {report.sha256})"
     )
@@ -115,5 +125,10 @@ def register(sub: Subparsers) -> None:
         metavar="JSON",
         help="the sidecar signed with the model (default: <model>.sidecar.json); "
         "refused when the bundle signs the model alone",
+    )
+    p.add_argument(
+        "--model-only",
+        action="store_true",
+        help="verify a bundle of the model alone, ignoring a sidecar beside it",
     )
     add_verifier_flags(p)

@@ -57,6 +57,8 @@ ENV = {
 }
 # The header carries a custom allowlist when there is one: a few KiB of op names.
 _MAX_HEADER = 1 << 20
+# Seconds or MiB past which a setting is a typo (and past which timeouts overflow).
+_MAX_SETTING = 1_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,9 +78,12 @@ class Budget:
             text = os.environ.get(name)
             if text is None:
                 continue
-            if not text.strip().isdigit() or int(text) < 1:
-                raise UsageError(f"${name}={text!r}: give a whole number >= 1, or unset it")
-            values[field] = int(text)
+            digits = text.strip()
+            if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= _MAX_SETTING:
+                raise UsageError(
+                    f"${name}={text!r}: give a whole number from 1 to {_MAX_SETTING:,}, or unset it"
+                )
+            values[field] = int(digits)
         return cls(**values)
 
 
@@ -165,7 +170,10 @@ def scan_in_child(
             f"{seconds} s of CPU) and was stopped (exit {done.returncode}): {raise_it}"
         )
         return over_budget(path, len(data), why)
-    report = _report_from(answer["report"])
+    try:
+        report = _report_from(answer["report"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return over_budget(path, len(data), f"the scan's child gave no usable report: {raise_it}")
     _SCANS[key] = report
     return report
 
@@ -186,8 +194,11 @@ def _spawn(
     header: dict[str, Any], data: bytes, *, timeout: float
 ) -> subprocess.CompletedProcess[bytes]:
     """Run the child on a header and the model's bytes; TimeoutExpired past ``timeout``."""
+    # -P: the working folder is not put on the child's import path, so a folder
+    # holding a vmafx_saliency/ of its own (a downloaded release) cannot stand in
+    # for the scanner or the probe.
     return subprocess.run(
-        [sys.executable, "-m", "vmafx_saliency.supply.probe"],
+        [sys.executable, "-P", "-m", "vmafx_saliency.supply.probe"],
         input=json.dumps(header).encode() + b"\n" + data,
         capture_output=True,
         timeout=timeout,
@@ -247,12 +258,15 @@ def _verdict(done: subprocess.CompletedProcess[bytes], *, source: str, budget: B
         )
     if not answer.get("ok"):
         raise ContractError(str(answer["message"]))
-    return Probed(
-        input_shape=tuple(answer["input_shape"]),
-        output_shape=tuple(answer["output_shape"]),
-        runs=tuple((r[0], r[1], tuple(r[2]), r[3], r[4]) for r in answer["runs"]),
-        peak_mib=float(answer["peak_mib"]),
-    )
+    try:
+        return Probed(
+            input_shape=tuple(answer["input_shape"]),
+            output_shape=tuple(answer["output_shape"]),
+            runs=tuple((r[0], r[1], tuple(r[2]), r[3], r[4]) for r in answer["runs"]),
+            peak_mib=float(answer["peak_mib"]),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ContractError(f"{source}: the probe's child gave no usable verdict: refused") from exc
 
 
 # --- the child ----------------------------------------------------------------------

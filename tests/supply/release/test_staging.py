@@ -180,3 +180,11 @@ def test_stage_needs_a_bundle_and_a_card(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(ReleaseError, match=r"nocard: no model card under .*cards"):
         release.stage("nocard", out=tmp_path / "dist")
     assert not (tmp_path / "dist").exists()
+
+
+def test_a_sidecar_that_differs_from_its_pin_is_not_staged(tmp_path: Path, tiny: Path) -> None:
+    entry = reg.Registry.load().get("tiny")
+    entry.sidecar.write_text(entry.sidecar.read_text().replace("{", '{"notes": "edited", ', 1))
+    with pytest.raises(ReleaseError, match=r"tiny: the sidecar .* the registry pins [0-9a-f]{64}"):
+        release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
+    assert not tiny.exists()

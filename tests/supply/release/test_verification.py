@@ -349,3 +349,20 @@ def test_verify_refuses_a_folder_that_is_not_a_release(tmp_path: Path) -> None:
         ReleaseError, match=r"not a staged release \(no release\.json or SHA256SUMS"
     ):
         release.verify(tmp_path)
+
+
+def test_release_json_and_the_sums_are_read_once(
+    staged: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vmafx_saliency.supply.release import verification
+    from vmafx_saliency.supply.release.folder import read_small as original
+
+    reads: list[str] = []
+
+    def counting(path: Path, **kwargs: object) -> bytes:
+        reads.append(path.name)
+        return original(path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verification, "read_small", counting)
+    assert release.verify(staged).ok
+    assert reads.count("release.json") == 1 and reads.count("SHA256SUMS") == 1, reads

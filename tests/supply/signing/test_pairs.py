@@ -203,3 +203,16 @@ def test_a_folder_signed_by_another_key_fails(tmp_path: Path, keys: signing.KeyP
     other = signing.generate_key_pair(tmp_path / "other" / "signing.pem")
     with pytest.raises(SignatureMismatchError, match=r"signed by another key"):
         verify_files(files, bundle=bundle, verifier=Verifier.from_public_key(other.public_key))
+
+
+def test_a_model_named_like_a_bundle_signs_with_its_sidecar(
+    tmp_path: Path, model: Path, sidecar: Path, keys: signing.KeyPair
+) -> None:
+    odd = Path(shutil.copy(model, tmp_path / "bundle.sigstore.json"))
+    bundle = sign_model(
+        odd, private_key=keys.private_key, sidecar=sidecar, bundle=tmp_path / "b.json"
+    )
+    report = verify_model(
+        odd, bundle=bundle, verifier=Verifier.from_public_key(keys.public_key), sidecar=sidecar
+    )
+    assert report.sidecar_sha256 == _sha256(sidecar)

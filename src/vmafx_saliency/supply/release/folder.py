@@ -48,6 +48,11 @@ def read_small(path: Path, *, cap: int, what: str) -> bytes:
 def read_release_doc(folder: Path) -> dict[str, Any]:
     """The folder's release.json, every field checked; a malformed one is refused whole."""
     raw = read_small(folder / RELEASE_JSON, cap=MAX_TEXT_BYTES, what="release description")
+    return parse_release_doc(folder, raw)
+
+
+def parse_release_doc(folder: Path, raw: bytes) -> dict[str, Any]:
+    """release.json's bytes (already read), every field checked."""
     try:
         doc = json_loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -77,9 +82,12 @@ def read_release_doc(folder: Path) -> dict[str, Any]:
 
 def read_sums(folder: Path) -> dict[str, str]:
     """The folder's SHA256SUMS as {file name: sha256}; a line that is not sha256sum's is refused."""
-    text = read_small(folder / SUMS, cap=MAX_TEXT_BYTES, what="checksum list").decode(
-        "utf-8", errors="replace"
-    )
+    return parse_sums(folder, read_small(folder / SUMS, cap=MAX_TEXT_BYTES, what="checksum list"))
+
+
+def parse_sums(folder: Path, raw: bytes) -> dict[str, str]:
+    """SHA256SUMS's bytes (already read) as {file name: sha256}."""
+    text = raw.decode("utf-8", errors="replace")
     sums: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)

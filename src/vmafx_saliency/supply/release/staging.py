@@ -191,18 +191,24 @@ def _write_staging(
     try:
         for name, src in sorted(sources.items()):
             shutil.copyfile(src, tmp / name)
-        # The pin is checked on the copy: the bytes that get published.
+        # The pins are checked on the copies: the bytes that get published.
         staged = sha256_file(tmp / entry.onnx.name)
         if staged != entry.sha256:
             raise ReleaseError(
                 f"{model_id}: {entry.onnx} has sha256 {staged}, the registry pins {entry.sha256}: "
                 "the binary is not the registered model; restore it or re-register it"
             )
+        side = sha256_file(tmp / f"{entry.onnx.stem}.sidecar.json")
+        if side != entry.sidecar_sha256:
+            raise ReleaseError(
+                f"{model_id}: the sidecar {entry.sidecar} has sha256 {side}, the registry pins "
+                f"{entry.sidecar_sha256}: restore it, or register the model again"
+            )
         (tmp / RELEASE_JSON).write_text(json.dumps(release_doc, indent=2, sort_keys=True) + "\n")
         names = sorted(p.name for p in tmp.iterdir())
         (tmp / SUMS).write_text("".join(f"{sha256_file(tmp / n)}  {n}\n" for n in names))
         if signer is not None:
-            _sign_release(tmp, signer)
+            _sign_release(tmp, signer, model_id)
         # mkdtemp makes the folder 0700; a release folder is for publishing.
         tmp.chmod(stat.S_IMODE(out.stat().st_mode) if out.is_dir() else 0o755)
         _swap_in(tmp, out)
@@ -215,7 +221,7 @@ def _write_staging(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _sign_release(tmp: Path, signer: ReleaseSigner) -> None:
+def _sign_release(tmp: Path, signer: ReleaseSigner, model_id: str) -> None:
     """Sign every file of the private staging folder into its release.sigstore.json."""
     from vmafx_saliency.supply.signing import sign_folder
 
@@ -225,6 +231,7 @@ def _sign_release(tmp: Path, signer: ReleaseSigner) -> None:
         bundle=tmp / RELEASE_BUNDLE,
         signing_certificate=signer.signing_certificate,
         certificate_chain=signer.certificate_chain,
+        subject=model_id,
     )
     (tmp / RELEASE_BUNDLE).write_bytes(data)
 
@@ -241,8 +248,8 @@ def _swap_in(tmp: Path, out: Path) -> None:
         out.replace(old)  # rename(2) replaces the empty folder mkdtemp made
         try:
             tmp.replace(out)
-        except OSError:
-            old.replace(out)  # put the previous staging back
+        except BaseException:  # an interrupt too: the previous staging is put back
+            old.replace(out)
             restored = True
             raise
     finally:

@@ -24,9 +24,9 @@ from vmafx_saliency.supply.release.folder import (
     RELEASE_BUNDLE,
     RELEASE_JSON,
     SUMS,
-    read_release_doc,
+    parse_release_doc,
+    parse_sums,
     read_small,
-    read_sums,
 )
 
 if TYPE_CHECKING:
@@ -101,8 +101,11 @@ class _Staged:
                 f"{folder}: not a staged release (no {RELEASE_JSON} or {SUMS}): "
                 "create one with 'vmafx-saliency release stage MODEL_ID --out DIR'"
             )
-        doc = read_release_doc(folder)
-        sums = read_sums(folder)
+        # Read once: the bytes parsed here are the bytes the signature verdict judges.
+        raw_doc = read_small(folder / RELEASE_JSON, cap=MAX_TEXT_BYTES, what=RELEASE_JSON)
+        raw_sums = read_small(folder / SUMS, cap=MAX_TEXT_BYTES, what=SUMS)
+        doc = parse_release_doc(folder, raw_doc)
+        sums = parse_sums(folder, raw_sums)
         named = {
             RELEASE_JSON,
             doc["onnx"],
@@ -113,8 +116,13 @@ class _Staged:
         for optional in ("manifest", "sidecar"):
             if doc.get(optional) is not None:
                 named.add(doc[optional])
-        present = {p.name for p in folder.iterdir()} - {SUMS, RELEASE_BUNDLE}
-        return cls(folder, doc, sums, frozenset(named), frozenset(present))
+        try:
+            present = {p.name for p in folder.iterdir()} - {SUMS, RELEASE_BUNDLE}
+        except OSError as exc:
+            raise ReleaseError(f"{folder}: cannot list the folder ({exc}): check it") from exc
+        staged = cls(folder, doc, sums, frozenset(named), frozenset(present))
+        staged._read.update({RELEASE_JSON: raw_doc, SUMS: raw_sums})
+        return staged
 
     @functools.cached_property
     def _read(self) -> dict[str, bytes]:
@@ -259,7 +267,12 @@ def _check_release_signature(
             "not a regular file (a symlink or a folder): a release holds plain files"
         )
     chosen = verifier if verifier is not None else _entry_verifier(staged, registry)
-    files = {name: staged.bytes_of(name) for name in sorted(staged.present | {SUMS})}
+    names = staged.present | {SUMS}
+    # Said before any file is read: a folder padded with large files costs nothing.
+    problem = signing.coverage_problem(names, signing.signed_names(bundle))
+    if problem is not None:
+        raise ReleaseError(problem)
+    files = {name: staged.bytes_of(name) for name in sorted(names)}
     signer = signing.verify_files(files, bundle=bundle, verifier=chosen)
     return f"signs all {len(files)} other files ({chosen.method}, signer {signer})"
 

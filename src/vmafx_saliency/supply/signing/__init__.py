@@ -26,13 +26,19 @@ from vmafx_saliency.supply.signing.bundles import (
     METHODS,
     Method,
     bundle_path_for,
+    signed_names,
     signed_sha256,
     signed_sidecar_sha256,
 )
 from vmafx_saliency.supply.signing.keys import KeyPair, generate_key_pair
 from vmafx_saliency.supply.signing.sign import sign_folder, sign_model
 from vmafx_saliency.supply.signing.verifier import Verifier
-from vmafx_saliency.supply.signing.verify import SignatureReport, verify_files, verify_model
+from vmafx_saliency.supply.signing.verify import (
+    SignatureReport,
+    coverage_problem,
+    verify_files,
+    verify_model,
+)
 
 __all__ = [
     "BUNDLE_SUFFIX",
@@ -42,9 +48,11 @@ __all__ = [
     "SignatureReport",
     "Verifier",
     "bundle_path_for",
+    "coverage_problem",
     "generate_key_pair",
     "sign_folder",
     "sign_model",
+    "signed_names",
     "signed_sha256",
     "signed_sidecar_sha256",
     "verify_files",

@@ -115,6 +115,16 @@ def signed_sha256(bundle: Path) -> str:
     return _parse_bundle(bundle, _read_bundle(bundle, bundle)).sha256
 
 
+def signed_names(bundle: Path) -> frozenset[str]:
+    """The file names a folder's bundle *claims* to sign, read without verifying anything.
+
+    For a check before any of those files is read: a folder of other files is
+    refused without reading them.
+    """
+    bundle = Path(bundle)
+    return frozenset(dict(_parse_bundle(bundle, _read_bundle(bundle, bundle), folder=True).files))
+
+
 def signed_sidecar_sha256(bundle: Path) -> str | None:
     """The sidecar digest a bundle *claims* to sign with its model; None for a model alone."""
     bundle = Path(bundle)

@@ -62,8 +62,15 @@ def sign_model(
     model = Path(model)
     model_file = _model_file(model, doing="signing")
     bundle = Path(bundle) if bundle is not None else bundle_path_for(model)
-    if bundle.absolute() == model.absolute() or bundle.resolve() == model_file:
-        raise UsageError(f"{bundle}: the bundle would overwrite the model: pass another --bundle")
+    inputs = [("the model", model), ("the private key", Path(private_key))]
+    inputs += [("the sidecar", Path(sidecar))] if sidecar is not None else []
+    inputs += (
+        [("the signing certificate", Path(signing_certificate))] if signing_certificate else []
+    )
+    inputs += [("a chain certificate", Path(c)) for c in certificate_chain]
+    for what, path in inputs:
+        if bundle.absolute() == path.absolute() or bundle.resolve() == path.resolve():
+            raise UsageError(f"{bundle}: the bundle would overwrite {what}: pass another --bundle")
     check_can_write(bundle, force=force)
     config = _signer(ms, Path(private_key), signing_certificate, certificate_chain)
     files = {MODEL_RESOURCE: read_capped(model_file, cap=MAX_MODEL_BYTES, what="model")}
@@ -85,11 +92,13 @@ def sign_folder(
     bundle: Path,
     signing_certificate: Path | None = None,
     certificate_chain: Sequence[Path] = (),
+    subject: str | None = None,
 ) -> bytes:
     """Sign every plain file of ``folder`` (a release) under its name; return the bundle bytes.
 
     The bundle is not written into ``folder``: the caller places it, so that it
-    does not sign itself. ``bundle`` names it in errors.
+    does not sign itself. ``bundle`` names it in errors; ``subject`` names the
+    signed folder in the statement (default: the folder's name).
     """
     ms = require("model_signing", purpose="signing", extra="sign")
     config = _signer(ms, Path(private_key), signing_certificate, certificate_chain)
@@ -97,7 +106,7 @@ def sign_folder(
         path.name: read_capped(path, cap=MAX_MODEL_BYTES, what="release file", symlinks=False)
         for path in sorted(Path(folder).iterdir())
     }
-    data = _sign_copy(config, Path(folder).name, files, single=False)
+    data = _sign_copy(config, subject or Path(folder).name, files, single=False)
     _parse_bundle(bundle, data, folder=True)
     return data
 
@@ -142,7 +151,8 @@ def _sign_copy(config: Any, subject: str, files: dict[str, bytes], *, single: bo
     a failed run leaves neither a partial bundle nor a stray file.
     """
     with tempfile.TemporaryDirectory(prefix="vmafx-sign-") as tmp:
-        target = Path(tmp) / subject
+        (Path(tmp) / "in").mkdir()
+        target = Path(tmp) / "in" / subject  # apart from the bundle, whatever its name
         if single:
             (only,) = files.values()
             target.write_bytes(only)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,22 @@ def verify_model(
     )
 
 
+def coverage_problem(files: Iterable[str], signed: Iterable[str]) -> str | None:
+    """Why a signature over ``signed`` does not cover exactly ``files``; None when it does."""
+    present, covered = set(files), set(signed)
+    unsigned, absent = sorted(present - covered), sorted(covered - present)
+    if not unsigned and not absent:
+        return None
+    parts = [
+        *([f"unsigned: {', '.join(unsigned[:8])}"] if unsigned else []),
+        *([f"signed but absent: {', '.join(absent[:8])}"] if absent else []),
+    ]
+    return (
+        f"the signature does not cover the folder: {'; '.join(parts)}: do not use this "
+        "folder, or stage and sign it again"
+    )
+
+
 def verify_files(files: Mapping[str, bytes], *, bundle: Path, verifier: Verifier) -> str:
     """Verify a folder's bundle (a release) over exactly ``files`` (name: bytes); the signer.
 
@@ -202,21 +218,9 @@ def verify_files(files: Mapping[str, bytes], *, bundle: Path, verifier: Verifier
     parsed = _parse_bundle(bundle, raw, folder=True)
     _check_kind(bundle, parsed, verifier)
     signed = parsed.digests
-    unsigned = sorted(set(files) - set(signed))
-    absent = sorted(set(signed) - set(files))
-    if unsigned or absent:
-        raise SignatureMismatchError(
-            f"{bundle}: the signature does not cover the folder: "
-            + "; ".join(
-                part
-                for part in (
-                    f"unsigned: {', '.join(unsigned)}" if unsigned else "",
-                    f"signed but absent: {', '.join(absent)}" if absent else "",
-                )
-                if part
-            )
-            + ": do not use this folder, or stage and sign it again"
-        )
+    problem = coverage_problem(files, signed)
+    if problem is not None:
+        raise SignatureMismatchError(f"{bundle}: {problem}")
     actual = {name: sha256_bytes(data) for name, data in files.items()}
     changed = sorted(name for name, digest in actual.items() if signed[name] != digest)
     tampered = ModelTamperedError(
