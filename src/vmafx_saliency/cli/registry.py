@@ -114,10 +114,38 @@ def _cmd_registry_add(args: argparse.Namespace) -> int:
         verification=_verification_from(args),
         release_asset=args.release_asset,
         manifest=manifest,
+        quantization=_quantization_from(args.quantization_manifest),
         force=args.force,
     )
     print(f"registered {entry.id} ({entry.status}) in {entry.registry}")
     return 0
+
+
+def _quantization_from(manifest: str | None) -> Any:
+    """The registry's quantisation fields from a 'vmafx-saliency quantize' manifest."""
+    if manifest is None:
+        return None
+    from vmafx_saliency._util import json_loads, read_capped
+    from vmafx_saliency.errors import RegistryError
+    from vmafx_saliency.supply.registry import Quantization
+
+    raw = read_capped(
+        Path(manifest), cap=1 << 20, what="quantisation manifest", error=RegistryError
+    )
+    try:
+        doc = json_loads(raw)
+        return Quantization(
+            quant_mode=str(doc["quant_mode"]),
+            parent_id=str(doc["parent"]["id"]),
+            parent_sha256=str(doc["parent"]["sha256"]),
+            quant_calibration_set=str(doc["calibration"]["sha256"]),
+            quant_accuracy_budget_plcc=float(doc["accuracy"]["budget"]["min_pearson"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(
+            f"{manifest}: not a manifest of 'vmafx-saliency quantize' ({exc!r}): pass the "
+            "<model>.onnx.manifest.json it wrote"
+        ) from exc
 
 
 def _cmd_registry_promote(args: argparse.Namespace) -> int:
@@ -186,6 +214,12 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--status", choices=["alternative", "candidate"], default="alternative")
     p.add_argument("--source", choices=["fork-trained", "upstream-mirror"], default="fork-trained")
     p.add_argument("--manifest", metavar="JSON", help="the export manifest")
+    p.add_argument(
+        "--quantization-manifest",
+        metavar="JSON",
+        help="for an INT8 variant: the manifest 'vmafx-saliency quantize' wrote (links it to "
+        "its registered float parent)",
+    )
     p.add_argument("--bundle", metavar="JSON", help="the model's Sigstore bundle")
     p.add_argument("--release-asset", action="store_true", help="published as a release asset")
     p.add_argument("--force", action="store_true", help="replace an entry with the same id")

@@ -44,7 +44,13 @@ from vmafx_saliency.supply.registry.documents import (
     _raw_models,
     _refuse_on_errors,
 )
-from vmafx_saliency.supply.registry.entries import ModelEntry, Sidecar, Source, Verification
+from vmafx_saliency.supply.registry.entries import (
+    ModelEntry,
+    Quantization,
+    Sidecar,
+    Source,
+    Verification,
+)
 from vmafx_saliency.supply.registry.locations import (
     ENV_OVERLAY,
     _same_file,
@@ -145,6 +151,7 @@ def add_model(  # noqa: PLR0913 -- the public API: one keyword per input of 'reg
     verification: Verification | None = None,
     release_asset: bool = False,
     manifest: Path | None = None,
+    quantization: Quantization | None = None,
     overlay: Path | None = None,
     force: bool = False,
 ) -> ModelEntry:
@@ -155,7 +162,8 @@ def add_model(  # noqa: PLR0913 -- the public API: one keyword per input of 'reg
     (a Sigstore bundle may name the file it signs), so every path of the entry
     stays under the overlay's folder. The model is scanned, contract-checked and
     its sidecar matched before anything is written; the overlay is replaced
-    atomically.
+    atomically. A quantised variant (``quantization``) needs its float parent
+    registered with the sha256 it was made from.
     """
     new = _NewModel(
         model_id=model_id,
@@ -169,8 +177,10 @@ def add_model(  # noqa: PLR0913 -- the public API: one keyword per input of 'reg
         verification=verification,
         release_asset=release_asset,
         manifest=manifest,
+        quantization=quantization,
     )
     _refuse_status_or_id(new)
+    _refuse_unregistered_parent(new)
     overlay_path = overlay if overlay is not None else overlay_registry_path()
     _refuse_committed_clash(model_id, overlay_path)
     existing = _overlay_models(model_id, overlay_path, force=force)
@@ -196,6 +206,7 @@ class _NewModel:
     verification: Verification | None
     release_asset: bool
     manifest: Path | None
+    quantization: Quantization | None = None
 
 
 @dataclass(frozen=True)
@@ -380,7 +391,25 @@ def _entry_raw(new: _NewModel, read: _ReadModel, staging: _Staging) -> dict[str,
         raw["verification"] = _verification_raw(new.verification, staging.names)
     if new.manifest is not None:
         raw["manifest"] = staging.stage(new.manifest, "export manifest", read.manifest_data)
+    if new.quantization is not None:
+        raw["quantization"] = new.quantization.to_json()
     return raw
+
+
+def _refuse_unregistered_parent(new: _NewModel) -> None:
+    """A quantised variant's parent is registered, at the sha256 it was quantised from."""
+    from vmafx_saliency.supply.registry.view import Registry
+
+    q = new.quantization
+    if q is None:
+        return
+    parent = Registry.load().get(q.parent_id)  # UnknownModelError names the registries
+    if parent.sha256 != q.parent_sha256:
+        raise RegistryError(
+            f"cannot add {new.model_id!r}: it was quantised from {q.parent_id!r} at sha256 "
+            f"{q.parent_sha256}, but the registry pins {parent.sha256}: quantise the "
+            "registered model again"
+        )
 
 
 def _write_overlay(

@@ -23,6 +23,7 @@ from vmafx_saliency.errors import InvalidRegistryError
 from vmafx_saliency.supply.registry.entries import (
     Finding,
     ModelEntry,
+    Quantization,
     Source,
     ValidationReport,
     Verification,
@@ -159,6 +160,7 @@ def _build_entry(raw: Mapping[str, Any], *, path: Path, root: Path) -> ModelEntr
         registry=path,
         manifest=paths["manifest"],
         sidecar_sha256=raw.get("sidecar_sha256"),
+        quantization=Quantization(**raw["quantization"]) if raw.get("quantization") else None,
     )
 
 

@@ -194,6 +194,26 @@ class Sidecar:
         return doc
 
 
+@dataclass(frozen=True, kw_only=True)
+class Quantization:
+    """How a quantised entry was made from its float parent (the fork's fields)."""
+
+    quant_mode: str  # static | dynamic | qat
+    parent_id: str
+    parent_sha256: str
+    quant_calibration_set: str  # sha256 of the calibration set
+    quant_accuracy_budget_plcc: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "quant_mode": self.quant_mode,
+            "parent_id": self.parent_id,
+            "parent_sha256": self.parent_sha256,
+            "quant_calibration_set": self.quant_calibration_set,
+            "quant_accuracy_budget_plcc": self.quant_accuracy_budget_plcc,
+        }
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One registry entry; every path is absolute and confined under ``registry``'s folder."""
@@ -217,6 +237,7 @@ class ModelEntry:
     registry: Path  # the registry file that defines this entry
     manifest: Path | None = None  # the export manifest, when the entry names one
     sidecar_sha256: str | None = None  # the sidecar's pin; None in entries written before it
+    quantization: Quantization | None = None  # a quantised variant's link to its parent
 
     def load_sidecar(self) -> Sidecar:
         return Sidecar.load(self.sidecar)

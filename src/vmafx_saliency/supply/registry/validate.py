@@ -57,18 +57,53 @@ def validate_registry(path: Path, *, check_models: bool = True) -> ValidationRep
         findings.extend(_clashes_with_committed(parsed))
     for entry in parsed.entries:
         findings.extend(_check_entry(entry, check_models=check_models))
+    findings.extend(_unlinked_variants(parsed, committed=committed))
     return ValidationReport(path, tuple(findings), parsed.ids)
+
+
+def _unlinked_variants(parsed: _Document, *, committed: bool) -> list[Finding]:
+    """A quantised entry's parent is registered (here or, for the overlay, committed)
+    with the sha256 the variant was made from."""
+    pins = {e.id: e.sha256 for e in parsed.entries}
+    if not committed:
+        pins.update({e.id: e.sha256 for e in _committed_document().entries})
+    found = []
+    for entry in parsed.entries:
+        q = entry.quantization
+        if q is None:
+            continue
+        if pins.get(q.parent_id) != q.parent_sha256:
+            why = (
+                f"is registered with sha256 {pins[q.parent_id]}"
+                if q.parent_id in pins
+                else "is not registered"
+            )
+            found.append(
+                Finding(
+                    "error",
+                    entry.id,
+                    f"is quantised from {q.parent_id!r} at sha256 {q.parent_sha256}, which "
+                    f"{why}: register the parent, or quantise the registered one again",
+                )
+            )
+    return found
+
+
+def _committed_document() -> _Document:
+    """The committed registry, parsed; empty when unreadable (its own validation says why)."""
+    committed = committed_registry_path()
+    try:
+        doc = _read_json(committed, what="committed registry", cap=_MAX_JSON_BYTES)
+    except RegistryError:
+        return _Document(committed, (), (), ())
+    return _parse_document(committed, doc, committed=True)
 
 
 def _clashes_with_committed(overlay: _Document) -> list[Finding]:
     # Registry.load refuses an id defined in both files; say so when the
     # overlay is validated on its own, too.
     committed = committed_registry_path()
-    try:
-        doc = _read_json(committed, what="committed registry", cap=_MAX_JSON_BYTES)
-    except RegistryError:
-        return []  # the committed registry's own validation reports its problems
-    ids = _parse_document(committed, doc, committed=True).ids
+    ids = _committed_document().ids
     return [
         Finding(
             "error",
