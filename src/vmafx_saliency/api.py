@@ -119,16 +119,20 @@ class Features:
         return tuple(FrameRecord(f.frame_num, f.metrics()) for f in self.frames)
 
 
-def _choice(model: ModelRef | None, *, signed: bool) -> ModelChoice:
+def _choice(model: ModelRef | None, *, signed: bool, provider: str = "cpu") -> ModelChoice:
+    from vmafx_saliency.supply.providers import PROVIDERS
+
+    if provider not in PROVIDERS:
+        raise UsageError(f"provider={provider!r}: give one of {', '.join(map(repr, PROVIDERS))}")
     if model is None:
-        return ModelChoice(signed=signed)
+        return ModelChoice(signed=signed, provider=provider)
     if isinstance(model, os.PathLike) or str(model).endswith(".onnx"):
-        return ModelChoice(model_path=Path(model), signed=signed)
+        return ModelChoice(model_path=Path(model), signed=signed, provider=provider)
     if not isinstance(model, str) or not model:
         raise UsageError(
             f"model={model!r}: give a registry id, a path to an ONNX file, or None (the default)"
         )
-    return ModelChoice(model_id=model, signed=signed)
+    return ModelChoice(model_id=model, signed=signed, provider=provider)
 
 
 def _whole(value: object) -> TypeGuard[int]:
@@ -192,7 +196,7 @@ def _video(
     )
 
 
-def extract_features(
+def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option of 'extract'
     video: VideoRef,
     *,
     model: ModelRef | None = None,
@@ -202,6 +206,7 @@ def extract_features(
     raw: RawVideo | None = None,
     signed: bool = False,
     infer_size: str | None = None,
+    provider: str = "cpu",
 ) -> Features:
     """Per-frame ``saliency_mean`` and ``saliency_var`` of a video, and their pooling.
 
@@ -220,6 +225,10 @@ def extract_features(
         signed: require the model's verified Sigstore signature.
         infer_size: ``"WIDTHxHEIGHT"`` or ``"native"``, overriding the
             sidecar's inference size (``"320x320"`` for the shipped models).
+        provider: ONNX Runtime's execution provider: ``"cpu"`` (default),
+            ``"cuda"``, ``"tensorrt"``, ``"openvino"``, ``"coreml"`` or ``"dml"``;
+            one the installed onnxruntime lacks, or that does not start, is an
+            error, never a silent fallback. ``run.provider`` says which ran.
 
     Returns:
         :class:`Features`: ``frames`` (each a :class:`FrameFeatures`),
@@ -238,7 +247,7 @@ def extract_features(
     _check_run(subsample=subsample, threads=threads, raw=raw)
     job = run_job(
         _video(video, frames=frames, subsample=subsample, raw=raw),
-        _choice(model, signed=signed),
+        _choice(model, signed=signed, provider=provider),
         Outputs(output=None),
         infer_size=_infer_size(infer_size),
         threads=threads,
@@ -246,7 +255,7 @@ def extract_features(
     return Features(frames=job.extraction.features, pooled=pool_metrics(job.records), run=job.run)
 
 
-def saliency_maps(
+def saliency_maps(  # noqa: PLR0913 -- the arguments of extract_features
     video: VideoRef,
     *,
     model: ModelRef | None = None,
@@ -256,6 +265,7 @@ def saliency_maps(
     raw: RawVideo | None = None,
     signed: bool = False,
     infer_size: str | None = None,
+    provider: str = "cpu",
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(frame number, saliency map)`` for each selected frame, streaming.
 
@@ -273,7 +283,9 @@ def saliency_maps(
     size = _infer_size(infer_size)
     chosen = _video(video, frames=frames, subsample=subsample, raw=raw)
     with chosen.open() as source:
-        loaded, pre, plan = load_for_video(_choice(model, signed=signed), threads=threads)
+        loaded, pre, plan = load_for_video(
+            _choice(model, signed=signed, provider=provider), threads=threads
+        )
         selected = select_frames(
             source, start=chosen.start, end=chosen.end, subsample=chosen.subsample
         )
@@ -288,12 +300,16 @@ def saliency_maps(
 
 
 def load_model(
-    model: ModelRef | None = None, *, signed: bool = False, threads: int | None = None
+    model: ModelRef | None = None,
+    *,
+    signed: bool = False,
+    threads: int | None = None,
+    provider: str = "cpu",
 ) -> LoadedModel:
     """A model through the loader's gate: path, pin, signature (``signed``), scan, contract.
 
     Its ONNX Runtime ``session`` takes ``{"input": float32 [1, 3, H, W]}`` and
     returns ``saliency_map``; ``sidecar`` holds its pre-processing.
     """
-    loaded, _ = _load(_choice(model, signed=signed), threads=threads)
+    loaded, _ = _load(_choice(model, signed=signed, provider=provider), threads=threads)
     return loaded

@@ -159,6 +159,7 @@ def test_json_has_vmafs_keys_plus_params_and_model() -> None:
         "sha256": SHA,
         "infer_size": "320x320",
         "map_note": "saliency_map computed at 320x320, frame is 352x288",
+        "provider": "cpu",  # the ONNX Runtime execution provider that ran (issue 38)
     }
     assert doc["params"] == {
         "qualityWidth": 352,
@@ -205,10 +206,16 @@ def test_xml_shape_and_model_attributes() -> None:
 def test_native_size_and_no_model_id() -> None:
     run = _run(infer_size=None, map_note=None, model_id=None)
     doc, root, _ = _parse_all(_frames(AWKWARD), run)
-    assert doc["model"] == {"id": None, "sha256": SHA, "infer_size": "native", "map_note": None}
+    assert doc["model"] == {
+        "id": None,
+        "sha256": SHA,
+        "infer_size": "native",
+        "map_note": None,
+        "provider": "cpu",
+    }
     model = root.find("model")
     assert model is not None
-    assert dict(model.attrib) == {"sha256": SHA, "infer_size": "native"}
+    assert dict(model.attrib) == {"sha256": SHA, "infer_size": "native", "provider": "cpu"}
 
 
 def test_text_is_escaped_in_json_and_xml() -> None:

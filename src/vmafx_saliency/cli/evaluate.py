@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vmafx_saliency._util import positive_int
-from vmafx_saliency.cli.options import Subparsers, add_command, video_input
+from vmafx_saliency.cli.options import Subparsers, add_command, add_provider_flag, video_input
 from vmafx_saliency.errors import UsageError
 
 
@@ -56,6 +56,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         gt_threshold=args.gt_threshold,
         grid=args.grid,
         signed=args.signed,
+        provider=args.provider,
         progress=_progress(args),
         command=_command("eval", args),
     )
@@ -96,6 +97,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             force=args.force,
             threads=args.threads,
             signed=args.signed,
+            provider=args.provider,
             progress=_progress(args),
             command=_command("compare", args, args.videos),
             block=args.block,
@@ -132,6 +134,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads", type=positive_int, metavar="N", help="inference threads (default: all cores)"
     )
+    add_provider_flag(p)
 
 
 def _add_force_quiet(p: argparse.ArgumentParser) -> None:

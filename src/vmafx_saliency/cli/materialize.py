@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vmafx_saliency.cli.options import Subparsers, add_command
+from vmafx_saliency.cli.options import Subparsers, add_command, add_provider_flag
 
 
 def _cmd_materialize(args: argparse.Namespace) -> int:
@@ -23,6 +23,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
                 model_path=Path(args.model_path) if args.model_path else None,
                 sidecar=Path(args.sidecar) if args.sidecar else None,
                 signed=args.signed,
+                provider=args.provider,
             ),
             defaults=materialize.Geometry(
                 width=args.width, height=args.height, pixel_format=args.pixel_format
@@ -83,6 +84,7 @@ def register(sub: Subparsers) -> None:
     )
     model.add_argument("--sidecar", metavar="JSON", help="pre-processing for --model-path")
     model.add_argument("--signed", action="store_true", help="require a verified signature")
+    add_provider_flag(model)
     model.add_argument(
         "--max-frames", type=int, metavar="N", help="use the first N frames (default: all)"
     )

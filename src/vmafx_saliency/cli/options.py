@@ -118,6 +118,20 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="inference threads (default: all cores); a small model such as the student "
         "infers N frames at once, one thread each",
     )
+    add_provider_flag(g)
+
+
+def add_provider_flag(g: argparse._ActionsContainer) -> None:
+    """``--provider``: ONNX Runtime's execution provider, checked, never a silent fallback."""
+    from vmafx_saliency.supply.providers import DEFAULT_PROVIDER, PROVIDERS
+
+    g.add_argument(
+        "--provider",
+        choices=tuple(PROVIDERS),
+        default=DEFAULT_PROVIDER,
+        help="ONNX Runtime execution provider (default: %(default)s); one the installed "
+        "onnxruntime lacks is an error, never a silent fallback to the CPU",
+    )
 
 
 def video_input(args: argparse.Namespace, path: str | None = None) -> VideoInput:
@@ -148,6 +162,7 @@ def model_choice(args: argparse.Namespace) -> ModelChoice:
         model_path=Path(args.model_path) if args.model_path else None,
         sidecar=Path(args.sidecar) if args.sidecar else None,
         signed=args.signed,
+        provider=args.provider,
     )
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from vmafx_saliency._util import read_capped
 from vmafx_saliency.errors import ContractError
+from vmafx_saliency.supply.providers import DEFAULT_PROVIDER, PROVIDERS, check_started, provider_id
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "saliency_map"
@@ -195,15 +196,25 @@ def check_contract_session(
 
 
 def make_session(
-    data: bytes, *, source: str, threads: int | None = None, arena: bool = True
+    data: bytes,
+    *,
+    source: str,
+    threads: int | None = None,
+    arena: bool = True,
+    provider: str = DEFAULT_PROVIDER,
 ) -> Any:
-    """An ONNX Runtime CPU session from bytes already read (no re-open of the file).
+    """An ONNX Runtime session from bytes already read (no re-open of the file).
 
     ``arena=False``: memory is allocated as needed, not from ONNX Runtime's
     growing arena, so the process's peak is what the graph needs (the probe).
+    ``provider``: a short name (:data:`~vmafx_saliency.supply.providers.PROVIDERS`);
+    the CPU takes the nodes it cannot run, but a provider that does not start
+    is an error, never a silent fallback.
     """
     import onnxruntime as ort
 
+    chosen = provider_id(provider)
+    providers = [chosen] if chosen == PROVIDERS["cpu"] else [chosen, PROVIDERS["cpu"]]
     options = ort.SessionOptions()
     options.enable_cpu_mem_arena = arena
     # Bytes that also look like ORT format ('ORTM' at offset 4) must still load as ONNX,
@@ -215,12 +226,14 @@ def make_session(
     if threads:
         options.intra_op_num_threads = threads
     try:
-        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, options, providers=providers)
     except Exception as exc:  # ORT's errors are untyped; report them as ours.
         raise ContractError(
             f"{source}: ONNX Runtime cannot load the model ({_words(exc)}); "
             "check it with 'vmafx-saliency scan' and re-export it"
         ) from exc
+    check_started(session, provider, source=source)
+    return session
 
 
 def check_contract_bytes(

@@ -39,6 +39,7 @@ from vmafx_saliency.errors import (
     UsageError,
 )
 from vmafx_saliency.supply import contract
+from vmafx_saliency.supply.providers import DEFAULT_PROVIDER, provider_id
 from vmafx_saliency.supply.scan import DEFAULT_MAX_BYTES, ScanReport, scan_bounded
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class LoadedModel:
     scan: ScanReport
     contract: contract.ContractReport
     signature: SignatureReport | None
+    provider: str = DEFAULT_PROVIDER  # the execution provider the session runs on
 
 
 def _refuse(cls: type[LoaderError], path: Path | str, reason: str, fix: str) -> LoaderError:
@@ -177,14 +179,14 @@ def _check_content(data: bytes, path: Path) -> ScanReport:
 
 
 def _check_contract(
-    data: bytes, path: Path, threads: int | None, sidecar: Sidecar | None
+    data: bytes, path: Path, threads: int | None, sidecar: Sidecar | None, provider: str
 ) -> tuple[Any, contract.ContractReport]:
     """The contract, probed in a budgeted child first (at the sidecar's inference
     size too); only then does this process build its own session of the bytes."""
     infer = sidecar.preprocessing.inference_size if sidecar is not None else None
     try:
         report = contract.check_contract_bytes(data, source=str(path), infer=infer)
-        session = contract.make_session(data, source=str(path), threads=threads)
+        session = contract.make_session(data, source=str(path), threads=threads, provider=provider)
     except ContractError as exc:
         raise _refuse(
             ContractRefused, path, str(exc), "re-export the model to meet the deployment contract"
@@ -290,10 +292,15 @@ def load_entry(
     policy: Policy = Policy.PINNED,
     threads: int | None = None,
     max_bytes: int | None = None,
+    provider: str = DEFAULT_PROVIDER,
 ) -> LoadedModel:
-    """Load a registered model through every layer."""
+    """Load a registered model through every layer; its session on ``provider``.
+
+    The contract probe runs on the CPU, in its budgeted child, whatever the provider.
+    """
     if policy is Policy.AD_HOC:
         raise LoaderError("a registry entry is always pinned: use Policy.PINNED or Policy.SIGNED")
+    provider_id(provider)  # an unknown or uninstalled provider fails before any work
     path, data = read_model_bytes(entry.onnx, max_bytes=max_bytes)
     sha256 = sha256_bytes(data)
     if sha256 != entry.sha256:
@@ -309,7 +316,7 @@ def load_entry(
     )
     scan = _check_content(data, path)
     sidecar = _pinned_sidecar(entry)
-    session, report = _check_contract(data, path, threads, sidecar)
+    session, report = _check_contract(data, path, threads, sidecar, provider)
     return LoadedModel(
         session=session,
         path=path,
@@ -322,6 +329,7 @@ def load_entry(
         scan=scan,
         contract=report,
         signature=signature,
+        provider=provider,
     )
 
 
@@ -331,12 +339,14 @@ def load_ad_hoc(
     sidecar: Sidecar | None = None,
     threads: int | None = None,
     max_bytes: int | None = None,
+    provider: str = DEFAULT_PROVIDER,
 ) -> LoadedModel:
     """Load an unregistered file for evaluation: scanned and contract-checked, never pinned."""
+    provider_id(provider)
     resolved, data = read_model_bytes(path, max_bytes=max_bytes)
     sha256 = sha256_bytes(data)
     scan = _check_content(data, resolved)
-    session, report = _check_contract(data, resolved, threads, sidecar)
+    session, report = _check_contract(data, resolved, threads, sidecar, provider)
     # Said once it is loaded, and of the path, not of the bytes: a registered model's
     # file given by path is loaded ad hoc all the same, without its pin or signature.
     log.warning(
@@ -358,4 +368,5 @@ def load_ad_hoc(
         scan=scan,
         contract=report,
         signature=None,
+        provider=provider,
     )

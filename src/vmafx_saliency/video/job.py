@@ -45,6 +45,7 @@ class ModelChoice:
     model_path: Path | None = None
     sidecar: Path | None = None
     signed: bool = False
+    provider: str = "cpu"  # ONNX Runtime's execution provider, by short name
 
 
 def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
@@ -81,11 +82,13 @@ def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
 
 def load_model(choice: ModelChoice, *, threads: int | None) -> tuple[LoadedModel, Preprocessing]:
     """Load the chosen model through the loader's gate; ``threads``: intra-op threads."""
-    return _load_found(_locate(choice), signed=choice.signed, threads=threads)
+    return _load_found(
+        _locate(choice), signed=choice.signed, threads=threads, provider=choice.provider
+    )
 
 
 def _load_found(
-    found: tuple[Path, Path] | ModelEntry, *, signed: bool, threads: int | None
+    found: tuple[Path, Path] | ModelEntry, *, signed: bool, threads: int | None, provider: str
 ) -> tuple[LoadedModel, Preprocessing]:
     from vmafx_saliency.supply import loader
     from vmafx_saliency.supply.registry import Sidecar
@@ -93,10 +96,10 @@ def _load_found(
     if isinstance(found, tuple):
         path, sidecar_path = found
         sidecar = Sidecar.load(sidecar_path)
-        loaded = loader.load_ad_hoc(path, sidecar=sidecar, threads=threads)
+        loaded = loader.load_ad_hoc(path, sidecar=sidecar, threads=threads, provider=provider)
         return loaded, sidecar.preprocessing
     policy = loader.Policy.SIGNED if signed else loader.Policy.PINNED
-    loaded = loader.load_entry(found, policy=policy, threads=threads)
+    loaded = loader.load_entry(found, policy=policy, threads=threads, provider=provider)
     if loaded.sidecar is None:  # load_entry always reads the sidecar; keep mypy honest
         raise UsageError(f"{found.id}: no sidecar")
     return loaded, loaded.sidecar.preprocessing
@@ -138,7 +141,9 @@ def load_for_video(
         size = 0  # the loader reports the missing file, in its own words
     plan = InferencePlan.for_model(size, threads or extract.default_threads())
     # The location found above, not a second look-up (the registry is read once).
-    loaded, pre = _load_found(found, signed=choice.signed, threads=plan.threads_per_frame)
+    loaded, pre = _load_found(
+        found, signed=choice.signed, threads=plan.threads_per_frame, provider=choice.provider
+    )
     return loaded, pre, plan
 
 
@@ -387,6 +392,7 @@ def run_job(
         subsample=video.subsample,
         source=str(video.path),
         rotation=info.rotation,
+        provider=loaded.provider,
     )
     title = f"{video.path.name}: {loaded.model_id or 'ad hoc'}"
     written = _write_outputs(outputs, records, run, maps, title=title)

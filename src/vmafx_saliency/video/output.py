@@ -114,6 +114,7 @@ class RunInfo:
     subsample: int
     source: str
     rotation: int = 0  # degrees the frames were turned by the container's tag
+    provider: str = "cpu"  # the ONNX Runtime execution provider that ran the model
 
 
 # -------------------------------------------------------------------------- pooling
@@ -275,6 +276,7 @@ def _model_block(run: RunInfo) -> dict[str, Any]:
         "sha256": run.model_sha256,
         "infer_size": _size_text(run.infer_size),
         "map_note": run.map_note,
+        "provider": run.provider,
     }
 
 

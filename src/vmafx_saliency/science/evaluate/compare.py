@@ -43,6 +43,7 @@ class CompareOptions:
     force: bool = False
     threads: int | None = None
     signed: bool = False
+    provider: str = "cpu"  # ONNX Runtime's execution provider, by short name
     progress: bool = False
     command: str = ""
     block: int = 16
@@ -185,7 +186,12 @@ def run_compare(options: CompareOptions) -> CompareResult:
     require("matplotlib", purpose="compare plots", extra="eval")
     if not options.videos:
         raise UsageError("give at least one video")
-    models = load_models(options.models, threads=_threads(options.threads), signed=options.signed)
+    models = load_models(
+        options.models,
+        threads=_threads(options.threads),
+        signed=options.signed,
+        provider=options.provider,
+    )
     a_model, b_model = models
     clips = []
     all_frames: list[int] = []

@@ -73,9 +73,10 @@ class EvalModel:
 
 
 def load_models(
-    specs: Sequence[ModelSpec], *, threads: int | None, signed: bool = False
+    specs: Sequence[ModelSpec], *, threads: int | None, signed: bool = False, provider: str = "cpu"
 ) -> list[EvalModel]:
-    """Every model through the loader gate; ids must be unique (they key the report)."""
+    """Every model through the loader gate, on ``provider``; ids must be unique (they key
+    the report)."""
     from vmafx_saliency.supply import loader
     from vmafx_saliency.supply.registry import Registry, Sidecar, sidecar_beside
 
@@ -95,14 +96,16 @@ def load_models(
                     f"FILE or put {spec.path.stem}.sidecar.json beside it"
                 )
             sidecar = Sidecar.load(sidecar_path)
-            loaded = loader.load_ad_hoc(spec.path, sidecar=sidecar, threads=threads)
+            loaded = loader.load_ad_hoc(
+                spec.path, sidecar=sidecar, threads=threads, provider=provider
+            )
             models.append(EvalModel(spec.path.stem, loaded, sidecar.preprocessing, "ad-hoc"))
         else:
             assert spec.model_id is not None
             registry = registry or Registry.load()
             entry = registry.get(spec.model_id)
             policy = loader.Policy.SIGNED if signed else loader.Policy.PINNED
-            loaded = loader.load_entry(entry, policy=policy, threads=threads)
+            loaded = loader.load_entry(entry, policy=policy, threads=threads, provider=provider)
             side = loaded.sidecar or entry.load_sidecar()
             models.append(EvalModel(entry.id, loaded, side.preprocessing, "registry"))
     ids = [m.id for m in models]

@@ -71,6 +71,7 @@ class EvalOptions:
     gt_threshold: int = GT_THRESHOLD
     grid: int = 4
     signed: bool = False
+    provider: str = "cpu"  # ONNX Runtime's execution provider, by short name
     progress: bool = False
     command: str = ""
 
@@ -89,7 +90,12 @@ def run_eval(options: EvalOptions) -> EvalResult:
     all_pairs = _checked_dataset(options)
     pairs = all_pairs[: options.limit] if options.limit is not None else all_pairs
     check_sizes(pairs)
-    models = load_models(options.models, threads=_threads(options.threads), signed=options.signed)
+    models = load_models(
+        options.models,
+        threads=_threads(options.threads),
+        signed=options.signed,
+        provider=options.provider,
+    )
     _check_protocol_fits(models, options.protocol)
 
     start = time.perf_counter()
