@@ -1,0 +1,105 @@
+"""INT8 recipes for the u2netp mirror, each measured against the fp32 mirror in one run.
+
+For each recipe named on the command line (all when none): calibrate on the
+first N MSRA-B images, quantise (QDQ, ``supply.quantize``), then measure with
+the quantize command's own budget code (``science.quantize.measure``) on the
+first 100 PASCAL-S pairs and 60 frames of foreman, and time a bare loop of
+both models on six pre-processed images, alternating, medians of three.
+Prints one JSON line per recipe. Needs the exported mirror (``make demo``).
+
+    .venv/bin/python benchmarks/mirror_int8_recipes.py "A minmax, 32 images"
+
+Entropy and percentile calibration hold every activation's histogram: with 64
+images on the mirror they need more than this machine's 23 GiB.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from vmafx_saliency.science import quantize as q
+from vmafx_saliency.science.evaluate.dataset import Pair, load_pair
+from vmafx_saliency.science.evaluate.protocols import deployment_input
+from vmafx_saliency.supply import contract, scan
+from vmafx_saliency.supply.quantize import QuantRecipe, quantize_qdq
+from vmafx_saliency.supply.registry import Sidecar, packaged_models
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+MIRROR = ROOT / "models" / "u2netp_mirror_v1.onnx"
+FIRST, LAST = "/net/stage1/rebnconvin/conv_s1/Conv", "/net/outconv/Conv"
+
+
+def recipes(sides: tuple[str, ...]) -> dict[str, tuple[QuantRecipe, int]]:
+    return {
+        "A minmax, 32 images": (QuantRecipe(), 32),
+        "B entropy, 64 images": (QuantRecipe(method="entropy"), 64),
+        "B8 entropy, 8 images": (QuantRecipe(method="entropy"), 8),
+        "C percentile 99.99, 64 images": (QuantRecipe(method="percentile", percentile=99.99), 64),
+        "C8 percentile 99.99, 8 images": (QuantRecipe(method="percentile", percentile=99.99), 8),
+        "D minmax, 64 images, first/side/last convs float": (
+            QuantRecipe(keep_float=(FIRST, LAST, *sides)),
+            64,
+        ),
+    }
+
+
+def main(argv: list[str]) -> int:
+    parent = MIRROR.read_bytes()
+    pre = Sidecar.load(packaged_models() / "u2netp_mirror_v1.sidecar.json").preprocessing
+    names = [n.name for n in onnx.load(str(MIRROR)).graph.node]
+    sides = tuple(n for n in names if "/side" in n and n.endswith("Conv"))
+    table = recipes(sides)
+    check = q.BudgetCheck(
+        dataset=DATA / "pascal-s",
+        clips=(DATA / "videos" / "foreman_cif.mp4",),
+        limit=100,
+        video_frames=60,
+        threads=2,
+    )
+    fp32 = contract.make_session(parent, source="fp32", threads=2)
+    for key in argv or list(table):
+        recipe, count = table[key]
+        started = time.time()
+        cal = q.CalibrationSet.from_folder(
+            DATA / "msra-b" / "images", count=count, exclude=DATA / "pascal-s"
+        )
+        data = quantize_qdq(parent, q.calibration_tensors(cal, pre), recipe=recipe)
+        int8 = contract.make_session(data, source="int8", threads=2)
+        report = q.measure(fp32, int8, pre, check)
+        images = [deployment_input(load_pair(Pair(p.stem, p, p)).image, pre) for p in cal.files[:6]]
+
+        def fps(session: Any, images: list[np.ndarray] = images) -> float:
+            run = session.run
+            run(None, {"input": images[0]})
+            start = time.perf_counter()
+            for tensor in images:
+                run(None, {"input": tensor})
+            return len(images) / (time.perf_counter() - start)
+
+        rounds = [(fps(fp32), fps(int8)) for _ in range(3)]
+        a, b = (statistics.median(r[i] for r in rounds) for i in (0, 1))
+        line = {
+            "recipe": key,
+            "scan_ok": scan.scan_bytes(data).allowed,
+            "figures": list(q.figures_table(report)),
+            "problems": report.problems(),
+            "fp32_fps": round(a, 2),
+            "int8_fps": round(b, 2),
+            "speedup": round(b / a, 2),
+            "seconds": round(time.time() - started),
+        }
+        print(json.dumps(line), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
