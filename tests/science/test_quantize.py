@@ -123,3 +123,14 @@ def test_quantize_the_student_within_its_budget_and_refuse_beyond(
     code, _, err = run(capsys, *common)
     assert code == 2 and "--force" in one_line_error(err, "quantize")
     assert out.read_bytes() == data
+
+
+def test_a_flat_candidate_does_not_pass_for_a_perfect_correlation() -> None:
+    varying = np.array([0.1, 0.2, 0.3, 0.25])
+    flat = np.full(4, 0.2)
+    assert q._pearson(varying, flat) == 0.0  # undefined r: the flat series fails
+    assert q._pearson(flat, flat.copy()) == 1.0
+    assert q._pearson(flat, flat + 0.1) == 0.0
+    assert q._pearson(varying, 2 * varying + 1) == pytest.approx(1.0)
+    noisy = varying + np.array([0.01, -0.02, 0.0, 0.015])
+    assert q._pearson(varying, noisy) == pytest.approx(np.corrcoef(varying, noisy)[0, 1])

@@ -20,7 +20,7 @@ and the figures.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,15 +114,28 @@ def calibration_tensors(
 
 
 def _clip_tensors(path: Path, pre: Preprocessing, *, frames: int) -> Iterator[np.ndarray]:
+    """``frames`` model inputs spread evenly over the clip."""
+    from vmafx_saliency.video.frames import open_video
+
+    with open_video(path) as source:
+        step = max(1, (source.info.frame_count or frames) // frames)
+    return _clip_inputs(path, pre, keep=lambda i: i % step == 0 and i // step < frames)
+
+
+def _clip_inputs(
+    path: Path, pre: Preprocessing, *, keep: Callable[[int], bool], stop: int | None = None
+) -> Iterator[np.ndarray]:
+    """The model inputs of the clip's frames that ``keep`` takes (by number), before ``stop``."""
     from vmafx_saliency.video.extract import preprocess, resolve_size
     from vmafx_saliency.video.frames import open_video
 
     with open_video(path) as source:
         info = source.info
         size = resolve_size(pre, None, (info.height, info.width))
-        step = max(1, (info.frame_count or frames) // frames)
         for frame in source:
-            if frame.index % step == 0 and frame.index // step < frames:
+            if stop is not None and frame.index >= stop:
+                break
+            if keep(frame.index):
                 yield preprocess(
                     frame.luma,
                     bit_depth=frame.bit_depth,
@@ -244,29 +257,20 @@ def _measure_images(
 def _measure_clip(
     parent: Any, candidate: Any, pre: Preprocessing, clip: Path, frames: int
 ) -> VideoFigures:
-    from vmafx_saliency.video.extract import preprocess, resolve_size
-    from vmafx_saliency.video.frames import open_video
-
     means: tuple[list[float], list[float]] = ([], [])
-    with open_video(clip) as source:
-        info = source.info
-        size = resolve_size(pre, None, (info.height, info.width))
-        for frame in source:
-            if frame.index >= frames:
-                break
-            tensor = preprocess(
-                frame.luma,
-                bit_depth=frame.bit_depth,
-                color_range=info.color_range,
-                pre=pre,
-                size=size,
-            )
-            for session, out in zip((parent, candidate), means, strict=True):
-                (saliency,) = session.run(["saliency_map"], {"input": tensor})
-                out.append(float(saliency.mean()))
+    for tensor in _clip_inputs(clip, pre, keep=lambda _: True, stop=frames):
+        for session, out in zip((parent, candidate), means, strict=True):
+            (saliency,) = session.run(["saliency_map"], {"input": tensor})
+            out.append(float(saliency.mean()))
     a, b = (np.asarray(m, dtype=np.float64) for m in means)
-    pearson = float(np.corrcoef(a, b)[0, 1]) if len(a) > 1 and a.std() > 0 and b.std() > 0 else 1.0
-    return VideoFigures(clip.name, len(a), pearson, float(np.abs(a - b).mean()))
+    return VideoFigures(clip.name, len(a), _pearson(a, b), float(np.abs(a - b).mean()))
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r; a flat series agrees only with an equal flat series (r is undefined)."""
+    if len(a) > 1 and a.std() > 0 and b.std() > 0:
+        return float(np.corrcoef(a, b)[0, 1])
+    return 1.0 if np.allclose(a, b, atol=1e-6) else 0.0
 
 
 # --- quantise, measure, keep or refuse ---------------------------------------------------

@@ -14,7 +14,9 @@ The ``onnx`` package is needed (``pip install 'vmafx-saliency[export]'``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -105,18 +107,20 @@ def quantize_qdq(
         source.write_bytes(data)
         # Shape inference and graph clean-up first, as ONNX Runtime recommends.
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared),
-            str(out),
-            reader,
-            quant_format=QuantFormat.QDQ,
-            per_channel=recipe.per_channel,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=methods[recipe.method],
-            nodes_to_exclude=list(recipe.keep_float),
-            extra_options={"CalibPercentile": recipe.percentile},
-        )
+        # ONNX Runtime's calibrators print their progress: keep it off our stdout.
+        with contextlib.redirect_stdout(sys.stderr):
+            quantize_static(
+                str(prepared),
+                str(out),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=recipe.per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=methods[recipe.method],
+                nodes_to_exclude=list(recipe.keep_float),
+                extra_options={"CalibPercentile": recipe.percentile},
+            )
         model = onnx.load_from_string(out.read_bytes())
     strip_unused_opsets(model)
     return bytes(model.SerializeToString())
