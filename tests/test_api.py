@@ -68,11 +68,12 @@ def test_extract_features_gives_the_numbers_extract_writes(
 def test_a_model_by_id_or_by_file_and_raw_yuv(videos_dir: Path) -> None:
     raw = RawVideo(width=320, height=192)
     default = extract_features(videos_dir / CISCO, raw=raw, threads=1)
-    by_id = extract_features(videos_dir / CISCO, raw=raw, model="saliency_student_v2")
+    by_id = extract_features(videos_dir / CISCO, raw=raw, model="saliency_student_v2_int8")
     by_file = extract_features(
-        str(videos_dir / CISCO), raw=raw, model=PACKAGED / "saliency_student_v2.onnx"
+        str(videos_dir / CISCO), raw=raw, model=PACKAGED / "saliency_student_v2_int8.onnx"
     )
-    assert default.run.model_id == by_id.run.model_id == "saliency_student_v2"
+    # The default is the INT8 student since its promotion (issue 38).
+    assert default.run.model_id == by_id.run.model_id == "saliency_student_v2_int8"
     assert by_file.run.model_id is None  # an ad-hoc file: same bytes, no registry entry
     assert by_file.run.model_sha256 == default.run.model_sha256
     assert len(default.frames) == 9
@@ -174,7 +175,7 @@ def test_infer_size_is_width_by_height_as_on_the_command_line(videos_dir: Path) 
 
 def test_the_supply_chain_from_the_package() -> None:
     loaded = load_model()
-    assert loaded.model_id == "saliency_student_v2"
+    assert loaded.model_id == "saliency_student_v2_int8"
     assert loaded.scan.allowed and loaded.sha256 == Registry.load().get(loaded.model_id).sha256
     (out,) = loaded.session.run(
         ["saliency_map"], {"input": np.zeros((1, 3, 64, 96), dtype=np.float32)}

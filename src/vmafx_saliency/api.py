@@ -13,7 +13,7 @@ What ``vmafx-saliency extract`` does, for pipelines that call it from Python::
         print(frame_num, saliency.shape, float(saliency.mean()))
 
 The model is the registry's ``mobilesal`` default (the shipped
-``saliency_student_v2``) unless ``model`` names a
+``saliency_student_v2_int8``) unless ``model`` names a
 registry id (a string) or an ONNX file (a path, with its ``.sidecar.json``
 beside it), and it is loaded through the loader's gate, as on the command line.
 Errors are :class:`~vmafx_saliency.errors.VmafxSaliencyError` subclasses whose
@@ -214,7 +214,7 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
         video: a file (mp4, mkv, ... through PyAV; ``.y4m``; raw ``.yuv`` with
             ``raw``) or ``"-"`` for standard input.
         model: ``None`` for the registry's ``mobilesal`` default (the shipped
-            ``saliency_student_v2``), a registry id such as
+            ``saliency_student_v2_int8``), a registry id such as
             ``"u2netp_mirror_v1"``, or an ONNX file (a ``Path``, or a string
             ending in ``.onnx``) with its ``<name>.sidecar.json`` beside it.
         frames: ``(start, end)``, ``end`` exclusive or ``None`` for the rest;
