@@ -96,8 +96,9 @@ def test_quantize_the_student_within_its_budget_and_refuse_beyond(
         "--dataset", pascal_s_dir, "--limit", "8",
         "--clip", videos_dir / "foreman_cif.mp4", "--clip-frames", "30", "--output", out,
     ]  # fmt: skip
-    # A budget no model can meet: refused, with its figures, and nothing written.
-    code, _, err = run(capsys, *common, "--min-pearson", "1.5")
+    # A budget no int8 model meets (a perfect correlation): refused, with its figures,
+    # and nothing written.
+    code, _, err = run(capsys, *common, "--min-pearson", "1.0")
     assert code == 2
     assert "is beyond its accuracy budget: foreman_cif.mp4: per-frame saliency_mean Pearson" in (
         one_line_error(err, "quantize")
@@ -134,3 +135,18 @@ def test_a_flat_candidate_does_not_pass_for_a_perfect_correlation() -> None:
     assert q._pearson(varying, 2 * varying + 1) == pytest.approx(1.0)
     noisy = varying + np.array([0.01, -0.02, 0.0, 0.015])
     assert q._pearson(varying, noisy) == pytest.approx(np.corrcoef(varying, noisy)[0, 1])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("max_f", -0.1, r"max F drop -0\.1: give a number from 0\.0 to 1\.0"),
+        ("s_measure", float("nan"), r"S-measure drop nan: give a number"),
+        ("min_pearson", 1.5, r"minimum Pearson 1\.5: give a number from -1\.0 to 1\.0"),
+    ],
+)
+def test_a_budget_out_of_range_is_refused(field: str, value: float, why: str) -> None:
+    from vmafx_saliency.errors import UsageError
+
+    with pytest.raises(UsageError, match=why):
+        q.AccuracyBudget(**{field: value})

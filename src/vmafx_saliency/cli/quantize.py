@@ -101,7 +101,13 @@ def register(sub: Subparsers) -> None:
     model.add_argument("--sidecar", metavar="JSON", help="its sidecar (default: beside it)")
     cal = p.add_argument_group("calibration (never the evaluation set)")
     cal.add_argument("--calibration", required=True, metavar="DIR", help="images and/or clips")
-    cal.add_argument("--calibration-count", type=positive_int, default=64, metavar="N")
+    cal.add_argument(
+        "--calibration-count",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="the first N files of --calibration (default: %(default)s)",
+    )
     cal.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
     cal.add_argument("--percentile", type=float, default=99.999, help="for --method percentile")
     cal.add_argument("--per-tensor", action="store_true", help="one scale a tensor, not a channel")
@@ -116,10 +122,26 @@ def register(sub: Subparsers) -> None:
     budget.add_argument("--no-dataset", action="store_true", help="measure on clips only")
     budget.add_argument("--limit", type=positive_int, metavar="N", help="the first N pairs only")
     budget.add_argument("--clip", nargs="+", metavar="VIDEO", help="clips for the Pearson check")
-    budget.add_argument("--clip-frames", type=positive_int, default=120, metavar="N")
-    budget.add_argument("--max-f-drop", type=float, default=0.01, metavar="D")
-    budget.add_argument("--s-drop", type=float, default=0.01, metavar="D")
-    budget.add_argument("--min-pearson", type=float, default=0.995, metavar="R")
+    budget.add_argument(
+        "--clip-frames",
+        type=positive_int,
+        default=120,
+        metavar="N",
+        help="the first N frames of each clip (default: %(default)s)",
+    )
+    budget.add_argument(
+        "--max-f-drop", type=float, default=0.01, metavar="D", help="default: %(default)s"
+    )
+    budget.add_argument(
+        "--s-drop", type=float, default=0.01, metavar="D", help="S-measure; default: %(default)s"
+    )
+    budget.add_argument(
+        "--min-pearson",
+        type=float,
+        default=0.995,
+        metavar="R",
+        help="per-frame saliency_mean Pearson on each clip (default: %(default)s)",
+    )
     p.add_argument("--output", required=True, metavar="ONNX")
     p.add_argument("--id", metavar="ID", help="the new model's id (default: the output's stem)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="inference threads")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from vmafx_saliency._util import sha256_bytes
-from vmafx_saliency.errors import QuantizeError
+from vmafx_saliency.errors import QuantizeError, UsageError
 from vmafx_saliency.supply.registry import Preprocessing, Sidecar
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
@@ -42,6 +42,15 @@ class AccuracyBudget:
     max_f: float = 0.01
     s_measure: float = 0.01
     min_pearson: float = 0.995
+
+    def __post_init__(self) -> None:
+        for name, value, low, high in (
+            ("max F drop", self.max_f, 0.0, 1.0),
+            ("S-measure drop", self.s_measure, 0.0, 1.0),
+            ("minimum Pearson", self.min_pearson, -1.0, 1.0),
+        ):
+            if not low <= value <= high:  # NaN fails too
+                raise UsageError(f"{name} {value}: give a number from {low} to {high}")
 
 
 @dataclass(frozen=True)
