@@ -150,3 +150,30 @@ def test_a_budget_out_of_range_is_refused(field: str, value: float, why: str) ->
 
     with pytest.raises(UsageError, match=why):
         q.AccuracyBudget(**{field: value})
+
+
+def test_refusals_come_before_any_work(tmp_path: Path, calibration: Path, capsys: Capture) -> None:
+    import os
+
+    from tests._jobs import write_tiny
+
+    model, sidecar = write_tiny(tmp_path / "m", beside=True)
+    base: list[str | Path] = ["quantize", "--model-path", model, "--calibration", calibration]
+    clip: list[str | Path] = ["--clip", tmp_path / "none.mp4"]
+    # The float model's own files are never outputs, even with --force.
+    code, _, err = run(capsys, *base, *clip, "--output", model, "--force")
+    assert code == 2 and "would overwrite the float model's tiny.onnx" in one_line_error(
+        err, "quantize"
+    )
+    for odd in ("-", "/dev/null", str(tmp_path / "x.json")):
+        code, _, err = run(capsys, *base, *clip, "--output", odd)
+        assert code == 2 and "name an .onnx file" in one_line_error(err, "quantize")
+    # No clip: the Pearson budget would be recorded unmeasured.
+    code, _, err = run(capsys, *base, "--no-dataset", "--output", tmp_path / "o.onnx")
+    assert code == 2 and "give at least one --clip" in one_line_error(err, "quantize")
+    # A pipe among the calibration files is refused, not waited on.
+    os.mkfifo(calibration / "zz.jpg")
+    code, _, err = run(capsys, *base, *clip, "--output", tmp_path / "o.onnx")
+    assert code == 2 and "zz.jpg" in one_line_error(err, "quantize")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cal", "m"]
+    assert sidecar.exists()

@@ -1108,3 +1108,21 @@ def test_a_scale_computed_at_run_time_is_refused() -> None:
     report = scan_bytes(model.SerializeToString())
     assert {v.kind for v in report.violations} == {"quantization-parameters"}
     assert "the scale of the (De)QuantizeLinear node" in report.violations[0].detail
+
+
+def test_a_constant_node_that_shadows_a_scale_is_refused() -> None:
+    # The review's model: ONNX Runtime runs the Constant's 100, not the checked 1.0.
+    model = _qdq_model()
+    node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear")
+    shadow = helper.make_node(
+        "Constant",
+        [],
+        [node.input[1]],
+        value=numpy_helper.from_array(np.array(100.0, np.float32)),
+    )
+    model.graph.node.insert(0, shadow)
+    report = scan_bytes(model.SerializeToString())
+    kinds = [v.kind for v in report.violations]
+    assert "duplicate-initializer" in kinds
+    detail = next(v.detail for v in report.violations if v.kind == "duplicate-initializer")
+    assert "the name of an initializer of its graph: ONNX Runtime runs the node's value" in detail

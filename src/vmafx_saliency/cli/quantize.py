@@ -20,7 +20,9 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     from vmafx_saliency.science import quantize as q
     from vmafx_saliency.supply.quantize import QuantRecipe
 
-    parent_id, data, sidecar = _parent(args)
+    output = Path(args.output)
+    parent_id, data, sidecar, parent_files = _parent(args)
+    _check_outputs(output, parent_files, force=args.force)
     dataset = None if args.no_dataset else Path(args.dataset)
     calibration = q.CalibrationSet.from_folder(
         Path(args.calibration), count=args.calibration_count, exclude=dataset
@@ -41,7 +43,6 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         ),
         threads=args.threads,
     )
-    output = Path(args.output)
     quantized = q.quantize_model(
         data,
         parent_id=parent_id,
@@ -58,7 +59,29 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parent(args: argparse.Namespace) -> tuple[str, bytes, Sidecar]:
+def _check_outputs(output: Path, parent_files: tuple[Path, ...], *, force: bool) -> None:
+    """Before any work: an .onnx file path, never the parent's files, not clobbered."""
+    from vmafx_saliency._util import check_can_write
+
+    if output.suffix != ".onnx" or output.name.startswith("-"):
+        raise UsageError(
+            f"--output {output}: name an .onnx file (its sidecar and manifest go beside it)"
+        )
+    written = (
+        output,
+        output.with_name(f"{output.stem}.sidecar.json"),
+        output.with_name(f"{output.name}.manifest.json"),
+    )
+    for path in written:
+        if any(path.resolve() == p.resolve() for p in parent_files):
+            raise UsageError(
+                f"--output {output} would overwrite the float model's {path.name}: "
+                "choose another path"
+            )
+        check_can_write(path, force=force)
+
+
+def _parent(args: argparse.Namespace) -> tuple[str, bytes, Sidecar, tuple[Path, ...]]:
     """The float parent through the loader's gate: its id, its bytes, its sidecar."""
     from vmafx_saliency.supply import loader
     from vmafx_saliency.supply.registry import Registry, Sidecar, sidecar_beside
@@ -72,7 +95,7 @@ def _parent(args: argparse.Namespace) -> tuple[str, bytes, Sidecar]:
         if loaded.sha256 != sha256_bytes(data):
             raise UsageError(f"{loaded.path} changed while it was read: run the command again")
         assert loaded.sidecar is not None
-        return entry.id, data, loaded.sidecar
+        return entry.id, data, loaded.sidecar, (entry.onnx, entry.sidecar)
     path = Path(args.model_path)
     side = Path(args.sidecar) if args.sidecar else sidecar_beside(path)
     if side is None:
@@ -80,7 +103,7 @@ def _parent(args: argparse.Namespace) -> tuple[str, bytes, Sidecar]:
     sidecar = Sidecar.load(side)
     loader.load_ad_hoc(path, sidecar=sidecar)
     _, data = loader.read_model_bytes(path)
-    return sidecar.model_id, data, sidecar
+    return sidecar.model_id, data, sidecar, (path, side)
 
 
 def register(sub: Subparsers) -> None:

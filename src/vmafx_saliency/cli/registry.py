@@ -114,15 +114,16 @@ def _cmd_registry_add(args: argparse.Namespace) -> int:
         verification=_verification_from(args),
         release_asset=args.release_asset,
         manifest=manifest,
-        quantization=_quantization_from(args.quantization_manifest),
+        quantization=_quantization_from(args.quantization_manifest, Path(args.model)),
         force=args.force,
     )
     print(f"registered {entry.id} ({entry.status}) in {entry.registry}")
     return 0
 
 
-def _quantization_from(manifest: str | None) -> Any:
-    """The registry's quantisation fields from a 'vmafx-saliency quantize' manifest."""
+def _quantization_from(manifest: str | None, model: Path) -> Any:
+    """The registry's quantisation fields from the 'vmafx-saliency quantize' manifest of
+    ``model``: its own, and kept within its budget."""
     if manifest is None:
         return None
     from vmafx_saliency._util import json_loads, read_capped
@@ -134,6 +135,7 @@ def _quantization_from(manifest: str | None) -> Any:
     )
     try:
         doc = json_loads(raw)
+        _check_quantization_manifest(doc, Path(manifest), model)
         return Quantization(
             quant_mode=str(doc["quant_mode"]),
             parent_id=str(doc["parent"]["id"]),
@@ -141,11 +143,28 @@ def _quantization_from(manifest: str | None) -> Any:
             quant_calibration_set=str(doc["calibration"]["sha256"]),
             quant_accuracy_budget_plcc=float(doc["accuracy"]["budget"]["min_pearson"]),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RegistryError(
             f"{manifest}: not a manifest of 'vmafx-saliency quantize' ({exc!r}): pass the "
             "<model>.onnx.manifest.json it wrote"
         ) from exc
+
+
+def _check_quantization_manifest(doc: Any, manifest: Path, model: Path) -> None:
+    from vmafx_saliency._util import sha256_file
+    from vmafx_saliency.errors import RegistryError
+
+    if doc.get("schema") != "vmafx-saliency/quantization/v1":
+        raise RegistryError(
+            f"{manifest}: schema {doc.get('schema')!r} is not a quantize manifest's"
+        )
+    if doc["output"]["sha256"] != sha256_file(model):
+        raise RegistryError(
+            f"{manifest} describes a model with sha256 {doc['output']['sha256']}, not {model}: "
+            "pass the manifest written beside this model"
+        )
+    if doc["accuracy"]["within_budget"] is not True:
+        raise RegistryError(f"{manifest}: the model is not within its accuracy budget")
 
 
 def _cmd_registry_promote(args: argparse.Namespace) -> int:

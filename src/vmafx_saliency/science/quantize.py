@@ -31,6 +31,8 @@ from vmafx_saliency._util import sha256_bytes
 from vmafx_saliency.errors import QuantizeError, UsageError
 from vmafx_saliency.supply.registry import Preprocessing, Sidecar
 
+# An image or a clip for calibration; far above any in ../shared.
+_MAX_FILE_BYTES = 512 << 20
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 CLIP_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".webm", ".y4m", ".ts"})
 
@@ -81,7 +83,7 @@ class CalibrationSet:
                 f"calibration folder {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
                 "or clips: pass a folder of frames like the ones the model will see"
             )
-        digests = {p: sha256_bytes(p.read_bytes()) for p in files}
+        digests = {p: sha256_bytes(_read(p)) for p in files}
         if exclude is not None:
             _refuse_overlap(folder, digests, Path(exclude))
         lines = "".join(f"{p.relative_to(folder)}\0{digests[p]}\n" for p in files)
@@ -89,6 +91,13 @@ class CalibrationSet:
 
     def to_json(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "files": len(self.files), "sha256": self.digest}
+
+
+def _read(path: Path) -> bytes:
+    """A calibration or evaluation file: a plain file, capped (never a pipe or a device)."""
+    from vmafx_saliency._util import read_capped
+
+    return read_capped(path, cap=_MAX_FILE_BYTES, what="calibration file", error=QuantizeError)
 
 
 def _refuse_overlap(folder: Path, digests: dict[Path, str], evaluation: Path) -> None:
@@ -99,7 +108,7 @@ def _refuse_overlap(folder: Path, digests: dict[Path, str], evaluation: Path) ->
             f"calibration folder {folder} lies in the evaluation set {evaluation}: calibrate "
             "on other frames (MSRA-B, your own clips)"
         )
-    held_out = {sha256_bytes(p.read_bytes()) for p in evaluation.rglob("*") if p.is_file()}
+    held_out = {sha256_bytes(_read(p)) for p in evaluation.rglob("*") if p.is_file()}
     shared = [p.name for p, d in digests.items() if d in held_out]
     if shared:
         raise QuantizeError(
@@ -302,6 +311,12 @@ def quantize_model(
     check: BudgetCheck,
 ) -> Quantized:
     """Quantise ``parent`` and keep it only within ``check.budget`` (else QuantizeError)."""
+    if not check.clips:
+        # The registry records the Pearson budget: it must have been measured.
+        raise UsageError(
+            "no clip to measure the per-frame Pearson on: give at least one --clip "
+            "(the budget is measured, never assumed)"
+        )
     from vmafx_saliency.supply import contract, scan
     from vmafx_saliency.supply.quantize import quantize_qdq
 

@@ -92,7 +92,7 @@ _OPSET_DOMAIN = 1
 _TRAINING_INITIALIZATION, _TRAINING_ALGORITHM = 1, 2
 _FUNCTION_NODE, _FUNCTION_OPSET_IMPORT, _FUNCTION_ATTRIBUTE_PROTO = 7, 9, 11
 _GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_SPARSE_INITIALIZER = 1, 5, 15
-_NODE_INPUT, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = 1, 4, 5, 7
+_NODE_INPUT, _NODE_OUTPUT, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = 1, 2, 4, 5, 7
 _ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
 _ATTR_SPARSE_TENSOR, _ATTR_SPARSE_TENSORS = 22, 23
 _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
@@ -126,7 +126,8 @@ KINDS: dict[str, str] = {
     "custom-domain": "a node or an opset import names an op domain other than the ONNX default",
     "external-data": "a tensor keeps its data in a file outside the model",
     "sparse-tensor": "a sparse tensor, which ONNX Runtime expands to its full dense size at load",
-    "duplicate-initializer": "two initializers of one graph share a name; readers disagree",
+    "duplicate-initializer": "two initializers of one graph share a name, or a node's output "
+    "takes an initializer's name; readers disagree on which value runs",
     "empty-subgraph": "a subgraph without nodes: a Loop over it cannot be stopped",
     "nesting-too-deep": f"subgraphs nested deeper than {MAX_NESTING} levels",
     "too-many-loops": f"more than {MAX_LOOPS} Loop nodes",
@@ -351,6 +352,9 @@ class _Walker:
         # The (De)QuantizeLinear parameters of the graph being walked, checked at
         # its end against its initializers: (node offset, role, name digest, types).
         self.qdq: list[list[tuple[int, str, bytes, frozenset[int]]]] = []
+        # The initializer names (digests) of each graph being walked, read before its
+        # nodes: a node output of the same name would replace the value checked.
+        self.initializers: list[frozenset[bytes]] = []
 
     def flag(self, kind: str, detail: str, offset: int | None) -> None:
         if len(self.violations) < MAX_VIOLATIONS:
@@ -432,6 +436,7 @@ class _Walker:
 
     def function(self, start: int, end: int) -> None:
         self.qdq.append([])  # a function has no initializers: its Q/DQ parameters fail
+        self.initializers.append(frozenset())
         for f in _fields(self.data, start, end):
             if f.number == _FUNCTION_NODE:
                 _expect(f, _LEN, "FunctionProto.node")
@@ -443,11 +448,13 @@ class _Walker:
                 _expect(f, _LEN, "FunctionProto.attribute_proto")
                 self.attribute(f.a, f.b, 0)
         self.check_qdq({})
+        self.initializers.pop()
 
     def graph(self, start: int, end: int, depth: int) -> None:
         names: dict[bytes, int] = {}  # initializer name digest -> data type
         nodes = initializers = 0
         self.qdq.append([])
+        self.initializers.append(self.initializer_names(start, end))
         for f in _fields(self.data, start, end):
             if f.number == _GRAPH_NODE:
                 _expect(f, _LEN, "GraphProto.node")
@@ -473,6 +480,7 @@ class _Walker:
                 _expect(f, _LEN, "GraphProto.sparse_initializer")
                 self.sparse_tensor(f.a, f.b)
         self.check_qdq(names)
+        self.initializers.pop()
         if depth > 0 and nodes == 0:
             # ONNX Runtime checks RunOptions.terminate between nodes only: a Loop over
             # an empty body could not be stopped by the contract probe's time limit.
@@ -513,6 +521,8 @@ class _Walker:
         for f in _fields(self.data, start, end):
             if f.number == _NODE_ATTRIBUTE:
                 self.attribute(f.a, f.b, depth)
+            elif f.number == _NODE_OUTPUT and f.wire_type == _LEN:
+                self.check_output(start, f)
             elif f.number == _NODE_INPUT and qdq:
                 _expect(f, _LEN, "NodeProto.input")
                 self.note_qdq_input(start, op, index, f)
@@ -521,6 +531,29 @@ class _Walker:
             self.flag(
                 "quantization-parameters",
                 f"{op} at byte {start} has no scale input: re-export the quantised model",
+                start,
+            )
+
+    def initializer_names(self, start: int, end: int) -> frozenset[bytes]:
+        """The name digests of a graph's initializers (bounded by MAX_INITIALIZERS)."""
+        found: set[bytes] = set()
+        for f in _fields(self.data, start, end):
+            if f.number == _GRAPH_INITIALIZER and f.wire_type == _LEN:
+                if len(found) >= MAX_INITIALIZERS:
+                    break  # the walk itself stops there with too-many-initializers
+                for g in _fields(self.data, f.a, f.b):
+                    if g.number == _TENSOR_NAME and g.wire_type == _LEN:
+                        found.add(hashlib.sha256(memoryview(self.data)[g.a : g.b]).digest())
+        return frozenset(found)
+
+    def check_output(self, start: int, f: _Field) -> None:
+        digest = hashlib.sha256(memoryview(self.data)[f.a : f.b]).digest()
+        if digest in self.initializers[-1]:
+            self.flag(
+                "duplicate-initializer",
+                f"the node at byte {start} writes {_show(self.slice(f))!r}, the name of an "
+                "initializer of its graph: ONNX Runtime runs the node's value, not the one "
+                "checked; re-export the model with distinct names",
                 start,
             )
 

@@ -94,10 +94,12 @@ def test_registry_add_reads_the_quantize_manifest(tmp_path: Path, capsys: Captur
     manifest.write_text(
         json.dumps(
             {
+                "schema": "vmafx-saliency/quantization/v1",
                 "quant_mode": "static",
                 "parent": {"id": "parent", "sha256": parent.sha256},
+                "output": {"sha256": sha256_bytes((inputs / "model.onnx").read_bytes())},
                 "calibration": {"sha256": "d" * 64},
-                "accuracy": {"budget": {"min_pearson": 0.99}},
+                "accuracy": {"budget": {"min_pearson": 0.99}, "within_budget": True},
             }
         )
     )
@@ -111,9 +113,21 @@ def test_registry_add_reads_the_quantize_manifest(tmp_path: Path, capsys: Captur
     manifest_bad = tmp_path / "bad.json"
     manifest_bad.write_text("{}")
     code, _, err = run(capsys, *common, "--quantization-manifest", manifest_bad)
-    assert code == 2 and "not a manifest of 'vmafx-saliency quantize'" in one_line_error(
+    assert code == 2 and "schema None is not a quantize manifest's" in one_line_error(
         err, "registry"
     )
+    # Another model's manifest, or one beyond its budget, is refused.
+    other = json.loads(manifest.read_text())
+    other["output"]["sha256"] = "e" * 64
+    wrong = tmp_path / "other.json"
+    wrong.write_text(json.dumps(other))
+    code, _, err = run(capsys, *common, "--quantization-manifest", wrong)
+    assert code == 2 and "describes a model with sha256 eeee" in one_line_error(err, "registry")
+    other["output"]["sha256"] = sha256_bytes((inputs / "model.onnx").read_bytes())
+    other["accuracy"]["within_budget"] = False
+    wrong.write_text(json.dumps(other))
+    code, _, err = run(capsys, *common, "--quantization-manifest", wrong)
+    assert code == 2 and "not within its accuracy budget" in one_line_error(err, "registry")
     code, out, _ = run(capsys, *common, "--quantization-manifest", manifest)
     assert code == 0, out
     variant = reg.Registry.load().get("variant")
