@@ -79,3 +79,10 @@ def test_no_calibration_input_is_refused() -> None:
 def test_a_bad_recipe_is_refused(recipe: dict[str, object], why: str) -> None:
     with pytest.raises(UsageError, match=why):
         QuantRecipe(**recipe)  # type: ignore[arg-type]
+
+
+def test_an_unknown_node_to_keep_in_float_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"--keep-float 'no_such_node': no node of that name"):
+        quantize_qdq(
+            conv_sigmoid_model(), _inputs(), recipe=QuantRecipe(keep_float=("no_such_node",))
+        )

@@ -87,6 +87,7 @@ def quantize_qdq(
         "percentile": CalibrationMethod.Percentile,
     }
 
+    _check_keep_float(onnx.load_from_string(data), recipe.keep_float)
     tensors = iter(inputs)
     first = next(tensors, None)
     if first is None:
@@ -124,6 +125,18 @@ def quantize_qdq(
         model = onnx.load_from_string(out.read_bytes())
     strip_unused_opsets(model)
     return bytes(model.SerializeToString())
+
+
+def _check_keep_float(model: Any, names: tuple[str, ...]) -> None:
+    """A node to keep in float must exist: a typo would quietly quantise it."""
+    known = {node.name for node in model.graph.node}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UsageError(
+            f"--keep-float {', '.join(map(repr, unknown[:3]))}: no node of that name in the "
+            "model (node names, as in 'python -c \"import onnx; print([n.name for n in "
+            "onnx.load(MODEL).graph.node])\"')"
+        )
 
 
 def strip_unused_opsets(model: Any) -> None:
