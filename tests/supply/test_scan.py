@@ -740,9 +740,11 @@ def test_structural_error_comes_after_policy_violations() -> None:
 
 
 def test_every_kind_the_scanner_reports_is_documented() -> None:
-    # The kinds named in the scanner's code, read from its source, are KINDS' keys.
+    # The kinds named in the scanner's code (scan.py after KINDS, and its wire-format
+    # reader), read from their source, are KINDS' keys.
     source = Path(onnxscan.__file__).read_text(encoding="utf-8")
     body = source.split("KINDS: dict[str, str] = {", 1)[1].split("\n}\n", 1)[1]
+    body += Path(onnxscan.__file__).with_name("scan_wire.py").read_text(encoding="utf-8")
     reported = set(re.findall(r'"([a-z]+(?:-[a-z]+)+)",?\s', body))
     assert reported == set(onnxscan.KINDS)
     assert len(reported) >= 15
