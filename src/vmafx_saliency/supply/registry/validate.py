@@ -255,11 +255,10 @@ def _bundle_mismatch(bundle: Path, sha256: str, sidecar_sha256: str | None) -> s
     Only what the bundle claims is read (no keys needed); the loader verifies it.
     With a pinned sidecar the bundle must sign that sidecar with the model.
     """
-    from vmafx_saliency.supply.signing import signed_sha256, signed_sidecar_sha256
+    from vmafx_saliency.supply.signing import signed_digests
 
     try:
-        signed = signed_sha256(bundle)
-        signed_sidecar = signed_sidecar_sha256(bundle)
+        signed, signed_sidecar = signed_digests(bundle)  # one read of the bundle
     except SignatureError as exc:
         return str(exc)
     if signed != sha256:

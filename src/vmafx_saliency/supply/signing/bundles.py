@@ -105,14 +105,26 @@ def _model_file(model: Path, *, doing: str) -> Path:
 # --- reading and parsing a bundle -------------------------------------------
 
 
-def signed_sha256(bundle: Path) -> str:
-    """The model digest a bundle *claims* to sign, read without verifying anything.
+def signed_digests(bundle: Path) -> tuple[str, str | None]:
+    """The (model, sidecar) digests a bundle *claims* to sign, read without verifying
+    anything; the sidecar's is None for a model signed alone.
 
-    For consistency checks (a registry entry's bundle against its pin) that need
+    For consistency checks (a registry entry's bundle against its pins) that need
     no keys and no ``sign`` extra; trust comes only from :func:`verify_model`.
     """
     bundle = Path(bundle)
-    return _parse_bundle(bundle, _read_bundle(bundle, bundle)).sha256
+    parsed = _parse_bundle(bundle, _read_bundle(bundle, bundle))
+    return parsed.sha256, parsed.sidecar_sha256
+
+
+def signed_sha256(bundle: Path) -> str:
+    """The model digest a bundle *claims* to sign (see :func:`signed_digests`)."""
+    return signed_digests(bundle)[0]
+
+
+def signed_sidecar_sha256(bundle: Path) -> str | None:
+    """The sidecar digest a bundle *claims* to sign with its model; None for a model alone."""
+    return signed_digests(bundle)[1]
 
 
 def signed_names(bundle: Path) -> frozenset[str]:
@@ -123,12 +135,6 @@ def signed_names(bundle: Path) -> frozenset[str]:
     """
     bundle = Path(bundle)
     return frozenset(dict(_parse_bundle(bundle, _read_bundle(bundle, bundle), folder=True).files))
-
-
-def signed_sidecar_sha256(bundle: Path) -> str | None:
-    """The sidecar digest a bundle *claims* to sign with its model; None for a model alone."""
-    bundle = Path(bundle)
-    return _parse_bundle(bundle, _read_bundle(bundle, bundle)).sidecar_sha256
 
 
 def _read_bundle(model: Path, bundle: Path) -> bytes:
