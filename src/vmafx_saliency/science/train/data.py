@@ -165,12 +165,11 @@ def luma_plane(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     These are the first steps of :func:`extract.preprocess` (8-bit, full range);
     :func:`deployment_input` does the rest on a batch.
     """
-    from vmafx_saliency.video.extract import luma_to_unit
-    from vmafx_saliency.video.resize import resize_plane
+    from vmafx_saliency.video.extract import luma_to_unit, resize_luma
 
     luma = bt601_luma(rgb)
-    if luma.shape != size:  # same order as extract.preprocess: resize, then range
-        luma = resize_plane(luma.astype(np.float32), size)
+    if luma.shape != size:  # same order and resize as extract.preprocess: resize, then range
+        luma = resize_luma(luma, size, bit_depth=8)
     plane = luma_to_unit(luma, bit_depth=8, limited=False)
     return np.ascontiguousarray(plane, dtype=np.float32)
 

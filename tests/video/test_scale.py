@@ -1,0 +1,155 @@
+"""swscale's luma scaling against the numpy resize, the second implementation.
+
+``resize_plane`` is itself checked against PIL (test_resize.py). swscale runs
+the same triangle filter in fixed point: inside the outer two rows and
+columns the two agree within a small fraction of a code value; on those
+lines swscale's edge handling differs (it keeps the taps inside the plane).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vmafx_saliency.supply.registry import Preprocessing
+from vmafx_saliency.video.extract import preprocess
+from vmafx_saliency.video.resize import resize_plane
+from vmafx_saliency.video.scale import can_scale, scale_luma
+
+INSIDE = 0.12  # code values, inside the two outer lines (measured up to 0.105, CIF upscaled)
+EDGE = 12.0  # code values on the outer lines (measured up to 9.8, 4K to 320x320)
+SIZES = {
+    "720p to 320x320": ((720, 1280), (320, 320)),
+    "CIF to 320x320 (height grows)": ((288, 352), (320, 320)),
+    "1080p to 320x320": ((1080, 1920), (320, 320)),
+    "2160p to 320x320": ((2160, 3840), (320, 320)),
+    "160x96 up to 320x320": ((96, 160), (320, 320)),
+    "VGA to 320x333": ((480, 640), (333, 320)),
+}
+
+
+def _smooth_plane(shape: tuple[int, int], seed: int) -> np.ndarray:
+    """A picture-like 8-bit plane: random blobs a few pixels wide, full 0..255 range."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((shape[0] // 8 + 2, shape[1] // 8 + 2))
+    plane = resize_plane(coarse.astype(np.float32), shape)
+    plane = (plane - plane.min()) / (plane.max() - plane.min()) * 255.0
+    out: np.ndarray = np.rint(plane).astype(np.uint8)
+    return out
+
+
+def _compare(ours: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    diff = np.abs(ours.astype(np.float64) - reference)
+    return float(diff[2:-2, 2:-2].max()), float(diff.max())
+
+
+@pytest.mark.parametrize(("in_size", "out_size"), list(SIZES.values()), ids=list(SIZES))
+def test_agrees_with_the_numpy_resize(in_size: tuple[int, int], out_size: tuple[int, int]) -> None:
+    plane = _smooth_plane(in_size, seed=3)
+    ours = scale_luma(plane, out_size, bit_depth=8)
+    assert ours.shape == out_size
+    assert ours.dtype == np.float32
+    inside, anywhere = _compare(ours, resize_plane(plane, out_size))
+    assert inside <= INSIDE
+    assert anywhere <= EDGE
+
+
+def test_agrees_with_the_numpy_resize_on_real_hd_frames(videos_dir: Path) -> None:
+    from vmafx_saliency.video.frames import open_video, select_frames
+
+    with open_video(videos_dir / "bigbuckbunny_720p.mp4") as source:
+        lumas = [frame.luma for frame in select_frames(source, end=6)]
+    for luma in lumas:
+        inside, anywhere = _compare(
+            scale_luma(luma, (320, 320), bit_depth=8), resize_plane(luma, (320, 320))
+        )
+        assert inside <= INSIDE
+        assert anywhere <= EDGE
+
+
+@pytest.mark.parametrize("value", [0, 1, 16, 128, 235, 255])
+def test_a_flat_plane_keeps_its_value_exactly(value: int) -> None:
+    # No range conversion: limited-range black (16) and white (235) stay where they are.
+    plane = np.full((72, 128), value, np.uint8)
+    np.testing.assert_array_equal(scale_luma(plane, (40, 40), bit_depth=8), float(value))
+    np.testing.assert_array_equal(
+        scale_luma(plane.astype(np.uint16) << 2, (40, 40), bit_depth=10), float(value * 4)
+    )
+
+
+def test_ten_bit_samples_scale_to_four_times_the_eight_bit_values() -> None:
+    # 16-bit output: 8-bit samples shifted by 8, 10-bit by 6, so the same picture
+    # stored either way gives the same values, not two different roundings.
+    plane = _smooth_plane((288, 352), seed=5)
+    eight = scale_luma(plane, (320, 320), bit_depth=8)
+    ten = scale_luma(plane.astype(np.uint16) << 2, (320, 320), bit_depth=10)
+    np.testing.assert_array_equal(ten, eight * 4)
+
+
+def test_keeps_a_fraction_of_a_code_value() -> None:
+    # Two columns 0 and 1 averaged: 8-bit output would round each sample to 0 or 1.
+    plane = np.tile(np.array([[0, 1]], np.uint8), (8, 8))
+    out = scale_luma(plane, (8, 8), bit_depth=8)
+    np.testing.assert_allclose(out[2:-2, 2:-2], 0.5, atol=1 / 128)
+
+
+def test_threads_scale_side_by_side_as_one_thread_does() -> None:
+    planes = [_smooth_plane((720, 1280), seed=s) for s in range(4)]
+    alone = [scale_luma(p, (320, 320), bit_depth=8) for p in planes]
+    results: dict[int, list[np.ndarray]] = {}
+
+    def work(worker: int) -> None:
+        results[worker] = [scale_luma(p, (320, 320), bit_depth=8) for p in planes * 3]
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for outs in results.values():
+        for index, out in enumerate(outs):
+            np.testing.assert_array_equal(out, alone[index % len(planes)])
+
+
+@pytest.mark.parametrize(
+    ("plane", "bits", "why"),
+    [
+        (np.zeros((4, 4), np.float32), 8, "float32"),
+        (np.zeros((4, 4), np.uint16), 8, "uint16"),
+        (np.zeros((4, 4), np.uint16), 12, "12 bits"),
+        (np.zeros((2, 4, 4), np.uint8), 8, r"\(2, 4, 4\)"),
+    ],
+)
+def test_refuses_what_is_not_a_raw_plane(plane: np.ndarray, bits: int, why: str) -> None:
+    assert not can_scale(plane, bits)
+    with pytest.raises(ValueError, match=f"scale_luma takes a 2-D plane.*{why}"):
+        scale_luma(plane, (8, 8), bit_depth=bits)
+
+
+PRE = Preprocessing(
+    inference_size=(320, 320),
+    colour_mode="luma_tile",
+    luma_range="auto",
+    scaling="unit_range",
+    mean=(0.5, 0.5, 0.5),
+    std=(0.25, 0.25, 0.25),
+)
+
+
+def test_preprocess_scales_raw_samples_with_swscale_and_floats_with_numpy() -> None:
+    plane = _smooth_plane((720, 1280), seed=9)
+    raw = preprocess(plane, bit_depth=8, color_range=None, pre=PRE, size=(320, 320))
+    floats = preprocess(
+        plane.astype(np.float32), bit_depth=8, color_range=None, pre=PRE, size=(320, 320)
+    )
+    # Limited range: one code value is 1/219 of the unit, 4 model-input units after std 0.25.
+    unit = 1.0 / 219.0 / 0.25
+    expected = scale_luma(plane, (320, 320), bit_depth=8)
+    direct = np.clip((expected - 16.0) / 219.0, 0.0, 1.0)
+    np.testing.assert_allclose(raw[0, 0], (direct - 0.5) / 0.25, rtol=0, atol=1e-5)
+    inside, anywhere = _compare(raw[0, 1] / unit, floats[0, 1] / unit)
+    assert inside <= INSIDE
+    assert anywhere <= EDGE
