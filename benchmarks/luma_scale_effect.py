@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vmafx_saliency.video.extract import preprocess, resolve_size
-from vmafx_saliency.video.frames import open_video, select_frames
+from vmafx_saliency.video.frames import select_frames
 from vmafx_saliency.video.job import ModelChoice, VideoInput, load_model
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
@@ -59,7 +59,11 @@ def compare(model_id: str, video: VideoInput, frames: int) -> dict[str, float]:
         for frame in select_frames(source, end=frames):
             for luma, into in ((frame.luma, ours), (frame.luma.astype(np.float32), before)):
                 tensor = preprocess(
-                    luma, bit_depth=frame.bit_depth, color_range=info.color_range, pre=pre, size=size
+                    luma,
+                    bit_depth=frame.bit_depth,
+                    color_range=info.color_range,
+                    pre=pre,
+                    size=size,
                 )
                 into.append(_features(loaded.session, tensor))
     now, then = np.asarray(ours), np.asarray(before)
