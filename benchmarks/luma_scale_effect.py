@@ -52,7 +52,8 @@ def _clip(name: str, geometry: tuple[int, int] | None) -> VideoInput:
 
 def compare(model_id: str, video: VideoInput, frames: int) -> dict[str, float]:
     loaded, pre = load_model(ModelChoice(model_id=model_id), threads=2)
-    ours, before = [], []
+    ours: list[tuple[float, float]] = []
+    before: list[tuple[float, float]] = []
     with video.open() as source:
         info = source.info
         size = resolve_size(pre, None, (info.height, info.width))
