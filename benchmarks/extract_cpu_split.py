@@ -10,7 +10,9 @@ the hand-overs between threads, Python), over the frame loop only
 (``extract.extract``: not the model's loading checks). Then it times the same
 inference alone: two threads running a single-threaded session on
 pre-computed tensors (the bare loop of ``extract_throughput.py``'s parallel
-plan).
+plan), and the extractor's reader alone (decoding, the luma plane copied
+out): since every frame is decoded on the same cores, inference / (inference
++ decoding) is the most of the bare loop any split of the cores can keep.
 
     .venv/bin/python benchmarks/extract_cpu_split.py \\
         --model-path src/vmafx_saliency/models/saliency_student_v2.onnx
@@ -131,6 +133,19 @@ def bare_inference_ms(model: Path, threads: int, runs: int = 200) -> float:
         return 1e3 * statistics.median(pool.map(one, range(runs)))
 
 
+def decoding_ms(clip: Path, frames: int, runs: int = 3) -> float:
+    """Median process CPU a frame of the extractor's reader alone (decode, luma copied out)."""
+    from vmafx_saliency.video.frames import open_video, select_frames
+
+    each = []
+    for _ in range(runs):
+        before = _process_cpu()
+        with open_video(clip) as source:
+            n = sum(1 for _ in select_frames(source, end=frames))
+        each.append(1e3 * (_process_cpu() - before) / n)
+    return statistics.median(each)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -158,6 +173,13 @@ def main() -> int:
     print(f"  frame loop {statistics.median(fps):.1f} frames/s")
     alone = bare_inference_ms(args.model_path, args.threads)
     print(f"one inference alone (bare, {args.threads} at once): {alone:.2f} ms of CPU")
+    decode = decoding_ms(args.clip, args.frames)
+    print(f"decoding alone (the extractor's reader): {decode:.2f} ms of CPU a frame")
+    # Every frame must be decoded on the same cores: no split of them beats this.
+    print(
+        f"ceiling of (extractor / bare loop) while decoding on the same cores: "
+        f"{alone:.2f} / ({alone:.2f} + {decode:.2f}) = {alone / (alone + decode):.3f}"
+    )
     return 0
 
 
