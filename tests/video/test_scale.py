@@ -17,7 +17,7 @@ import pytest
 from vmafx_saliency.supply.registry import Preprocessing
 from vmafx_saliency.video.extract import preprocess
 from vmafx_saliency.video.resize import resize_plane
-from vmafx_saliency.video.scale import can_scale, scale_luma
+from vmafx_saliency.video.scale import can_scale, resize_luma, scale_luma, scale_picture
 
 INSIDE = 0.12  # code values, inside the two outer lines (measured up to 0.105, CIF upscaled)
 EDGE = 12.0  # code values on the outer lines (measured up to 9.8, 4K to 320x320)
@@ -153,3 +153,44 @@ def test_preprocess_scales_raw_samples_with_swscale_and_floats_with_numpy() -> N
     inside, anywhere = _compare(raw[0, 1] / unit, floats[0, 1] / unit)
     assert inside <= INSIDE
     assert anywhere <= EDGE
+
+
+def _picture(fmt: str, luma: np.ndarray) -> object:
+    """A PyAV frame of ``fmt`` whose plane 0 holds ``luma`` (rows padded as FFmpeg pads them)."""
+    import av
+
+    height, width = luma.shape
+    frame = av.VideoFrame(width, height, fmt)
+    plane = frame.planes[0]
+    rows = np.frombuffer(memoryview(plane), dtype=luma.dtype).reshape(
+        height, plane.line_size // luma.itemsize
+    )
+    rows[:, :width] = luma
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("fmt", "bits"),
+    [("yuv420p", 8), ("yuvj420p", 8), ("nv12", 8), ("yuv444p", 8), ("gray", 8),
+     ("yuv420p10le", 10), ("yuv422p10le", 10)],
+)  # fmt: skip
+def test_a_decoded_picture_scales_as_its_luma_plane_does(fmt: str, bits: int) -> None:
+    # CIF: rows padded (352 samples in a 384-byte line), the height grows, the width shrinks.
+    luma = _smooth_plane((288, 352), seed=11)
+    if bits == 10:
+        luma = (luma.astype(np.uint16) << 2) + 3
+    direct = scale_picture(_picture(fmt, luma), (320, 320), bit_depth=bits)
+    np.testing.assert_array_equal(direct, scale_luma(luma, (320, 320), bit_depth=bits))
+    np.testing.assert_array_equal(direct, resize_luma(luma, (320, 320), bit_depth=bits))
+
+
+def test_resize_luma_sends_float_planes_to_numpy() -> None:
+    plane = _smooth_plane((72, 128), seed=2).astype(np.float32)
+    np.testing.assert_array_equal(
+        resize_luma(plane, (40, 40), bit_depth=8), resize_plane(plane, (40, 40))
+    )
+
+
+def test_scale_picture_refuses_other_bit_depths() -> None:
+    with pytest.raises(ValueError, match="8 or 10-bit samples, not 12 bits"):
+        scale_picture(_picture("gray", np.zeros((8, 8), np.uint8)), (4, 4), bit_depth=12)

@@ -39,8 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import numpy as np
 
 from vmafx_saliency.errors import ExtractionError, UsageError
-from vmafx_saliency.video.resize import resize_plane
-from vmafx_saliency.video.scale import can_scale, scale_luma
+from vmafx_saliency.video.scale import resize_luma
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
@@ -109,18 +108,6 @@ def resolve_size(
     if override is not None:
         return override
     return pre.inference_size if pre.inference_size is not None else frame_hw
-
-
-def resize_luma(luma: np.ndarray, size: tuple[int, int], *, bit_depth: int) -> np.ndarray:
-    """Luma samples resized to ``size`` = (H, W): float32, on the samples' own scale.
-
-    Raw samples (uint8, or uint16 at 10 bits) go through swscale, in about a
-    third of the numpy resize's time on HD (:mod:`vmafx_saliency.video.scale`);
-    float planes through :func:`resize_plane`, the same filter in numpy.
-    """
-    if can_scale(luma, bit_depth):
-        return scale_luma(luma, size, bit_depth=bit_depth)
-    return resize_plane(luma, size)
 
 
 def preprocess(
@@ -362,8 +349,14 @@ def saliency_stream(
         size = resolve_size(pre, infer_size, frame_hw)
         seen.setdefault("frame", frame_hw)
         seen.setdefault("infer", size)
+        # luma_at: the resize of preprocess, straight from the decoded picture
+        # where there is one (no copy of an HD plane in and out of swscale).
         tensor = preprocess(
-            frame.luma, bit_depth=frame.bit_depth, color_range=color_range, pre=pre, size=size
+            frame.luma_at(size),
+            bit_depth=frame.bit_depth,
+            color_range=color_range,
+            pre=pre,
+            size=size,
         )
         return frame.index, tensor
 

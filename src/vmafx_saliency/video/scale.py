@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from vmafx_saliency._util import require
+from vmafx_saliency.video.resize import resize_plane
 
 # swscale's names for one plane of 8-bit and of 10-bit (little-endian words) samples.
 _FORMATS = {8: "gray", 10: "gray10le"}
@@ -63,13 +64,26 @@ def scale_luma(luma: np.ndarray, size: tuple[int, int], *, bit_depth: int) -> np
             f"scale_luma takes a 2-D plane of {_DTYPES.get(bit_depth, 'uint8/uint16')} samples "
             f"at 8 or 10 bits, not {luma.dtype} {luma.shape} at {bit_depth} bits"
         )
-    av, reformatter, flags = _reformatter()
+    av, _, _ = _reformatter()
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(luma), format=_FORMATS[bit_depth])
+    return scale_picture(frame, size, bit_depth=bit_depth)
+
+
+def scale_picture(picture: Any, size: tuple[int, int], *, bit_depth: int) -> np.ndarray:
+    """The luma of a PyAV ``VideoFrame`` scaled to ``size``: as :func:`scale_luma` of its plane 0.
+
+    For a decoded picture of a YUV or grey format with ``bit_depth``-bit
+    samples (8, or 10 in 16-bit words): swscale reads its luma plane where the
+    decoder left it, with no copy of the whole frame first.
+    """
+    if bit_depth not in _FORMATS:
+        raise ValueError(f"scale_picture takes 8 or 10-bit samples, not {bit_depth} bits")
+    _, reformatter, flags = _reformatter()
     height, width = size
     # Both sides full range: swscale then only shifts the samples into 16 bits
-    # (left unspecified, it would expand limited-range luma as it writes gray).
+    # (left unspecified, it would expand limited-range luma as it writes grey).
     scaled = reformatter.reformat(
-        frame,
+        picture,
         width=width,
         height=height,
         format=_OUT_FORMAT,
@@ -83,3 +97,15 @@ def scale_luma(luma: np.ndarray, size: tuple[int, int], *, bit_depth: int) -> np
     out: np.ndarray = scaled.to_ndarray().astype(np.float32)
     out *= np.float32(1.0 / (1 << (16 - bit_depth)))  # a power of two: exact
     return out
+
+
+def resize_luma(luma: np.ndarray, size: tuple[int, int], *, bit_depth: int) -> np.ndarray:
+    """Luma samples resized to ``size`` = (H, W): float32, on the samples' own scale.
+
+    Raw samples (uint8, or uint16 at 10 bits) go through swscale
+    (:func:`scale_luma`); float planes through :func:`resize_plane`, the same
+    filter in numpy.
+    """
+    if can_scale(luma, bit_depth):
+        return scale_luma(luma, size, bit_depth=bit_depth)
+    return resize_plane(luma, size)

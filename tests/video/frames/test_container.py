@@ -17,6 +17,7 @@ import pytest
 from tests._video import RNG_SEED, luma_pattern
 from vmafx_saliency.errors import VideoError
 from vmafx_saliency.video.frames import open_video, select_frames
+from vmafx_saliency.video.scale import resize_luma
 
 # --- containers through PyAV: synthetic --------------------------------------------------
 
@@ -82,6 +83,12 @@ def test_av_luma_is_raw_plane(
         assert frame.luma.dtype == dtype
         assert frame.luma.flags["C_CONTIGUOUS"]
         np.testing.assert_array_equal(frame.luma, want)
+        # The decoded picture rides along and scales exactly as the copied plane does.
+        assert frame.picture is not None
+        for size in ((40, 40), (9, 16)):
+            np.testing.assert_array_equal(
+                frame.luma_at(size), resize_luma(frame.luma, size, bit_depth=bit_depth)
+            )
 
 
 def test_av_rgb_source_gives_limited_luma(av: Any, tmp_path: Path) -> None:
@@ -94,6 +101,8 @@ def test_av_rgb_source_gives_limited_luma(av: Any, tmp_path: Path) -> None:
         assert (src.info.pixel_format, src.info.bit_depth) == ("rgb24", 8)
         assert src.info.color_range == "limited"
         (frame,) = list(src)
+    # Swscale's luma of RGB is not plane 0 of the picture: no picture to scale from.
+    assert frame.picture is None
     # BT.601 limited range: black 16, white 235, grey 16 + 219 * 128 / 255 = 125.9.
     assert int(frame.luma[:, :4].max()) == 16
     assert int(frame.luma[:, 4:8].min()) == 235
@@ -381,6 +390,10 @@ def test_a_rotation_tag_is_applied_as_ffmpeg_shows_the_picture(
     assert (info.width, info.height) == (shown.shape[1], shown.shape[0])
     assert first.luma.shape == shown.shape and first.luma.flags.c_contiguous
     np.testing.assert_array_equal(first.luma, shown)
+    assert first.picture is None  # the picture is not turned: the turned copy is scaled
+    np.testing.assert_array_equal(
+        first.luma_at((32, 32)), resize_luma(shown, (32, 32), bit_depth=8)
+    )
     assert f"the container says to turn the picture {degrees} degrees" in caplog.text
 
 

@@ -165,7 +165,8 @@ def luma_plane(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     These are the first steps of :func:`extract.preprocess` (8-bit, full range);
     :func:`deployment_input` does the rest on a batch.
     """
-    from vmafx_saliency.video.extract import luma_to_unit, resize_luma
+    from vmafx_saliency.video.extract import luma_to_unit
+    from vmafx_saliency.video.scale import resize_luma
 
     luma = bt601_luma(rgb)
     if luma.shape != size:  # same order and resize as extract.preprocess: resize, then range

@@ -14,14 +14,15 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from vmafx_saliency.errors import UsageError, VideoError
+from vmafx_saliency.video.scale import resize_luma, scale_picture
 
 # One logger for every reader: warnings keep the name they had before the split.
 logger = logging.getLogger("vmafx_saliency.video.frames")
@@ -50,11 +51,30 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame's raw luma plane (H x W, C-contiguous, uint8 or uint16)."""
+    """One frame's raw luma plane (H x W, C-contiguous, uint8 or uint16).
+
+    ``picture`` is the decoded PyAV frame the plane was copied from, where
+    swscale can scale that frame's plane 0 as it is (a YUV or grey format, not
+    turned); ``None`` otherwise. A frame kept keeps its picture too: drop
+    frames as they are used.
+    """
 
     index: int  # 0-based frame number in the source
     luma: np.ndarray
     bit_depth: int
+    picture: Any = field(default=None, repr=False, compare=False)
+
+    def luma_at(self, size: tuple[int, int]) -> np.ndarray:
+        """The luma samples at ``size`` = (H, W), float32 on the samples' own scale.
+
+        The extractor's resize (:func:`vmafx_saliency.video.scale.resize_luma`),
+        read straight from the decoded picture where there is one.
+        """
+        if self.luma.shape == size:
+            return self.luma.astype(np.float32)
+        if self.picture is not None:
+            return scale_picture(self.picture, size, bit_depth=self.bit_depth)
+        return resize_luma(self.luma, size, bit_depth=self.bit_depth)
 
 
 class FrameSource(ABC):

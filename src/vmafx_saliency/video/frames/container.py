@@ -240,8 +240,16 @@ class AvSource(FrameSource):
                 )
             index = numbers.of(frame)
             if index is not None:
-                luma = self._luma(frame)
-                yield Frame(index=index, luma=luma, bit_depth=self._plan(frame).bit_depth)
+                plan = self._plan(frame)
+                # swscale scales plane 0 of the decoded picture itself only where
+                # that plane is the luma as we read it (see Frame.luma_at).
+                direct = plan.reformat_to is None and not self._turns
+                yield Frame(
+                    index=index,
+                    luma=self._luma(frame),
+                    bit_depth=plan.bit_depth,
+                    picture=frame if direct else None,
+                )
             decoded += 1
             frame = self._next(decoded)
         numbers.report(info.path)
