@@ -8,8 +8,12 @@ and, in one run, alternating over ``--rounds`` rounds, times per frame:
 - ``decode``: decoding only, the luma plane viewed, not copied;
 - ``numpy``: plus the numpy antialiased bilinear (``video.resize.resize_plane``),
   the extractor's resize before issue 38;
-- ``swscale``: plus ``video.scale.scale_luma``, the extractor's resize now
-  (a kept ``VideoReformatter``, one swscale thread, 16-bit output);
+- ``swscale, plane``: plus ``video.scale.scale_luma`` of the luma plane (a
+  kept ``VideoReformatter``, one swscale thread, 16-bit output), as the
+  extractor scales frames of raw YUV and Y4M;
+- ``swscale, picture``: plus ``video.scale.scale_picture`` of the decoded
+  frame itself, as the extractor scales frames of containers (no copy of
+  the plane in and out);
 - ``reformat per frame``: plus ``frame.reformat(...)`` with PyAV's defaults (a
   new reformatter per call, automatic swscale threads), the first attempt at
   this, which measured swscale slower than numpy.
@@ -36,7 +40,7 @@ import av
 import numpy as np
 
 from vmafx_saliency.video.resize import resize_plane
-from vmafx_saliency.video.scale import scale_luma
+from vmafx_saliency.video.scale import scale_luma, scale_picture
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "bigbuckbunny_720p.mp4"
 FRAMES = 120
@@ -57,7 +61,10 @@ def _per_call_reformat(frame: Any) -> np.ndarray:
 MODES: dict[str, Callable[[Any], np.ndarray | None]] = {
     "decode": lambda frame: None,
     "numpy": lambda frame: resize_plane(_luma(frame), SIZE),
-    "swscale": lambda frame: scale_luma(np.ascontiguousarray(_luma(frame)), SIZE, bit_depth=8),
+    "swscale, plane": lambda frame: scale_luma(
+        np.ascontiguousarray(_luma(frame)), SIZE, bit_depth=8
+    ),
+    "swscale, picture": lambda frame: scale_picture(frame, SIZE, bit_depth=8),
     "reformat per frame": _per_call_reformat,
 }
 
@@ -100,7 +107,7 @@ def main() -> int:
             line += f", the resize {ms - base:6.3f}"
         print(line + "  (" + ", ".join(f"{t:.3f}" for t in each) + ")")
     reference = np.stack(outputs["numpy"]).astype(np.float64)
-    for mode in ("swscale", "reformat per frame"):
+    for mode in ("swscale, plane", "swscale, picture", "reformat per frame"):
         diff = np.abs(np.stack(outputs[mode]).astype(np.float64) - reference)
         print(
             f"  {mode} against numpy: mean |diff| {diff.mean():.4f}, inside the outer two "
