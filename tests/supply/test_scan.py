@@ -1128,3 +1128,68 @@ def test_a_constant_node_that_shadows_a_scale_is_refused() -> None:
     assert "duplicate-initializer" in kinds
     detail = next(v.detail for v in report.violations if v.kind == "duplicate-initializer")
     assert "the name of an initializer of its graph: ONNX Runtime runs the node's value" in detail
+
+
+def _first_scale(model: onnx.ModelProto) -> onnx.TensorProto:
+    node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear")
+    return next(t for t in model.graph.initializer if t.name == node.input[1])
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (np.nan, "it holds NaN or infinite values"),
+        (np.inf, "it holds NaN or infinite values"),
+        (0.0, "it holds zero or negative values"),
+        (-0.5, "it holds zero or negative values"),
+    ],
+)
+@pytest.mark.parametrize("storage", ["raw_data", "float_data"])
+def test_a_scale_no_quantiser_writes_is_refused(value: float, problem: str, storage: str) -> None:
+    # ONNX Runtime runs a NaN scale quietly: the next QuantizeLinear makes the channel a number.
+    model = _qdq_model()
+    scale = _first_scale(model)
+    values = numpy_helper.to_array(scale).astype(np.float32).reshape(-1)
+    values[0] = value
+    if storage == "raw_data":
+        scale.CopyFrom(numpy_helper.from_array(values.reshape(scale.dims), scale.name))
+    else:
+        scale.CopyFrom(
+            helper.make_tensor(scale.name, onnx.TensorProto.FLOAT, scale.dims, values.tolist())
+        )
+        assert not scale.raw_data and len(scale.float_data) == values.size
+    report = scan_bytes(model.SerializeToString())
+    assert {v.kind for v in report.violations} == {"quantization-parameters"}
+    assert "the scale of the (De)QuantizeLinear node at byte" in report.violations[0].detail
+    assert f"{problem}; a quantiser writes finite positive scales" in report.violations[0].detail
+
+
+def test_a_scale_of_more_values_than_any_layer_is_refused_without_reading_them() -> None:
+    from vmafx_saliency.supply.scan_qdq import MAX_SCALE_VALUES
+
+    model = _qdq_model()
+    scale = _first_scale(model)
+    big = np.ones(MAX_SCALE_VALUES + 1, np.float32)
+    scale.CopyFrom(numpy_helper.from_array(big, scale.name))
+    report = scan_bytes(model.SerializeToString())
+    assert {v.kind for v in report.violations} == {"quantization-parameters"}
+    assert f"it holds {MAX_SCALE_VALUES + 1:,} values, more than" in report.violations[0].detail
+
+
+def test_a_scale_a_caller_could_feed_is_refused() -> None:
+    # An initializer listed as a graph input is a default that a feed replaces.
+    model = _qdq_model()
+    scale = _first_scale(model)
+    model.graph.input.append(
+        helper.make_tensor_value_info(scale.name, onnx.TensorProto.FLOAT, list(scale.dims))
+    )
+    report = scan_bytes(model.SerializeToString())
+    assert {v.kind for v in report.violations} == {"quantization-parameters"}
+    assert "of type float32, but a graph input too" in report.violations[0].detail
+
+
+def test_the_shipped_int8_student_scans_clean_with_its_scales_read() -> None:
+    from vmafx_saliency.supply.registry import packaged_models
+
+    data = (packaged_models() / "saliency_student_v2_int8.onnx").read_bytes()
+    assert scan_bytes(data).allowed

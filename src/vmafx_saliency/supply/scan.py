@@ -38,8 +38,10 @@ from pathlib import Path
 
 from vmafx_saliency._util import open_regular, read_opened
 from vmafx_saliency.errors import InputFileError, UsageError
+from vmafx_saliency.supply.scan_qdq import Span, scale_problem
 from vmafx_saliency.supply.scan_report import ScanReport, Violation
 from vmafx_saliency.supply.scan_wire import (
+    _I32,
     _LEN,
     _MAX_NAME,
     _VARINT,
@@ -95,12 +97,14 @@ _MODEL_TRAINING_INFO, _MODEL_FUNCTIONS = 20, 25
 _OPSET_DOMAIN = 1
 _TRAINING_INITIALIZATION, _TRAINING_ALGORITHM = 1, 2
 _FUNCTION_NODE, _FUNCTION_OPSET_IMPORT, _FUNCTION_ATTRIBUTE_PROTO = 7, 9, 11
-_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_SPARSE_INITIALIZER = 1, 5, 15
+_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_INPUT, _GRAPH_SPARSE_INITIALIZER = 1, 5, 11, 15
+_VALUE_INFO_NAME = 1
 _NODE_INPUT, _NODE_OUTPUT, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = 1, 2, 4, 5, 7
 _ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
 _ATTR_SPARSE_TENSOR, _ATTR_SPARSE_TENSORS = 22, 23
 _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
 _TENSOR_DATA_TYPE, _TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 2, 8, 13, 14
+_TENSOR_FLOAT_DATA, _TENSOR_RAW_DATA = 4, 9
 _DATA_LOCATION_EXTERNAL = 1
 # QuantizeLinear / DequantizeLinear: (input index, role, TensorProto data types
 # allowed). Scales are float32, zero points int8 or uint8 (the QDQ INT8 format
@@ -108,6 +112,7 @@ _DATA_LOCATION_EXTERNAL = 1
 # zero point), and both must be initializers of the node's own graph, so the
 # scanner sees the values the model runs with.
 _FLOAT, _UINT8, _INT8, _INT32 = 1, 2, 3, 6
+_Initializer = tuple[int, tuple[Span, ...]]  # data type, where its float32 values lie
 _QDQ_PARAMETERS = {
     "QuantizeLinear": (
         (1, "scale", frozenset({_FLOAT})),
@@ -156,7 +161,7 @@ KINDS: dict[str, str] = {
     "too-many-opset-imports": f"more than {MAX_OPSET_IMPORTS} opset imports",
     "quantization-parameters": "a (De)QuantizeLinear scale or zero point that is not an "
     "initializer of its graph of type float32 (scale) or int8/uint8 (zero point; int32 for "
-    "a dequantised bias)",
+    "a dequantised bias), is a graph input too, or a scale that is not finite and positive",
     # The bounded scan (scan_file, check_bytes) runs in a child process under a budget.
     "over-budget": "scanning the file went over its CPU, memory or time budget",
 }
@@ -320,11 +325,12 @@ class _Walker:
             elif f.number == _FUNCTION_ATTRIBUTE_PROTO:
                 _expect(f, _LEN, "FunctionProto.attribute_proto")
                 self.attribute(f.a, f.b, 0)
-        self.check_qdq({})
+        self.check_qdq({}, frozenset())
         self.initializers.pop()
 
     def graph(self, start: int, end: int, depth: int) -> None:
-        names: dict[bytes, int] = {}  # initializer name digest -> data type
+        names: dict[bytes, _Initializer] = {}  # by name digest
+        inputs: set[bytes] = set()  # graph input name digests
         nodes = initializers = 0
         self.qdq.append([])
         self.initializers.append(self.initializer_names(start, end))
@@ -338,7 +344,7 @@ class _Walker:
                 initializers += 1
                 if initializers > MAX_INITIALIZERS:
                     raise _over("too-many-initializers", f.a, "initializer", MAX_INITIALIZERS)
-                name, digest, data_type = self.tensor(f.a, f.b)
+                name, digest, data_type, floats = self.tensor(f.a, f.b)
                 if digest in names:
                     # ONNX Runtime keeps the last copy, other readers the first: the
                     # weights reviewed need not be the weights run.
@@ -348,11 +354,15 @@ class _Walker:
                         "name in its graph: re-export the model, one tensor per name",
                         f.a,
                     )
-                names[digest] = data_type
+                names[digest] = (data_type, floats)
+            elif f.number == _GRAPH_INPUT and f.wire_type == _LEN:
+                for g in _fields(self.data, f.a, f.b):
+                    if g.number == _VALUE_INFO_NAME and g.wire_type == _LEN:
+                        inputs.add(hashlib.sha256(memoryview(self.data)[g.a : g.b]).digest())
             elif f.number == _GRAPH_SPARSE_INITIALIZER:
                 _expect(f, _LEN, "GraphProto.sparse_initializer")
                 self.sparse_tensor(f.a, f.b)
-        self.check_qdq(names)
+        self.check_qdq(names, frozenset(inputs))
         self.initializers.pop()
         if depth > 0 and nodes == 0:
             # ONNX Runtime checks RunOptions.terminate between nodes only: a Loop over
@@ -436,20 +446,37 @@ class _Walker:
                 digest = hashlib.sha256(memoryview(self.data)[f.a : f.b]).digest()
                 self.qdq[-1].append((start, role, digest, types))
 
-    def check_qdq(self, initializers: dict[bytes, int]) -> None:
-        """Every Q/DQ parameter of the graph just walked is a typed initializer of it."""
+    def check_qdq(self, initializers: dict[bytes, _Initializer], inputs: frozenset[bytes]) -> None:
+        """Every Q/DQ parameter of the graph just walked is a typed initializer of it,
+        not a graph input (a caller's feed would replace it), and every scale holds
+        finite positive values (:func:`scan_qdq.scale_problem`)."""
+        verdicts: dict[bytes, str | None] = {}  # a scale shared by many nodes is read once
         for start, role, digest, types in self.qdq.pop():
             if digest == _EMPTY_NAME and role == "zero point":
                 continue  # an omitted zero point: uint8 0, as ONNX defines it
-            if initializers.get(digest) not in types:
+            found = initializers.get(digest)
+            if found is None or found[0] not in types or digest in inputs:
                 self.flag(
                     "quantization-parameters",
                     f"the {role} of the (De)QuantizeLinear node at byte {start} is not an "
                     f"initializer of its graph of type "
-                    f"{'float32' if role == 'scale' else 'int8 or uint8 (int32 for a bias)'}: "
-                    "re-quantise the model with 'vmafx-saliency quantize'",
+                    f"{'float32' if role == 'scale' else 'int8 or uint8 (int32 for a bias)'}"
+                    f"{', but a graph input too' if found is not None and digest in inputs else ''}"
+                    ": re-quantise the model with 'vmafx-saliency quantize'",
                     start,
                 )
+            elif role == "scale":
+                if digest not in verdicts:
+                    verdicts[digest] = scale_problem(self.data, found[1])
+                problem = verdicts[digest]
+                if problem is not None:
+                    self.flag(
+                        "quantization-parameters",
+                        f"the scale of the (De)QuantizeLinear node at byte {start}: {problem}; "
+                        "a quantiser writes finite positive scales: re-quantise the model "
+                        "with 'vmafx-saliency quantize'",
+                        start,
+                    )
 
     def check_op(self, op: str, domain: bytes, start: int) -> None:
         if domain in _DEFAULT_DOMAINS:
@@ -527,14 +554,17 @@ class _Walker:
                 self.once(seen, f, "SparseTensorProto.values/indices")
                 self.tensor(f.a, f.b)
 
-    def tensor(self, start: int, end: int) -> tuple[bytes, bytes, int]:
+    def tensor(self, start: int, end: int) -> tuple[bytes, bytes, int, tuple[Span, ...]]:
         """Check one tensor; its name (capped, as :meth:`slice` gives it), the
-        sha256 of the whole name (two long names may share the capped part) and
-        its data type (0 when unset)."""
+        sha256 of the whole name (two long names may share the capped part), its
+        data type (0 when unset) and where its float32 values lie: the last
+        ``raw_data`` (protobuf keeps the last), else every ``float_data`` chunk."""
         external = False
         data_type = 0
         name = b""
         digest = hashlib.sha256(b"").digest()
+        raw: Span | None = None
+        floats: list[Span] = []
         for f in _fields(self.data, start, end):
             if f.number == _TENSOR_EXTERNAL_DATA:
                 _expect(f, _LEN, "TensorProto.external_data")
@@ -547,6 +577,10 @@ class _Walker:
             elif f.number == _TENSOR_NAME and f.wire_type == _LEN:
                 name = self.slice(f)
                 digest = hashlib.sha256(memoryview(self.data)[f.a : f.b]).digest()
+            elif f.number == _TENSOR_RAW_DATA and f.wire_type == _LEN:
+                raw = (f.a, f.b)
+            elif f.number == _TENSOR_FLOAT_DATA and f.wire_type in (_LEN, _I32):
+                floats.append((f.a, f.b))  # packed, or one unpacked value
         if external:
             self.flag(
                 "external-data",
@@ -555,7 +589,7 @@ class _Walker:
                 "(onnx.save_model(model, path, save_as_external_data=False))",
                 start,
             )
-        return name, digest, data_type
+        return name, digest, data_type, (raw,) if raw is not None else tuple(floats)
 
 
 def _not_onnx(detail: str) -> Violation:
