@@ -1132,7 +1132,8 @@ def test_a_constant_node_that_shadows_a_scale_is_refused() -> None:
 
 def _first_scale(model: onnx.ModelProto) -> onnx.TensorProto:
     node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear")
-    return next(t for t in model.graph.initializer if t.name == node.input[1])
+    scale: onnx.TensorProto = next(t for t in model.graph.initializer if t.name == node.input[1])
+    return scale
 
 
 @pytest.mark.parametrize(
