@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -177,3 +178,34 @@ def test_refusals_come_before_any_work(tmp_path: Path, calibration: Path, capsys
     assert code == 2 and "zz.jpg" in one_line_error(err, "quantize")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cal", "m"]
     assert sidecar.exists()
+
+
+def test_a_parent_replaced_after_the_gate_is_not_quantised(
+    tmp_path: Path, calibration: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --model-path: the bytes quantised are the bytes the loader passed, or nothing.
+    from tests._jobs import write_tiny
+    from vmafx_saliency.supply import loader
+
+    model, _ = write_tiny(tmp_path / "m", beside=True)
+    gate = loader.load_ad_hoc
+    swapped: list[Path] = []
+
+    def gate_then_swap(path: Path, **kwargs: Any) -> loader.LoadedModel:
+        passed = gate(path, **kwargs)
+        with passed.path.open("ab") as f:  # what another writer could do now
+            f.write(b"\0")
+        swapped.append(passed.path)
+        return passed
+
+    monkeypatch.setattr(loader, "load_ad_hoc", gate_then_swap)
+    code, _, err = run(
+        capsys, "quantize", "--model-path", model, "--calibration", calibration, "--no-dataset",
+        "--clip", tmp_path / "none.mp4", "--output", tmp_path / "o.onnx",
+    )  # fmt: skip
+    assert swapped == [model]
+    assert code == 2
+    assert "changed after the loader checked it: run the command again" in one_line_error(
+        err, "quantize"
+    )
+    assert not (tmp_path / "o.onnx").exists()

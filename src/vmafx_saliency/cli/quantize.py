@@ -11,6 +11,7 @@ from vmafx_saliency.cli.options import Subparsers, add_command
 from vmafx_saliency.errors import UsageError
 
 if TYPE_CHECKING:
+    from vmafx_saliency.supply.loader import LoadedModel
     from vmafx_saliency.supply.registry import Sidecar
 
 _SHARED = PROJECT_ROOT.parent / "shared" / "data"
@@ -91,19 +92,32 @@ def _parent(args: argparse.Namespace) -> tuple[str, bytes, Sidecar, tuple[Path, 
     if args.model is not None:
         entry = Registry.load().get(args.model)
         loaded = loader.load_entry(entry)
-        _, data = loader.read_model_bytes(loaded.path)
-        if loaded.sha256 != sha256_bytes(data):
-            raise UsageError(f"{loaded.path} changed while it was read: run the command again")
         assert loaded.sidecar is not None
-        return entry.id, data, loaded.sidecar, (entry.onnx, entry.sidecar)
+        return entry.id, _gated_bytes(loaded), loaded.sidecar, (entry.onnx, entry.sidecar)
     path = Path(args.model_path)
     side = Path(args.sidecar) if args.sidecar else sidecar_beside(path)
     if side is None:
         raise UsageError(f"{path}: no sidecar beside it: pass --sidecar JSON")
     sidecar = Sidecar.load(side)
-    loader.load_ad_hoc(path, sidecar=sidecar)
-    _, data = loader.read_model_bytes(path)
-    return sidecar.model_id, data, sidecar, (path, side)
+    loaded = loader.load_ad_hoc(path, sidecar=sidecar)
+    return sidecar.model_id, _gated_bytes(loaded), sidecar, (path, side)
+
+
+def _gated_bytes(loaded: LoadedModel) -> bytes:
+    """The model's bytes, read again: the very bytes the gate passed, or an error.
+
+    ``LoadedModel`` keeps no bytes, so they are read a second time and compared
+    with the sha256 the gate saw: a file replaced in between is not quantised.
+    """
+    from vmafx_saliency.supply import loader
+
+    _, data = loader.read_model_bytes(loaded.path)
+    if loaded.sha256 != sha256_bytes(data):
+        raise UsageError(
+            f"{loaded.path} changed after the loader checked it: run the command again "
+            "on a file nothing else writes"
+        )
+    return data
 
 
 def register(sub: Subparsers) -> None:
