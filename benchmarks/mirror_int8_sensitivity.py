@@ -1,20 +1,25 @@
-"""Mixed precision for the u2netp mirror: keep in float the tensors INT8 hurts most.
+"""Mixed precision for the u2netp mirror: keep in float the layers where INT8 breaks it.
 
 Issue 38's recipe list names "mixed precision found by measuring each
-layer's error". This quantises the mirror with the naive recipe (MinMax on
-the first 32 MSRA-B images, QDQ, ``supply.quantize``), then measures each
-activation's own quantisation error with ONNX Runtime's ``qdq_loss_debug``
-(``qdq_err``: the signal-to-quantisation-noise ratio, in dB, of the tensor
-before and after its QuantizeLinear/DequantizeLinear pair, on ``--probe``
-calibration images). The tensors with the lowest ratio are kept in float,
-with every node that writes or reads them (``QuantRecipe.keep_float``), for
-each count in ``--keep``; each such model is measured as
-``mirror_int8_recipes.py`` measures a recipe (the quantize command's budget
-code, the first 100 PASCAL-S pairs, 60 frames of foreman, and a bare loop
-against fp32 on six images, alternating, medians of three). One JSON line a
-count. Needs the exported mirror (``make demo``).
+layer's error". Each step quantises the mirror (MinMax on the first 32
+MSRA-B images, QDQ, ``supply.quantize``, the layers kept so far in float),
+runs the float and the INT8 model on ``--probe`` calibration images with
+every activation as an output (ONNX Runtime's ``qdq_loss_debug``), and takes
+each activation's signal-to-quantisation-noise ratio against the float
+model's (``xmodel_err``, in dB). The layer whose output ratio falls furthest
+below its inputs' worst is where INT8 loses the most; it is kept in float
+(a convolution with the Relu after it) for the next step. Each step's model
+is measured as ``mirror_int8_recipes.py`` measures a recipe (the quantize
+command's budget code, the first 100 PASCAL-S pairs, 60 frames of foreman,
+and a bare loop against fp32 on six images, alternating, medians of three).
+One JSON line a step. Needs the exported mirror (``make demo``).
 
-    .venv/bin/python benchmarks/mirror_int8_sensitivity.py --keep 8 16 32 64
+    .venv/bin/python benchmarks/mirror_int8_sensitivity.py --steps 4
+
+The local error of a tensor (``qdq_err``, before and after its own Q/DQ pair)
+is no guide here: the quantiser drops each Relu and lets the uint8
+QuantizeLinear clip the negatives, so every Relu output shows a ratio near
+0 dB that is no loss at all.
 """
 
 from __future__ import annotations
@@ -55,32 +60,39 @@ def _reader(tensors: list[np.ndarray]) -> Any:
     return Reader()
 
 
-def tensor_errors(parent: bytes, int8: bytes, probe: list[np.ndarray]) -> dict[str, float]:
-    """Each quantised activation's own SQNR in dB (lower: INT8 loses more of it)."""
+def activations(data: bytes, probe: list[np.ndarray], tmp: Path, name: str) -> Any:
+    """Every activation of the model on the probe inputs (``collect_activations``)."""
     from onnxruntime.quantization import qdq_loss_debug as dbg
 
-    with tempfile.TemporaryDirectory(prefix="vmafx-sensitivity-") as tmp:
-        paths = {}
-        for name, data in (("float", parent), ("qdq", int8)):
-            plain, augmented = Path(tmp) / f"{name}.onnx", Path(tmp) / f"{name}.aug.onnx"
-            plain.write_bytes(data)
-            dbg.modify_model_output_intermediate_tensors(str(plain), str(augmented))
-            paths[name] = augmented
-        float_acts = dbg.collect_activations(str(paths["float"]), _reader(probe))
-        qdq_acts = dbg.collect_activations(str(paths["qdq"]), _reader(probe))
-    matching = dbg.create_activation_matching(qdq_acts, float_acts)
-    errors = dbg.compute_activation_error(matching)
-    return {name: float(e["qdq_err"]) for name, e in errors.items() if "qdq_err" in e}
+    plain, augmented = tmp / f"{name}.onnx", tmp / f"{name}.aug.onnx"
+    plain.write_bytes(data)
+    dbg.modify_model_output_intermediate_tensors(str(plain), str(augmented))
+    return dbg.collect_activations(str(augmented), _reader(probe))
 
 
-def nodes_touching(model: Any, tensors: list[str]) -> tuple[str, ...]:
-    """The names of the nodes that write or read any of ``tensors``."""
-    wanted = set(tensors)
-    return tuple(
-        node.name
-        for node in model.graph.node
-        if wanted.intersection(node.output) or wanted.intersection(node.input)
-    )
+def worst_layer(
+    model: Any, float_acts: Any, int8_acts: Any, kept: list[str]
+) -> tuple[float, str, list[str], float]:
+    """(dB lost, output tensor, nodes to keep in float, output ratio of saliency_map)."""
+    from onnxruntime.quantization import qdq_loss_debug as dbg
+
+    errors = dbg.compute_activation_error(dbg.create_activation_matching(int8_acts, float_acts))
+    sqnr = {t: float(e["xmodel_err"]) for t, e in errors.items() if "xmodel_err" in e}
+    producer = {out: node for node in model.graph.node for out in node.output}
+    worst: tuple[float, str, list[str]] | None = None
+    for node in model.graph.node:
+        for out in (o for o in node.output if o in sqnr):
+            layer = [node]
+            if node.op_type == "Relu" and node.input[0] in producer:
+                layer = [producer[node.input[0]], node]  # a Conv's Relu: judge the pair
+            inputs = [sqnr[i] for i in layer[0].input if i in sqnr]
+            if not inputs or layer[0].name in kept:
+                continue
+            lost = min(inputs) - sqnr[out]
+            if worst is None or lost > worst[0]:
+                worst = (lost, out, [n.name for n in layer])
+    assert worst is not None, "no activation was matched"
+    return (*worst, sqnr.get("saliency_map", float("nan")))
 
 
 def bare_fps(session: Any, images: list[np.ndarray]) -> float:
@@ -94,7 +106,7 @@ def bare_fps(session: Any, images: list[np.ndarray]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=int, nargs="+", default=[8, 16, 32, 64])
+    parser.add_argument("--steps", type=int, default=4, help="layers to keep in float, one a step")
     parser.add_argument("--probe", type=int, default=2, help="images for the SQNR measurement")
     args = parser.parse_args()
     if not MIRROR.is_file() or not (DATA / "pascal-s").is_dir():
@@ -107,10 +119,6 @@ def main() -> int:
         DATA / "msra-b" / "images", count=CALIBRATION_IMAGES, exclude=DATA / "pascal-s"
     )
     tensors = list(q.calibration_tensors(cal, pre))
-    naive = quantize_qdq(parent, tensors, recipe=QuantRecipe())
-    errors = tensor_errors(parent, naive, tensors[: args.probe])
-    ranked = sorted(errors, key=errors.__getitem__)
-    print(json.dumps({"worst_tensors_db": {t: round(errors[t], 2) for t in ranked[:16]}}))
     check = q.BudgetCheck(
         dataset=DATA / "pascal-s",
         clips=(DATA / "videos" / "foreman_cif.mp4",),
@@ -119,33 +127,33 @@ def main() -> int:
         threads=2,
     )
     fp32 = contract.make_session(parent, source="fp32", threads=2)
-    images = tensors[:6]
-    for keep in args.keep:
-        started = time.time()
-        nodes = nodes_touching(model, ranked[:keep])
-        data = quantize_qdq(parent, tensors, recipe=QuantRecipe(keep_float=nodes))
-        int8 = contract.make_session(data, source="int8", threads=2)
-        report = q.measure(fp32, int8, pre, check)
-        rounds = [(bare_fps(fp32, images), bare_fps(int8, images)) for _ in range(3)]
-        a, b = (float(np.median([r[i] for r in rounds])) for i in (0, 1))
-        print(
-            json.dumps(
-                {
-                    "keep_tensors": keep,
-                    "float_nodes": len(nodes),
-                    "of_nodes": len(model.graph.node),
-                    "db_threshold": round(errors[ranked[keep - 1]], 2),
-                    "scan_ok": scan.scan_bytes(data).allowed,
-                    "figures": list(q.figures_table(report)),
-                    "problems": report.problems(),
-                    "fp32_fps": round(a, 2),
-                    "int8_fps": round(b, 2),
-                    "speedup": round(b / a, 2),
-                    "seconds": round(time.time() - started),
-                }
-            ),
-            flush=True,
-        )
+    kept: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="vmafx-sensitivity-") as tmp:
+        float_acts = activations(parent, tensors[: args.probe], Path(tmp), "float")
+        for step in range(args.steps + 1):
+            started = time.time()
+            data = quantize_qdq(parent, tensors, recipe=QuantRecipe(keep_float=tuple(kept)))
+            int8_acts = activations(data, tensors[: args.probe], Path(tmp), "int8")
+            lost, where, layer, out_db = worst_layer(model, float_acts, int8_acts, kept)
+            int8 = contract.make_session(data, source="int8", threads=2)
+            report = q.measure(fp32, int8, pre, check)
+            rounds = [(bare_fps(fp32, tensors[:6]), bare_fps(int8, tensors[:6])) for _ in range(3)]
+            a, b = (float(np.median([r[i] for r in rounds])) for i in (0, 1))
+            line = {
+                "step": step,
+                "float_nodes": list(kept),
+                "saliency_map_sqnr_db": round(out_db, 2),
+                "next_worst": {"tensor": where, "lost_db": round(lost, 2)},
+                "scan_ok": scan.scan_bytes(data).allowed,
+                "figures": list(q.figures_table(report)),
+                "problems": report.problems(),
+                "fp32_fps": round(a, 2),
+                "int8_fps": round(b, 2),
+                "speedup": round(b / a, 2),
+                "seconds": round(time.time() - started),
+            }
+            print(json.dumps(line), flush=True)
+            kept.extend(layer)
     return 0
 
 

@@ -86,3 +86,59 @@ def test_an_unknown_node_to_keep_in_float_is_refused() -> None:
         quantize_qdq(
             conv_sigmoid_model(), _inputs(), recipe=QuantRecipe(keep_float=("no_such_node",))
         )
+
+
+def _three_convs() -> bytes:
+    """x -> Conv a -> Relu -> Conv b -> Relu -> Conv c -> y. Conv b's output channels
+    differ 1000-fold in weight scale, which one int8 scale for the tensor cannot hold."""
+    from onnx import TensorProto, numpy_helper
+
+    rng = np.random.default_rng(3)
+    wa = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    wb = rng.normal(size=(4, 4, 3, 3)).astype(np.float32)
+    wb[1:] *= 1e-3
+    wb[1:] += 1e-3  # positive: the small channels survive the Relu
+    wc = np.ones((1, 4, 1, 1), np.float32)
+    wc[0, 0] = 0.0  # y sums the small channels only
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["a"], pads=[1, 1, 1, 1], name="conv_a"),
+        helper.make_node("Relu", ["a"], ["ra"], name="relu_a"),
+        helper.make_node("Conv", ["ra", "wb"], ["b"], pads=[1, 1, 1, 1], name="conv_b"),
+        helper.make_node("Relu", ["b"], ["rb"], name="relu_b"),
+        helper.make_node("Conv", ["rb", "wc"], ["y"], name="conv_c"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "three",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[
+            numpy_helper.from_array(w, n) for w, n in ((wa, "wa"), (wb, "wb"), (wc, "wc"))
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
+
+
+def test_a_node_kept_in_float_runs_in_float_in_the_products_sessions() -> None:
+    from vmafx_saliency.supply.contract import make_session
+
+    rng = np.random.default_rng(4)
+    inputs = [rng.random((1, 3, 16, 16), dtype=np.float32) for _ in range(8)]
+    data = quantize_qdq(
+        _three_convs(), inputs, recipe=QuantRecipe(keep_float=("conv_b", "relu_b")), input_name="x"
+    )
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    # The reference: the graph as written, conv_b in float between its DQ and Q.
+    written = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    ours = make_session(data, source="test")
+    stock = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    x = {"x": inputs[0]}
+    want = written.run(None, x)[0]
+    ours_error = np.abs(ours.run(None, x)[0] - want).max()
+    stock_error = np.abs(stock.run(None, x)[0] - want).max()
+    # ONNX Runtime's defaults quantise conv_b's weights per tensor at load: the small
+    # channels' weights round to zero and y loses them.
+    assert stock_error > 10 * max(ours_error, 1e-6), (stock_error, ours_error)
