@@ -10,7 +10,9 @@ Prints one JSON line per recipe. Needs the exported mirror (``make demo``).
     .venv/bin/python benchmarks/mirror_int8_recipes.py "A minmax, 32 images"
 
 Entropy and percentile calibration hold every activation's histogram: with 64
-images on the mirror they need more than this machine's 23 GiB.
+images on the mirror they need more than this machine's 23 GiB. The sessions
+are the product's (``contract.make_session``), which keep ONNX Runtime from
+re-quantising the nodes a recipe leaves in float.
 """
 
 from __future__ import annotations
@@ -49,7 +51,35 @@ def recipes(sides: tuple[str, ...]) -> dict[str, tuple[QuantRecipe, int]]:
             QuantRecipe(keep_float=(FIRST, LAST, *sides)),
             64,
         ),
+        # The layers benchmarks/mirror_int8_sensitivity.py finds, worst first.
+        "E1 minmax, 32 images, 1 layer float": (QuantRecipe(keep_float=_layers(1)), 32),
+        "E2 minmax, 32 images, 2 layers float": (QuantRecipe(keep_float=_layers(2)), 32),
+        "E4 minmax, 32 images, 4 layers float": (QuantRecipe(keep_float=_layers(4)), 32),
+        "E1 minmax, 64 images, 1 layer float": (QuantRecipe(keep_float=_layers(1)), 64),
+        "F1 percentile 99.99, 8 images, 1 layer float": (_percentile(99.99, 1), 8),
+        "F1 percentile 99.99, 16 images, 1 layer float": (_percentile(99.99, 1), 16),
+        "F1 percentile 99.999, 16 images, 1 layer float": (_percentile(99.999, 1), 16),
     }
+
+
+# Where INT8 loses most, in the order mirror_int8_sensitivity.py found them: each
+# a convolution and its Relu (the first alone lost 51.7 dB of SQNR).
+WORST = (
+    "/net/stage2d/rebnconv1d/",
+    "/net/stage1d/rebnconv1d/",
+    "/net/stage1/rebnconvin/",
+    "/net/stage1/rebnconv2d/",
+)
+
+
+def _layers(count: int) -> tuple[str, ...]:
+    return tuple(
+        f"{layer}{node}" for layer in WORST[:count] for node in ("conv_s1/Conv", "relu_s1/Relu")
+    )
+
+
+def _percentile(percentile: float, layers: int) -> QuantRecipe:
+    return QuantRecipe(method="percentile", percentile=percentile, keep_float=_layers(layers))
 
 
 def main(argv: list[str]) -> int:

@@ -186,7 +186,14 @@ class TrainingDivergedError(VmafxSaliencyError):
 
 
 class QuantizeError(VmafxSaliencyError):
-    """A quantised model beyond its accuracy budget, or a calibration set that cannot be used."""
+    """A quantised model beyond its accuracy budget, or a calibration set that cannot be used.
+
+    ``figures``: the measured figures, one line each, where the budget was measured.
+    """
+
+    def __init__(self, message: str, *, figures: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.figures = tuple(figures)
 
 
 class RoiError(VmafxSaliencyError):

@@ -99,11 +99,13 @@ def test_quantize_the_student_within_its_budget_and_refuse_beyond(
     ]  # fmt: skip
     # A budget no int8 model meets (a perfect correlation): refused, with its figures,
     # and nothing written.
-    code, _, err = run(capsys, *common, "--min-pearson", "1.0")
+    code, printed, err = run(capsys, *common, "--min-pearson", "1.0")
     assert code == 2
     assert "is beyond its accuracy budget: foreman_cif.mp4: per-frame saliency_mean Pearson" in (
         one_line_error(err, "quantize")
     )
+    # The figures come first, on standard output: how far off, not only that it is.
+    assert "max_f      fp32 " in printed and "foreman_cif.mp4: saliency_mean Pearson" in printed
     assert not out.parent.exists() or not any(out.parent.iterdir())
 
     code, printed, _ = run(capsys, *common)

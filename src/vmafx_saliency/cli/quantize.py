@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from vmafx_saliency._util import PROJECT_ROOT, positive_int, sha256_bytes
 from vmafx_saliency.cli.options import Subparsers, add_command
-from vmafx_saliency.errors import UsageError
+from vmafx_saliency.errors import QuantizeError, UsageError
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
@@ -44,14 +44,18 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         ),
         threads=args.threads,
     )
-    quantized = q.quantize_model(
-        data,
-        parent_id=parent_id,
-        pre=sidecar.preprocessing,
-        calibration=calibration,
-        recipe=recipe,
-        check=check,
-    )
+    try:
+        quantized = q.quantize_model(
+            data,
+            parent_id=parent_id,
+            pre=sidecar.preprocessing,
+            calibration=calibration,
+            recipe=recipe,
+            check=check,
+        )
+    except QuantizeError as exc:
+        print("\n".join(exc.figures))  # how far off, before the one-line error
+        raise
     written = q.write_quantized(
         quantized, output=output, model_id=args.id or output.stem, sidecar=sidecar, force=args.force
     )

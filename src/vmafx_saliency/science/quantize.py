@@ -332,7 +332,8 @@ def quantize_model(
         raise QuantizeError(
             f"the int8 model of {parent_id} is beyond its accuracy budget: "
             f"{'; '.join(problems)}: nothing written; try another recipe (--method, "
-            "--keep-float) or more calibration frames"
+            "--keep-float) or more calibration frames",
+            figures=figures_table(report),
         )
     manifest = {
         "schema": "vmafx-saliency/quantization/v1",
