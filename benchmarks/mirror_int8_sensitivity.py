@@ -9,7 +9,7 @@ each activation's signal-to-quantisation-noise ratio against the float
 model's (``xmodel_err``, in dB). The layer whose output ratio falls furthest
 below its inputs' worst is where INT8 loses the most; it is kept in float
 (a convolution with the Relu after it) for the next step. Each step's model
-is measured as ``mirror_int8_recipes.py`` measures a recipe (the quantize
+is measured as ``mirror_int8_recipes.py`` measures a recipe (``measure_recipe``: the quantize
 command's budget code, the first 100 PASCAL-S pairs, 60 frames of foreman,
 and a bare loop against fp32 on six images, alternating, medians of three).
 One JSON line a step. Needs the exported mirror (``make demo``).
@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 import onnx
+from mirror_int8_recipes import CHECK, measure_recipe
 
 from vmafx_saliency.science import quantize as q
-from vmafx_saliency.supply import contract, scan
+from vmafx_saliency.supply import contract
 from vmafx_saliency.supply.quantize import QuantRecipe, quantize_qdq
 from vmafx_saliency.supply.registry import Sidecar, packaged_models
 
@@ -95,15 +96,6 @@ def worst_layer(
     return (*worst, sqnr.get("saliency_map", float("nan")))
 
 
-def bare_fps(session: Any, images: list[np.ndarray]) -> float:
-    run = session.run
-    run(None, {"input": images[0]})
-    start = time.perf_counter()
-    for tensor in images:
-        run(None, {"input": tensor})
-    return len(images) / (time.perf_counter() - start)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4, help="layers to keep in float, one a step")
@@ -119,13 +111,6 @@ def main() -> int:
         DATA / "msra-b" / "images", count=CALIBRATION_IMAGES, exclude=DATA / "pascal-s"
     )
     tensors = list(q.calibration_tensors(cal, pre))
-    check = q.BudgetCheck(
-        dataset=DATA / "pascal-s",
-        clips=(DATA / "videos" / "foreman_cif.mp4",),
-        limit=100,
-        video_frames=60,
-        threads=2,
-    )
     fp32 = contract.make_session(parent, source="fp32", threads=2)
     kept: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vmafx-sensitivity-") as tmp:
@@ -135,21 +120,12 @@ def main() -> int:
             data = quantize_qdq(parent, tensors, recipe=QuantRecipe(keep_float=tuple(kept)))
             int8_acts = activations(data, tensors[: args.probe], Path(tmp), "int8")
             lost, where, layer, out_db = worst_layer(model, float_acts, int8_acts, kept)
-            int8 = contract.make_session(data, source="int8", threads=2)
-            report = q.measure(fp32, int8, pre, check)
-            rounds = [(bare_fps(fp32, tensors[:6]), bare_fps(int8, tensors[:6])) for _ in range(3)]
-            a, b = (float(np.median([r[i] for r in rounds])) for i in (0, 1))
             line = {
                 "step": step,
                 "float_nodes": list(kept),
                 "saliency_map_sqnr_db": round(out_db, 2),
                 "next_worst": {"tensor": where, "lost_db": round(lost, 2)},
-                "scan_ok": scan.scan_bytes(data).allowed,
-                "figures": list(q.figures_table(report)),
-                "problems": report.problems(),
-                "fp32_fps": round(a, 2),
-                "int8_fps": round(b, 2),
-                "speedup": round(b / a, 2),
+                **measure_recipe(fp32, data, pre, CHECK, tensors[:6]),
                 "seconds": round(time.time() - started),
             }
             print(json.dumps(line), flush=True)
