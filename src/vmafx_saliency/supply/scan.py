@@ -38,10 +38,9 @@ from pathlib import Path
 
 from vmafx_saliency._util import open_regular, read_opened
 from vmafx_saliency.errors import InputFileError, UsageError
-from vmafx_saliency.supply.scan_qdq import Span, scale_problem
+from vmafx_saliency.supply.scan_qdq import scale_problem
 from vmafx_saliency.supply.scan_report import ScanReport, Violation
 from vmafx_saliency.supply.scan_wire import (
-    _I32,
     _LEN,
     _MAX_NAME,
     _VARINT,
@@ -104,7 +103,6 @@ _ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
 _ATTR_SPARSE_TENSOR, _ATTR_SPARSE_TENSORS = 22, 23
 _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
 _TENSOR_DATA_TYPE, _TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 2, 8, 13, 14
-_TENSOR_FLOAT_DATA, _TENSOR_RAW_DATA = 4, 9
 _DATA_LOCATION_EXTERNAL = 1
 # QuantizeLinear / DequantizeLinear: (input index, role, TensorProto data types
 # allowed). Scales are float32, zero points int8 or uint8 (the QDQ INT8 format
@@ -112,7 +110,7 @@ _DATA_LOCATION_EXTERNAL = 1
 # zero point), and both must be initializers of the node's own graph, so the
 # scanner sees the values the model runs with.
 _FLOAT, _UINT8, _INT8, _INT32 = 1, 2, 3, 6
-_Initializer = tuple[int, tuple[Span, ...]]  # data type, where its float32 values lie
+_Initializer = tuple[int, int, int]  # data type, the tensor's start and end in the file
 _QDQ_PARAMETERS = {
     "QuantizeLinear": (
         (1, "scale", frozenset({_FLOAT})),
@@ -344,7 +342,7 @@ class _Walker:
                 initializers += 1
                 if initializers > MAX_INITIALIZERS:
                     raise _over("too-many-initializers", f.a, "initializer", MAX_INITIALIZERS)
-                name, digest, data_type, floats = self.tensor(f.a, f.b)
+                name, digest, data_type = self.tensor(f.a, f.b)
                 if digest in names:
                     # ONNX Runtime keeps the last copy, other readers the first: the
                     # weights reviewed need not be the weights run.
@@ -354,7 +352,7 @@ class _Walker:
                         "name in its graph: re-export the model, one tensor per name",
                         f.a,
                     )
-                names[digest] = (data_type, floats)
+                names[digest] = (data_type, f.a, f.b)
             elif f.number == _GRAPH_INPUT and f.wire_type == _LEN:
                 for g in _fields(self.data, f.a, f.b):
                     if g.number == _VALUE_INFO_NAME and g.wire_type == _LEN:
@@ -467,7 +465,7 @@ class _Walker:
                 )
             elif role == "scale":
                 if digest not in verdicts:
-                    verdicts[digest] = scale_problem(self.data, found[1])
+                    verdicts[digest] = scale_problem(self.data, found[1], found[2])
                 problem = verdicts[digest]
                 if problem is not None:
                     self.flag(
@@ -554,17 +552,14 @@ class _Walker:
                 self.once(seen, f, "SparseTensorProto.values/indices")
                 self.tensor(f.a, f.b)
 
-    def tensor(self, start: int, end: int) -> tuple[bytes, bytes, int, tuple[Span, ...]]:
+    def tensor(self, start: int, end: int) -> tuple[bytes, bytes, int]:
         """Check one tensor; its name (capped, as :meth:`slice` gives it), the
-        sha256 of the whole name (two long names may share the capped part), its
-        data type (0 when unset) and where its float32 values lie: the last
-        ``raw_data`` (protobuf keeps the last), else every ``float_data`` chunk."""
+        sha256 of the whole name (two long names may share the capped part) and
+        its data type (0 when unset)."""
         external = False
         data_type = 0
         name = b""
         digest = hashlib.sha256(b"").digest()
-        raw: Span | None = None
-        floats: list[Span] = []
         for f in _fields(self.data, start, end):
             if f.number == _TENSOR_EXTERNAL_DATA:
                 _expect(f, _LEN, "TensorProto.external_data")
@@ -577,10 +572,6 @@ class _Walker:
             elif f.number == _TENSOR_NAME and f.wire_type == _LEN:
                 name = self.slice(f)
                 digest = hashlib.sha256(memoryview(self.data)[f.a : f.b]).digest()
-            elif f.number == _TENSOR_RAW_DATA and f.wire_type == _LEN:
-                raw = (f.a, f.b)
-            elif f.number == _TENSOR_FLOAT_DATA and f.wire_type in (_LEN, _I32):
-                floats.append((f.a, f.b))  # packed, or one unpacked value
         if external:
             self.flag(
                 "external-data",
@@ -589,7 +580,7 @@ class _Walker:
                 "(onnx.save_model(model, path, save_as_external_data=False))",
                 start,
             )
-        return name, digest, data_type, (raw,) if raw is not None else tuple(floats)
+        return name, digest, data_type
 
 
 def _not_onnx(detail: str) -> Violation:

@@ -15,25 +15,44 @@ import math
 import sys
 from array import array
 
+from vmafx_saliency.supply.scan_wire import _I32, _LEN, _fields
+
 # Scales are per tensor or per output channel; no convolution has this many.
 MAX_SCALE_VALUES = 65_536
 
-Span = tuple[int, int]  # [start, end) of float32 bytes in the file
+# TensorProto fields: float_data (packed floats, or one per field) and raw_data.
+_FLOAT_DATA, _RAW_DATA = 4, 9
 
 
-def scale_problem(data: bytes, spans: tuple[Span, ...]) -> str | None:
-    """What is wrong with the scale whose float32 values lie at ``spans``; None if nothing."""
-    size = sum(end - start for start, end in spans)
+def scale_problem(data: bytes, start: int, end: int) -> str | None:
+    """What is wrong with the float32 scale tensor at ``data[start:end]``; None if nothing.
+
+    Its values are the last ``raw_data`` (protobuf keeps the last) or else every
+    ``float_data`` chunk; counting stops past :data:`MAX_SCALE_VALUES`, so a
+    tensor of millions of one-value fields costs no memory here.
+    """
+    raw: tuple[int, int] | None = None
+    chunks: list[tuple[int, int]] = []
+    size = 0
+    for f in _fields(data, start, end):
+        if f.number == _RAW_DATA and f.wire_type == _LEN:
+            raw = (f.a, f.b)
+        elif f.number == _FLOAT_DATA and f.wire_type in (_LEN, _I32):
+            size += f.b - f.a
+            if size > 4 * MAX_SCALE_VALUES:
+                return f"it holds more than the {MAX_SCALE_VALUES:,} values of any layer"
+            chunks.append((f.a, f.b))
+    spans = [raw] if raw is not None else chunks
+    size = sum(b - a for a, b in spans)
     if size % 4:
         return "its float data is not a whole number of float32 values"
-    count = size // 4
-    if count == 0:
+    if size == 0:
         return "it holds no values"
-    if count > MAX_SCALE_VALUES:
-        return f"it holds {count:,} values, more than the {MAX_SCALE_VALUES:,} of any layer"
+    if size > 4 * MAX_SCALE_VALUES:
+        return f"it holds {size // 4:,} values, more than the {MAX_SCALE_VALUES:,} of any layer"
     values = array("f")
-    for start, end in spans:
-        values.frombytes(data[start:end])
+    for a, b in spans:
+        values.frombytes(data[a:b])
     if sys.byteorder == "big":
         values.byteswap()  # ONNX stores little-endian
     if not all(math.isfinite(v) for v in values):
