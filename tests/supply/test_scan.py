@@ -1141,8 +1141,10 @@ def _first_scale(model: onnx.ModelProto) -> onnx.TensorProto:
     [
         (np.nan, "it holds NaN or infinite values"),
         (np.inf, "it holds NaN or infinite values"),
-        (0.0, "it holds zero or negative values"),
-        (-0.5, "it holds zero or negative values"),
+        (0.0, "it holds values outside [1e-30, 10000] (zero or negative included)"),
+        (-0.5, "it holds values outside [1e-30, 10000] (zero or negative included)"),
+        (3e38, "it holds values outside [1e-30, 10000] (zero or negative included)"),
+        (1e-45, "it holds values outside [1e-30, 10000] (zero or negative included)"),
     ],
 )
 @pytest.mark.parametrize("storage", ["raw_data", "float_data"])
@@ -1162,7 +1164,9 @@ def test_a_scale_no_quantiser_writes_is_refused(value: float, problem: str, stor
     report = scan_bytes(model.SerializeToString())
     assert {v.kind for v in report.violations} == {"quantization-parameters"}
     assert "the scale of the (De)QuantizeLinear node at byte" in report.violations[0].detail
-    assert f"{problem}; a quantiser writes finite positive scales" in report.violations[0].detail
+    assert f"{problem}; a quantiser writes finite scales in [1e-30, 1e4]" in (
+        report.violations[0].detail
+    )
 
 
 def test_a_scale_of_more_values_than_any_layer_is_refused_without_reading_them() -> None:
@@ -1216,5 +1220,14 @@ def test_a_scale_of_a_million_one_value_fields_is_refused_in_bounded_memory() ->
     # A few such fields are read as the values they are.
     assert scale_problem(one * 3, 0, 15) is None
     assert scale_problem(b"\x25" + struct.pack("<f", -1.0), 0, 5) == (
-        "it holds zero or negative values"
+        "it holds values outside [1e-30, 10000] (zero or negative included)"
     )
+    # Empty packed chunks (field 4, length 0) take no memory and count for nothing.
+    empty = b"\x22\x00" * 1_000_000 + one
+    tracemalloc.start()
+    try:
+        problem = scale_problem(empty, 0, len(empty))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert problem is None and peak < 1024 * 1024

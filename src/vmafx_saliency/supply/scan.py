@@ -159,7 +159,7 @@ KINDS: dict[str, str] = {
     "too-many-opset-imports": f"more than {MAX_OPSET_IMPORTS} opset imports",
     "quantization-parameters": "a (De)QuantizeLinear scale or zero point that is not an "
     "initializer of its graph of type float32 (scale) or int8/uint8 (zero point; int32 for "
-    "a dequantised bias), is a graph input too, or a scale that is not finite and positive",
+    "a dequantised bias), is a graph input too, or a scale not finite or outside [1e-30, 1e4]",
     # The bounded scan (scan_file, check_bytes) runs in a child process under a budget.
     "over-budget": "scanning the file went over its CPU, memory or time budget",
 }
@@ -447,7 +447,7 @@ class _Walker:
     def check_qdq(self, initializers: dict[bytes, _Initializer], inputs: frozenset[bytes]) -> None:
         """Every Q/DQ parameter of the graph just walked is a typed initializer of it,
         not a graph input (a caller's feed would replace it), and every scale holds
-        finite positive values (:func:`scan_qdq.scale_problem`)."""
+        finite values in [1e-30, 1e4] (:func:`scan_qdq.scale_problem`)."""
         verdicts: dict[bytes, str | None] = {}  # a scale shared by many nodes is read once
         for start, role, digest, types in self.qdq.pop():
             if digest == _EMPTY_NAME and role == "zero point":
@@ -471,7 +471,7 @@ class _Walker:
                     self.flag(
                         "quantization-parameters",
                         f"the scale of the (De)QuantizeLinear node at byte {start}: {problem}; "
-                        "a quantiser writes finite positive scales: re-quantise the model "
+                        "a quantiser writes finite scales in [1e-30, 1e4]: re-quantise the model "
                         "with 'vmafx-saliency quantize'",
                         start,
                     )
