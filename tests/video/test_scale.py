@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +18,13 @@ import pytest
 from vmafx_saliency.supply.registry import Preprocessing
 from vmafx_saliency.video.extract import preprocess
 from vmafx_saliency.video.resize import resize_plane
-from vmafx_saliency.video.scale import can_scale, resize_luma, scale_luma, scale_picture
+from vmafx_saliency.video.scale import (
+    ScaleRefused,
+    can_scale,
+    resize_luma,
+    scale_luma,
+    scale_picture,
+)
 
 INSIDE = 0.12  # code values, inside the two outer lines (measured up to 0.105, CIF upscaled)
 EDGE = 12.0  # code values on the outer lines (measured up to 9.8, 4K to 320x320)
@@ -194,3 +201,49 @@ def test_resize_luma_sends_float_planes_to_numpy() -> None:
 def test_scale_picture_refuses_other_bit_depths() -> None:
     with pytest.raises(ValueError, match="8 or 10-bit samples, not 12 bits"):
         scale_picture(_picture("gray", np.zeros((8, 8), np.uint8)), (4, 4), bit_depth=12)
+
+
+def test_a_geometry_swscale_refuses_is_resized_by_numpy() -> None:
+    # The review's 4096x2 plane to 32x4096 (--infer-size 32x4096): FFmpeg answers EINVAL.
+    plane = _smooth_plane((8, 4096), seed=6)[:2]
+    with pytest.raises(ScaleRefused, match="swscale refused 4096x2 to 32x4096"):
+        scale_luma(plane, (4096, 32), bit_depth=8)
+    np.testing.assert_array_equal(
+        resize_luma(plane, (4096, 32), bit_depth=8), resize_plane(plane, (4096, 32))
+    )
+
+
+def test_the_same_size_gives_the_samples_as_they_are() -> None:
+    # swscale's 16-bit copy would fill the low bits with the top ones: 255 -> 255.996.
+    plane = np.array([[0, 16, 235, 255]], np.uint8)
+    for scaled in (
+        scale_luma(plane, (1, 4), bit_depth=8),
+        resize_luma(plane, (1, 4), bit_depth=8),
+        resize_luma(plane, (1, 4), bit_depth=8, picture=_picture("gray", plane)),
+    ):
+        np.testing.assert_array_equal(scaled, plane.astype(np.float32))
+    ten = np.array([[0, 64, 940, 1023]], np.uint16)
+    np.testing.assert_array_equal(scale_luma(ten, (1, 4), bit_depth=10), ten.astype(np.float32))
+
+
+def test_threads_scaling_one_shared_picture_agree() -> None:
+    # PyAV's reformat sets the source frame's colour range while it runs: without the
+    # lock, another thread scaling the same limited-range frame read it expanded.
+    luma = _smooth_plane((288, 352), seed=8)
+    picture: Any = _picture("yuv420p", luma)
+    picture.color_range = 1  # MPEG: limited, as decoded video says
+    want = scale_luma(luma, (320, 320), bit_depth=8)
+    results: list[np.ndarray] = []
+
+    def work() -> None:
+        results.extend(scale_picture(picture, (320, 320), bit_depth=8) for _ in range(20))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 160
+    for got in results:
+        np.testing.assert_array_equal(got, want)
+    assert int(picture.color_range) == 1

@@ -38,6 +38,7 @@ _FORMATS = {8: "gray", 10: "gray10le"}
 _OUT_FORMAT = "gray16le"
 _DTYPES = {8: np.dtype(np.uint8), 10: np.dtype(np.uint16)}
 _local = threading.local()
+_LOCK = threading.Lock()
 
 
 def _reformatter() -> tuple[Any, Any, int]:
@@ -57,18 +58,26 @@ def can_scale(luma: np.ndarray, bit_depth: int) -> bool:
     return dtype is not None and luma.ndim == 2 and luma.dtype == dtype
 
 
+class ScaleRefused(ValueError):
+    """swscale refused the geometry (4096x2 to 32x4096, say): :func:`resize_luma`
+    then resizes with numpy, the same filter."""
+
+
 def scale_luma(luma: np.ndarray, size: tuple[int, int], *, bit_depth: int) -> np.ndarray:
     """Raw luma samples (``uint8`` at 8 bits, ``uint16`` at 10) scaled to ``size`` = (H, W).
 
     The result is float32 on the input's scale (0..255 or 0..1023), as
     ``resize_plane`` returns: no range conversion is made (the extractor does
-    that after, explicitly).
+    that after, explicitly). At the same size the samples are returned as they
+    are (swscale would fill the low bits of its 16-bit output with the top ones).
     """
     if not can_scale(luma, bit_depth):
         raise ValueError(
             f"scale_luma takes a 2-D plane of {_DTYPES.get(bit_depth, 'uint8/uint16')} samples "
             f"at 8 or 10 bits, not {luma.dtype} {luma.shape} at {bit_depth} bits"
         )
+    if luma.shape == size:
+        return luma.astype(np.float32)
     av, _, _ = _reformatter()
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(luma), format=_FORMATS[bit_depth])
     return scale_picture(frame, size, bit_depth=bit_depth)
@@ -79,38 +88,58 @@ def scale_picture(picture: Any, size: tuple[int, int], *, bit_depth: int) -> np.
 
     For a decoded picture of a YUV or grey format with ``bit_depth``-bit
     samples (8, or 10 in 16-bit words): swscale reads its luma plane where the
-    decoder left it, with no copy of the whole frame first.
+    decoder left it, with no copy of the whole frame first. A geometry swscale
+    refuses raises :class:`ScaleRefused`.
     """
     if bit_depth not in _FORMATS:
         raise ValueError(f"scale_picture takes 8 or 10-bit samples, not {bit_depth} bits")
-    _, reformatter, flags = _reformatter()
+    av, reformatter, flags = _reformatter()
     height, width = size
-    # Both sides full range: swscale then only shifts the samples into 16 bits
-    # (left unspecified, it would expand limited-range luma as it writes grey).
-    scaled = reformatter.reformat(
-        picture,
-        width=width,
-        height=height,
-        format=_OUT_FORMAT,
-        interpolation=flags,
-        src_color_range="JPEG",
-        dst_color_range="JPEG",
-        # One thread: the extractor's own threads have the cores, and swscale's
-        # slice threads have been seen to corrupt a slice's first row (container.py).
-        threads=1,
-    )
+    try:
+        # One call at a time: PyAV's reformat sets the source frame's colour range
+        # while it runs, so two threads scaling one frame could read each other's.
+        with _LOCK:
+            # Both sides full range: swscale then only shifts the samples into 16
+            # bits (left unspecified, it would expand limited-range luma into grey).
+            scaled = reformatter.reformat(
+                picture,
+                width=width,
+                height=height,
+                format=_OUT_FORMAT,
+                interpolation=flags,
+                src_color_range="JPEG",
+                dst_color_range="JPEG",
+                # One thread: the extractor's own threads have the cores, and swscale's
+                # slice threads have been seen to corrupt a slice's first row (container.py).
+                threads=1,
+            )
+    except av.error.FFmpegError as exc:
+        raise ScaleRefused(
+            f"swscale refused {picture.width}x{picture.height} to {width}x{height}"
+        ) from exc
     out: np.ndarray = scaled.to_ndarray().astype(np.float32)
     out *= np.float32(1.0 / (1 << (16 - bit_depth)))  # a power of two: exact
     return out
 
 
-def resize_luma(luma: np.ndarray, size: tuple[int, int], *, bit_depth: int) -> np.ndarray:
+def resize_luma(
+    luma: np.ndarray, size: tuple[int, int], *, bit_depth: int, picture: Any = None
+) -> np.ndarray:
     """Luma samples resized to ``size`` = (H, W): float32, on the samples' own scale.
 
-    Raw samples (uint8, or uint16 at 10 bits) go through swscale
-    (:func:`scale_luma`); float planes through :func:`resize_plane`, the same
-    filter in numpy.
+    Raw samples (uint8, or uint16 at 10 bits) go through swscale, from
+    ``picture`` (the decoded frame ``luma`` was copied from) where given
+    (:func:`scale_picture`), else from ``luma`` (:func:`scale_luma`); float
+    planes, and geometries swscale refuses, through :func:`resize_plane`, the
+    same filter in numpy.
     """
+    if luma.shape == size:
+        return luma.astype(np.float32)
     if can_scale(luma, bit_depth):
-        return scale_luma(luma, size, bit_depth=bit_depth)
+        try:
+            if picture is not None:
+                return scale_picture(picture, size, bit_depth=bit_depth)
+            return scale_luma(luma, size, bit_depth=bit_depth)
+        except ScaleRefused:
+            pass  # numpy below
     return resize_plane(luma, size)

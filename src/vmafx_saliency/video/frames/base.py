@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from vmafx_saliency.errors import UsageError, VideoError
-from vmafx_saliency.video.scale import resize_luma, scale_picture
+from vmafx_saliency.video.scale import resize_luma
 
 # One logger for every reader: warnings keep the name they had before the split.
 logger = logging.getLogger("vmafx_saliency.video.frames")
@@ -70,11 +70,7 @@ class Frame:
         The extractor's resize (:func:`vmafx_saliency.video.scale.resize_luma`),
         read straight from the decoded picture where there is one.
         """
-        if self.luma.shape == size:
-            return self.luma.astype(np.float32)
-        if self.picture is not None:
-            return scale_picture(self.picture, size, bit_depth=self.bit_depth)
-        return resize_luma(self.luma, size, bit_depth=self.bit_depth)
+        return resize_luma(self.luma, size, bit_depth=self.bit_depth, picture=self.picture)
 
 
 class FrameSource(ABC):
