@@ -20,7 +20,7 @@ and the figures.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,34 +133,26 @@ def calibration_tensors(
 
 def _clip_tensors(path: Path, pre: Preprocessing, *, frames: int) -> Iterator[np.ndarray]:
     """``frames`` model inputs spread evenly over the clip."""
-    from vmafx_saliency.video.frames import open_video
-
-    with open_video(path) as source:
-        step = max(1, (source.info.frame_count or frames) // frames)
-    return _clip_inputs(path, pre, keep=lambda i: i % step == 0 and i // step < frames)
+    return _clip_inputs(path, pre, frames=frames, spread=True)
 
 
 def _clip_inputs(
-    path: Path, pre: Preprocessing, *, keep: Callable[[int], bool], stop: int | None = None
+    path: Path, pre: Preprocessing, *, frames: int, spread: bool = False
 ) -> Iterator[np.ndarray]:
-    """The model inputs of the clip's frames that ``keep`` takes (by number), before ``stop``."""
-    from vmafx_saliency.video.extract import preprocess, resolve_size
+    """The model inputs of the clip's first ``frames`` frames, or with ``spread`` of
+    ``frames`` frames spread evenly over it (every n-th, by the count it declares)."""
+    from vmafx_saliency.video.extract import frame_input, resolve_size
     from vmafx_saliency.video.frames import open_video
 
     with open_video(path) as source:
         info = source.info
         size = resolve_size(pre, None, (info.height, info.width))
+        step = max(1, (info.frame_count or frames) // frames) if spread else 1
         for frame in source:
-            if stop is not None and frame.index >= stop:
+            if frame.index // step >= frames:
                 break
-            if keep(frame.index):
-                yield preprocess(
-                    frame.luma,
-                    bit_depth=frame.bit_depth,
-                    color_range=info.color_range,
-                    pre=pre,
-                    size=size,
-                )
+            if frame.index % step == 0:
+                yield frame_input(frame, pre=pre, color_range=info.color_range, size=size)
 
 
 # --- the budget ---------------------------------------------------------------------
@@ -276,7 +268,7 @@ def _measure_clip(
     parent: Any, candidate: Any, pre: Preprocessing, clip: Path, frames: int
 ) -> VideoFigures:
     means: tuple[list[float], list[float]] = ([], [])
-    for tensor in _clip_inputs(clip, pre, keep=lambda _: True, stop=frames):
+    for tensor in _clip_inputs(clip, pre, frames=frames):
         for session, out in zip((parent, candidate), means, strict=True):
             (saliency,) = session.run(["saliency_map"], {"input": tensor})
             out.append(float(saliency.mean()))

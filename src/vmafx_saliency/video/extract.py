@@ -148,6 +148,17 @@ def preprocess(
     return tensor
 
 
+def frame_input(
+    frame: Frame, *, pre: Preprocessing, color_range: str | None, size: tuple[int, int]
+) -> np.ndarray:
+    """A video frame -> the model input: :func:`preprocess` of its luma, resized
+    straight from the decoded picture where there is one (``Frame.luma_at``: no
+    copy of an HD plane in and out of swscale)."""
+    return preprocess(
+        frame.luma_at(size), bit_depth=frame.bit_depth, color_range=color_range, pre=pre, size=size
+    )
+
+
 @dataclass(frozen=True)
 class FrameFeatures:
     """One frame's features: ``frame_num`` (its number in the video, from 0), the
@@ -349,16 +360,7 @@ def saliency_stream(
         size = resolve_size(pre, infer_size, frame_hw)
         seen.setdefault("frame", frame_hw)
         seen.setdefault("infer", size)
-        # luma_at: the resize of preprocess, straight from the decoded picture
-        # where there is one (no copy of an HD plane in and out of swscale).
-        tensor = preprocess(
-            frame.luma_at(size),
-            bit_depth=frame.bit_depth,
-            color_range=color_range,
-            pre=pre,
-            size=size,
-        )
-        return frame.index, tensor
+        return frame.index, frame_input(frame, pre=pre, color_range=color_range, size=size)
 
     if jobs < 1:
         raise UsageError(f"--threads {jobs}: give a whole number >= 1")

@@ -26,6 +26,7 @@ inference runs on.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -38,19 +39,20 @@ from vmafx_saliency.video.resize import resize_plane
 _FORMATS = {8: "gray", 10: "gray10le"}
 _OUT_FORMAT = "gray16le"
 _DTYPES = {8: np.dtype(np.uint8), 10: np.dtype(np.uint16)}
-_local = threading.local()
+# One reformatter (it keeps swscale's context from frame to frame), used only under
+# the lock: two threads in one reformatter crash the process, and PyAV's reformat
+# sets the source frame's colour range while it runs, so two threads scaling one
+# frame could read each other's.
 _LOCK = threading.Lock()
 
 
+@functools.cache
 def _reformatter() -> tuple[Any, Any, int]:
-    """This thread's reformatter (it keeps swscale's context from frame to frame)."""
-    found: tuple[Any, Any, int] | None = getattr(_local, "found", None)
-    if found is None:
-        av = require("av", purpose="scaling video frames to the model's size", extra=None)
-        interpolation = av.video.reformatter.Interpolation
-        flags = interpolation.BILINEAR | interpolation.ACCURATE_RND | interpolation.BITEXACT
-        found = _local.found = (av, av.video.reformatter.VideoReformatter(), int(flags))
-    return found
+    """PyAV, the reformatter and the interpolation flags."""
+    av = require("av", purpose="scaling video frames to the model's size", extra=None)
+    interpolation = av.video.reformatter.Interpolation
+    flags = interpolation.BILINEAR | interpolation.ACCURATE_RND | interpolation.BITEXACT
+    return av, av.video.reformatter.VideoReformatter(), int(flags)
 
 
 def can_scale(luma: np.ndarray, bit_depth: int) -> bool:
@@ -97,8 +99,6 @@ def scale_picture(picture: Any, size: tuple[int, int], *, bit_depth: int) -> np.
     av, reformatter, flags = _reformatter()
     height, width = size
     try:
-        # One call at a time: PyAV's reformat sets the source frame's colour range
-        # while it runs, so two threads scaling one frame could read each other's.
         with _LOCK:
             # Both sides full range: swscale then only shifts the samples into 16
             # bits (left unspecified, it would expand limited-range luma into grey).
