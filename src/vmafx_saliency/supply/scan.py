@@ -38,7 +38,13 @@ from pathlib import Path
 
 from vmafx_saliency._util import open_regular, read_opened
 from vmafx_saliency.errors import InputFileError, UsageError
-from vmafx_saliency.supply.scan_qdq import scale_problem
+from vmafx_saliency.supply.scan_qdq import (
+    QDQ_PARAMETERS,
+    Initializer,
+    QdqInput,
+    qdq_input,
+    qdq_problems,
+)
 from vmafx_saliency.supply.scan_report import ScanReport, Violation
 from vmafx_saliency.supply.scan_wire import (
     _LEN,
@@ -84,7 +90,6 @@ MAX_OPSET_IMPORTS = 64  # in the whole model
 # file cannot make the report grow with the number of its nodes.
 MAX_VIOLATIONS = 1000
 _DEFAULT_DOMAINS = (b"", b"ai.onnx")
-_EMPTY_NAME = hashlib.sha256(b"").digest()
 # ONNX Runtime loads bytes with this flatbuffers identifier at offset 4 as an
 # ORT-format model instead of a ModelProto, whatever else the file contains.
 _ORT_IDENTIFIER = b"ORTM"
@@ -104,24 +109,6 @@ _ATTR_SPARSE_TENSOR, _ATTR_SPARSE_TENSORS = 22, 23
 _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
 _TENSOR_DATA_TYPE, _TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 2, 8, 13, 14
 _DATA_LOCATION_EXTERNAL = 1
-# QuantizeLinear / DequantizeLinear: (input index, role, TensorProto data types
-# allowed). Scales are float32, zero points int8 or uint8 (the QDQ INT8 format
-# of ONNX Runtime's quantiser; a DequantizeLinear of an int32 bias has an int32
-# zero point), and both must be initializers of the node's own graph, so the
-# scanner sees the values the model runs with.
-_FLOAT, _UINT8, _INT8, _INT32 = 1, 2, 3, 6
-_Initializer = tuple[int, int, int]  # data type, the tensor's start and end in the file
-_QDQ_PARAMETERS = {
-    "QuantizeLinear": (
-        (1, "scale", frozenset({_FLOAT})),
-        (2, "zero point", frozenset({_UINT8, _INT8})),
-    ),
-    "DequantizeLinear": (
-        (1, "scale", frozenset({_FLOAT})),
-        (2, "zero point", frozenset({_UINT8, _INT8, _INT32})),
-    ),
-}
-
 
 # --- violation kinds -------------------------------------------------------
 
@@ -227,7 +214,7 @@ class _Walker:
         self.saw_graph = False
         # The (De)QuantizeLinear parameters of the graph being walked, checked at
         # its end against its initializers: (node offset, role, name digest, types).
-        self.qdq: list[list[tuple[int, str, bytes, frozenset[int]]]] = []
+        self.qdq: list[list[QdqInput]] = []
         # The initializer names (digests) of each graph being walked, read before its
         # nodes: a node output of the same name would replace the value checked.
         self.initializers: list[frozenset[bytes]] = []
@@ -327,7 +314,7 @@ class _Walker:
         self.initializers.pop()
 
     def graph(self, start: int, end: int, depth: int) -> None:
-        names: dict[bytes, _Initializer] = {}  # by name digest
+        names: dict[bytes, Initializer] = {}  # by name digest
         inputs: set[bytes] = set()  # graph input name digests
         nodes = initializers = 0
         self.qdq.append([])
@@ -395,7 +382,7 @@ class _Walker:
                     raise _over("too-many-attributes", f.a, "attribute", MAX_ATTRIBUTES)
         op = _show(op_raw)
         self.check_op(op, domain, start)
-        qdq = op in _QDQ_PARAMETERS and domain in _DEFAULT_DOMAINS
+        qdq = op in QDQ_PARAMETERS and domain in _DEFAULT_DOMAINS
         # A second pass over the node, not a list of its attributes: memory
         # stays flat whatever the count.
         index = 0
@@ -406,7 +393,9 @@ class _Walker:
                 self.check_output(start, f)
             elif f.number == _NODE_INPUT and qdq:
                 _expect(f, _LEN, "NodeProto.input")
-                self.note_qdq_input(start, op, index, f)
+                noted = qdq_input(op, index, start, memoryview(self.data)[f.a : f.b])
+                if noted is not None:
+                    self.qdq[-1].append(noted)
                 index += 1
         if qdq and index < 2:
             self.flag(
@@ -438,43 +427,9 @@ class _Walker:
                 start,
             )
 
-    def note_qdq_input(self, start: int, op: str, index: int, f: _Field) -> None:
-        for position, role, types in _QDQ_PARAMETERS[op]:
-            if index == position:
-                digest = hashlib.sha256(memoryview(self.data)[f.a : f.b]).digest()
-                self.qdq[-1].append((start, role, digest, types))
-
-    def check_qdq(self, initializers: dict[bytes, _Initializer], inputs: frozenset[bytes]) -> None:
-        """Every Q/DQ parameter of the graph just walked is a typed initializer of it,
-        not a graph input (a caller's feed would replace it), and every scale holds
-        finite values in [1e-30, 1e4] (:func:`scan_qdq.scale_problem`)."""
-        verdicts: dict[bytes, str | None] = {}  # a scale shared by many nodes is read once
-        for start, role, digest, types in self.qdq.pop():
-            if digest == _EMPTY_NAME and role == "zero point":
-                continue  # an omitted zero point: uint8 0, as ONNX defines it
-            found = initializers.get(digest)
-            if found is None or found[0] not in types or digest in inputs:
-                self.flag(
-                    "quantization-parameters",
-                    f"the {role} of the (De)QuantizeLinear node at byte {start} is not an "
-                    f"initializer of its graph of type "
-                    f"{'float32' if role == 'scale' else 'int8 or uint8 (int32 for a bias)'}"
-                    f"{', but a graph input too' if found is not None and digest in inputs else ''}"
-                    ": re-quantise the model with 'vmafx-saliency quantize'",
-                    start,
-                )
-            elif role == "scale":
-                if digest not in verdicts:
-                    verdicts[digest] = scale_problem(self.data, found[1], found[2])
-                problem = verdicts[digest]
-                if problem is not None:
-                    self.flag(
-                        "quantization-parameters",
-                        f"the scale of the (De)QuantizeLinear node at byte {start}: {problem}; "
-                        "a quantiser writes finite scales in [1e-30, 1e4]: re-quantise the model "
-                        "with 'vmafx-saliency quantize'",
-                        start,
-                    )
+    def check_qdq(self, initializers: dict[bytes, Initializer], inputs: frozenset[bytes]) -> None:
+        for start, detail in qdq_problems(self.data, self.qdq.pop(), initializers, inputs):
+            self.flag("quantization-parameters", detail, start)
 
     def check_op(self, op: str, domain: bytes, start: int) -> None:
         if domain in _DEFAULT_DOMAINS:

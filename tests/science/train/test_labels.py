@@ -57,6 +57,58 @@ def test_label_cache_is_reused_and_records_provenance(
     assert "torch" in provenance["versions"]
 
 
+def test_labels_of_another_protocol_are_made_again_and_stale_ones_removed(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    # A cache filled under an earlier pre-processing (its provenance says so) must
+    # not pass for this one: every label is made again, and labels of images this
+    # run does not list go, so a later run cannot reuse them under the new name.
+    samples = train.collect_samples([six_images])
+    sha = sha256_bytes(tiny_teacher.read_bytes())
+    first = train.ensure_labels(samples, lambda: train.load_teacher(tiny_teacher), tmp_path,
+                                teacher_sha256=sha)  # fmt: skip
+    provenance_path = first.cache_dir / "provenance.json"
+    provenance = json.loads(provenance_path.read_text())
+    provenance["protocol"]["preprocessing"] = "an earlier resize"
+    provenance_path.write_text(json.dumps(provenance))
+    (first.cache_dir / f"{'f' * 64}.png").write_bytes(b"a label of an image not listed")
+
+    again = train.ensure_labels(samples[:4], lambda: train.load_teacher(tiny_teacher), tmp_path,
+                                teacher_sha256=sha)  # fmt: skip
+    assert (again.computed, again.reused) == (4, 0)
+    assert sorted(p.stem for p in first.cache_dir.glob("*.png")) == sorted(
+        s.sha256 for s in samples[:4]
+    )
+    provenance = json.loads(provenance_path.read_text())
+    assert provenance["protocol"] == train.LABEL_PROTOCOL
+    assert provenance["images"] == {s.sha256: s.path.name for s in samples[:4]}
+
+
+def test_an_interrupted_labelling_resumes_where_it_stopped(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    samples = train.collect_samples([six_images])
+    sha = sha256_bytes(tiny_teacher.read_bytes())
+    teacher = train.load_teacher(tiny_teacher)
+    labelled: list[int] = []
+    real_label = teacher.label
+
+    def label_three_then_stop(rgb: np.ndarray) -> np.ndarray:
+        if len(labelled) == 3:
+            raise KeyboardInterrupt
+        labelled.append(1)
+        return real_label(rgb)
+
+    object.__setattr__(teacher, "label", label_three_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train.ensure_labels(samples, teacher, tmp_path, teacher_sha256=sha)
+    # The provenance was written before labelling: the three labels left are known
+    # to be of this protocol, and kept.
+    resumed = train.ensure_labels(samples, lambda: train.load_teacher(tiny_teacher), tmp_path,
+                                  teacher_sha256=sha)  # fmt: skip
+    assert (resumed.computed, resumed.reused) == (3, 3)
+
+
 def test_a_teacher_with_another_hash_is_refused(
     tmp_path: Path, six_images: Path, tiny_teacher: Path
 ) -> None:

@@ -54,7 +54,8 @@ LUMA_LABEL_PROTOCOL = {
     **LABEL_PROTOCOL,
     "colour_mode": "luma_tile",
     "preprocessing": "BT.601 luma (full-range 8-bit) of the RGB image, then "
-    "vmafx_saliency.video.extract.preprocess with the teacher's sidecar (luma tiled to RGB)",
+    "vmafx_saliency.video.extract.preprocess with the teacher's sidecar (luma resized by "
+    "swscale's bilinear filter, vmafx_saliency.video.scale; tiled to RGB)",
 }
 
 
@@ -204,12 +205,10 @@ def ensure_labels(
     cache_dir = label_cache_dir(cache_root, teacher_sha256, teacher_input)
     cache_dir.mkdir(parents=True, exist_ok=True)
     provenance_path = cache_dir / "provenance.json"
-    images: dict[str, str] = {}
-    if provenance_path.is_file():
-        with contextlib.suppress(ValueError, OSError):
-            old = json.loads(provenance_path.read_text(encoding="utf-8"))
-            if old.get("teacher_sha256") == teacher_sha256:
-                images = {str(k): str(v) for k, v in old.get("images", {}).items()}
+    protocol = label_protocol(teacher_input)
+    images = _cached_images(provenance_path, teacher_sha256, protocol)
+    # Said before labelling: the labels an interrupted run leaves are of this protocol.
+    _write_provenance(provenance_path, teacher_sha256, protocol, images)
     todo = [s for s in samples if s.mask is None and not (cache_dir / f"{s.sha256}.png").is_file()]
     reused = sum(1 for s in samples if s.mask is None) - len(todo)
     start = time.perf_counter()
@@ -231,15 +230,39 @@ def ensure_labels(
     for sample in samples:
         if sample.mask is None:
             images.setdefault(sample.sha256, sample.path.name)
+    _write_provenance(provenance_path, teacher_sha256, protocol, images)
+    return LabelStats(cache_dir, len(todo), reused, time.perf_counter() - start)
+
+
+def _cached_images(
+    provenance_path: Path, teacher_sha256: str, protocol: dict[str, object]
+) -> dict[str, str]:
+    """The cache's images (sha256 to name), once its labels are known to follow ``protocol``.
+
+    Labels of another protocol (an earlier pre-processing), or of none known (no
+    readable provenance), are deleted, to be made again: the cache is the
+    product's own, and its provenance must describe every label in it.
+    """
+    with contextlib.suppress(ValueError, OSError):
+        old = json.loads(provenance_path.read_text(encoding="utf-8"))
+        if old.get("teacher_sha256") == teacher_sha256 and old.get("protocol") == protocol:
+            return {str(k): str(v) for k, v in old.get("images", {}).items()}
+    for stale in provenance_path.parent.glob("*.png"):
+        stale.unlink()
+    return {}
+
+
+def _write_provenance(
+    path: Path, teacher_sha256: str, protocol: dict[str, object], images: dict[str, str]
+) -> None:
     provenance = {
         "schema": PROVENANCE_SCHEMA,
         "teacher_sha256": teacher_sha256,
-        "protocol": label_protocol(teacher_input),
+        "protocol": protocol,
         "images": dict(sorted(images.items())),
         "versions": versions(),
     }
-    atomic_write_bytes(provenance_path, dump_json(provenance))
-    return LabelStats(cache_dir, len(todo), reused, time.perf_counter() - start)
+    atomic_write_bytes(path, dump_json(provenance))
 
 
 def _check_cache_key(session: Teacher, teacher_sha256: str, teacher_input: str) -> None:
