@@ -428,6 +428,7 @@ class _Walker:
             )
 
     def check_qdq(self, initializers: dict[bytes, Initializer], inputs: frozenset[bytes]) -> None:
+        """The Q/DQ parameters of the graph just walked (:func:`scan_qdq.qdq_problems`)."""
         for start, detail in qdq_problems(self.data, self.qdq.pop(), initializers, inputs):
             self.flag("quantization-parameters", detail, start)
 
