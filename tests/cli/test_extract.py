@@ -525,11 +525,29 @@ BAD: dict[str, tuple[Case, str]] = {
         lambda e: [*e.small(), *e.tiny(), "--output", e.out / "m", "--save-maps", e.out / "m"],
         r"--save-maps .*m is also --output: give each its own path",
     ),
+    "output onto the input video, even with --force": (
+        lambda e: [*_small_in_out(e), *e.tiny(), "--output", e.out / CISCO_SMALL, "--force"],
+        rf"--output .*{CISCO_SMALL} is also the input video: give each its own path",
+    ),
+    "output onto the model, even with --force": (
+        lambda e: [*e.small(), *e.tiny(), "--output", e.model, "--force"],
+        r"--output .* is also the model \(--model-path\): give each its own path",
+    ),
+    "merge output without merge input": (
+        lambda e: [*e.small(), *e.tiny(), "--merge-output", e.out / "m.json"],
+        r"--merge-output .*m\.json is where the merged vmaf JSON goes: add --merge-into",
+    ),
     "infer size under 32": (
         lambda e: [*e.small(), "--infer-size", "16x16", *e.tiny()],
         r"--infer-size '16x16': give at least 32 pixels a side",
     ),
 }
+
+
+def _small_in_out(env: Env) -> list[str]:
+    """The small raw clip, copied into the output folder (whose files must stay as they are)."""
+    shutil.copyfile(env.videos / CISCO_SMALL, env.out / CISCO_SMALL)
+    return [str(env.out / CISCO_SMALL), "--width", "160", "--height", "96"]
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -556,6 +574,15 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     # Whatever was there before is untouched, and nothing new appeared.
     assert {p.name: p.read_bytes() for p in env.out.iterdir() if p.name in before} == before
     assert_nothing_written(env.out, target, maps, keep=list(before))
+
+
+def test_maps_every_without_save_maps_is_refused(env: Env, cli: Callable[..., Run]) -> None:
+    # (The table above adds --save-maps to every case.)
+    run = cli(*env.small(), *env.tiny(), "--maps-every", "5", "--output", env.out / "x.json")
+    assert run.code == 2
+    assert re.search(r"--maps-every 5 thins the maps that --save-maps writes: add --save-maps DIR",
+                     run.err), run.err  # fmt: skip
+    assert list(env.out.iterdir()) == []
 
 
 # --- a stalled stream, stopped by a signal: nothing is left behind --------------------------

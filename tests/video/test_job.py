@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 import statistics
 import tracemalloc
 import xml.etree.ElementTree as ET
@@ -508,7 +510,19 @@ def test_corrupt_container_fails_mid_stream_and_writes_nothing(
 def test_unreadable_container(tmp_path: Path, tiny: ModelChoice, out: Path) -> None:
     path = tmp_path / "text.mp4"
     path.write_bytes(b"this is not a video\n" * 20)
-    with pytest.raises(VideoError, match=rf"cannot open {path}.*is it a video file\?"):
+    with pytest.raises(VideoError, match=rf"cannot open {path}.*is it a video file\?") as err:
+        run_job(VideoInput(path=path), tiny, Outputs(output=out / "x.json"))
+    assert "Errno" not in str(err.value)  # FFmpeg's words, not PyAV's errno number
+    assert_nothing_written(out)
+
+
+def test_an_mp4_cut_short_before_its_index_says_so(
+    videos_dir: Path, tmp_path: Path, tiny: ModelChoice, out: Path
+) -> None:
+    path = tmp_path / "cut.mp4"
+    path.write_bytes((videos_dir / "foreman_cif.mp4").read_bytes()[:200_000])
+    message = f"cannot open {path}: Invalid data found when processing input: is it a video file?"
+    with pytest.raises(VideoError, match=re.escape(message) + r" \(one cut short cannot be"):
         run_job(VideoInput(path=path), tiny, Outputs(output=out / "x.json"))
     assert_nothing_written(out)
 
@@ -631,6 +645,38 @@ def test_maps_into_the_working_folder_keep_its_files(
     video = _cisco(videos_dir, end=1)
     run_job(video, tiny, Outputs(output=None, save_maps=Path(), force=True), threads=1)
     assert sorted(p.name for p in out.iterdir()) == ["frame_000000.png", "notes.txt"]
+
+
+def test_no_output_replaces_a_file_the_run_reads_even_with_force(
+    videos_dir: Path, tiny: ModelChoice, out: Path
+) -> None:
+    clip = out / "clip.mp4"
+    shutil.copyfile(videos_dir / "carphone_distorted.mp4", clip)
+    original = clip.read_bytes()
+    for outputs in (
+        Outputs(output=clip, force=True),
+        Outputs(output=out / "x.json", plot=clip, force=True),
+        Outputs(output=None, merge_into=out / "vmaf.json", merge_output=clip, force=True),
+    ):
+        with pytest.raises(UsageError, match=r" is also the input video: give each its own path"):
+            run_job(VideoInput(path=clip), tiny, outputs)
+    assert tiny.model_path is not None and tiny.sidecar is not None
+    for kept, what in ((tiny.model_path, "the model"), (tiny.sidecar, "the model's sidecar")):
+        before = kept.read_bytes()
+        with pytest.raises(UsageError, match=rf"--output .* is also {what} "):
+            run_job(VideoInput(path=clip), tiny, Outputs(output=kept, force=True))
+        assert kept.read_bytes() == before
+    assert clip.read_bytes() == original
+    assert sorted(p.name for p in out.iterdir()) == ["clip.mp4"]
+
+
+def test_an_option_without_its_partner_is_refused(tmp_path: Path, tiny: ModelChoice) -> None:
+    video = VideoInput(path=tmp_path / "absent.mp4")  # refused before the video is opened
+    with pytest.raises(UsageError, match=r"--merge-output \S+ is where the merged vmaf JSON"):
+        run_job(video, tiny, Outputs(output=None, merge_output=tmp_path / "m.json"))
+    with pytest.raises(UsageError, match=r"--maps-every 3 thins the maps .*add --save-maps DIR"):
+        run_job(video, tiny, Outputs(output=None, maps_every=3))
+    assert not (tmp_path / "m.json").exists()
 
 
 def test_force_overwrites(videos_dir: Path, tiny: ModelChoice, out: Path) -> None:

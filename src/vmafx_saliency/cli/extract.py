@@ -82,7 +82,12 @@ def register(sub: Subparsers) -> None:
     add_video_arguments(p, subsample_help="compute every N-th frame, as vmaf", fps=False)
     add_model_arguments(p)
     out = p.add_argument_group("outputs")
-    out.add_argument("--output", "-o", metavar="PATH", help="output file, or - for stdout")
+    out.add_argument(
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="output file, or - for stdout (the default, unless --merge-into is given)",
+    )
     out.add_argument("--format", choices=["json", "xml", "csv"], help="default: from --output")
     out.add_argument("--merge-into", metavar="VMAF.json", help="add the features to a vmaf JSON")
     out.add_argument("--merge-output", metavar="PATH", help="write the merged JSON here")

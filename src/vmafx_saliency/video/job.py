@@ -24,6 +24,7 @@ import numpy as np
 from vmafx_saliency._util import sweep_stale_temporaries
 from vmafx_saliency.errors import OutputExistsError, UsageError
 from vmafx_saliency.video import extract
+from vmafx_saliency.video.frames.stdin import STDIN
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
@@ -197,15 +198,19 @@ class JobResult:
     written: tuple[Path, ...]
 
 
-def _check_outputs(outputs: Outputs) -> None:
-    """Refuse before any work is done, so a refusal costs nothing and writes nothing."""
+def _check_outputs(outputs: Outputs, *, reads: dict[str, Path | None]) -> None:
+    """Refuse before any work is done, so a refusal costs nothing and writes nothing.
+
+    ``reads``: the files the run reads, by what to call them ("the input video"):
+    no output may replace one, --force or not.
+    """
     from vmafx_saliency._util import check_can_write, require
 
-    if outputs.maps_every < 1:
-        raise UsageError(f"--maps-every {outputs.maps_every}: give a whole number >= 1")
+    _check_pairs(outputs)
     # Every path a run reads or writes, once: -o onto the --merge-into file would
-    # replace the vmaf scores with ours, -o onto the maps folder fail at the end.
-    named: dict[Path, str] = {}
+    # replace the vmaf scores with ours, -o onto the maps folder fail at the end,
+    # and -o onto the video replace it with its own features.
+    named = {path.resolve(): what for what, path in reads.items() if path is not None}
     for flag, path in (
         ("--merge-into", outputs.merge_into),
         ("--merge-output", outputs.merge_output),
@@ -244,6 +249,22 @@ def _check_outputs(outputs: Outputs) -> None:
             )
         if target != outputs.merge_into:
             check_can_write(target, force=outputs.force)
+
+
+def _check_pairs(outputs: Outputs) -> None:
+    """Options that mean something only beside another are refused alone, not ignored."""
+    if outputs.maps_every < 1:
+        raise UsageError(f"--maps-every {outputs.maps_every}: give a whole number >= 1")
+    if outputs.maps_every != 1 and outputs.save_maps is None:
+        raise UsageError(
+            f"--maps-every {outputs.maps_every} thins the maps that --save-maps writes: "
+            "add --save-maps DIR"
+        )
+    if outputs.merge_output is not None and outputs.merge_into is None:
+        raise UsageError(
+            f"--merge-output {outputs.merge_output} is where the merged vmaf JSON goes: add "
+            "--merge-into VMAF.json, or give --output for our features alone"
+        )
 
 
 def check_maps_folder(folder: Path, *, force: bool) -> None:
@@ -312,6 +333,14 @@ class _MapWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def _reads(video: VideoInput, model: ModelChoice) -> dict[str, Path | None]:
+    return {
+        "the input video": None if str(video.path) == STDIN else video.path,
+        "the model (--model-path)": model.model_path,
+        "the model's sidecar (--sidecar)": model.sidecar,
+    }
+
+
 def run_job(
     video: VideoInput,
     model: ModelChoice,
@@ -330,7 +359,7 @@ def run_job(
     from vmafx_saliency.video.frames import select_frames
     from vmafx_saliency.video.output import FrameRecord, RunInfo
 
-    _check_outputs(outputs)
+    _check_outputs(outputs, reads=_reads(video, model))
     source = video.open()
     with source:
         info = source.info

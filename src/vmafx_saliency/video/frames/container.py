@@ -127,7 +127,12 @@ class AvSource(FrameSource):
         except (self._ffmpeg_error, OSError) as exc:
             if stream is not None:
                 raise VideoError(f"{path}: {_PIPE_ADVICE} ({exc})") from exc
-            raise VideoError(f"cannot open {path}: {exc}: is it a video file?") from exc
+            # strerror: FFmpeg's words without PyAV's errno number and repeated path.
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise VideoError(
+                f"cannot open {path}: {reason}: is it a video file? (one cut short cannot be "
+                "opened when its index was at the end, as in most MP4s)"
+            ) from exc
         self._container: av.container.input.InputContainer | None = container
         try:
             self._open(path, container, fps=fps, color_range=checked_range)

@@ -119,7 +119,8 @@ def _raw(path: Path, asked: _Asked, *, stream: io.RawIOBase | None = None) -> Ra
     if asked.width is None or asked.height is None:
         raise UsageError(
             f"{path} is raw YUV, which has no header: pass --width and --height "
-            "(and --pixel-format unless it is yuv420p)"
+            "(and --pixel-format unless it is yuv420p; in Python, "
+            "raw=RawVideo(width=..., height=...))"
         )
     return RawYuvSource(
         path,
