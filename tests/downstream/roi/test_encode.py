@@ -138,3 +138,23 @@ def test_roi_encode_that_ffmpeg_refuses_leaves_no_out_folder(
     assert code == 2
     assert "plain encode pass 1 (libx264): ffmpeg exited with status" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_roi_encode_never_replaces_its_source_even_with_force(
+    tiny_model: Path, videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _need_ffmpeg_with("libx264")
+    # A source named as one of the encodes, in the --out folder: --force must not
+    # let the plain encode replace it.
+    source = tmp_path / "plain.mp4"
+    source.write_bytes((videos_dir / "carphone_distorted.mp4").read_bytes())
+    before, names = source.read_bytes(), sorted(p.name for p in tmp_path.iterdir())
+    code = cli.main(
+        ["roi", "encode", str(source), "--codec", "libx264", "--bitrate", "100k",
+         "--model-path", str(tiny_model), "--out", str(tmp_path), "--force", "--quiet"]
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"its plain.mp4 would replace the source video {source}: give another --out" in err
+    assert source.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # nothing written

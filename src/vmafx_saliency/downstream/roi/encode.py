@@ -45,6 +45,7 @@ from vmafx_saliency.downstream.roi.settings import (
     Codec,
     RoiSettings,
 )
+from vmafx_saliency.errors import UsageError
 
 if TYPE_CHECKING:
     from vmafx_saliency.video.extract import InferSize
@@ -110,7 +111,7 @@ def run_encode(
     ffmpeg = check_ffmpeg(encode.ffmpeg, encode.encoder)
     say = on_step or (lambda _message: None)
     if out_dir is not None:
-        _check_encode_targets(out_dir, settings.codec, force=force)
+        _check_encode_targets(out_dir, settings.codec, source=video.path, force=force)
     info = _probe(video)
     say("computing saliency")
     run = run or ModelRun()
@@ -158,8 +159,12 @@ def _settings_for(encode: EncodeSettings, settings: RoiSettings) -> RoiSettings:
     return settings.validate()
 
 
-def _check_encode_targets(out_dir: Path, codec: Codec, *, force: bool) -> None:
-    """Refuse before any work: the folder, the map files, the report and the encodes."""
+def _check_encode_targets(out_dir: Path, codec: Codec, *, source: Path, force: bool) -> None:
+    """Refuse before any work: the folder, the map files, the report and the encodes.
+
+    None may be the source video (``--out .`` beside a ``plain.mp4``): its own
+    encode would replace it, --force or not.
+    """
     _check_out_dir(out_dir)
     targets = [
         *map_targets(out_dir, codec),
@@ -168,6 +173,12 @@ def _check_encode_targets(out_dir: Path, codec: Codec, *, force: bool) -> None:
         out_dir / REPORT_TXT,
         *(out_dir / n for n in VIDEO_NAMES.values()),
     ]
+    for target in targets:
+        if target.resolve() == source.resolve():
+            raise UsageError(
+                f"--out {out_dir}: its {target.name} would replace the source video "
+                f"{source}: give another --out folder"
+            )
     _check_targets(targets, force=force)
 
 
