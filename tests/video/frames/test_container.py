@@ -273,21 +273,25 @@ def test_corrupt_mid_stream_names_the_frame(av: Any, videos_dir: Path, tmp_path:
     assert isinstance(err.value.__cause__, av.error.FFmpegError)
 
 
-def test_truncated_faststart_mp4_stops_with_warning(
-    av: Any, videos_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Index first, data cut: FFmpeg stops quietly, we say the count fell short."""
-    faststart = tmp_path / "faststart.mp4"
-    with (
-        av.open(str(videos_dir / "foreman_cif.mp4")) as src,
-        av.open(str(faststart), "w", options={"movflags": "faststart"}) as out,
-    ):
+def _remuxed(av: Any, source: Path, target: Path, options: dict[str, str] | None = None) -> Path:
+    """``source``'s video packets in ``target``'s container (its suffix), not re-encoded."""
+    with av.open(str(source)) as src, av.open(str(target), "w", options=options or {}) as out:
         stream = out.add_stream_from_template(src.streams.video[0])
         for packet in src.demux(src.streams.video[0]):
             if packet.dts is None:
                 continue
             packet.stream = stream
             out.mux(packet)
+    return target
+
+
+def test_truncated_faststart_mp4_stops_with_warning(
+    av: Any, videos_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Index first, data cut: FFmpeg stops quietly, we say the count fell short."""
+    faststart = _remuxed(
+        av, videos_dir / "foreman_cif.mp4", tmp_path / "faststart.mp4", {"movflags": "faststart"}
+    )
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(faststart.read_bytes()[:300_000])
     with (
@@ -298,6 +302,27 @@ def test_truncated_faststart_mp4_stops_with_warning(
         count = sum(1 for _ in video)
     assert 0 < count < 300
     assert f"decoded {count} frames but the container declares 300" in caplog.text
+
+
+def test_a_cut_matroska_file_is_said_to_fall_short_of_its_duration(
+    av: Any, videos_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Matroska counts no frames, but its header keeps the duration of the whole file."""
+    whole = _remuxed(av, videos_dir / "foreman_cif.mp4", tmp_path / "whole.mkv")
+    with caplog.at_level(logging.WARNING, logger="vmafx_saliency.video.frames"):
+        with open_video(whole) as video:
+            assert video.info.frame_count is None  # an estimate is not a declared count
+            assert sum(1 for _ in video) == 300
+        assert caplog.text == ""  # the whole file: no false alarm
+        cut = tmp_path / "cut.mkv"
+        cut.write_bytes(whole.read_bytes()[:200_000])
+        with open_video(cut) as video:
+            count = sum(1 for _ in video)
+    assert 0 < count < 250
+    assert (
+        f"decoded {count} frames but the container's duration and average frame rate "
+        "imply about 300: the file may be truncated"
+    ) in caplog.text
 
 
 def test_container_without_video(av: Any, tmp_path: Path) -> None:

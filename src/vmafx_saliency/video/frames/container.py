@@ -163,6 +163,7 @@ class AvSource(FrameSource):
         plan = self._plan(first)
         rate = stream.average_rate or stream.guessed_rate
         self._declared = int(stream.frames) or None  # 0: the container does not say
+        self._expected = None if self._declared else _frames_from_duration(container, stream)
         self._clock = _Clock.of(stream, first, rate)
         self._coded = (first.width, first.height)
         self._turns = _quarter_turns(path, first)
@@ -263,6 +264,12 @@ class AvSource(FrameSource):
                 "%s: decoded %d frames but the container declares %d: the file may be truncated",
                 info.path, decoded, self._declared,
             )  # fmt: skip
+        elif self._expected is not None and decoded + max(2, self._expected // 50) < self._expected:
+            logger.warning(
+                "%s: decoded %d frames but the container's duration and average frame rate "
+                "imply about %d: the file may be truncated",
+                info.path, decoded, self._expected,
+            )  # fmt: skip
 
     def close(self) -> None:
         if self._container is not None:
@@ -317,6 +324,22 @@ class _Numbering:
                 "(dropped); the others keep their numbers by presentation time",
                 path, self.missing, self.dropped,
             )  # fmt: skip
+
+
+def _frames_from_duration(container: Any, stream: Any) -> int | None:
+    """About how many frames a container that counts none (Matroska, MPEG-TS) holds.
+
+    Its duration times the stream's average rate (frames over duration, where
+    the demuxer measured one), never the guessed rate: a header written before
+    the file was cut short still says how long it was.
+    """
+    duration = stream.duration * stream.time_base if stream.duration and stream.time_base else None
+    if duration is None and container.duration:
+        duration = container.duration / 1_000_000  # AV_TIME_BASE
+    rate = stream.average_rate
+    if not duration or not rate or duration <= 0:
+        return None
+    return int(float(duration) * float(rate))
 
 
 def _quarter_turns(path: Path, frame: av.video.frame.VideoFrame) -> int:
