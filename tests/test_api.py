@@ -190,6 +190,10 @@ def test_every_public_name_resolves_and_import_is_cheap() -> None:
     for name in vmafx_saliency.__all__:
         assert getattr(vmafx_saliency, name) is not None, name
     assert Features.__name__ == "Features"
+    # dir() shows the API (what tab completion offers), not this package's own imports.
+    listed = set(dir(vmafx_saliency))
+    assert set(vmafx_saliency.__all__) <= listed
+    assert not listed & {"annotations", "importlib", "TYPE_CHECKING", "Any"}
     code = (
         "import sys, vmafx_saliency; "
         "heavy = sorted(m for m in sys.modules "

@@ -53,8 +53,12 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+# This module's own imports, not the package's API: left out of dir().
+_PLUMBING = frozenset({"annotations", "importlib", "TYPE_CHECKING", "Any"})
+
+
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+    return sorted({*globals(), *_HOMES} - _PLUMBING)
 
 
 if TYPE_CHECKING:
