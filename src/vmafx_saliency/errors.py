@@ -177,6 +177,10 @@ class ExtractionError(VmafxSaliencyError):
     """Feature extraction failed on a frame (NaN map, out-of-range values, ...)."""
 
 
+class NoFramesSelectedError(ExtractionError):
+    """--frames and --subsample left no frame of the video to compute."""
+
+
 class OutputError(VmafxSaliencyError):
     """An output cannot be written, or a file to merge into does not fit."""
 

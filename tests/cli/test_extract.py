@@ -456,7 +456,7 @@ BAD: dict[str, tuple[Case, str]] = {
     "not a video": (_not_video, r"cannot open .*notes\.mp4: .*is it a video file\?"),
     "range past the end": (
         lambda e: [*e.small(), "--frames", "400:500", *e.tiny()],
-        r"no frames were selected: check --frames and --subsample",
+        r"no frames were selected of its 5: check --frames and --subsample",
     ),
     "empty range": (
         lambda e: [*e.small(), "--frames", "5:2", *e.tiny()],

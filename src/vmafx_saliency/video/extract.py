@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import numpy as np
 
-from vmafx_saliency.errors import ExtractionError, UsageError
+from vmafx_saliency.errors import ExtractionError, NoFramesSelectedError, UsageError
 from vmafx_saliency.video.scale import resize_luma
 
 if TYPE_CHECKING:
@@ -418,7 +418,7 @@ def extract(
             progress.close()
     seconds = time.perf_counter() - start
     if not features:
-        raise ExtractionError("no frames were selected: check --frames and --subsample")
+        raise NoFramesSelectedError("no frames were selected: check --frames and --subsample")
     return ExtractionResult(
         features=tuple(features),
         infer_size=sizes["infer"],

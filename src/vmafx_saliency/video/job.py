@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from vmafx_saliency._util import sweep_stale_temporaries
-from vmafx_saliency.errors import OutputExistsError, UsageError
+from vmafx_saliency.errors import NoFramesSelectedError, OutputExistsError, UsageError
 from vmafx_saliency.video import extract
 from vmafx_saliency.video.frames.stdin import STDIN
 
@@ -396,9 +396,14 @@ def run_job(
                 on_map=maps,
                 jobs=plan.frames,
             )
-        except BaseException:
+        except BaseException as exc:
             if maps is not None:
                 maps.discard()
+            if isinstance(exc, NoFramesSelectedError):
+                raise NoFramesSelectedError(
+                    f"{video.path}: no frames were selected of its {decoded}: check --frames "
+                    "and --subsample (frames are numbered from 0)"
+                ) from exc
             raise
     if video.end is not None and decoded < video.end:
         logger.warning(
