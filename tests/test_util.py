@@ -18,6 +18,7 @@ from vmafx_saliency._util import (
     PROJECT_ROOT,
     atomic_write_bytes,
     atomic_writer,
+    check_inputs_spared,
     json_loads,
     open_regular,
     read_capped,
@@ -30,6 +31,7 @@ from vmafx_saliency.errors import (
     MissingDependencyError,
     OutputExistsError,
     RegistryError,
+    UsageError,
 )
 
 
@@ -286,3 +288,33 @@ def _ended_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
     return child.pid
+
+
+def test_outputs_that_would_write_over_an_input_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    video, key = tmp_path / "clip.mp4", tmp_path / "out" / "signing.key"
+    video.write_bytes(b"v")
+    key.write_bytes(b"k")
+    (tmp_path / "link.mp4").symlink_to(video)
+    reads = [
+        ("VIDEO", video),
+        ("--private-key", key),
+        ("--images", tmp_path / "images"),
+        ("-", None),
+    ]
+    Writes = list[tuple[str, Path | None]]
+    refused: list[tuple[Writes, Writes, str]] = [
+        ([("--output", tmp_path / "link.mp4")], [], f"--output {tmp_path / 'link.mp4'} is VIDEO"),
+        ([("-o", tmp_path / "out" / ".." / "clip.mp4")], [], f"clip.mp4 is VIDEO {video}"),
+        ([], [("--out", tmp_path / "out")], f"--out {tmp_path / 'out'} holds --private-key {key}"),
+        ([("-o", tmp_path / "images" / "x.png")], [], "x.png is in --images"),
+    ]
+    for files, folders, said in refused:
+        with pytest.raises(UsageError, match=re.escape(said) + r".*: give the outputs paths apart"):
+            check_inputs_spared(reads, files=files, folders=folders)
+    # A file output is never said to hold anything; siblings, "-" and None are fine.
+    check_inputs_spared(
+        reads,
+        files=[("-o", tmp_path / "out"), ("-o", tmp_path / "clip.json"), ("-o", Path("-"))],
+        folders=[("--maps", tmp_path / "maps"), ("--report", None)],
+    )

@@ -14,10 +14,10 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 from vmafx_saliency.errors import (
     InputFileError,
@@ -290,6 +290,45 @@ def check_can_write(path: Path, *, force: bool, folder: bool = False) -> None:
         raise OutputError(f"{path} is a folder: give a file name for the output")
     if path.exists() and not force and not _is_stream(path):
         raise OutputExistsError(f"{path} already exists: pass --force to overwrite it")
+
+
+def check_inputs_spared(
+    reads: Iterable[tuple[str, Path | None]],
+    *,
+    files: Iterable[tuple[str, Path | None]] = (),
+    folders: Iterable[tuple[str, Path | None]] = (),
+) -> None:
+    """Refuse, before any work, a run that would write over one of its own inputs.
+
+    Each is (how the user named it, path); ``reads``: the files and folders the
+    run reads (standard input, ``-``, is none); ``files``: the files it writes;
+    ``folders``: the folders it replaces or fills. An output may not be an
+    input or lie inside one (a folder read whole would read it back), and an
+    output folder may not hold one (replaced whole, it would delete it).
+    --force lets a run replace its earlier outputs, never what it reads.
+    """
+    inputs = [(what, path, _canonical(path)) for what, path in reads if _named(path)]
+    outputs = [(flag, out, False) for flag, out in files if _named(out)]
+    outputs += [(flag, out, True) for flag, out in folders if _named(out)]
+    for flag, out, folder in outputs:
+        target = _canonical(out)
+        for what, path, source in inputs:
+            holds = folder and target in source.parents
+            if target == source or holds or source in target.parents:
+                relation = "is" if target == source else "holds" if holds else "is in"
+                raise UsageError(
+                    f"{flag} {out} {relation} {what} {path}: give the outputs paths apart "
+                    "from the inputs (--force replaces earlier outputs, never a run's inputs)"
+                )
+
+
+def _named(path: Path | None) -> TypeGuard[Path]:
+    return path is not None and str(path) != "-"
+
+
+def _canonical(path: Path) -> Path:
+    # Symlinks and '..' resolved: two spellings of one file are one file.
+    return path.absolute().resolve()
 
 
 @contextlib.contextmanager

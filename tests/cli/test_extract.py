@@ -527,11 +527,12 @@ BAD: dict[str, tuple[Case, str]] = {
     ),
     "output onto the input video, even with --force": (
         lambda e: [*_small_in_out(e), *e.tiny(), "--output", e.out / CISCO_SMALL, "--force"],
-        rf"--output .*{CISCO_SMALL} is also the input video: give each its own path",
+        rf"--output .*{CISCO_SMALL} is the input video .*{CISCO_SMALL}: give the outputs paths "
+        r"apart from the inputs \(--force replaces earlier outputs, never a run's inputs\)",
     ),
     "output onto the model, even with --force": (
         lambda e: [*e.small(), *e.tiny(), "--output", e.model, "--force"],
-        r"--output .* is also the model \(--model-path\): give each its own path",
+        r"--output .* is --model-path .*: give the outputs paths apart from the inputs",
     ),
     "merge output without merge input": (
         lambda e: [*e.small(), *e.tiny(), "--merge-output", e.out / "m.json"],

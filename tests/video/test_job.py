@@ -659,12 +659,14 @@ def test_no_output_replaces_a_file_the_run_reads_even_with_force(
         Outputs(output=out / "x.json", plot=clip, force=True),
         Outputs(output=None, merge_into=out / "vmaf.json", merge_output=clip, force=True),
     ):
-        with pytest.raises(UsageError, match=r" is also the input video: give each its own path"):
+        with pytest.raises(
+            UsageError, match=r" is the input video .*: give the outputs paths apart"
+        ):
             run_job(VideoInput(path=clip), tiny, outputs)
     assert tiny.model_path is not None and tiny.sidecar is not None
-    for kept, what in ((tiny.model_path, "the model"), (tiny.sidecar, "the model's sidecar")):
+    for kept, what in ((tiny.model_path, "--model-path"), (tiny.sidecar, "--sidecar")):
         before = kept.read_bytes()
-        with pytest.raises(UsageError, match=rf"--output .* is also {what} "):
+        with pytest.raises(UsageError, match=rf"--output .* is {what} "):
             run_job(VideoInput(path=clip), tiny, Outputs(output=kept, force=True))
         assert kept.read_bytes() == before
     assert clip.read_bytes() == original

@@ -24,7 +24,6 @@ import numpy as np
 from vmafx_saliency._util import sweep_stale_temporaries
 from vmafx_saliency.errors import NoFramesSelectedError, OutputExistsError, UsageError
 from vmafx_saliency.video import extract
-from vmafx_saliency.video.frames.stdin import STDIN
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
@@ -198,19 +197,28 @@ class JobResult:
     written: tuple[Path, ...]
 
 
-def _check_outputs(outputs: Outputs, *, reads: dict[str, Path | None]) -> None:
+def _check_outputs(outputs: Outputs, *, reads: list[tuple[str, Path | None]]) -> None:
     """Refuse before any work is done, so a refusal costs nothing and writes nothing.
 
-    ``reads``: the files the run reads, by what to call them ("the input video"):
-    no output may replace one, --force or not.
+    ``reads``: the files the run reads (:func:`_util.check_inputs_spared`): no
+    output may replace one, --force or not.
     """
-    from vmafx_saliency._util import check_can_write, require
+    from vmafx_saliency._util import check_can_write, check_inputs_spared, require
 
     _check_pairs(outputs)
-    # Every path a run reads or writes, once: -o onto the --merge-into file would
-    # replace the vmaf scores with ours, -o onto the maps folder fail at the end,
-    # and -o onto the video replace it with its own features.
-    named = {path.resolve(): what for what, path in reads.items() if path is not None}
+    output = None if outputs.output in (None, "-") else Path(outputs.output)
+    # -o onto the video would replace it with its own features, --force or not.
+    check_inputs_spared(
+        reads,
+        files=[
+            ("--output", output),
+            ("--plot", outputs.plot),
+            ("--merge-output", outputs.merge_output),
+        ],
+    )
+    # Every path a run writes, once: -o onto the --merge-into file would replace
+    # the vmaf scores with ours, -o onto the maps folder fail at the end.
+    named: dict[Path, str] = {}
     for flag, path in (
         ("--merge-into", outputs.merge_into),
         ("--merge-output", outputs.merge_output),
@@ -333,12 +341,12 @@ class _MapWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _reads(video: VideoInput, model: ModelChoice) -> dict[str, Path | None]:
-    return {
-        "the input video": None if str(video.path) == STDIN else video.path,
-        "the model (--model-path)": model.model_path,
-        "the model's sidecar (--sidecar)": model.sidecar,
-    }
+def _reads(video: VideoInput, model: ModelChoice) -> list[tuple[str, Path | None]]:
+    return [
+        ("the input video", video.path),
+        ("--model-path", model.model_path),
+        ("--sidecar", model.sidecar),
+    ]
 
 
 def run_job(
