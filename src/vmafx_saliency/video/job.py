@@ -341,7 +341,8 @@ class _MapWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _reads(video: VideoInput, model: ModelChoice) -> list[tuple[str, Path | None]]:
+def run_inputs(video: VideoInput, model: ModelChoice) -> list[tuple[str, Path | None]]:
+    """The files a run reads, as :func:`_util.check_inputs_spared` takes them."""
     return [
         ("the input video", video.path),
         ("--model-path", model.model_path),
@@ -367,7 +368,7 @@ def run_job(
     from vmafx_saliency.video.frames import select_frames
     from vmafx_saliency.video.output import FrameRecord, RunInfo
 
-    _check_outputs(outputs, reads=_reads(video, model))
+    _check_outputs(outputs, reads=run_inputs(video, model))
     source = video.open()
     with source:
         info = source.info

@@ -155,6 +155,6 @@ def test_roi_encode_never_replaces_its_source_even_with_force(
     )  # fmt: skip
     assert code == 2
     err = capsys.readouterr().err
-    assert f"its plain.mp4 would replace the source video {source}: give another --out" in err
+    assert f"--out's plain.mp4 {source} is the input video {source}: give the outputs" in err
     assert source.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == names  # nothing written

@@ -41,6 +41,26 @@ def test_map_refuses_to_overwrite_before_any_work(tmp_path: Path) -> None:
         )
 
 
+def test_map_never_writes_over_its_inputs_even_with_force(tmp_path: Path) -> None:
+    from vmafx_saliency.video.job import ModelChoice, VideoInput
+
+    out = tmp_path / "out"
+    out.mkdir()
+    video = VideoInput(path=tmp_path / "absent.mp4")
+    addroi, zones = out / roi_plan.FILE_ADDROI, out / roi_plan.FILE_ZONES
+    for model, said in (
+        (ModelChoice(model_path=tmp_path / "m.onnx", sidecar=out / roi.FILE_OFFSETS), "--sidecar"),
+        (ModelChoice(model_path=addroi), "--model-path"),
+        # The run for av1 deletes the other codec's file: an input of that name stays.
+        (ModelChoice(model_path=tmp_path / "m.onnx", sidecar=addroi), "--sidecar"),
+    ):
+        settings = roi.RoiSettings(codec="av1") if said == "--sidecar" else roi.RoiSettings()
+        with pytest.raises(UsageError, match=rf"--out's \S+ \S+ is {said} .*: give the outputs"):
+            roi.run_map(video, model, settings, out, force=True)
+    with pytest.raises(UsageError, match=rf"--out's {roi_plan.FILE_ZONES} \S+ is the input video"):
+        roi.run_map(VideoInput(path=zones), ModelChoice(), roi.RoiSettings(), out)
+
+
 # --- end to end: a tiny model ------------------------------------------------------
 
 

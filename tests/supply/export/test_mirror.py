@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from tests.supply.export.conftest import (  # noqa: E402
 )
 from vmafx_saliency._util import sha256_file  # noqa: E402
 from vmafx_saliency.cli.main import main  # noqa: E402
-from vmafx_saliency.errors import OutputExistsError, ParityError  # noqa: E402
+from vmafx_saliency.errors import OutputExistsError, ParityError, UsageError  # noqa: E402
 from vmafx_saliency.supply import export  # noqa: E402
 from vmafx_saliency.supply.export import mirror  # noqa: E402
 
@@ -141,6 +142,30 @@ def test_existing_output_is_refused_untouched(checkpoint_path: Path, tmp_path: P
     with pytest.raises(OutputExistsError, match=r"manifest\.json already exists"):
         export.export_mirror(checkpoint=checkpoint_path, output=out)
     assert not out.exists()
+
+
+def test_no_output_writes_over_an_input_even_with_force(tmp_path: Path) -> None:
+    # Refused before the checkpoint is read: these stand in for the real inputs.
+    checkpoint, images = tmp_path / "u2netp.pth", tmp_path / "images"
+    licence = tmp_path / "LICENSE"
+    for path in (checkpoint, licence):
+        path.write_bytes(b"an input")
+    for output, manifest, said in (
+        (checkpoint, None, f"--output {checkpoint} is --checkpoint"),
+        (tmp_path / "m.onnx", checkpoint, f"the manifest {checkpoint} is --checkpoint"),
+        (tmp_path / "m.onnx", licence, f"is a licence beside --checkpoint {licence}"),
+        (images / "bike.jpg", None, f"--output {images / 'bike.jpg'} is in --images-dir"),
+    ):
+        with pytest.raises(UsageError, match=re.escape(said) + ".*: give the outputs paths apart"):
+            export.export_mirror(
+                checkpoint=checkpoint,
+                output=output,
+                manifest_out=manifest,
+                images_dir=images,
+                force=True,
+            )
+    assert checkpoint.read_bytes() == licence.read_bytes() == b"an input"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["LICENSE", "u2netp.pth"]
 
 
 def test_force_overwrites_both(mirror_onnx: Path, checkpoint_path: Path, tmp_path: Path) -> None:

@@ -45,7 +45,6 @@ from vmafx_saliency.downstream.roi.settings import (
     Codec,
     RoiSettings,
 )
-from vmafx_saliency.errors import UsageError
 
 if TYPE_CHECKING:
     from vmafx_saliency.video.extract import InferSize
@@ -111,7 +110,9 @@ def run_encode(
     ffmpeg = check_ffmpeg(encode.ffmpeg, encode.encoder)
     say = on_step or (lambda _message: None)
     if out_dir is not None:
-        _check_encode_targets(out_dir, settings.codec, source=video.path, force=force)
+        from vmafx_saliency.video.job import run_inputs
+
+        _check_encode_targets(out_dir, settings.codec, reads=run_inputs(video, model), force=force)
     info = _probe(video)
     say("computing saliency")
     run = run or ModelRun()
@@ -159,11 +160,13 @@ def _settings_for(encode: EncodeSettings, settings: RoiSettings) -> RoiSettings:
     return settings.validate()
 
 
-def _check_encode_targets(out_dir: Path, codec: Codec, *, source: Path, force: bool) -> None:
+def _check_encode_targets(
+    out_dir: Path, codec: Codec, *, reads: list[tuple[str, Path | None]], force: bool
+) -> None:
     """Refuse before any work: the folder, the map files, the report and the encodes.
 
-    None may be the source video (``--out .`` beside a ``plain.mp4``): its own
-    encode would replace it, --force or not.
+    None may be an input (``--out .`` beside a ``plain.mp4``): its own encode
+    would replace it, --force or not.
     """
     _check_out_dir(out_dir)
     targets = [
@@ -173,13 +176,7 @@ def _check_encode_targets(out_dir: Path, codec: Codec, *, source: Path, force: b
         out_dir / REPORT_TXT,
         *(out_dir / n for n in VIDEO_NAMES.values()),
     ]
-    for target in targets:
-        if target.resolve() == source.resolve():
-            raise UsageError(
-                f"--out {out_dir}: its {target.name} would replace the source video "
-                f"{source}: give another --out folder"
-            )
-    _check_targets(targets, force=force)
+    _check_targets(targets, force=force, reads=reads)
 
 
 def _probe(video: VideoInput) -> VideoInfo:

@@ -257,10 +257,16 @@ def _range_length(info: VideoInfo, video: VideoInput, *, last_seen: int) -> int:
     return max(end - video.start, last_seen + 1 - video.start)
 
 
-def _check_targets(targets: Sequence[Path], *, force: bool) -> None:
-    """Refuse before any work when an output exists and --force was not given."""
-    from vmafx_saliency._util import check_can_write
+def _check_targets(
+    targets: Sequence[Path], *, force: bool, reads: Sequence[tuple[str, Path | None]] = ()
+) -> None:
+    """Refuse before any work when an output exists and --force was not given.
 
+    ``reads``: the run's inputs (:func:`job.run_inputs`), which no target may be.
+    """
+    from vmafx_saliency._util import check_can_write, check_inputs_spared
+
+    check_inputs_spared(reads, files=[(f"--out's {path.name}", path) for path in targets])
     for path in targets:
         if path.is_dir():
             raise UsageError(f"{path} is a directory, not a file: remove it or pick another --out")
@@ -313,11 +319,14 @@ def run_map(
     progress: bool = False,
 ) -> tuple[RoiPlan, tuple[Path, ...]]:
     """``roi map``: refuse early, compute the plan, write its files."""
+    from vmafx_saliency.video.job import run_inputs
+
     settings.validate()
     _check_out_dir(out_dir)
     _check_targets(
         [*map_targets(out_dir, settings.codec), _other_codec_file(out_dir, settings.codec)],
         force=force,
+        reads=run_inputs(video, model),
     )
     plan = compute_plan(
         video, model, settings, infer_size=infer_size, threads=threads, progress=progress

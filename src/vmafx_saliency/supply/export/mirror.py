@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from vmafx_saliency import __version__
-from vmafx_saliency._util import atomic_write_bytes, check_can_write, sha256_bytes, sha256_file
+from vmafx_saliency._util import (
+    atomic_write_bytes,
+    check_can_write,
+    check_inputs_spared,
+    sha256_bytes,
+    sha256_file,
+)
 from vmafx_saliency.errors import ExportError, UsageError
 from vmafx_saliency.supply.export import lazy
 from vmafx_saliency.supply.export.checkpoints import load_state_dict_file, load_state_dict_into
@@ -35,6 +41,7 @@ from vmafx_saliency.supply.export.onnx import (
 )
 from vmafx_saliency.supply.export.upstream import (
     DEFAULT_COMMIT,
+    LICENSE_NAMES,
     UPSTREAM_CHECKPOINT,
     UPSTREAM_MODEL_FILE,
     UPSTREAM_REPO,
@@ -163,7 +170,14 @@ def export_mirror(
     checkout's ``model/u2net.py`` (after a licence audit) and, unless
     ``checkpoint`` is given, its ``saved_models/u2netp/u2netp.pth``.
     """
-    manifest_path = _check_request(output, manifest_out, commit=commit, force=force)
+    reads: list[tuple[str, Path | None]] = [
+        ("--checkpoint", checkpoint),
+        ("--upstream-dir", upstream_dir),
+        ("--images-dir", images_dir),
+    ]
+    if checkpoint is not None:  # the licence text it may take from beside the checkpoint
+        reads += [("a licence beside --checkpoint", checkpoint.parent / n) for n in LICENSE_NAMES]
+    manifest_path = _check_request(output, manifest_out, reads=reads, commit=commit, force=force)
     # A missing export extra is named before any work too.
     lazy.torch()
     lazy.onnx()
@@ -190,11 +204,22 @@ def export_mirror(
     )
 
 
-def _check_request(output: Path, manifest_out: Path | None, *, commit: str, force: bool) -> Path:
-    """The manifest's path, once both outputs may be written and the commit is a hash."""
+def _check_request(
+    output: Path,
+    manifest_out: Path | None,
+    *,
+    reads: list[tuple[str, Path | None]],
+    commit: str,
+    force: bool,
+) -> Path:
+    """The manifest's path, once both outputs may be written and the commit is a hash.
+
+    ``reads``: the export's inputs, which neither output may write over, --force or not.
+    """
     manifest_path = manifest_out or output.with_name(output.name + ".manifest.json")
     if manifest_path.resolve() == output.resolve():
         raise UsageError(f"the manifest path {manifest_path} equals the output path: change one")
+    check_inputs_spared(reads, files=[("--output", output), ("the manifest", manifest_path)])
     # Refuse before any work, so a slow export never ends in a refusal.
     check_can_write(output, force=force)
     check_can_write(manifest_path, force=force)

@@ -30,7 +30,8 @@ DEFAULT_COMMIT = "ac7e1c81"
 
 UPSTREAM_MODEL_FILE = "model/u2net.py"
 UPSTREAM_CHECKPOINT = "saved_models/u2netp/u2netp.pth"
-_LICENSE_BESIDE_CHECKPOINT = ("LICENSE-U-2-Net.txt", "LICENSE", "LICENSE.txt")
+# The names a licence text beside a checkpoint may have, in the order they are looked for.
+LICENSE_NAMES = ("LICENSE-U-2-Net.txt", "LICENSE", "LICENSE.txt")
 
 # The licence text the project ships with the mirror, when none is beside the checkpoint.
 _PROJECT_LICENSE = packaged_models() / "Apache-2.0-u2netp.txt"
@@ -145,7 +146,7 @@ def resolve_license(checkout: UpstreamCheckout | None, checkpoint: Path) -> Path
     """The licence text shipped with the weights used (section 4(a) receipt)."""
     if checkout is not None:
         return checkout.license_file
-    for name in _LICENSE_BESIDE_CHECKPOINT:
+    for name in LICENSE_NAMES:
         candidate = checkpoint.parent / name
         if candidate.is_file():
             if _is_apache_2(candidate.read_text(encoding="utf-8", errors="replace")):
