@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from tests._onnx_models import conv_sigmoid_model
@@ -33,3 +35,14 @@ def test_count_cost_grouped_conv() -> None:
     cost = ev.count_cost(model.SerializeToString(), (5, 7))
     assert cost.macs == 3 * 5 * 7 * 9  # C_in / groups = 1
     assert cost.params == 27
+
+
+def test_the_files_ad_hoc_models_are_read_from(tmp_path: Path) -> None:
+    (tmp_path / "a.sidecar.json").write_text("{}")  # found beside a.onnx
+    specs = ev.parse_models(f"u2netp_mirror_v1,{tmp_path / 'a.onnx'},{tmp_path / 'b.onnx'}")
+    assert ev.spec_inputs(specs) == [
+        ("--models", tmp_path / "a.onnx"),
+        ("the sidecar", tmp_path / "a.sidecar.json"),
+        ("--models", tmp_path / "b.onnx"),
+        ("the sidecar", None),
+    ]

@@ -64,3 +64,22 @@ def test_a_report_path_that_is_a_file_or_the_working_folder_is_refused(
     for here in (Path(), Path(".."), report):
         with pytest.raises(UsageError, match=r"that is the folder you are in \(or holds it\)"):
             ev.check_report_folder(here, marker="summary.json", force=True)
+
+
+def test_a_report_that_holds_or_lies_in_an_input_is_refused_even_with_force(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "summary.json").write_text("{}")  # an earlier report ...
+    model = report / "student.onnx"  # ... that a model was copied into
+    model.write_bytes(b"onnx")
+    reads = [("--dataset", tmp_path / "ds"), ("--models", model), ("the sidecar", None)]
+    with pytest.raises(UsageError, match=rf"--report {report} holds --models {model}: give"):
+        ev.check_report_folder(report, marker="summary.json", force=True, reads=reads)
+    with pytest.raises(UsageError, match=r"--report \S+ is in --dataset \S+ds: give"):
+        ev.check_report_folder(tmp_path / "ds" / "rep", marker="summary.json", force=False,
+                               reads=reads)  # fmt: skip
+    assert model.read_bytes() == b"onnx"
+    # Without inputs inside, the earlier report is replaced as before.
+    ev.check_report_folder(report, marker="summary.json", force=True, reads=reads[:1])

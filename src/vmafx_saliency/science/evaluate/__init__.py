@@ -64,6 +64,7 @@ from vmafx_saliency.science.evaluate.models import ModelSpec as ModelSpec
 from vmafx_saliency.science.evaluate.models import count_cost as count_cost
 from vmafx_saliency.science.evaluate.models import load_models as load_models
 from vmafx_saliency.science.evaluate.models import parse_models as parse_models
+from vmafx_saliency.science.evaluate.models import spec_inputs as spec_inputs
 from vmafx_saliency.science.evaluate.protocols import PROTOCOL_TEXT as PROTOCOL_TEXT
 from vmafx_saliency.science.evaluate.protocols import PROTOCOLS as PROTOCOLS
 from vmafx_saliency.science.evaluate.protocols import Protocol as Protocol
@@ -121,5 +122,6 @@ __all__ = [
     "run_compare",
     "run_eval",
     "score_image",
+    "spec_inputs",
     "validate_summary",
 ]

@@ -20,7 +20,13 @@ from vmafx_saliency._util import require
 from vmafx_saliency.errors import ExtractionError, UsageError
 from vmafx_saliency.science.evaluate.helpers import _finite_or_none
 from vmafx_saliency.science.evaluate.metrics import MAP_THRESHOLD, block_grid, distribution, iou
-from vmafx_saliency.science.evaluate.models import EvalModel, ModelSpec, _threads, load_models
+from vmafx_saliency.science.evaluate.models import (
+    EvalModel,
+    ModelSpec,
+    _threads,
+    load_models,
+    spec_inputs,
+)
 from vmafx_saliency.science.evaluate.report import (
     COMPARE_MARKER,
     _figure,
@@ -181,7 +187,8 @@ def _series(
 
 def run_compare(options: CompareOptions) -> CompareResult:
     """Both models over every clip, the agreement per clip and over all clips."""
-    check_report_folder(options.report, marker=COMPARE_MARKER, force=options.force)
+    reads = [("the video", v.path) for v in options.videos] + spec_inputs(options.models)
+    check_report_folder(options.report, marker=COMPARE_MARKER, force=options.force, reads=reads)
     require("scipy.stats", purpose="compare", extra="eval")
     require("matplotlib", purpose="compare plots", extra="eval")
     if not options.videos:

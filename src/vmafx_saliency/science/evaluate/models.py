@@ -34,6 +34,18 @@ class ModelSpec:
     sidecar: Path | None = None
 
 
+def spec_inputs(specs: Sequence[ModelSpec]) -> list[tuple[str, Path | None]]:
+    """The files ad-hoc models are read from (:func:`_util.check_inputs_spared`)."""
+    from vmafx_saliency.supply.registry import sidecar_beside
+
+    found: list[tuple[str, Path | None]] = []
+    for spec in specs:
+        if spec.path is not None:
+            sidecar = spec.sidecar or sidecar_beside(spec.path)
+            found += [("--models", spec.path), ("the sidecar", sidecar)]
+    return found
+
+
 def _is_path(token: str) -> bool:
     return token.lower().endswith(".onnx") or "/" in token or os.sep in token
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency._util import check_can_write, require
+from vmafx_saliency._util import check_can_write, check_inputs_spared, require
 from vmafx_saliency.errors import OutputExistsError, UsageError
 from vmafx_saliency.science.evaluate.metrics import METRIC_NAMES, THRESHOLDS
 from vmafx_saliency.science.evaluate.protocols import PROTOCOL_TEXT
@@ -32,20 +32,34 @@ EVAL_MARKER = "summary.json"
 COMPARE_MARKER = "compare.json"
 
 
-def check_report_folder(folder: Path, *, marker: str, force: bool) -> None:
+def check_report_folder(
+    folder: Path,
+    *,
+    marker: str,
+    force: bool,
+    reads: Sequence[tuple[str, Path | None]] = (),
+) -> None:
     """Refuse a ``--report`` folder that this run may not replace.
 
     A new or empty folder is fine. An earlier report (it holds ``marker``) is
     replaced with --force. Anything else, a file, a dataset, the folder we are
     in, is refused even with --force: replacing a report folder removes all of it.
+    So is a report that holds one of the run's ``reads`` (a model, a clip copied
+    into an earlier report), or lies inside one.
     """
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise UsageError(
             f"--report {folder}: exists and is not a folder (or is a symlink): "
             "give a new or empty folder"
         )
-    if not folder.exists():
-        return
+    earlier = folder.exists() and _earlier_report(folder, marker)
+    check_inputs_spared(reads, folders=[("--report", folder)])  # whatever --force says
+    if earlier:
+        check_can_write(folder, force=force, folder=True)
+
+
+def _earlier_report(folder: Path, marker: str) -> bool:
+    """Whether the existing ``folder`` holds anything: only an earlier report may."""
     here = Path.cwd().resolve()
     if folder.resolve() in (here, *here.parents):
         raise UsageError(
@@ -53,13 +67,13 @@ def check_report_folder(folder: Path, *, marker: str, force: bool) -> None:
             "give a new folder, e.g. --report report/"
         )
     if not any(folder.iterdir()):
-        return
+        return False
     if not (folder / marker).is_file():
         raise OutputExistsError(
             f"{folder} exists and is not an earlier report (it has no {marker}), so even "
             "--force will not replace it: give a new or empty folder"
         )
-    check_can_write(folder, force=force, folder=True)
+    return True
 
 
 class _ReportDir:

@@ -41,6 +41,7 @@ from vmafx_saliency.science.evaluate.models import (
     _threads,
     count_cost,
     load_models,
+    spec_inputs,
 )
 from vmafx_saliency.science.evaluate.protocols import _INPUTS, _OUTPUTS, PROTOCOLS, Protocol
 from vmafx_saliency.science.evaluate.report import (
@@ -136,7 +137,8 @@ def _check_options(options: EvalOptions) -> None:
 def _checked_dataset(options: EvalOptions) -> tuple[Pair, ...]:
     """Every pair of the dataset, once the report folder, ``--limit`` and the packages
     eval needs are known to be fine."""
-    check_report_folder(options.report, marker=EVAL_MARKER, force=options.force)
+    reads = [("--dataset", options.dataset), *spec_inputs(options.models)]
+    check_report_folder(options.report, marker=EVAL_MARKER, force=options.force, reads=reads)
     if options.limit is not None and options.limit < 1:
         raise UsageError(f"--limit {options.limit}: give a positive number of pairs")
     all_pairs = pair_dataset(options.dataset)
