@@ -173,3 +173,36 @@ def test_an_out_that_is_a_file_or_a_cache_that_cannot_be_made_is_refused(
             out_dir=tmp_path / "run", cache_root=afile / "cache", progress=None, **kwargs
         )
     assert not (tmp_path / "run").exists()
+
+
+def test_no_file_of_out_may_be_an_input_of_the_run_even_with_force(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    # Fine-tuning "in place": --out holds the model started from, or the teacher.
+    out = tmp_path / "ft"
+    out.mkdir()
+    student = out / f"{train.MODEL_ID}.onnx"
+    student.write_bytes(tiny_teacher.read_bytes())
+    checkpoint = out / "checkpoint.pt"
+    checkpoint.write_bytes(b"a checkpoint")
+    for teacher, init_from, said in (
+        (tiny_teacher, str(student), f"--out's {student.name} {student} is --init-from"),
+        (tiny_teacher, str(checkpoint), "--out's checkpoint.pt .* is --init-from"),
+        (student, None, f"--out's {student.name} {student} is --teacher"),
+    ):
+        cfg = dataclasses.replace(TINY, init_from=init_from)
+        with pytest.raises(UsageError, match=said + r".*: give the outputs paths apart"):
+            train.run_training(
+                out_dir=out,
+                image_dirs=[six_images],
+                teacher=teacher,
+                cfg=cfg,
+                cache_root=tmp_path / "cache",
+                progress=None,
+                force=True,
+            )
+    assert student.read_bytes() == tiny_teacher.read_bytes()
+    assert checkpoint.read_bytes() == b"a checkpoint"
+    with pytest.raises(UsageError, match=r"--out's \S+ \S+ is in --images "):
+        train.run_training(out_dir=six_images / "run", image_dirs=[six_images],
+                           teacher=tiny_teacher, cfg=TINY, progress=None)  # fmt: skip

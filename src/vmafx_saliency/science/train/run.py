@@ -34,6 +34,7 @@ from vmafx_saliency._util import (
     atomic_write_bytes,
     atomic_write_text,
     check_can_write,
+    check_inputs_spared,
     check_out_folder,
     sha256_bytes,
     sha256_file,
@@ -193,14 +194,15 @@ def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of i
     ``threads`` sets torch's intra-op threads: on a loaded shared machine one
     thread is several times faster than two that wait on each other.
     """
+    sources = _Sources(image_dirs, gt_root, train_only_dirs, extra_val_dirs)
+    reads = _inputs(sources, teacher=teacher, init_from=cfg.init_from, parity=parity_images)
+    outputs = _Outputs.checked(out_dir, resume=resume, force=force, reads=reads)
     _check_options(cfg, limit=limit, threads=threads)
     wall_start = time.perf_counter()
     torch = require_torch()
     warn_if_bf16_emulated(torch, cfg)
     if threads is not None:
         torch.set_num_threads(threads)
-    outputs = _Outputs.checked(out_dir, resume=resume, force=force)
-    sources = _Sources(image_dirs, gt_root, train_only_dirs, extra_val_dirs)
     data = _collect_data(sources, cfg, limit=limit)
     teacher_sha, loaded = _identify_teacher(teacher, cfg.teacher_input)
     plan = _Plan(cfg, sources, data, teacher, teacher_sha, loaded)
@@ -267,9 +269,12 @@ class _Outputs:
     checkpoint: Path
 
     @classmethod
-    def checked(cls, out_dir: Path, *, resume: bool, force: bool) -> _Outputs:
-        """The run's files in ``out_dir``; refused where ``out_dir`` is not a folder, or
-        (unless resuming) where one of them exists and ``force`` is not given."""
+    def checked(
+        cls, out_dir: Path, *, resume: bool, force: bool, reads: list[tuple[str, Path | None]]
+    ) -> _Outputs:
+        """The run's files in ``out_dir``; refused where ``out_dir`` is not a folder, where
+        one is an input (``reads``), or (unless resuming) where one exists and ``force``
+        is not given."""
         check_out_folder(out_dir, purpose="the run")
         outputs = cls(
             out_dir / f"{MODEL_ID}.onnx",
@@ -278,16 +283,28 @@ class _Outputs:
             out_dir / f"{MODEL_ID}.training.json",
             out_dir / "checkpoint.pt",
         )
+        written = [outputs.onnx, outputs.manifest, outputs.sidecar, outputs.record]
+        written.append(outputs.checkpoint)
+        # Resuming reads the checkpoint it writes; --init-from a file of --out may not.
+        check_inputs_spared(reads, files=[(f"--out's {p.name}", p) for p in written])
         if not resume:
-            for path in (
-                outputs.onnx,
-                outputs.manifest,
-                outputs.sidecar,
-                outputs.record,
-                outputs.checkpoint,
-            ):
+            for path in written:
                 check_can_write(path, force=force)
         return outputs
+
+
+def _inputs(
+    sources: _Sources, *, teacher: str | Path, init_from: str | None, parity: Path | None
+) -> list[tuple[str, Path | None]]:
+    """What a run reads (:func:`_util.check_inputs_spared`); a registry id is no file."""
+    reads: list[tuple[str, Path | None]] = [
+        ("--teacher", Path(teacher) if Path(teacher).is_file() else None)
+    ]
+    reads.append(("--init-from", Path(init_from) if init_from else None))
+    reads += [("--images", d) for d in sources.image_dirs]
+    reads += [("--train-only", d) for d in sources.train_only_dirs]
+    reads += [("--extra-val", d) for d in sources.extra_val_dirs]
+    return [*reads, ("--gt-root", sources.gt_root), ("--parity-images", parity)]
 
 
 @dataclass(frozen=True)
