@@ -72,12 +72,13 @@ def test_labels_of_another_protocol_are_made_again_and_stale_ones_removed(
     provenance["protocol"]["preprocessing"] = "an earlier resize"
     provenance_path.write_text(json.dumps(provenance))
     (first.cache_dir / f"{'f' * 64}.png").write_bytes(b"a label of an image not listed")
+    (first.cache_dir / "girl.png").write_bytes(b"a user's image, not a label: kept")
 
     again = train.ensure_labels(samples[:4], lambda: train.load_teacher(tiny_teacher), tmp_path,
                                 teacher_sha256=sha)  # fmt: skip
     assert (again.computed, again.reused) == (4, 0)
     assert sorted(p.stem for p in first.cache_dir.glob("*.png")) == sorted(
-        s.sha256 for s in samples[:4]
+        [*(s.sha256 for s in samples[:4]), "girl"]
     )
     provenance = json.loads(provenance_path.read_text())
     assert provenance["protocol"] == train.LABEL_PROTOCOL

@@ -234,6 +234,9 @@ def ensure_labels(
     return LabelStats(cache_dir, len(todo), reused, time.perf_counter() - start)
 
 
+_LABEL_NAME = re.compile(r"[0-9a-f]{64}\.png")  # a label: the image's sha256
+
+
 def _cached_images(
     provenance_path: Path, teacher_sha256: str, protocol: dict[str, object]
 ) -> dict[str, str]:
@@ -248,7 +251,8 @@ def _cached_images(
         if old.get("teacher_sha256") == teacher_sha256 and old.get("protocol") == protocol:
             return {str(k): str(v) for k, v in old.get("images", {}).items()}
     for stale in provenance_path.parent.glob("*.png"):
-        stale.unlink()
+        if _LABEL_NAME.fullmatch(stale.name):  # the cache's own names; others are not ours
+            stale.unlink()
     return {}
 
 
