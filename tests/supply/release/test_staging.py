@@ -28,7 +28,7 @@ from tests.supply.release.conftest import (
     contents,
     tiny_signer,
 )
-from vmafx_saliency.errors import ReleaseError
+from vmafx_saliency.errors import ReleaseError, UsageError
 from vmafx_saliency.supply import registry as reg
 from vmafx_saliency.supply import release
 
@@ -188,3 +188,14 @@ def test_a_sidecar_that_differs_from_its_pin_is_not_staged(tmp_path: Path, tiny:
     with pytest.raises(ReleaseError, match=r"tiny: the sidecar .* the registry pins [0-9a-f]{64}"):
         release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
     assert not tiny.exists()
+
+
+def test_a_staging_that_holds_its_signing_key_is_refused(tmp_path: Path, tiny: Path) -> None:
+    # Restaging replaces the earlier set whole: a key kept in it would be lost.
+    release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
+    key = tiny / "signing.pem"
+    key.write_bytes(tiny_signer(tmp_path).private_key.read_bytes())
+    before = contents(tiny)
+    with pytest.raises(UsageError, match=rf"--out {tiny} holds --private-key {key}: give"):
+        release.stage("tiny", out=tiny, signer=release.ReleaseSigner(private_key=key))
+    assert contents(tiny) == before

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmafx_saliency._util import PROJECT_ROOT, sha256_file
+from vmafx_saliency._util import PROJECT_ROOT, check_inputs_spared, sha256_file
 from vmafx_saliency.errors import ReleaseError
 from vmafx_saliency.supply.release.folder import (
     RELEASE_BUNDLE,
@@ -95,7 +95,12 @@ def stage(
         )
     assets = _gather_assets(model_id, entry)
     release_doc = _describe_release(model_id, entry, assets)
-    _check_out(out, model_id)
+    reads: list[tuple[str, Path | None]] = [("a release asset", p) for p in assets.sources.values()]
+    if signer is not None:
+        reads += [("--private-key", signer.private_key)]
+        reads += [("--signing-certificate", signer.signing_certificate)]
+        reads += [("--certificate-chain", path) for path in signer.certificate_chain]
+    _check_out(out, model_id, reads=reads)
     _write_staging(model_id, entry, assets.sources, release_doc, out=out, signer=signer)
     staged_files = tuple(sorted(p.name for p in out.iterdir()))
     return StageResult(
@@ -257,12 +262,14 @@ def _swap_in(tmp: Path, out: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _check_out(out: Path, model_id: str) -> None:
-    """Refuse an ``out`` that staging would clobber: only new, empty, or our own staging."""
+def _check_out(out: Path, model_id: str, *, reads: list[tuple[str, Path | None]]) -> None:
+    """Refuse an ``out`` that staging would clobber: only new, empty, or our own staging,
+    and none that holds one of its ``reads`` (a key kept there would go with the old set)."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ReleaseError(
             f"{out} exists and is not a folder (or is a symlink): choose an empty or new folder"
         )
+    check_inputs_spared(reads, folders=[("--out", out)])
     if not out.exists() or not any(out.iterdir()):
         return
     marker = out / RELEASE_JSON
