@@ -48,9 +48,11 @@ from vmafx_saliency.errors import (
     UsageError,
     VideoError,
 )
+from vmafx_saliency.supply.registry import Registry
 from vmafx_saliency.video.extract import ExtractionResult
 from vmafx_saliency.video.frames import PIXEL_FORMATS
 from vmafx_saliency.video.job import (
+    MODEL_PATH_ENV,
     InferencePlan,
     JobResult,
     ModelChoice,
@@ -58,6 +60,7 @@ from vmafx_saliency.video.job import (
     VideoInput,
     load_for_video,
     load_model,
+    run_inputs,
     run_job,
 )
 
@@ -657,10 +660,11 @@ def test_no_output_replaces_a_file_the_run_reads_even_with_force(
     for outputs in (
         Outputs(output=clip, force=True),
         Outputs(output=out / "x.json", plot=clip, force=True),
+        Outputs(output=None, save_maps=out, force=True),  # a map may take an input's name
         Outputs(output=None, merge_into=out / "vmaf.json", merge_output=clip, force=True),
     ):
         with pytest.raises(
-            UsageError, match=r" is the input video .*: give the outputs paths apart"
+            UsageError, match=r" (is|holds) the input video .*: give the outputs paths apart"
         ):
             run_job(VideoInput(path=clip), tiny, outputs)
     assert tiny.model_path is not None and tiny.sidecar is not None
@@ -671,6 +675,31 @@ def test_no_output_replaces_a_file_the_run_reads_even_with_force(
         assert kept.read_bytes() == before
     assert clip.read_bytes() == original
     assert sorted(p.name for p in out.iterdir()) == ["clip.mp4"]
+
+
+def test_the_model_files_found_for_a_run_are_inputs_too(
+    tmp_path: Path, tiny: ModelChoice, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tiny.model_path is not None and tiny.sidecar is not None
+    model = out / "m.onnx"
+    model.write_bytes(tiny.model_path.read_bytes())
+    beside = out / "m.sidecar.json"
+    beside.write_bytes(tiny.sidecar.read_bytes())
+    video = VideoInput(path=tmp_path / "absent.mp4")  # refused before the video is opened
+    with pytest.raises(UsageError, match=r"--output \S+ is the sidecar beside the model "):
+        run_job(video, ModelChoice(model_path=model), Outputs(output=beside, force=True))
+    monkeypatch.setenv(MODEL_PATH_ENV, str(model))
+    with pytest.raises(UsageError, match=rf"--output \S+ is \${MODEL_PATH_ENV} {model}: give"):
+        run_job(video, ModelChoice(), Outputs(output=model, force=True))
+    assert model.read_bytes() == tiny.model_path.read_bytes()
+    assert beside.read_bytes() == tiny.sidecar.read_bytes()
+    # A registered model: its entry's files, not written here, only listed.
+    monkeypatch.delenv(MODEL_PATH_ENV)
+    entry = Registry.load().get("saliency_student_v2_int8")
+    listed = dict(run_inputs(video, ModelChoice(model_id="saliency_student_v2_int8")))
+    assert listed["model saliency_student_v2_int8"] == entry.onnx
+    assert listed["the sidecar of saliency_student_v2_int8"] == entry.sidecar
+    assert listed["the registry"] == entry.registry
 
 
 def test_an_option_without_its_partner_is_refused(tmp_path: Path, tiny: ModelChoice) -> None:

@@ -215,6 +215,7 @@ def _check_outputs(outputs: Outputs, *, reads: list[tuple[str, Path | None]]) ->
             ("--plot", outputs.plot),
             ("--merge-output", outputs.merge_output),
         ],
+        folders=[("--save-maps", outputs.save_maps)],  # --force replaces frame_NNNNNN.png there
     )
     # Every path a run writes, once: -o onto the --merge-into file would replace
     # the vmaf scores with ours, -o onto the maps folder fail at the end.
@@ -342,12 +343,28 @@ class _MapWriter:
 
 
 def run_inputs(video: VideoInput, model: ModelChoice) -> list[tuple[str, Path | None]]:
-    """The files a run reads, as :func:`_util.check_inputs_spared` takes them."""
-    return [
-        ("the input video", video.path),
-        ("--model-path", model.model_path),
-        ("--sidecar", model.sidecar),
-    ]
+    """The files a run reads, as :func:`_util.check_inputs_spared` takes them.
+
+    The model's are found as the loader will find them: ``$VMAF_MOBILESAL_MODEL_PATH``,
+    a sidecar beside the model, or a registry entry's files.
+    """
+    found = _locate(model)
+    model_files: list[tuple[str, Path | None]]
+    if isinstance(found, tuple):
+        model_files = [
+            ("--model-path" if model.model_path else f"${MODEL_PATH_ENV}", found[0]),
+            ("--sidecar" if model.sidecar else "the sidecar beside the model", found[1]),
+        ]
+    else:
+        model_files = [
+            (f"model {found.id}", found.onnx),
+            (f"the sidecar of {found.id}", found.sidecar),
+            (f"the Sigstore bundle of {found.id}", found.sigstore_bundle),
+            (f"the licence of {found.id}", found.license_file),
+            (f"the manifest of {found.id}", found.manifest),
+            ("the registry", found.registry),
+        ]
+    return [("the input video", video.path), *model_files]
 
 
 def run_job(

@@ -35,7 +35,7 @@ def test_map_refuses_to_overwrite_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(OutputExistsError, match="already exists: pass --force"):
         roi.run_map(
             VideoInput(path=tmp_path / "absent.mp4"),
-            ModelChoice(model_path=tmp_path / "absent.onnx"),
+            ModelChoice(model_path=tmp_path / "absent.onnx", sidecar=tmp_path / "absent.json"),
             roi.RoiSettings(),
             out,
         )
