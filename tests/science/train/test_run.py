@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,21 @@ def test_no_file_of_out_may_be_an_input_of_the_run_even_with_force(
     with pytest.raises(UsageError, match=r"--out's \S+ \S+ is in --images "):
         train.run_training(out_dir=six_images / "run", image_dirs=[six_images],
                            teacher=tiny_teacher, cfg=TINY, progress=None)  # fmt: skip
+
+
+def test_an_image_folder_may_not_share_the_label_cache(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    # Labels are written there and stale ones removed: images there could be lost,
+    # and labels put among images would be read back as images.
+    cache = tmp_path / "lc"
+    images = cache / "9faa5da10243da3a"
+    shutil.copytree(six_images, images)
+    before = sorted(p.name for p in images.iterdir())
+    for root, said in ((cache, "holds --images"), (six_images / "lc", "is in --images")):
+        folder = images if root == cache else six_images
+        with pytest.raises(UsageError, match=rf"--label-cache \S+ {said} \S+: give the outputs"):
+            train.run_training(out_dir=tmp_path / "run", image_dirs=[folder], cache_root=root,
+                               teacher=tiny_teacher, cfg=TINY, progress=None)  # fmt: skip
+    assert sorted(p.name for p in images.iterdir()) == before
+    assert not (tmp_path / "run").exists()

@@ -197,6 +197,10 @@ def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of i
     sources = _Sources(image_dirs, gt_root, train_only_dirs, extra_val_dirs)
     reads = _inputs(sources, teacher=teacher, init_from=cfg.init_from, parity=parity_images)
     outputs = _Outputs.checked(out_dir, resume=resume, force=force, reads=reads)
+    # Labels are written into the cache, stale ones removed: no image folder may share it.
+    cache = cache_root if cache_root is not None else default_cache_root()
+    image_folders = [(flag, path) for flag, path in reads if flag not in _FILE_FLAGS]
+    check_inputs_spared(image_folders, folders=[("--label-cache", cache)])
     _check_options(cfg, limit=limit, threads=threads)
     wall_start = time.perf_counter()
     torch = require_torch()
@@ -291,6 +295,9 @@ class _Outputs:
             for path in written:
                 check_can_write(path, force=force)
         return outputs
+
+
+_FILE_FLAGS = ("--teacher", "--init-from")  # the files among a run's reads; the rest are folders
 
 
 def _inputs(
