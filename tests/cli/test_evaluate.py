@@ -271,3 +271,21 @@ def test_report_onto_the_dataset_with_force_is_refused_and_keeps_it(
     err = capsys.readouterr().err
     assert f"ds exists and is not an earlier report (it has no {marker})" in err
     assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before
+
+
+def test_a_dataset_linked_into_an_earlier_report_is_not_deleted_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "rep"
+    real = _dataset(report / "ds")
+    (report / "summary.json").write_text("{}")  # an earlier report, which --force replaces
+    linked = tmp_path / "ds2"
+    linked.mkdir()
+    for name in ("images", "masks"):
+        (linked / name).symlink_to(real / name)
+    before = sorted(p.relative_to(real) for p in real.rglob("*"))
+    argv = ["eval", "--dataset", str(linked), "--models", "x.onnx", "--report", str(report)]
+    assert main([*argv, "--force", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"--report {report} holds a --dataset image {linked / 'images' / '0.jpg'}: give" in err
+    assert sorted(p.relative_to(real) for p in real.rglob("*")) == before

@@ -225,3 +225,23 @@ def test_an_image_folder_may_not_share_the_label_cache(
                                teacher=tiny_teacher, cfg=TINY, progress=None)  # fmt: skip
     assert sorted(p.name for p in images.iterdir()) == before
     assert not (tmp_path / "run").exists()
+
+
+def test_an_image_linked_into_the_label_cache_is_refused(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    # The folder is apart from the cache, but one of its images is a link into it.
+    from PIL import Image
+
+    cache = tmp_path / "lc"
+    kept = cache / "9faa5da10243da3a" / f"{'0' * 64}.png"  # named as a label would be
+    kept.parent.mkdir(parents=True)
+    rgb = np.random.default_rng(3).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(kept)  # an image of its own: images are told apart by content
+    folder = tmp_path / "images"
+    shutil.copytree(six_images, folder)
+    (folder / "linked.png").symlink_to(kept)
+    with pytest.raises(UsageError, match=r"--label-cache \S+ holds a training image \S+linked"):
+        train.run_training(out_dir=tmp_path / "run", image_dirs=[folder], cache_root=cache,
+                           teacher=tiny_teacher, cfg=TINY, progress=None)  # fmt: skip
+    assert kept.is_file()

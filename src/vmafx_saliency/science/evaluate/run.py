@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency._util import require, sha256_bytes
+from vmafx_saliency._util import check_inputs_spared, require, sha256_bytes
 from vmafx_saliency.errors import ExtractionError, InputFileError, OutputError, UsageError
 from vmafx_saliency.science.evaluate.dataset import (
     LoadedPair,
@@ -142,6 +142,10 @@ def _checked_dataset(options: EvalOptions) -> tuple[Pair, ...]:
     if options.limit is not None and options.limit < 1:
         raise UsageError(f"--limit {options.limit}: give a positive number of pairs")
     all_pairs = pair_dataset(options.dataset)
+    # Each file, resolved: a dataset's folders may be links into an earlier report.
+    files = [("a --dataset image", p.image) for p in all_pairs]
+    files += [("a --dataset mask", p.mask) for p in all_pairs]
+    check_inputs_spared(files, folders=[("--report", options.report)])
     for module, purpose in (
         ("PIL.Image", "eval (image loading)"),
         ("py_sod_metrics", "eval (metrics)"),

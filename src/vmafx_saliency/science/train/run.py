@@ -197,10 +197,6 @@ def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of i
     sources = _Sources(image_dirs, gt_root, train_only_dirs, extra_val_dirs)
     reads = _inputs(sources, teacher=teacher, init_from=cfg.init_from, parity=parity_images)
     outputs = _Outputs.checked(out_dir, resume=resume, force=force, reads=reads)
-    # Labels are written into the cache, stale ones removed: no image folder may share it.
-    cache = cache_root if cache_root is not None else default_cache_root()
-    image_folders = [(flag, path) for flag, path in reads if flag not in _FILE_FLAGS]
-    check_inputs_spared(image_folders, folders=[("--label-cache", cache)])
     _check_options(cfg, limit=limit, threads=threads)
     wall_start = time.perf_counter()
     torch = require_torch()
@@ -208,6 +204,7 @@ def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of i
     if threads is not None:
         torch.set_num_threads(threads)
     data = _collect_data(sources, cfg, limit=limit)
+    _check_label_cache(cache_root, reads, data.labelled)
     teacher_sha, loaded = _identify_teacher(teacher, cfg.teacher_input)
     plan = _Plan(cfg, sources, data, teacher, teacher_sha, loaded)
     key = plan.data_key()
@@ -295,6 +292,18 @@ class _Outputs:
             for path in written:
                 check_can_write(path, force=force)
         return outputs
+
+
+def _check_label_cache(
+    cache_root: Path | None, reads: list[tuple[str, Path | None]], samples: list[Sample]
+) -> None:
+    """Labels are written into the cache and stale ones removed: no folder the run reads
+    may share it, and no image or mask (resolved: a folder may hold links) be in it."""
+    cache = [("--label-cache", cache_root if cache_root is not None else default_cache_root())]
+    check_inputs_spared([r for r in reads if r[0] not in _FILE_FLAGS], folders=cache)
+    files: list[tuple[str, Path | None]] = [("a training image", s.path) for s in samples]
+    files += [("a --gt-root mask", s.mask) for s in samples]
+    check_inputs_spared(files, folders=cache)
 
 
 _FILE_FLAGS = ("--teacher", "--init-from")  # the files among a run's reads; the rest are folders
