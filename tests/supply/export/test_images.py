@@ -38,7 +38,7 @@ def test_preprocess_upstream() -> None:
 def test_parity_inputs_fall_back_to_generated_images(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(images, "_DEFAULT_IMAGES", tmp_path / "absent")
+    monkeypatch.setattr(images, "DEFAULT_IMAGES", tmp_path / "absent")
     inputs = images.parity_inputs(None)
     assert [i.array.shape[2:] for i in inputs] == list(export.PARITY_SIZES)
     assert all(i.image.startswith("synthetic") for i in inputs)

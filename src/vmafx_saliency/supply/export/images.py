@@ -24,7 +24,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-_DEFAULT_IMAGES = SHARED_DIR / "data" / "images"
+# The parity images read when no --images-dir is given.
+DEFAULT_IMAGES = SHARED_DIR / "data" / "images"
 
 
 class ParityInput(NamedTuple):
@@ -78,7 +79,7 @@ def parity_inputs(images_dir: Path | None) -> list[ParityInput]:
     """One input per :data:`PARITY_SIZES` entry: real images when there are any."""
     pil_image = lazy.pil_image()
     explicit = images_dir is not None
-    directory = images_dir if images_dir is not None else _DEFAULT_IMAGES
+    directory = images_dir if images_dir is not None else DEFAULT_IMAGES
     files: list[Path] = []
     if directory.is_dir():
         files = sorted(

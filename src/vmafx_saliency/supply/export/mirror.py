@@ -28,7 +28,7 @@ from vmafx_saliency._util import (
 from vmafx_saliency.errors import ExportError, UsageError
 from vmafx_saliency.supply.export import lazy
 from vmafx_saliency.supply.export.checkpoints import load_state_dict_file, load_state_dict_into
-from vmafx_saliency.supply.export.images import ParityInput, parity_inputs
+from vmafx_saliency.supply.export.images import DEFAULT_IMAGES, ParityInput, parity_inputs
 from vmafx_saliency.supply.export.onnx import (
     INPUT_NAME,
     OPSET,
@@ -173,7 +173,7 @@ def export_mirror(
     reads: list[tuple[str, Path | None]] = [
         ("--checkpoint", checkpoint),
         ("--upstream-dir", upstream_dir),
-        ("--images-dir", images_dir),
+        ("--images-dir", images_dir) if images_dir else ("the parity images", DEFAULT_IMAGES),
     ]
     if checkpoint is not None:  # the licence text it may take from beside the checkpoint
         reads += [("a licence beside --checkpoint", checkpoint.parent / n) for n in LICENSE_NAMES]
