@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from vmafx_saliency._util import sweep_stale_temporaries
-from vmafx_saliency.errors import NoFramesSelectedError, OutputExistsError, UsageError
+from vmafx_saliency.errors import (
+    NoFramesSelectedError,
+    OutputExistsError,
+    UsageError,
+    VmafxSaliencyError,
+)
 from vmafx_saliency.video import extract
 
 if TYPE_CHECKING:
@@ -348,23 +353,29 @@ def run_inputs(video: VideoInput, model: ModelChoice) -> list[tuple[str, Path | 
     The model's are found as the loader will find them: ``$VMAF_MOBILESAL_MODEL_PATH``,
     a sidecar beside the model, or a registry entry's files.
     """
-    found = _locate(model)
-    model_files: list[tuple[str, Path | None]]
+    return [("the input video", video.path), *_model_files(model)]
+
+
+def _model_files(model: ModelChoice) -> list[tuple[str, Path | None]]:
+    try:
+        found = _locate(model)
+    except VmafxSaliencyError:
+        # The loader raises this again in its turn, after the video's own checks; until
+        # then the paths given are all there is to spare.
+        return [("--model-path", model.model_path), ("--sidecar", model.sidecar)]
     if isinstance(found, tuple):
-        model_files = [
+        return [
             ("--model-path" if model.model_path else f"${MODEL_PATH_ENV}", found[0]),
             ("--sidecar" if model.sidecar else "the sidecar beside the model", found[1]),
         ]
-    else:
-        model_files = [
-            (f"model {found.id}", found.onnx),
-            (f"the sidecar of {found.id}", found.sidecar),
-            (f"the Sigstore bundle of {found.id}", found.sigstore_bundle),
-            (f"the licence of {found.id}", found.license_file),
-            (f"the manifest of {found.id}", found.manifest),
-            ("the registry", found.registry),
-        ]
-    return [("the input video", video.path), *model_files]
+    return [
+        (f"model {found.id}", found.onnx),
+        (f"the sidecar of {found.id}", found.sidecar),
+        (f"the Sigstore bundle of {found.id}", found.sigstore_bundle),
+        (f"the licence of {found.id}", found.license_file),
+        (f"the manifest of {found.id}", found.manifest),
+        ("the registry", found.registry),
+    ]
 
 
 def run_job(
