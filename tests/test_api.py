@@ -81,6 +81,38 @@ def test_a_model_by_id_or_by_file_and_raw_yuv(videos_dir: Path) -> None:
         assert a.saliency_mean == pytest.approx(b.saliency_mean, abs=1e-7)
 
 
+def test_color_range_overrides_the_videos_as_the_cli_does(videos_dir: Path) -> None:
+    from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput, run_job
+
+    raw = RawVideo(width=320, height=192)
+    limited = extract_features(videos_dir / CISCO, raw=raw, frames=(0, 3), threads=1)
+    said = extract_features(
+        videos_dir / CISCO, raw=raw, frames=(0, 3), threads=1, color_range="limited"
+    )
+    full = extract_features(
+        videos_dir / CISCO, raw=raw, frames=(0, 3), threads=1, color_range="full"
+    )
+    cli = run_job(  # what 'extract --color-range full' runs
+        VideoInput(path=videos_dir / CISCO, width=320, height=192, color_range="full", end=3),
+        ModelChoice(),
+        Outputs(output=None),
+        threads=1,
+    )
+    assert [f.saliency_mean for f in said.frames] == pytest.approx(
+        [f.saliency_mean for f in limited.frames], abs=1e-7
+    )  # raw YUV is limited range unless told otherwise
+    assert [f.saliency_mean for f in full.frames] == pytest.approx(
+        [f.saliency_mean for f in cli.extraction.features], abs=1e-7
+    )
+    assert (
+        max(
+            abs(a.saliency_mean - b.saliency_mean)
+            for a, b in zip(full.frames, limited.frames, strict=True)
+        )
+        > 1e-4
+    )  # the range changes the model's input, so its output
+
+
 def test_saliency_maps_are_the_maps_whose_means_extract_reports(videos_dir: Path) -> None:
     clip = videos_dir / FOREMAN
     maps = list(saliency_maps(clip, frames=(0, 6), subsample=2, threads=1))
@@ -147,6 +179,8 @@ def test_bad_arguments_are_one_clear_error(videos_dir: Path) -> None:
         ({"infer_size": (160, 320)}, r"^infer_size=\(160, 320\): give 'WIDTHxHEIGHT'"),
         ({"infer_size": "16x16"}, r"^infer_size='16x16': give at least 32 pixels a side"),
         ({"infer_size": "9000x320"}, r"^infer_size='9000x320': give at most 4096 pixels"),
+        ({"color_range": "tv-ish"}, r"^color_range='tv-ish': give 'limited' \(16\.\.235\) or"),
+        ({"color_range": 1}, r"^color_range=1: give 'limited', 'full' or None$"),
     ],
 )
 def test_api_arguments_are_checked_in_the_apis_words(

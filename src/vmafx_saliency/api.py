@@ -179,8 +179,24 @@ def _infer_size(infer_size: str | None) -> InferSize:
         raise UsageError(str(exc).replace("--infer-size ", "infer_size=", 1)) from exc
 
 
+def _color_range(color_range: str | None) -> str | None:
+    from vmafx_saliency.video.frames.base import check_color_range
+
+    if color_range is not None and not isinstance(color_range, str):
+        raise UsageError(f"color_range={color_range!r}: give 'limited', 'full' or None")
+    try:
+        return check_color_range(color_range)
+    except UsageError as exc:  # the same rule, in the API's words
+        raise UsageError(str(exc).replace("--color-range ", "color_range=", 1)) from exc
+
+
 def _video(
-    video: VideoRef, *, frames: tuple[int, int | None] | None, subsample: int, raw: RawVideo | None
+    video: VideoRef,
+    *,
+    frames: tuple[int, int | None] | None,
+    subsample: int,
+    raw: RawVideo | None,
+    color_range: str | None,
 ) -> VideoInput:
     from vmafx_saliency.video.frames.stdin import video_path
 
@@ -190,6 +206,7 @@ def _video(
         width=raw.width if raw else None,
         height=raw.height if raw else None,
         pixel_format=raw.pixel_format if raw else None,
+        color_range=_color_range(color_range),
         start=start,
         end=end,
         subsample=subsample,
@@ -207,6 +224,7 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
     signed: bool = False,
     infer_size: str | None = None,
     provider: str = "cpu",
+    color_range: str | None = None,
 ) -> Features:
     """Per-frame ``saliency_mean`` and ``saliency_var`` of a video, and their pooling.
 
@@ -229,6 +247,9 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
             ``"cuda"``, ``"tensorrt"``, ``"openvino"``, ``"coreml"`` or ``"dml"``;
             one the installed onnxruntime lacks, or that does not start, is an
             error, never a silent fallback. ``run.provider`` says which ran.
+        color_range: ``"limited"`` or ``"full"``, overriding what the video says
+            (or does not say: raw YUV is taken as limited range), as
+            ``--color-range``; ``None`` to trust the video.
 
     Returns:
         :class:`Features`: ``frames`` (each a :class:`FrameFeatures`),
@@ -246,7 +267,7 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
 
     _check_run(subsample=subsample, threads=threads, raw=raw)
     job = run_job(
-        _video(video, frames=frames, subsample=subsample, raw=raw),
+        _video(video, frames=frames, subsample=subsample, raw=raw, color_range=color_range),
         _choice(model, signed=signed, provider=provider),
         Outputs(output=None),
         infer_size=_infer_size(infer_size),
@@ -266,6 +287,7 @@ def saliency_maps(  # noqa: PLR0913 -- the arguments of extract_features
     signed: bool = False,
     infer_size: str | None = None,
     provider: str = "cpu",
+    color_range: str | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(frame number, saliency map)`` for each selected frame, streaming.
 
@@ -281,7 +303,7 @@ def saliency_maps(  # noqa: PLR0913 -- the arguments of extract_features
 
     _check_run(subsample=subsample, threads=threads, raw=raw)
     size = _infer_size(infer_size)
-    chosen = _video(video, frames=frames, subsample=subsample, raw=raw)
+    chosen = _video(video, frames=frames, subsample=subsample, raw=raw, color_range=color_range)
     with chosen.open() as source:
         loaded, pre, plan = load_for_video(
             _choice(model, signed=signed, provider=provider), threads=threads
