@@ -292,6 +292,82 @@ def check_can_write(path: Path, *, force: bool, folder: bool = False) -> None:
         raise OutputExistsError(f"{path} already exists: pass --force to overwrite it")
 
 
+# A folder walked for inputs (calibration frames, a dataset) is bounded in depth and in
+# entries seen, so a hostile tree costs little; no real set comes near either.
+MAX_WALK_DEPTH = 32
+MAX_WALK_ENTRIES = 200_000
+
+
+def walk_files(folder: Path, *, what: str) -> list[Path]:
+    """Every entry under ``folder`` that is not a folder, sorted; symlinked folders are
+    not followed. Refused (UsageError, naming ``what``) past the bounds above."""
+    found: list[Path] = []
+    seen = 0
+    stack = [(folder, 0)]
+    while stack:
+        current, depth = stack.pop()
+        try:
+            entries = os.scandir(current)
+        except OSError as exc:
+            raise InputFileError(f"{what} {folder}: cannot list {current}: {exc.strerror}") from exc
+        with entries:
+            for entry in entries:
+                seen += 1
+                if seen > MAX_WALK_ENTRIES:
+                    raise UsageError(
+                        f"{what} {folder}: more than {MAX_WALK_ENTRIES:,} entries: "
+                        "point it at a folder of the files themselves"
+                    )
+                if not entry.is_dir(follow_symlinks=False):
+                    found.append(Path(entry.path))
+                elif depth + 1 > MAX_WALK_DEPTH:
+                    raise UsageError(
+                        f"{what} {folder}: folders nested deeper than {MAX_WALK_DEPTH}: "
+                        "point it at a folder of the files themselves"
+                    )
+                else:
+                    stack.append((Path(entry.path), depth + 1))
+    return sorted(found)
+
+
+# Pixels an image may hold: an 8K video frame has 33 million. Past this a file is a
+# decompression bomb or a mistake, refused from its header before it is decoded.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def decode_image(pil_image: ModuleType, path: Path, *, mode: str | None = None) -> Any:
+    """The decoded image as a uint8 array ``[H, W]`` or ``[H, W, 3]``, or one InputFileError.
+
+    ``pil_image``: the ``PIL.Image`` module (through the caller's extra). ``mode``:
+    "RGB" or "L"; ``None`` keeps grey images grey (one channel, as upstream reads
+    them) and makes any other mode (RGBA, P, CMYK) RGB, dropping alpha.
+    """
+    import warnings
+
+    import numpy as np
+
+    try:
+        with warnings.catch_warnings():
+            # PIL warns of sizes the cap below refuses: one error, not a warning too.
+            warnings.simplefilter("ignore", pil_image.DecompressionBombWarning)
+            img = pil_image.open(path)
+        with img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise InputFileError(
+                    f"{path}: {width}x{height} pixels, over the {MAX_IMAGE_PIXELS:,} an image "
+                    "may hold here: give a smaller image"
+                )
+            chosen = mode or ("L" if img.mode in _GREY_MODES else "RGB")
+            return np.asarray(img.convert(chosen), dtype=np.uint8)
+    except (OSError, ValueError, pil_image.DecompressionBombError) as exc:
+        raise InputFileError(f"cannot decode {path} ({exc}): fix or remove it") from exc
+
+
+# PIL modes read as one grey channel (upstream reads grey images so, and treats them apart).
+_GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+
+
 def check_inputs_spared(
     reads: Iterable[tuple[str, Path | None]],
     *,

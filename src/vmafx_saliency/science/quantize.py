@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency._util import sha256_bytes
+from vmafx_saliency._util import sha256_bytes, walk_files
 from vmafx_saliency.errors import QuantizeError, UsageError
 from vmafx_saliency.supply.registry import Preprocessing, Sidecar
 
@@ -75,7 +75,7 @@ class CalibrationSet:
             )
         files = tuple(
             p
-            for p in sorted(folder.rglob("*"))
+            for p in walk_files(folder, what="calibration folder")
             if p.suffix.lower() in IMAGE_SUFFIXES | CLIP_SUFFIXES
         )[:count]
         if not files:
@@ -108,7 +108,8 @@ def _refuse_overlap(folder: Path, digests: dict[Path, str], evaluation: Path) ->
             f"calibration folder {folder} lies in the evaluation set {evaluation}: calibrate "
             "on other frames (MSRA-B, your own clips)"
         )
-    held_out = {sha256_bytes(_read(p)) for p in evaluation.rglob("*") if p.is_file()}
+    files = walk_files(evaluation, what="evaluation set")
+    held_out = {sha256_bytes(_read(p)) for p in files if p.is_file()}
     shared = [p.name for p, d in digests.items() if d in held_out]
     if shared:
         raise QuantizeError(
@@ -121,12 +122,12 @@ def calibration_tensors(
     calibration: CalibrationSet, pre: Preprocessing, *, frames_per_clip: int = 8
 ) -> Iterator[np.ndarray]:
     """Model inputs as the extractor makes them: images as JPEG's luma, clips' own luma."""
-    from vmafx_saliency.science.evaluate.dataset import Pair, load_pair
+    from vmafx_saliency.science.evaluate.dataset import read_image
     from vmafx_saliency.science.evaluate.protocols import deployment_input
 
     for path in calibration.files:
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            yield deployment_input(load_pair(Pair(path.stem, path, path)).image, pre)
+            yield deployment_input(read_image(path), pre)
         else:
             yield from _clip_tensors(path, pre, frames=frames_per_clip)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -109,7 +110,7 @@ def quantize_qdq(
         # Shape inference and graph clean-up first, as ONNX Runtime recommends.
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         # ONNX Runtime's calibrators print their progress: keep it off our stdout.
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), _histograms_in_chunks():
             quantize_static(
                 str(prepared),
                 str(out),
@@ -125,6 +126,60 @@ def quantize_qdq(
         model = onnx.load_from_string(out.read_bytes())
     strip_unused_opsets(model)
     return bytes(model.SerializeToString())
+
+
+# What ONNX Runtime's histogram calibrators (entropy, percentile) may hold at once:
+# they keep every input's intermediate outputs until all are read (tens of MB each for
+# the student), so a large calibration set would exhaust memory.
+HISTOGRAM_MEMORY_FRACTION = 0.5  # of the machine's physical memory
+
+
+@contextlib.contextmanager
+def _histograms_in_chunks() -> Iterator[None]:
+    """While open, ``HistogramCalibrater.collect_data`` takes its inputs in chunks that
+    fit :data:`HISTOGRAM_MEMORY_FRACTION` of memory, histograms growing chunk by chunk
+    (ONNX Runtime's collector merges them). A set that fits is one chunk, as before.
+
+    ``quantize_static`` builds its calibrator itself, so its method is wrapped here,
+    for the one call, and put back.
+    """
+    from onnxruntime.quantization.calibrate import HistogramCalibrater
+
+    original = HistogramCalibrater.collect_data
+    budget = int(
+        os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * HISTOGRAM_MEMORY_FRACTION
+    )
+
+    def chunked(self: Any, reader: Any) -> None:
+        first = reader.get_next()
+        if first is None:
+            original(self, reader)  # ONNX Runtime's own "no data" error
+            return
+        held = sum(np.asarray(o).nbytes for o in self.infer_session.run(None, first))
+        size = max(1, budget // max(held, 1))
+        pending = [first]
+        while pending:
+            while len(pending) < size and (more := reader.get_next()) is not None:
+                pending.append(more)
+            original(self, _ListReader(pending))
+            more = reader.get_next()
+            pending = [] if more is None else [more]
+
+    HistogramCalibrater.collect_data = chunked
+    try:
+        yield
+    finally:
+        HistogramCalibrater.collect_data = original
+
+
+class _ListReader:
+    """A calibration data reader over a list of feeds."""
+
+    def __init__(self, feeds: list[Any]) -> None:
+        self._feeds = iter(feeds)
+
+    def get_next(self) -> Any:
+        return next(self._feeds, None)
 
 
 def _check_keep_float(model: Any, names: tuple[str, ...]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vmafx_saliency._util import decode_image
 from vmafx_saliency.errors import InputFileError, UsageError
 from vmafx_saliency.science.evaluate.helpers import _listed, _pil
 
@@ -111,23 +112,18 @@ class LoadedPair:
     mask: np.ndarray  # uint8, H x W
 
 
-_GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+def read_image(path: Path, *, mode: str | None = None) -> np.ndarray:
+    """The decoded image (:func:`_util.decode_image`), with the eval extra's PIL."""
+    image: np.ndarray = decode_image(_pil(), path, mode=mode)
+    return image
 
 
 def load_pair(pair: Pair) -> LoadedPair:
-    pil = _pil()
     try:
-        with pil.open(pair.image) as img:
-            # Upstream reads grey images as one channel (and treats them apart); any
-            # other mode (RGBA, P, CMYK) becomes RGB, dropping alpha.
-            image = np.asarray(img.convert("L" if img.mode in _GREY_MODES else "RGB"))
-        with pil.open(pair.mask) as msk:
-            mask = np.asarray(msk.convert("L"))
-    except (OSError, ValueError) as exc:
-        raise InputFileError(
-            f"pair {pair.stem!r}: cannot decode {pair.image} or {pair.mask} ({exc}): "
-            "fix or remove the pair"
-        ) from exc
+        image = read_image(pair.image)
+        mask = read_image(pair.mask, mode="L")
+    except InputFileError as exc:
+        raise InputFileError(f"pair {pair.stem!r}: {exc}") from exc
     if image.shape[:2] != mask.shape:
         raise InputFileError(
             f"pair {pair.stem!r}: mask and image differ in size: give the mask its image's size"

@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency._util import require, sha256_bytes, sha256_file
+from vmafx_saliency._util import (
+    decode_image,
+    require,
+    sha256_bytes,
+    sha256_file,
+    walk_files,
+)
 from vmafx_saliency.errors import InputFileError, UsageError
 from vmafx_saliency.science.train.config import TrainConfig
 from vmafx_saliency.supply.registry import Preprocessing
@@ -70,7 +76,7 @@ def list_images(folder: Path, *, recursive: bool = False) -> list[Path]:
     refuse_held_out(folder)
     if not folder.is_dir():
         raise InputFileError(f"image folder {folder} not found: check the path")
-    found = folder.rglob("*") if recursive else folder.iterdir()
+    found = walk_files(folder, what="image folder") if recursive else folder.iterdir()
     files = sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     for path in files:
         refuse_held_out(path)
@@ -150,13 +156,8 @@ def bt601_luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    pil_image = require_pil_image()
-    try:
-        with pil_image.open(path) as img:
-            rgb: np.ndarray = np.asarray(img.convert("RGB"), dtype=np.uint8)
-            return rgb
-    except OSError as exc:
-        raise InputFileError(f"cannot read image {path}: {exc}") from exc
+    rgb: np.ndarray = decode_image(require_pil_image(), path, mode="RGB")
+    return rgb
 
 
 def luma_plane(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
