@@ -18,17 +18,21 @@ from vmafx_saliency._util import (
     PROJECT_ROOT,
     atomic_write_bytes,
     atomic_writer,
+    check_can_write,
     check_inputs_spared,
+    decode_image,
     json_loads,
     open_regular,
     read_capped,
     read_opened,
     require,
     sweep_stale_temporaries,
+    walk_files,
 )
 from vmafx_saliency.errors import (
     InputFileError,
     MissingDependencyError,
+    OutputError,
     OutputExistsError,
     RegistryError,
     UsageError,
@@ -318,3 +322,43 @@ def test_outputs_that_would_write_over_an_input_are_refused(tmp_path: Path) -> N
         files=[("-o", tmp_path / "out"), ("-o", tmp_path / "clip.json"), ("-o", Path("-"))],
         folders=[("--maps", tmp_path / "maps"), ("--report", None)],
     )
+
+
+def test_a_folder_walk_is_sorted_bounded_and_does_not_follow_links(tmp_path: Path) -> None:
+    from vmafx_saliency import _util
+
+    (tmp_path / "b" / "c").mkdir(parents=True)
+    for name in ("b/c/z.png", "b/a.jpg", "y.mp4"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "loop").symlink_to(tmp_path)  # listed as an entry, never walked into
+    files = walk_files(tmp_path, what="calibration folder")
+    assert files == sorted(p for p in tmp_path.rglob("*") if not p.is_dir() or p.is_symlink())
+    assert tmp_path / "loop" in files
+    deep = tmp_path / "deep"
+    (deep / Path(*["d"] * (_util.MAX_WALK_DEPTH + 1))).mkdir(parents=True)
+    with pytest.raises(UsageError, match=r"^calibration folder \S+deep: folders nested deeper"):
+        walk_files(deep, what="calibration folder")
+
+
+def test_an_image_over_the_pixel_cap_is_refused_from_its_header(tmp_path: Path) -> None:
+    pil_image = pytest.importorskip("PIL.Image")
+    big, bomb = tmp_path / "big.png", tmp_path / "bomb.png"
+    pil_image.new("1", (8000, 8000)).save(big)  # 64 Mpx, a few kB on disk
+    pil_image.new("1", (14000, 14000)).save(bomb)  # past PIL's own bomb limit too
+    with pytest.raises(InputFileError, match=r"big\.png: 8000x8000 pixels, over the 50,000,000"):
+        decode_image(pil_image, big)
+    with pytest.raises(InputFileError, match=r"cannot decode \S+bomb\.png \(.*fix or remove it"):
+        decode_image(pil_image, bomb)
+    small = tmp_path / "small.png"
+    pil_image.new("RGBA", (5, 3), (10, 20, 30, 0)).save(small)
+    assert decode_image(pil_image, small).shape == (3, 5, 3)  # alpha dropped
+    assert decode_image(pil_image, small, mode="L").shape == (3, 5)
+
+
+def test_an_output_below_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(OutputError, match=rf"afile/x\.json: {afile} is a file, not a folder"):
+        check_can_write(afile / "x.json", force=True)
+    with pytest.raises(OutputError, match=r"cannot write /proc/\S+: .*a folder you can write"):
+        atomic_write_bytes(Path("/proc/vmafx-saliency-test.json"), b"{}")

@@ -290,6 +290,11 @@ def check_can_write(path: Path, *, force: bool, folder: bool = False) -> None:
         raise OutputError(f"{path} is a folder: give a file name for the output")
     if path.exists() and not force and not _is_stream(path):
         raise OutputExistsError(f"{path} already exists: pass --force to overwrite it")
+    # A missing folder is made at write time; one that cannot be (a file in the way) is
+    # refused now, before any work.
+    above = next((p for p in path.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise OutputError(f"{path}: {above} is a file, not a folder: give a path in a folder")
 
 
 # A folder walked for inputs (calibration frames, a dataset) is bounded in depth and in
@@ -428,12 +433,17 @@ def atomic_writer(path: Path, *, mode: str = "wb", force: bool = True) -> Iterat
         return
     # Through a symlink to the file it names, which is replaced; the link stays.
     path = Path(os.path.realpath(path)) if path.is_symlink() else path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_temporaries(path.parent, f".{path.name}.")
-    # The pid in the name lets a later run tell a leftover of a killed run
-    # (its process gone) from the temporary of one still writing.
-    prefix = f".{path.name}.{os.getpid()}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temporaries(path.parent, f".{path.name}.")
+        # The pid in the name lets a later run tell a leftover of a killed run
+        # (its process gone) from the temporary of one still writing.
+        prefix = f".{path.name}.{os.getpid()}."
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {path}: {exc.strerror or exc}: give a path in a folder you can write to"
+        ) from exc
     try:
         os.fchmod(fd, 0o666 & ~UMASK)
         with os.fdopen(fd, mode) as fh:

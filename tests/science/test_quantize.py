@@ -211,3 +211,48 @@ def test_a_parent_replaced_after_the_gate_is_not_quantised(
         err, "quantize"
     )
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_a_model_id_or_clip_that_cannot_be_used_is_refused_before_any_work(
+    tmp_path: Path, calibration: Path, videos_dir: Path, capsys: Capture
+) -> None:
+    import os
+
+    from tests._jobs import write_tiny
+
+    model, _ = write_tiny(tmp_path / "m", beside=True)
+    base: list[str | Path] = ["quantize", "--model-path", model, "--calibration", calibration]
+    base += ["--no-dataset", "--output"]
+    for output, ident in (
+        (tmp_path / "My Model.onnx", []),
+        (tmp_path / "o.onnx", ["--id", "../x"]),
+    ):
+        code, _, err = run(capsys, *base, output, *ident, "--clip", videos_dir / "foreman_cif.mp4")
+        assert code == 2 and "(--id, or --output's file name): use lowercase letters" in (
+            one_line_error(err, "quantize")
+        )
+    # A clip that is also a calibration file would flatter the budget.
+    shutil.copy(videos_dir / "carphone_distorted.mp4", calibration / "c.mp4")
+    code, _, err = run(capsys, *base, tmp_path / "o.onnx", "--clip", calibration / "c.mp4")
+    assert code == 2 and "is also in the calibration folder" in one_line_error(err, "quantize")
+    # A clip that is a pipe is refused, not waited on; a missing one at once too.
+    os.mkfifo(tmp_path / "pipe.mp4")
+    for clip in (tmp_path / "pipe.mp4", tmp_path / "none.mp4"):
+        code, _, err = run(capsys, *base, tmp_path / "o.onnx", "--clip", clip)
+        assert code == 2 and clip.name in one_line_error(err, "quantize")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cal", "m", "pipe.mp4"]
+
+
+def test_a_set_that_cannot_be_written_whole_leaves_nothing(tmp_path: Path) -> None:
+    from vmafx_saliency.errors import OutputError
+    from vmafx_saliency.supply.registry import Sidecar
+
+    sidecar = Sidecar.load(Registry.load().get("saliency_student_v2").sidecar)
+    quantized = q.Quantized(b"onnx", {"parent": {"id": "p"}}, None)  # type: ignore[arg-type]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "m.onnx").symlink_to("/proc/vmafx-saliency-test.onnx")  # the model cannot land
+    with pytest.raises(OutputError, match=r"cannot write /proc/\S+\.onnx"):
+        q.write_quantized(quantized, output=out / "m.onnx", model_id="m", sidecar=sidecar,
+                          force=True)  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["m.onnx"]  # the link only: no sidecar

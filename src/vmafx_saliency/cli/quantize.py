@@ -20,14 +20,23 @@ _SHARED = PROJECT_ROOT.parent / "shared" / "data"
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from vmafx_saliency.science import quantize as q
     from vmafx_saliency.supply.quantize import QuantRecipe
+    from vmafx_saliency.supply.registry.documents import MODEL_ID_RULE, is_model_id
 
     output = Path(args.output)
+    model_id = args.id or output.stem
+    if not is_model_id(model_id):
+        raise UsageError(
+            f"model id {model_id!r} (--id, or --output's file name): {MODEL_ID_RULE}; "
+            "it names the model in the registry"
+        )
     parent_id, data, sidecar, parent_files = _parent(args)
     _check_outputs(output, parent_files, force=args.force)
     dataset = None if args.no_dataset else Path(args.dataset)
     calibration = q.CalibrationSet.from_folder(
         Path(args.calibration), count=args.calibration_count, exclude=dataset
     )
+    clips = tuple(Path(c) for c in args.clip or ())
+    calibration.check_apart_from(clips)  # before any work: missing, pipes, shared bytes
     recipe = QuantRecipe(
         method=args.method,
         per_channel=not args.per_tensor,
@@ -36,7 +45,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     )
     check = q.BudgetCheck(
         dataset=dataset,
-        clips=tuple(Path(c) for c in args.clip or ()),
+        clips=clips,
         limit=args.limit,
         video_frames=args.clip_frames,
         budget=q.AccuracyBudget(
@@ -57,7 +66,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         print("\n".join(exc.figures))  # how far off, before the one-line error
         raise
     written = q.write_quantized(
-        quantized, output=output, model_id=args.id or output.stem, sidecar=sidecar, force=args.force
+        quantized, output=output, model_id=model_id, sidecar=sidecar, force=args.force
     )
     print("\n".join(q.figures_table(quantized.report)))
     print(f"within the budget: wrote {', '.join(str(p) for p in written)}")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from vmafx_saliency._util import sha256_bytes, walk_files
-from vmafx_saliency.errors import QuantizeError, UsageError
+from vmafx_saliency.errors import OutputError, QuantizeError, UsageError
 from vmafx_saliency.supply.registry import Preprocessing, Sidecar
 
 # An image or a clip for calibration; far above any in ../shared.
@@ -62,6 +62,7 @@ class CalibrationSet:
     folder: Path
     files: tuple[Path, ...]
     digest: str
+    file_digests: tuple[str, ...] = ()  # each file's sha256, in the order of ``files``
 
     @classmethod
     def from_folder(
@@ -87,7 +88,17 @@ class CalibrationSet:
         if exclude is not None:
             _refuse_overlap(folder, digests, Path(exclude))
         lines = "".join(f"{p.relative_to(folder)}\0{digests[p]}\n" for p in files)
-        return cls(folder, files, hashlib.sha256(lines.encode()).hexdigest())
+        digest = hashlib.sha256(lines.encode()).hexdigest()
+        return cls(folder, files, digest, tuple(digests[p] for p in files))
+
+    def check_apart_from(self, clips: Sequence[Path]) -> None:
+        """Refuse clips the budget cannot measure on (not plain files), or that calibrate."""
+        for clip in clips:
+            if sha256_bytes(_read(clip)) in self.file_digests:
+                raise QuantizeError(
+                    f"--clip {clip} is also in the calibration folder {self.folder}: measuring "
+                    "on a calibration clip would flatter the budget; calibrate on other clips"
+                )
 
     def to_json(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "files": len(self.files), "sha256": self.digest}
@@ -97,7 +108,7 @@ def _read(path: Path) -> bytes:
     """A calibration or evaluation file: a plain file, capped (never a pipe or a device)."""
     from vmafx_saliency._util import read_capped
 
-    return read_capped(path, cap=_MAX_FILE_BYTES, what="calibration file", error=QuantizeError)
+    return read_capped(path, cap=_MAX_FILE_BYTES, what="image or clip", error=QuantizeError)
 
 
 def _refuse_overlap(folder: Path, digests: dict[Path, str], evaluation: Path) -> None:
@@ -347,12 +358,13 @@ def write_quantized(
 
     Each is checked before any is written (no clobbering without ``force``)
     and written atomically; the ONNX goes last, so a model never lies without
-    its sidecar and manifest.
+    its sidecar and manifest. They are written as a set: if one cannot be, those
+    already written are removed, and the error is one line.
     """
     import dataclasses
     import json
 
-    from vmafx_saliency._util import atomic_write_bytes, atomic_write_text, check_can_write
+    from vmafx_saliency._util import atomic_write_bytes, check_can_write
 
     output = Path(output)
     side = output.with_name(f"{output.stem}.sidecar.json")
@@ -362,9 +374,25 @@ def write_quantized(
     notes = f"{model_id}: the static INT8 (QDQ) model of {quantized.manifest['parent']['id']}."
     own = dataclasses.replace(sidecar, model_id=model_id, notes=notes)
     doc = {**quantized.manifest, "model_id": model_id}
-    atomic_write_text(side, json.dumps(own.to_json(), indent=2, sort_keys=True) + "\n", force=force)
-    atomic_write_text(manifest, json.dumps(doc, indent=2, sort_keys=True) + "\n", force=force)
-    atomic_write_bytes(output, quantized.data, force=force)
+    contents = (
+        (side, (json.dumps(own.to_json(), indent=2, sort_keys=True) + "\n").encode()),
+        (manifest, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()),
+        (output, quantized.data),
+    )
+    written: list[Path] = []
+    try:
+        for path, data in contents:
+            atomic_write_bytes(path, data, force=force)
+            written.append(path)
+    except BaseException as exc:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(
+                f"cannot write {path}: {exc.strerror or exc}: nothing written; give an "
+                "--output in a folder you can write to"
+            ) from exc
+        raise
     return output, side, manifest
 
 

@@ -36,13 +36,14 @@ from vmafx_saliency.errors import (
     UsageError,
 )
 from vmafx_saliency.supply.registry.documents import (
-    _ID_RE,
     _PROMOTE_HINT,
+    MODEL_ID_RULE,
     _dump_registry,
     _load_document,
     _parse_document,
     _raw_models,
     _refuse_on_errors,
+    is_model_id,
 )
 from vmafx_saliency.supply.registry.entries import (
     ModelEntry,
@@ -231,11 +232,8 @@ def _refuse_status_or_id(new: _NewModel) -> None:
             "'alternative' or 'candidate'; make it the default later with "
             f"{_PROMOTE_HINT} and a comparison report that shows the benefit"
         )
-    if not _ID_RE.fullmatch(new.model_id) or len(new.model_id) > 128:
-        raise RegistryError(
-            f"model id {new.model_id!r} is not valid: use lowercase letters, digits, '_', '.', "
-            "'-', starting with a letter or digit"
-        )
+    if not is_model_id(new.model_id):
+        raise RegistryError(f"model id {new.model_id!r} is not valid: {MODEL_ID_RULE}")
 
 
 def _refuse_committed_clash(model_id: str, overlay_path: Path) -> None:

@@ -94,6 +94,15 @@ class _Document:
     ids: tuple[str, ...]  # every string id in the file, valid entries or not
 
 
+def is_model_id(text: str) -> bool:
+    """A registry id: lowercase letters, digits, '_', '.', '-', from a letter or digit,
+    at most 128 characters (the registry schema's pattern)."""
+    return bool(_ID_RE.fullmatch(text)) and len(text) <= 128
+
+
+MODEL_ID_RULE = "use lowercase letters, digits, '_', '.', '-', starting with a letter or digit"
+
+
 def _entry_id(raw: object) -> str | None:
     if isinstance(raw, dict):
         value = raw.get("id")
