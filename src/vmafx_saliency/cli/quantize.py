@@ -23,14 +23,14 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     from vmafx_saliency.supply.registry.documents import MODEL_ID_RULE, is_model_id
 
     output = Path(args.output)
+    parent_id, data, sidecar, parent_files = _parent(args)
+    _check_outputs(output, parent_files, force=args.force)
     model_id = args.id or output.stem
     if not is_model_id(model_id):
         raise UsageError(
             f"model id {model_id!r} (--id, or --output's file name): {MODEL_ID_RULE}; "
             "it names the model in the registry"
         )
-    parent_id, data, sidecar, parent_files = _parent(args)
-    _check_outputs(output, parent_files, force=args.force)
     dataset = None if args.no_dataset else Path(args.dataset)
     calibration = q.CalibrationSet.from_folder(
         Path(args.calibration), count=args.calibration_count, exclude=dataset
