@@ -406,6 +406,16 @@ def test_forbidden_op_is_refused(tmp_path: Path, data: bytes, why: str) -> None:
         loader.load_entry(entry_for(path))  # pinned correctly: only the content is wrong
 
 
+def test_a_file_that_is_not_onnx_is_not_said_to_use_ops_off_the_allowlist(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notes.onnx"
+    path.write_text("hello\n")
+    with pytest.raises(ContentRefused, match=r"not an ONNX model: .*do not use the file") as err:
+        loader.load_ad_hoc(path)
+    assert "allowlist" not in str(err.value)
+
+
 def test_contract_mismatch_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "d0.onnx"
     path.write_bytes(conv_sigmoid_model(output_name="d0"))

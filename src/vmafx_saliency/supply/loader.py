@@ -164,16 +164,22 @@ def read_model_bytes(path: Path, *, max_bytes: int | None = None) -> tuple[Path,
     return resolved, data
 
 
+# What to do, by the scanner's kind of refusal (others: the file is malformed or hostile).
+_CONTENT_ADVICE = {
+    "over-budget": "do not use the file unless you trust it",
+    "disallowed-op": "the model uses something off the op allowlist; re-export it with "
+    "allowlisted ops",
+    "custom-domain": "the model uses something off the op allowlist; re-export it with "
+    "allowlisted ops",
+}
+
+
 def _check_content(data: bytes, path: Path) -> ScanReport:
     report = scan_bounded(data, path=str(path))
     try:
         report.raise_for_violations()
     except ScanError as exc:
-        advice = (
-            "do not use the file unless you trust it"
-            if exc.kind == "over-budget"
-            else "the model uses something off the op allowlist; re-export it with allowlisted ops"
-        )
+        advice = _CONTENT_ADVICE.get(exc.kind, "do not use the file as it is")
         raise _refuse(ContentRefused, path, str(exc), advice) from exc
     return report
 
