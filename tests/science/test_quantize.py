@@ -235,6 +235,11 @@ def test_a_model_id_or_clip_that_cannot_be_used_is_refused_before_any_work(
     shutil.copy(videos_dir / "carphone_distorted.mp4", calibration / "c.mp4")
     code, _, err = run(capsys, *base, tmp_path / "o.onnx", "--clip", calibration / "c.mp4")
     assert code == 2 and "is also in the calibration folder" in one_line_error(err, "quantize")
+    # Raw YUV says nothing of its size, and quantize takes none.
+    code, _, err = run(capsys, *base, tmp_path / "o.onnx", "--clip", videos_dir / "x.yuv")
+    assert code == 2 and "x.yuv: give a clip that says its own size" in one_line_error(
+        err, "quantize"
+    )
     # A clip that is a pipe is refused, not waited on; a missing one at once too.
     os.mkfifo(tmp_path / "pipe.mp4")
     for clip in (tmp_path / "pipe.mp4", tmp_path / "none.mp4"):

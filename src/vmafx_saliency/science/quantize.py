@@ -94,6 +94,12 @@ class CalibrationSet:
     def check_apart_from(self, clips: Sequence[Path]) -> None:
         """Refuse clips the budget cannot measure on (not plain files), or that calibrate."""
         for clip in clips:
+            if clip.suffix.lower() not in CLIP_SUFFIXES:
+                raise QuantizeError(
+                    f"--clip {clip}: give a clip that says its own size "
+                    f"({', '.join(sorted(CLIP_SUFFIXES))}); raw YUV can be wrapped losslessly "
+                    "with ffmpeg -f rawvideo -pix_fmt yuv420p -s WxH -i in.yuv out.y4m"
+                )
             if sha256_bytes(_read(clip)) in self.file_digests:
                 raise QuantizeError(
                     f"--clip {clip} is also in the calibration folder {self.folder}: measuring "
