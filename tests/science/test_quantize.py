@@ -13,7 +13,7 @@ import pytest
 from tests._video import write_y4m
 from tests.cli._commands import Capture, one_line_error, run
 from vmafx_saliency._util import sha256_bytes
-from vmafx_saliency.errors import QuantizeError
+from vmafx_saliency.errors import QuantizeError, UsageError
 from vmafx_saliency.science import quantize as q
 from vmafx_saliency.supply import scan
 from vmafx_saliency.supply.registry import Registry
@@ -248,7 +248,14 @@ def test_a_model_id_or_clip_that_cannot_be_used_is_refused_before_any_work(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cal", "m", "pipe.mp4"]
 
 
-def test_a_set_that_cannot_be_written_whole_leaves_nothing(tmp_path: Path) -> None:
+def test_a_set_that_cannot_be_written_whole_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    import errno
+    from collections.abc import Iterator
+
+    from vmafx_saliency import _util
     from vmafx_saliency.errors import OutputError
     from vmafx_saliency.supply.registry import Sidecar
 
@@ -261,3 +268,28 @@ def test_a_set_that_cannot_be_written_whole_leaves_nothing(tmp_path: Path) -> No
         q.write_quantized(quantized, output=out / "m.onnx", model_id="m", sidecar=sidecar,
                           force=True)  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == ["m.onnx"]  # the link only: no sidecar
+    # An earlier set, then a rewrite (--force) whose model cannot land: the earlier set
+    # stays whole, sidecar and manifest included.
+    (out / "m.onnx").unlink()
+    q.write_quantized(quantized, output=out / "m.onnx", model_id="m", sidecar=sidecar,
+                      force=False)  # fmt: skip
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["m.onnx", "m.onnx.manifest.json", "m.sidecar.json"]
+    real = _util.atomic_writer
+
+    @contextlib.contextmanager
+    def disk_full_at_the_sidecar(path: Path, *, force: bool) -> Iterator[Any]:
+        with real(path, force=force) as fh:
+            if path.name.endswith(".sidecar.json"):  # the last written: the others wait
+                raise OSError(errno.ENOSPC, "No space left on device")
+            yield fh
+
+    monkeypatch.setattr(_util, "atomic_writer", disk_full_at_the_sidecar)
+    changed = q.Quantized(b"new onnx", {"parent": {"id": "p"}}, None)  # type: ignore[arg-type]
+    with pytest.raises(OutputError, match=r"beside \S+m\.onnx: No space left on device"):
+        q.write_quantized(changed, output=out / "m.onnx", model_id="m", sidecar=sidecar,
+                          force=True)  # fmt: skip
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(UsageError, match=r"model id 'M M': use lowercase"):
+        q.write_quantized(quantized, output=out / "n.onnx", model_id="M M", sidecar=sidecar,
+                          force=True)  # fmt: skip

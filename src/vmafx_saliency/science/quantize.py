@@ -19,6 +19,7 @@ and the figures.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -330,6 +331,8 @@ def quantize_model(
     from vmafx_saliency.supply import contract, scan
     from vmafx_saliency.supply.quantize import quantize_qdq
 
+    calibration.check_apart_from(check.clips)
+
     data = quantize_qdq(parent, calibration_tensors(calibration, pre), recipe=recipe)
     scan.check_bytes(data, path=f"{parent_id} (int8)")
     sessions = [
@@ -364,14 +367,17 @@ def write_quantized(
 
     Each is checked before any is written (no clobbering without ``force``)
     and written atomically; the ONNX goes last, so a model never lies without
-    its sidecar and manifest. They are written as a set: if one cannot be, those
-    already written are removed, and the error is one line.
+    its sidecar and manifest. They are written as a set: if one cannot be, none
+    is, the files of an earlier run stay as they were, and the error is one line.
     """
     import dataclasses
     import json
 
-    from vmafx_saliency._util import atomic_write_bytes, check_can_write
+    from vmafx_saliency._util import atomic_writer, check_can_write
+    from vmafx_saliency.supply.registry.documents import MODEL_ID_RULE, is_model_id
 
+    if not is_model_id(model_id):
+        raise UsageError(f"model id {model_id!r}: {MODEL_ID_RULE}")
     output = Path(output)
     side = output.with_name(f"{output.stem}.sidecar.json")
     manifest = output.with_name(f"{output.name}.manifest.json")
@@ -381,24 +387,22 @@ def write_quantized(
     own = dataclasses.replace(sidecar, model_id=model_id, notes=notes)
     doc = {**quantized.manifest, "model_id": model_id}
     contents = (
-        (side, (json.dumps(own.to_json(), indent=2, sort_keys=True) + "\n").encode()),
-        (manifest, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()),
         (output, quantized.data),
+        (manifest, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()),
+        (side, (json.dumps(own.to_json(), indent=2, sort_keys=True) + "\n").encode()),
     )
-    written: list[Path] = []
     try:
-        for path, data in contents:
-            atomic_write_bytes(path, data, force=force)
-            written.append(path)
-    except BaseException as exc:
-        for path in written:
-            path.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(
-                f"cannot write {path}: {exc.strerror or exc}: nothing written; give an "
-                "--output in a folder you can write to"
-            ) from exc
-        raise
+        # All three are written to temporaries before any is renamed into place (the
+        # contexts close in reverse: the sidecar, the manifest, then the model), so a
+        # failed write leaves the earlier set, or nothing, as it was.
+        with contextlib.ExitStack() as stack:
+            for path, data in contents:
+                stack.enter_context(atomic_writer(path, force=force)).write(data)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the quantised model's files beside {output}: {exc.strerror or exc}: "
+            "give an --output in a folder you can write to"
+        ) from exc
     return output, side, manifest
 
 
