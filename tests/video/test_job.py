@@ -660,7 +660,7 @@ def test_no_output_replaces_a_file_the_run_reads_even_with_force(
     for outputs in (
         Outputs(output=clip, force=True),
         Outputs(output=out / "x.json", plot=clip, force=True),
-        Outputs(output=None, save_maps=out, force=True),  # a map may take an input's name
+        Outputs(output=None, save_maps=clip, force=True),
         Outputs(output=None, merge_into=out / "vmaf.json", merge_output=clip, force=True),
     ):
         with pytest.raises(
@@ -675,6 +675,15 @@ def test_no_output_replaces_a_file_the_run_reads_even_with_force(
         assert kept.read_bytes() == before
     assert clip.read_bytes() == original
     assert sorted(p.name for p in out.iterdir()) == ["clip.mp4"]
+    # A maps folder keeps other files, so one that holds the clip is fine; an input named
+    # as a map is not, since --force replaces the maps there.
+    assert tiny.model_path is not None
+    run_job(VideoInput(path=clip, end=1), tiny, Outputs(output=None, save_maps=out), threads=1)
+    assert clip.read_bytes() == original
+    frame = out / "frame_000000.png"
+    with pytest.raises(UsageError, match=rf"--save-maps {frame} is --model-path {frame}: give"):
+        run_job(VideoInput(path=clip), ModelChoice(model_path=frame, sidecar=tiny.sidecar),
+                Outputs(output=None, save_maps=out, force=True))  # fmt: skip
 
 
 def test_the_model_files_found_for_a_run_are_inputs_too(

@@ -209,18 +209,23 @@ def _check_outputs(outputs: Outputs, *, reads: list[tuple[str, Path | None]]) ->
     output may replace one, --force or not.
     """
     from vmafx_saliency._util import check_can_write, check_inputs_spared, require
+    from vmafx_saliency.video.maps import saved_maps
 
     _check_pairs(outputs)
     output = None if outputs.output in (None, "-") else Path(outputs.output)
     # -o onto the video would replace it with its own features, --force or not.
+    # The maps folder keeps other files; --force replaces only its maps (maps.saved_maps).
+    maps: list[tuple[str, Path | None]] = []
+    if outputs.save_maps is not None:
+        maps = [("--save-maps", m) for m in (outputs.save_maps, *saved_maps(outputs.save_maps))]
     check_inputs_spared(
         reads,
         files=[
             ("--output", output),
             ("--plot", outputs.plot),
             ("--merge-output", outputs.merge_output),
+            *maps,
         ],
-        folders=[("--save-maps", outputs.save_maps)],  # --force replaces frame_NNNNNN.png there
     )
     # Every path a run writes, once: -o onto the --merge-into file would replace
     # the vmaf scores with ours, -o onto the maps folder fail at the end.
