@@ -144,29 +144,32 @@ def test_a_node_kept_in_float_runs_in_float_in_the_products_sessions() -> None:
     assert stock_error > 10 * max(ours_error, 1e-6), (stock_error, ours_error)
 
 
-@pytest.mark.parametrize("method", ["entropy", "percentile"])
-def test_histogram_calibration_in_chunks_holds_few_inputs_at_once(
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_calibration_in_chunks_holds_few_inputs_at_once(
     method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from onnxruntime.quantization.calibrate import HistogramCalibrater
+    from onnxruntime.quantization.calibrate import HistogramCalibrater, MinMaxCalibrater
 
     from vmafx_saliency.supply import quantize as q
 
     parent, recipe = conv_sigmoid_model(), QuantRecipe(method=method)  # type: ignore[arg-type]
     whole = quantize_qdq(parent, _inputs(), recipe=recipe)  # all 16 fit: one chunk
     held: list[int] = []
-    real = HistogramCalibrater.clear_collected_data
+    cls = MinMaxCalibrater if method == "minmax" else HistogramCalibrater
+    real = cls.clear_collected_data
 
     def clear(self: HistogramCalibrater) -> None:
         held.append(len(self.intermediate_outputs))
         real(self)
 
-    monkeypatch.setattr(HistogramCalibrater, "clear_collected_data", clear)
-    monkeypatch.setattr(q, "HISTOGRAM_MEMORY_FRACTION", 1e-12)  # room for one input
+    monkeypatch.setattr(cls, "clear_collected_data", clear)
+    monkeypatch.setattr(q, "CALIBRATION_MEMORY_FRACTION", 1e-12)  # room for one input
     chunked = quantize_qdq(parent, _inputs(), recipe=recipe)
     assert held and max(held) == 1 and sum(held) == 16  # every input, one at a time
+    if method == "minmax":  # ranges merge exactly: the same model
+        assert chunked == whole
     tensor = _inputs(1, seed=7)[0]
     # Histograms grown input by input give a model as close to the parent as one pass.
     for data in (whole, chunked):
         assert np.abs(_run(data, tensor) - _run(parent, tensor)).max() < 0.05
-    assert getattr(HistogramCalibrater.collect_data, "__name__", "") == "collect_data"
+    assert cls.collect_data.__module__ == "onnxruntime.quantization.calibrate"  # put back

@@ -19,6 +19,7 @@ import itertools
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,7 @@ def quantize_qdq(
         # Shape inference and graph clean-up first, as ONNX Runtime recommends.
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         # ONNX Runtime's calibrators print their progress: keep it off our stdout.
-        with contextlib.redirect_stdout(sys.stderr), _histograms_in_chunks():
+        with contextlib.redirect_stdout(sys.stderr), _calibration_in_chunks():
             quantize_static(
                 str(prepared),
                 str(out),
@@ -128,29 +129,47 @@ def quantize_qdq(
     return bytes(model.SerializeToString())
 
 
-# What ONNX Runtime's histogram calibrators (entropy, percentile) may hold at once:
-# they keep every input's intermediate outputs until all are read (tens of MB each for
-# the student), so a large calibration set would exhaust memory.
-HISTOGRAM_MEMORY_FRACTION = 0.5  # of the machine's physical memory
+# What ONNX Runtime's calibrators may hold at once: they keep every input's
+# intermediate outputs until all are read (tens of MB each for the student), so a
+# large calibration set would exhaust memory.
+CALIBRATION_MEMORY_FRACTION = 0.5  # of the memory this process may use
+_PATCH_LOCK = threading.Lock()  # one quantisation patches the calibrators at a time
+
+
+def _memory_limit() -> int:
+    """Physical memory, or the cgroup's limit where it is lower (in a container)."""
+    limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    with contextlib.suppress(OSError, ValueError):  # no cgroup v2 file, or "max"
+        limit = min(limit, int(Path("/sys/fs/cgroup/memory.max").read_text().strip()))
+    return limit
 
 
 @contextlib.contextmanager
-def _histograms_in_chunks() -> Iterator[None]:
-    """While open, ``HistogramCalibrater.collect_data`` takes its inputs in chunks that
-    fit :data:`HISTOGRAM_MEMORY_FRACTION` of memory, histograms growing chunk by chunk
-    (ONNX Runtime's collector merges them). A set that fits is one chunk, as before.
+def _calibration_in_chunks() -> Iterator[None]:
+    """While open, the calibrators' ``collect_data`` takes its inputs in chunks that fit
+    :data:`CALIBRATION_MEMORY_FRACTION` of memory. Ranges (MinMax) and histograms
+    (entropy, percentile) merge from chunk to chunk in ONNX Runtime's own code; a set
+    that fits is one chunk, as before.
 
-    ``quantize_static`` builds its calibrator itself, so its method is wrapped here,
+    ``quantize_static`` builds its calibrator itself, so the method is wrapped here,
     for the one call, and put back.
     """
-    from onnxruntime.quantization.calibrate import HistogramCalibrater
+    from onnxruntime.quantization.calibrate import HistogramCalibrater, MinMaxCalibrater
 
-    original = HistogramCalibrater.collect_data
-    budget = int(
-        os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * HISTOGRAM_MEMORY_FRACTION
-    )
+    budget = int(_memory_limit() * CALIBRATION_MEMORY_FRACTION)
+    with _PATCH_LOCK:
+        originals = {cls: cls.collect_data for cls in (MinMaxCalibrater, HistogramCalibrater)}
+        try:
+            for cls, original in originals.items():
+                cls.collect_data = _chunked(original, budget)
+            yield
+        finally:
+            for cls, original in originals.items():
+                cls.collect_data = original
 
-    def chunked(self: Any, reader: Any) -> None:
+
+def _chunked(original: Any, budget: int) -> Any:
+    def collect_data(self: Any, reader: Any) -> None:
         first = reader.get_next()
         if first is None:
             original(self, reader)  # ONNX Runtime's own "no data" error
@@ -165,11 +184,7 @@ def _histograms_in_chunks() -> Iterator[None]:
             more = reader.get_next()
             pending = [] if more is None else [more]
 
-    HistogramCalibrater.collect_data = chunked
-    try:
-        yield
-    finally:
-        HistogramCalibrater.collect_data = original
+    return collect_data
 
 
 class _ListReader:
