@@ -316,6 +316,9 @@ def test_outputs_that_would_write_over_an_input_are_refused(tmp_path: Path) -> N
     for files, folders, said in refused:
         with pytest.raises(UsageError, match=re.escape(said) + r".*: give the outputs paths apart"):
             check_inputs_spared(reads, files=files, folders=folders)
+    os.link(video, tmp_path / "hard.mp4")  # another name of the same file
+    with pytest.raises(UsageError, match=r"hard\.mp4 is VIDEO \S+clip\.mp4: give"):
+        check_inputs_spared(reads, files=[("-o", tmp_path / "hard.mp4")])
     # A file output is never said to hold anything; siblings, "-" and None are fine.
     check_inputs_spared(
         reads,

@@ -388,15 +388,16 @@ def check_inputs_spared(
     output folder may not hold one (replaced whole, it would delete it).
     --force lets a run replace its earlier outputs, never what it reads.
     """
-    inputs = [(what, path, _canonical(path)) for what, path in reads if _named(path)]
+    inputs = [(what, path, _canonical(path), _inode(path)) for what, path in reads if _named(path)]
     outputs = [(flag, out, False) for flag, out in files if _named(out)]
     outputs += [(flag, out, True) for flag, out in folders if _named(out)]
     for flag, out, folder in outputs:
-        target = _canonical(out)
-        for what, path, source in inputs:
+        target, node = _canonical(out), _inode(out)
+        for what, path, source, source_node in inputs:
             holds = folder and target in source.parents
-            if target == source or holds or source in target.parents:
-                relation = "is" if target == source else "holds" if holds else "is in"
+            same = target == source or (node is not None and node == source_node)  # hard links
+            if same or holds or source in target.parents:
+                relation = "is" if same else "holds" if holds else "is in"
                 raise UsageError(
                     f"{flag} {out} {relation} {what} {path}: give the outputs paths apart "
                     "from the inputs (--force replaces earlier outputs, never a run's inputs)"
@@ -405,6 +406,14 @@ def check_inputs_spared(
 
 def _named(path: Path | None) -> TypeGuard[Path]:
     return path is not None and str(path) != "-"
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None  # not there (yet): its path alone says what it is
+    return found.st_dev, found.st_ino
 
 
 def _canonical(path: Path) -> Path:
