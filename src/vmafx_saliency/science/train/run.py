@@ -195,8 +195,11 @@ def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of i
     thread is several times faster than two that wait on each other.
     """
     sources = _Sources(image_dirs, gt_root, train_only_dirs, extra_val_dirs)
-    reads = _inputs(sources, teacher=teacher, init_from=cfg.init_from, parity=parity_images)
-    outputs = _Outputs.checked(out_dir, resume=resume, force=force, reads=reads)
+    folders = _folders_read(sources, parity=parity_images)
+    files = _files_read(teacher=teacher, init_from=cfg.init_from)
+    outputs = _Outputs.checked(out_dir, resume=resume, force=force, reads=files + folders)
+    label_cache = [("--label-cache", cache_root or default_cache_root())]
+    check_inputs_spared(folders, folders=label_cache)  # labels are written there
     _check_options(cfg, limit=limit, threads=threads)
     wall_start = time.perf_counter()
     torch = require_torch()
@@ -204,7 +207,7 @@ def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of i
     if threads is not None:
         torch.set_num_threads(threads)
     data = _collect_data(sources, cfg, limit=limit)
-    _check_label_cache(cache_root, reads, data.labelled)
+    _check_label_cache(label_cache, data.labelled)
     teacher_sha, loaded = _identify_teacher(teacher, cfg.teacher_input)
     plan = _Plan(cfg, sources, data, teacher, teacher_sha, loaded)
     key = plan.data_key()
@@ -294,30 +297,26 @@ class _Outputs:
         return outputs
 
 
-def _check_label_cache(
-    cache_root: Path | None, reads: list[tuple[str, Path | None]], samples: list[Sample]
-) -> None:
-    """Labels are written into the cache and stale ones removed: no folder the run reads
-    may share it, and no image or mask (resolved: a folder may hold links) be in it."""
-    cache = [("--label-cache", cache_root if cache_root is not None else default_cache_root())]
-    check_inputs_spared([r for r in reads if r[0] not in _FILE_FLAGS], folders=cache)
+def _check_label_cache(cache: Sequence[tuple[str, Path | None]], samples: list[Sample]) -> None:
+    """Labels are written into the cache and stale ones removed: no image or mask may be
+    in it (resolved: a folder apart from it may hold links into it)."""
     files: list[tuple[str, Path | None]] = [("a training image", s.path) for s in samples]
     files += [("a --gt-root mask", s.mask) for s in samples]
     check_inputs_spared(files, folders=cache)
 
 
-_FILE_FLAGS = ("--teacher", "--init-from")  # the files among a run's reads; the rest are folders
-
-
-def _inputs(
-    sources: _Sources, *, teacher: str | Path, init_from: str | None, parity: Path | None
-) -> list[tuple[str, Path | None]]:
-    """What a run reads (:func:`_util.check_inputs_spared`); a registry id is no file."""
-    reads: list[tuple[str, Path | None]] = [
-        ("--teacher", Path(teacher) if Path(teacher).is_file() else None)
+def _files_read(*, teacher: str | Path, init_from: str | None) -> list[tuple[str, Path | None]]:
+    """The model files a run reads (:func:`_util.check_inputs_spared`); a registry id is
+    no file."""
+    return [
+        ("--teacher", Path(teacher) if Path(teacher).is_file() else None),
+        ("--init-from", Path(init_from) if init_from else None),
     ]
-    reads.append(("--init-from", Path(init_from) if init_from else None))
-    reads += [("--images", d) for d in sources.image_dirs]
+
+
+def _folders_read(sources: _Sources, *, parity: Path | None) -> list[tuple[str, Path | None]]:
+    """The image folders a run reads."""
+    reads: list[tuple[str, Path | None]] = [("--images", d) for d in sources.image_dirs]
     reads += [("--train-only", d) for d in sources.train_only_dirs]
     reads += [("--extra-val", d) for d in sources.extra_val_dirs]
     return [*reads, ("--gt-root", sources.gt_root), ("--parity-images", parity)]
