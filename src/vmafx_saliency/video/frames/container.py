@@ -334,7 +334,9 @@ def _frames_from_duration(container: Any, stream: Any) -> int | None:
     the file was cut short still says how long it was.
     """
     duration = stream.duration * stream.time_base if stream.duration and stream.time_base else None
-    if duration is None and container.duration:
+    # Matroska's header states the whole file's duration; elsewhere (MPEG-TS) FFmpeg's
+    # container duration may be a guess from the bit rate, so no warning rests on it.
+    if duration is None and container.duration and "matroska" in container.format.name:
         duration = container.duration / 1_000_000  # AV_TIME_BASE
     rate = stream.average_rate
     if not duration or not rate or duration <= 0:
