@@ -85,6 +85,20 @@ def test_labels_of_another_protocol_are_made_again_and_stale_ones_removed(
     assert provenance["images"] == {s.sha256: s.path.name for s in samples[:4]}
 
 
+@pytest.mark.parametrize("text", ["[]", '{"images": 3}', "not json"])
+def test_a_provenance_of_another_shape_only_means_labelling_again(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path, text: str
+) -> None:
+    samples = train.collect_samples([six_images])[:2]
+    sha = sha256_bytes(tiny_teacher.read_bytes())
+    folder = train.label_cache_dir(tmp_path, sha)
+    folder.mkdir(parents=True)
+    (folder / "provenance.json").write_text(text)
+    stats = train.ensure_labels(samples, lambda: train.load_teacher(tiny_teacher), tmp_path,
+                                teacher_sha256=sha)  # fmt: skip
+    assert (stats.computed, stats.reused) == (2, 0)
+
+
 def test_an_interrupted_labelling_resumes_where_it_stopped(
     tmp_path: Path, six_images: Path, tiny_teacher: Path
 ) -> None:

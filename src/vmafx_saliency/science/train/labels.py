@@ -248,8 +248,13 @@ def _cached_images(
     """
     with contextlib.suppress(ValueError, OSError):
         old = json.loads(provenance_path.read_text(encoding="utf-8"))
-        if old.get("teacher_sha256") == teacher_sha256 and old.get("protocol") == protocol:
-            return {str(k): str(v) for k, v in old.get("images", {}).items()}
+        images = old.get("images") if isinstance(old, dict) else None
+        if (
+            isinstance(images, dict)
+            and old.get("teacher_sha256") == teacher_sha256
+            and old.get("protocol") == protocol
+        ):
+            return {str(k): str(v) for k, v in images.items()}
     for stale in provenance_path.parent.glob("*.png"):
         if _LABEL_NAME.fullmatch(stale.name):  # the cache's own names; others are not ours
             stale.unlink()
