@@ -57,6 +57,13 @@ def test_label_cache_is_reused_and_records_provenance(
     assert "torch" in provenance["versions"]
 
 
+def _ensure(samples: list[train.Sample], teacher: Path, root: Path) -> train.LabelStats:
+    """Labels for ``samples`` by the teacher at ``teacher``, cached under ``root``."""
+    sha = sha256_bytes(teacher.read_bytes())
+    return train.ensure_labels(samples, lambda: train.load_teacher(teacher), root,
+                               teacher_sha256=sha)  # fmt: skip
+
+
 def test_labels_of_another_protocol_are_made_again_and_stale_ones_removed(
     tmp_path: Path, six_images: Path, tiny_teacher: Path
 ) -> None:
@@ -64,9 +71,7 @@ def test_labels_of_another_protocol_are_made_again_and_stale_ones_removed(
     # not pass for this one: every label is made again, and labels of images this
     # run does not list go, so a later run cannot reuse them under the new name.
     samples = train.collect_samples([six_images])
-    sha = sha256_bytes(tiny_teacher.read_bytes())
-    first = train.ensure_labels(samples, lambda: train.load_teacher(tiny_teacher), tmp_path,
-                                teacher_sha256=sha)  # fmt: skip
+    first = _ensure(samples, tiny_teacher, tmp_path)
     provenance_path = first.cache_dir / "provenance.json"
     provenance = json.loads(provenance_path.read_text())
     provenance["protocol"]["preprocessing"] = "an earlier resize"
@@ -74,8 +79,7 @@ def test_labels_of_another_protocol_are_made_again_and_stale_ones_removed(
     (first.cache_dir / f"{'f' * 64}.png").write_bytes(b"a label of an image not listed")
     (first.cache_dir / "girl.png").write_bytes(b"a user's image, not a label: kept")
 
-    again = train.ensure_labels(samples[:4], lambda: train.load_teacher(tiny_teacher), tmp_path,
-                                teacher_sha256=sha)  # fmt: skip
+    again = _ensure(samples[:4], tiny_teacher, tmp_path)
     assert (again.computed, again.reused) == (4, 0)
     assert sorted(p.stem for p in first.cache_dir.glob("*.png")) == sorted(
         [*(s.sha256 for s in samples[:4]), "girl"]
@@ -94,8 +98,7 @@ def test_a_provenance_of_another_shape_only_means_labelling_again(
     folder = train.label_cache_dir(tmp_path, sha)
     folder.mkdir(parents=True)
     (folder / "provenance.json").write_text(text)
-    stats = train.ensure_labels(samples, lambda: train.load_teacher(tiny_teacher), tmp_path,
-                                teacher_sha256=sha)  # fmt: skip
+    stats = _ensure(samples, tiny_teacher, tmp_path)
     assert (stats.computed, stats.reused) == (2, 0)
 
 
@@ -119,8 +122,7 @@ def test_an_interrupted_labelling_resumes_where_it_stopped(
         train.ensure_labels(samples, teacher, tmp_path, teacher_sha256=sha)
     # The provenance was written before labelling: the three labels left are known
     # to be of this protocol, and kept.
-    resumed = train.ensure_labels(samples, lambda: train.load_teacher(tiny_teacher), tmp_path,
-                                  teacher_sha256=sha)  # fmt: skip
+    resumed = _ensure(samples, tiny_teacher, tmp_path)
     assert (resumed.computed, resumed.reused) == (3, 3)
 
 
