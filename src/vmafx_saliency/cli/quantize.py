@@ -20,23 +20,16 @@ _SHARED = PROJECT_ROOT.parent / "shared" / "data"
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from vmafx_saliency.science import quantize as q
     from vmafx_saliency.supply.quantize import QuantRecipe
-    from vmafx_saliency.supply.registry.documents import MODEL_ID_RULE, is_model_id
 
     output = Path(args.output)
     parent_id, data, sidecar, parent_files = _parent(args)
     _check_outputs(output, parent_files, force=args.force)
     model_id = args.id or output.stem
-    if not is_model_id(model_id):
-        raise UsageError(
-            f"model id {model_id!r} (--id, or --output's file name): {MODEL_ID_RULE}; "
-            "it names the model in the registry"
-        )
+    q.check_model_id(model_id, named=" (--id, or --output's file name)")
     dataset = None if args.no_dataset else Path(args.dataset)
     calibration = q.CalibrationSet.from_folder(
         Path(args.calibration), count=args.calibration_count, exclude=dataset
     )
-    clips = tuple(Path(c) for c in args.clip or ())
-    calibration.check_apart_from(clips)  # before any work: missing, pipes, shared bytes
     recipe = QuantRecipe(
         method=args.method,
         per_channel=not args.per_tensor,
@@ -45,7 +38,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     )
     check = q.BudgetCheck(
         dataset=dataset,
-        clips=clips,
+        clips=tuple(Path(c) for c in args.clip or ()),
         limit=args.limit,
         video_frames=args.clip_frames,
         budget=q.AccuracyBudget(

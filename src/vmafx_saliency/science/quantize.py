@@ -331,7 +331,7 @@ def quantize_model(
     from vmafx_saliency.supply import contract, scan
     from vmafx_saliency.supply.quantize import quantize_qdq
 
-    calibration.check_apart_from(check.clips)
+    calibration.check_apart_from(check.clips)  # before any work: missing, pipes, shared bytes
 
     data = quantize_qdq(parent, calibration_tensors(calibration, pre), recipe=recipe)
     scan.check_bytes(data, path=f"{parent_id} (int8)")
@@ -360,6 +360,19 @@ def quantize_model(
     return Quantized(data, manifest, report)
 
 
+def check_model_id(model_id: str, *, named: str = "") -> None:
+    """The id the quantised model is written and registered under must be a registry id.
+
+    ``named``: where the id came from, for the message (the CLI's options).
+    """
+    from vmafx_saliency.supply.registry.documents import MODEL_ID_RULE, is_model_id
+
+    if not is_model_id(model_id):
+        raise UsageError(
+            f"model id {model_id!r}{named}: {MODEL_ID_RULE}; it names the model in the registry"
+        )
+
+
 def write_quantized(
     quantized: Quantized, *, output: Path, model_id: str, sidecar: Sidecar, force: bool
 ) -> tuple[Path, Path, Path]:
@@ -374,10 +387,8 @@ def write_quantized(
     import json
 
     from vmafx_saliency._util import atomic_writer, check_can_write
-    from vmafx_saliency.supply.registry.documents import MODEL_ID_RULE, is_model_id
 
-    if not is_model_id(model_id):
-        raise UsageError(f"model id {model_id!r}: {MODEL_ID_RULE}")
+    check_model_id(model_id)
     output = Path(output)
     side = output.with_name(f"{output.stem}.sidecar.json")
     manifest = output.with_name(f"{output.name}.manifest.json")

@@ -75,7 +75,6 @@ def quantize_qdq(
     """The QDQ INT8 model of ``data`` calibrated on ``inputs``; its bytes (opsets stripped)."""
     onnx = require("onnx", purpose="quantisation", extra="export")
     from onnxruntime.quantization import (
-        CalibrationDataReader,
         CalibrationMethod,
         QuantFormat,
         QuantType,
@@ -94,17 +93,7 @@ def quantize_qdq(
     first = next(tensors, None)
     if first is None:
         raise UsageError("no calibration input: give a folder with images or clips")
-    head: np.ndarray = first
-
-    class _Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self._tensors: Iterator[np.ndarray] = itertools.chain([head], tensors)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            tensor = next(self._tensors, None)
-            return None if tensor is None else {input_name: tensor}
-
-    reader = _Reader()
+    reader = _Feeds({input_name: tensor} for tensor in itertools.chain([first], tensors))
     with tempfile.TemporaryDirectory(prefix="vmafx-quantize-") as tmp:
         source, prepared, out = (Path(tmp) / n for n in ("in.onnx", "pre.onnx", "int8.onnx"))
         source.write_bytes(data)
@@ -180,20 +169,21 @@ def _chunked(original: Any, budget: int) -> Any:
         while pending:
             while len(pending) < size and (more := reader.get_next()) is not None:
                 pending.append(more)
-            original(self, _ListReader(pending))
+            original(self, _Feeds(pending))
             more = reader.get_next()
             pending = [] if more is None else [more]
 
     return collect_data
 
 
-class _ListReader:
-    """A calibration data reader over a list of feeds."""
+class _Feeds:
+    """A calibration data reader (``get_next``, all ONNX Runtime's calibrators call) over
+    input feeds, one dict of name to tensor each."""
 
-    def __init__(self, feeds: list[Any]) -> None:
+    def __init__(self, feeds: Iterable[dict[str, np.ndarray]]) -> None:
         self._feeds = iter(feeds)
 
-    def get_next(self) -> Any:
+    def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._feeds, None)
 
 

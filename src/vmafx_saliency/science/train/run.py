@@ -287,8 +287,13 @@ class _Outputs:
             out_dir / f"{MODEL_ID}.training.json",
             out_dir / "checkpoint.pt",
         )
-        written = [outputs.onnx, outputs.manifest, outputs.sidecar, outputs.record]
-        written.append(outputs.checkpoint)
+        written = (
+            outputs.onnx,
+            outputs.manifest,
+            outputs.sidecar,
+            outputs.record,
+            outputs.checkpoint,
+        )
         # Resuming reads the checkpoint it writes; --init-from a file of --out may not.
         check_inputs_spared(reads, files=[(f"--out's {p.name}", p) for p in written])
         if not resume:
