@@ -538,11 +538,20 @@ BAD: dict[str, tuple[Case, str]] = {
         lambda e: [*e.small(), *e.tiny(), "--merge-output", e.out / "m.json"],
         r"--merge-output .*m\.json is where the merged vmaf JSON goes: add --merge-into",
     ),
+    "maps folder below a file": (
+        lambda e: [*e.small(), *e.tiny(), "--save-maps", _plain_file(e) / "maps"],
+        r"cannot write maps into .*plain/maps: .*: give a folder you can write to",
+    ),
     "infer size under 32": (
         lambda e: [*e.small(), "--infer-size", "16x16", *e.tiny()],
         r"--infer-size '16x16': give at least 32 pixels a side",
     ),
 }
+
+
+def _plain_file(env: Env) -> Path:
+    (env.out / "plain").write_bytes(b"not a folder")
+    return env.out / "plain"
 
 
 def _small_in_out(env: Env) -> list[str]:
@@ -591,12 +600,17 @@ def test_maps_every_without_save_maps_is_refused(env: Env, cli: Callable[..., Ru
 
 @pytest.mark.parametrize(
     ("signum", "code", "said"),
-    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
+    [
+        (signal.SIGTERM, 143, "terminated"),
+        (signal.SIGINT, 130, "interrupted"),
+        (signal.SIGHUP, 129, "hung up"),
+    ],
 )
 def test_a_signal_mid_stream_leaves_no_output(
     env: Env, signum: signal.Signals, code: int, said: str
 ) -> None:
-    """`kill`/`timeout` (SIGTERM) unwinds as Ctrl-C does: no maps folder, no temporary file.
+    """`kill`/`timeout` (SIGTERM) and a closed terminal (SIGHUP) unwind as Ctrl-C does: no
+    maps folder, no temporary file.
 
     The video is a named pipe whose writer sends three frames and then stalls, so
     the run is certainly mid-stream, its maps in a hidden folder, when signalled;

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from vmafx_saliency.cli.main import build_parser, main
+from vmafx_saliency.cli.main import Terminated, build_parser, install_signal_handlers, main
 
 
 def _subcommands() -> list[str]:
@@ -99,3 +100,21 @@ def test_a_command_group_alone_prints_its_actions(
     out = capsys.readouterr().out
     assert f"usage: vmafx-saliency {group}" in out
     assert "ACTION" in out and "example:" in out
+
+
+def test_signal_handlers_keep_a_signal_the_parent_ignores() -> None:
+    """Under nohup SIGHUP is ignored and must stay so; SIGTERM is then ours to unwind."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        install_signal_handlers()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        with pytest.raises(Terminated) as raised:
+            handler(signal.SIGTERM, None)
+        assert (raised.value.signum, raised.value.what) == (signal.SIGTERM, "terminated")
+    finally:
+        for signum, old in saved.items():
+            signal.signal(signum, old)

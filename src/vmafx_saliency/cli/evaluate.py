@@ -159,7 +159,7 @@ def _register_eval(sub: Subparsers) -> None:
         "eval",
         help="accuracy of models on a labelled saliency dataset: metrics, report and plots",
         example="vmafx-saliency eval --dataset ../shared/data/pascal-s --models "
-        "/tmp/mirror/u2netp_mirror_v1.onnx --protocol upstream --report reports/pascal-s "
+        "u2netp_mirror_v1,saliency_student_v2 --protocol upstream --report reports/pascal-s "
         "--jobs 2",
         handler=_cmd_eval,
     )

@@ -78,26 +78,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"vmafx-saliency {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except Terminated:
-        print("vmafx-saliency: terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
+    except Terminated as stop:
+        print(f"vmafx-saliency: {stop.what}", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("vmafx-saliency: interrupted", file=sys.stderr)
         return 130
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``timeout``, a batch system), unwound as Ctrl-C is."""
+    """SIGTERM (``kill``, ``timeout``, a batch system) or SIGHUP (the terminal or
+    the ssh session closed), unwound as Ctrl-C is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.what = "hung up" if signum == signal.SIGHUP else "terminated"
 
 
-def _terminate(_signum: int, _frame: object) -> None:
-    # Python's default for SIGTERM is to die on the spot, leaving the hidden
+def _terminate(signum: int, _frame: object) -> None:
+    # Python's default for these is to die on the spot, leaving the hidden
     # temporary files and maps folders behind; raising runs every cleanup.
-    raise Terminated
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP unwind as Ctrl-C does; one the parent ignores (nohup) stays ignored."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _terminate)
 
 
 def entry() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    install_signal_handlers()
     try:
         code = main()
         sys.stdout.flush()

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 VIDEO = "../shared/data/videos/foreman_cif.mp4"
-MODEL = "--model-path models/u2netp_mirror_v1.onnx"
+# The mirror as `make demo` registers it (an ad-hoc .onnx path needs its sidecar beside it).
+MODEL = "--model u2netp_mirror_v1"
 
 
 def register(sub: Subparsers) -> None:

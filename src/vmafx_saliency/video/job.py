@@ -24,6 +24,7 @@ import numpy as np
 from vmafx_saliency._util import sweep_stale_temporaries
 from vmafx_saliency.errors import (
     NoFramesSelectedError,
+    OutputError,
     OutputExistsError,
     UsageError,
     VmafxSaliencyError,
@@ -311,7 +312,6 @@ class _MapWriter:
     def __init__(self, target: Path, every: int, *, force: bool) -> None:
         import tempfile
 
-        target.parent.mkdir(parents=True, exist_ok=True)
         self.target = target
         self.every = every
         self.force = force
@@ -320,8 +320,15 @@ class _MapWriter:
         # named with our pid, so a later run can sweep it if this one is killed.
         home = target if target.is_dir() else target.parent
         prefix = f".{target.name or 'maps'}."
-        sweep_stale_temporaries(home, prefix)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=home))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale_temporaries(home, prefix)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=home))
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write maps into {target}: {exc.strerror or exc}: give a folder you "
+                "can write to"
+            ) from exc
 
     def __call__(self, frame_num: int, saliency: np.ndarray) -> None:
         from vmafx_saliency.video.maps import save_map
