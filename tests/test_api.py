@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from vmafx_saliency import (
     scan_file,
 )
 from vmafx_saliency.cli.main import main
-from vmafx_saliency.errors import UnknownModelError, UsageError, VideoError
+from vmafx_saliency.errors import UnknownModelError, UsageError, VideoError, VmafxSaliencyError
 
 FOREMAN = "foreman_cif.mp4"
 CISCO = "CiscoVT2people_320x192_12fps.yuv"
@@ -79,6 +80,33 @@ def test_a_model_by_id_or_by_file_and_raw_yuv(videos_dir: Path) -> None:
     assert len(default.frames) == 9
     for a, b in zip(default.frames, by_file.frames, strict=True):
         assert a.saliency_mean == pytest.approx(b.saliency_mean, abs=1e-7)
+
+
+def test_a_model_file_with_its_sidecar_elsewhere(videos_dir: Path, tmp_path: Path) -> None:
+    """``sidecar=`` is ``--sidecar``: the same numbers as the model loaded by id."""
+    model = tmp_path / "student.onnx"  # no student.sidecar.json beside it
+    model.write_bytes((PACKAGED / "saliency_student_v2_int8.onnx").read_bytes())
+    sidecar = PACKAGED / "saliency_student_v2_int8.sidecar.json"
+    clip, raw = videos_dir / CISCO, RawVideo(width=320, height=192)
+    with pytest.raises(UsageError, match=r"student\.onnx: no sidecar JSON declares its pre-proc"):
+        extract_features(clip, raw=raw, model=model)
+    by_file = extract_features(clip, raw=raw, model=model, sidecar=str(sidecar), frames=(0, 3))
+    by_id = extract_features(clip, raw=raw, model="saliency_student_v2_int8", frames=(0, 3))
+    for a, b in zip(by_file.frames, by_id.frames, strict=True):
+        assert a.saliency_mean == pytest.approx(b.saliency_mean, abs=1e-7)
+    (frame_num, saliency), *_ = saliency_maps(clip, raw=raw, model=model, sidecar=sidecar)
+    assert frame_num == 0
+    assert float(saliency.mean()) == pytest.approx(by_id.frames[0].saliency_mean, abs=1e-6)
+    assert load_model(model, sidecar=sidecar).sidecar is not None
+    with pytest.raises(UsageError, match=r"goes with a model file: a registered model \(model="):
+        extract_features(clip, raw=raw, model="saliency_student_v2_int8", sidecar=sidecar)
+    with pytest.raises(UsageError, match=r"^sidecar=3: give the sidecar JSON's path, or None$"):
+        load_model(model, sidecar=3)  # type: ignore[arg-type]
+
+
+def test_a_missing_model_file_is_reported_as_missing() -> None:
+    with pytest.raises(VmafxSaliencyError, match=r"absent\.onnx at the path check: no such file"):
+        load_model(Path("/nonexistent/absent.onnx"))
 
 
 def test_color_range_overrides_the_videos_as_the_cli_does(videos_dir: Path) -> None:
@@ -188,8 +216,25 @@ def test_api_arguments_are_checked_in_the_apis_words(
 ) -> None:
     with pytest.raises(UsageError, match=message):
         extract_features(videos_dir / FOREMAN, **arguments)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=message):  # at the call, before any iteration
+        saliency_maps(videos_dir / FOREMAN, **arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("video", "message"),
+    [
+        (None, r"^video=None: give the video's path \(a str or a Path\), or '-' for standard"),
+        (3, r"^video=3: give the video's path"),
+        (b"/clip.mp4", r"^video=b'/clip\.mp4': give the video's path"),
+        (io.BytesIO(b"\x00"), r"^video=<_io\.BytesIO .*>: give the video's path"),
+        ("", r"^the video's path is empty: give a video file, or '-' for standard input$"),
+    ],
+)
+def test_a_video_that_is_not_a_path_is_a_usage_error(video: object, message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        next(saliency_maps(videos_dir / FOREMAN, **arguments))  # type: ignore[arg-type]
+        extract_features(video)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=message):
+        saliency_maps(video)  # type: ignore[arg-type]
 
 
 def test_raw_video_checks_its_geometry_and_infer_size_reads_as_the_cli() -> None:

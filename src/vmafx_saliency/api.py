@@ -13,9 +13,9 @@ What ``vmafx-saliency extract`` does, for pipelines that call it from Python::
         print(frame_num, saliency.shape, float(saliency.mean()))
 
 The model is the registry's ``mobilesal`` default (the shipped
-``saliency_student_v2_int8``) unless ``model`` names a
-registry id (a string) or an ONNX file (a path, with its ``.sidecar.json``
-beside it), and it is loaded through the loader's gate, as on the command line.
+``saliency_student_v2_int8``) unless ``model`` names a registry id (a string)
+or an ONNX file (a path, with its ``.sidecar.json`` beside it or named by
+``sidecar``), and it is loaded through the loader's gate, as on the command line.
 Errors are :class:`~vmafx_saliency.errors.VmafxSaliencyError` subclasses whose
 message says what to do.
 """
@@ -119,15 +119,34 @@ class Features:
         return tuple(FrameRecord(f.frame_num, f.metrics()) for f in self.frames)
 
 
-def _choice(model: ModelRef | None, *, signed: bool, provider: str = "cpu") -> ModelChoice:
+def _choice(
+    model: ModelRef | None,
+    *,
+    signed: bool,
+    provider: str = "cpu",
+    sidecar: str | os.PathLike[str] | None = None,
+) -> ModelChoice:
     from vmafx_saliency.supply.providers import PROVIDERS
 
     if provider not in PROVIDERS:
         raise UsageError(f"provider={provider!r}: give one of {', '.join(map(repr, PROVIDERS))}")
+    if sidecar is not None and not isinstance(sidecar, str | os.PathLike):
+        raise UsageError(f"sidecar={sidecar!r}: give the sidecar JSON's path, or None")
+    is_file = model is not None and (isinstance(model, os.PathLike) or str(model).endswith(".onnx"))
+    if sidecar is not None and not is_file:
+        raise UsageError(
+            f"sidecar={sidecar!r} goes with a model file: a registered model (model={model!r}) "
+            "uses the sidecar its registry entry names"
+        )
     if model is None:
         return ModelChoice(signed=signed, provider=provider)
-    if isinstance(model, os.PathLike) or str(model).endswith(".onnx"):
-        return ModelChoice(model_path=Path(model), signed=signed, provider=provider)
+    if is_file:
+        return ModelChoice(
+            model_path=Path(model),
+            sidecar=Path(sidecar) if sidecar is not None else None,
+            signed=signed,
+            provider=provider,
+        )
     if not isinstance(model, str) or not model:
         raise UsageError(
             f"model={model!r}: give a registry id, a path to an ONNX file, or None (the default)"
@@ -217,6 +236,7 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
     video: VideoRef,
     *,
     model: ModelRef | None = None,
+    sidecar: str | os.PathLike[str] | None = None,
     frames: tuple[int, int | None] | None = None,
     subsample: int = 1,
     threads: int | None = None,
@@ -234,7 +254,12 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
         model: ``None`` for the registry's ``mobilesal`` default (the shipped
             ``saliency_student_v2_int8``), a registry id such as
             ``"u2netp_mirror_v1"``, or an ONNX file (a ``Path``, or a string
-            ending in ``.onnx``) with its ``<name>.sidecar.json`` beside it.
+            ending in ``.onnx``) with its ``<name>.sidecar.json`` beside it or
+            named by ``sidecar``. ``None`` also honours
+            ``$VMAF_MOBILESAL_MODEL_PATH`` when it is set (a file, as above),
+            as the command line does.
+        sidecar: the pre-processing JSON of a model file, where it is not
+            beside it (``--sidecar``); a registered model uses its entry's.
         frames: ``(start, end)``, ``end`` exclusive or ``None`` for the rest;
             ``None`` for every frame.
         subsample: every N-th frame from ``start``, as vmaf's ``--subsample``.
@@ -268,7 +293,7 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
     _check_run(subsample=subsample, threads=threads, raw=raw)
     job = run_job(
         _video(video, frames=frames, subsample=subsample, raw=raw, color_range=color_range),
-        _choice(model, signed=signed, provider=provider),
+        _choice(model, signed=signed, provider=provider, sidecar=sidecar),
         Outputs(output=None),
         infer_size=_infer_size(infer_size),
         threads=threads,
@@ -280,6 +305,7 @@ def saliency_maps(  # noqa: PLR0913 -- the arguments of extract_features
     video: VideoRef,
     *,
     model: ModelRef | None = None,
+    sidecar: str | os.PathLike[str] | None = None,
     frames: tuple[int, int | None] | None = None,
     subsample: int = 1,
     threads: int | None = None,
@@ -295,19 +321,25 @@ def saliency_maps(  # noqa: PLR0913 -- the arguments of extract_features
     (320x320 for the shipped models), values in [0, 1]. Frames are decoded
     ahead while earlier ones are inferred, and memory does not grow with the
     video's length; stop iterating (or close the iterator) to stop early. The
-    arguments are those of :func:`extract_features`.
+    arguments are those of :func:`extract_features`, and are checked when it is
+    called; the video is opened and the model loaded at the first ``next``.
     """
+    _check_run(subsample=subsample, threads=threads, raw=raw)
+    size = _infer_size(infer_size)
+    chosen = _video(video, frames=frames, subsample=subsample, raw=raw, color_range=color_range)
+    choice = _choice(model, signed=signed, provider=provider, sidecar=sidecar)
+    return _maps(chosen, choice, size=size, threads=threads)
+
+
+def _maps(
+    chosen: VideoInput, choice: ModelChoice, *, size: InferSize, threads: int | None
+) -> Iterator[tuple[int, np.ndarray]]:
     from vmafx_saliency.video.extract import saliency_stream
     from vmafx_saliency.video.frames import select_frames
     from vmafx_saliency.video.job import load_for_video
 
-    _check_run(subsample=subsample, threads=threads, raw=raw)
-    size = _infer_size(infer_size)
-    chosen = _video(video, frames=frames, subsample=subsample, raw=raw, color_range=color_range)
     with chosen.open() as source:
-        loaded, pre, plan = load_for_video(
-            _choice(model, signed=signed, provider=provider), threads=threads
-        )
+        loaded, pre, plan = load_for_video(choice, threads=threads)
         selected = select_frames(
             source, start=chosen.start, end=chosen.end, subsample=chosen.subsample
         )
@@ -324,6 +356,7 @@ def saliency_maps(  # noqa: PLR0913 -- the arguments of extract_features
 def load_model(
     model: ModelRef | None = None,
     *,
+    sidecar: str | os.PathLike[str] | None = None,
     signed: bool = False,
     threads: int | None = None,
     provider: str = "cpu",
@@ -331,7 +364,10 @@ def load_model(
     """A model through the loader's gate: path, pin, signature (``signed``), scan, contract.
 
     Its ONNX Runtime ``session`` takes ``{"input": float32 [1, 3, H, W]}`` and
-    returns ``saliency_map``; ``sidecar`` holds its pre-processing.
+    returns ``saliency_map``; its ``sidecar`` attribute holds the pre-processing.
+    The arguments are those of :func:`extract_features`.
     """
-    loaded, _ = _load(_choice(model, signed=signed, provider=provider), threads=threads)
+    loaded, _ = _load(
+        _choice(model, signed=signed, provider=provider, sidecar=sidecar), threads=threads
+    )
     return loaded

@@ -483,6 +483,14 @@ BAD: dict[str, tuple[Case, str]] = {
         lambda e: [*e.small(), "--model", "x", *e.tiny()],
         r"give --model or --model-path, not both",
     ),
+    "model file missing, no sidecar": (
+        lambda e: [*e.small(), "--model-path", e.out / "absent.onnx"],
+        r"loader refused .*absent\.onnx at the path check: no such file",
+    ),
+    "model path a folder, no sidecar": (
+        lambda e: [*e.small(), "--model-path", e.videos],
+        r"loader refused .* at the path check: a directory, not a regular file",
+    ),
     "no sidecar": (
         lambda e: [*e.small(), "--model-path", e.model],
         r"no sidecar JSON declares its pre-processing: pass --sidecar FILE",
@@ -537,6 +545,10 @@ BAD: dict[str, tuple[Case, str]] = {
     "merge output without merge input": (
         lambda e: [*e.small(), *e.tiny(), "--merge-output", e.out / "m.json"],
         r"--merge-output .*m\.json is where the merged vmaf JSON goes: add --merge-into",
+    ),
+    "empty video path": (
+        lambda e: ["", *e.tiny()],
+        r"the video's path is empty: give a video file, or '-' for standard input",
     ),
     "maps folder below a file": (
         lambda e: [*e.small(), *e.tiny(), "--save-maps", _plain_file(e) / "maps"],

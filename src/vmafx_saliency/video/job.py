@@ -77,6 +77,10 @@ def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
             )
         sidecar_path = choice.sidecar or sidecar_beside(path)
         if sidecar_path is None:
+            from vmafx_saliency.supply.loader import read_model_bytes
+
+            # The path layer first: a missing file or a folder is not a missing sidecar.
+            read_model_bytes(path)
             raise UsageError(
                 f"{path}: no sidecar JSON declares its pre-processing: pass --sidecar FILE "
                 f"or put {path.stem}.sidecar.json beside it"

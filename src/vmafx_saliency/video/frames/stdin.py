@@ -15,6 +15,8 @@ import os
 import stat
 from pathlib import Path
 
+from vmafx_saliency.errors import UsageError
+
 STDIN = "-"
 _FD = 0
 # Enough to see the Y4M magic, a Matroska or MP4 header, and three MPEG-TS sync bytes.
@@ -35,7 +37,13 @@ def video_path(given: str | os.PathLike[str]) -> Path:
     pathlib writes ``./-`` as ``-``; that spelling (the Unix way to name a file
     called ``-``) becomes an absolute path, so it still names the file.
     """
+    if isinstance(given, bytes) or not isinstance(given, str | os.PathLike):
+        raise UsageError(
+            f"video={given!r}: give the video's path (a str or a Path), or '-' for standard input"
+        )
     text = os.fspath(given)
+    if not text:
+        raise UsageError("the video's path is empty: give a video file, or '-' for standard input")
     path = Path(text)
     if text != STDIN and is_stdin(path):
         return Path.cwd() / text
