@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard
 
 from vmafx_saliency.errors import UsageError
-from vmafx_saliency.video.extract import FrameFeatures, InferSize
+from vmafx_saliency.video.extract import MAX_THREADS, FrameFeatures, InferSize
 from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput
 from vmafx_saliency.video.job import load_model as _load
 from vmafx_saliency.video.output import PooledStats, RunInfo
@@ -177,8 +177,10 @@ def _frame_range(frames: object) -> tuple[int, int | None]:
 def _check_run(*, subsample: object, threads: object, raw: object) -> None:
     if not (_whole(subsample) and subsample >= 1):
         raise UsageError(f"subsample={subsample!r}: give a whole number >= 1")
-    if threads is not None and not (_whole(threads) and threads >= 1):
-        raise UsageError(f"threads={threads!r}: give a whole number >= 1, or None (all cores)")
+    if threads is not None and not (_whole(threads) and 1 <= threads <= MAX_THREADS):
+        raise UsageError(
+            f"threads={threads!r}: give a whole number from 1 to {MAX_THREADS}, or None (all cores)"
+        )
     if raw is not None and not isinstance(raw, RawVideo):
         raise UsageError(f"raw={raw!r}: give RawVideo(width=..., height=...) or None")
 

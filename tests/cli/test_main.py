@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -118,3 +119,25 @@ def test_signal_handlers_keep_a_signal_the_parent_ignores() -> None:
     finally:
         for signum, old in saved.items():
             signal.signal(signum, old)
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog", "said"),
+    [
+        (["extract", "x.mp4", "--provider", "foo"], "vmafx-saliency extract", r"--provider: inv"),
+        (["extract", "x.mp4", "--threads", "abc"], "vmafx-saliency extract", r"invalid int value"),
+        (["roi", "map"], "vmafx-saliency roi map", r"the following arguments are required: VIDEO"),
+        (["frobnicate"], "vmafx-saliency", r"argument COMMAND: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_a_mistake_argparse_catches_is_one_line_too(
+    argv: list[str], prog: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{prog}: error: ")
+    assert re.search(said, lines[0]), lines[0]
+    assert lines[0].endswith(f"(see '{prog} --help')")

@@ -112,6 +112,9 @@ def quiet_job(video: VideoInput, model: ModelChoice, **kwargs: Any) -> JobResult
 def test_a_small_model_runs_frames_side_by_side_a_large_one_uses_intra_op_threads() -> None:
     assert InferencePlan.for_model(736_882, 4) == InferencePlan(frames=4, threads_per_frame=1)
     assert InferencePlan.for_model(4_654_809, 4) == InferencePlan(frames=1, threads_per_frame=4)
+    assert InferencePlan.for_model(736_882, 256).frames == 256
+    with pytest.raises(UsageError, match=r"^--threads 257: give at most 256 \(this machine lets"):
+        InferencePlan.for_model(736_882, 257)
     assert InferencePlan.for_model(4_654_809, 1) == InferencePlan(frames=1, threads_per_frame=1)
     with pytest.raises(UsageError, match="--threads 0: give a whole number >= 1"):
         InferencePlan.for_model(736_882, 0)
@@ -833,13 +836,15 @@ def test_merge_into_in_place_needs_force(videos_dir: Path, tiny: ModelChoice, ou
     assert "saliency_mean" in json.loads(vmaf.read_text())["frames"][3]["metrics"]
 
 
-def test_merge_into_a_missing_file(tmp_path: Path, tiny: ModelChoice) -> None:
-    with pytest.raises(UsageError, match=r"--merge-into .*vmaf\.json: no such file"):
-        run_job(
-            VideoInput(path=tmp_path / "absent.mp4"),
-            tiny,
-            Outputs(output=None, merge_into=tmp_path / "vmaf.json"),
-        )
+def test_merge_into_a_missing_file_or_a_folder(tmp_path: Path, tiny: ModelChoice) -> None:
+    cases = [(tmp_path / "vmaf.json", "no such file"), (tmp_path, "a folder")]
+    for merge_into, what in cases:
+        with pytest.raises(UsageError, match=rf"--merge-into .*: {what}: give the JSON file vmaf"):
+            run_job(
+                VideoInput(path=tmp_path / "absent.mp4"),
+                tiny,
+                Outputs(output=None, merge_into=merge_into),
+            )
 
 
 # --- model choice -----------------------------------------------------------------------------

@@ -353,6 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="re-export even if present")
     parser.add_argument("--video", type=Path, help="run the extractor on this video instead")
     args = parser.parse_args(argv)
+    if not (ROOT / "pyproject.toml").is_file():
+        # Installed from a wheel, ROOT is inside site-packages: never write there.
+        print(
+            f"demo: error: {ROOT} is not a source checkout: the demo ('make demo') writes "
+            ".demo/ and models/ in one; from an installed package run 'vmafx-saliency "
+            "extract VIDEO' instead",
+            file=sys.stderr,
+        )
+        return 2
     try:
         run(force=args.force, video=args.video)
     except VmafxSaliencyError as exc:

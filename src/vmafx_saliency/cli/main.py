@@ -16,6 +16,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from vmafx_saliency import __version__
 from vmafx_saliency.cli import (
@@ -34,8 +35,19 @@ from vmafx_saliency.cli.options import Handler
 from vmafx_saliency.errors import VmafxSaliencyError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose mistakes print as one line as the product's errors do.
+
+    Subcommands' parsers take this class too (argparse builds them as their
+    parent's type); ``--help`` still shows the usage and an example.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vmafx-saliency",
         description="Saliency models for video-quality work.",
         epilog="example:\n  vmafx-saliency export --checkpoint u2netp.pth && "

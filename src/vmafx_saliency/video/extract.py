@@ -54,6 +54,11 @@ QUEUE_DEPTH = 4
 InferSize = tuple[int, int] | Literal["native"] | None  # None: as the sidecar says
 
 
+# Each thread of the extractor's plan holds a frame in flight (and its queue
+# slots): the cap bounds that memory where a typo asks for thousands.
+MAX_THREADS = 256
+
+
 def default_threads() -> int:
     """Inference threads: the cores this process may use."""
     try:

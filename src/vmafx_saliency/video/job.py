@@ -134,6 +134,11 @@ class InferencePlan:
     def for_model(cls, model_bytes: int, threads: int) -> InferencePlan:
         if threads < 1:
             raise UsageError(f"--threads {threads}: give a whole number >= 1")
+        if threads > extract.MAX_THREADS:
+            raise UsageError(
+                f"--threads {threads}: give at most {extract.MAX_THREADS} (this machine lets "
+                f"the process use {extract.default_threads()} cores)"
+            )
         if model_bytes <= SMALL_MODEL_BYTES:
             return cls(frames=threads, threads_per_frame=1)
         return cls(frames=1, threads_per_frame=threads)
@@ -264,7 +269,10 @@ def _check_outputs(outputs: Outputs, *, reads: list[tuple[str, Path | None]]) ->
         check_maps_folder(outputs.save_maps, force=outputs.force)
     if outputs.merge_into is not None:
         if not outputs.merge_into.is_file():
-            raise UsageError(f"--merge-into {outputs.merge_into}: no such file")
+            what = "a folder" if outputs.merge_into.is_dir() else "no such file"
+            raise UsageError(
+                f"--merge-into {outputs.merge_into}: {what}: give the JSON file vmaf wrote"
+            )
         target = outputs.merge_output or outputs.merge_into
         if target == outputs.merge_into and not outputs.force:
             raise UsageError(

@@ -113,6 +113,18 @@ def test_unknown_id_lists_known_ids(tmp_path: Path) -> None:
         view.get("basee")
 
 
+def test_the_mirror_unregistered_says_how_to_get_it(tmp_path: Path) -> None:
+    committed, overlay = _two_files(tmp_path, overlay_default=False)
+    view = reg.Registry.load(committed=committed, overlay=overlay)
+    with pytest.raises(
+        UnknownModelError,
+        match=r"no model 'u2netp_mirror_v1' .*the u2netp mirror is a release asset, not shipped "
+        r"in the package: register it with 'make demo' in a source checkout, or 'vmafx-saliency "
+        r"export' then 'vmafx-saliency registry add'",
+    ):
+        view.get("u2netp_mirror_v1")
+
+
 def test_no_default_says_what_to_do(tmp_path: Path) -> None:
     ofolder = tmp_path / "o"
     overlay = write_registry(

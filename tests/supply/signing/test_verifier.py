@@ -17,8 +17,8 @@ from vmafx_saliency.supply.signing import Verifier
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"method": "public-key"}, "public-key verification needs pass --public-key"),
-        ({"method": "certificate-chain"}, "needs pass --certificate-chain ROOT.pem"),
+        ({"method": "public-key"}, "public-key verification needs a key: pass --public-key"),
+        ({"method": "certificate-chain"}, "needs its roots: pass --certificate-chain ROOT.pem"),
         (
             {"method": "public-key", "public_key": Path("k.pub"), "identity": "x"},
             "public-key verification does not take --identity",

@@ -95,10 +95,20 @@ class Registry:
         return f"the committed registry {self.committed_path} and the overlay {self.overlay_path}"
 
     def get(self, model_id: str) -> ModelEntry:
+        from vmafx_saliency.supply.export.mirror import MODEL_ID as MIRROR_ID
+
         entry = self._by_id.get(model_id)
         if entry is not None:
             return entry
         known = self.ids()
+        if model_id == MIRROR_ID:
+            # A release asset, never shipped in the package: say how to get it.
+            raise UnknownModelError(
+                f"no model {model_id!r} in {self._files()}: the u2netp mirror is a release "
+                "asset, not shipped in the package: register it with 'make demo' in a source "
+                "checkout, or 'vmafx-saliency export' then 'vmafx-saliency registry add' "
+                "(docs/operator.md)"
+            )
         if not known:
             raise UnknownModelError(
                 f"no model {model_id!r}: {self._files()} list no models: add one with "

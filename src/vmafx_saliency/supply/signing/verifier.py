@@ -92,11 +92,11 @@ class Verifier:
                 f"{_METHOD_FLAGS[self.method]}"
             )
         if self.method == "public-key" and self.public_key is None:
-            raise UsageError(f"public-key verification needs {_METHOD_FLAGS['public-key']}")
+            raise UsageError(f"public-key verification needs a key: {_METHOD_FLAGS['public-key']}")
         if self.method == "certificate-chain" and not self.certificate_chain:
             # model_signing would fall back to the OS trust store: never what is meant.
             raise UsageError(
-                f"certificate-chain verification needs {_METHOD_FLAGS['certificate-chain']}"
+                f"certificate-chain verification needs its roots: {_METHOD_FLAGS['certificate-chain']}"
             )
         if self.method == "keyless":
             self._check_keyless()
