@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="vmafx-saliency",
         description="Saliency models for video-quality work.",
         epilog="example:\n  vmafx-saliency export --checkpoint u2netp.pth && "

@@ -96,7 +96,8 @@ class Verifier:
         if self.method == "certificate-chain" and not self.certificate_chain:
             # model_signing would fall back to the OS trust store: never what is meant.
             raise UsageError(
-                f"certificate-chain verification needs its roots: {_METHOD_FLAGS['certificate-chain']}"
+                "certificate-chain verification needs its roots: "
+                + _METHOD_FLAGS["certificate-chain"]
             )
         if self.method == "keyless":
             self._check_keyless()
