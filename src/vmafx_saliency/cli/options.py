@@ -115,8 +115,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         metavar="N",
-        help="inference threads (default: all cores); a small model such as the student "
-        "infers N frames at once, one thread each",
+        help="inference threads, at most 256 (default: all cores); a small model such as "
+        "the student infers N frames at once, one thread each",
     )
     add_provider_flag(g)
 
