@@ -513,6 +513,19 @@ def test_corrupt_container_fails_mid_stream_and_writes_nothing(
     assert_nothing_written(out, target, maps)
 
 
+def test_a_failed_run_removes_the_folders_it_made_for_its_maps(
+    videos_dir: Path, tmp_path: Path, tiny: ModelChoice, out: Path
+) -> None:
+    path = broken_foreman(videos_dir, tmp_path)
+    (out / "kept").mkdir()
+    maps = out / "kept" / "new" / "deeper" / "maps"
+    with pytest.raises(VideoError, match="decoding failed at frame"):
+        run_job(VideoInput(path=path), tiny, Outputs(output=None, save_maps=maps))
+    # The two folders this run made are gone; the one that was there stays, empty.
+    assert_nothing_written(out, keep=["kept"])
+    assert list((out / "kept").iterdir()) == []
+
+
 def test_unreadable_container(tmp_path: Path, tiny: ModelChoice, out: Path) -> None:
     path = tmp_path / "text.mp4"
     path.write_bytes(b"this is not a video\n" * 20)

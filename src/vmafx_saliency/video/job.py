@@ -332,6 +332,8 @@ class _MapWriter:
         # named with our pid, so a later run can sweep it if this one is killed.
         home = target if target.is_dir() else target.parent
         prefix = f".{target.name or 'maps'}."
+        # Folders this run makes on the way, deepest first: a discarded run removes them.
+        self.made = [f for f in (target.parent, *target.parent.parents) if not f.exists()]
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             sweep_stale_temporaries(home, prefix)
@@ -369,6 +371,11 @@ class _MapWriter:
         import shutil
 
         shutil.rmtree(self.tmp, ignore_errors=True)
+        for folder in self.made:
+            try:
+                folder.rmdir()
+            except OSError:  # something else was put there meanwhile: it stays
+                break
 
 
 def run_inputs(video: VideoInput, model: ModelChoice) -> list[tuple[str, Path | None]]:
