@@ -98,10 +98,45 @@ def test_a_model_file_with_its_sidecar_elsewhere(videos_dir: Path, tmp_path: Pat
     assert frame_num == 0
     assert float(saliency.mean()) == pytest.approx(by_id.frames[0].saliency_mean, abs=1e-6)
     assert load_model(model, sidecar=sidecar).sidecar is not None
-    with pytest.raises(UsageError, match=r"goes with a model file: a registered model \(model="):
+    registry_id = r"and model='saliency_student_v2_int8' is a registry id"
+    with pytest.raises(
+        UsageError, match=r"goes with a model file \(a Path, or a str .*" + registry_id
+    ):
         extract_features(clip, raw=raw, model="saliency_student_v2_int8", sidecar=sidecar)
     with pytest.raises(UsageError, match=r"^sidecar=3: give the sidecar JSON's path, or None$"):
         load_model(model, sidecar=3)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^sidecar=.*BytesPath.*: give the sidecar JSON's path"):
+        load_model(model, sidecar=BytesPath())  # type: ignore[arg-type]
+
+
+class BytesPath:
+    """A path-like object whose text is bytes, which os.fspath allows."""
+
+    def __fspath__(self) -> bytes:
+        return b"/clip.mp4"
+
+    def __repr__(self) -> str:
+        return "BytesPath()"
+
+
+def test_the_environments_model_takes_a_sidecar_as_on_the_command_line(
+    videos_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "student.onnx"  # no student.sidecar.json beside it
+    model.write_bytes((PACKAGED / "saliency_student_v2_int8.onnx").read_bytes())
+    monkeypatch.setenv("VMAF_MOBILESAL_MODEL_PATH", str(model))
+    sidecar = PACKAGED / "saliency_student_v2_int8.sidecar.json"
+    loaded = load_model(sidecar=sidecar)
+    assert loaded.sha256 == load_model("saliency_student_v2_int8").sha256
+
+
+@pytest.mark.parametrize(
+    ("threads", "message"),
+    [(0, r"^threads=0: give a whole"), (257, r"^threads=257: give"), (2.5, r"^threads=2\.5: ")],
+)
+def test_load_model_checks_its_threads(threads: object, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        load_model(threads=threads)  # type: ignore[arg-type]
 
 
 def test_a_missing_model_file_is_reported_as_missing() -> None:
@@ -229,6 +264,7 @@ def test_api_arguments_are_checked_in_the_apis_words(
         (b"/clip.mp4", r"^video=b'/clip\.mp4': give the video's path"),
         (io.BytesIO(b"\x00"), r"^video=<_io\.BytesIO .*>: give the video's path"),
         ("", r"^the video's path is empty: give a video file, or '-' for standard input$"),
+        (BytesPath(), r"^video=BytesPath\(\): give the video's path \(a str or a Path\)"),
     ],
 )
 def test_a_video_that_is_not_a_path_is_a_usage_error(video: object, message: str) -> None:

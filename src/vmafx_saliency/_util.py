@@ -117,6 +117,13 @@ UMASK = os.umask(0o022)
 os.umask(UMASK)
 
 
+def str_path(value: object) -> str | None:
+    """The text of a ``str`` or ``os.PathLike`` path; ``None`` for anything else,
+    bytes paths included (the product's paths and messages are text)."""
+    text = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+    return text if isinstance(text, str) else None
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -290,8 +297,12 @@ def check_can_write(path: Path, *, force: bool, folder: bool = False) -> None:
         raise OutputError(f"{path} is a folder: give a file name for the output")
     if path.exists() and not force and not _is_stream(path):
         raise OutputExistsError(f"{path} already exists: pass --force to overwrite it")
-    # A missing folder is made at write time; one that cannot be (a file in the way) is
-    # refused now, before any work.
+    check_parents_are_folders(path)
+
+
+def check_parents_are_folders(path: Path) -> None:
+    """A missing folder on an output's path is made at write time; one that cannot be
+    (a file in the way) is refused now, before any work."""
     above = next((p for p in path.absolute().parents if p.exists()), None)
     if above is not None and not above.is_dir():
         raise OutputError(f"{path}: {above} is a file, not a folder: give a path in a folder")

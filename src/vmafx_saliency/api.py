@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard
 
+from vmafx_saliency._util import str_path
 from vmafx_saliency.errors import UsageError
 from vmafx_saliency.video.extract import MAX_THREADS, FrameFeatures, InferSize
 from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput
@@ -130,28 +131,33 @@ def _choice(
 
     if provider not in PROVIDERS:
         raise UsageError(f"provider={provider!r}: give one of {', '.join(map(repr, PROVIDERS))}")
-    if sidecar is not None and not isinstance(sidecar, str | os.PathLike):
-        raise UsageError(f"sidecar={sidecar!r}: give the sidecar JSON's path, or None")
-    is_file = model is not None and (isinstance(model, os.PathLike) or str(model).endswith(".onnx"))
-    if sidecar is not None and not is_file:
-        raise UsageError(
-            f"sidecar={sidecar!r} goes with a model file: a registered model (model={model!r}) "
-            "uses the sidecar its registry entry names"
-        )
-    if model is None:
-        return ModelChoice(signed=signed, provider=provider)
-    if is_file:
+    sidecar_path = _sidecar_path(sidecar)
+    if model is None:  # the default, or the file $VMAF_MOBILESAL_MODEL_PATH names
+        return ModelChoice(sidecar=sidecar_path, signed=signed, provider=provider)
+    text = str_path(model)
+    if text and (isinstance(model, os.PathLike) or text.endswith(".onnx")):
         return ModelChoice(
-            model_path=Path(model),
-            sidecar=Path(sidecar) if sidecar is not None else None,
-            signed=signed,
-            provider=provider,
+            model_path=Path(text), sidecar=sidecar_path, signed=signed, provider=provider
         )
     if not isinstance(model, str) or not model:
         raise UsageError(
             f"model={model!r}: give a registry id, a path to an ONNX file, or None (the default)"
         )
+    if sidecar_path is not None:
+        raise UsageError(
+            f"sidecar={sidecar!r} goes with a model file (a Path, or a str ending in .onnx), "
+            f"and model={model!r} is a registry id, whose entry names its sidecar"
+        )
     return ModelChoice(model_id=model, signed=signed, provider=provider)
+
+
+def _sidecar_path(sidecar: object) -> Path | None:
+    if sidecar is None:
+        return None
+    text = str_path(sidecar)
+    if text is None:
+        raise UsageError(f"sidecar={sidecar!r}: give the sidecar JSON's path, or None")
+    return Path(text)
 
 
 def _whole(value: object) -> TypeGuard[int]:
@@ -174,13 +180,17 @@ def _frame_range(frames: object) -> tuple[int, int | None]:
     )
 
 
-def _check_run(*, subsample: object, threads: object, raw: object) -> None:
-    if not (_whole(subsample) and subsample >= 1):
-        raise UsageError(f"subsample={subsample!r}: give a whole number >= 1")
+def _check_threads(threads: object) -> None:
     if threads is not None and not (_whole(threads) and 1 <= threads <= MAX_THREADS):
         raise UsageError(
             f"threads={threads!r}: give a whole number from 1 to {MAX_THREADS}, or None (all cores)"
         )
+
+
+def _check_run(*, subsample: object, threads: object, raw: object) -> None:
+    if not (_whole(subsample) and subsample >= 1):
+        raise UsageError(f"subsample={subsample!r}: give a whole number >= 1")
+    _check_threads(threads)
     if raw is not None and not isinstance(raw, RawVideo):
         raise UsageError(f"raw={raw!r}: give RawVideo(width=..., height=...) or None")
 
@@ -369,6 +379,7 @@ def load_model(
     returns ``saliency_map``; its ``sidecar`` attribute holds the pre-processing.
     The arguments are those of :func:`extract_features`.
     """
+    _check_threads(threads)
     loaded, _ = _load(
         _choice(model, signed=signed, provider=provider, sidecar=sidecar), threads=threads
     )

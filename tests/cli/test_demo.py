@@ -14,8 +14,12 @@ def test_outside_a_source_checkout_the_demo_writes_nothing(
 ) -> None:
     # As from a wheel: the package's grandparent is site-packages' parent, no pyproject.toml.
     monkeypatch.setattr(demo, "ROOT", tmp_path)
+
+    def must_not_run(**_: object) -> None:
+        raise AssertionError("the demo ran outside a source checkout")
+
+    monkeypatch.setattr(demo, "run", must_not_run)
     assert demo.main([]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"demo: error: {tmp_path} is not a source checkout: ")
     assert "run 'vmafx-saliency extract VIDEO' instead" in err
-    assert list(tmp_path.iterdir()) == []

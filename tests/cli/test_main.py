@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import argparse
+import errno
+import io
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from vmafx_saliency.cli import main as main_module
 from vmafx_saliency.cli.main import Terminated, build_parser, install_signal_handlers, main
 
 
@@ -103,22 +108,69 @@ def test_a_command_group_alone_prints_its_actions(
     assert "ACTION" in out and "example:" in out
 
 
-def test_signal_handlers_keep_a_signal_the_parent_ignores() -> None:
-    """Under nohup SIGHUP is ignored and must stay so; SIGTERM is then ours to unwind."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+@pytest.fixture
+def saved_handlers() -> Iterator[None]:
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        install_signal_handlers()
-        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-        handler = signal.getsignal(signal.SIGTERM)
-        assert callable(handler)
-        with pytest.raises(Terminated) as raised:
-            handler(signal.SIGTERM, None)
-        assert (raised.value.signum, raised.value.what) == (signal.SIGTERM, "terminated")
+        yield
     finally:
         for signum, old in saved.items():
             signal.signal(signum, old)
+
+
+@pytest.mark.usefixtures("saved_handlers")
+def test_signal_handlers_keep_a_signal_the_parent_ignores() -> None:
+    """Under nohup SIGHUP is ignored and must stay so; SIGTERM is then ours to unwind."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    install_signal_handlers()
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    handler = signal.getsignal(signal.SIGTERM)
+    assert callable(handler)
+    with pytest.raises(Terminated) as raised:
+        handler(signal.SIGTERM, None)
+    assert (raised.value.signum, raised.value.what) == (signal.SIGTERM, "terminated")
+
+
+@pytest.mark.usefixtures("saved_handlers")
+def test_only_the_first_stopping_signal_unwinds_the_run() -> None:
+    """A hangup often comes twice; a second exception would cut the cleanup short."""
+    install_signal_handlers()
+    handler = signal.getsignal(signal.SIGHUP)
+    assert callable(handler)
+    with pytest.raises(Terminated) as raised:
+        handler(signal.SIGHUP, None)
+    assert (raised.value.signum, raised.value.what) == (signal.SIGHUP, "hung up")
+    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        assert signal.getsignal(signum) is handler
+        handler(signum, None)  # while the first one unwinds: nothing more is raised
+    install_signal_handlers()  # a new run starts afresh
+    with pytest.raises(KeyboardInterrupt):
+        handler(signal.SIGINT, None)
+
+
+def test_a_message_to_a_terminal_that_is_gone_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Gone(io.StringIO):
+        def write(self, _: str) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sys, "stderr", Gone())
+
+    def hung_up(_: object) -> int:
+        raise Terminated(signal.SIGHUP)
+
+    monkeypatch.setattr(main_module, "build_parser", lambda: _parser_running(hung_up))
+    assert main(["extract", "x.mp4"]) == 128 + signal.SIGHUP
+
+
+def _parser_running(handler: Callable[[object], int]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command")
+    parser.add_argument("rest", nargs="*")
+    parser.set_defaults(handler=handler, verbose=False)
+    return parser
 
 
 @pytest.mark.parametrize(
@@ -128,6 +180,12 @@ def test_signal_handlers_keep_a_signal_the_parent_ignores() -> None:
         (["extract", "x.mp4", "--threads", "abc"], "vmafx-saliency extract", r"invalid int value"),
         (["roi", "map"], "vmafx-saliency roi map", r"the following arguments are required: VIDEO"),
         (["frobnicate"], "vmafx-saliency", r"argument COMMAND: invalid choice: 'frobnicate'"),
+        (
+            ["extract", "x.mp4", "--bogus"],
+            "vmafx-saliency extract",
+            r"unrecognized arguments: --bo",
+        ),
+        (["registry", "list", "--bogus"], "vmafx-saliency registry list", r"unrecognized argum"),
     ],
 )
 def test_a_mistake_argparse_catches_is_one_line_too(

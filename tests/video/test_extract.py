@@ -10,6 +10,8 @@ stated bound.
 
 from __future__ import annotations
 
+import errno
+import io
 import math
 import threading
 import time
@@ -24,6 +26,7 @@ from vmafx_saliency.errors import ExtractionError, UsageError, VideoError
 from vmafx_saliency.supply.registry import Preprocessing
 from vmafx_saliency.video.extract import (
     ExtractionResult,
+    Progress,
     extract,
     inferred,
     luma_to_unit,
@@ -597,3 +600,20 @@ def test_an_inference_failure_is_the_products_error_naming_frame_and_model(jobs:
     ) as caught:
         next(stream)
     assert caught.value.__cause__ is not None  # ONNX Runtime's own error, for -v
+
+
+def test_the_progress_bar_stops_when_its_terminal_is_gone() -> None:
+    """After a hangup stderr raises EIO: the run goes on (or unwinds) without the bar."""
+
+    class Gone(io.StringIO):
+        writes = 0
+
+        def write(self, _: str) -> int:
+            Gone.writes += 1
+            raise OSError(errno.EIO, "Input/output error")
+
+    progress = Progress(total=10, stream=Gone(), enabled=True)
+    progress.update()  # the first update draws, and finds the terminal gone
+    progress.update()
+    progress.close()
+    assert (Gone.writes, progress.enabled, progress.done) == (1, False, 2)

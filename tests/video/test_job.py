@@ -18,11 +18,13 @@ Tolerances, stated once:
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
 import shutil
 import statistics
+import tempfile
 import tracemalloc
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -49,6 +51,7 @@ from vmafx_saliency.errors import (
     VideoError,
 )
 from vmafx_saliency.supply.registry import Registry
+from vmafx_saliency.video import extract
 from vmafx_saliency.video.extract import ExtractionResult
 from vmafx_saliency.video.frames import PIXEL_FORMATS
 from vmafx_saliency.video.job import (
@@ -124,6 +127,17 @@ def test_load_for_video_plans_by_the_model_file(tiny: ModelChoice) -> None:
     loaded, _pre, plan = load_for_video(tiny, threads=3)
     assert plan == InferencePlan(frames=3, threads_per_frame=1)  # the tiny model is small
     assert loaded.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_the_default_on_a_machine_of_many_cores_is_the_cap(
+    tiny: ModelChoice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --threads on 384 cores: 256 frames at once, not a refusal of a flag never given."""
+    monkeypatch.setattr(extract, "default_threads", lambda: 384)
+    _loaded, _pre, plan = load_for_video(tiny, threads=None)
+    assert plan == InferencePlan(frames=256, threads_per_frame=1)
+    monkeypatch.setattr(extract, "default_threads", lambda: 3)
+    assert load_for_video(tiny, threads=None)[2] == InferencePlan(frames=3, threads_per_frame=1)
 
 
 # --- whole jobs on the real clips -----------------------------------------------------------
@@ -511,6 +525,19 @@ def test_corrupt_container_fails_mid_stream_and_writes_nothing(
     assert 100 < frame < 300, message
     assert f"({frame} frames decoded before it)" in message
     assert_nothing_written(out, target, maps)
+
+
+def test_a_maps_folder_that_cannot_be_made_is_one_output_error(
+    videos_dir: Path, tiny: ModelChoice, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(**_: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
+    maps = out / "new" / "maps"
+    with pytest.raises(OutputError, match=r"cannot write maps into .*new/maps: No space left on "):
+        run_job(_cisco(videos_dir, end=2), tiny, Outputs(output=None, save_maps=maps))
+    assert_nothing_written(out)  # and the folder made for it is gone again
 
 
 def test_a_failed_run_removes_the_folders_it_made_for_its_maps(

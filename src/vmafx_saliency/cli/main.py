@@ -10,10 +10,12 @@ one line on stderr with a non-zero exit; with ``-v`` the traceback is shown too.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import NoReturn
@@ -76,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # As parse_args, but named by the command that was given, not the top level.
+        command: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s: %(message)s",
@@ -91,11 +97,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vmafx-saliency {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Terminated as stop:
-        print(f"vmafx-saliency: {stop.what}", file=sys.stderr)
+        _say(f"vmafx-saliency: {stop.what}")
         return 128 + stop.signum
     except KeyboardInterrupt:
-        print("vmafx-saliency: interrupted", file=sys.stderr)
+        _say("vmafx-saliency: interrupted")
         return 130
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, file=sys.stderr)
+    except OSError:  # after a hangup the terminal is gone: there is no one to tell
+        return
 
 
 class Terminated(KeyboardInterrupt):
@@ -108,30 +121,54 @@ class Terminated(KeyboardInterrupt):
         self.what = "hung up" if signum == signal.SIGHUP else "terminated"
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    # Python's default for these is to die on the spot, leaving the hidden
-    # temporary files and maps folders behind; raising runs every cleanup.
+# Set by the first stopping signal: a hangup often comes twice (the kernel, then the
+# shell), and a second exception raised inside the cleanup would cut it short.
+_STOPPING = threading.Event()
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop(signum: int, _frame: object) -> None:
+    # Python's default for SIGTERM and SIGHUP is to die on the spot, leaving the
+    # hidden temporary files and maps folders behind; raising runs every cleanup.
+    if _STOPPING.is_set():
+        return
+    _STOPPING.set()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Terminated(signum)
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP unwind as Ctrl-C does; one the parent ignores (nohup) stays ignored."""
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    """Ctrl-C, SIGTERM and SIGHUP unwind the run once; later ones wait for the cleanup.
+
+    A signal the parent ignores (nohup, a background job's SIGINT) stays ignored.
+    """
+    _STOPPING.clear()
+    for signum in _STOP_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, _terminate)
+            signal.signal(signum, _stop)
+
+
+def _quiet_stdout() -> None:
+    # Point stdout at devnull so the interpreter's final flush cannot raise again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def entry() -> None:
     install_signal_handlers()
+    code = 1
     try:
         code = main()
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`... | head`): as other Unix tools, stop quietly.
-        # Point stdout at devnull so the interpreter's final flush cannot raise again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()
         code = 141  # 128 + SIGPIPE, what a shell reports for a killed writer
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            raise
+        _quiet_stdout()  # the terminal is gone (a hangup): the exit status still tells
     sys.exit(code)
 
 

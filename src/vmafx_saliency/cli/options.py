@@ -48,7 +48,8 @@ def add_command(
         default=argparse.SUPPRESS,
         help="show debug logs and tracebacks on failure",
     )
-    parser.set_defaults(handler=handler)
+    # The innermost command's parser: its help is the one an unknown option points to.
+    parser.set_defaults(handler=handler, command_parser=parser)
     return parser
 
 

@@ -214,13 +214,20 @@ class Progress:
             text = f"[{bar:<30}] {self.done}/{self.total} frames {fps:6.1f} fps ETA {eta:5.0f}s"
         else:
             text = f"{self.done} frames {fps:6.1f} fps"
-        self.stream.write("\r" + text)
-        self.stream.flush()
+        self._show("\r" + text)
 
     def close(self) -> None:
         if self.enabled:
-            self.stream.write("\n")
+            self._show("\n")
+
+    def _show(self, text: str) -> None:
+        try:
+            self.stream.write(text)
             self.stream.flush()
+        except OSError:
+            # The terminal is gone (a hangup, a closed ssh session): the bar is
+            # only for a watcher, so the run goes on, or unwinds, without it.
+            self.enabled = False
 
 
 _DONE = object()

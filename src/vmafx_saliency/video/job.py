@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from vmafx_saliency._util import sweep_stale_temporaries
+from vmafx_saliency._util import check_parents_are_folders, sweep_stale_temporaries
 from vmafx_saliency.errors import (
     NoFramesSelectedError,
     OutputError,
@@ -154,7 +154,9 @@ def load_for_video(
         size = onnx.stat().st_size  # a hint for the plan; the loader checks the file itself
     except OSError:
         size = 0  # the loader reports the missing file, in its own words
-    plan = InferencePlan.for_model(size, threads or extract.default_threads())
+    # The default is every core, up to the cap that an explicit --threads meets.
+    default = min(extract.default_threads(), extract.MAX_THREADS)
+    plan = InferencePlan.for_model(size, threads or default)
     # The location found above, not a second look-up (the registry is read once).
     loaded, pre = _load_found(
         found, signed=choice.signed, threads=plan.threads_per_frame, provider=choice.provider
@@ -310,6 +312,7 @@ def check_maps_folder(folder: Path, *, force: bool) -> None:
 
     if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
         raise UsageError(f"--save-maps {folder}: not a folder; give a folder for the PNG maps")
+    check_parents_are_folders(folder)
     old = saved_maps(folder)
     if old and not force:
         raise OutputExistsError(
@@ -339,6 +342,7 @@ class _MapWriter:
             sweep_stale_temporaries(home, prefix)
             self.tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=home))
         except OSError as exc:
+            self._remove_made()
             raise OutputError(
                 f"cannot write maps into {target}: {exc.strerror or exc}: give a folder you "
                 "can write to"
@@ -371,10 +375,13 @@ class _MapWriter:
         import shutil
 
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._remove_made()
+
+    def _remove_made(self) -> None:
         for folder in self.made:
             try:
                 folder.rmdir()
-            except OSError:  # something else was put there meanwhile: it stays
+            except OSError:  # absent, or something else was put there meanwhile: it stays
                 break
 
 

@@ -95,11 +95,11 @@ class Registry:
         return f"the committed registry {self.committed_path} and the overlay {self.overlay_path}"
 
     def get(self, model_id: str) -> ModelEntry:
-        from vmafx_saliency.supply.export.mirror import MODEL_ID as MIRROR_ID
-
         entry = self._by_id.get(model_id)
         if entry is not None:
             return entry
+        from vmafx_saliency.supply.export.mirror import MODEL_ID as MIRROR_ID
+
         known = self.ids()
         if model_id == MIRROR_ID:
             # A release asset, never shipped in the package: say how to get it.

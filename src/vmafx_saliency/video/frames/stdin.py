@@ -15,6 +15,7 @@ import os
 import stat
 from pathlib import Path
 
+from vmafx_saliency._util import str_path
 from vmafx_saliency.errors import UsageError
 
 STDIN = "-"
@@ -37,11 +38,11 @@ def video_path(given: str | os.PathLike[str]) -> Path:
     pathlib writes ``./-`` as ``-``; that spelling (the Unix way to name a file
     called ``-``) becomes an absolute path, so it still names the file.
     """
-    if isinstance(given, bytes) or not isinstance(given, str | os.PathLike):
+    text = str_path(given)
+    if text is None:
         raise UsageError(
             f"video={given!r}: give the video's path (a str or a Path), or '-' for standard input"
         )
-    text = os.fspath(given)
     if not text:
         raise UsageError("the video's path is empty: give a video file, or '-' for standard input")
     path = Path(text)
