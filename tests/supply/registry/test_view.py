@@ -102,27 +102,27 @@ def test_id_in_both_files_is_an_error(tmp_path: Path) -> None:
         reg.Registry.load(committed=committed, overlay=overlay)
 
 
-def test_unknown_id_lists_known_ids(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("model_id", "message"),
+    [
+        (  # a typo: the known ids, and the closest
+            "basee",
+            r"no model 'basee' .*did you mean 'base'.*known ids: base, local: "
+            r"run 'vmafx-saliency registry list'",
+        ),
+        (  # the mirror, a release asset never shipped: how to get it
+            "u2netp_mirror_v1",
+            r"no model 'u2netp_mirror_v1' .*the u2netp mirror is a release asset, not shipped "
+            r"in the package: register it with 'make demo' in a source checkout, or "
+            r"'vmafx-saliency export' then 'vmafx-saliency registry add'",
+        ),
+    ],
+)
+def test_an_unknown_id_says_what_to_do(tmp_path: Path, model_id: str, message: str) -> None:
     committed, overlay = _two_files(tmp_path, overlay_default=False)
     view = reg.Registry.load(committed=committed, overlay=overlay)
-    with pytest.raises(
-        UnknownModelError,
-        match=r"no model 'basee' .*did you mean 'base'.*known ids: base, local: "
-        r"run 'vmafx-saliency registry list'",
-    ):
-        view.get("basee")
-
-
-def test_the_mirror_unregistered_says_how_to_get_it(tmp_path: Path) -> None:
-    committed, overlay = _two_files(tmp_path, overlay_default=False)
-    view = reg.Registry.load(committed=committed, overlay=overlay)
-    with pytest.raises(
-        UnknownModelError,
-        match=r"no model 'u2netp_mirror_v1' .*the u2netp mirror is a release asset, not shipped "
-        r"in the package: register it with 'make demo' in a source checkout, or 'vmafx-saliency "
-        r"export' then 'vmafx-saliency registry add'",
-    ):
-        view.get("u2netp_mirror_v1")
+    with pytest.raises(UnknownModelError, match=message):
+        view.get(model_id)
 
 
 def test_no_default_says_what_to_do(tmp_path: Path) -> None:
