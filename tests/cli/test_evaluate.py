@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shlex
 import shutil
 from pathlib import Path
 
@@ -289,3 +290,27 @@ def test_a_dataset_linked_into_an_earlier_report_is_not_deleted_with_it(
     err = capsys.readouterr().err
     assert f"--report {report} holds a --dataset image {linked / 'images' / '0.jpg'}: give" in err
     assert sorted(p.relative_to(real) for p in real.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--dataset", "d", "--models", "a,b", "--report", "r", "--limit", "5", "-q"],
+        ["compare", "x.mp4", "y.yuv", "--models", "a,b", "--report", "r", "--width", "320"],
+    ],
+)
+def test_the_recorded_command_parses_back_to_the_same_arguments(argv: list[str]) -> None:
+    """What a report records is a command the user can run again: nothing internal in it."""
+    from vmafx_saliency.cli.evaluate import _command
+    from vmafx_saliency.cli.main import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    positional = args.videos if argv[0] == "compare" else ()
+    recorded = _command(argv[0], args, positional)
+    assert "<" not in recorded and "parser" not in recorded, recorded
+    again = parser.parse_args(shlex.split(recorded)[1:])
+    skip = {"handler", "quiet"}
+    assert {k: v for k, v in vars(again).items() if k not in skip} == {
+        k: v for k, v in vars(args).items() if k not in skip
+    }

@@ -81,8 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         # As parse_args, but named by the command that was given, not the top level.
-        command: argparse.ArgumentParser = getattr(args, "command_parser", parser)
-        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s: %(message)s",
@@ -102,6 +101,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("vmafx-saliency: interrupted")
         return 130
+
+
+def _command_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The parser of the innermost command given (``registry list``), found by walking
+    the subcommand choices; the namespace stays free of it (reports record it)."""
+    while True:
+        action = next(
+            (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None
+        )
+        chosen = getattr(args, action.dest, None) if action else None
+        if action is None or chosen not in action.choices:
+            return parser
+        parser = action.choices[chosen]
 
 
 def _say(text: str) -> None:

@@ -48,8 +48,7 @@ def add_command(
         default=argparse.SUPPRESS,
         help="show debug logs and tracebacks on failure",
     )
-    # The innermost command's parser: its help is the one an unknown option points to.
-    parser.set_defaults(handler=handler, command_parser=parser)
+    parser.set_defaults(handler=handler)
     return parser
 
 
