@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,33 @@ def test_roi_encode_never_replaces_its_source_even_with_force(
     assert f"--out's plain.mp4 {source} is the input video {source}: give the outputs" in err
     assert source.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == names  # nothing written
+
+
+def test_roi_encode_refuses_a_stream_it_could_read_only_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The model and both encodes each read the source: a FIFO (or a piped stdin) cannot."""
+    fifo = tmp_path / "live.y4m"
+    os.mkfifo(fifo)
+    code = cli.main(
+        ["roi", "encode", str(fifo), "--codec", "libx264", "--bitrate", "300k",
+         "--model-path", str(tmp_path / "absent.onnx"), "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vmafx-saliency roi: error: roi encode reads its source three times")
+    assert f"and {fifo} is a stream, read once: save it to a file first" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.y4m"]
+
+
+def test_roi_encode_refuses_a_piped_standard_input(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "vmafx_saliency", "roi", "encode", "-", "--codec", "libx264",
+         "--bitrate", "300k", "--out", str(tmp_path / "out")],
+        input=b"YUV4MPEG2 W64 H48 F25:1 C420jpeg\n",
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert b"and standard input is a stream, read once: save it to a file first" in done.stderr
+    assert list(tmp_path.iterdir()) == []
