@@ -391,10 +391,11 @@ def run_inputs(video: VideoInput, model: ModelChoice) -> list[tuple[str, Path | 
     The model's are found as the loader will find them: ``$VMAF_MOBILESAL_MODEL_PATH``,
     a sidecar beside the model, or a registry entry's files.
     """
-    return [("the input video", video.path), *_model_files(model)]
+    return [("the input video", video.path), *model_inputs(model)]
 
 
-def _model_files(model: ModelChoice) -> list[tuple[str, Path | None]]:
+def model_inputs(model: ModelChoice) -> list[tuple[str, Path | None]]:
+    """The model's files, as :func:`run_inputs` gives them."""
     try:
         found = _locate(model)
     except VmafxSaliencyError:

@@ -199,6 +199,28 @@ def test_refusals(tmp_path: Path, table: Path, tiny: ModelChoice, videos_dir: Pa
     assert out.read_text() == "{}\n"  # refused: untouched
 
 
+def test_output_onto_a_clip_or_the_model_is_refused_even_with_force(
+    tmp_path: Path, tiny: ModelChoice, videos_dir: Path
+) -> None:
+    """Only the --input table may be rewritten in place: never a clip it lists, nor the model."""
+    clip = tmp_path / "clip.jsonl"  # a video under a table's name
+    clip.write_bytes((videos_dir / "akiyo_cif.mp4").read_bytes())
+    table = _write_jsonl(tmp_path / "t.jsonl", [{"src": str(clip)}])
+    before = clip.read_bytes()
+    with pytest.raises(UsageError, match=r"--output .*clip\.jsonl is a clip of the table .*clip"):
+        mz.materialize(table, clip, _options(tiny, videos_dir, force=True))
+    assert clip.read_bytes() == before
+    assert tiny.model_path is not None
+    model = tmp_path / "model.jsonl"
+    model.write_bytes(tiny.model_path.read_bytes())
+    sidecar = tiny.model_path.with_name("tiny_conv_v1.sidecar.json")
+    choice = ModelChoice(model_path=model, sidecar=sidecar)
+    table = _write_jsonl(tmp_path / "t2.jsonl", [{"src": "akiyo_cif.mp4"}])
+    with pytest.raises(UsageError, match=r"--output .*model\.jsonl is --model-path .*model\.jsonl"):
+        mz.materialize(table, model, _options(choice, videos_dir, force=True))
+    assert model.read_bytes() == tiny.model_path.read_bytes()
+
+
 def test_model_refusal_is_a_usage_error(table: Path, tmp_path: Path, videos_dir: Path) -> None:
     missing_sidecar = tmp_path / "lonely.onnx"
     missing_sidecar.write_bytes(conv_sigmoid_model())

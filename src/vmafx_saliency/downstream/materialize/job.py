@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmafx_saliency._util import check_can_write, require
+from vmafx_saliency._util import check_can_write, check_inputs_spared, require
 from vmafx_saliency.downstream.materialize.executors import _run_local, _run_ray
 from vmafx_saliency.downstream.materialize.plan import _Plan, _plan
 from vmafx_saliency.downstream.materialize.records import (
@@ -110,6 +110,15 @@ def _check_paths(input: Path, output: Path, *, force: bool) -> None:
         _parquet()  # refuse before any work when pyarrow is missing
 
 
+def _check_inputs_spared(output: Path, clips: list[Clip], model: ModelChoice) -> None:
+    """--output may be the --input table (the documented rewrite in place), never a clip
+    of it nor the model's files, --force or not."""
+    from vmafx_saliency.video.job import model_inputs
+
+    reads = [("a clip of the table", c.path) for c in clips if c.path.is_file()]
+    check_inputs_spared([*reads, *model_inputs(model)], files=[("--output", output)])
+
+
 def _for_workers(choice: ModelChoice) -> ModelChoice:
     """The model choice as workers must see it, without the driver's environment.
 
@@ -152,6 +161,7 @@ def materialize(input: Path, output: Path, options: Options) -> Summary:
     table = _read_input(input, output, options)
     plan = _plan(table, options, _root(input, options))
     clips = list(plan.clips)
+    _check_inputs_spared(output, clips, options.model)
 
     cores = default_threads()
     workers = max(1, min(options.jobs or cores, len(clips)))
