@@ -167,7 +167,7 @@ def test_registry_add_reads_the_id_from_the_manifest(tmp_path: Path, capsys: Cap
     code, _, err = run(capsys, *args)
     assert code == 2
     assert one_line_error(err, "registry") == (
-        "give --id, or --manifest to take the model id from it"
+        "give --id, or --manifest (or --quantization-manifest) to take the model id from it"
     )
     assert (inputs / "model.onnx").is_file()
     assert not reg.overlay_registry_path().exists()

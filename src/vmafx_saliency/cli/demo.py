@@ -288,7 +288,11 @@ def _mirror_chain(*, force: bool) -> tuple[str, str]:
 
     _step("10. stage the release assets and verify the staged folder")
     staged = release.stage(
-        model_id, out=RELEASE_DIR, signer=release.ReleaseSigner(private_key=private)
+        # The demo's own folder: each run stages it again.
+        model_id,
+        out=RELEASE_DIR,
+        signer=release.ReleaseSigner(private_key=private),
+        force=True,
     )
     print(staged.render())
     verified = release.verify(RELEASE_DIR)

@@ -174,6 +174,8 @@ def entry() -> None:
     code = 1
     try:
         code = main()
+        # The work is done and said: a signal from here on must not turn it into a failure.
+        _STOPPING.set()
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`... | head`): as other Unix tools, stop quietly.

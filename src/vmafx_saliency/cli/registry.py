@@ -71,18 +71,32 @@ def _verification_from(args: argparse.Namespace) -> Any:
 _MAX_MANIFEST_BYTES = 1 << 20
 
 
-def _manifest_model_id(manifest: Path) -> str:
-    raw = read_capped(manifest, cap=_MAX_MANIFEST_BYTES, what="export manifest")
+def _manifest_model_id(manifest: Path, *, command: str = "export") -> str:
+    """The ``model_id`` of the manifest ``vmafx-saliency export`` (or ``quantize``) wrote."""
+    what = f"{command} manifest"
+    raw = read_capped(manifest, cap=_MAX_MANIFEST_BYTES, what=what)
     try:
         model_id = json_loads(raw.decode("utf-8")).get("model_id")
     except (ValueError, AttributeError) as exc:
         raise InputFileError(
-            f"{manifest}: cannot read the model id from the export manifest ({exc}): "
-            "pass --id, or the manifest 'vmafx-saliency export' wrote"
+            f"{manifest}: cannot read the model id from the {what} ({exc}): "
+            f"pass --id, or the manifest 'vmafx-saliency {command}' wrote"
         ) from exc
     if not isinstance(model_id, str):
-        raise InputFileError(f"{manifest}: the export manifest has no model_id: pass --id")
+        raise InputFileError(f"{manifest}: the {what} has no model_id: pass --id")
     return model_id
+
+
+def _model_id(args: argparse.Namespace, manifest: Path | None) -> str:
+    if args.id is not None:
+        return str(args.id)
+    if manifest is not None:
+        return _manifest_model_id(manifest)
+    if args.quantization_manifest is not None:
+        return _manifest_model_id(Path(args.quantization_manifest), command="quantize")
+    raise UsageError(
+        "give --id, or --manifest (or --quantization-manifest) to take the model id from it"
+    )
 
 
 def _cmd_registry_add(args: argparse.Namespace) -> int:
@@ -97,14 +111,9 @@ def _cmd_registry_add(args: argparse.Namespace) -> int:
         source = registry.Source(
             type="fork-trained", repo=None, commit=None, checkpoint_sha256=None
         )
-    model_id = args.id
-    if model_id is None:
-        if manifest is None:
-            raise UsageError("give --id, or --manifest to take the model id from it")
-        model_id = _manifest_model_id(manifest)
     entry = registry.add_model(
         onnx=Path(args.model),
-        model_id=model_id,
+        model_id=_model_id(args, manifest),
         sidecar=Path(args.sidecar),
         status=args.status,
         license=args.license,
@@ -231,7 +240,13 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--license", required=True, metavar="SPDX")
     p.add_argument("--license-file", required=True, metavar="PATH")
     p.add_argument("--status", choices=["alternative", "candidate"], default="alternative")
-    p.add_argument("--source", choices=["fork-trained", "upstream-mirror"], default="fork-trained")
+    p.add_argument(
+        "--source",
+        choices=["fork-trained", "upstream-mirror"],
+        default="fork-trained",
+        help="where the weights come from (default: fork-trained; upstream-mirror needs "
+        "--manifest)",
+    )
     p.add_argument("--manifest", metavar="JSON", help="the export manifest")
     p.add_argument(
         "--quantization-manifest",
@@ -248,7 +263,7 @@ def register(sub: Subparsers) -> None:
         "promote",
         help="make a model the default of its extractor, given a comparison report",
         example="vmafx-saliency eval --dataset ../shared/data/pascal-s --models "
-        "saliency_student_v2,u2netp_mirror_v1 --protocol deployment --report report\n"
+        "saliency_student_v2_int8,u2netp_mirror_v1 --protocol deployment --report report\n"
         "  vmafx-saliency registry promote u2netp_mirror_v1 --report report/summary.json "
         "--metric max_f",
         handler=_cmd_registry_promote,

@@ -30,7 +30,7 @@ def _cmd_release_stage(args: argparse.Namespace) -> int:
         )
     elif args.signing_certificate or args.certificate_chain:
         raise UsageError("a signing certificate goes with its key: pass --private-key PEM too")
-    result = release.stage(args.model_id, out=Path(args.out), signer=signer)
+    result = release.stage(args.model_id, out=Path(args.out), signer=signer, force=args.force)
     print(result.render())
     if signer is None and result.out is not None:
         print(
@@ -77,6 +77,11 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("model_id", metavar="ID")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="stage again into --out when it holds this model's earlier staging (and nothing else)",
+    )
     add_signer_flags(
         p,
         required=False,

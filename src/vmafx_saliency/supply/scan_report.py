@@ -61,7 +61,8 @@ class ScanReport:
             return "\n".join(lines)
         first = self.violations[0]
         lines.append(f"REJECTED: [{first.kind}] {first.detail}")
-        lines.extend(f"  - [{v.kind}] {v.detail}" for v in self.violations)
+        if len(self.violations) > 1:  # the headline is the first; list them all
+            lines.extend(f"  - [{v.kind}] {v.detail}" for v in self.violations)
         if self.omitted_violations:
             lines.append(f"  ... and {self.omitted_violations} more violations not listed")
         return "\n".join(lines)

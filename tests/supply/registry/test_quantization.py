@@ -133,3 +133,34 @@ def test_registry_add_reads_the_quantize_manifest(tmp_path: Path, capsys: Captur
     variant = reg.Registry.load().get("variant")
     assert variant.quantization is not None
     assert variant.quantization.quant_accuracy_budget_plcc == pytest.approx(0.99)
+
+
+def test_registry_add_takes_the_id_from_the_quantize_manifest(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    """As --manifest gives an export's id, --quantization-manifest gives quantize's."""
+    parent = _add(tmp_path, "parent")
+    write_model(tmp_path / "in", "variant")
+    inputs = tmp_path / "in" / "variant"
+    manifest = tmp_path / "q.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "schema": "vmafx-saliency/quantization/v1",
+                "model_id": "variant",
+                "quant_mode": "static",
+                "parent": {"id": "parent", "sha256": parent.sha256},
+                "output": {"sha256": sha256_bytes((inputs / "model.onnx").read_bytes())},
+                "calibration": {"sha256": "d" * 64},
+                "accuracy": {"budget": {"min_pearson": 0.99}, "within_budget": True},
+            }
+        )
+    )
+    code, out, err = run(
+        capsys, "registry", "add", inputs / "model.onnx", "--sidecar", inputs / "sidecar.json",
+        "--license", "BSD-3-Clause", "--license-file", inputs / "LICENSE.txt",
+        "--quantization-manifest", manifest,
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert out.startswith("registered variant (")
+    assert reg.Registry.load().get("variant").quantization is not None

@@ -28,7 +28,7 @@ from tests.supply.release.conftest import (
     contents,
     tiny_signer,
 )
-from vmafx_saliency.errors import ReleaseError, UsageError
+from vmafx_saliency.errors import OutputExistsError, ReleaseError, UsageError
 from vmafx_saliency.supply import registry as reg
 from vmafx_saliency.supply import release
 
@@ -91,7 +91,7 @@ def test_sums_are_in_sha256sum_format(staged: Path) -> None:
 
 def test_staging_again_is_idempotent(staged: Path, mirror: Mirror) -> None:
     before = contents(staged)
-    result = release.stage(MIRROR, out=staged, signer=mirror.signer)
+    result = release.stage(MIRROR, out=staged, signer=mirror.signer, force=True)
     assert list(result.files) == MIRROR_FILES
     after = contents(staged)
     # The same bytes but the release signature: ECDSA signatures are randomised.
@@ -166,9 +166,27 @@ def test_failed_restage_keeps_the_previous_staging(tmp_path: Path, tiny: Path) -
     before = contents(tiny)
     flip_byte(reg.Registry.load().get("tiny").onnx)  # the binary no longer matches its pin
     with pytest.raises(ReleaseError, match=r"tiny: .*model\.onnx has sha256 .*the registry pins"):
-        release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
+        release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path), force=True)
     assert contents(tiny) == before
     assert sorted(p.name for p in tiny.parent.iterdir()) == ["tiny"]
+
+
+def test_staging_again_needs_force_and_keeps_what_it_did_not_stage(
+    tmp_path: Path, tiny: Path
+) -> None:
+    release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
+    before = contents(tiny)
+    with pytest.raises(OutputExistsError, match=r"already holds the staged release of 'tiny': "
+                       r"pass --force to stage it again"):  # fmt: skip
+        release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
+    assert contents(tiny) == before
+    (tiny / "notes.txt").write_text("mine\n")
+    beside = r"holds notes\.txt beside its staged release, which a new staging would delete"
+    with pytest.raises(ReleaseError, match=beside + r" with the folder: move them out first"):
+        release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path), force=True)
+    assert contents(tiny) == before | {"notes.txt": b"mine\n"}
+    (tiny / "notes.txt").unlink()
+    assert release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path), force=True).out == tiny
 
 
 def test_stage_needs_a_bundle_and_a_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

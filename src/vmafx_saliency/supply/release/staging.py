@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmafx_saliency._util import PROJECT_ROOT, check_inputs_spared, sha256_file
-from vmafx_saliency.errors import ReleaseError
+from vmafx_saliency.errors import OutputExistsError, ReleaseError
 from vmafx_saliency.supply.release.folder import (
     RELEASE_BUNDLE,
     RELEASE_JSON,
@@ -28,6 +28,7 @@ from vmafx_saliency.supply.release.folder import (
     RESERVED,
     SUMS,
     read_release_doc,
+    read_sums,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ def stage(
     out: Path,
     registry: Registry | None = None,
     signer: ReleaseSigner | None = None,
+    force: bool = False,
 ) -> StageResult:
     """Stage ``model_id``'s release assets into ``out``; a no-op when its binary is absent.
 
@@ -80,7 +82,8 @@ def stage(
     signed into ``release.sigstore.json``, which ``verify`` requires. The set is
     built in a temporary folder beside ``out`` and swapped in, so a failure
     leaves the previous staging (or nothing) in place. ``out`` must be new,
-    empty, or an earlier staging of the same model.
+    empty, or (with ``force``) an earlier staging of the same model that holds
+    nothing else.
     """
     from vmafx_saliency.supply.registry import Registry
 
@@ -100,7 +103,7 @@ def stage(
         reads += [("--private-key", signer.private_key)]
         reads += [("--signing-certificate", signer.signing_certificate)]
         reads += [("--certificate-chain", path) for path in signer.certificate_chain]
-    _check_out(out, model_id, reads=reads)
+    _check_out(out, model_id, reads=reads, force=force)
     _write_staging(model_id, entry, assets.sources, release_doc, out=out, signer=signer)
     staged_files = tuple(sorted(p.name for p in out.iterdir()))
     return StageResult(
@@ -262,9 +265,12 @@ def _swap_in(tmp: Path, out: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _check_out(out: Path, model_id: str, *, reads: list[tuple[str, Path | None]]) -> None:
-    """Refuse an ``out`` that staging would clobber: only new, empty, or our own staging,
-    and none that holds one of its ``reads`` (a key kept there would go with the old set)."""
+def _check_out(
+    out: Path, model_id: str, *, reads: list[tuple[str, Path | None]], force: bool
+) -> None:
+    """Refuse an ``out`` that staging would clobber: only new, empty, or (``force``) our
+    own staging holding nothing else, and none that holds one of its ``reads`` (a key
+    kept there would go with the old set)."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ReleaseError(
             f"{out} exists and is not a folder (or is a symlink): choose an empty or new folder"
@@ -287,4 +293,27 @@ def _check_out(out: Path, model_id: str, *, reads: list[tuple[str, Path | None]]
         raise ReleaseError(
             f"{out} holds the staged release of {previous!r}, not {model_id!r}: choose another "
             "folder, or remove that one first"
+        )
+    if not force:
+        raise OutputExistsError(
+            f"{out} already holds the staged release of {model_id!r}: pass --force to stage "
+            "it again (the folder is replaced whole), or choose another folder"
+        )
+    _check_nothing_else(out)
+
+
+def _check_nothing_else(out: Path) -> None:
+    """A staging is replaced whole: a file it did not stage there would be lost."""
+    try:
+        staged = set(read_sums(out)) | set(RESERVED)
+    except ReleaseError as exc:
+        raise ReleaseError(
+            f"{out} holds an unreadable {SUMS} ({exc}): choose an empty or new folder"
+        ) from exc
+    others = sorted(p.name for p in out.iterdir() if p.name not in staged)
+    if others:
+        listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ReleaseError(
+            f"{out} holds {listed} beside its staged release, which a new staging would "
+            "delete with the folder: move them out first"
         )
