@@ -11,7 +11,9 @@ Every path runs the same per-clip code and returns the same results.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from vmafx_saliency.downstream.materialize.records import Clip, ClipResult, Options, Settings
@@ -36,20 +38,62 @@ def _run_local(
     # spawn, not fork: the driver already holds an ONNX Runtime session and its
     # thread pool, and forking a threaded process can deadlock the child.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_init_pool_worker,
-        initargs=(settings,),
-    ) as pool:
+    with (
+        _quiet_cancelled_future_race(),
+        ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_init_pool_worker,
+            initargs=(settings,),
+        ) as pool,
+    ):
         try:
-            return list(pool.map(_compute_in_pool, clips))
+            with _sigint_held():  # the workers start (map submits every clip at once)
+                results = pool.map(_compute_in_pool, clips)
+            return list(results)
         except BrokenProcessPool as exc:
             raise MaterializeError(
                 f"a worker process died ({exc}): run again with --jobs 1 (Options(jobs=1)) to "
                 "see the error in this process; a script that calls materialize() must guard "
                 "its entry point with if __name__ == '__main__'"
             ) from exc
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold Ctrl-C back while the workers start: they inherit the blocked signal, so one
+    sent now cannot interrupt a worker's start-up with a traceback; each worker unblocks
+    it once its handler is set (``_init_pool_worker``), and this process when the
+    workers are started, so no Ctrl-C is lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _quiet_cancelled_future_race() -> Iterator[None]:
+    """Before Python 3.12 a Ctrl-C while workers start could print a traceback from the
+    pool's manager thread: it set an error on a future the interrupt had cancelled
+    (CPython gh-107219, fixed by ignoring that InvalidStateError). Ignore it here too,
+    while the pool runs; the pool is joined before the hook is put back."""
+    from concurrent.futures import InvalidStateError
+
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not issubclass(args.exc_type, InvalidStateError):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
 
 
 def _check_reachable(address: str) -> None:

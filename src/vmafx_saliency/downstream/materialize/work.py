@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -187,7 +188,15 @@ _POOL_WORKER: ClipWorker | None = None
 
 def _init_pool_worker(settings: Settings) -> None:
     global _POOL_WORKER
+    # Ctrl-C reaches the whole process group: the driver says "interrupted" and cleans
+    # up; a worker holds no output, so it just ends, without a traceback of its own.
+    signal.signal(signal.SIGINT, _end_quietly)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held while it started
     _POOL_WORKER = ClipWorker(settings)
+
+
+def _end_quietly(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)
 
 
 def _compute_in_pool(clip: Clip) -> ClipResult:
