@@ -152,6 +152,33 @@ def test_rerun_is_idempotent_and_overwrite_recomputes(
     assert calls["foreman_cif.mp4"] == 1
 
 
+def test_rows_kept_from_another_model_are_named(
+    tmp_path: Path, tiny: ModelChoice, videos_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = _write_jsonl(tmp_path / "t.jsonl", [{"src": "akiyo_cif.mp4"}])
+    mz.materialize(first, tmp_path / "a.jsonl", _options(tiny, videos_dir))
+    (ours,) = _read_jsonl(tmp_path / "a.jsonl")
+    kept = {"saliency_mean": 0.3, "saliency_var": 0.1}
+    rows = [ours, {"src": "foreman_cif.mp4", **kept, "saliency_model": "other_v1"}]
+    table = _write_jsonl(tmp_path / "mixed.jsonl", rows)
+    with caplog.at_level("WARNING"):
+        mz.materialize(table, tmp_path / "b.jsonl", _options(tiny, videos_dir))
+    label = ours["saliency_model"]
+
+    def kept_warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "kept row" in r.getMessage()]
+
+    assert kept_warnings() == [
+        f"1 kept row(s) hold values of another model (other_v1), not {label}: pass "
+        f"--overwrite to compute every row with {label}"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # every kept row is this model's: nothing to say
+        mz.materialize(table, tmp_path / "c.jsonl", _options(tiny, videos_dir, overwrite=True))
+        mz.materialize(tmp_path / "c.jsonl", tmp_path / "d.jsonl", _options(tiny, videos_dir))
+    assert kept_warnings() == []
+
+
 def test_registry_model_by_id_and_default(
     tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

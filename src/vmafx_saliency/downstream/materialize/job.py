@@ -10,6 +10,7 @@ row and writes the output atomically; per-clip failures become row statuses.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -61,6 +62,9 @@ GATE_ENVIRONMENT = (
     "VMAFX_SALIENCY_MODEL_DIR",
     "XDG_DATA_HOME",
 )
+
+
+logger = logging.getLogger(__name__)
 
 
 def _check_options(options: Options) -> tuple[Executor, Aggregator, float]:
@@ -139,6 +143,23 @@ def _for_workers(choice: ModelChoice) -> ModelChoice:
     )
 
 
+def _warn_of_kept_rows(table: _Table, kept: list[int], model_id: str) -> None:
+    """Kept rows keep their values: say so where another model computed them, or the
+    table would mix two models' numbers without a word."""
+    models = table.column(MODEL_COLUMN)
+    others = sorted({str(models[row]) for row in kept if models[row] != model_id})
+    if others:
+        count = sum(models[row] != model_id for row in kept)
+        logger.warning(
+            "%d kept row(s) hold values of another model (%s), not %s: pass --overwrite "
+            "to compute every row with %s",
+            count,
+            ", ".join(others[:3]),
+            model_id,
+            model_id,
+        )
+
+
 def _model_label(loaded: LoadedModel) -> str:
     if loaded.model_id is not None:
         return loaded.model_id
@@ -180,6 +201,7 @@ def materialize(input: Path, output: Path, options: Options) -> Summary:
     # before any worker starts; it also names the model for the column.
     here = ClipWorker(replace(settings, threads=threads if in_process else 1))
     model_id = _model_label(here.loaded)
+    _warn_of_kept_rows(table, plan.skipped, model_id)
     expected_sha = here.model_sha256()
 
     computed: list[ClipResult] = []
