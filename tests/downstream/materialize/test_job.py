@@ -179,6 +179,28 @@ def test_rows_kept_from_another_model_are_named(
     assert kept_warnings() == []
 
 
+def test_raw_yuv_whose_geometry_leaves_bytes_over_fails_its_row(
+    tmp_path: Path, tiny: ModelChoice, videos_dir: Path
+) -> None:
+    """829,440 bytes are 5.45 frames of 352x288: not an "ok" row of meaningless numbers."""
+    cisco = "CiscoVT2people_320x192_12fps.yuv"
+    rows = [
+        {"src": cisco, "width": 352, "height": 288},
+        {"src": cisco, "width": 320, "height": 192},
+    ]
+    table = _write_jsonl(tmp_path / "g.jsonl", rows)
+    summary = mz.materialize(table, tmp_path / "o.jsonl", _options(tiny, videos_dir))
+    wrong, right = _read_jsonl(tmp_path / "o.jsonl")
+    assert (wrong["saliency_status"], wrong["saliency_mean"]) == ("decode-failed", None)
+    assert right["saliency_status"] == "ok"
+    (failure,) = summary.failures
+    assert failure.message is not None
+    assert failure.message.endswith(
+        f"{cisco}: 829440 bytes are not a whole number of 352x288 yuv420p frames: check the "
+        "row's width, height and pixel_format"
+    )
+
+
 def test_registry_model_by_id_and_default(
     tmp_path: Path, videos_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -122,7 +122,7 @@ class ClipWorker:
     def compute(self, clip: Clip) -> ClipResult:
         # Looked up on the module at call time, so tests can count or break the calls.
         from vmafx_saliency.video import extract as ex
-        from vmafx_saliency.video.frames import open_video, select_frames
+        from vmafx_saliency.video.frames import RawYuvSource, open_video, select_frames
 
         path = clip.path
         sha = self.loaded.sha256
@@ -156,6 +156,17 @@ class ClipWorker:
         except (VideoError, UsageError) as exc:
             # UsageError: raw YUV without geometry, or an unknown pixel format in the row.
             return result("decode-failed", str(exc))
+        if isinstance(source, RawYuvSource) and source.leftover_bytes:
+            # The extractor warns and goes on; in a table a wrong geometry would pass as
+            # an "ok" row of meaningless numbers.
+            source.close()
+            return result(
+                "decode-failed",
+                f"{path}: {path.stat().st_size} bytes are not a whole number of "
+                f"{geometry.width}x{geometry.height} {geometry.pixel_format or 'yuv420p'} frames: "
+                "check "
+                "the row's width, height and pixel_format",
+            )
         with source:
             frames = _Counted(select_frames(source, end=self.settings.max_frames))
             try:

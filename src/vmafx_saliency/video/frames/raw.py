@@ -245,6 +245,8 @@ class RawYuvSource(_PlanarSource):
         leftover = 0
         if size is not None:
             count, leftover = divmod(size, self._frame_bytes)
+        # Bytes past the last whole frame: read as nothing, they hint at a wrong geometry.
+        self.leftover_bytes = leftover
         if count == 0:
             self.close()
             raise VideoError(
