@@ -38,6 +38,8 @@ REPORT_FILES = {
     "grid.png",
 }
 
+CISCO = "CiscoVT2people_320x192_12fps.yuv"
+
 
 def _dataset(root: Path, count: int = 3) -> Path:
     rng = np.random.default_rng(7)
@@ -254,6 +256,21 @@ def test_compare_two_tiny_models_on_a_clip(
 
     assert main([*argv[:3], f"{a}", "--report", str(tmp_path / "x"), "--quiet"]) == 2
     assert "compare takes exactly two" in capsys.readouterr().err
+
+
+def test_compare_mixes_raw_yuv_and_a_container(
+    videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--width/--height are the raw clips' geometry: the mp4 keeps its own 352x288."""
+    a = _tiny(tmp_path, "tiny_a", 1)
+    b = _tiny(tmp_path, "tiny_b", 2)
+    report = tmp_path / "mixed"
+    argv = ["compare", str(videos_dir / "foreman_cif.mp4"), str(videos_dir / CISCO)]
+    argv += ["--width", "320", "--height", "192", "--models", f"{a},{b}", "--frames", "0:4"]
+    assert main([*argv, "--report", str(report), "--quiet"]) == 0, capsys.readouterr().err
+    assert "tiny_a vs tiny_b over 8 frames of 2 clip(s)" in capsys.readouterr().out
+    doc = json.loads((report / "compare.json").read_text())
+    assert [Path(c["video"]).name for c in doc["clips"]] == ["foreman_cif.mp4", CISCO]
 
 
 @pytest.mark.parametrize("command", ["eval", "compare"])

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmafx_saliency._util import positive_int
 from vmafx_saliency.cli.options import Subparsers, add_command, add_provider_flag, video_input
 from vmafx_saliency.errors import UsageError
+
+if TYPE_CHECKING:
+    from vmafx_saliency.video.job import VideoInput
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -78,6 +83,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_input(args: argparse.Namespace, path: str) -> VideoInput:
+    """One clip of ``compare``: the geometry flags are for its raw YUV clips, so a clip
+    that states its own size (a container, Y4M) keeps it, and both kinds mix."""
+    from vmafx_saliency.video.frames.open import CONTAINER_SUFFIXES
+
+    video = video_input(args, path)
+    if video.path.suffix.lower() in {*CONTAINER_SUFFIXES, ".y4m"}:
+        return dataclasses.replace(video, width=None, height=None, pixel_format=None)
+    return video
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from vmafx_saliency.science import evaluate
 
@@ -88,7 +104,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             "e.g. --models u2netp_mirror_v1,saliency_student_v2"
         )
 
-    videos = tuple(video_input(args, v) for v in args.videos)
+    videos = tuple(_compare_input(args, v) for v in args.videos)
     result = evaluate.run_compare(
         evaluate.CompareOptions(
             videos=videos,
@@ -221,7 +237,9 @@ def _register_compare(sub: Subparsers) -> None:
         metavar="PIXELS",
         help="block size for the block-IoU agreement (default: %(default)s)",
     )
-    video = p.add_argument_group("raw YUV geometry")
+    video = p.add_argument_group(
+        "raw YUV geometry", "for the raw YUV clips; a container or Y4M clip keeps its own"
+    )
     video.add_argument("--width", type=int)
     video.add_argument("--height", type=int)
     video.add_argument("--pixel-format", help="yuv420p (default), yuv422p, yuv444p, ...")
