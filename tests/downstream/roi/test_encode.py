@@ -130,11 +130,19 @@ def test_roi_encode_of_raw_yuv_without_fps_warns(
 def test_roi_encode_that_ffmpeg_refuses_leaves_no_out_folder(
     tiny_model: Path, videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _need_ffmpeg_with("libx264")
+    # An ffmpeg that lists libx264 and addroi, then refuses the encode itself.
+    ffmpeg = tmp_path / "ffmpeg"
+    ffmpeg.write_text(
+        "#!/bin/sh\n"
+        'if [ "$2" = "-encoders" ]; then echo " V....D libx264  libx264 H.264"; exit 0; fi\n'
+        'if [ "$2" = "-filters" ]; then echo " ... addroi V->V Add ROI"; exit 0; fi\n'
+        'echo "x264 [error]: invalid preset" >&2; exit 1\n'
+    )
+    ffmpeg.chmod(0o755)
     out = tmp_path / "enc"
     code = cli.main(
         ["roi", "encode", str(videos_dir / "carphone_pristine.mp4"), "--frames", "0:4",
-         "--codec", "libx264", "--bitrate", "100k", "--preset", "bogus", "--passes", "1",
+         "--codec", "libx264", "--bitrate", "100k", "--passes", "1", "--ffmpeg", str(ffmpeg),
          "--threads", "1", "--model-path", str(tiny_model), "--out", str(out), "--quiet"]
     )  # fmt: skip
     assert code == 2

@@ -73,6 +73,25 @@ def test_missing_ffmpeg_names_the_debian_package(
         roi.find_ffmpeg()
 
 
+def test_an_ffmpeg_path_that_is_not_there_or_does_not_run_says_so(tmp_path: Path) -> None:
+    with pytest.raises(MissingDependencyError, match=r"^--ffmpeg .*/absent/ffmpeg: no executable"):
+        roi.find_ffmpeg(str(tmp_path / "absent" / "ffmpeg"))
+    failing = tmp_path / "ffmpeg"
+    failing.write_text("#!/bin/sh\necho 'segfault-ish' >&2\nexit 3\n")
+    failing.chmod(0o755)
+    with pytest.raises(
+        MissingDependencyError, match=r"ffmpeg -encoders failed \(exit 3: segfault-ish\): is it"
+    ):
+        roi.check_ffmpeg(str(failing), "libx264")
+
+
+def test_a_preset_the_encoders_lack_is_refused_before_any_work() -> None:
+    settings = roi.EncodeSettings(encoder="libx264", bitrate=300_000, preset="bogus")
+    with pytest.raises(UsageError, match=r"^--preset 'bogus': give one of ultrafast, .*placebo$"):
+        settings.validate()
+    assert roi.EncodeSettings(encoder="libx265", bitrate=300_000, preset="veryslow").validate()
+
+
 def _fake_ffmpeg(folder: Path, encoders: str) -> None:
     script = folder / "ffmpeg"
     script.write_text(

@@ -10,6 +10,7 @@ encode (1 or 2 passes) and ``_run`` runs one, turning a failure into an
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -44,6 +45,13 @@ def parse_bitrate(text: str) -> int:
     return value
 
 
+# The presets libx264 and libx265 share, fastest first (x264 --help, x265 --help).
+PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+    "veryslow", "placebo",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class EncodeSettings:
     """How ``roi encode`` runs ffmpeg: the same for the plain and the ROI encode."""
@@ -64,8 +72,8 @@ class EncodeSettings:
             )
         if self.bitrate < 1000:
             raise UsageError(f"bitrate {self.bitrate} b/s is below 1 kb/s: give e.g. 300k")
-        if not re.fullmatch(r"[a-z]+", self.preset):
-            raise UsageError(f"--preset {self.preset!r}: give an encoder preset such as medium")
+        if self.preset not in PRESETS:
+            raise UsageError(f"--preset {self.preset!r}: give one of {', '.join(PRESETS)}")
         if self.passes not in (1, 2):
             raise UsageError(f"--passes {self.passes}: give 1 (one-pass ABR) or 2 (two-pass)")
         if self.threads is not None and self.threads < 1:
@@ -76,6 +84,11 @@ class EncodeSettings:
 def find_ffmpeg(ffmpeg: str = "ffmpeg") -> str:
     """The ffmpeg executable, or an error that says how to install it."""
     path = shutil.which(ffmpeg)
+    if path is None and os.sep in ffmpeg:
+        raise MissingDependencyError(
+            f"--ffmpeg {ffmpeg}: no executable file there: give the path of an ffmpeg binary, "
+            "or leave --ffmpeg out to run the one on PATH"
+        )
     if path is None:
         raise MissingDependencyError(
             f"ffmpeg ({ffmpeg!r}) was not found on PATH: 'roi encode' runs it to encode and "
@@ -95,6 +108,12 @@ def _ffmpeg_list(ffmpeg: str, what: str) -> str:
             f"{ffmpeg} cannot be run ({exc}): install Debian's ffmpeg with 'apt-get install "
             "ffmpeg' (or pass --ffmpeg PATH)"
         ) from exc
+    if done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or ["nothing on stderr"])[-1]
+        raise MissingDependencyError(
+            f"{ffmpeg} {what} failed (exit {done.returncode}: {said}): is it ffmpeg? Install "
+            "Debian's with 'apt-get install ffmpeg' (or pass --ffmpeg PATH)"
+        )
     return done.stdout
 
 
