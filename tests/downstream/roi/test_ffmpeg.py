@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vmafx_saliency.downstream import roi
-from vmafx_saliency.errors import MissingDependencyError, UsageError
+from vmafx_saliency.errors import EncodeError, MissingDependencyError, UsageError
 
 # --- bitrate, encode settings, commands ---------------------------------------------
 
@@ -109,3 +109,13 @@ def test_missing_encoder_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert roi.check_ffmpeg("ffmpeg", "libx264") == str(tmp_path / "ffmpeg")
     with pytest.raises(MissingDependencyError, match=r"no libx265 encoder \(see '.*-encoders'\)"):
         roi.check_ffmpeg("ffmpeg", "libx265")
+
+
+def test_a_bitrate_the_encoder_cannot_reach_says_what_to_change(tmp_path: Path) -> None:
+    from vmafx_saliency.downstream.roi.ffmpeg import _run
+
+    said = "[libx264 @ 0x1] requested bitrate is too low. estimated minimum is 179 kbps"
+    command = ["sh", "-c", f"echo '{said}' >&2; exit 1"]
+    hint = r"raise --bitrate, encode more frames, or pass --passes 1; the command was: sh -c"
+    with pytest.raises(EncodeError, match=r"estimated minimum is 179 kbps\); " + hint):
+        _run(command, cwd=tmp_path, what="plain encode pass 2 (libx264)")

@@ -230,7 +230,13 @@ def _run(command: Sequence[str], *, cwd: Path, what: str) -> None:
         raise EncodeError(f"{what}: ffmpeg could not be started ({exc})") from exc
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-5:]) or "no message"
+        # libx264's refusal of a rate its second pass cannot reach on a clip this short.
+        hint = (
+            "raise --bitrate, encode more frames, or pass --passes 1; "
+            if "bitrate is too low" in done.stderr
+            else ""
+        )
         raise EncodeError(
-            f"{what}: ffmpeg exited with status {done.returncode} ({tail}); the command was: "
-            f"{shlex.join(command)}"
+            f"{what}: ffmpeg exited with status {done.returncode} ({tail}); {hint}the command "
+            f"was: {shlex.join(command)}"
         )
