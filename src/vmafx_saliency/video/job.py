@@ -385,6 +385,33 @@ class _MapWriter:
                 break
 
 
+@dataclass
+class FrameTally:
+    """Every frame read, including those --frames/--subsample skip (vmaf's fps counts
+    every picture it reads: output.RunInfo), and what that says of a frame range."""
+
+    decoded: int = 0
+
+    def counted(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        for frame in frames:
+            self.decoded += 1
+            yield frame
+
+    def none_selected(self, video: VideoInput) -> NoFramesSelectedError:
+        return NoFramesSelectedError(
+            f"{video.path}: no frames were selected of its {self.decoded}: check --frames "
+            "and --subsample (frames are numbered from 0)"
+        )
+
+    def warn_past_the_end(self, video: VideoInput, *, computed: int) -> None:
+        if video.end is not None and self.decoded < video.end:
+            logger.warning(
+                "%s: --frames %d:%d runs past the end: the video has %d frames, so %d were "
+                "computed",
+                video.path, video.start, video.end, self.decoded, computed,
+            )  # fmt: skip
+
+
 def run_inputs(video: VideoInput, model: ModelChoice) -> list[tuple[str, Path | None]]:
     """The files a run reads, as :func:`_util.check_inputs_spared` takes them.
 
@@ -440,18 +467,9 @@ def run_job(
     with source:
         info = source.info
         loaded, pre, plan = load_for_video(model, threads=threads)
-        decoded = 0
-
-        def counted(frames: Iterable[Frame]) -> Iterator[Frame]:
-            # Every frame read, including those --frames/--subsample skip: vmaf's
-            # fps counts every picture it reads (see output.RunInfo).
-            nonlocal decoded
-            for frame in frames:
-                decoded += 1
-                yield frame
-
+        tally = FrameTally()
         frames = select_frames(
-            counted(source), start=video.start, end=video.end, subsample=video.subsample
+            tally.counted(source), start=video.start, end=video.end, subsample=video.subsample
         )
         total = _expected_count(info.frame_count, video)
         maps = (
@@ -476,16 +494,10 @@ def run_job(
             if maps is not None:
                 maps.discard()
             if isinstance(exc, NoFramesSelectedError):
-                raise NoFramesSelectedError(
-                    f"{video.path}: no frames were selected of its {decoded}: check --frames "
-                    "and --subsample (frames are numbered from 0)"
-                ) from exc
+                raise tally.none_selected(video) from exc
             raise
-    if video.end is not None and decoded < video.end:
-        logger.warning(
-            "%s: --frames %d:%d runs past the end: the video has %d frames, so %d were computed",
-            video.path, video.start, video.end, decoded, len(result.features),
-        )  # fmt: skip
+    tally.warn_past_the_end(video, computed=len(result.features))
+    decoded = tally.decoded
     records = tuple(FrameRecord(f.frame_num, f.metrics()) for f in result.features)
     (frame_h, frame_w), (infer_h, infer_w) = result.frame_size, result.infer_size
     native = result.infer_size == result.frame_size

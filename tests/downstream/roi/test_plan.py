@@ -137,3 +137,25 @@ def test_roi_map_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"--out .*afile: a file, not a folder: give a folder"):
         roi_plan._check_out_dir(afile)
     assert afile.read_text() == "mine\n"
+
+
+def test_a_frame_range_past_the_end_says_how_long_the_clip_is(
+    tiny_model: Path,
+    videos_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As extract does: a range past the end warns, one wholly past it is refused."""
+    clip = videos_dir / "akiyo_cif.mp4"  # 300 frames
+    argv = ["roi", "map", str(clip), "--model-path", str(tiny_model), "--threads", "1", "-q"]
+    assert cli.main([*argv, "--frames", "400:500", "--out", str(tmp_path / "a")]) == 2
+    assert "akiyo_cif.mp4: no frames were selected of its 300: check --frames" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "a").exists()
+    with caplog.at_level("WARNING"):
+        assert cli.main([*argv, "--frames", "296:1000", "--out", str(tmp_path / "b")]) == 0
+    assert "--frames 296:1000 runs past the end: the video has 300 frames, so 4 were computed" in (
+        caplog.text
+    )
