@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -34,7 +34,7 @@ from vmafx_saliency.video import extract
 if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
     from vmafx_saliency.supply.registry import ModelEntry, Preprocessing
-    from vmafx_saliency.video.frames import Frame, FrameSource
+    from vmafx_saliency.video.frames import Frame, FrameSource, VideoInfo
     from vmafx_saliency.video.output import FrameRecord, RunInfo
 
 logger = logging.getLogger(__name__)
@@ -385,6 +385,44 @@ class _MapWriter:
                 break
 
 
+def extract_video(
+    source: FrameSource,
+    video: VideoInput,
+    model: tuple[LoadedModel, Preprocessing, InferencePlan],
+    *,
+    infer_size: extract.InferSize,
+    progress: bool,
+    on_map: Callable[[int, np.ndarray], None] | None,
+) -> tuple[extract.ExtractionResult, int]:
+    """The frames ``video`` selects from the open ``source``, through the model: the
+    result and the frames decoded. A range past the end warns; one wholly past it is
+    refused with the clip's frame count."""
+    from vmafx_saliency.video.frames import select_frames
+
+    loaded, pre, plan = model
+    tally = FrameTally()
+    frames = select_frames(
+        tally.counted(source), start=video.start, end=video.end, subsample=video.subsample
+    )
+    try:
+        # Looked up on the module, as before the split: a wrapper put there
+        # (benchmarks/extract_cpu_split.py times the frame loop) is the one run.
+        result = extract.extract(
+            frames,
+            loaded,
+            pre=pre,
+            color_range=source.info.color_range,
+            infer_size=infer_size,
+            progress=extract.Progress(total=expected_count(source.info, video), enabled=progress),
+            on_map=on_map,
+            jobs=plan.frames,
+        )
+    except NoFramesSelectedError as exc:
+        raise tally.none_selected(video) from exc
+    tally.warn_past_the_end(video, computed=len(result.features))
+    return result, tally.decoded
+
+
 @dataclass
 class FrameTally:
     """Every frame read, including those --frames/--subsample skip (vmaf's fps counts
@@ -459,7 +497,6 @@ def run_job(
     :class:`InferencePlan` says: on a small model, that many frames at once.
     """
     from vmafx_saliency import __version__
-    from vmafx_saliency.video.frames import select_frames
     from vmafx_saliency.video.output import FrameRecord, RunInfo
 
     _check_outputs(outputs, reads=run_inputs(video, model))
@@ -467,37 +504,24 @@ def run_job(
     with source:
         info = source.info
         loaded, pre, plan = load_for_video(model, threads=threads)
-        tally = FrameTally()
-        frames = select_frames(
-            tally.counted(source), start=video.start, end=video.end, subsample=video.subsample
-        )
-        total = _expected_count(info.frame_count, video)
         maps = (
             _MapWriter(outputs.save_maps, outputs.maps_every, force=outputs.force)
             if outputs.save_maps
             else None
         )
         try:
-            # Looked up on the module, as before the split: a wrapper put there
-            # (benchmarks/extract_cpu_split.py times the frame loop) is the one run.
-            result = extract.extract(
-                frames,
-                loaded,
-                pre=pre,
-                color_range=info.color_range,
+            result, decoded = extract_video(
+                source,
+                video,
+                (loaded, pre, plan),
                 infer_size=infer_size,
-                progress=extract.Progress(total=total, enabled=progress),
+                progress=progress,
                 on_map=maps,
-                jobs=plan.frames,
             )
-        except BaseException as exc:
+        except BaseException:
             if maps is not None:
                 maps.discard()
-            if isinstance(exc, NoFramesSelectedError):
-                raise tally.none_selected(video) from exc
             raise
-    tally.warn_past_the_end(video, computed=len(result.features))
-    decoded = tally.decoded
     records = tuple(FrameRecord(f.frame_num, f.metrics()) for f in result.features)
     (frame_h, frame_w), (infer_h, infer_w) = result.frame_size, result.infer_size
     native = result.infer_size == result.frame_size
@@ -579,9 +603,10 @@ def _write_outputs(
     return written
 
 
-def _expected_count(frame_count: int | None, video: VideoInput) -> int | None:
-    if frame_count is None:
+def expected_count(info: VideoInfo, video: VideoInput) -> int | None:
+    """Frames the model will see, for the progress bar (None when the count is unknown)."""
+    if info.frame_count is None:
         return None
-    end = frame_count if video.end is None else min(video.end, frame_count)
+    end = info.frame_count if video.end is None else min(video.end, info.frame_count)
     span = max(end - video.start, 0)
     return (span + video.subsample - 1) // video.subsample

@@ -36,7 +36,7 @@ from vmafx_saliency.downstream.roi.mapping import (
     offset_levels,
 )
 from vmafx_saliency.downstream.roi.settings import DEFAULT_RAW_FPS, Codec, RoiSettings
-from vmafx_saliency.errors import NoFramesSelectedError, UsageError
+from vmafx_saliency.errors import UsageError
 
 if TYPE_CHECKING:
     from vmafx_saliency.video.extract import InferSize
@@ -177,35 +177,23 @@ def compute_plan(
     progress: bool = False,
 ) -> RoiPlan:
     """Run the model over the video and turn its maps into an ROI plan."""
-    from vmafx_saliency.video import extract as ex
-    from vmafx_saliency.video.frames import select_frames
-    from vmafx_saliency.video.job import FrameTally, load_for_video
+    from vmafx_saliency.video.job import extract_video, load_for_video
 
     settings.validate()
     source = video.open()
     with source:
         info = source.info
         loaded, pre, plan = load_for_video(model, threads=threads)
-        tally = FrameTally()
-        frames = select_frames(
-            tally.counted(source), start=video.start, end=video.end, subsample=video.subsample
-        )
         frame_hw = (info.height, info.width)
         acc = TemporalAggregator(settings, frame_hw, video.start)
-        try:
-            result = ex.extract(
-                frames,
-                loaded,
-                pre=pre,
-                color_range=info.color_range,
-                infer_size=infer_size,
-                progress=ex.Progress(total=_expected(info, video), enabled=progress),
-                on_map=acc,
-                jobs=plan.frames,
-            )
-        except NoFramesSelectedError as exc:
-            raise tally.none_selected(video) from exc
-    tally.warn_past_the_end(video, computed=len(result.features))
+        result, _ = extract_video(
+            source,
+            video,
+            (loaded, pre, plan),
+            infer_size=infer_size,
+            progress=progress,
+            on_map=acc,
+        )
     frame_count = _range_length(info, video, last_seen=acc.frames[-1])
     static = acc.static_blocks()
     offsets = block_offsets(static, acc.areas, settings)
@@ -245,14 +233,6 @@ def compute_plan(
         zones=zones,
         seconds=result.seconds,
     )
-
-
-def _expected(info: VideoInfo, video: VideoInput) -> int | None:
-    """Frames the model will see, for the progress bar (None when the count is unknown)."""
-    if info.frame_count is None:
-        return None
-    end = info.frame_count if video.end is None else min(video.end, info.frame_count)
-    return (max(end - video.start, 0) + video.subsample - 1) // video.subsample
 
 
 def _range_length(info: VideoInfo, video: VideoInput, *, last_seen: int) -> int:
