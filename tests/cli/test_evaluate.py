@@ -229,11 +229,14 @@ def _tiny(folder: Path, name: str, seed: int) -> Path:
     return path
 
 
+def _two_tiny(folder: Path) -> tuple[Path, Path]:
+    return _tiny(folder, "tiny_a", 1), _tiny(folder, "tiny_b", 2)
+
+
 def test_compare_two_tiny_models_on_a_clip(
     videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    a = _tiny(tmp_path, "tiny_a", 1)
-    b = _tiny(tmp_path, "tiny_b", 2)
+    a, b = _two_tiny(tmp_path)
     report = tmp_path / "cmp"
     argv = ["compare", str(videos_dir / "foreman_cif.mp4"), "--models", f"{a},{b}"]
     argv += ["--frames", "0:12", "--subsample", "3", "--report", str(report), "--quiet"]
@@ -262,8 +265,7 @@ def test_compare_mixes_raw_yuv_and_a_container(
     videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--width/--height are the raw clips' geometry: the mp4 keeps its own 352x288."""
-    a = _tiny(tmp_path, "tiny_a", 1)
-    b = _tiny(tmp_path, "tiny_b", 2)
+    a, b = _two_tiny(tmp_path)
     report = tmp_path / "mixed"
     argv = ["compare", str(videos_dir / "foreman_cif.mp4"), str(videos_dir / CISCO)]
     argv += ["--width", "320", "--height", "192", "--models", f"{a},{b}", "--frames", "0:4"]

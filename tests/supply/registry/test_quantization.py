@@ -86,23 +86,26 @@ def test_the_committed_int8_student_is_linked_to_the_shipped_student(
     assert manifest["accuracy"]["within_budget"] is True
 
 
+def _quantize_manifest(path: Path, parent_sha256: str, model: Path, **extra: str) -> Path:
+    """A manifest as 'vmafx-saliency quantize' writes it, for ``model`` of parent 'parent'."""
+    doc = {
+        "schema": "vmafx-saliency/quantization/v1",
+        "quant_mode": "static",
+        "parent": {"id": "parent", "sha256": parent_sha256},
+        "output": {"sha256": sha256_bytes(model.read_bytes())},
+        "calibration": {"sha256": "d" * 64},
+        "accuracy": {"budget": {"min_pearson": 0.99}, "within_budget": True},
+        **extra,
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
 def test_registry_add_reads_the_quantize_manifest(tmp_path: Path, capsys: Capture) -> None:
     parent = _add(tmp_path, "parent")
     write_model(tmp_path / "in", "variant")
     inputs = tmp_path / "in" / "variant"
-    manifest = tmp_path / "q.json"
-    manifest.write_text(
-        json.dumps(
-            {
-                "schema": "vmafx-saliency/quantization/v1",
-                "quant_mode": "static",
-                "parent": {"id": "parent", "sha256": parent.sha256},
-                "output": {"sha256": sha256_bytes((inputs / "model.onnx").read_bytes())},
-                "calibration": {"sha256": "d" * 64},
-                "accuracy": {"budget": {"min_pearson": 0.99}, "within_budget": True},
-            }
-        )
-    )
+    manifest = _quantize_manifest(tmp_path / "q.json", parent.sha256, inputs / "model.onnx")
     common: list[str | Path] = [
         "registry", "add", inputs / "model.onnx", "--id", "variant", "--sidecar",
         inputs / "sidecar.json", "--license", "BSD-3-Clause", "--license-file",
@@ -142,19 +145,8 @@ def test_registry_add_takes_the_id_from_the_quantize_manifest(
     parent = _add(tmp_path, "parent")
     write_model(tmp_path / "in", "variant")
     inputs = tmp_path / "in" / "variant"
-    manifest = tmp_path / "q.json"
-    manifest.write_text(
-        json.dumps(
-            {
-                "schema": "vmafx-saliency/quantization/v1",
-                "model_id": "variant",
-                "quant_mode": "static",
-                "parent": {"id": "parent", "sha256": parent.sha256},
-                "output": {"sha256": sha256_bytes((inputs / "model.onnx").read_bytes())},
-                "calibration": {"sha256": "d" * 64},
-                "accuracy": {"budget": {"min_pearson": 0.99}, "within_budget": True},
-            }
-        )
+    manifest = _quantize_manifest(
+        tmp_path / "q.json", parent.sha256, inputs / "model.onnx", model_id="variant"
     )
     code, out, err = run(
         capsys, "registry", "add", inputs / "model.onnx", "--sidecar", inputs / "sidecar.json",
