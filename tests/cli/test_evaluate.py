@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from PIL import Image
 
 from tests._onnx_models import conv_sigmoid_model
 from tests._trust import isolate_registry, sidecar_doc, write_json, write_model, write_registry
+from tests._video import write_y4m
 from vmafx_saliency.cli.main import main
 from vmafx_saliency.errors import (
     InputFileError,
@@ -273,6 +275,25 @@ def test_compare_mixes_raw_yuv_and_a_container(
     assert "tiny_a vs tiny_b over 8 frames of 2 clip(s)" in capsys.readouterr().out
     doc = json.loads((report / "compare.json").read_text())
     assert [Path(c["video"]).name for c in doc["clips"]] == ["foreman_cif.mp4", CISCO]
+    # A Y4M known by its content, not its name, keeps its own 64x48 too.
+    y4m = tmp_path / "clip_without_suffix"
+    write_y4m(y4m, "420jpeg", 64, 48, 4)
+    argv[1] = str(y4m)
+    assert main([*argv, "--report", str(tmp_path / "y4m"), "--quiet"]) == 0, capsys.readouterr().err
+
+
+def test_compare_refuses_a_stream_it_would_read_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "live.y4m"
+    os.mkfifo(fifo)
+    argv = ["compare", str(fifo), "--models", "a.onnx,b.onnx", "--report", str(tmp_path / "r")]
+    assert main([*argv, "--quiet"]) == 2
+    assert (
+        f"compare reads each clip once per model, and {fifo} is a stream, read once: save it "
+        "to a file first"
+    ) in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.y4m"]
 
 
 @pytest.mark.parametrize("command", ["eval", "compare"])

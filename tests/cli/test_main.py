@@ -199,3 +199,18 @@ def test_a_mistake_argparse_catches_is_one_line_too(
     assert lines[0].startswith(f"{prog}: error: ")
     assert re.search(said, lines[0]), lines[0]
     assert lines[0].endswith(f"(see '{prog} --help')")
+
+
+def test_a_signal_after_the_work_is_done_ends_with_the_works_outcome() -> None:
+    """Not 130 after a finished run (a retrying script would redo it), nor ignored."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from vmafx_saliency.cli import main\n"
+        "main.install_signal_handlers()\n"
+        "print('done')\n"
+        "main._exit_on_signal_with(3)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(30)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "done\n", "")

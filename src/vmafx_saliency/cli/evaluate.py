@@ -85,13 +85,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _compare_input(args: argparse.Namespace, path: str) -> VideoInput:
     """One clip of ``compare``: the geometry flags are for its raw YUV clips, so a clip
-    that states its own size (a container, Y4M) keeps it, and both kinds mix."""
-    from vmafx_saliency.video.frames.open import CONTAINER_SUFFIXES
-
-    video = video_input(args, path)
-    if video.path.suffix.lower() in {*CONTAINER_SUFFIXES, ".y4m"}:
-        return dataclasses.replace(video, width=None, height=None, pixel_format=None)
-    return video
+    that states its own size (a container, Y4M, by name or by content) keeps it."""
+    return dataclasses.replace(video_input(args, path), geometry_for_raw_only=True)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -238,7 +233,9 @@ def _register_compare(sub: Subparsers) -> None:
         help="block size for the block-IoU agreement (default: %(default)s)",
     )
     video = p.add_argument_group(
-        "raw YUV geometry", "for the raw YUV clips; a container or Y4M clip keeps its own"
+        "raw YUV geometry",
+        "for the raw YUV clips (.yuv/.raw, or a name that is neither a container nor Y4M); a "
+        "clip that states its own size keeps it",
     )
     video.add_argument("--width", type=int)
     video.add_argument("--height", type=int)

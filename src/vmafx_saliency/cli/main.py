@@ -10,6 +10,7 @@ one line on stderr with a non-zero exit; with ``-v`` the traceback is shown too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -163,6 +164,17 @@ def install_signal_handlers() -> None:
             signal.signal(signum, _stop)
 
 
+def _exit_on_signal_with(code: int) -> None:
+    def finish(_signum: int, _frame: object) -> None:
+        with contextlib.suppress(OSError):  # a reader or terminal gone: nothing to flush to
+            sys.stdout.flush()
+        os._exit(code)
+
+    for signum in _STOP_SIGNALS:
+        if signal.getsignal(signum) is _stop:
+            signal.signal(signum, finish)
+
+
 def _quiet_stdout() -> None:
     # Point stdout at devnull so the interpreter's final flush cannot raise again.
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -174,8 +186,9 @@ def entry() -> None:
     code = 1
     try:
         code = main()
-        # The work is done and said: a signal from here on must not turn it into a failure.
-        _STOPPING.set()
+        # The work is done and said: a signal from here on ends the process at once,
+        # with the outcome the work had, not as a failure (nor is it ignored).
+        _exit_on_signal_with(code)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`... | head`): as other Unix tools, stop quietly.

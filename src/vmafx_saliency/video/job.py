@@ -177,6 +177,8 @@ class VideoInput:
     start: int = 0
     end: int | None = None
     subsample: int = 1
+    # The geometry is one of several clips' (compare): a clip with a header keeps its own.
+    geometry_for_raw_only: bool = False
 
     def open(self) -> FrameSource:
         """Open the video for streaming with the geometry and overrides given."""
@@ -189,6 +191,7 @@ class VideoInput:
             pixel_format=self.pixel_format,
             fps=self.fps,
             color_range=self.color_range,
+            geometry_for_raw_only=self.geometry_for_raw_only,
         )
 
 

@@ -159,7 +159,11 @@ def test_rows_kept_from_another_model_are_named(
     mz.materialize(first, tmp_path / "a.jsonl", _options(tiny, videos_dir))
     (ours,) = _read_jsonl(tmp_path / "a.jsonl")
     kept = {"saliency_mean": 0.3, "saliency_var": 0.1}
-    rows = [ours, {"src": "foreman_cif.mp4", **kept, "saliency_model": "other_v1"}]
+    rows = [
+        ours,
+        {"src": "foreman_cif.mp4", **kept, "saliency_model": "other_v1"},
+        {"src": "carphone_pristine.mp4", **kept},  # values from who knows where
+    ]
     table = _write_jsonl(tmp_path / "mixed.jsonl", rows)
     with caplog.at_level("WARNING"):
         mz.materialize(table, tmp_path / "b.jsonl", _options(tiny, videos_dir))
@@ -169,7 +173,8 @@ def test_rows_kept_from_another_model_are_named(
         return [r.getMessage() for r in caplog.records if "kept row" in r.getMessage()]
 
     assert kept_warnings() == [
-        f"1 kept row(s) hold values of another model (other_v1), not {label}: pass "
+        f"2 kept row(s) hold values of another model (an unnamed model, other_v1), not {label}: "
+        "pass "
         f"--overwrite to compute every row with {label}"
     ]
     caplog.clear()

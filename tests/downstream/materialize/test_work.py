@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tests._materialize import MAX_FRAMES, _options, _read_jsonl, _write_jsonl, _write_model
 from tests._onnx_models import conv_sigmoid_model
 from vmafx_saliency.downstream import materialize as mz
+from vmafx_saliency.downstream.materialize import work
 from vmafx_saliency.video.job import ModelChoice
 
 
@@ -132,3 +134,20 @@ def test_a_row_naming_a_pipe_or_a_folder_fails_alone_without_blocking(
     after = _read_jsonl(tmp_path / "o.jsonl")
     assert [r["saliency_status"] for r in after] == ["decode-failed", "decode-failed", "ok"]
     assert f"{fifo}: not a regular file (a folder, a pipe or a device)" in summary.render()
+
+
+def test_a_pool_worker_ends_quietly_on_ctrl_c_unless_the_driver_ignores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C reaches every worker; under nohup or `cmd &` it stays ignored, as the driver's."""
+    monkeypatch.setattr(work, "ClipWorker", lambda settings: settings)  # no model needed
+    saved = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        work._init_pool_worker(None)  # type: ignore[arg-type]
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        work._init_pool_worker(None)  # type: ignore[arg-type]
+        assert signal.getsignal(signal.SIGINT) is work._end_quietly
+    finally:
+        signal.signal(signal.SIGINT, saved)

@@ -198,3 +198,18 @@ def test_roi_encode_refuses_a_piped_standard_input(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert b"and standard input is a stream, read once: save it to a file first" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_roi_encode_of_a_folder_says_it_is_a_folder(
+    tmp_path: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not "a stream": only pipes, FIFOs and devices are refused as read-once."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    _need_ffmpeg_with("libx264")
+    code = cli.main(
+        ["roi", "encode", str(folder), "--codec", "libx264", "--bitrate", "300k",
+         "--model-path", str(tiny_model), "--quiet"]
+    )  # fmt: skip
+    assert code == 2
+    assert f"{folder}: is a directory, not a video file" in capsys.readouterr().err

@@ -189,6 +189,18 @@ def test_staging_again_needs_force_and_keeps_what_it_did_not_stage(
     assert release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path), force=True).out == tiny
 
 
+def test_a_damaged_staging_is_repaired_by_staging_again_with_force(
+    tmp_path: Path, tiny: Path
+) -> None:
+    """Without its sums the files release.json names still count as the staging's own."""
+    release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
+    (tiny / release.SUMS).unlink()
+    with pytest.raises(ReleaseError, match=r"not a staged release \(no release.json or SHA256"):
+        release.verify(tiny)
+    release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path), force=True)
+    assert release.verify(tiny).ok
+
+
 def test_stage_needs_a_bundle_and_a_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     register_tiny(tmp_path, "unsigned", signed=False)
     card_folder(tmp_path, monkeypatch, "unsigned")

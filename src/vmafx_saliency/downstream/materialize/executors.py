@@ -68,11 +68,11 @@ def _sigint_held() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # signals reach the main thread only
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # the caller's, as it was
 
 
 @contextlib.contextmanager
@@ -83,6 +83,11 @@ def _quiet_cancelled_future_race() -> Iterator[None]:
     while the pool runs; the pool is joined before the hook is put back."""
     from concurrent.futures import InvalidStateError
 
+    if threading.current_thread() is not threading.main_thread():
+        # Ctrl-C reaches the main thread only; and a hook swapped from two threads at
+        # once could be put back in the wrong order.
+        yield
+        return
     previous = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:

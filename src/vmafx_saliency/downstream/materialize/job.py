@@ -119,8 +119,15 @@ def _check_inputs_spared(output: Path, clips: list[Clip], model: ModelChoice) ->
     of it nor the model's files, --force or not."""
     from vmafx_saliency.video.job import model_inputs
 
-    reads = [("a clip of the table", c.path) for c in clips if c.path.is_file()]
+    reads = [("a clip of the table", c.path) for c in clips if _a_file(c.path)]
     check_inputs_spared([*reads, *model_inputs(model)], files=[("--output", output)])
+
+
+def _a_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # unreadable here (a name too long, no permission): the worker says so
+        return False
 
 
 def _for_workers(choice: ModelChoice) -> ModelChoice:
@@ -147,7 +154,10 @@ def _warn_of_kept_rows(table: _Table, kept: list[int], model_id: str) -> None:
     """Kept rows keep their values: say so where another model computed them, or the
     table would mix two models' numbers without a word."""
     models = table.column(MODEL_COLUMN)
-    others = sorted({str(models[row]) for row in kept if models[row] != model_id})
+    others = sorted(
+        {"an unnamed model" if models[row] is None else str(models[row]) for row in kept}
+        - {model_id}
+    )
     if others:
         count = sum(models[row] != model_id for row in kept)
         logger.warning(

@@ -201,7 +201,8 @@ def _init_pool_worker(settings: Settings) -> None:
     global _POOL_WORKER
     # Ctrl-C reaches the whole process group: the driver says "interrupted" and cleans
     # up; a worker holds no output, so it just ends, without a traceback of its own.
-    signal.signal(signal.SIGINT, _end_quietly)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # nohup, `cmd &`: stays so
+        signal.signal(signal.SIGINT, _end_quietly)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held while it started
     _POOL_WORKER = ClipWorker(settings)
 

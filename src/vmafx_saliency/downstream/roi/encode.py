@@ -45,7 +45,7 @@ from vmafx_saliency.downstream.roi.settings import (
     Codec,
     RoiSettings,
 )
-from vmafx_saliency.errors import UsageError
+from vmafx_saliency.video.frames.stdin import check_rereadable
 
 if TYPE_CHECKING:
     from vmafx_saliency.video.extract import InferSize
@@ -87,21 +87,6 @@ class _Encoding:
         return str(self.out_dir.resolve()) if self.out_dir is not None else str(self.work)
 
 
-def _check_rereadable(path: Path) -> None:
-    """The source is read three times (the model, then ffmpeg's two encodes), and a
-    stream only once: a pipe or a FIFO is refused before any work."""
-    from vmafx_saliency.video.frames.stdin import is_stdin, redirected_file
-
-    piped = is_stdin(path) and redirected_file() is None
-    if piped or (not is_stdin(path) and path.exists() and not path.is_file()):
-        what = "standard input" if piped else str(path)
-        raise UsageError(
-            f"roi encode reads its source three times (the model, then two encodes), and "
-            f"{what} is a stream, read once: save it to a file first (ffmpeg -i ... -f "
-            "yuv4mpegpipe clip.y4m), or redirect a file (< clip.y4m)"
-        )
-
-
 def run_encode(
     video: VideoInput,
     model: ModelChoice,
@@ -122,7 +107,9 @@ def run_encode(
     runs (default: ``ModelRun()``).
     """
     encode.validate()
-    _check_rereadable(video.path)
+    check_rereadable(
+        video.path, reads="roi encode reads its source three times (the model, then two encodes)"
+    )
     settings = _settings_for(encode, settings)
     ffmpeg = check_ffmpeg(encode.ffmpeg, encode.encoder)
     say = on_step or (lambda _message: None)

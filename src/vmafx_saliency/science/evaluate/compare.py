@@ -34,6 +34,7 @@ from vmafx_saliency.science.evaluate.report import (
     _ReportDir,
     check_report_folder,
 )
+from vmafx_saliency.video.frames.stdin import check_rereadable
 from vmafx_saliency.video.resize import resize_plane
 
 if TYPE_CHECKING:
@@ -198,6 +199,8 @@ def run_compare(options: CompareOptions) -> CompareResult:
     require("matplotlib", purpose="compare plots", extra="eval")
     if not options.videos:
         raise UsageError("give at least one video")
+    for video in options.videos:
+        check_rereadable(video.path, reads="compare reads each clip once per model")
     models = load_models(
         options.models,
         threads=_threads(options.threads),

@@ -10,6 +10,7 @@ nothing: a missing file is a fast no-op.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -284,7 +285,8 @@ def _check_out(
             f"{out} exists and is not a staged release: choose an empty or new folder"
         )
     try:
-        previous = read_release_doc(out).get("model_id")
+        doc = read_release_doc(out)
+        previous = doc.get("model_id")
     except ReleaseError as exc:
         raise ReleaseError(
             f"{out} holds an unreadable {RELEASE_JSON} ({exc}): choose an empty or new folder"
@@ -299,17 +301,21 @@ def _check_out(
             f"{out} already holds the staged release of {model_id!r}: pass --force to stage "
             "it again (the folder is replaced whole), or choose another folder"
         )
-    _check_nothing_else(out)
+    _check_nothing_else(out, doc)
 
 
-def _check_nothing_else(out: Path) -> None:
-    """A staging is replaced whole: a file it did not stage there would be lost."""
-    try:
-        staged = set(read_sums(out)) | set(RESERVED)
-    except ReleaseError as exc:
-        raise ReleaseError(
-            f"{out} holds an unreadable {SUMS} ({exc}): choose an empty or new folder"
-        ) from exc
+# The keys of release.json that name a staged file.
+_NAMED_FILES = ("onnx", "sidecar", "sigstore_bundle", "license_file", "card", "manifest")
+
+
+def _check_nothing_else(out: Path, doc: dict[str, Any]) -> None:
+    """A staging is replaced whole: a file it did not stage there would be lost. Its
+    files are those its release.json names and its sums list, if they are still
+    readable (a damaged staging is what --force repairs)."""
+    named = {doc.get(key) for key in _NAMED_FILES}
+    staged = set(RESERVED) | {name for name in named if isinstance(name, str)}
+    with contextlib.suppress(ReleaseError):
+        staged |= set(read_sums(out))
     others = sorted(p.name for p in out.iterdir() if p.name not in staged)
     if others:
         listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")

@@ -48,6 +48,7 @@ class _Asked:
     pixel_format: str | None
     fps: float | None
     color_range: str | None
+    raw_only: bool = False  # the geometry is for raw YUV only: others need not agree
 
     @property
     def geometry(self) -> bool:
@@ -62,6 +63,7 @@ def open_video(
     pixel_format: str | None = None,
     fps: float | None = None,
     color_range: str | None = None,
+    geometry_for_raw_only: bool = False,
 ) -> FrameSource:
     """Open a video for streaming and pick the reader from the file.
 
@@ -70,11 +72,13 @@ def open_video(
     defaults to ``yuv420p``). ``.y4m``, or any file starting with
     ``YUV4MPEG2 ``: Y4M. Anything else: a container decoded with PyAV. For
     Y4M and containers, geometry or a pixel format passed here must agree
-    with the file's own. ``fps`` and ``color_range`` override what the file
-    says. ``-`` is standard input (:mod:`.stdin`).
+    with the file's own, unless ``geometry_for_raw_only`` (one set of flags for
+    several clips, as ``compare`` takes them): then they ignore it. ``fps`` and
+    ``color_range`` override what the file says. ``-`` is standard input
+    (:mod:`.stdin`).
     """
     path = Path(path)
-    asked = _Asked(width, height, pixel_format, fps, color_range)
+    asked = _Asked(width, height, pixel_format, fps, color_range, geometry_for_raw_only)
     if is_stdin(path):
         return _open_stdin(asked)
     if not path.exists():
@@ -101,6 +105,7 @@ def _open_stdin(asked: _Asked) -> FrameSource:
             pixel_format=asked.pixel_format,
             fps=asked.fps,
             color_range=asked.color_range,
+            geometry_for_raw_only=asked.raw_only,
         )
     path = Path(STDIN)
     # Always looked at, even with geometry flags: a Y4M or a container piped in
@@ -135,6 +140,8 @@ def _raw(path: Path, asked: _Asked, *, stream: io.RawIOBase | None = None) -> Ra
 
 def _agreeing(source: FrameSource, asked: _Asked) -> FrameSource:
     """The source, once the geometry flags agree with its header (closed if not)."""
+    if asked.raw_only:
+        return source
     try:
         _check_agrees(
             source.info, width=asked.width, height=asked.height, pixel_format=asked.pixel_format

@@ -89,6 +89,25 @@ def is_stdin(path: Path) -> bool:
     return str(path) == STDIN
 
 
+def check_rereadable(path: Path, *, reads: str) -> None:
+    """Refuse a stream (standard input from a pipe, a FIFO, a device) for a command that
+    ``reads`` its source more than once; a missing file is left to the opener's words."""
+    if is_stdin(path):
+        stream = redirected_file() is None
+    else:
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            return
+        stream = stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+    if stream:
+        what = "standard input" if is_stdin(path) else str(path)
+        raise UsageError(
+            f"{reads}, and {what} is a stream, read once: save it to a file first (ffmpeg "
+            "-i ... -f yuv4mpegpipe clip.y4m), or redirect a file (< clip.y4m)"
+        )
+
+
 def redirected_file() -> Path | None:
     """``/dev/stdin`` where standard input is a regular file (``< clip.mp4``): a name to open."""
     try:
