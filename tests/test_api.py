@@ -227,6 +227,8 @@ def test_bad_arguments_are_one_clear_error(videos_dir: Path) -> None:
         extract_features(videos_dir / "absent.mp4")
     with pytest.raises(UsageError, match=r"raw YUV, which has no header: pass --width"):
         next(saliency_maps(videos_dir / CISCO))
+    with pytest.raises(UsageError, match=r"352 wide, not --width 320: drop --width \(raw= in Py"):
+        extract_features(clip, raw=RawVideo(width=320, height=288))
 
 
 @pytest.mark.parametrize(

@@ -738,7 +738,8 @@ def test_geometry_flags_never_make_a_piped_y4m_or_container_raw(
             assert run.stdout.decode() == expected
         else:
             assert run.stderr.decode() == (
-                "vmafx-saliency extract: error: - is 352 wide, not --width 320: drop --width\n"
+                "vmafx-saliency extract: error: - is 352 wide, not --width 320: drop --width "
+                "(raw= in Python): the geometry is for raw YUV\n"
             )
 
 

@@ -172,10 +172,17 @@ def _check_agrees(
     info: VideoInfo, *, width: int | None, height: int | None, pixel_format: str | None
 ) -> None:
     """Geometry flags are for raw YUV; for other files they must match the header."""
+    # In Python the flags are raw=RawVideo(...): the advice names both.
     if width is not None and width != info.width:
-        raise UsageError(f"{info.path} is {info.width} wide, not --width {width}: drop --width")
+        raise UsageError(
+            f"{info.path} is {info.width} wide, not --width {width}: drop --width (raw= in "
+            "Python): the geometry is for raw YUV"
+        )
     if height is not None and height != info.height:
-        raise UsageError(f"{info.path} is {info.height} high, not --height {height}: drop --height")
+        raise UsageError(
+            f"{info.path} is {info.height} high, not --height {height}: drop --height (raw= in "
+            "Python): the geometry is for raw YUV"
+        )
     if pixel_format is not None:
         wanted = PIXEL_FORMATS.get(pixel_format.lower())
         have = PIXEL_FORMATS.get(info.pixel_format)
@@ -183,7 +190,7 @@ def _check_agrees(
         if not same:
             raise UsageError(
                 f"{info.path} is {info.pixel_format}, not --pixel-format {pixel_format}: "
-                "drop --pixel-format (it applies to raw YUV)"
+                "drop --pixel-format (raw= in Python): it applies to raw YUV"
             )
 
 
