@@ -164,8 +164,7 @@ class ClipWorker:
                 "decode-failed",
                 f"{path}: {path.stat().st_size} bytes are not a whole number of "
                 f"{geometry.width}x{geometry.height} {geometry.pixel_format or 'yuv420p'} frames: "
-                "check "
-                "the row's width, height and pixel_format",
+                "check the row's width, height and pixel_format",
             )
         with source:
             frames = _Counted(select_frames(source, end=self.settings.max_frames))

@@ -45,6 +45,18 @@ def read_small(path: Path, *, cap: int, what: str) -> bytes:
     return read_capped(path, cap=cap, what=what, error=ReleaseError, symlinks=False)
 
 
+# The keys of release.json that name a staged file; the optional ones are absent in
+# releases without that file.
+FILE_KEYS = ("onnx", "sigstore_bundle", "license_file", "card")
+OPTIONAL_FILE_KEYS = ("manifest", "sidecar")
+
+
+def named_files(doc: dict[str, Any]) -> set[str]:
+    """The staged files a (checked) release.json names, the reserved three included."""
+    names = {doc.get(key) for key in (*FILE_KEYS, *OPTIONAL_FILE_KEYS)}
+    return set(RESERVED) | {name for name in names if isinstance(name, str)}
+
+
 def read_release_doc(folder: Path) -> dict[str, Any]:
     """The folder's release.json, every field checked; a malformed one is refused whole."""
     raw = read_small(folder / RELEASE_JSON, cap=MAX_TEXT_BYTES, what="release description")
@@ -65,10 +77,10 @@ def parse_release_doc(folder: Path, raw: bytes) -> dict[str, Any]:
     for key in ("model_id", "license", "source"):
         if not isinstance(doc.get(key), str) or not doc[key]:
             problems.append(f"{key} is not a string")
-    for key in ("onnx", "sigstore_bundle", "license_file", "card"):
+    for key in FILE_KEYS:
         if not plain_name(doc.get(key)) or doc[key] in RESERVED:
             problems.append(f"{key} {doc.get(key)!r} is not a file name in the folder")
-    for key in ("manifest", "sidecar"):  # optional: absent in releases without one
+    for key in OPTIONAL_FILE_KEYS:
         value = doc.get(key)
         if value is not None and (not plain_name(value) or value in RESERVED):
             problems.append(f"{key} {value!r} is not a file name in the folder")

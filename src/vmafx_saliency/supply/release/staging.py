@@ -28,6 +28,7 @@ from vmafx_saliency.supply.release.folder import (
     RELEASE_SCHEMA,
     RESERVED,
     SUMS,
+    named_files,
     read_release_doc,
     read_sums,
 )
@@ -304,16 +305,11 @@ def _check_out(
     _check_nothing_else(out, doc)
 
 
-# The keys of release.json that name a staged file.
-_NAMED_FILES = ("onnx", "sidecar", "sigstore_bundle", "license_file", "card", "manifest")
-
-
 def _check_nothing_else(out: Path, doc: dict[str, Any]) -> None:
     """A staging is replaced whole: a file it did not stage there would be lost. Its
     files are those its release.json names and its sums list, if they are still
     readable (a damaged staging is what --force repairs)."""
-    named = {doc.get(key) for key in _NAMED_FILES}
-    staged = set(RESERVED) | {name for name in named if isinstance(name, str)}
+    staged = named_files(doc)
     with contextlib.suppress(ReleaseError):
         staged |= set(read_sums(out))
     others = sorted(p.name for p in out.iterdir() if p.name not in staged)
