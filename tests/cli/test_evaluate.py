@@ -209,6 +209,22 @@ def test_eval_counts_are_whole_numbers_from_one(
     assert not report.exists()
 
 
+def test_eval_and_compare_threads_meet_the_extractors_cap(
+    videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _two_tiny(tmp_path)
+    dataset = _dataset(tmp_path / "ds")
+    runs = {
+        "eval": ["eval", "--dataset", str(dataset), "--models", str(a)],
+        "compare": ["compare", str(videos_dir / "foreman_cif.mp4"), "--models", f"{a},{b}"],
+    }
+    for command, argv in runs.items():
+        report = tmp_path / f"r_{command}"
+        assert main([*argv, "--report", str(report), "--threads", "257", "--quiet"]) == 2
+        assert "--threads 257: give at most 256" in capsys.readouterr().err
+        assert not report.exists()
+
+
 def test_parse_models() -> None:
     specs = ev.parse_models("mirror, a/b.onnx,c.onnx", sidecars=(Path("s1"), Path("s2")))
     assert [(s.model_id, s.path, s.sidecar) for s in specs] == [

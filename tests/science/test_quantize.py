@@ -174,6 +174,9 @@ def test_refusals_come_before_any_work(tmp_path: Path, calibration: Path, capsys
     # No clip: the Pearson budget would be recorded unmeasured.
     code, _, err = run(capsys, *base, "--no-dataset", "--output", tmp_path / "o.onnx")
     assert code == 2 and "give at least one --clip" in one_line_error(err, "quantize")
+    # The extractor's cap on threads holds here too.
+    code, _, err = run(capsys, *base, *clip, "--output", tmp_path / "o.onnx", "--threads", "257")
+    assert code == 2 and "--threads 257: give at most 256" in one_line_error(err, "quantize")
     # A pipe among the calibration files is refused, not waited on.
     os.mkfifo(calibration / "zz.jpg")
     code, _, err = run(capsys, *base, *clip, "--output", tmp_path / "o.onnx")

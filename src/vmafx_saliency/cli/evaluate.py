@@ -143,7 +143,10 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--signed", action="store_true", help="require verified signatures")
     p.add_argument(
-        "--threads", type=positive_int, metavar="N", help="inference threads (default: all cores)"
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="inference threads, at most 256 (default: all cores)",
     )
     add_provider_flag(p)
 

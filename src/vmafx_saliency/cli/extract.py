@@ -15,15 +15,14 @@ from vmafx_saliency.cli.options import (
     model_choice,
     video_input,
 )
-from vmafx_saliency.errors import UsageError
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from vmafx_saliency.video.extract import parse_infer_size
+    from vmafx_saliency.video.extract import check_threads, parse_infer_size
     from vmafx_saliency.video.job import Outputs, run_job
 
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads {args.threads}: give a whole number >= 1")
+    if args.threads is not None:
+        check_threads(args.threads)
     output: Path | Literal["-"] | None = None
     if args.output == "-" or (args.output is None and args.merge_into is None):
         output = "-"

@@ -187,5 +187,7 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("--output", required=True, metavar="ONNX")
     p.add_argument("--id", metavar="ID", help="the new model's id (default: the output's stem)")
-    p.add_argument("--threads", type=positive_int, metavar="N", help="inference threads")
+    p.add_argument(
+        "--threads", type=positive_int, metavar="N", help="inference threads, at most 256"
+    )
     p.add_argument("--force", action="store_true", help="replace existing outputs")

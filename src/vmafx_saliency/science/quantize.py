@@ -330,7 +330,10 @@ def quantize_model(
         )
     from vmafx_saliency.supply import contract, scan
     from vmafx_saliency.supply.quantize import quantize_qdq
+    from vmafx_saliency.video.extract import check_threads
 
+    if check.threads is not None:
+        check_threads(check.threads)
     calibration.check_apart_from(check.clips)  # before any work: missing, pipes, shared bytes
 
     data = quantize_qdq(parent, calibration_tensors(calibration, pre), recipe=recipe)

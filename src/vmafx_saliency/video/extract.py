@@ -59,6 +59,17 @@ InferSize = tuple[int, int] | Literal["native"] | None  # None: as the sidecar s
 MAX_THREADS = 256
 
 
+def check_threads(threads: int) -> None:
+    """``--threads``: 1 to :data:`MAX_THREADS`, wherever a command takes it."""
+    if threads < 1:
+        raise UsageError(f"--threads {threads}: give a whole number >= 1")
+    if threads > MAX_THREADS:
+        raise UsageError(
+            f"--threads {threads}: give at most {MAX_THREADS} (this machine lets "
+            f"the process use {default_threads()} cores)"
+        )
+
+
 def default_threads() -> int:
     """Inference threads: the cores this process may use."""
     try:

@@ -132,13 +132,7 @@ class InferencePlan:
 
     @classmethod
     def for_model(cls, model_bytes: int, threads: int) -> InferencePlan:
-        if threads < 1:
-            raise UsageError(f"--threads {threads}: give a whole number >= 1")
-        if threads > extract.MAX_THREADS:
-            raise UsageError(
-                f"--threads {threads}: give at most {extract.MAX_THREADS} (this machine lets "
-                f"the process use {extract.default_threads()} cores)"
-            )
+        extract.check_threads(threads)
         if model_bytes <= SMALL_MODEL_BYTES:
             return cls(frames=threads, threads_per_frame=1)
         return cls(frames=1, threads_per_frame=threads)

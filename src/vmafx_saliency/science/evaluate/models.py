@@ -132,10 +132,11 @@ def load_models(
 
 def _threads(requested: int | None) -> int:
     """``--threads``, or the extractor's default (every core) when it is not given."""
-    if requested is not None:
-        return requested
-    from vmafx_saliency.video.extract import default_threads
+    from vmafx_saliency.video.extract import check_threads, default_threads
 
+    if requested is not None:
+        check_threads(requested)
+        return requested
     return default_threads()
 
 
