@@ -35,7 +35,7 @@ def test_a_deep_overlay_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     overlay = tmp_path / "overlay.json"
     overlay.write_text(DEEP)
     monkeypatch.setenv("VMAFX_SALIENCY_REGISTRY", str(overlay))
-    line = _one_line(_cli("registry", "list", cwd=tmp_path), "registry")
+    line = _one_line(_cli("registry", "list", cwd=tmp_path), "registry list")
     assert "is not valid JSON" in line and "nested deeper than 64 levels" in line
 
 
@@ -79,7 +79,7 @@ def test_a_deep_release_description_and_a_deep_bundle(tmp_path: Path) -> None:
     release.mkdir()
     (release / "release.json").write_text(DEEP)
     (release / "SHA256SUMS").write_text("")
-    line = _one_line(_cli("release", "verify", release, cwd=tmp_path), "release")
+    line = _one_line(_cli("release", "verify", release, cwd=tmp_path), "release verify")
     assert "release.json is not UTF-8 JSON" in line and "nested deeper than 64" in line
     model, _ = write_tiny(tmp_path / "m")
     bundle = tmp_path / "b.sigstore.json"

@@ -102,7 +102,7 @@ def test_registry_add_list_show_validate_promote(
         capsys, "registry", "promote", "next", "--report", worse, "--metric", "s_measure"
     )
     assert (code, out) == (2, "")
-    assert one_line_error(err, "registry").startswith(
+    assert one_line_error(err, "registry promote").startswith(
         "not promoting 'next': on s_measure (higher is better) it scores 0.6 against 0.7"
     )
     better = write_json(
@@ -127,7 +127,7 @@ def test_registry_add_list_show_validate_promote(
 def test_registry_show_unknown_id(capsys: Capture) -> None:
     code, out, err = run(capsys, "registry", "show", "nope")
     assert (code, out) == (2, "")
-    assert "no model 'nope'" in one_line_error(err, "registry")
+    assert "no model 'nope'" in one_line_error(err, "registry show")
 
 
 def test_registry_list_empty_and_no_action(capsys: Capture) -> None:
@@ -149,7 +149,7 @@ def test_registry_add_oidc_issuer_alone_is_refused(tmp_path: Path, capsys: Captu
     write_model(tmp_path / "in", "tiny")
     code, _, err = run(capsys, *add_args(tmp_path / "in", "tiny", "--oidc-issuer", "https://i"))
     assert code == 2
-    assert "verification for 'tiny': give exactly one of" in one_line_error(err, "registry")
+    assert "verification for 'tiny': give exactly one of" in one_line_error(err, "registry add")
     assert not reg.overlay_registry_path().exists()
 
 
@@ -161,12 +161,12 @@ def test_registry_add_reads_the_id_from_the_manifest(tmp_path: Path, capsys: Cap
     bad.write_text("{not json")
     code, _, err = run(capsys, *args, "--manifest", bad)
     assert code == 2
-    assert one_line_error(err, "registry").startswith(
+    assert one_line_error(err, "registry add").startswith(
         f"{bad}: cannot read the model id from the export manifest"
     )
     code, _, err = run(capsys, *args)
     assert code == 2
-    assert one_line_error(err, "registry") == (
+    assert one_line_error(err, "registry add") == (
         "give --id, or --manifest (or --quantization-manifest) to take the model id from it"
     )
     assert (inputs / "model.onnx").is_file()
@@ -181,7 +181,7 @@ def test_registry_add_refuses_a_manifest_that_is_a_pipe(tmp_path: Path, capsys: 
     os.mkfifo(fifo)
     code, _, err = run(capsys, *args, "--manifest", fifo)
     assert code == 2
-    assert one_line_error(err, "registry") == (
+    assert one_line_error(err, "registry add") == (
         f"export manifest {fifo}: a named pipe, not a regular file: "
         "pass the export manifest file itself"
     )

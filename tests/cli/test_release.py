@@ -55,7 +55,7 @@ def test_release_stage_and_verify(
 
     code, _, err = run(capsys, "release", "verify", out_dir, "--oidc-issuer", "https://i")
     assert code == 2
-    assert one_line_error(err, "release").startswith(
+    assert one_line_error(err, "release verify").startswith(
         "keyless verification takes exactly one of --identity ID and --identity-regexp"
     )
 
@@ -78,7 +78,7 @@ def test_release_stage_and_verify(
     )
     code, out, err = run(capsys, "release", "stage", "tiny", "--out", tmp_path / "in")
     assert (code, out) == (2, "")
-    assert one_line_error(err, "release").endswith(
+    assert one_line_error(err, "release stage").endswith(
         "exists and is not a staged release: choose an empty or new folder"
     )
 
@@ -99,4 +99,4 @@ def test_release_stage_with_the_binary_absent(tmp_path: Path, capsys: Capture) -
 def test_release_verify_of_a_plain_folder(tmp_path: Path, capsys: Capture) -> None:
     code, _, err = run(capsys, "release", "verify", tmp_path)
     assert code == 2
-    assert "not a staged release" in one_line_error(err, "release")
+    assert "not a staged release" in one_line_error(err, "release verify")

@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VmafxSaliencyError as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f"vmafx-saliency {args.command}: error: {exc}", file=sys.stderr)
+        # Named as argparse names its own mistakes: by the innermost command.
+        print(f"{_command_parser(parser, args).prog}: error: {exc}", file=sys.stderr)
         return 2
     except Terminated as stop:
         _say(f"vmafx-saliency: {stop.what}")

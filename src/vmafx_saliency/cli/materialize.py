@@ -38,7 +38,8 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
             force=args.force,
         ),
     )
-    print(summary.render())
+    if not args.quiet:
+        print(summary.render())
     # As diff and grep do: 0 complete, 1 written with failed rows, 2 refused.
     return 1 if summary.failed_rows else 0
 
@@ -69,6 +70,9 @@ def register(sub: Subparsers) -> None:
         "--overwrite", action="store_true", help="recompute rows that already have values"
     )
     table.add_argument("--force", action="store_true", help="overwrite an existing output")
+    table.add_argument(
+        "--quiet", "-q", action="store_true", help="no summary (warnings are still shown)"
+    )
     raw = p.add_argument_group(
         "defaults for raw YUV rows whose width/height/pixel_format are empty or absent"
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,12 +41,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = train_config(args)
     image_dirs = train_image_dirs(args)
     checkpoint = Path(args.out) / "checkpoint.pt"
-    started = time.time()
+    before = _stamp(checkpoint)
     try:
         result = _run(args, cfg, image_dirs)
     except KeyboardInterrupt:
         # This run's checkpoint only: one left by an earlier run (--force) is not it.
-        if checkpoint.is_file() and (args.resume or checkpoint.stat().st_mtime >= started):
+        now = _stamp(checkpoint)
+        if now is not None and (args.resume or now != before):
             # Without this, the obvious re-run meets "already exists: pass --force",
             # which would throw the finished epochs away.
             print(
@@ -58,6 +58,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise
     print(result.render())
     return 0
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """A file's identity and version (a checkpoint is replaced by a rename), or None.
+
+    Not its mtime against the clock: a file's mtime comes from a coarser clock
+    than ``time.time()`` and can read a few milliseconds older than a start
+    taken before it was written.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size) if path.is_file() else None
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:

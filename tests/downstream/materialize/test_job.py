@@ -329,6 +329,11 @@ def test_cli(table: Path, tiny: ModelChoice, videos_dir: Path, capsys: Any) -> N
     argv = ["materialize", "--input", str(good), "--output", str(table.with_name("g.jsonl"))]
     argv += ["--path-column", "src", "--root", str(videos_dir), "--model-path"]
     assert main([*argv, str(tiny.model_path), "--max-frames", "2", "--jobs", "1"]) == 0
+    assert "2 rows, 2 distinct clips" in capsys.readouterr().out
+    # --quiet: the table, and no summary.
+    assert main([*argv, str(tiny.model_path), "--max-frames", "2", "--force", "-q"]) == 0
+    assert capsys.readouterr().out == ""
+    assert len(_read_jsonl(table.with_name("g.jsonl"))) == 2
 
 
 def test_a_root_that_does_not_exist_is_refused_before_any_work(

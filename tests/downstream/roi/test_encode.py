@@ -182,7 +182,9 @@ def test_roi_encode_refuses_a_stream_it_could_read_only_once(
     )  # fmt: skip
     assert code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("vmafx-saliency roi: error: roi encode reads its source three times")
+    assert err.startswith(
+        "vmafx-saliency roi encode: error: roi encode reads its source three times"
+    )
     assert f"and {fifo} is a stream, read once: save it to a file first" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["live.y4m"]
 

@@ -112,12 +112,12 @@ def test_registry_add_reads_the_quantize_manifest(tmp_path: Path, capsys: Captur
         inputs / "LICENSE.txt", "--source", "fork-trained",
     ]  # fmt: skip
     code, _, err = run(capsys, *common, "--quantization-manifest", tmp_path / "in")
-    assert code == 2 and "quantisation manifest" in one_line_error(err, "registry")
+    assert code == 2 and "quantisation manifest" in one_line_error(err, "registry add")
     manifest_bad = tmp_path / "bad.json"
     manifest_bad.write_text("{}")
     code, _, err = run(capsys, *common, "--quantization-manifest", manifest_bad)
     assert code == 2 and "schema None is not a quantize manifest's" in one_line_error(
-        err, "registry"
+        err, "registry add"
     )
     # Another model's manifest, or one beyond its budget, is refused.
     other = json.loads(manifest.read_text())
@@ -125,12 +125,12 @@ def test_registry_add_reads_the_quantize_manifest(tmp_path: Path, capsys: Captur
     wrong = tmp_path / "other.json"
     wrong.write_text(json.dumps(other))
     code, _, err = run(capsys, *common, "--quantization-manifest", wrong)
-    assert code == 2 and "describes a model with sha256 eeee" in one_line_error(err, "registry")
+    assert code == 2 and "describes a model with sha256 eeee" in one_line_error(err, "registry add")
     other["output"]["sha256"] = sha256_bytes((inputs / "model.onnx").read_bytes())
     other["accuracy"]["within_budget"] = False
     wrong.write_text(json.dumps(other))
     code, _, err = run(capsys, *common, "--quantization-manifest", wrong)
-    assert code == 2 and "not within its accuracy budget" in one_line_error(err, "registry")
+    assert code == 2 and "not within its accuracy budget" in one_line_error(err, "registry add")
     code, out, _ = run(capsys, *common, "--quantization-manifest", manifest)
     assert code == 0, out
     variant = reg.Registry.load().get("variant")
