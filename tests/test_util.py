@@ -22,6 +22,7 @@ from vmafx_saliency._util import (
     check_inputs_spared,
     decode_image,
     json_loads,
+    open_image,
     open_regular,
     read_capped,
     read_opened,
@@ -352,6 +353,11 @@ def test_an_image_over_the_pixel_cap_is_refused_from_its_header(tmp_path: Path) 
         decode_image(pil_image, big)
     with pytest.raises(InputFileError, match=r"cannot decode \S+bomb\.png \(.*fix or remove it"):
         decode_image(pil_image, bomb)
+    # The header alone, for callers that need only the size.
+    with pytest.raises(InputFileError, match=r"big\.png: 8000x8000 pixels, over the 50,000,000"):
+        open_image(pil_image, big)
+    with pytest.raises(InputFileError, match=r"cannot decode \S+bomb\.png"):
+        open_image(pil_image, bomb)
     small = tmp_path / "small.png"
     pil_image.new("RGBA", (5, 3), (10, 20, 30, 0)).save(small)
     assert decode_image(pil_image, small).shape == (3, 5, 3)  # alpha dropped

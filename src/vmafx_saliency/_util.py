@@ -358,26 +358,37 @@ def decode_image(pil_image: ModuleType, path: Path, *, mode: str | None = None) 
     "RGB" or "L"; ``None`` keeps grey images grey (one channel, as upstream reads
     them) and makes any other mode (RGBA, P, CMYK) RGB, dropping alpha.
     """
-    import warnings
-
     import numpy as np
+
+    img = open_image(pil_image, path)
+    try:
+        with img:
+            chosen = mode or ("L" if img.mode in _GREY_MODES else "RGB")
+            return np.asarray(img.convert(chosen), dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"cannot decode {path} ({exc}): fix or remove it") from exc
+
+
+def open_image(pil_image: ModuleType, path: Path) -> Any:
+    """The opened, not yet decoded, image (the caller closes it), its size within
+    :data:`MAX_IMAGE_PIXELS`, or one InputFileError: only the header is read."""
+    import warnings
 
     try:
         with warnings.catch_warnings():
             # PIL warns of sizes the cap below refuses: one error, not a warning too.
             warnings.simplefilter("ignore", pil_image.DecompressionBombWarning)
             img = pil_image.open(path)
-        with img:
-            width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise InputFileError(
-                    f"{path}: {width}x{height} pixels, over the {MAX_IMAGE_PIXELS:,} an image "
-                    "may hold here: give a smaller image"
-                )
-            chosen = mode or ("L" if img.mode in _GREY_MODES else "RGB")
-            return np.asarray(img.convert(chosen), dtype=np.uint8)
     except (OSError, ValueError, pil_image.DecompressionBombError) as exc:
         raise InputFileError(f"cannot decode {path} ({exc}): fix or remove it") from exc
+    width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        img.close()
+        raise InputFileError(
+            f"{path}: {width}x{height} pixels, over the {MAX_IMAGE_PIXELS:,} an image "
+            "may hold here: give a smaller image"
+        )
+    return img
 
 
 # PIL modes read as one grey channel (upstream reads grey images so, and treats them apart).

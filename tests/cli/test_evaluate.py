@@ -80,6 +80,9 @@ def test_eval_mirror_on_a_pascal_s_slice(
     for name in ev.UNIT_METRICS:
         value = result.metrics[name]
         assert value is not None and math.isfinite(value) and 0.0 <= value <= 1.0, name
+    for name in ev.ENHANCED_METRICS:  # over 1 only for an empty (or full) mask
+        value = result.metrics[name]
+        assert value is not None and 0.0 <= value <= 1.0, name
     # A working mirror finds the objects: well above chance on ten images.
     assert result.metrics["max_f"] is not None and result.metrics["max_f"] > 0.6
     macs = result.metrics["macs"]
@@ -225,6 +228,32 @@ def test_eval_and_compare_threads_meet_the_extractors_cap(
         assert not report.exists()
 
 
+def test_masks_with_no_salient_pixel_score_e_measure_as_its_reference_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """All-background masks: at the highest threshold no pixel is predicted salient,
+    an exact match, which E-measure's h*w - 1 divisor scores h*w / (h*w - 1)."""
+    dataset = _dataset(tmp_path / "ds")
+    for mask in (dataset / "masks").iterdir():
+        Image.new("L", (32, 24)).save(mask)
+    a, _ = _two_tiny(tmp_path)
+    report = tmp_path / "r"
+    argv = ["eval", "--dataset", str(dataset), "--models", str(a), "--report", str(report)]
+    assert main([*argv, "--quiet"]) == 0, capsys.readouterr().err
+    (result,) = json.loads((report / "summary.json").read_text())["models"]
+    assert result["metrics"]["max_e"] == pytest.approx(768 / 767, rel=1e-9)
+    assert result["metrics"]["max_e"] > 1
+
+
+def test_eval_grid_zero_writes_no_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, _ = _two_tiny(tmp_path)
+    report = tmp_path / "r"
+    argv = ["eval", "--dataset", str(_dataset(tmp_path / "ds")), "--models", str(a)]
+    assert main([*argv, "--report", str(report), "--grid", "0", "--quiet"]) == 0
+    assert {p.name for p in report.iterdir()} == REPORT_FILES - {"grid.png"}
+    assert "grid.png" not in (report / "report.md").read_text()
+
+
 def test_parse_models() -> None:
     specs = ev.parse_models("mirror, a/b.onnx,c.onnx", sidecars=(Path("s1"), Path("s2")))
     assert [(s.model_id, s.path, s.sidecar) for s in specs] == [
@@ -344,7 +373,8 @@ def test_a_dataset_linked_into_an_earlier_report_is_not_deleted_with_it(
     argv = ["eval", "--dataset", str(linked), "--models", "x.onnx", "--report", str(report)]
     assert main([*argv, "--force", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert f"--report {report} holds a --dataset image {linked / 'images' / '0.jpg'}: give" in err
+    # The link is in a folder no report writes: refused before its files are listed.
+    assert f"{report} holds ds, which no report writes, so even --force will not" in err
     assert sorted(p.relative_to(real) for p in real.rglob("*")) == before
 
 

@@ -177,7 +177,10 @@ def test_an_unreadable_source_image_is_named(solid_images: Path, tmp_path: Path)
     broken = solid_images / "img99.png"
     broken.write_bytes((solid_images / "img00.png").read_bytes()[:40])  # a cut-short PNG
     paths = train.list_images(solid_images)
-    with pytest.raises(InputFileError, match=r"cannot read image .*img99\.png .*fix or remove"):
+    with pytest.raises(
+        InputFileError,
+        match=r"cannot decode .*img99\.png .*fix or remove it, then run again \(the views",
+    ):
         views.make_views(paths, tmp_path / "v", recipe="mix")
 
 
@@ -240,3 +243,54 @@ def test_frames_of_a_clip_that_breaks_mid_stream_keep_what_was_written(
     for png in (tmp_path / "frames" / "broken").glob("*.png"):
         with Image.open(png) as img:
             img.load()
+
+
+def test_an_image_over_the_pixel_cap_is_named_not_decoded(
+    solid_images: Path, tmp_path: Path
+) -> None:
+    Image.new("1", (8000, 8000)).save(solid_images / "img00.png")  # 64 Mpx, a few kB
+    with pytest.raises(InputFileError, match=r"img00\.png: 8000x8000 pixels, over the 50,000,000"):
+        views.make_views(train.list_images(solid_images), tmp_path / "v", recipe="mix")
+
+
+def test_views_into_an_image_folder_are_refused(solid_images: Path, tmp_path: Path) -> None:
+    # There, the next run would read them back as training images.
+    paths = train.list_images(solid_images)
+    for out in (solid_images, solid_images / "views"):
+        with pytest.raises(UsageError, match=r"--out \S+ (is|is in) the image folder \S+solid"):
+            views.make_views(paths, out, recipe="mix", limit=1)
+    assert sorted(p.name for p in solid_images.iterdir()) == [f"img{i:02d}.png" for i in range(12)]
+
+
+def test_a_rerun_with_another_recipe_or_seed_is_refused(solid_images: Path, tmp_path: Path) -> None:
+    paths = train.list_images(solid_images)
+    out = tmp_path / "v"
+    views.make_views(paths, out, recipe="mix", limit=1)
+    assert (out / views.RECIPE_MARKER).read_text() == '{"recipe": "mix", "seed": 6}\n'
+    before = _digests(out)
+    for recipe, seed, drawn in (
+        ("mix", 99, "'mix', seed 99"),
+        ("clutter", None, "'clutter', seed 7"),
+    ):
+        with pytest.raises(
+            UsageError,
+            match=rf"holds views of recipe 'mix', seed 6, not recipe {drawn}: give another --out",
+        ):
+            views.make_views(paths, out, recipe=recipe, seed=seed, limit=1)
+    assert _digests(out) == before
+    # The default seed given by number is the same draw: it finishes the run.
+    assert views.make_views(paths, out, recipe="mix", seed=6, limit=2).written == 4
+    (out / views.RECIPE_MARKER).write_bytes(b"\xff" * 10)
+    with pytest.raises(UsageError, match=r"holds views of an unreadable views\.json"):
+        views.make_views(paths, out, recipe="mix", limit=1)
+
+
+def test_frames_of_a_clip_with_no_whole_frame_are_an_error(tmp_path: Path) -> None:
+    from tests._video import write_y4m
+
+    clip = tmp_path / "short.y4m"
+    write_y4m(clip, "420jpeg", 64, 48, 1)
+    clip.write_bytes(clip.read_bytes()[:-100])  # the one frame cut short
+    with pytest.raises(InputFileError, match=r"short\.y4m: no frame could be decoded"):
+        views.video_frames(clip, tmp_path / "frames", every=1)
+    assert list((tmp_path / "frames").iterdir()) == []

@@ -207,7 +207,11 @@ def _register_eval(sub: Subparsers) -> None:
         help="a mask pixel is salient when > N (default: %(default)s; py_sod_metrics uses 128)",
     )
     p.add_argument(
-        "--grid", type=int, default=4, metavar="N", help="images in grid.png (default: 4)"
+        "--grid",
+        type=int,
+        default=4,
+        metavar="N",
+        help="images in grid.png, 0 for none (default: 4)",
     )
     _add_force_quiet(p)
 

@@ -28,6 +28,7 @@ list always give the same bytes.
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,15 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from vmafx_saliency._util import atomic_write_bytes, check_out_folder, require, sha256_file
+from vmafx_saliency._util import (
+    atomic_write_bytes,
+    check_inputs_spared,
+    check_out_folder,
+    json_loads,
+    open_image,
+    require,
+    sha256_file,
+)
 from vmafx_saliency.errors import InputFileError, UsageError
 
 Recipe = Literal["mix", "clutter"]
@@ -46,6 +55,8 @@ RECIPES: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_SEEDS = {"mix": 6, "clutter": 7}
 SOURCE_MARKER = "source.sha256"  # in a clip's frames folder: which clip they are from
+MARKER_BYTES = 4096  # what a marker is read to: ours are under 200 bytes
+RECIPE_MARKER = "views.json"  # in a views folder: the recipe and seed its views were drawn with
 
 
 def _pil() -> Any:
@@ -68,13 +79,18 @@ class _Maker:
         self.image = _pil()
 
     def load(self, path: Path) -> Any:
+        kept = "(the views already written are kept)"
         try:
-            with self.image.open(path) as img:
+            # The header within the pixel cap, or one error naming the file.
+            img = open_image(self.image, path)
+        except InputFileError as exc:
+            raise InputFileError(f"{exc}, then run again {kept}") from exc
+        try:
+            with img:
                 return img.convert("RGB")
-        except (OSError, ValueError) as exc:  # PIL: unreadable, truncated, not an image
+        except (OSError, ValueError) as exc:  # PIL: truncated pixel data
             raise InputFileError(
-                f"cannot read image {path} ({exc}): fix or remove it, then run again "
-                "(the views already written are kept)"
+                f"cannot decode {path} ({exc}): fix or remove it, then run again {kept}"
             ) from exc
 
     def crop(self, img: Any, lo: float, hi: float, minimum: int) -> Any:
@@ -173,9 +189,14 @@ def make_views(
         raise UsageError(f"recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     if len(paths) < 9:
         raise InputFileError(f"{len(paths)} image(s): a view recipe needs at least 9 to mix")
+    # Views inside an image folder would be read back as training images.
+    folders = sorted({path.parent for path in paths})
+    check_inputs_spared([("the image folder", f) for f in folders], files=[("--out", out_dir)])
     check_out_folder(out_dir, purpose="the images")
     kinds = RECIPES[recipe]
-    rng = np.random.default_rng(DEFAULT_SEEDS[recipe] if seed is None else seed)
+    seed = DEFAULT_SEEDS[recipe] if seed is None else seed
+    _claim_views(out_dir, recipe=recipe, seed=seed)
+    rng = np.random.default_rng(seed)
     maker = _Maker(paths=paths, rng=rng)
     names = _view_stems(paths)
     written = skipped = 0
@@ -192,6 +213,46 @@ def make_views(
         if progress is not None and (i + 1) % 100 == 0:
             print(f"views: {i + 1}/{len(paths[:limit])} images", file=progress, flush=True)
     return ViewsResult(out_dir, written, skipped)
+
+
+def _claim_views(out_dir: Path, *, recipe: str, seed: int) -> None:
+    """Mark ``out_dir`` as this recipe's and seed's views, or refuse another's.
+
+    A re-run keeps the views already there: with another recipe or seed it
+    would mix two draws under one folder and report the old ones as done.
+    """
+    marker = out_dir / RECIPE_MARKER
+    ours = {"recipe": recipe, "seed": seed}
+    if marker.exists():
+        try:
+            theirs = json_loads(_read_marker(marker))
+        except ValueError:
+            theirs = None  # unreadable or not JSON: not this draw's mark
+        if theirs != ours:
+            drawn = (
+                f"recipe {theirs.get('recipe')!r}, seed {theirs.get('seed')!r}"
+                if isinstance(theirs, dict)
+                else f"an unreadable {RECIPE_MARKER}"
+            )
+            raise UsageError(
+                f"--out {out_dir} holds views of {drawn}, not recipe {recipe!r}, seed {seed}: "
+                "give another --out, or the same recipe and seed to finish that run"
+            )
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(marker, (json.dumps(ours) + "\n").encode())
+
+
+def _read_marker(marker: Path) -> bytes:
+    """A marker's first bytes; nothing for one that is not a readable regular file
+    (a pipe would block the run, a huge file fill its memory)."""
+    try:
+        if not marker.is_file():
+            return b""
+        with marker.open("rb") as f:
+            return f.read(MARKER_BYTES)
+    except OSError:
+        return b""
 
 
 def _view_stems(paths: Sequence[Path]) -> dict[Path, str]:
@@ -237,6 +298,7 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
         container = av.open(str(clip))
     except (OSError, av.error.FFmpegError) as exc:
         raise InputFileError(f"cannot open video {clip}: {exc}") from exc
+    made = not folder.exists()
     with container:
         _claim(folder, clip)
         try:
@@ -254,6 +316,11 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
                 f"decoding {clip} failed after {written + skipped} kept frames ({exc}): the "
                 "frames written so far are kept; check the file"
             ) from exc
+    if written + skipped == 0:
+        if made:  # nothing but the mark this run left: no empty folder stays behind
+            (folder / SOURCE_MARKER).unlink(missing_ok=True)
+            folder.rmdir()
+        raise InputFileError(f"{clip}: no frame could be decoded: check the file")
     return ViewsResult(folder, written, skipped)
 
 
@@ -267,8 +334,8 @@ def _claim(folder: Path, clip: Path) -> None:
     marker = folder / SOURCE_MARKER
     if marker.exists():
         try:
-            theirs = marker.read_bytes().decode("ascii").split()[0]
-        except (OSError, UnicodeDecodeError, IndexError):
+            theirs = _read_marker(marker).decode("ascii").split()[0]
+        except (UnicodeDecodeError, IndexError):
             theirs = "?"  # unreadable or empty: not this clip's mark
         if theirs != digest:
             raise UsageError(

@@ -69,3 +69,22 @@ def test_mask_of_another_size_is_refused(tmp_path: Path) -> None:
         InputFileError, match=r"pair '2': mask .*2\.png is 6x5 but its image 2\.png is 12x10"
     ):
         ev.check_sizes(ev.pair_dataset(root))
+
+
+def test_a_mask_over_the_pixel_cap_is_refused_from_its_header(tmp_path: Path) -> None:
+    root = _dataset(tmp_path / "ds", ["1", "2"])
+    Image.new("1", (8000, 8000)).save(root / "masks" / "2.png")  # 64 Mpx, a few kB
+    with pytest.raises(InputFileError, match=r"2\.png: 8000x8000 pixels, over the 50,000,000"):
+        ev.check_sizes(ev.pair_dataset(root))
+    Image.new("1", (14000, 14000)).save(root / "images" / "1.png")  # past PIL's bomb limit
+    with pytest.raises(InputFileError, match=r"cannot decode \S+1\.png \(.*fix or remove it"):
+        ev.check_sizes(ev.pair_dataset(root))
+
+
+def test_an_image_under_eight_pixels_a_side_is_refused(tmp_path: Path) -> None:
+    root = _dataset(tmp_path / "ds", ["1", "2"])
+    _dataset(root, ["2"], size=(7, 30))
+    with pytest.raises(InputFileError, match=r"pair '2': image \S+2\.png is 7x30: eval scores "):
+        ev.check_sizes(ev.pair_dataset(root))
+    _dataset(root, ["2"], size=(8, 8))
+    ev.check_sizes(ev.pair_dataset(root))

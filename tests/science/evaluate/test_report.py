@@ -14,14 +14,14 @@ def test_report_folder_is_atomic_and_needs_force(tmp_path: Path) -> None:
     target = tmp_path / "report"
     target.mkdir()
     (target / "summary.json").write_text("{}")  # an earlier report
-    (target / "old.txt").write_text("old")
+    (target / "grid.png").write_text("old")
     with pytest.raises(OutputExistsError, match=r"report already exists: pass --force"):
         ev._ReportDir(target, marker="summary.json", force=False)
     out = ev._ReportDir(target, marker="summary.json", force=True)
-    out.path("new.txt").write_text("new")
-    assert (target / "old.txt").exists()  # nothing changes before the commit
+    out.path("report.md").write_text("new")
+    assert (target / "grid.png").exists()  # nothing changes before the commit
     out.commit()
-    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in target.iterdir()) == ["report.md"]
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
@@ -81,5 +81,34 @@ def test_a_report_that_holds_or_lies_in_an_input_is_refused_even_with_force(
         ev.check_report_folder(tmp_path / "ds" / "rep", marker="summary.json", force=False,
                                reads=reads)  # fmt: skip
     assert model.read_bytes() == b"onnx"
-    # Without inputs inside, the earlier report is replaced as before.
+    # Not read by this run, the model is still no report's file: kept, refused.
+    with pytest.raises(OutputExistsError, match=r"holds student\.onnx, which no report writes"):
+        ev.check_report_folder(report, marker="summary.json", force=True, reads=reads[:1])
+    # Without it, the earlier report is replaced as before.
+    model.unlink()
     ev.check_report_folder(report, marker="summary.json", force=True, reads=reads[:1])
+
+
+@pytest.mark.parametrize(
+    ("marker", "theirs"),
+    [("summary.json", "compare.md"), ("compare.json", "thesis.tex"), ("summary.json", "plots")],
+)
+def test_force_never_replaces_a_report_folder_that_holds_files_no_report_writes(
+    tmp_path: Path, marker: str, theirs: str
+) -> None:
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / marker).write_text("{}")
+    (report / "notes.md").write_text("mine")
+    if theirs == "plots":
+        (report / theirs).mkdir()
+    else:
+        (report / theirs).write_text("mine")
+    first = min(theirs, "notes.md")
+    with pytest.raises(
+        OutputExistsError,
+        match=rf"report holds {first} \(and 1 more\), which no report writes, so even --force "
+        r"will not replace it: move it out",
+    ):
+        ev.check_report_folder(report, marker=marker, force=True)
+    assert (report / "notes.md").read_text() == "mine"

@@ -20,7 +20,8 @@ def _summary(
     curves = ev.Curves(*(tuple(float(i) / 255 for i in range(256)) for _ in range(5)))
     models = []
     for model_id, value in zip(ids, values, strict=True):
-        metrics: dict[str, float | None] = {name: value for name in ev.UNIT_METRICS}
+        scores = (*ev.UNIT_METRICS, *ev.ENHANCED_METRICS)
+        metrics: dict[str, float | None] = {name: value for name in scores}
         metrics.update({"params": 28.0, "macs": None, "ms_per_image": 1.5})
         models.append(
             ev.ModelResult(

@@ -40,6 +40,7 @@ from vmafx_saliency.science.evaluate.metrics import BETA2 as BETA2
 from vmafx_saliency.science.evaluate.metrics import BLOCK_SIZES as BLOCK_SIZES
 from vmafx_saliency.science.evaluate.metrics import CONVENTIONS as CONVENTIONS
 from vmafx_saliency.science.evaluate.metrics import COST_METRICS as COST_METRICS
+from vmafx_saliency.science.evaluate.metrics import ENHANCED_METRICS as ENHANCED_METRICS
 from vmafx_saliency.science.evaluate.metrics import GT_THRESHOLD as GT_THRESHOLD
 from vmafx_saliency.science.evaluate.metrics import MAP_THRESHOLD as MAP_THRESHOLD
 from vmafx_saliency.science.evaluate.metrics import METRIC_NAMES as METRIC_NAMES

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmafx_saliency._util import decode_image
+from vmafx_saliency._util import decode_image, open_image
 from vmafx_saliency.errors import InputFileError, UsageError
 from vmafx_saliency.science.evaluate.helpers import _listed, _pil
 
@@ -81,22 +81,29 @@ def pair_dataset(root: Path, *, limit: int | None = None) -> tuple[Pair, ...]:
     return tuple(Pair(s, images[s], masks[s]) for s in stems)
 
 
+# Smaller is no saliency image, and E-measure's h*w - 1 divisor would swell its
+# score (to 1/eps on one pixel): the summary's schema allows 64/63 at most.
+MIN_IMAGE_SIDE = 8
+
+
 def check_sizes(pairs: Sequence[Pair]) -> None:
-    """Refuse a mask whose size differs from its image's, before any work is done.
+    """Refuse a mask whose size differs from its image's, or an image under
+    :data:`MIN_IMAGE_SIDE` a side, before any work is done.
 
     Resizing a mask would change the ground truth (interpolated edges, a new
     threshold crossing), so eval refuses instead. Only the headers are read.
     """
     pil = _pil()
     for pair in pairs:
-        try:
-            with pil.open(pair.image) as img, pil.open(pair.mask) as msk:
-                image_size, mask_size = img.size, msk.size
-        except (OSError, ValueError) as exc:
+        # Each header within the pixel cap, or one error naming the file.
+        with open_image(pil, pair.image) as img, open_image(pil, pair.mask) as msk:
+            image_size, mask_size = img.size, msk.size
+        if min(image_size) < MIN_IMAGE_SIDE:
             raise InputFileError(
-                f"pair {pair.stem!r}: cannot read {pair.image.name} or {pair.mask.name} ({exc}): "
-                "fix or remove the pair"
-            ) from exc
+                f"pair {pair.stem!r}: image {pair.image} is {image_size[0]}x{image_size[1]}: "
+                f"eval scores images of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels; "
+                "remove the pair"
+            )
         if image_size != mask_size:
             raise InputFileError(
                 f"pair {pair.stem!r}: mask {pair.mask} is {mask_size[0]}x{mask_size[1]} but its "

@@ -31,8 +31,8 @@ MAP_THRESHOLD = 0.5
 BLOCK_SIZES = (16, 64)  # pixels: an H.264 macroblock and an HEVC/AV1 superblock
 THRESHOLDS = 256  # pred8 >= t for t = 0..255
 
-# Metrics whose value lies in [0, 1] by definition (the rest are costs).
-UNIT_METRICS = (
+# The scores, in report order: [0, 1] by definition, but for E-measure (below).
+_SCORES = (
     "mae",
     "mae_binary",
     "max_f",
@@ -48,8 +48,12 @@ UNIT_METRICS = (
     "iou",
     *(f"block_iou_{b}" for b in BLOCK_SIZES),
 )
+# E-measure divides by h*w - 1 (the reference code): an exact match on an
+# all-background (or all-foreground) mask scores h*w / (h*w - 1), just over 1.
+ENHANCED_METRICS = ("max_e", "mean_e", "adp_e")
+UNIT_METRICS = tuple(name for name in _SCORES if name not in ENHANCED_METRICS)
 COST_METRICS = ("params", "macs", "ms_per_image")
-METRIC_NAMES = (*UNIT_METRICS, *COST_METRICS)
+METRIC_NAMES = (*_SCORES, *COST_METRICS)
 
 CONVENTIONS: dict[str, str] = {
     "ground_truth": (
@@ -84,7 +88,9 @@ CONVENTIONS: dict[str, str] = {
     "structure_and_enhanced": (
         "s_measure: py_sod_metrics Smeasure (alpha 0.5); max_e / mean_e: max / mean over "
         "thresholds of the image-averaged Emeasure curve; adp_e: adaptive E-measure, "
-        "averaged; weighted_f: py_sod_metrics WeightedFmeasure (beta 1), 0 for an empty mask"
+        "averaged; E-measure divides by h w - 1 (Fan et al.'s reference code), so an exact "
+        "match on an all-background or all-foreground mask scores h w / (h w - 1), just over "
+        "1; weighted_f: py_sod_metrics WeightedFmeasure (beta 1), 0 for an empty mask"
     ),
     "iou": (
         "the map binarised at >= 0.5 (pred8 >= 128) against the binarised mask; "

@@ -30,6 +30,21 @@ from vmafx_saliency.science.evaluate.summary import EvalSummary, ModelResult
 # The file that marks a folder as an earlier report, the only kind --force replaces.
 EVAL_MARKER = "summary.json"
 COMPARE_MARKER = "compare.json"
+# What each kind of report writes, by its marker: --force replaces a folder of these only.
+REPORT_FILES = {
+    EVAL_MARKER: frozenset(
+        {
+            EVAL_MARKER,
+            "per_image.csv",
+            "report.md",
+            "pr_curves.png",
+            "f_threshold.png",
+            "mean_saliency_hist.png",
+            "grid.png",
+        }
+    ),
+    COMPARE_MARKER: frozenset({COMPARE_MARKER, "compare.md", "series.png"}),
+}
 
 
 def check_report_folder(
@@ -41,9 +56,10 @@ def check_report_folder(
 ) -> None:
     """Refuse a ``--report`` folder that this run may not replace.
 
-    A new or empty folder is fine. An earlier report (it holds ``marker``) is
-    replaced with --force. Anything else, a file, a dataset, the folder we are
-    in, is refused even with --force: replacing a report folder removes all of it.
+    A new or empty folder is fine. An earlier report (it holds ``marker`` and
+    only what such a report writes, :data:`REPORT_FILES`) is replaced with
+    --force. Anything else, a file, a dataset, the folder we are in, is refused
+    even with --force: replacing a report folder removes all of it.
     So is a report that holds one of the run's ``reads`` (a model, a clip copied
     into an earlier report), or lies inside one.
     """
@@ -55,6 +71,7 @@ def check_report_folder(
     earlier = folder.exists() and _earlier_report(folder, marker)
     check_inputs_spared(reads, folders=[("--report", folder)])  # whatever --force says
     if earlier:
+        _check_only_report_files(folder, marker)
         check_can_write(folder, force=force, folder=True)
 
 
@@ -74,6 +91,21 @@ def _earlier_report(folder: Path, marker: str) -> bool:
             "--force will not replace it: give a new or empty folder"
         )
     return True
+
+
+def _check_only_report_files(folder: Path, marker: str) -> None:
+    """Replacing the folder removes all of it: a file no report writes is someone's."""
+    theirs = sorted(
+        entry.name
+        for entry in folder.iterdir()
+        if entry.name not in REPORT_FILES[marker] or entry.is_symlink() or not entry.is_file()
+    )
+    if theirs:
+        more = f" (and {len(theirs) - 1} more)" if len(theirs) > 1 else ""
+        raise OutputExistsError(
+            f"{folder} holds {theirs[0]}{more}, which no report writes, so even --force will "
+            "not replace it: move it out, or give a new or empty folder"
+        )
 
 
 class _ReportDir:
@@ -153,9 +185,9 @@ def _fmt(name: str, value: float | None) -> str:
     return f"{value:.4f}"
 
 
-def render_markdown(summary: EvalSummary) -> str:
+def render_markdown(summary: EvalSummary, *, grid: bool = True) -> str:
     """report.md: the side-by-side table (best value in bold, differences to the first
-    model), the conventions and the command line."""
+    model), the conventions and the command line; ``grid``: the report has a grid.png."""
     models = summary.models
     lines = [
         *_heading(summary),
@@ -169,7 +201,7 @@ def render_markdown(summary: EvalSummary) -> str:
         "",
         *_model_lines(models),
         "",
-        *_closing(summary),
+        *_closing(summary, grid=grid),
     ]
     return "\n".join(lines)
 
@@ -260,7 +292,7 @@ def _model_lines(models: Sequence[ModelResult]) -> list[str]:
     return lines
 
 
-def _closing(summary: EvalSummary) -> list[str]:
+def _closing(summary: EvalSummary, *, grid: bool) -> list[str]:
     """The dataset's masks, the conventions, the files of the folder and the versions."""
     ds = summary.dataset
     return [
@@ -280,7 +312,8 @@ def _closing(summary: EvalSummary) -> list[str]:
         "- `per_image.csv`: one row per image per model; its `max_f` and `max_e` are each "
         "image's own best over the thresholds, so their mean is neither summary figure of "
         "that name (those take the best threshold of the mean curves)",
-        "- `pr_curves.png`, `f_threshold.png`, `mean_saliency_hist.png`, `grid.png`",
+        "- `pr_curves.png`, `f_threshold.png`, `mean_saliency_hist.png`"
+        + (", `grid.png`" if grid else ""),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in summary.versions.items()) + ".",
         "",
@@ -322,10 +355,12 @@ def _write_eval_report(
                 writer.writerow(
                     {k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()}
                 )
-        out.path("report.md").write_text(render_markdown(summary), encoding="utf-8")
+        markdown = render_markdown(summary, grid=bool(samples))
+        out.path("report.md").write_text(markdown, encoding="utf-8")
         _plot_curves(summary, out.path("pr_curves.png"), out.path("f_threshold.png"))
         _plot_hist(summary, saliency, out.path("mean_saliency_hist.png"))
-        _plot_grid(samples, [m.id for m in summary.models], out.path("grid.png"))
+        if samples:  # --grid 0: no grid figure
+            _plot_grid(samples, [m.id for m in summary.models], out.path("grid.png"))
         out.commit()
     except BaseException:
         out.discard()
