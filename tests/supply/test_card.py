@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from vmafx_saliency.cli.main import main
 from vmafx_saliency.errors import (
     InputFileError,
     StaleCardError,
+    UsageError,
 )
 from vmafx_saliency.supply.card import (
     BEGIN,
@@ -240,3 +242,190 @@ def test_cli_card_wants_exactly_one_source(
         main(["card", "--manifest", "m.json", "--report", "r.json", "--card", card])
     assert exc.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# --- hostile manifests and summaries, markers, the recorded command --------------
+
+
+def _student_manifest(tmp_path: Path, **changes: object) -> Path:
+    doc = json.loads(STUDENT_MANIFEST.read_text())
+    doc.update(changes)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _parity_size(size: list[int]) -> list[dict[str, object]]:
+    doc = json.loads(STUDENT_MANIFEST.read_text())
+    return [{**doc["parity"][0], "size": size}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"params": "205,009"}, r"breaks its schema \(params: '205,009' is not of type 'integer'"),
+        (
+            {"parity": _parity_size([320])},
+            r"breaks its schema \(parity/0/size: \[320\] is too short",
+        ),
+        ({"output": {}}, r"breaks its schema \(output: 'bytes' is a required property"),
+        ({"model_id": "x\n<!-- figures:end -->"}, r"breaks its schema \(model_id: 'x\\n<!--"),
+        ({"params": float("nan")}, r"not valid JSON \(NaN is not a number JSON allows"),
+    ],
+)
+def test_a_malformed_manifest_is_refused_naming_it(
+    tmp_path: Path, changes: dict[str, object], match: str
+) -> None:
+    card = tmp_path / "card.md"
+    card.write_text(f"{BEGIN}\n{END}\n")
+    with pytest.raises(InputFileError, match=r"^manifest .*m\.json: " + match):
+        update_card(manifest=_student_manifest(tmp_path, **changes), card=card)
+    assert card.read_text() == f"{BEGIN}\n{END}\n"
+
+
+def test_cli_card_a_manifest_without_figures_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = tmp_path / "card.md"
+    card.write_text(f"{BEGIN}\n{END}\n")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"op_types": {}, "output": {}}')  # was a KeyError: 'model_id'
+    assert main(["card", "--manifest", str(bad), "--card", str(card)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.json: not an export manifest" in err
+    assert "Traceback" not in err
+
+
+INJECTED = "x\n<!-- figures:end -->\n# PWNED"
+
+
+def test_a_manifest_value_cannot_write_markers_into_the_card(tmp_path: Path) -> None:
+    card = tmp_path / "card.md"
+    card.write_text(f"{BEGIN}\n{END}\n")
+    doc = json.loads(STUDENT_MANIFEST.read_text())
+    for name, value in (("image", INJECTED), ("image", "a`b"), ("image", "<b>x</b>")):
+        doc["parity"][0][name] = value
+        _student_manifest(tmp_path, parity=doc["parity"])
+        with pytest.raises(
+            InputFileError, match=r"^manifest .*m\.json: parity/0/image '.*' holds a line break"
+        ):
+            update_card(manifest=tmp_path / "m.json", card=card)
+    versions = {"torch": "2.13.0 | pwned"}
+    _student_manifest(tmp_path, export={**doc["export"], "versions": versions})
+    with pytest.raises(InputFileError, match=r"export/versions/torch '2\.13\.0 \| pwned' holds"):
+        update_card(manifest=tmp_path / "m.json", card=card)
+    assert card.read_text() == f"{BEGIN}\n{END}\n"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "where"),
+    [
+        ("command", "vmafx-saliency eval\n<!-- evaluation:end -->\n# PWNED", "command"),
+        ("command", "eval <script>alert(1)</script>", "command"),
+        ("protocol", {"name": "deployment", "description": "<img src=x>"}, "protocol/description"),
+        ("tool", "0.1`", "tool"),
+    ],
+)
+def test_a_summary_value_cannot_write_markers_or_html_into_the_card(
+    tmp_path: Path, field: str, value: object, where: str
+) -> None:
+    doc = json.loads(REPORT.read_text())
+    doc[field] = value
+    report = tmp_path / "s.json"
+    report.write_text(json.dumps(doc))
+    card = tmp_path / "card.md"
+    card.write_text(f"{EVAL_BEGIN}\n{EVAL_END}\n")
+    with pytest.raises(
+        InputFileError,
+        match=rf"^evaluation summary .*s\.json: {where} '.*' holds a line break.*: write it with",
+    ):
+        update_evaluation(report=report, card=card)
+    assert card.read_text() == f"{EVAL_BEGIN}\n{EVAL_END}\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"{BEGIN}\nx\n{END}\n# PWNED\n{END}\n",  # what the injected manifest left behind
+        f"{BEGIN}\n{BEGIN}\n{END}\n",
+        f"{END}\n{BEGIN}\n",
+        f"{BEGIN}\nno end\n",
+    ],
+)
+def test_check_refuses_duplicated_or_misordered_markers(tmp_path: Path, body: str) -> None:
+    card = tmp_path / "card.md"
+    card.write_text(body)
+    for check in (True, False):
+        with pytest.raises(InputFileError, match=r"^model card .*card\.md: \d '<!-- figures:begin"):
+            update_card(manifest=STUDENT_MANIFEST, card=card, check=check)
+    assert card.read_text() == body
+
+
+def test_cli_check_fails_on_a_card_with_a_stray_end_marker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = tmp_path / "card.md"
+    card.write_text(f"{BEGIN}\n{END}\n")
+    manifest = ["--manifest", str(STUDENT_MANIFEST), "--card", str(card)]
+    assert main(["card", *manifest]) == 0
+    card.write_text(card.read_text() + f"# PWNED\n{END}\n")
+    capsys.readouterr()
+    assert main(["card", *manifest, "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 '<!-- figures:end -->' lines" in err
+
+
+def test_a_marker_mentioned_in_prose_is_not_a_marker(tmp_path: Path) -> None:
+    card = tmp_path / "card.md"
+    card.write_text(f"Add `{BEGIN}` and `{END}` lines.\n\n{BEGIN}\n{END}\n")
+    assert update_card(manifest=STUDENT_MANIFEST, card=card).changed
+    assert card.read_text().startswith(f"Add `{BEGIN}` and `{END}` lines.\n\n{BEGIN}\nGenerated")
+
+
+def _recorded_command(card: Path, begin: str) -> list[str]:
+    block = card.read_text().split(begin, 1)[1]
+    line = re.search(r"`(vmafx-saliency card [^`]+)` \(run from the repository root\)", block)
+    assert line, block[:300]
+    return shlex.split(line.group(1))[1:]
+
+
+def test_the_recorded_command_runs_from_the_repository_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "docs").mkdir()
+    manifest = tmp_path / "models" / "student.onnx.manifest.json"
+    manifest.write_bytes(STUDENT_MANIFEST.read_bytes())
+    card = tmp_path / "docs" / "card.md"
+    card.write_text(f"{BEGIN}\n{END}\n")
+    update_card(manifest=manifest, card=card)
+    args = _recorded_command(card, BEGIN)
+    manifest_arg = ["--manifest", "models/student.onnx.manifest.json"]
+    assert args == ["card", *manifest_arg, "--card", "docs/card.md"]
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, "--check"]) == 0
+
+
+def test_the_committed_cards_commands_run_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    for begin in (BEGIN, EVAL_BEGIN):
+        assert main([*_recorded_command(STUDENT_CARD, begin), "--check"]) == 0
+    mirror = _recorded_command(MIRROR_CARD, BEGIN)
+    assert mirror[:3] == ["card", "--manifest", "models/u2netp_mirror_v1.onnx.manifest.json"]
+
+
+def test_a_card_outside_a_repository_names_its_folder(tmp_path: Path) -> None:
+    card = tmp_path / "card.md"
+    card.write_text(f"{BEGIN}\n{END}\n")
+    update_card(manifest=STUDENT_MANIFEST, card=card)
+    assert "--card card.md` (run from its folder)" in card.read_text()
+
+
+def test_a_path_a_card_cannot_show_is_a_usage_error(tmp_path: Path) -> None:
+    manifest = tmp_path / "a|b.json"
+    manifest.write_bytes(STUDENT_MANIFEST.read_bytes())
+    card = tmp_path / "card.md"
+    card.write_text(f"{BEGIN}\n{END}\n")
+    with pytest.raises(UsageError, match=r"a path holds a line break, .*rename or move"):
+        update_card(manifest=manifest, card=card)

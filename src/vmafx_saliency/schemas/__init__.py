@@ -1,7 +1,8 @@
 """The JSON Schemas of the documents the product writes and reads, and their validators.
 
-``registry``, ``sidecar``, ``eval-summary``, ``comparison`` and ``features`` (the
-extractor's JSON output, described in ``docs/output.md``): each is package data,
+``registry``, ``sidecar``, ``eval-summary``, ``comparison``, ``features`` (the
+extractor's JSON output, described in ``docs/output.md``) and ``export-manifest``
+(what ``export`` and ``train`` write beside a model): each is package data,
 ``<name>.schema.json`` beside this module, so a pipeline can validate against
 the very file the product checks with (:func:`path`).
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 __all__ = ["NAMES", "path", "problems", "schema", "validator"]
 
-NAMES = ("registry", "sidecar", "eval-summary", "comparison", "features")
+NAMES = ("registry", "sidecar", "eval-summary", "comparison", "features", "export-manifest")
 
 
 def path(name: str) -> Path:

@@ -65,6 +65,9 @@ def test_mirror_manifest(mirror_onnx: Path, checkpoint_path: Path) -> None:
     doc = json.loads(text)
     assert text == json.dumps(doc, indent=2, sort_keys=True) + "\n"
     assert doc["schema"] == export.MANIFEST_SCHEMA
+    from vmafx_saliency import schemas
+
+    assert schemas.problems("export-manifest", doc) == []  # what 'card --manifest' takes
     assert doc["model_id"] == "u2netp_mirror_v1"
     assert doc["params"] == 1_131_181
     assert doc["output"] == {

@@ -12,8 +12,12 @@ from vmafx_saliency.supply import registry as reg
 def test_schemas_are_valid_draft_2020_12() -> None:
     import jsonschema
 
-    for name in ("registry", "sidecar", "comparison"):
-        path = ROOT / "src" / "vmafx_saliency" / "schemas" / f"{name}.schema.json"
+    from vmafx_saliency import schemas
+
+    folder = ROOT / "src" / "vmafx_saliency" / "schemas"
+    assert sorted(schemas.NAMES) == sorted(p.name[:-12] for p in folder.glob("*.schema.json"))
+    for name in schemas.NAMES:
+        path = folder / f"{name}.schema.json"
         jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
 
 
