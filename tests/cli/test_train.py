@@ -116,3 +116,38 @@ def test_cli_defaults_equal_the_library_defaults() -> None:
     assert choices["teacher_input"] == train.TEACHER_INPUTS
     assert choices["loss"] == train.LOSSES
     assert choices["precision"] == train.PRECISIONS
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--out", "x", "--no-default-images"],
+        ["views", "synth", "--out", "x", "--recipe", "mix", "--no-default-images"],
+    ],
+)
+def test_no_default_images_without_images_is_a_usage_error(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not ignored for MSRA-B: the split would have no folder the user asked for.
+    def never(**kwargs: Any) -> Any:
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(train, "run_training", never)
+    monkeypatch.setattr(train, "collect_samples", never)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "error: --no-default-images without --images: the split needs images" in err
+
+
+def test_the_image_folders_train_splits() -> None:
+    parser = argparse.ArgumentParser()
+    _cli_train.register(parser.add_subparsers(dest="command"))
+
+    def dirs(*extra: str) -> list[Path]:
+        return _cli_train.train_image_dirs(parser.parse_args(["train", "--out", "x", *extra]))
+
+    assert dirs() == [train.DEFAULT_IMAGES]
+    assert dirs("--images", "a") == [train.DEFAULT_IMAGES, Path("a")]
+    assert dirs("--images", "a", "--no-default-images") == [Path("a")]
+    assert dirs("--gt-root", "g", "--no-default-images") == []  # the --gt-root pairs alone

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from vmafx_saliency._util import positive_int
 from vmafx_saliency.cli.options import Subparsers, add_action_group, add_command
+from vmafx_saliency.errors import UsageError
 from vmafx_saliency.science.train.config import (
     DEFAULT_IMAGES,
     DEFAULT_TEACHER,
@@ -102,11 +103,18 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def train_image_dirs(args: argparse.Namespace) -> list[Path]:
-    """The folders that `train` splits (and `views synth` must split alike)."""
-    image_dirs = [Path(p) for p in args.images] if args.images else [DEFAULT_IMAGES]
-    if args.images and not args.no_default_images:
-        image_dirs.insert(0, DEFAULT_IMAGES)
-    return image_dirs
+    """The folders that `train` splits (and `views synth` must split alike).
+
+    --no-default-images leaves the --images folders, or only the --gt-root pairs;
+    with neither, the split would have no images: refused, never ignored.
+    """
+    if args.no_default_images and not args.images and not args.gt_root:
+        raise UsageError(
+            "--no-default-images without --images: the split needs images; give --images DIR "
+            "(or --gt-root DIR), or leave out --no-default-images to use MSRA-B"
+        )
+    given = [Path(p) for p in args.images or ()]
+    return given if args.no_default_images else [DEFAULT_IMAGES, *given]
 
 
 def _run(args: argparse.Namespace, cfg: TrainConfig, image_dirs: list[Path]) -> TrainResult:

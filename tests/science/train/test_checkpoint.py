@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ pytest.importorskip("PIL")
 from tests._train import TINY, _arrays, _assert_init_from_refused  # noqa: E402
 from vmafx_saliency.errors import (  # noqa: E402
     InputFileError,
+    UsageError,
 )
 from vmafx_saliency.science import train  # noqa: E402
 
@@ -110,3 +112,35 @@ def test_an_unreadable_checkpoint_is_not_called_unparseable(tmp_path: Path) -> N
     # A folder stands for any file that cannot be read: the checkpoint may be fine.
     with pytest.raises(InputFileError, match=r"--resume from .*: cannot be read \(.*\): check"):
         train.load_checkpoint(tmp_path, flag="--resume from")
+
+
+def test_resume_from_a_checkpoint_whose_tensors_do_not_fit_says_to_start_afresh(
+    tmp_path: Path,
+) -> None:
+    # Its config is this run's, a tensor is sliced: torch's load_state_dict would raise.
+    cfg = dataclasses.replace(TINY, crop=32, epochs=2)
+    checkpoint = tmp_path / "checkpoint.pt"
+    train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=checkpoint, stop_after=1)
+    state = torch.load(checkpoint, weights_only=True)
+    name = next(iter(state["model"]))
+    state["model"][name] = state["model"][name][:1]
+    torch.save(state, checkpoint)
+    with pytest.raises(
+        InputFileError,
+        match=r"--resume from .*checkpoint\.pt: its weights or records do not fit this run's "
+        rf"net \(.*size mismatch for {re.escape(name)}.*\): start afresh without --resume",
+    ):
+        train.train_student(cfg, _arrays(4, 0), _arrays(2, 1), checkpoint=checkpoint, resume=True)
+
+
+def test_resume_without_a_checkpoint_is_refused(tmp_path: Path) -> None:
+    # A mistyped --out would otherwise start a long run afresh without a word.
+    with pytest.raises(UsageError, match=r"--resume: no checkpoint .*nothing\.pt to resume from"):
+        train.train_student(
+            dataclasses.replace(TINY, crop=32),
+            _arrays(4, 0),
+            _arrays(2, 1),
+            checkpoint=tmp_path / "nothing.pt",
+            resume=True,
+        )
+    assert not (tmp_path / "nothing.pt").exists()

@@ -115,11 +115,19 @@ def test_init_from_a_checkpoint_of_another_stem_is_refused(tmp_path: Path) -> No
     _assert_init_from_refused(narrow, UsageError, want, tmp_path)
 
 
+def _relu_graph() -> bytes:
+    from onnx import helper
+
+    return _conv_graph([helper.make_node("Relu", ["x"], ["y"])], [])
+
+
 @pytest.mark.parametrize(
     ("content", "said"),
     [
-        (b"not a protobuf \xff\xfe", "cannot read it as ONNX"),
-        (b"", "holds no Conv node: give a student exported by `train`"),  # an empty ModelProto
+        # The scanner reads the file first: bytes that are no ModelProto stop there.
+        (b"not a protobuf \xff\xfe", r"the scanner refuses it \(not an ONNX model"),
+        (b"", r"the scanner refuses it \(not an ONNX model: the file is empty"),
+        (_relu_graph(), "holds no Conv node: give a student exported by `train`"),
     ],
 )
 def test_init_from_a_file_that_is_not_a_student_is_refused(
@@ -130,6 +138,70 @@ def test_init_from_a_file_that_is_not_a_student_is_refused(
     cfg = dataclasses.replace(TINY, crop=32, init_from=str(bad))
     with pytest.raises(InputFileError, match=f"model.onnx: {said}"):
         train.check_init_from(cfg)  # what run_training asks first
+    if content.startswith(b"not"):  # the parser alone says so in its words
+        with pytest.raises(InputFileError, match=r"model\.onnx: cannot read it as ONNX"):
+            train.folded_convs(bad)
+
+
+def _one_conv(tmp_path: Path, weight: object) -> Path:
+    """A file of one Conv whose weight is the initialiser ``weight``."""
+    from onnx import helper
+
+    path = tmp_path / "one_conv.onnx"
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], name="c", pads=[1, 1, 1, 1])
+    path.write_bytes(_conv_graph([conv], [weight]))
+    return path
+
+
+def test_init_from_a_conv_weight_that_does_not_decode_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    from onnx import TensorProto
+
+    # Dims of 432 floats, 4 bytes of data: numpy cannot reshape it.
+    short = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[16, 3, 3, 3], raw_data=b"1234")
+    cfg = dataclasses.replace(TINY, crop=32, init_from=str(_one_conv(tmp_path, short)))
+    with pytest.raises(InputFileError, match=r"one_conv\.onnx: Conv weight 'w' does not decode"):
+        train.check_init_from(cfg)
+
+
+def test_init_from_a_weight_in_an_external_file_is_refused_by_the_scanner(
+    tmp_path: Path,
+) -> None:
+    from onnx import TensorProto
+
+    outside = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1, 3, 3, 3])
+    outside.data_location = TensorProto.EXTERNAL
+    entry = outside.external_data.add()
+    entry.key, entry.value = "location", "weights.bin"
+    path = _one_conv(tmp_path, outside)
+    cfg = dataclasses.replace(TINY, crop=32, init_from=str(path))
+    with pytest.raises(InputFileError, match=r"the scanner refuses it \(.*external file"):
+        train.check_init_from(cfg)
+    # The parser alone opens no file the tensor names either.
+    with pytest.raises(InputFileError, match="Conv weight 'w' is kept in an external file"):
+        train.folded_convs(path)
+
+
+def test_init_from_is_scanned_before_it_is_parsed(tmp_path: Path) -> None:
+    from onnx import helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((1, 3, 3, 3), np.float32), name="w")
+    conv = helper.make_node("Conv", ["x", "w"], ["c"], name="c", pads=[1, 1, 1, 1])
+    path = tmp_path / "odd.onnx"
+    path.write_bytes(_conv_graph([conv, helper.make_node("Tanh", ["c"], ["y"])], [weight]))
+    cfg = dataclasses.replace(TINY, crop=32, init_from=str(path))
+    with pytest.raises(InputFileError, match=r"odd\.onnx: the scanner refuses it"):
+        train.check_init_from(cfg)  # before: parsed, then refused as "not a student"
+
+
+def test_init_from_an_onnx_over_the_model_cap_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.onnx"
+    with big.open("wb") as f:
+        f.truncate((50 << 20) + 1)  # sparse: costs no disk
+    cfg = dataclasses.replace(TINY, crop=32, init_from=str(big))
+    with pytest.raises(InputFileError, match=r"big\.onnx: 52,428,801 bytes, over the cap"):
+        train.check_init_from(cfg)
 
 
 def test_init_from_a_missing_onnx_is_refused(tmp_path: Path) -> None:

@@ -89,7 +89,16 @@ def test_labels_of_another_protocol_are_made_again_and_stale_ones_removed(
     assert provenance["images"] == {s.sha256: s.path.name for s in samples[:4]}
 
 
-@pytest.mark.parametrize("text", ["[]", '{"images": 3}', "not json"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        '{"images": 3}',
+        "not json",
+        # Nested past the parser's recursion: unreadable too, never a RecursionError.
+        pytest.param("[" * 200_000 + "]" * 200_000, id="nested-200k-deep"),
+    ],
+)
 def test_a_provenance_of_another_shape_only_means_labelling_again(
     tmp_path: Path, six_images: Path, tiny_teacher: Path, text: str
 ) -> None:
@@ -245,3 +254,59 @@ def test_a_missing_teacher_says_where_train_looks_by_default(tmp_path: Path) -> 
     ):
         train.load_teacher(tmp_path / "missing.onnx")
     assert train.DEFAULT_TEACHER.is_absolute()  # the hint works from any folder
+
+
+def test_a_damaged_cached_label_says_to_delete_the_cache(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    # Labels are written atomically: a cut one is no interrupted run of ours, and is
+    # said, not relabelled silently.
+    samples = train.collect_samples([six_images])[:2]
+    stats = _ensure(samples, tiny_teacher, tmp_path)
+    label = stats.cache_dir / f"{samples[1].sha256}.png"
+    label.write_bytes(label.read_bytes()[:100])
+    with pytest.raises(
+        InputFileError,
+        match=rf"cached teacher label \S+{samples[1].sha256}\.png is damaged \(.*\): delete "
+        rf"the cache folder {re.escape(str(stats.cache_dir))} and run again",
+    ):
+        train.load_arrays(samples, stats.cache_dir, (32, 32))
+
+
+def _claimed_size_png(path: Path, width: int, height: int) -> None:
+    """A small grey PNG whose header claims ``width`` x ``height`` (a decompression bomb's)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (4, 4)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data[12:29]  # "IHDR" + 13 bytes of header; its CRC follows
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("size", "said"),
+    [
+        ((8_000, 8_000), r": 8000x8000 pixels, over the 50,000,000"),  # our cap
+        ((20_000, 10_000), r" \(.*decompression bomb"),  # past PIL's own limit too
+    ],
+)
+def test_a_gt_mask_past_the_pixel_cap_is_refused_in_one_line(
+    tmp_path: Path, six_images: Path, size: tuple[int, int], said: str
+) -> None:
+    root = tmp_path / "duts-like"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    path = train.list_images(six_images)[0]
+    shutil.copy(path, root / "images" / path.name)
+    _claimed_size_png(root / "masks" / f"{path.stem}.png", *size)
+    samples = train.collect_samples([], gt_root=root)
+    with pytest.raises(InputFileError, match=rf"masks/{path.stem}\.png{said}"):
+        train.load_arrays(samples, tmp_path, (32, 32))

@@ -48,6 +48,9 @@ def test_train_end_to_end_on_six_images(
     assert onnxscan.scan_bytes(data).violations == ()
     contract.check_contract_bytes(data, source="student")
     manifest = json.loads(result.manifest.read_text())
+    from vmafx_saliency import schemas
+
+    assert schemas.problems("export-manifest", manifest) == []  # what 'card --manifest' takes
     assert manifest["model_id"] == "saliency_student_v2"
     assert manifest["output"]["sha256"] == sha256_bytes(data)
     assert manifest["source"]["type"] == "fork-trained"
@@ -245,3 +248,51 @@ def test_an_image_linked_into_the_label_cache_is_refused(
         train.run_training(out_dir=tmp_path / "run", image_dirs=[folder], cache_root=cache,
                            teacher=tiny_teacher, cfg=TINY, progress=None)  # fmt: skip
     assert kept.is_file()
+
+
+def test_resume_without_a_checkpoint_in_out_is_refused_before_labelling(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path
+) -> None:
+    with pytest.raises(UsageError, match=r"--resume: no checkpoint .*typo/checkpoint\.pt"):
+        train.run_training(
+            out_dir=tmp_path / "typo",
+            image_dirs=[six_images],
+            teacher=tiny_teacher,
+            cache_root=tmp_path / "cache",
+            cfg=TINY,
+            resume=True,
+            progress=None,
+        )
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        (None, r"--parity-images: image folder .*parity not found"),
+        ({"a.png": b"not a png"}, r"cannot decode .*parity/a\.png"),
+    ],
+)
+def test_bad_parity_images_are_refused_before_labelling(
+    tmp_path: Path,
+    six_images: Path,
+    tiny_teacher: Path,
+    files: dict[str, bytes] | None,
+    said: str,
+) -> None:
+    parity = tmp_path / "parity"
+    if files is not None:
+        parity.mkdir()
+        for name, data in files.items():
+            (parity / name).write_bytes(data)
+    with pytest.raises(InputFileError, match=said):
+        train.run_training(
+            out_dir=tmp_path / "run",
+            image_dirs=[six_images],
+            teacher=tiny_teacher,
+            cache_root=tmp_path / "cache",
+            cfg=TINY,
+            parity_images=parity,
+            progress=None,
+        )
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()

@@ -135,11 +135,26 @@ def split_samples(
     order = rng.permutation(len(ordered))
     n_val = max(1, round(len(ordered) * val_fraction))
     if n_val >= len(ordered):
-        raise UsageError(f"{len(ordered)} image(s) are too few for a validation split")
+        raise _no_training_images(len(ordered), val_fraction)
     val_idx = set(int(i) for i in order[:n_val])
     train = [s for i, s in enumerate(ordered) if i not in val_idx]
     val = [s for i, s in enumerate(ordered) if i in val_idx]
     return train, val
+
+
+def _no_training_images(count: int, val_fraction: float) -> UsageError:
+    """A split with every image in validation (at least one always is): say what to change."""
+    if count < 2:
+        return UsageError(
+            f"{count} image: too few to split into training and validation images: give "
+            "more images (--images, --gt-root)"
+        )
+    largest = math.floor((count - 1) / count * 100) / 100  # rounded down: it must still fit
+    return UsageError(
+        f"--val-fraction {val_fraction} of {count} images leaves no training images: give a "
+        f"smaller --val-fraction (at most {largest} here; the default is "
+        f"{TrainConfig().val_fraction}) or more images"
+    )
 
 
 def image_list_sha256(samples: Iterable[Sample]) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from vmafx_saliency import __version__
-from vmafx_saliency._util import require, sha256_bytes
+from vmafx_saliency._util import read_capped, require, sha256_bytes
 from vmafx_saliency.errors import ExportError, InputFileError
 from vmafx_saliency.science.train.config import MODEL_ID, PARITY_IMAGES, TrainConfig
 from vmafx_saliency.science.train.data import (
@@ -54,13 +54,23 @@ class StudentExport:
 
 
 def parity_inputs(images: Path | None = None) -> list[Any]:
-    """Real images pre-processed the deployment way at :data:`PARITY_SIZES`."""
+    """Real images pre-processed the deployment way at :data:`PARITY_SIZES`.
+
+    ``images``: a folder the user named (``--parity-images``), which must hold
+    images that decode; without one, the shared images, else generated ones.
+    ``train`` calls this before labelling too, so a bad folder costs no epochs.
+    """
     from vmafx_saliency.supply.export import ParityInput, synthetic_image
     from vmafx_saliency.video.extract import preprocess
 
     torch_free = []
-    folder = images if images is not None else PARITY_IMAGES
-    files = list_images(folder) if folder.is_dir() else []
+    if images is not None:
+        try:
+            files = list_images(images)
+        except InputFileError as exc:
+            raise InputFileError(f"--parity-images: {exc}") from exc
+    else:
+        files = list_images(PARITY_IMAGES) if PARITY_IMAGES.is_dir() else []
     for index, size in enumerate(PARITY_SIZES):
         if files:
             path = files[index % len(files)]
@@ -230,22 +240,45 @@ def student_manifest(
 # --- back from the file (--init-from) ---------------------------------------
 
 
-def read_student_onnx(path: Path) -> bytes:
-    """The bytes of the student ONNX that ``--init-from`` names."""
+def _conv_tensor(torch: Any, numpy_helper: Any, path: Path, tensor: Any) -> Any:
+    """A Conv initialiser as a torch tensor; one that does not decode is refused."""
+    if len(tensor.external_data) or tensor.data_location == 1:  # TensorProto.EXTERNAL
+        # onnx would open the file the tensor names: the product reads no file so named.
+        raise InputFileError(
+            f"--init-from {path}: Conv weight {tensor.name!r} is kept in an external file: "
+            "give a student exported by `train` (its weights inside the .onnx)"
+        )
     try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise InputFileError(f"--init-from {path}: no such file") from exc
-    except OSError as exc:
-        raise InputFileError(f"--init-from {path}: cannot read it: {exc}") from exc
+        return torch.from_numpy(numpy_helper.to_array(tensor).copy())
+    except Exception as exc:
+        # Any way the tensor's bytes fail to be its shape and type (numpy's reshape,
+        # onnx's checks of external data, a dtype torch lacks) is one answer: broken.
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputFileError(
+            f"--init-from {path}: Conv weight {tensor.name!r} does not decode ({first}): "
+            "give a student exported by `train`"
+        ) from exc
+
+
+def read_student_onnx(path: Path) -> bytes:
+    """The bytes of the student ONNX that ``--init-from`` names, under the model-file cap."""
+    from vmafx_saliency.supply.scan import DEFAULT_MAX_BYTES
+
+    return read_capped(
+        path,
+        cap=DEFAULT_MAX_BYTES,
+        what="--init-from",
+        missing="give a run's checkpoint.pt or a student ONNX",
+    )
 
 
 def folded_convs(path: Path, data: bytes | None = None) -> list[tuple[Any, Any]]:
     """An exported student's Conv weights and biases, in graph order, as torch tensors.
 
-    ``data``: the file's bytes, if the caller has read them already. Only the
-    Conv initialisers are read here; :func:`init_from_onnx` runs the graph,
-    after the scanner, to check the net loaded from them.
+    ``data``: the file's bytes, if the caller has read them already (the callers
+    in :mod:`.init_from` pass bytes the scanner has passed: a hostile file meets
+    our walk before onnx's parser). Only the Conv initialisers are read here;
+    :func:`init_from_onnx` runs the graph to check the net loaded from them.
     """
     torch = require_torch()
     onnx = require("onnx", purpose="training", extra="train")
@@ -279,7 +312,7 @@ def folded_convs(path: Path, data: bytes | None = None) -> list[tuple[Any, Any]]
                 f"--init-from {path}: Conv {node.name or '?'} takes its weights from another "
                 "node, not from the file's initialisers: give a student exported by `train`"
             )
-        tensors = [torch.from_numpy(numpy_helper.to_array(weights[n]).copy()) for n in names]
+        tensors = [_conv_tensor(torch, numpy_helper, path, weights[n]) for n in names]
         convs.append((tensors[0], tensors[1] if len(tensors) > 1 else None))
     if not convs:
         raise InputFileError(

@@ -95,11 +95,26 @@ def check_init_from(cfg: TrainConfig) -> None:
         return
     from vmafx_saliency.nets.student import match_convs
 
-    convs = folded_convs(path)
+    convs = folded_convs(path, scanned_onnx(path))
     try:
         match_convs(build_student(cfg), [tuple(weight.shape) for weight, _ in convs])
     except ValueError as exc:
         raise _not_this_student(cfg, path, exc) from exc
+
+
+def scanned_onnx(path: Path) -> bytes:
+    """The ``--init-from`` ONNX's bytes, read under the model-file cap and passed by the
+    op-allowlist scanner (in a child, under its budget) before any parser reads them."""
+    from vmafx_saliency.supply.scan import scan_bounded
+
+    data = read_student_onnx(path)
+    report = scan_bounded(data, path=str(path))
+    if not report.allowed:
+        raise InputFileError(
+            f"--init-from {path}: the scanner refuses it ({report.violations[0].detail}): "
+            f"run `vmafx-saliency scan {path}` for the report"
+        )
+    return data
 
 
 def init_from_onnx(cfg: TrainConfig, net: Any, path: Path, planes: np.ndarray) -> None:
@@ -112,34 +127,44 @@ def init_from_onnx(cfg: TrainConfig, net: Any, path: Path, planes: np.ndarray) -
     or with other strides or padding, would otherwise load without a word.
     """
     from vmafx_saliency.nets.student import load_folded
-    from vmafx_saliency.supply.export import ParityInput, parity_check
-    from vmafx_saliency.supply.scan import scan_bytes
 
     torch = require_torch()
-    data = read_student_onnx(path)
-    report = scan_bytes(data, path=str(path))
-    if not report.allowed:
-        raise InputFileError(
-            f"--init-from {path}: the scanner refuses it ({report.violations[0].detail}): "
-            f"run `vmafx-saliency scan {path}` for the report"
-        )
+    data = scanned_onnx(path)
     sample = deployment_input(torch.from_numpy(np.ascontiguousarray(planes[:ONNX_INIT_PLANES])))
     try:
         load_folded(net, folded_convs(path, data), sample)
     except ValueError as exc:
         raise _not_this_student(cfg, path, exc) from exc
-    planes_in = [
-        ParityInput(f"training plane {i}", x[None].numpy()) for i, x in enumerate(sample[:2])
-    ]
-    # The export's own comparison, with no tolerance, so the refusal below can say how far.
-    figures = parity_check(net, data, planes_in, math.inf)
-    diff = max(figure.max_abs_diff for figure in figures)
+    diff = _distance_to_file(net, path, data, sample[:2])
     if diff > PARITY_TOLERANCE:
         raise UsageError(
             f"--init-from {path}: the net loaded from its convolutions differs from "
             f"the file's own map by up to {diff:.2e} (tolerance {PARITY_TOLERANCE}): "
             "its graph is not a StudentUNet as `train` exports it"
         )
+
+
+def _distance_to_file(net: Any, path: Path, data: bytes, sample: Any) -> float:
+    """How far ``net`` is from the file's own map on ``sample``, in ONNX Runtime.
+
+    The graph runs in a budgeted child first (the deployment contract), so a
+    hostile one costs at most that budget; then the export's own comparison,
+    with no tolerance, so the caller's refusal can say how far.
+    """
+    from vmafx_saliency.errors import ContractError, ExportError
+    from vmafx_saliency.supply import contract
+    from vmafx_saliency.supply.export import ParityInput, parity_check
+
+    planes_in = [ParityInput(f"training plane {i}", x[None].numpy()) for i, x in enumerate(sample)]
+    try:
+        contract.check_contract_bytes(data, source=str(path))
+        figures = parity_check(net, data, planes_in, math.inf)
+    except (ContractError, ExportError) as exc:
+        raise InputFileError(
+            f"--init-from {path}: ONNX Runtime cannot run it as a student ({exc}): give a "
+            "student exported by `train`"
+        ) from exc
+    return max(figure.max_abs_diff for figure in figures)
 
 
 def start_from_init(cfg: TrainConfig, net: Any, planes: np.ndarray) -> None:
@@ -164,5 +189,6 @@ __all__ = [
     "check_checkpoint_architecture",
     "check_init_from",
     "init_from_onnx",
+    "scanned_onnx",
     "start_from_init",
 ]

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from vmafx_saliency._util import atomic_write_bytes
+from vmafx_saliency._util import atomic_write_bytes, decode_image, json_loads, read_capped
 from vmafx_saliency.errors import ExportError, InputFileError, UsageError
 from vmafx_saliency.science.train.config import DEFAULT_TEACHER, MODEL_ID, TEACHER_INPUTS
 from vmafx_saliency.science.train.data import (
@@ -151,9 +151,17 @@ def label_to_png(label: np.ndarray) -> bytes:
 
 
 def png_to_label(path: Path) -> np.ndarray:
-    pil_image = require_pil_image()
-    with pil_image.open(path) as img:
-        return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    """A cached label as float32 [H, W] in [0, 1]; a damaged one is refused, never relabelled:
+    labels are written atomically, so a bad one is tampering or a failing disk to look at."""
+    try:
+        grey = decode_image(require_pil_image(), path, mode="L")
+    except InputFileError as exc:
+        why = exc.__cause__ if exc.__cause__ is not None else "more pixels than a label holds"
+        raise InputFileError(
+            f"cached teacher label {path} is damaged ({why}): delete the cache folder "
+            f"{path.parent} and run again (its labels are made anew)"
+        ) from exc
+    return np.asarray(grey, dtype=np.float32) / 255.0
 
 
 @dataclass(frozen=True)
@@ -235,6 +243,8 @@ def ensure_labels(
 
 
 _LABEL_NAME = re.compile(r"[0-9a-f]{64}\.png")  # a label: the image's sha256
+# About 120 bytes an image: far more than any image set of ours (MSRA-B: 5,000).
+_MAX_PROVENANCE_BYTES = 64 << 20
 
 
 def _cached_images(
@@ -246,8 +256,9 @@ def _cached_images(
     readable provenance), are deleted, to be made again: the cache is the
     product's own, and its provenance must describe every label in it.
     """
-    with contextlib.suppress(ValueError, OSError):
-        old = json.loads(provenance_path.read_text(encoding="utf-8"))
+    # Unreadable (missing, too big, not JSON, nested too deep): no protocol known.
+    with contextlib.suppress(ValueError, OSError, InputFileError):
+        old = json_loads(read_capped(provenance_path, cap=_MAX_PROVENANCE_BYTES, what="provenance"))
         images = old.get("images") if isinstance(old, dict) else None
         if (
             isinstance(images, dict)
@@ -297,9 +308,8 @@ def load_arrays(samples: Sequence[Sample], cache_dir: Path, size: tuple[int, int
         luma[i] = luma_plane(load_rgb(sample.path), size)
         if sample.mask is None:
             target = png_to_label(cache_dir / f"{sample.sha256}.png")
-        else:
-            with pil_image.open(sample.mask) as img:
-                target = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        else:  # a --gt-root mask: the capped reader, as for every image
+            target = np.asarray(decode_image(pil_image, sample.mask, mode="L"), np.float32) / 255
         if target.shape != size:
             from vmafx_saliency.video.resize import resize_plane
 

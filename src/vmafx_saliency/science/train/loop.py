@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from vmafx_saliency._util import atomic_write_bytes
-from vmafx_saliency.errors import TrainingDivergedError, UsageError
+from vmafx_saliency.errors import InputFileError, TrainingDivergedError, UsageError
 from vmafx_saliency.science.train.checkpoint import load_checkpoint
 from vmafx_saliency.science.train.config import (
     TrainConfig,
@@ -146,10 +146,11 @@ def train_student(  # noqa: PLR0913 -- the library's options, each a keyword of 
     check_schedule(cfg, limit=None, threads=None)
     check_freeze_batchnorm(cfg)
     _seed_everything(torch, run_seed(cfg))
-    resuming = resume and checkpoint.is_file()
-    parts = _build_parts(torch, cfg, train, fresh=not resuming)
+    if resume:
+        check_resumable(checkpoint)
+    parts = _build_parts(torch, cfg, train, fresh=not resume)
     done = _Done()
-    if resuming:
+    if resume:
         done = _resume(torch, cfg, parts, checkpoint)
         if progress is not None:
             print(f"resumed from {checkpoint} after epoch {done.epoch}", file=progress)
@@ -171,6 +172,15 @@ def train_student(  # noqa: PLR0913 -- the library's options, each a keyword of 
         if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
             return done.outcome(interrupted=True)
     return done.outcome()
+
+
+def check_resumable(checkpoint: Path) -> None:
+    """Refuse a ``--resume`` with no checkpoint: a mistyped --out would start afresh unsaid."""
+    if not checkpoint.is_file():
+        raise UsageError(
+            f"--resume: no checkpoint {checkpoint} to resume from: give the --out of the "
+            "interrupted run, or start afresh without --resume"
+        )
 
 
 # --- the loop's steps -------------------------------------------------------
@@ -272,6 +282,20 @@ def _resume(torch: Any, cfg: TrainConfig, parts: _Parts, checkpoint: Path) -> _D
             f"{checkpoint} was written with other hyper-parameters: resume with the same "
             "options, or start afresh without --resume (or with another --out)"
         )
+    try:
+        return _load_state(torch, parts, state)
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        # Its options are this run's, its tensors or records not: cut, edited or foreign.
+        # torch's first line only names the net: its second names the tensor.
+        said = " ".join(line.strip() for line in str(exc).splitlines()[:2]) or type(exc).__name__
+        raise InputFileError(
+            f"--resume from {checkpoint}: its weights or records do not fit this run's net "
+            f"({said[:300]}): start afresh without --resume (or with another --out)"
+        ) from exc
+
+
+def _load_state(torch: Any, parts: _Parts, state: dict[str, Any]) -> _Done:
+    """Load a checkpoint's tensors into ``parts``; where its run stood."""
     parts.net.load_state_dict(state["model"])
     parts.optimizer.load_state_dict(state["optimizer"])
     history = tuple(EpochRecord(**h) for h in state["history"])
@@ -449,6 +473,7 @@ def _save_checkpoint(
 __all__ = [
     "EpochRecord",
     "TrainOutcome",
+    "check_resumable",
     "evaluate_val",
     "train_student",
 ]

@@ -64,6 +64,7 @@ from vmafx_saliency.science.train.export import (
     OPSET,
     StudentExport,
     export_student,
+    parity_inputs,
     student_manifest,
     student_sidecar,
 )
@@ -77,7 +78,7 @@ from vmafx_saliency.science.train.labels import (
     load_arrays,
     load_teacher,
 )
-from vmafx_saliency.science.train.loop import TrainOutcome, train_student
+from vmafx_saliency.science.train.loop import TrainOutcome, check_resumable, train_student
 from vmafx_saliency.science.train.losses import LOSS_DESCRIPTIONS
 from vmafx_saliency.science.train.report import display, dump_json, versions
 from vmafx_saliency.science.train.step import build_student, native_bf16, warn_if_bf16_emulated
@@ -198,9 +199,12 @@ def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of i
     folders = _folders_read(sources, parity=parity_images)
     files = _files_read(teacher=teacher, init_from=cfg.init_from)
     outputs = _Outputs.checked(out_dir, resume=resume, force=force, reads=files + folders)
+    if resume:
+        check_resumable(outputs.checkpoint)
     label_cache = [("--label-cache", cache_root or default_cache_root())]
     check_inputs_spared(folders, folders=label_cache)  # labels are written there
     _check_options(cfg, limit=limit, threads=threads)
+    parity_inputs(parity_images)  # a bad --parity-images folder fails now, not after the epochs
     wall_start = time.perf_counter()
     torch = require_torch()
     warn_if_bf16_emulated(torch, cfg)
@@ -211,7 +215,7 @@ def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of i
     teacher_sha, loaded = _identify_teacher(teacher, cfg.teacher_input)
     plan = _Plan(cfg, sources, data, teacher, teacher_sha, loaded)
     key = plan.data_key()
-    if resume and outputs.checkpoint.is_file():
+    if resume:
         check_resume_data(outputs.checkpoint, key)
     labels = _label(plan, cache_root=cache_root, progress=progress)
     train_a = load_arrays(data.train, labels.cache_dir, cfg.size)
