@@ -327,6 +327,18 @@ def test_compare_mixes_raw_yuv_and_a_container(
     assert main([*argv, "--report", str(tmp_path / "y4m"), "--quiet"]) == 0, capsys.readouterr().err
 
 
+def test_compare_names_the_clip_a_frame_range_selects_nothing_of(
+    videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = _two_tiny(tmp_path)
+    clips = [str(videos_dir / "foreman_cif.mp4"), str(videos_dir / "carphone_pristine.mp4")]
+    argv = ["compare", *clips, "--models", f"{a},{b}", "--frames", "120:122"]
+    assert main([*argv, "--report", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "carphone_pristine.mp4: no frames were selected of its 120: check --frames" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_compare_refuses_a_stream_it_would_read_twice(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

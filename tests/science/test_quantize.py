@@ -174,6 +174,24 @@ def test_refusals_come_before_any_work(tmp_path: Path, calibration: Path, capsys
     # No clip: the Pearson budget would be recorded unmeasured.
     code, _, err = run(capsys, *base, "--no-dataset", "--output", tmp_path / "o.onnx")
     assert code == 2 and "give at least one --clip" in one_line_error(err, "quantize")
+    # --percentile with another method would be ignored: refused.
+    code, _, err = run(capsys, *base, *clip, "--output", tmp_path / "o.onnx", "--percentile", "99")
+    refused = "--percentile 99.0 sets --method percentile's cut, and the method is minmax"
+    assert code == 2 and refused in one_line_error(err, "quantize")
+    # Both ways of naming the parent: which one was meant is not guessed.
+    code, _, err = run(capsys, *base, *clip, "--output", tmp_path / "o.onnx", "--model", "x")
+    assert code == 2 and "--model ID or --model-path, not both" in one_line_error(err, "quantize")
+    # A registered model's files are never outputs, even with --force.
+    import vmafx_saliency
+
+    shipped = Path(vmafx_saliency.__file__).parent / "models" / "saliency_student_v2_int8.onnx"
+    pinned = shipped.read_bytes()
+    code, _, err = run(capsys, *base, *clip, "--output", shipped, "--force")
+    assert code == 2 and (
+        "saliency_student_v2_int8.onnx of the registered model saliency_student_v2_int8, even "
+        "with --force"
+    ) in one_line_error(err, "quantize")
+    assert shipped.read_bytes() == pinned
     # The extractor's cap on threads holds here too.
     code, _, err = run(capsys, *base, *clip, "--output", tmp_path / "o.onnx", "--threads", "257")
     assert code == 2 and "--threads 257: give at most 256" in one_line_error(err, "quantize")

@@ -33,7 +33,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     recipe = QuantRecipe(
         method=args.method,
         per_channel=not args.per_tensor,
-        percentile=args.percentile,
+        percentile=_percentile(args),
         keep_float=tuple(args.keep_float or ()),
     )
     check = q.BudgetCheck(
@@ -66,9 +66,25 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _percentile(args: argparse.Namespace) -> float:
+    """--percentile, for --method percentile only: elsewhere it would be ignored unsaid."""
+    from vmafx_saliency.supply.quantize import QuantRecipe
+
+    if args.percentile is None:
+        return QuantRecipe.percentile
+    if args.method != "percentile":
+        raise UsageError(
+            f"--percentile {args.percentile} sets --method percentile's cut, and the method "
+            f"is {args.method}: add --method percentile, or leave --percentile out"
+        )
+    return float(args.percentile)
+
+
 def _check_outputs(output: Path, parent_files: tuple[Path, ...], *, force: bool) -> None:
-    """Before any work: an .onnx file path, never the parent's files, not clobbered."""
+    """Before any work: an .onnx file path, never the parent's or a registered model's
+    files (a pinned model overwritten stops loading), not clobbered."""
     from vmafx_saliency._util import check_can_write
+    from vmafx_saliency.supply.registry import Registry
 
     if output.suffix != ".onnx" or output.name.startswith("-"):
         raise UsageError(
@@ -79,11 +95,18 @@ def _check_outputs(output: Path, parent_files: tuple[Path, ...], *, force: bool)
         output.with_name(f"{output.stem}.sidecar.json"),
         output.with_name(f"{output.name}.manifest.json"),
     )
+    registered = [(e.id, f) for e in Registry.load().entries() for f in (e.onnx, e.sidecar)]
     for path in written:
         if any(path.resolve() == p.resolve() for p in parent_files):
             raise UsageError(
                 f"--output {output} would overwrite the float model's {path.name}: "
                 "choose another path"
+            )
+        owner = next((i for i, f in registered if path.resolve() == f.resolve()), None)
+        if owner is not None:
+            raise UsageError(
+                f"--output {output} would overwrite {path.name} of the registered model "
+                f"{owner}, even with --force: choose another path"
             )
         check_can_write(path, force=force)
 
@@ -93,7 +116,9 @@ def _parent(args: argparse.Namespace) -> tuple[str, bytes, Sidecar, tuple[Path, 
     from vmafx_saliency.supply import loader
     from vmafx_saliency.supply.registry import Registry, Sidecar, sidecar_beside
 
-    if (args.model is None) == (args.model_path is None):
+    if args.model is not None and args.model_path is not None:
+        raise UsageError("give the float model once: --model ID or --model-path, not both")
+    if args.model is None and args.model_path is None:
         raise UsageError("give the float model: --model ID or --model-path MODEL.onnx")
     if args.model is not None:
         entry = Registry.load().get(args.model)
@@ -152,7 +177,7 @@ def register(sub: Subparsers) -> None:
         help="the first N files of --calibration (default: %(default)s)",
     )
     cal.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
-    cal.add_argument("--percentile", type=float, default=99.999, help="for --method percentile")
+    cal.add_argument("--percentile", type=float, help="for --method percentile (default: 99.999)")
     cal.add_argument("--per-tensor", action="store_true", help="one scale a tensor, not a channel")
     cal.add_argument("--keep-float", nargs="+", metavar="NODE", help="node names left in float")
     budget = p.add_argument_group("the accuracy budget (against the float model)")

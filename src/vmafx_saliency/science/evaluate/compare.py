@@ -164,9 +164,10 @@ def _series(
     video: VideoInput, model: EvalModel, *, block: int, progress: bool
 ) -> tuple[list[int], list[float], dict[int, np.ndarray]]:
     """One model over one clip through the extractor; the block grid of each frame's map."""
-    from vmafx_saliency.video import extract
-    from vmafx_saliency.video.frames import select_frames
+    from vmafx_saliency.video.job import InferencePlan, extract_video
 
+    # One frame at a time: the model's session keeps the threads it was loaded with.
+    plan = InferencePlan(frames=1, threads_per_frame=1)
     grids: dict[int, np.ndarray] = {}
     with video.open() as source:
         info = source.info
@@ -179,12 +180,14 @@ def _series(
             # Only the small block grid is kept per frame, not the map.
             grids[frame_num] = block_grid(plane >= MAP_THRESHOLD, block)
 
-        result = extract.extract(
-            select_frames(source, start=video.start, end=video.end, subsample=video.subsample),
-            model.loaded,
-            pre=model.pre,
-            color_range=info.color_range,
-            progress=extract.Progress(total=None, enabled=progress),
+        # The extractor's own run of a clip: a range past its end warns, or, when it
+        # selects nothing, is refused naming the clip and its length.
+        result, _ = extract_video(
+            source,
+            video,
+            (model.loaded, model.pre, plan),
+            infer_size=None,
+            progress=progress,
             on_map=on_map,
         )
     frames = [f.frame_num for f in result.features]
