@@ -400,6 +400,7 @@ def check_inputs_spared(
     *,
     files: Iterable[tuple[str, Path | None]] = (),
     folders: Iterable[tuple[str, Path | None]] = (),
+    has_force: bool = True,
 ) -> None:
     """Refuse, before any work, a run that would write over one of its own inputs.
 
@@ -408,7 +409,8 @@ def check_inputs_spared(
     ``folders``: the folders it replaces or fills. An output may not be an
     input or lie inside one (a folder read whole would read it back), and an
     output folder may not hold one (replaced whole, it would delete it).
-    --force lets a run replace its earlier outputs, never what it reads.
+    --force lets a run replace its earlier outputs, never what it reads (the
+    message says so where the command has one, ``has_force``).
     """
     inputs = [(what, path, _canonical(path), _inode(path)) for what, path in reads if _named(path)]
     outputs = [(flag, out, False) for flag, out in files if _named(out)]
@@ -420,9 +422,10 @@ def check_inputs_spared(
             same = target == source or (node is not None and node == source_node)  # hard links
             if same or holds or source in target.parents:
                 relation = "is" if same else "holds" if holds else "is in"
+                note = " (--force replaces earlier outputs, never a run's inputs)"
                 raise UsageError(
                     f"{flag} {out} {relation} {what} {path}: give the outputs paths apart "
-                    "from the inputs (--force replaces earlier outputs, never a run's inputs)"
+                    f"from the inputs{note if has_force else ''}"
                 )
 
 

@@ -25,6 +25,7 @@ from vmafx_saliency.errors import (
     UsageError,
 )
 from vmafx_saliency.science import evaluate as ev
+from vmafx_saliency.science.evaluate import report as ev_report
 from vmafx_saliency.supply import registry as reg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +71,8 @@ def test_eval_mirror_on_a_pascal_s_slice(
     assert main([*argv, "--quiet"]) == 0
     assert "u2netp_mirror_v1" in capsys.readouterr().out
     assert {p.name for p in report.iterdir()} == REPORT_FILES
+    # What --force may replace is what the writer writes (REPORT_FILES is kept by hand).
+    assert ev_report.REPORT_FILES[ev.EVAL_MARKER] == REPORT_FILES
 
     doc = json.loads((report / "summary.json").read_text())
     assert ev.validate_summary(doc) == []
@@ -290,6 +293,8 @@ def test_compare_two_tiny_models_on_a_clip(
     assert main(argv) == 0
     assert "tiny_a vs tiny_b over 4 frames" in capsys.readouterr().out
     assert {p.name for p in report.iterdir()} == {"compare.json", "compare.md", "series.png"}
+    # What --force may replace is what the writer writes (REPORT_FILES is kept by hand).
+    assert {p.name for p in report.iterdir()} == ev_report.REPORT_FILES[ev.COMPARE_MARKER]
     doc = json.loads((report / "compare.json").read_text())
     assert doc["schema"] == ev.COMPARE_SCHEMA and doc["models"] == ["tiny_a", "tiny_b"]
     (clip,) = doc["clips"]

@@ -203,6 +203,25 @@ def test_refusals_come_before_any_work(tmp_path: Path, calibration: Path, capsys
     assert sidecar.exists()
 
 
+def test_a_model_path_needs_no_readable_overlay_registry(
+    tmp_path: Path, calibration: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As extract --model-path: the user's broken overlay is no reason to refuse.
+    from tests._jobs import write_tiny
+
+    broken = tmp_path / "overlay.json"
+    broken.write_text("{")
+    monkeypatch.setenv("VMAFX_SALIENCY_REGISTRY", str(broken))
+    model, _ = write_tiny(tmp_path / "m", beside=True)
+    argv: list[str | Path] = ["quantize", "--model-path", model, "--calibration", calibration]
+    code, _, err = run(capsys, *argv, "--no-dataset", "--output", tmp_path / "o.onnx")
+    assert code == 2 and "give at least one --clip" in one_line_error(err, "quantize")
+    # --model reads the registry, the overlay too: there it is reported.
+    argv[1:3] = ["--model", "x"]
+    code, _, err = run(capsys, *argv, "--no-dataset", "--output", tmp_path / "o.onnx")
+    assert code == 2 and "overlay.json is not valid JSON" in one_line_error(err, "quantize")
+
+
 def test_a_parent_replaced_after_the_gate_is_not_quantised(
     tmp_path: Path, calibration: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

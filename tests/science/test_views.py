@@ -257,7 +257,11 @@ def test_views_into_an_image_folder_are_refused(solid_images: Path, tmp_path: Pa
     # There, the next run would read them back as training images.
     paths = train.list_images(solid_images)
     for out in (solid_images, solid_images / "views"):
-        with pytest.raises(UsageError, match=r"--out \S+ (is|is in) the image folder \S+solid"):
+        with pytest.raises(
+            UsageError,
+            match=r"--out \S+ (is|is in) the image folder \S+solid: give the outputs "
+            r"paths apart from the inputs$",  # views synth has no --force to mention
+        ):
             views.make_views(paths, out, recipe="mix", limit=1)
     assert sorted(p.name for p in solid_images.iterdir()) == [f"img{i:02d}.png" for i in range(12)]
 
@@ -266,7 +270,10 @@ def test_a_rerun_with_another_recipe_or_seed_is_refused(solid_images: Path, tmp_
     paths = train.list_images(solid_images)
     out = tmp_path / "v"
     views.make_views(paths, out, recipe="mix", limit=1)
-    assert (out / views.RECIPE_MARKER).read_text() == '{"recipe": "mix", "seed": 6}\n'
+    listing = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in paths)
+    images = hashlib.sha256(listing.encode()).hexdigest()
+    marker = f'{{"recipe": "mix", "seed": 6, "images": "{images}"}}\n'
+    assert (out / views.RECIPE_MARKER).read_text() == marker
     before = _digests(out)
     for recipe, seed, drawn in (
         ("mix", 99, "'mix', seed 99"),
@@ -280,8 +287,11 @@ def test_a_rerun_with_another_recipe_or_seed_is_refused(solid_images: Path, tmp_
     assert _digests(out) == before
     # The default seed given by number is the same draw: it finishes the run.
     assert views.make_views(paths, out, recipe="mix", seed=6, limit=2).written == 4
+    # Another split (an image fewer): its draws differ, and validation images could be in it.
+    with pytest.raises(UsageError, match=r"holds views drawn from another list of training"):
+        views.make_views(paths[1:], out, recipe="mix", limit=1)
     (out / views.RECIPE_MARKER).write_bytes(b"\xff" * 10)
-    with pytest.raises(UsageError, match=r"holds views of an unreadable views\.json"):
+    with pytest.raises(UsageError, match=r"holds views with an unreadable views\.json: give"):
         views.make_views(paths, out, recipe="mix", limit=1)
 
 
@@ -293,4 +303,38 @@ def test_frames_of_a_clip_with_no_whole_frame_are_an_error(tmp_path: Path) -> No
     clip.write_bytes(clip.read_bytes()[:-100])  # the one frame cut short
     with pytest.raises(InputFileError, match=r"short\.y4m: no frame could be decoded"):
         views.video_frames(clip, tmp_path / "frames", every=1)
-    assert list((tmp_path / "frames").iterdir()) == []
+    assert not (tmp_path / "frames").exists()  # made for it, gone with it
+    # A folder that was there is kept, as are its other clips' frames.
+    (tmp_path / "frames" / "other").mkdir(parents=True)
+    with pytest.raises(InputFileError, match=r"short\.y4m: no frame could be decoded"):
+        views.video_frames(clip, tmp_path / "frames", every=1)
+    assert [p.name for p in (tmp_path / "frames").iterdir()] == ["other"]
+
+
+def test_frames_of_a_clip_whose_first_frame_breaks_leave_nothing(tmp_path: Path) -> None:
+    from tests._video import write_y4m
+
+    clip = tmp_path / "broken.y4m"
+    write_y4m(clip, "420jpeg", 64, 48, 2)
+    data = clip.read_bytes()
+    at = data.index(b"FRAME")
+    clip.write_bytes(data[:at] + b"FRAMX" + data[at + 5 :])  # the first frame's tag
+    with pytest.raises(InputFileError, match=r"failed after 0 kept frames .*: none was kept"):
+        views.video_frames(clip, tmp_path / "frames", every=1)
+    assert not (tmp_path / "frames").exists()
+
+
+def test_frames_of_a_file_with_no_video_stream_are_an_error(tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    audio = tmp_path / "tone.wav"
+    with av.open(str(audio), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 800), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    with pytest.raises(InputFileError, match=r"tone\.wav: holds no video stream"):
+        views.video_frames(audio, tmp_path / "frames", every=1)
+    assert not (tmp_path / "frames").exists()

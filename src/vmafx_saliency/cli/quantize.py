@@ -12,7 +12,7 @@ from vmafx_saliency.errors import QuantizeError, UsageError
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
-    from vmafx_saliency.supply.registry import Sidecar
+    from vmafx_saliency.supply.registry import Registry, Sidecar
 
 _SHARED = PROJECT_ROOT.parent / "shared" / "data"
 
@@ -20,10 +20,13 @@ _SHARED = PROJECT_ROOT.parent / "shared" / "data"
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from vmafx_saliency.science import quantize as q
     from vmafx_saliency.supply.quantize import QuantRecipe
+    from vmafx_saliency.supply.registry import Registry
 
     output = Path(args.output)
-    parent_id, data, sidecar, parent_files = _parent(args)
-    _check_outputs(output, parent_files, force=args.force)
+    # --model-path needs no overlay: a broken one stops it no more than it stops extract.
+    registry = Registry.load() if args.model is not None else Registry.load_committed()
+    parent_id, data, sidecar, parent_files = _parent(args, registry)
+    _check_outputs(output, parent_files, registry, force=args.force)
     model_id = args.id or output.stem
     q.check_model_id(model_id, named=" (--id, or --output's file name)")
     dataset = None if args.no_dataset else Path(args.dataset)
@@ -80,11 +83,12 @@ def _percentile(args: argparse.Namespace) -> float:
     return float(args.percentile)
 
 
-def _check_outputs(output: Path, parent_files: tuple[Path, ...], *, force: bool) -> None:
+def _check_outputs(
+    output: Path, parent_files: tuple[Path, ...], registry: Registry, *, force: bool
+) -> None:
     """Before any work: an .onnx file path, never the parent's or a registered model's
     files (a pinned model overwritten stops loading), not clobbered."""
     from vmafx_saliency._util import check_can_write
-    from vmafx_saliency.supply.registry import Registry
 
     if output.suffix != ".onnx" or output.name.startswith("-"):
         raise UsageError(
@@ -95,7 +99,7 @@ def _check_outputs(output: Path, parent_files: tuple[Path, ...], *, force: bool)
         output.with_name(f"{output.stem}.sidecar.json"),
         output.with_name(f"{output.name}.manifest.json"),
     )
-    registered = [(e.id, f) for e in Registry.load().entries() for f in (e.onnx, e.sidecar)]
+    registered = [(e.id, f) for e in registry.entries() for f in (e.onnx, e.sidecar)]
     for path in written:
         if any(path.resolve() == p.resolve() for p in parent_files):
             raise UsageError(
@@ -111,17 +115,19 @@ def _check_outputs(output: Path, parent_files: tuple[Path, ...], *, force: bool)
         check_can_write(path, force=force)
 
 
-def _parent(args: argparse.Namespace) -> tuple[str, bytes, Sidecar, tuple[Path, ...]]:
+def _parent(
+    args: argparse.Namespace, registry: Registry
+) -> tuple[str, bytes, Sidecar, tuple[Path, ...]]:
     """The float parent through the loader's gate: its id, its bytes, its sidecar."""
     from vmafx_saliency.supply import loader
-    from vmafx_saliency.supply.registry import Registry, Sidecar, sidecar_beside
+    from vmafx_saliency.supply.registry import Sidecar, sidecar_beside
 
     if args.model is not None and args.model_path is not None:
         raise UsageError("give the float model once: --model ID or --model-path, not both")
     if args.model is None and args.model_path is None:
         raise UsageError("give the float model: --model ID or --model-path MODEL.onnx")
     if args.model is not None:
-        entry = Registry.load().get(args.model)
+        entry = registry.get(args.model)
         loaded = loader.load_entry(entry)
         assert loaded.sidecar is not None
         return entry.id, _gated_bytes(loaded), loaded.sidecar, (entry.onnx, entry.sidecar)

@@ -44,6 +44,7 @@ from vmafx_saliency._util import (
     json_loads,
     open_image,
     require,
+    sha256_bytes,
     sha256_file,
 )
 from vmafx_saliency.errors import InputFileError, UsageError
@@ -189,13 +190,16 @@ def make_views(
         raise UsageError(f"recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     if len(paths) < 9:
         raise InputFileError(f"{len(paths)} image(s): a view recipe needs at least 9 to mix")
-    # Views inside an image folder would be read back as training images.
+    # Views go apart from the images: mixed into a dataset they would be read back as
+    # images by any command that walks it (--train-only does).
     folders = sorted({path.parent for path in paths})
-    check_inputs_spared([("the image folder", f) for f in folders], files=[("--out", out_dir)])
+    check_inputs_spared(
+        [("the image folder", f) for f in folders], files=[("--out", out_dir)], has_force=False
+    )
     check_out_folder(out_dir, purpose="the images")
     kinds = RECIPES[recipe]
     seed = DEFAULT_SEEDS[recipe] if seed is None else seed
-    _claim_views(out_dir, recipe=recipe, seed=seed)
+    _claim_views(out_dir, recipe=recipe, seed=seed, paths=paths)
     rng = np.random.default_rng(seed)
     maker = _Maker(paths=paths, rng=rng)
     names = _view_stems(paths)
@@ -215,32 +219,43 @@ def make_views(
     return ViewsResult(out_dir, written, skipped)
 
 
-def _claim_views(out_dir: Path, *, recipe: str, seed: int) -> None:
-    """Mark ``out_dir`` as this recipe's and seed's views, or refuse another's.
+def _claim_views(out_dir: Path, *, recipe: str, seed: int, paths: Sequence[Path]) -> None:
+    """Mark ``out_dir`` as the views of this recipe, seed and image list, or refuse another's.
 
-    A re-run keeps the views already there: with another recipe or seed it
-    would mix two draws under one folder and report the old ones as done.
+    A re-run keeps the views already there: with another recipe, seed or image
+    list (another split: validation images among them) it would mix two draws
+    under one folder and report the old ones as done.
     """
     marker = out_dir / RECIPE_MARKER
-    ours = {"recipe": recipe, "seed": seed}
+    listing = "".join(f"{sha256_file(path)}  {path.name}\n" for path in paths)
+    ours = {"recipe": recipe, "seed": seed, "images": sha256_bytes(listing.encode())}
     if marker.exists():
         try:
             theirs = json_loads(_read_marker(marker))
         except ValueError:
             theirs = None  # unreadable or not JSON: not this draw's mark
         if theirs != ours:
-            drawn = (
-                f"recipe {theirs.get('recipe')!r}, seed {theirs.get('seed')!r}"
-                if isinstance(theirs, dict)
-                else f"an unreadable {RECIPE_MARKER}"
-            )
-            raise UsageError(
-                f"--out {out_dir} holds views of {drawn}, not recipe {recipe!r}, seed {seed}: "
-                "give another --out, or the same recipe and seed to finish that run"
-            )
+            raise UsageError(f"--out {out_dir} holds {_other_draw(theirs, ours)}")
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(marker, (json.dumps(ours) + "\n").encode())
+
+
+def _other_draw(theirs: object, ours: dict[str, object]) -> str:
+    """What a views folder holds instead of this run's draw, and what to do."""
+    if not isinstance(theirs, dict):
+        return f"views with an unreadable {RECIPE_MARKER}: give another --out"
+    if (theirs.get("recipe"), theirs.get("seed")) != (ours["recipe"], ours["seed"]):
+        return (
+            f"views of recipe {theirs.get('recipe')!r}, seed {theirs.get('seed')!r}, not "
+            f"recipe {ours['recipe']!r}, seed {ours['seed']}: give another --out, or the "
+            "same recipe and seed to finish that run"
+        )
+    return (
+        "views drawn from another list of training images (other --images, --seed or "
+        "--val-fraction, or an image added or removed): give another --out, or the same "
+        "images and split to finish that run"
+    )
 
 
 def _read_marker(marker: Path) -> bytes:
@@ -292,36 +307,61 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
         )
     av = require("av", purpose="reading video frames", extra=None)
     check_out_folder(out_dir, purpose="the images")
-    folder = out_dir / clip.stem
-    written = skipped = 0
     try:
         container = av.open(str(clip))
     except (OSError, av.error.FFmpegError) as exc:
         raise InputFileError(f"cannot open video {clip}: {exc}") from exc
-    made = not folder.exists()
     with container:
-        _claim(folder, clip)
+        if not container.streams.video:
+            raise InputFileError(f"{clip}: holds no video stream: give a video clip")
+        # Folders this run makes go again if it keeps no frame: nothing is left for nothing.
+        made = [f for f in (out_dir, out_dir / clip.stem) if not f.exists()]
+        _claim(out_dir / clip.stem, clip)
         try:
-            for index, frame in enumerate(container.decode(video=0)):
-                if index % every:
-                    continue
-                target = folder / f"{clip.stem}_{index:04d}.png"
-                if target.is_file():
-                    skipped += 1
-                    continue
-                atomic_write_bytes(target, _png(frame.to_image()))
-                written += 1
-        except av.error.FFmpegError as exc:
-            raise InputFileError(
-                f"decoding {clip} failed after {written + skipped} kept frames ({exc}): the "
-                "frames written so far are kept; check the file"
-            ) from exc
+            written, skipped = _write_frames(container, clip, out_dir / clip.stem, every=every)
+        except BaseException:
+            _remove_if_bare(made)
+            raise
     if written + skipped == 0:
-        if made:  # nothing but the mark this run left: no empty folder stays behind
-            (folder / SOURCE_MARKER).unlink(missing_ok=True)
-            folder.rmdir()
+        _remove_if_bare(made)
         raise InputFileError(f"{clip}: no frame could be decoded: check the file")
-    return ViewsResult(folder, written, skipped)
+    return ViewsResult(out_dir / clip.stem, written, skipped)
+
+
+def _write_frames(container: Any, clip: Path, folder: Path, *, every: int) -> tuple[int, int]:
+    """Every ``every``-th decoded frame as a PNG in ``folder``: (written, already there)."""
+    import av
+
+    written = skipped = 0
+    try:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index % every:
+                continue
+            target = folder / f"{clip.stem}_{index:04d}.png"
+            if target.is_file():
+                skipped += 1
+                continue
+            atomic_write_bytes(target, _png(frame.to_image()))
+            written += 1
+    except av.error.FFmpegError as exc:
+        kept = "the frames written so far are kept" if written + skipped else "none was kept"
+        raise InputFileError(
+            f"decoding {clip} failed after {written + skipped} kept frames ({exc}): {kept}; "
+            "check the file"
+        ) from exc
+    return written, skipped
+
+
+def _remove_if_bare(made: Sequence[Path]) -> None:
+    """Remove the folders this run made, innermost first, where they hold nothing but the
+    clip's mark (a frame written means the folder stays, for a re-run to skip it)."""
+    for folder in reversed(made):
+        try:
+            if {entry.name for entry in folder.iterdir()} <= {SOURCE_MARKER}:
+                (folder / SOURCE_MARKER).unlink(missing_ok=True)
+                folder.rmdir()
+        except OSError:  # gone, or filled meanwhile: what is there now is not ours to remove
+            continue
 
 
 def _claim(folder: Path, clip: Path) -> None:

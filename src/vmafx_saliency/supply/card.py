@@ -11,8 +11,9 @@ run it with from the repository root. Every value rendered from a file is one
 line of plain text (no line break, backtick, ``|``, ``<`` or ``>``), so a
 hostile file cannot write markers or HTML; a card whose markers are not exactly
 one begin line and one end line, in order, is refused. Besides the package's
-``_util``, ``errors`` and ``schemas`` this module imports the standard library
-only (``jsonschema`` lazily, to check a manifest or summary against its schema).
+``_util``, ``errors``, ``schemas`` and the export's manifest id this module
+imports the standard library only (``jsonschema`` lazily, to check a manifest or
+summary against its schema).
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ from vmafx_saliency.errors import (
     StaleCardError,
     UsageError,
 )
+from vmafx_saliency.supply.export.mirror import MANIFEST_SCHEMA
 
 BEGIN = "<!-- figures:begin -->"
 END = "<!-- figures:end -->"
 EVAL_BEGIN = "<!-- evaluation:begin -->"
 EVAL_END = "<!-- evaluation:end -->"
 
-MANIFEST_SCHEMA = "vmafx-saliency/export-manifest/v1"
 _MANIFEST_ADVICE = "pass the manifest 'vmafx-saliency export' or 'train' wrote, or re-run it"
 # What a rendered value may not hold: a line break or control character (a new
 # line could be a marker), a backtick (ends a code span), '|' (ends a table

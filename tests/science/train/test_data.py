@@ -101,7 +101,7 @@ def test_default_data_is_not_pascal_s() -> None:
             12,
             0.99,
             r"--val-fraction 0\.99 of 12 images leaves no training images: give a smaller "
-            r"--val-fraction \(at most 0\.91 here; the default is 0\.1\) or more images",
+            r"--val-fraction \(at most 0\.95 here; the default is 0\.1\) or more images",
         ),
         (1, 0.1, r"1 image: too few to split into training and validation images: give more"),
     ],
@@ -112,6 +112,8 @@ def test_a_split_without_training_images_says_what_to_change(
     samples = [train.Sample(Path(f"{i}.png"), f"{i:064x}") for i in range(count)]
     with pytest.raises(UsageError, match=said):
         train.split_samples(samples, val_fraction=fraction, seed=0)
-    if count > 1:  # the largest fraction it names still leaves a training image
-        kept, _ = train.split_samples(samples, val_fraction=0.91, seed=0)
+    if count > 1:  # the largest fraction it names still leaves a training image, no more
+        kept, _ = train.split_samples(samples, val_fraction=0.95, seed=0)
         assert kept
+        with pytest.raises(UsageError, match="leaves no training images"):
+            train.split_samples(samples, val_fraction=0.96, seed=0)

@@ -27,3 +27,10 @@ def test_duplicate_json_keys_are_refused(tmp_path: Path) -> None:
     report = reg.validate_registry(path)
     assert not report.ok
     assert "duplicate key 'models'" in report.render()
+
+
+def test_the_export_manifest_id_is_the_schema_files() -> None:
+    from vmafx_saliency import schemas
+    from vmafx_saliency.supply.export import MANIFEST_SCHEMA
+
+    assert schemas.schema("export-manifest")["properties"]["schema"]["const"] == MANIFEST_SCHEMA

@@ -81,8 +81,8 @@ def pair_dataset(root: Path, *, limit: int | None = None) -> tuple[Pair, ...]:
     return tuple(Pair(s, images[s], masks[s]) for s in stems)
 
 
-# Smaller is no saliency image, and E-measure's h*w - 1 divisor would swell its
-# score (to 1/eps on one pixel): the summary's schema allows 64/63 at most.
+# A side under 8 pixels is no saliency image. The bound also keeps E-measure's
+# h*w / (h*w - 1) on an exact match (1/eps on one pixel) within the schema's 64/63.
 MIN_IMAGE_SIDE = 8
 
 

@@ -149,7 +149,8 @@ def _no_training_images(count: int, val_fraction: float) -> UsageError:
             f"{count} image: too few to split into training and validation images: give "
             "more images (--images, --gt-root)"
         )
-    largest = math.floor((count - 1) / count * 100) / 100  # rounded down: it must still fit
+    # As the split counts: max(1, round(count * fraction)) validation images.
+    largest = max(k / 100 for k in range(1, 100) if max(1, round(count * k / 100)) < count)
     return UsageError(
         f"--val-fraction {val_fraction} of {count} images leaves no training images: give a "
         f"smaller --val-fraction (at most {largest} here; the default is "

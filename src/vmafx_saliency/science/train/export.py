@@ -25,6 +25,7 @@ from vmafx_saliency.science.train.data import (
     load_rgb,
     require_torch,
 )
+from vmafx_saliency.supply.export.mirror import MANIFEST_SCHEMA  # one schema, both exports
 from vmafx_saliency.supply.registry import Preprocessing, Sidecar
 
 LICENSE_SPDX = "LicenseRef-BSD-3-Clause-Plus-Patent"
@@ -32,7 +33,6 @@ OPSET = 17
 # Student vs ONNX Runtime, max abs difference of the [0, 1] map (issue 7).
 PARITY_TOLERANCE = 1e-4
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((320, 320), (333, 517))
-MANIFEST_SCHEMA = "vmafx-saliency/export-manifest/v1"
 SIDECAR_NOTES = (
     "saliency_student_v2: tiny U-Net distilled from u2netp_mirror_v1 on luma tiled to RGB; "
     "same pre-processing as the mirror (320x320, divide by the image max, ImageNet mean/std)."

@@ -84,6 +84,12 @@ class Registry:
             overlay_entries=overlay_entries,
         )
 
+    @classmethod
+    def load_committed(cls) -> Registry:
+        """The committed registry alone, for a check that an unrelated, broken overlay
+        must not stop (an overlay that names the committed file is read as none)."""
+        return cls.load(overlay=committed_registry_path())
+
     def entries(self) -> tuple[ModelEntry, ...]:
         """Committed entries first, then the overlay's, each in file order."""
         return (*self._committed, *self._overlay)
