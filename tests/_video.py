@@ -132,6 +132,23 @@ VMAF_METRICS = {
 }
 
 
+def write_audio_only(path: Path) -> Path:
+    """A WAV file of 0.1 s of silence: a container with no video stream (PyAV)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 800), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 def vmaf_doc(metrics: dict[str, list[float]], nums: list[int]) -> str:
     """A JSON as the vmaf tool writes it: %.6f numbers, its key order, and a
     pooled block computed here independently (statistics module, not pool())."""

@@ -325,16 +325,9 @@ def test_frames_of_a_clip_whose_first_frame_breaks_leave_nothing(tmp_path: Path)
 
 
 def test_frames_of_a_file_with_no_video_stream_are_an_error(tmp_path: Path) -> None:
-    av = pytest.importorskip("av")
-    audio = tmp_path / "tone.wav"
-    with av.open(str(audio), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(
-            np.zeros((1, 800), np.int16), format="s16", layout="mono"
-        )
-        frame.sample_rate = 8000
-        for packet in stream.encode(frame):
-            out.mux(packet)
+    from tests._video import write_audio_only
+
+    audio = write_audio_only(tmp_path / "tone.wav")
     with pytest.raises(InputFileError, match=r"tone\.wav: holds no video stream"):
         views.video_frames(audio, tmp_path / "frames", every=1)
     assert not (tmp_path / "frames").exists()

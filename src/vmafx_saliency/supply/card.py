@@ -136,34 +136,45 @@ def _reject_constant(name: str) -> Any:
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
-    raw = read_capped(
+    return _load_document(
         path,
-        cap=_MAX_TEXT_BYTES,
         what="manifest",
+        cap=_MAX_TEXT_BYTES,
+        schema=("export-manifest", MANIFEST_SCHEMA),
+        kind=f"an export manifest (schema {MANIFEST_SCHEMA})",
+        advice=_MANIFEST_ADVICE,
         missing="run 'vmafx-saliency export' first",
     )
+
+
+def _load_document(
+    path: Path,
+    *,
+    what: str,
+    cap: int,
+    schema: tuple[str, str],
+    kind: str,
+    advice: str,
+    missing: str,
+) -> dict[str, Any]:
+    """A JSON document read capped, strict (no NaN), of its ``schema`` (the package's
+    schema name, the document's id) and valid against it, or one InputFileError."""
+    from vmafx_saliency import schemas
+
+    raw = read_capped(path, cap=cap, what=what, missing=missing)
     try:
         doc = json_loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InputFileError(f"manifest {path}: not valid JSON ({exc}): re-run the export") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA:
-        raise InputFileError(
-            f"manifest {path}: not an export manifest (schema {MANIFEST_SCHEMA}): "
-            f"{_MANIFEST_ADVICE}"
-        )
-    problems = _manifest_problems(doc)
+        raise InputFileError(f"{what} {path}: not valid JSON ({exc}): {advice}") from exc
+    name, identifier = schema
+    if not isinstance(doc, dict) or doc.get("schema") != identifier:
+        raise InputFileError(f"{what} {path}: not {kind}: {advice}")
+    problems = schemas.problems(name, doc)
     if problems:
         raise InputFileError(
-            f"manifest {path}: breaks its schema ({'; '.join(problems[:3])}): {_MANIFEST_ADVICE}"
+            f"{what} {path}: breaks its schema ({'; '.join(problems[:3])}): {advice}"
         )
     return doc
-
-
-def _manifest_problems(doc: Any) -> list[str]:
-    """Problems of a document against ``schemas/export-manifest.schema.json``."""
-    from vmafx_saliency import schemas
-
-    return schemas.problems("export-manifest", doc)
 
 
 def _upstream_rows(upstream: dict[str, Any]) -> list[str]:
@@ -270,32 +281,17 @@ def update_card(*, manifest: Path, card: Path, check: bool = False) -> CardUpdat
 # --- the evaluation block (eval summary) --------------------------------------------
 
 
-def _summary_problems(doc: Any) -> list[str]:
-    """Problems of a document against the eval command's own ``eval-summary`` schema."""
-    from vmafx_saliency import schemas
-
-    return schemas.problems("eval-summary", doc)
-
-
 def load_summary(path: Path) -> dict[str, Any]:
     """An eval ``summary.json``, read capped and checked against its schema."""
-    what = "evaluation summary"
-    data = read_capped(path, what=what, cap=_MAX_SUMMARY_BYTES, missing=_EVAL_ADVICE)
-    try:
-        doc = json_loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InputFileError(f"{what} {path}: not valid JSON ({exc}): {_EVAL_ADVICE}") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != SUMMARY_SCHEMA:
-        raise InputFileError(
-            f"{what} {path}: not a {SUMMARY_SCHEMA} document (the eval command's "
-            f"summary.json): {_EVAL_ADVICE}"
-        )
-    problems = _summary_problems(doc)
-    if problems:
-        raise InputFileError(
-            f"{what} {path}: breaks its schema ({'; '.join(problems[:3])}): {_EVAL_ADVICE}"
-        )
-    return doc
+    return _load_document(
+        path,
+        what="evaluation summary",
+        cap=_MAX_SUMMARY_BYTES,
+        schema=("eval-summary", SUMMARY_SCHEMA),
+        kind=f"a {SUMMARY_SCHEMA} document (the eval command's summary.json)",
+        advice=_EVAL_ADVICE,
+        missing=_EVAL_ADVICE,
+    )
 
 
 def _shown(value: float | None, form: str) -> str:

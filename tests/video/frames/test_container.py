@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests._video import RNG_SEED, luma_pattern
+from tests._video import RNG_SEED, luma_pattern, write_audio_only
 from vmafx_saliency.errors import VideoError
 from vmafx_saliency.video.frames import open_video, select_frames
 from vmafx_saliency.video.scale import resize_luma
@@ -326,17 +326,7 @@ def test_a_cut_matroska_file_is_said_to_fall_short_of_its_duration(
 
 
 def test_container_without_video(av: Any, tmp_path: Path) -> None:
-    path = tmp_path / "audio.wav"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(
-            np.zeros((1, 800), np.int16), format="s16", layout="mono"
-        )
-        frame.sample_rate = 8000
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    path = write_audio_only(tmp_path / "audio.wav")
     with pytest.raises(VideoError, match="has no video stream"):
         open_video(path)
 
