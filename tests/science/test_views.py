@@ -179,7 +179,7 @@ def test_an_unreadable_source_image_is_named(solid_images: Path, tmp_path: Path)
     paths = train.list_images(solid_images)
     with pytest.raises(
         InputFileError,
-        match=r"cannot decode .*img99\.png .*fix or remove it, then run again \(the views",
+        match=r"cannot decode .*img99\.png .*fix or remove it, then run again \(a changed image",
     ):
         views.make_views(paths, tmp_path / "v", recipe="mix")
 
@@ -293,6 +293,11 @@ def test_a_rerun_with_another_recipe_or_seed_is_refused(solid_images: Path, tmp_
     (out / views.RECIPE_MARKER).write_bytes(b"\xff" * 10)
     with pytest.raises(UsageError, match=r"holds views with an unreadable views\.json: give"):
         views.make_views(paths, out, recipe="mix", limit=1)
+    # Before any view is written (a run stopped at its first image) nothing can mix.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / views.RECIPE_MARKER).write_bytes(b"\xff" * 10)
+    assert views.make_views(paths[1:], fresh, recipe="mix", limit=1).written == 4
 
 
 def test_frames_of_a_clip_with_no_whole_frame_are_an_error(tmp_path: Path) -> None:

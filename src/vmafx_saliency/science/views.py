@@ -57,7 +57,7 @@ RECIPES: dict[str, tuple[str, ...]] = {
 DEFAULT_SEEDS = {"mix": 6, "clutter": 7}
 SOURCE_MARKER = "source.sha256"  # in a clip's frames folder: which clip they are from
 MARKER_BYTES = 4096  # what a marker is read to: ours are under 200 bytes
-RECIPE_MARKER = "views.json"  # in a views folder: the recipe and seed its views were drawn with
+RECIPE_MARKER = "views.json"  # in a views folder: the recipe, seed and image list of its views
 
 
 def _pil() -> Any:
@@ -80,7 +80,9 @@ class _Maker:
         self.image = _pil()
 
     def load(self, path: Path) -> Any:
-        kept = "(the views already written are kept)"
+        # Views depend on the whole image list: once some are written, another list
+        # (this image fixed or removed) is refused in the same --out.
+        kept = "(a changed image list needs another --out once views are written)"
         try:
             # The header within the pixel cap, or one error naming the file.
             img = open_image(self.image, path)
@@ -234,9 +236,11 @@ def _claim_views(out_dir: Path, *, recipe: str, seed: int, paths: Sequence[Path]
             theirs = json_loads(_read_marker(marker))
         except ValueError:
             theirs = None  # unreadable or not JSON: not this draw's mark
-        if theirs != ours:
+        if theirs == ours:
+            return
+        if any(out_dir.glob("k*/*.png")):
             raise UsageError(f"--out {out_dir} holds {_other_draw(theirs, ours)}")
-        return
+        # No view yet (the last run stopped at its first image): nothing to mix with.
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(marker, (json.dumps(ours) + "\n").encode())
 
