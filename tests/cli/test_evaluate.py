@@ -332,6 +332,19 @@ def test_compare_mixes_raw_yuv_and_a_container(
     assert main([*argv, "--report", str(tmp_path / "y4m"), "--quiet"]) == 0, capsys.readouterr().err
 
 
+def test_compare_warns_once_a_clip_of_a_range_past_its_end(
+    videos_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = _two_tiny(tmp_path)
+    clip = videos_dir / "carphone_pristine.mp4"
+    argv = ["compare", str(clip), "--models", f"{a},{b}", "--frames", "118:200"]
+    with caplog.at_level("WARNING"):
+        assert main([*argv, "--report", str(tmp_path / "r"), "--quiet"]) == 0
+    said = [r.getMessage() for r in caplog.records if "runs past the end" in r.getMessage()]
+    once = f"{clip}: --frames 118:200 runs past the end: the video has 120 frames, so 2 were "
+    assert said == [once + "computed"]
+
+
 def test_compare_names_the_clip_a_frame_range_selects_nothing_of(
     videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

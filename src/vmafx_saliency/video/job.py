@@ -390,10 +390,12 @@ def extract_video(
     infer_size: extract.InferSize,
     progress: bool,
     on_map: Callable[[int, np.ndarray], None] | None,
+    warn_past_the_end: bool = True,
 ) -> tuple[extract.ExtractionResult, int]:
     """The frames ``video`` selects from the open ``source``, through the model: the
-    result and the frames decoded. A range past the end warns; one wholly past it is
-    refused with the clip's frame count."""
+    result and the frames decoded. A range past the end warns (unless a caller that
+    reads the clip again has said so already); one wholly past it is refused with the
+    clip's frame count."""
     from vmafx_saliency.video.frames import select_frames
 
     loaded, pre, plan = model
@@ -416,7 +418,8 @@ def extract_video(
         )
     except NoFramesSelectedError as exc:
         raise tally.none_selected(video) from exc
-    tally.warn_past_the_end(video, computed=len(result.features))
+    if warn_past_the_end:
+        tally.warn_past_the_end(video, computed=len(result.features))
     return result, tally.decoded
 
 

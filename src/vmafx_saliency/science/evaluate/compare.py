@@ -161,7 +161,7 @@ def _agreement(
 
 
 def _series(
-    video: VideoInput, model: EvalModel, *, block: int, progress: bool
+    video: VideoInput, model: EvalModel, *, block: int, progress: bool, first: bool
 ) -> tuple[list[int], list[float], dict[int, np.ndarray]]:
     """One model over one clip through the extractor; the block grid of each frame's map."""
     from vmafx_saliency.video.job import InferencePlan, extract_video
@@ -189,6 +189,7 @@ def _series(
             infer_size=None,
             progress=progress,
             on_map=on_map,
+            warn_past_the_end=first,  # once a clip, not once a model
         )
     frames = [f.frame_num for f in result.features]
     return frames, [f.saliency_mean for f in result.features], grids
@@ -217,8 +218,9 @@ def run_compare(options: CompareOptions) -> CompareResult:
     all_b: list[float] = []
     all_iou: list[float] = []
     for video in options.videos:
-        fa, sa, ga = _series(video, a_model, block=options.block, progress=options.progress)
-        fb, sb, gb = _series(video, b_model, block=options.block, progress=options.progress)
+        block, progress = options.block, options.progress
+        fa, sa, ga = _series(video, a_model, block=block, progress=progress, first=True)
+        fb, sb, gb = _series(video, b_model, block=block, progress=progress, first=False)
         if fa != fb:  # the same selection over the same file: a mismatch is a decoder bug
             raise ExtractionError(
                 f"{video.path}: the two runs decoded different frames ({len(fa)} and {len(fb)}): "
