@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 Image = pytest.importorskip("PIL.Image")
 
 from vmafx_saliency.cli import main as cli  # noqa: E402
-from vmafx_saliency.errors import InputFileError, UsageError  # noqa: E402
+from vmafx_saliency.errors import InputFileError, UsageError, VideoError  # noqa: E402
 from vmafx_saliency.science import train, views  # noqa: E402
 
 # Twelve solid-colour images, each its own colour: a view's pixels then say
@@ -118,7 +119,8 @@ def test_video_frames_errors(tmp_path: Path) -> None:
         views.video_frames(tmp_path / "x.mp4", tmp_path, every=0)
     bad = tmp_path / "not_a_video.mp4"
     bad.write_bytes(b"this is not a video")
-    with pytest.raises(InputFileError, match=r"cannot open video .*not_a_video\.mp4"):
+    # The extractor's own check of the file, in its words.
+    with pytest.raises(InputFileError, match=r"cannot open \S+not_a_video\.mp4: .*is it a video"):
         views.video_frames(bad, tmp_path / "out", every=5)
     assert not (tmp_path / "out").exists()
 
@@ -316,6 +318,22 @@ def test_frames_of_a_clip_with_no_whole_frame_are_an_error(tmp_path: Path) -> No
     assert [p.name for p in (tmp_path / "frames").iterdir()] == ["other"]
 
 
+def test_frames_of_a_clip_over_the_frame_size_limit_say_so(tmp_path: Path) -> None:
+    clip = tmp_path / "huge.y4m"
+    clip.write_bytes(b"YUV4MPEG2 W100000 H100000 F25:1 C420jpeg\nFRAME\n" + bytes(1000))
+    with pytest.raises(VideoError, match=r"100000x100000 is over the 134,217,728-pixel limit"):
+        views.video_frames(clip, tmp_path / "frames", every=1)
+    assert not (tmp_path / "frames").exists()
+
+
+def test_frames_of_a_stream_are_refused_up_front(tmp_path: Path) -> None:
+    fifo = tmp_path / "live.y4m"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match=r"reads a clip twice .*live\.y4m is a stream, read once"):
+        views.video_frames(fifo, tmp_path / "frames", every=1)
+    assert not (tmp_path / "frames").exists()
+
+
 def test_frames_of_a_clip_whose_first_frame_breaks_leave_nothing(tmp_path: Path) -> None:
     from tests._video import write_y4m
 
@@ -333,6 +351,6 @@ def test_frames_of_a_file_with_no_video_stream_are_an_error(tmp_path: Path) -> N
     from tests._video import write_audio_only
 
     audio = write_audio_only(tmp_path / "tone.wav")
-    with pytest.raises(InputFileError, match=r"tone\.wav: holds no video stream"):
+    with pytest.raises(VideoError, match=r"tone\.wav.* has no video stream"):
         views.video_frames(audio, tmp_path / "frames", every=1)
     assert not (tmp_path / "frames").exists()

@@ -311,13 +311,19 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
         )
     av = require("av", purpose="reading video frames", extra=None)
     check_out_folder(out_dir, purpose="the images")
+    from vmafx_saliency.video.frames import open_video
+    from vmafx_saliency.video.frames.stdin import check_rereadable
+
+    check_rereadable(clip, reads="views frames reads a clip twice (its digest, its frames)")
+    # The extractor's checks of the file first (a video stream, a frame size within the
+    # limit), in its words; then PyAV decodes it to RGB.
+    with open_video(clip):
+        pass
     try:
         container = av.open(str(clip))
     except (OSError, av.error.FFmpegError) as exc:
         raise InputFileError(f"cannot open video {clip}: {exc}") from exc
     with container:
-        if not container.streams.video:
-            raise InputFileError(f"{clip}: holds no video stream: give a video clip")
         # Folders this run makes go again if it keeps no frame: nothing is left for nothing.
         made = [f for f in (out_dir, out_dir / clip.stem) if not f.exists()]
         _claim(out_dir / clip.stem, clip)
