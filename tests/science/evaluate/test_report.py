@@ -112,3 +112,25 @@ def test_force_never_replaces_a_report_folder_that_holds_files_no_report_writes(
     ):
         ev.check_report_folder(report, marker=marker, force=True)
     assert (report / "notes.md").read_text() == "mine"
+
+
+def test_the_folder_is_checked_again_when_the_report_is_swapped_in(tmp_path: Path) -> None:
+    """Eval works for minutes: what lands in the folder meanwhile is not replaced unasked."""
+    target = tmp_path / "report"
+    first = ev._ReportDir(target, marker="summary.json", force=False)
+    second = ev._ReportDir(target, marker="summary.json", force=False)
+    second.path("summary.json").write_text("{}")
+    second.commit()  # another run, into the same new folder, finished first
+    first.path("summary.json").write_text("{}")
+    with pytest.raises(OutputExistsError, match=r"report already exists: pass --force"):
+        first.commit()
+    first.discard()
+    assert [p.name for p in target.iterdir()] == ["summary.json"]
+    # With --force, a file of someone's put there meanwhile is still refused.
+    third = ev._ReportDir(target, marker="summary.json", force=True)
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match=r"holds notes\.txt, which no report writes"):
+        third.commit()
+    third.discard()
+    assert (target / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]

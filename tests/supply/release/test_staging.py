@@ -189,6 +189,27 @@ def test_staging_again_needs_force_and_keeps_what_it_did_not_stage(
     assert release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path), force=True).out == tiny
 
 
+def test_what_lands_in_the_folder_while_staging_runs_is_kept(
+    tmp_path: Path, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder is checked again before the swap: a file put there meanwhile (or another
+    run's staging) would have gone with the folder it replaced."""
+    from vmafx_saliency.supply.release import staging
+
+    release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
+    digest = staging.sha256_file
+
+    def meanwhile(path: Path) -> str:
+        (tiny / "notes.txt").write_text("mine\n")  # while the copies are checked
+        return digest(path)
+
+    monkeypatch.setattr(staging, "sha256_file", meanwhile)
+    with pytest.raises(ReleaseError, match=r"holds notes\.txt beside its staged release"):
+        release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path), force=True)
+    assert (tiny / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in tiny.parent.iterdir()) == ["tiny"]  # no staging left
+
+
 def test_a_damaged_staging_is_repaired_by_staging_again_with_force(
     tmp_path: Path, tiny: Path
 ) -> None:

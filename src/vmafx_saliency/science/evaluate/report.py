@@ -114,7 +114,7 @@ class _ReportDir:
     def __init__(self, target: Path, *, marker: str, force: bool) -> None:
         check_report_folder(target, marker=marker, force=force)
         target.parent.mkdir(parents=True, exist_ok=True)
-        self.target = target
+        self.target, self.marker, self.force = target, marker, force
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
 
     def path(self, name: str) -> Path:
@@ -124,8 +124,11 @@ class _ReportDir:
         umask = os.umask(0)
         os.umask(umask)
         self.tmp.chmod(0o777 & ~umask)
+        # Checked again: while this run worked, another may have written a report there,
+        # or someone a file of their own, which the swap below would remove.
+        check_report_folder(self.target, marker=self.marker, force=self.force)
         old: Path | None = None
-        if self.target.exists() or self.target.is_symlink():  # --force was checked up front
+        if self.target.exists() or self.target.is_symlink():
             old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
             self.target.replace(old)
         self.tmp.replace(self.target)

@@ -58,6 +58,7 @@ from vmafx_saliency.supply.registry.locations import (
     committed_registry_path,
     overlay_registry_path,
 )
+from vmafx_saliency.supply.registry.lock import writing
 from vmafx_saliency.supply.registry.schemas import _MAX_JSON_BYTES, _dig, _parse_json, _read_json
 from vmafx_saliency.supply.registry.validate import (
     _MAX_MODEL_BYTES,
@@ -184,12 +185,15 @@ def add_model(  # noqa: PLR0913 -- the public API: one keyword per input of 'reg
     _refuse_unregistered_parent(new)
     overlay_path = overlay if overlay is not None else overlay_registry_path()
     _refuse_committed_clash(model_id, overlay_path)
-    existing = _overlay_models(model_id, overlay_path, force=force)
+    _overlay_models(model_id, overlay_path, force=force)  # refused before the slow checks
     read = _read_and_check(new)
     _check_signature(new, read.digest, sha256_bytes(read.sidecar_data))
     staging = _Staging(model_id)
     raw = _entry_raw(new, read, staging)
-    return _write_overlay(overlay_path, existing, raw, staging)
+    with writing(overlay_path):
+        # Read again under the lock: another add or promote may have written it since.
+        existing = _overlay_models(model_id, overlay_path, force=force)
+        return _write_overlay(overlay_path, existing, raw, staging)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from vmafx_saliency.supply.registry.locations import (
     committed_registry_path,
     overlay_registry_path,
 )
+from vmafx_saliency.supply.registry.lock import writing
 from vmafx_saliency.supply.registry.validate import _check_entry
 from vmafx_saliency.supply.registry.view import Registry
 
@@ -83,14 +84,15 @@ def _restore_committed_default(
             f"committed registry's, not overridden in {overlay_path}): nothing to promote"
         )
     comparison = _compare_with(entry, baseline, report=report, metric=metric)
-    models = _raw_models(overlay_path, committed=False)
-    for raw in models:
-        if raw["id"] == baseline.id:
-            raw["default"], raw["status"] = False, "alternative"
-    text = _dump_registry(models)
-    parsed = _parse_document(overlay_path, json.loads(text), committed=False)
-    _refuse_on_errors(parsed.findings, f"cannot promote {entry.id!r} in {overlay_path}")
-    atomic_write_text(overlay_path, text)
+    with writing(overlay_path):  # read and written by one writer at a time
+        models = _raw_models(overlay_path, committed=False)
+        for raw in models:
+            if raw["id"] == baseline.id:
+                raw["default"], raw["status"] = False, "alternative"
+        text = _dump_registry(models)
+        parsed = _parse_document(overlay_path, json.loads(text), committed=False)
+        _refuse_on_errors(parsed.findings, f"cannot promote {entry.id!r} in {overlay_path}")
+        atomic_write_text(overlay_path, text)
     return comparison
 
 
@@ -182,6 +184,11 @@ def _baseline_in(
 
 def _write_promotion(target: Path, entry: ModelEntry, *, committed: bool) -> None:
     """``entry`` becomes the default in ``target``, checked before the atomic write."""
+    with writing(target):  # read, checked and written by one writer at a time
+        _promote_in(target, entry, committed=committed)
+
+
+def _promote_in(target: Path, entry: ModelEntry, *, committed: bool) -> None:
     models = _raw_models(target, committed=committed)
     for raw in models:
         if raw["id"] == entry.id:

@@ -16,6 +16,7 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,7 +107,16 @@ def stage(
         reads += [("--signing-certificate", signer.signing_certificate)]
         reads += [("--certificate-chain", path) for path in signer.certificate_chain]
     _check_out(out, model_id, reads=reads, force=force)
-    _write_staging(model_id, entry, assets.sources, release_doc, out=out, signer=signer)
+    _write_staging(
+        model_id,
+        entry,
+        assets.sources,
+        release_doc,
+        out=out,
+        signer=signer,
+        # Again before the swap: another run may have staged there, or someone put a file.
+        recheck=lambda: _check_out(out, model_id, reads=reads, force=force),
+    )
     staged_files = tuple(sorted(p.name for p in out.iterdir()))
     return StageResult(
         model_id, out, staged_files, f"{model_id}: staged {len(staged_files)} files in {out}"
@@ -194,8 +204,10 @@ def _write_staging(
     *,
     out: Path,
     signer: ReleaseSigner | None,
+    recheck: Callable[[], None],
 ) -> None:
-    """Build the release in a temporary folder beside ``out``, then swap it in."""
+    """Build the release in a temporary folder beside ``out``, then, once ``recheck``
+    passes, swap it in."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
     try:
@@ -221,6 +233,7 @@ def _write_staging(
             _sign_release(tmp, signer, model_id)
         # mkdtemp makes the folder 0700; a release folder is for publishing.
         tmp.chmod(stat.S_IMODE(out.stat().st_mode) if out.is_dir() else 0o755)
+        recheck()
         _swap_in(tmp, out)
     except OSError as exc:
         raise ReleaseError(
