@@ -194,10 +194,11 @@ def test_what_lands_in_the_folder_while_staging_runs_is_kept(
 ) -> None:
     """The folder is checked again before the swap: a file put there meanwhile (or another
     run's staging) would have gone with the folder it replaced."""
+    from vmafx_saliency import _util
     from vmafx_saliency.supply.release import staging
 
     release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
-    digest = staging.sha256_file
+    digest = _util.sha256_file
 
     def meanwhile(path: Path) -> str:
         (tiny / "notes.txt").write_text("mine\n")  # while the copies are checked
