@@ -908,3 +908,23 @@ def test_model_choice_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     loaded, pre = load_model(ModelChoice(sidecar=sidecar), threads=1)
     assert loaded.path == model.resolve()
     assert pre.inference_size == TINY_SIZE
+
+
+def test_maps_removed_by_another_run_meanwhile_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two --save-maps --force runs into one folder: the second to commit finds an old map
+    already gone (the first removed it); it says so instead of a FileNotFoundError."""
+    from vmafx_saliency.video import job, maps
+
+    target = tmp_path / "maps"
+    target.mkdir()
+    maps.save_map(target, 39, np.zeros((4, 4), np.float32))
+    writer = job._MapWriter(target, 1, force=True)
+    writer(0, np.ones((4, 4), np.float32))
+    listed = maps.saved_maps(target)
+    (target / "frame_000039.png").unlink()  # the other run's commit, between list and unlink
+    monkeypatch.setattr(maps, "saved_maps", lambda folder: listed)
+    with pytest.raises(OutputError, match=r"maps: frame_000039\.png went while this run replaced"):
+        writer.commit()
+    writer.discard()

@@ -363,7 +363,13 @@ class _MapWriter:
         # swap the maps only, file by file, and leave every other file where it is.
         check_maps_folder(self.target, force=self.force)  # maps may have appeared since
         for old in saved_maps(self.target):
-            old.unlink()
+            try:
+                old.unlink()
+            except FileNotFoundError as exc:
+                raise OutputError(
+                    f"{self.target}: {old.name} went while this run replaced the maps: another "
+                    "run is writing maps there; give each run its own --save-maps folder"
+                ) from exc
         for new in sorted(self.tmp.iterdir()):
             new.replace(self.target / new.name)
         self.tmp.rmdir()
