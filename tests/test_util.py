@@ -284,9 +284,12 @@ def test_leftovers_of_a_killed_run_are_swept_and_a_live_runs_kept(tmp_path: Path
     other = tmp_path / ".out.json.notes"  # not of our form: never touched
     other.write_bytes(b"")
     atomic_write_bytes(tmp_path / "out.json", b"{}")
+    # Another output's temporary: 'out.json.<n>' written by a live run, not process <n>'s.
+    neighbour = tmp_path / f".out.json.{gone}.{os.getpid()}.q7.tmp"
+    neighbour.write_bytes(b"another output's")
     sweep_stale_temporaries(tmp_path, ".maps.")
     assert not stale.exists() and not stale_maps.exists()
-    assert live.exists() and other.exists()
+    assert live.exists() and other.exists() and neighbour.exists()
 
 
 def _ended_pid() -> int:

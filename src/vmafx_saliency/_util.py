@@ -527,6 +527,9 @@ def _put_in_place(tmp: Path, path: Path, *, force: bool) -> None:
     tmp.unlink()
 
 
+_TEMPORARY_REST = re.compile(r"[^.]+(\.(tmp|old|staging))?")
+
+
 def sweep_stale_temporaries(folder: Path, prefix: str) -> None:
     """Remove ``<prefix><pid>.*`` temporaries in ``folder`` whose process is gone.
 
@@ -539,8 +542,12 @@ def sweep_stale_temporaries(folder: Path, prefix: str) -> None:
     except OSError:
         return
     for candidate in names:
-        pid_text = candidate.name[len(prefix) :].split(".", 1)[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        pid_text, _, rest = candidate.name[len(prefix) :].partition(".")
+        # <pid>.<random>[.tmp|.old|.staging], nothing more: '.x.99.<pid>.<random>' is
+        # the temporary of an output named 'x.99', not a leftover of process 99.
+        if not pid_text.isdigit() or not _TEMPORARY_REST.fullmatch(rest):
+            continue
+        if _alive(int(pid_text)):
             continue
         with contextlib.suppress(OSError):
             if candidate.is_dir() and not candidate.is_symlink():

@@ -27,11 +27,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vmafx_saliency._util import require
+from vmafx_saliency._util import require, sweep_stale_temporaries
 from vmafx_saliency.errors import UsageError
 
 __all__ = ["METHODS", "QuantRecipe", "quantize_qdq", "strip_unused_opsets"]
 
+_TEMP_PREFIX = "vmafx-quantize-"  # the working folder's, in the system's temporary folder
 Method = Literal["minmax", "entropy", "percentile"]
 METHODS: tuple[Method, ...] = ("minmax", "entropy", "percentile")
 
@@ -94,7 +95,9 @@ def quantize_qdq(
     if first is None:
         raise UsageError("no calibration input: give a folder with images or clips")
     reader = _Feeds({input_name: tensor} for tensor in itertools.chain([first], tensors))
-    with tempfile.TemporaryDirectory(prefix="vmafx-quantize-") as tmp:
+    # Named with our pid: a later run sweeps what a killed one left (SIGKILL, power cut).
+    sweep_stale_temporaries(Path(tempfile.gettempdir()), _TEMP_PREFIX)
+    with tempfile.TemporaryDirectory(prefix=f"{_TEMP_PREFIX}{os.getpid()}.") as tmp:
         source, prepared, out = (Path(tmp) / n for n in ("in.onnx", "pre.onnx", "int8.onnx"))
         source.write_bytes(data)
         # Shape inference and graph clean-up first, as ONNX Runtime recommends.

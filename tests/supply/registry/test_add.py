@@ -333,3 +333,16 @@ def test_a_failed_replacement_puts_the_old_copies_back(
     assert {p.name: p.read_bytes() for p in entry.onnx.parent.iterdir()} == before
     assert reg.overlay_registry_path().read_bytes() == document
     assert _leftovers(entry.onnx.parent.parent.parent) == ["new"]
+
+
+def test_a_killed_adds_leftovers_are_swept_by_the_next(inputs: Path) -> None:
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()  # a pid that is gone: the run SIGKILL ended
+    models = reg.overlay_registry_path().parent / "models"
+    models.mkdir(parents=True)
+    for suffix in (".tmp", ".old"):
+        (models / f".new.{child.pid}.abcd1234{suffix}").mkdir()
+    _add(inputs)
+    assert sorted(p.name for p in models.iterdir()) == ["new"]

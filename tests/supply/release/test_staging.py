@@ -211,6 +211,19 @@ def test_what_lands_in_the_folder_while_staging_runs_is_kept(
     assert sorted(p.name for p in tiny.parent.iterdir()) == ["tiny"]  # no staging left
 
 
+def test_a_killed_stagings_leftovers_are_swept_by_the_next(tmp_path: Path, tiny: Path) -> None:
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()  # a pid that is gone: the run SIGKILL ended
+    tiny.parent.mkdir(parents=True)
+    left = tiny.parent / f".{tiny.name}.{child.pid}.abcd1234.staging"
+    left.mkdir()
+    (left / "model.onnx").write_bytes(b"half")
+    release.stage("tiny", out=tiny, signer=tiny_signer(tmp_path))
+    assert sorted(p.name for p in tiny.parent.iterdir()) == ["tiny"]
+
+
 def test_a_damaged_staging_is_repaired_by_staging_again_with_force(
     tmp_path: Path, tiny: Path
 ) -> None:

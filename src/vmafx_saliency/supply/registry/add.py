@@ -27,6 +27,7 @@ from vmafx_saliency._util import (
     read_capped,
     require,
     sha256_bytes,
+    sweep_stale_temporaries,
 )
 from vmafx_saliency.errors import (
     InputFileError,
@@ -453,7 +454,10 @@ def _install_copies(
     overlay's folder holds the old copies or the new ones, never a mixture.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    # Named with our pid: a later run sweeps what a killed one left (SIGKILL, power cut).
+    sweep_stale_temporaries(target.parent, f".{target.name}.")
+    mine = f".{target.name}.{os.getpid()}."
+    staged = Path(tempfile.mkdtemp(prefix=mine, suffix=".tmp", dir=target.parent))
     aside: Path | None = None
     try:
         staged.chmod(0o777 & ~UMASK)  # mkdtemp made it 0700; a folder of copies is not private

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import stat
@@ -21,7 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmafx_saliency._util import PROJECT_ROOT, check_inputs_spared, sha256_file
+from vmafx_saliency._util import (
+    PROJECT_ROOT,
+    check_inputs_spared,
+    sha256_file,
+    sweep_stale_temporaries,
+)
 from vmafx_saliency.errors import OutputExistsError, ReleaseError
 from vmafx_saliency.supply.release.folder import (
     RELEASE_BUNDLE,
@@ -209,7 +215,10 @@ def _write_staging(
     """Build the release in a temporary folder beside ``out``, then, once ``recheck``
     passes, swap it in."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+    # Named with our pid: a later run sweeps what a killed one left (SIGKILL, power cut).
+    sweep_stale_temporaries(out.parent, f".{out.name}.")
+    mine = f".{out.name}.{os.getpid()}."
+    tmp = Path(tempfile.mkdtemp(prefix=mine, suffix=".staging", dir=out.parent))
     try:
         for name, src in sorted(sources.items()):
             shutil.copyfile(src, tmp / name)
@@ -265,7 +274,8 @@ def _swap_in(tmp: Path, out: Path) -> None:
         tmp.replace(out)
         return
     # The previous staging while it is being replaced.
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    mine = f".{out.name}.{os.getpid()}."
+    old = Path(tempfile.mkdtemp(prefix=mine, suffix=".old", dir=out.parent))
     restored = False
     try:
         out.replace(old)  # rename(2) replaces the empty folder mkdtemp made
