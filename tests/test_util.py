@@ -274,22 +274,28 @@ def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path: Path) -> Non
 
 def test_leftovers_of_a_killed_run_are_swept_and_a_live_runs_kept(tmp_path: Path) -> None:
     gone = _ended_pid()
-    stale = tmp_path / f".out.json.{gone}.x1y2.tmp"
+    # Names as tempfile makes them: eight random characters after the pid.
+    stale = tmp_path / f".out.json.{gone}.x1y2z3w4.tmp"
     stale.write_bytes(b"partial")
-    stale_maps = tmp_path / f".maps.{gone}.abcd"
+    stale_maps = tmp_path / f".maps.{gone}.abcd_123"
     stale_maps.mkdir()
     (stale_maps / "frame_000000.png").write_bytes(b"")
-    live = tmp_path / f".out.json.{os.getpid()}.z9.tmp"
+    live = tmp_path / f".out.json.{os.getpid()}.z9z9z9z9.tmp"
     live.write_bytes(b"being written")
-    other = tmp_path / ".out.json.notes"  # not of our form: never touched
-    other.write_bytes(b"")
-    atomic_write_bytes(tmp_path / "out.json", b"{}")
-    # Another output's temporary: 'out.json.<n>' written by a live run, not process <n>'s.
-    neighbour = tmp_path / f".out.json.{gone}.{os.getpid()}.q7.tmp"
-    neighbour.write_bytes(b"another output's")
+    kept = {
+        ".out.json.notes": b"",  # not of our form: never touched
+        f".out.json.{gone}.bak": b"a user's",  # no random part: not a temporary of ours
+        f".out.json.{gone}.abcdefgh": b"",  # no .tmp: not atomic_writer's
+        # Another output's temporary: 'out.json.<n>' written by a live run, not <n>'s.
+        f".out.json.{gone}.{os.getpid()}.q7q7q7q7.tmp": b"another output's",
+    }
+    for name, data in kept.items():
+        (tmp_path / name).write_bytes(data)
+    atomic_write_bytes(tmp_path / "out.json", b"{}")  # sweeps '.out.json.' first
     sweep_stale_temporaries(tmp_path, ".maps.")
     assert not stale.exists() and not stale_maps.exists()
-    assert live.exists() and other.exists() and neighbour.exists()
+    assert live.exists()
+    assert all((tmp_path / name).exists() for name in kept)
 
 
 def _ended_pid() -> int:

@@ -469,7 +469,7 @@ def atomic_writer(path: Path, *, mode: str = "wb", force: bool = True) -> Iterat
     path = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale_temporaries(path.parent, f".{path.name}.")
+        sweep_stale_temporaries(path.parent, f".{path.name}.", suffixes=(".tmp",))
         # The pid in the name lets a later run tell a leftover of a killed run
         # (its process gone) from the temporary of one still writing.
         prefix = f".{path.name}.{os.getpid()}."
@@ -527,10 +527,13 @@ def _put_in_place(tmp: Path, path: Path, *, force: bool) -> None:
     tmp.unlink()
 
 
-_TEMPORARY_REST = re.compile(r"[^.]+(\.(tmp|old|staging))?")
+# tempfile's random part of a name (mkstemp, mkdtemp): eight of these.
+_TEMPFILE_RANDOM = "[a-z0-9_]{8}"
 
 
-def sweep_stale_temporaries(folder: Path, prefix: str) -> None:
+def sweep_stale_temporaries(
+    folder: Path, prefix: str, *, suffixes: tuple[str, ...] = ("",)
+) -> None:
     """Remove ``<prefix><pid>.*`` temporaries in ``folder`` whose process is gone.
 
     Leftovers of runs killed by SIGKILL or a power cut: nothing else removes
@@ -541,13 +544,12 @@ def sweep_stale_temporaries(folder: Path, prefix: str) -> None:
         names = [p for p in folder.iterdir() if p.name.startswith(prefix)]
     except OSError:
         return
+    # <prefix><pid>.<random><suffix>, nothing more: '.x.99.<pid>.<random>' is the
+    # temporary of an output named 'x.99', not a leftover of process 99.
+    ours = re.compile(rf"(\d+)\.{_TEMPFILE_RANDOM}(?:{'|'.join(re.escape(s) for s in suffixes)})")
     for candidate in names:
-        pid_text, _, rest = candidate.name[len(prefix) :].partition(".")
-        # <pid>.<random>[.tmp|.old|.staging], nothing more: '.x.99.<pid>.<random>' is
-        # the temporary of an output named 'x.99', not a leftover of process 99.
-        if not pid_text.isdigit() or not _TEMPORARY_REST.fullmatch(rest):
-            continue
-        if _alive(int(pid_text)):
+        found = ours.fullmatch(candidate.name[len(prefix) :])
+        if found is None or _alive(int(found.group(1))):
             continue
         with contextlib.suppress(OSError):
             if candidate.is_dir() and not candidate.is_symlink():

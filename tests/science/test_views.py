@@ -331,6 +331,8 @@ def test_frames_of_a_stream_are_refused_up_front(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(UsageError, match=r"reads a clip twice .*live\.y4m is a stream, read once"):
         views.video_frames(fifo, tmp_path / "frames", every=1)
+    with pytest.raises(UsageError, match=r"give the clip's path, not standard input \(-\)"):
+        views.video_frames(Path("-"), tmp_path / "frames", every=1)
     assert not (tmp_path / "frames").exists()
 
 

@@ -312,8 +312,13 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
     av = require("av", purpose="reading video frames", extra=None)
     check_out_folder(out_dir, purpose="the images")
     from vmafx_saliency.video.frames import open_video
-    from vmafx_saliency.video.frames.stdin import check_rereadable
+    from vmafx_saliency.video.frames.stdin import check_rereadable, is_stdin
 
+    if is_stdin(clip):
+        raise UsageError(
+            "views frames names a clip's frames after its file: give the clip's path, not "
+            "standard input (-)"
+        )
     check_rereadable(clip, reads="views frames reads a clip twice (its digest, its frames)")
     # The extractor's checks of the file first (a video stream, a frame size within the
     # limit), in its words; then PyAV decodes it to RGB.

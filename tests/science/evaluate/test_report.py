@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -133,4 +134,19 @@ def test_the_folder_is_checked_again_when_the_report_is_swapped_in(tmp_path: Pat
         third.commit()
     third.discard()
     assert (target / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_a_killed_reports_hidden_folder_is_swept_by_the_next(tmp_path: Path) -> None:
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()  # a pid that is gone: the run SIGKILL ended
+    left = tmp_path / f".report.{child.pid}.abcd1234"
+    left.mkdir()
+    (left / "summary.json").write_text("{}")
+    out = ev._ReportDir(tmp_path / "report", marker="summary.json", force=False)
+    assert out.tmp.name.startswith(f".report.{os.getpid()}.")
+    out.path("summary.json").write_text("{}")
+    out.commit()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]

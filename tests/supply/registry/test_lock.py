@@ -32,6 +32,20 @@ def test_a_second_writer_waits_then_is_refused_and_nothing_is_left(tmp_path: Pat
     assert list((tmp_path / "data").iterdir()) == []  # no lock file
 
 
+def test_a_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("mine")
+    registry = tmp_path / "afile" / "sub" / "registry.json"
+    with (
+        pytest.raises(
+            RegistryError,
+            match=r"cannot write \S+registry\.json: its folder \S+sub cannot be made or opened "
+            r"\(Not a directory\): check the path",
+        ),
+        writing(registry),
+    ):
+        pass
+
+
 def _add(folder: Path, model_id: str) -> reg.ModelEntry:
     return reg.add_model(
         onnx=folder / "model.onnx",

@@ -200,3 +200,46 @@ def test_promote_refuses_the_current_default(tmp_path: Path, overlay_pair: Path)
     report = report_file(tmp_path, {"old": {"mae": 0.2}})
     with pytest.raises(PromotionRefusedError, match=r"already the default"):
         reg.promote("old", report=report, metric="mae")
+
+
+def test_a_promotion_that_lands_while_another_is_checked_is_not_overruled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two promotions at once: the slower one was judged against the old default, and
+    would have replaced a better model its report says nothing of."""
+    import importlib
+
+    # The module, not the function of the same name that the package exports.
+    promote_module = importlib.import_module("vmafx_saliency.supply.registry.promote")
+
+    overlay = reg.overlay_registry_path()
+    folder = overlay.parent
+    write_registry(
+        overlay,
+        [
+            write_model(folder, "old"),
+            write_model(folder, "a", default=False, status="alternative"),
+            write_model(folder, "b", default=False, status="alternative"),
+        ],
+    )
+    (tmp_path / "ra").mkdir()
+    (tmp_path / "rb").mkdir()
+    for_a = report_file(tmp_path / "ra", {"old": {"s_measure": 0.70}, "a": {"s_measure": 0.90}})
+    for_b = report_file(tmp_path / "rb", {"old": {"s_measure": 0.70}, "b": {"s_measure": 0.75}})
+    compare = promote_module._compare_with
+    landed: list[str] = []
+
+    def meanwhile(entry: reg.ModelEntry, *args: object, **kwargs: object) -> object:
+        judged = compare(entry, *args, **kwargs)
+        if entry.id == "b" and not landed:  # 'a' lands while 'b' is checked
+            landed.append("a")
+            reg.promote("a", report=for_a, metric="s_measure")
+        return judged
+
+    monkeypatch.setattr(promote_module, "_compare_with", meanwhile)
+    with pytest.raises(
+        PromotionRefusedError,
+        match=r"the default for 'mobilesal' changed to 'a' while 'b' was checked against 'old'",
+    ):
+        reg.promote("b", report=for_b, metric="s_measure")
+    assert reg.Registry.load().default_for("mobilesal").id == "a"

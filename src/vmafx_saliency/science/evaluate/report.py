@@ -19,7 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency._util import check_can_write, check_inputs_spared, require
+from vmafx_saliency._util import (
+    check_can_write,
+    check_inputs_spared,
+    require,
+    sweep_stale_temporaries,
+)
 from vmafx_saliency.errors import OutputExistsError, UsageError
 from vmafx_saliency.science.evaluate.metrics import METRIC_NAMES, THRESHOLDS
 from vmafx_saliency.science.evaluate.protocols import PROTOCOL_TEXT
@@ -115,7 +120,10 @@ class _ReportDir:
         check_report_folder(target, marker=marker, force=force)
         target.parent.mkdir(parents=True, exist_ok=True)
         self.target, self.marker, self.force = target, marker, force
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        # Named with our pid: a later run sweeps what a killed one left (SIGKILL, power cut).
+        sweep_stale_temporaries(target.parent, f".{target.name}.")
+        mine = f".{target.name}.{os.getpid()}."
+        self.tmp = Path(tempfile.mkdtemp(prefix=mine, dir=target.parent))
 
     def path(self, name: str) -> Path:
         return self.tmp / name

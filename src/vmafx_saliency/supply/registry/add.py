@@ -455,7 +455,7 @@ def _install_copies(
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     # Named with our pid: a later run sweeps what a killed one left (SIGKILL, power cut).
-    sweep_stale_temporaries(target.parent, f".{target.name}.")
+    sweep_stale_temporaries(target.parent, f".{target.name}.", suffixes=(".tmp", ".old"))
     mine = f".{target.name}.{os.getpid()}."
     staged = Path(tempfile.mkdtemp(prefix=mine, suffix=".tmp", dir=target.parent))
     aside: Path | None = None
@@ -467,7 +467,7 @@ def _install_copies(
                 fh.flush()
                 os.fsync(fh.fileno())
         if target.exists():
-            aside = staged.with_name(staged.name.replace(".tmp", ".old"))
+            aside = staged.with_name(staged.name.removesuffix(".tmp") + ".old")
             target.rename(aside)
         staged.rename(target)
         try:

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from vmafx_saliency.errors import RegistryError
 
@@ -28,34 +29,47 @@ _POLL_S = 0.05
 def writing(registry: Path, *, wait: float = LOCK_WAIT_S) -> Iterator[None]:
     """Hold the lock of ``registry``'s folder (made if missing) while the body runs.
 
-    Waits at most ``wait`` seconds for another writer, then raises RegistryError.
-    Where the platform has no ``flock`` (Windows), the body runs unlocked.
+    The folder the file is written in: through a symlink, its target's. Waits at
+    most ``wait`` seconds for another writer, then raises RegistryError. Where
+    the platform has no ``flock`` (Windows), the body runs unlocked.
     """
+    fcntl: Any
     try:
         import fcntl
     except ImportError:  # not POSIX: one writer at a time is the operator's to keep
+        fcntl = None
+    if fcntl is None:
         yield
         return
-    folder = registry.absolute().parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY)
+    folder = Path(os.path.realpath(registry)).parent
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RegistryError(
-                        f"{registry}: another vmafx-saliency run has been writing it for over "
-                        f"{wait:g} s (it holds the lock of {folder}): run again when it has "
-                        "finished"
-                    ) from None
-                time.sleep(_POLL_S)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot write {registry}: its folder {folder} cannot be made or opened "
+            f"({exc.strerror or exc}): check the path and its permissions"
+        ) from exc
+    try:
+        _take(fcntl, fd, registry, folder, wait)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _take(fcntl: Any, fd: int, registry: Path, folder: Path, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise RegistryError(
+                    f"{registry}: another vmafx-saliency run has been writing it for over "
+                    f"{wait:g} s (it holds the lock of {folder}): run again when it has finished"
+                ) from None
+            time.sleep(_POLL_S)
 
 
 __all__ = ["LOCK_WAIT_S", "writing"]

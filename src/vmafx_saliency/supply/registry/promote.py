@@ -85,6 +85,7 @@ def _restore_committed_default(
         )
     comparison = _compare_with(entry, baseline, report=report, metric=metric)
     with writing(overlay_path):  # read and written by one writer at a time
+        _check_same_default(entry, baseline, Registry.load().default_or_none(entry.extractor))
         models = _raw_models(overlay_path, committed=False)
         for raw in models:
             if raw["id"] == baseline.id:
@@ -147,7 +148,15 @@ def promote(
             f"{entry.registry}: nothing to promote"
         )
     comparison = _compare_with(entry, baseline, report=report, metric=metric)
-    _write_promotion(target, entry, committed=_same_file(target, committed_path))
+    with writing(target):  # read, checked and written by one writer at a time
+        # Judged against the default found before the lock: another promotion may have
+        # landed since, and this report says nothing of its model.
+        view = _view_for(target, committed_path=committed_path, overlay_path=overlay_path)
+        now = _baseline_in(
+            view, entry, target, committed_path=committed_path, overlay_path=overlay_path
+        )
+        _check_same_default(entry, baseline, now)
+        _write_promotion(target, entry, committed=_same_file(target, committed_path))
     return comparison
 
 
@@ -182,13 +191,21 @@ def _baseline_in(
     )
 
 
+def _check_same_default(
+    entry: ModelEntry, judged: ModelEntry | None, now: ModelEntry | None
+) -> None:
+    """Refuse when the default the report was judged against is no longer the default."""
+    if (judged.id if judged else None) != (now.id if now else None):
+        raise PromotionRefusedError(
+            f"the default for {entry.extractor!r} changed to {now.id if now else 'none'!r} "
+            f"while {entry.id!r} was checked against "
+            f"{judged.id if judged else 'no default'!r}: run the promotion again, with a "
+            "report that holds the new default"
+        )
+
+
 def _write_promotion(target: Path, entry: ModelEntry, *, committed: bool) -> None:
     """``entry`` becomes the default in ``target``, checked before the atomic write."""
-    with writing(target):  # read, checked and written by one writer at a time
-        _promote_in(target, entry, committed=committed)
-
-
-def _promote_in(target: Path, entry: ModelEntry, *, committed: bool) -> None:
     models = _raw_models(target, committed=committed)
     for raw in models:
         if raw["id"] == entry.id:

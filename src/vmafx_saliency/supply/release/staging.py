@@ -216,7 +216,7 @@ def _write_staging(
     passes, swap it in."""
     out.parent.mkdir(parents=True, exist_ok=True)
     # Named with our pid: a later run sweeps what a killed one left (SIGKILL, power cut).
-    sweep_stale_temporaries(out.parent, f".{out.name}.")
+    sweep_stale_temporaries(out.parent, f".{out.name}.", suffixes=(".staging", ".old"))
     mine = f".{out.name}.{os.getpid()}."
     tmp = Path(tempfile.mkdtemp(prefix=mine, suffix=".staging", dir=out.parent))
     try:
