@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests._trust import write_model
+from tests._trust import register_tiny
 from tests.supply.registry._raw import entries_of
 from vmafx_saliency.errors import RegistryError
 from vmafx_saliency.supply import registry as reg
@@ -46,24 +46,11 @@ def test_a_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
         pass
 
 
-def _add(folder: Path, model_id: str) -> reg.ModelEntry:
-    return reg.add_model(
-        onnx=folder / "model.onnx",
-        model_id=model_id,
-        sidecar=folder / "sidecar.json",
-        license="BSD-3-Clause",
-        license_file=folder / "LICENSE.txt",
-        source=reg.Source(type="fork-trained"),
-    )
-
-
 def test_an_add_keeps_an_entry_written_while_it_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two `registry add` at once: the one that checks longer used to write back what it
     read before, and the other's entry was lost while both said 'registered'."""
-    write_model(tmp_path / "in", "slow")
-    write_model(tmp_path / "in", "quick")
     check = add_module._check_signature
     landed: list[str] = []
 
@@ -71,8 +58,8 @@ def test_an_add_keeps_an_entry_written_while_it_checked(
         check(*args, **kwargs)
         if not landed:  # once, after the slow run's first read: the other run lands now
             landed.append("quick")
-            _add(tmp_path / "in" / "quick", "quick")
+            register_tiny(tmp_path, "quick", signed=False)
 
     monkeypatch.setattr(add_module, "_check_signature", meanwhile)
-    _add(tmp_path / "in" / "slow", "slow")
+    register_tiny(tmp_path, "slow", signed=False)
     assert sorted(e["id"] for e in entries_of(reg.overlay_registry_path())) == ["quick", "slow"]
