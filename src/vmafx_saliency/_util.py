@@ -527,6 +527,21 @@ def _put_in_place(tmp: Path, path: Path, *, force: bool) -> None:
     tmp.unlink()
 
 
+def own_temporary_folder(
+    folder: Path, name: str, *, suffix: str = "", sweep: tuple[str, ...] = ("",)
+) -> Path:
+    """A new hidden folder ``.<name>.<pid>.<random><suffix>`` in ``folder`` (mode 0700).
+
+    The pid in the name lets a later run tell a leftover of a killed run (SIGKILL,
+    a power cut) from the folder of one still working: before making it, the
+    leftovers of ``name`` with the ``sweep`` suffixes are removed (none when empty).
+    """
+    prefix = f".{name}."
+    if sweep:
+        sweep_stale_temporaries(folder, prefix, suffixes=sweep)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", suffix=suffix, dir=folder))
+
+
 # tempfile's random part of a name (mkstemp, mkdtemp): eight of these.
 _TEMPFILE_RANDOM = "[a-z0-9_]{8}"
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from vmafx_saliency._util import check_parents_are_folders, sweep_stale_temporaries
+from vmafx_saliency._util import check_parents_are_folders, own_temporary_folder
 from vmafx_saliency.errors import (
     NoFramesSelectedError,
     OutputError,
@@ -322,8 +322,6 @@ class _MapWriter:
     """Writes every N-th map into a hidden folder, moved into place at the end."""
 
     def __init__(self, target: Path, every: int, *, force: bool) -> None:
-        import tempfile
-
         self.target = target
         self.every = every
         self.force = force
@@ -331,13 +329,11 @@ class _MapWriter:
         # Beside the target when it is new (one rename), inside it when it exists;
         # named with our pid, so a later run can sweep it if this one is killed.
         home = target if target.is_dir() else target.parent
-        prefix = f".{target.name or 'maps'}."
         # Folders this run makes on the way, deepest first: a discarded run removes them.
         self.made = [f for f in (target.parent, *target.parent.parents) if not f.exists()]
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            sweep_stale_temporaries(home, prefix)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=home))
+            self.tmp = own_temporary_folder(home, target.name or "maps")
         except OSError as exc:
             self._remove_made()
             raise OutputError(
@@ -388,23 +384,24 @@ class _MapWriter:
                 break
 
 
-def extract_video(
+def extract_video(  # noqa: PLR0913 -- what one run of the extractor over a clip takes
     source: FrameSource,
     video: VideoInput,
-    model: tuple[LoadedModel, Preprocessing, InferencePlan],
+    loaded: LoadedModel,
+    pre: Preprocessing,
     *,
+    jobs: int = 1,
     infer_size: extract.InferSize,
     progress: bool,
     on_map: Callable[[int, np.ndarray], None] | None,
     warn_past_the_end: bool = True,
 ) -> tuple[extract.ExtractionResult, int]:
-    """The frames ``video`` selects from the open ``source``, through the model: the
-    result and the frames decoded. A range past the end warns (unless a caller that
-    reads the clip again has said so already); one wholly past it is refused with the
-    clip's frame count."""
+    """The frames ``video`` selects from the open ``source``, through the model, ``jobs``
+    frames at once (an :class:`InferencePlan`'s ``frames``): the result and the frames
+    decoded. A range past the end warns (unless a caller that reads the clip again has
+    said so already); one wholly past it is refused with the clip's frame count."""
     from vmafx_saliency.video.frames import select_frames
 
-    loaded, pre, plan = model
     tally = FrameTally()
     frames = select_frames(
         tally.counted(source), start=video.start, end=video.end, subsample=video.subsample
@@ -420,7 +417,7 @@ def extract_video(
             infer_size=infer_size,
             progress=extract.Progress(total=expected_count(source.info, video), enabled=progress),
             on_map=on_map,
-            jobs=plan.frames,
+            jobs=jobs,
         )
     except NoFramesSelectedError as exc:
         raise tally.none_selected(video) from exc
@@ -519,7 +516,9 @@ def run_job(
             result, decoded = extract_video(
                 source,
                 video,
-                (loaded, pre, plan),
+                loaded,
+                pre,
+                jobs=plan.frames,
                 infer_size=infer_size,
                 progress=progress,
                 on_map=maps,

@@ -189,7 +189,9 @@ def compute_plan(
         result, _ = extract_video(
             source,
             video,
-            (loaded, pre, plan),
+            loaded,
+            pre,
+            jobs=plan.frames,
             infer_size=infer_size,
             progress=progress,
             on_map=acc,

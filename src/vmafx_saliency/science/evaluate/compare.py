@@ -164,10 +164,8 @@ def _series(
     video: VideoInput, model: EvalModel, *, block: int, progress: bool, first: bool
 ) -> tuple[list[int], list[float], dict[int, np.ndarray]]:
     """One model over one clip through the extractor; the block grid of each frame's map."""
-    from vmafx_saliency.video.job import InferencePlan, extract_video
+    from vmafx_saliency.video.job import extract_video
 
-    # One frame at a time: the model's session keeps the threads it was loaded with.
-    plan = InferencePlan(frames=1, threads_per_frame=1)
     grids: dict[int, np.ndarray] = {}
     with video.open() as source:
         info = source.info
@@ -182,10 +180,12 @@ def _series(
 
         # The extractor's own run of a clip: a range past its end warns, or, when it
         # selects nothing, is refused naming the clip and its length.
+        # One frame at a time: the model's session keeps the threads it was loaded with.
         result, _ = extract_video(
             source,
             video,
-            (model.loaded, model.pre, plan),
+            model.loaded,
+            model.pre,
             infer_size=None,
             progress=progress,
             on_map=on_map,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +21,8 @@ import numpy as np
 from vmafx_saliency._util import (
     check_can_write,
     check_inputs_spared,
+    own_temporary_folder,
     require,
-    sweep_stale_temporaries,
 )
 from vmafx_saliency.errors import OutputExistsError, UsageError
 from vmafx_saliency.science.evaluate.metrics import METRIC_NAMES, THRESHOLDS
@@ -120,10 +119,7 @@ class _ReportDir:
         check_report_folder(target, marker=marker, force=force)
         target.parent.mkdir(parents=True, exist_ok=True)
         self.target, self.marker, self.force = target, marker, force
-        # Named with our pid: a later run sweeps what a killed one left (SIGKILL, power cut).
-        sweep_stale_temporaries(target.parent, f".{target.name}.")
-        mine = f".{target.name}.{os.getpid()}."
-        self.tmp = Path(tempfile.mkdtemp(prefix=mine, dir=target.parent))
+        self.tmp = own_temporary_folder(target.parent, target.name)
 
     def path(self, name: str) -> Path:
         return self.tmp / name

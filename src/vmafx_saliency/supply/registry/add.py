@@ -15,7 +15,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -24,10 +23,10 @@ from typing import Any, Literal
 from vmafx_saliency._util import (
     UMASK,
     atomic_write_text,
+    own_temporary_folder,
     read_capped,
     require,
     sha256_bytes,
-    sweep_stale_temporaries,
 )
 from vmafx_saliency.errors import (
     InputFileError,
@@ -454,10 +453,7 @@ def _install_copies(
     overlay's folder holds the old copies or the new ones, never a mixture.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Named with our pid: a later run sweeps what a killed one left (SIGKILL, power cut).
-    sweep_stale_temporaries(target.parent, f".{target.name}.", suffixes=(".tmp", ".old"))
-    mine = f".{target.name}.{os.getpid()}."
-    staged = Path(tempfile.mkdtemp(prefix=mine, suffix=".tmp", dir=target.parent))
+    staged = own_temporary_folder(target.parent, target.name, suffix=".tmp", sweep=(".tmp", ".old"))
     aside: Path | None = None
     try:
         staged.chmod(0o777 & ~UMASK)  # mkdtemp made it 0700; a folder of copies is not private

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from vmafx_saliency._util import (
     PROJECT_ROOT,
     check_inputs_spared,
+    own_temporary_folder,
     sha256_file,
-    sweep_stale_temporaries,
 )
 from vmafx_saliency.errors import OutputExistsError, ReleaseError
 from vmafx_saliency.supply.release.folder import (
@@ -215,10 +213,7 @@ def _write_staging(
     """Build the release in a temporary folder beside ``out``, then, once ``recheck``
     passes, swap it in."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Named with our pid: a later run sweeps what a killed one left (SIGKILL, power cut).
-    sweep_stale_temporaries(out.parent, f".{out.name}.", suffixes=(".staging", ".old"))
-    mine = f".{out.name}.{os.getpid()}."
-    tmp = Path(tempfile.mkdtemp(prefix=mine, suffix=".staging", dir=out.parent))
+    tmp = own_temporary_folder(out.parent, out.name, suffix=".staging", sweep=(".staging", ".old"))
     try:
         for name, src in sorted(sources.items()):
             shutil.copyfile(src, tmp / name)
@@ -274,8 +269,7 @@ def _swap_in(tmp: Path, out: Path) -> None:
         tmp.replace(out)
         return
     # The previous staging while it is being replaced.
-    mine = f".{out.name}.{os.getpid()}."
-    old = Path(tempfile.mkdtemp(prefix=mine, suffix=".old", dir=out.parent))
+    old = own_temporary_folder(out.parent, out.name, suffix=".old", sweep=())
     restored = False
     try:
         out.replace(old)  # rename(2) replaces the empty folder mkdtemp made
