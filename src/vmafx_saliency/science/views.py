@@ -44,7 +44,6 @@ from vmafx_saliency._util import (
     json_loads,
     open_image,
     require,
-    sha256_bytes,
     sha256_file,
 )
 from vmafx_saliency.errors import InputFileError, UsageError
@@ -228,9 +227,12 @@ def _claim_views(out_dir: Path, *, recipe: str, seed: int, paths: Sequence[Path]
     list (another split: validation images among them) it would mix two draws
     under one folder and report the old ones as done.
     """
+    from vmafx_saliency.science.train.data import Sample, image_list_sha256
+
     marker = out_dir / RECIPE_MARKER
-    listing = "".join(f"{sha256_file(path)}  {path.name}\n" for path in paths)
-    ours = {"recipe": recipe, "seed": seed, "images": sha256_bytes(listing.encode())}
+    # The digest train records of an image list, so the two can be compared.
+    images = image_list_sha256(Sample(path, sha256_file(path)) for path in paths)
+    ours = {"recipe": recipe, "seed": seed, "images": images}
     if marker.exists():
         try:
             theirs = json_loads(_read_marker(marker))
