@@ -25,12 +25,12 @@ import numpy as np
 
 from vmafx_saliency._util import sha256_file
 from vmafx_saliency.science.train import (
-    DEFAULT_IMAGES,
     IMAGE_SUFFIXES,
     LABEL_SIZE,
     TrainConfig,
     bt601_luma,
     collect_samples,
+    default_images,
     load_rgb,
     max_f_measure,
     png_to_label,
@@ -67,7 +67,7 @@ def main() -> int:
     pre = Sidecar.load(sidecar_path).preprocessing
     cache = shipped_label_cache()
     _, val = split_samples(
-        collect_samples([DEFAULT_IMAGES]), val_fraction=TrainConfig().val_fraction, seed=0
+        collect_samples([default_images()]), val_fraction=TrainConfig().val_fraction, seed=0
     )
     sets = {"val": [s.path for s in val]}
     if args.extra_val is not None:

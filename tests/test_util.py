@@ -20,6 +20,7 @@ from vmafx_saliency._util import (
     atomic_writer,
     check_can_write,
     check_inputs_spared,
+    checkout_root,
     decode_image,
     json_loads,
     open_image,
@@ -158,9 +159,29 @@ def test_the_descriptor_is_closed_after_use_and_after_a_refusal(tmp_path: Path) 
     assert sum(1 for _ in Path("/proc/self/fd").iterdir()) == before
 
 
+# This checkout, found from the tests' own place.
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def test_the_project_root_holds_the_committed_registry() -> None:
-    assert (PROJECT_ROOT / "pyproject.toml").is_file()
-    assert (PROJECT_ROOT / "src" / "vmafx_saliency" / "models" / "registry.json").is_file()
+    assert PROJECT_ROOT == ROOT
+    assert (ROOT / "pyproject.toml").is_file()
+    assert (ROOT / "src" / "vmafx_saliency" / "models" / "registry.json").is_file()
+
+
+def test_an_installed_package_has_no_checkout(tmp_path: Path) -> None:
+    # site-packages/vmafx_saliency/_util.py: its grandparent is no project root.
+    installed = tmp_path / "lib" / "python3.11" / "site-packages" / "vmafx_saliency"
+    installed.mkdir(parents=True)
+    (installed / "_util.py").touch()
+    assert checkout_root(installed / "_util.py") is None
+    # Nor is a folder that happens to hold some other project's pyproject.toml.
+    (tmp_path / "lib" / "python3.11" / "pyproject.toml").touch()
+    assert checkout_root(installed / "_util.py") is None
+    checkout = tmp_path / "work" / "src" / "vmafx_saliency"
+    checkout.mkdir(parents=True)
+    (tmp_path / "work" / "pyproject.toml").touch()
+    assert checkout_root(checkout / "_util.py") == tmp_path / "work"
 
 
 # --- optional dependencies: the hint names the extra that installs the module ------
@@ -192,7 +213,7 @@ def _provided(requirements: list[str]) -> set[str]:
 
 def _require_calls() -> Iterator[tuple[str, str, str | None]]:
     """(where, module, extra) of every require(...) call in the package."""
-    package = PROJECT_ROOT / "src" / "vmafx_saliency"
+    package = ROOT / "src" / "vmafx_saliency"
     for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
@@ -209,7 +230,7 @@ def _require_calls() -> Iterator[tuple[str, str, str | None]]:
 
 
 def test_every_install_hint_names_an_extra_that_installs_the_module() -> None:
-    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     extras = project["project"]["optional-dependencies"]
     core = _provided(project["project"]["dependencies"])
     calls = list(_require_calls())

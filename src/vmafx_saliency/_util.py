@@ -31,10 +31,33 @@ from vmafx_saliency.errors import (
 # What a refused read raises: an error class, or a function of the message.
 ErrorFactory = Callable[[str], VmafxSaliencyError]
 
-# The project checkout this package runs from (src/vmafx_saliency/ -> the root):
-# its docs/ and the exports in models/, with the shared data folder beside it.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DIR = PROJECT_ROOT.parent / "shared"
+
+def checkout_root(module: Path) -> Path | None:
+    """The source checkout that ``module`` (a file of this package) runs from, if any.
+
+    ``src/vmafx_saliency/<file>`` in a checkout (an editable install too) gives
+    its root; an installed package (``site-packages/vmafx_saliency/<file>``)
+    gives None: it has no docs/, no models/ exports and no ../shared beside it.
+    """
+    root = module.resolve().parents[2]
+    is_checkout = (root / "pyproject.toml").is_file() and (root / "src" / "vmafx_saliency").is_dir()
+    return root if is_checkout else None
+
+
+# The checkout's docs/ and the exports in models/, with the shared data folder
+# beside it: the defaults of the development commands (train, quantize, export,
+# release). None when installed: those commands then ask for the paths.
+PROJECT_ROOT = checkout_root(Path(__file__))
+SHARED_DIR = PROJECT_ROOT.parent / "shared" if PROJECT_ROOT is not None else None
+# Said where a default of the checkout is missing, before what to pass instead.
+NOT_A_CHECKOUT = (
+    "vmafx-saliency runs installed here, with no source checkout and ../shared beside it"
+)
+
+
+def in_shared(*parts: str) -> Path | None:
+    """A path under the shared data folder beside the checkout; None when installed."""
+    return SHARED_DIR.joinpath(*parts) if SHARED_DIR is not None else None
 
 
 # Deeper than any document of ours (a registry, a sidecar, a bundle, a vmaf

@@ -14,6 +14,7 @@ def test_outside_a_source_checkout_the_demo_writes_nothing(
 ) -> None:
     # As from a wheel: the package's grandparent is site-packages' parent, no pyproject.toml.
     monkeypatch.setattr(demo, "ROOT", tmp_path)
+    monkeypatch.setattr(demo, "PROJECT_ROOT", None)
 
     def must_not_run(**_: object) -> None:
         raise AssertionError("the demo ran outside a source checkout")

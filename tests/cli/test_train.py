@@ -11,6 +11,7 @@ import pytest
 
 from vmafx_saliency.cli import train as _cli_train
 from vmafx_saliency.cli.main import main
+from vmafx_saliency.errors import UsageError
 from vmafx_saliency.science import train
 
 
@@ -151,3 +152,26 @@ def test_the_image_folders_train_splits() -> None:
     assert dirs("--images", "a") == [train.DEFAULT_IMAGES, Path("a")]
     assert dirs("--images", "a", "--no-default-images") == [Path("a")]
     assert dirs("--gt-root", "g", "--no-default-images") == []  # the --gt-root pairs alone
+
+
+def test_installed_the_image_folders_are_the_given_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No checkout, no ../shared: MSRA-B is no default; nothing else changes.
+    from vmafx_saliency.science.train import config
+
+    monkeypatch.setattr(config, "DEFAULT_IMAGES", None)
+    parser = argparse.ArgumentParser()
+    _cli_train.register(parser.add_subparsers(dest="command"))
+
+    def dirs(*extra: str) -> list[Path]:
+        return _cli_train.train_image_dirs(parser.parse_args(["train", "--out", "x", *extra]))
+
+    assert dirs("--images", "a") == [Path("a")]
+    assert dirs("--images", "a", "--no-default-images") == [Path("a")]
+    assert dirs("--gt-root", "g") == []  # the --gt-root pairs alone
+    with pytest.raises(UsageError, match=r"no default training images: give --images DIR"):
+        dirs()
+    with pytest.raises(UsageError, match=r"the split needs images; give --images DIR \(or "
+                       r"--gt-root DIR\)$"):  # fmt: skip
+        dirs("--no-default-images")  # and no word of MSRA-B
+    with pytest.raises(UsageError, match=r"no default training images"):
+        train.run_training(out_dir=Path("x"))  # the library's default alike

@@ -203,6 +203,32 @@ def test_refusals_come_before_any_work(tmp_path: Path, calibration: Path, capsys
     assert sidecar.exists()
 
 
+def test_installed_there_is_no_default_dataset_and_no_missing_extra_goes_unnamed(
+    tmp_path: Path, calibration: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from tests._jobs import write_tiny
+    from vmafx_saliency.cli import quantize as cli_quantize
+
+    model, _ = write_tiny(tmp_path / "m", beside=True)
+    argv: list[str | Path] = ["quantize", "--model-path", model, "--calibration", calibration]
+    argv += ["--clip", tmp_path / "none.mp4", "--output", tmp_path / "o.onnx"]
+    # Installed, no ../shared beside the package: --dataset is asked for, not invented.
+    monkeypatch.setattr(cli_quantize, "DEFAULT_DATASET", None)
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "so --dataset has no default: give --dataset DIR" in one_line_error(
+        err, "quantize"
+    )
+    # A missing package of the extra is named with the extra, before any file is read.
+    monkeypatch.setitem(sys.modules, "py_sod_metrics", None)  # import raises ImportError
+    code, _, err = run(capsys, *argv, "--no-dataset")
+    assert code == 2
+    assert "needs the Python package 'py_sod_metrics', which is not installed: run pip install " \
+        "'vmafx-saliency[quantize]'" in one_line_error(err, "quantize")  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cal", "m"]
+
+
 def test_a_model_path_needs_no_readable_overlay_registry(
     tmp_path: Path, calibration: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,14 +31,16 @@ from vmafx_saliency.errors import OutputExistsError, VmafxSaliencyError
 from vmafx_saliency.supply.registry.locations import packaged_models
 from vmafx_saliency.video.job import JobResult
 
-ROOT = PROJECT_ROOT
-DEFAULT_CHECKPOINT = SHARED_DIR / "fixtures" / "u2netp" / "u2netp_bnfold_fp16.pth"
+# Where the checkout would be: main() refuses to run anywhere else (never site-packages).
+ROOT = PROJECT_ROOT if PROJECT_ROOT is not None else Path(__file__).resolve().parents[3]
+SHARED = SHARED_DIR if SHARED_DIR is not None else ROOT.parent / "shared"
+DEFAULT_CHECKPOINT = SHARED / "fixtures" / "u2netp" / "u2netp_bnfold_fp16.pth"
 MIRROR = ROOT / "models" / "u2netp_mirror_v1.onnx"
 MIRROR_SIDECAR = packaged_models() / "u2netp_mirror_v1.sidecar.json"
 MIRROR_LICENCE = packaged_models() / "Apache-2.0-u2netp.txt"
 DEMO_DIR = ROOT / ".demo"
 RELEASE_DIR = DEMO_DIR / "release" / "u2netp_mirror_v1"
-DEMO_IMAGE = SHARED_DIR / "data" / "images" / "bike.jpg"
+DEMO_IMAGE = SHARED / "data" / "images" / "bike.jpg"
 
 
 def signing_key_path() -> Path:
@@ -357,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="re-export even if present")
     parser.add_argument("--video", type=Path, help="run the extractor on this video instead")
     args = parser.parse_args(argv)
-    if not (ROOT / "pyproject.toml").is_file():
+    if PROJECT_ROOT is None:
         # Installed from a wheel, ROOT is inside site-packages: never write there.
         print(
             f"demo: error: {ROOT} is not a source checkout: the demo ('make demo') writes "

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmafx_saliency._util import PROJECT_ROOT, positive_int, sha256_bytes
+from vmafx_saliency._util import NOT_A_CHECKOUT, in_shared, positive_int, require, sha256_bytes
 from vmafx_saliency.cli.options import Subparsers, add_command
 from vmafx_saliency.errors import QuantizeError, UsageError
 
@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
     from vmafx_saliency.supply.registry import Registry, Sidecar
 
-_SHARED = PROJECT_ROOT.parent / "shared" / "data"
+# The held-out labelled set of the budget: the checkout's PASCAL-S (installed: none).
+DEFAULT_DATASET = in_shared("data", "pascal-s")
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
@@ -23,13 +24,14 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     from vmafx_saliency.supply.registry import Registry
 
     output = Path(args.output)
+    dataset = _dataset(args)
+    _require_extra()
     # --model-path needs no overlay: a broken one stops it no more than it stops extract.
     registry = Registry.load() if args.model is not None else Registry.load_committed()
     parent_id, data, sidecar, parent_files = _parent(args, registry)
     _check_outputs(output, parent_files, registry, force=args.force)
     model_id = args.id or output.stem
     q.check_model_id(model_id, named=" (--id, or --output's file name)")
-    dataset = None if args.no_dataset else Path(args.dataset)
     calibration = q.CalibrationSet.from_folder(
         Path(args.calibration), count=args.calibration_count, exclude=dataset
     )
@@ -67,6 +69,27 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     print("\n".join(q.figures_table(quantized.report)))
     print(f"within the budget: wrote {', '.join(str(p) for p in written)}")
     return 0
+
+
+def _require_extra() -> None:
+    """The quantize extra, before any file is read: onnx, and the images and metrics
+    of the calibration set and the budget."""
+    require("onnx", purpose="quantize", extra="quantize")
+    require("PIL.Image", purpose="quantize (image loading)", extra="quantize")
+    require("py_sod_metrics", purpose="quantize (the budget's metrics)", extra="quantize")
+
+
+def _dataset(args: argparse.Namespace) -> Path | None:
+    """--dataset, its default in a checkout, or None for --no-dataset."""
+    if args.no_dataset:
+        return None
+    if args.dataset is None:
+        raise UsageError(
+            f"{NOT_A_CHECKOUT}, so --dataset has no default: give --dataset DIR (a labelled "
+            "set of images/ and masks/ that is not the calibration set), or --no-dataset "
+            "with --clip to measure on video only"
+        )
+    return Path(args.dataset)
 
 
 def _percentile(args: argparse.Namespace) -> float:
@@ -189,9 +212,10 @@ def register(sub: Subparsers) -> None:
     budget = p.add_argument_group("the accuracy budget (against the float model)")
     budget.add_argument(
         "--dataset",
-        default=str(_SHARED / "pascal-s"),
+        default=str(DEFAULT_DATASET) if DEFAULT_DATASET is not None else None,
         metavar="DIR",
-        help="labelled images/ and masks/ (default: %(default)s)",
+        help="labelled images/ and masks/ (default: "
+        + (f"{DEFAULT_DATASET})" if DEFAULT_DATASET is not None else "none outside a checkout)"),
     )
     budget.add_argument("--no-dataset", action="store_true", help="measure on clips only")
     budget.add_argument("--limit", type=positive_int, metavar="N", help="the first N pairs only")

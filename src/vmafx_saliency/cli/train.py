@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import vmafx_saliency.science.train.config as config
 from vmafx_saliency._util import positive_int
 from vmafx_saliency.cli.options import Subparsers, add_action_group, add_command
 from vmafx_saliency.errors import UsageError
 from vmafx_saliency.science.train.config import (
-    DEFAULT_IMAGES,
-    DEFAULT_TEACHER,
     LOSSES,
     PRECISIONS,
     TEACHER_INPUTS,
@@ -106,15 +105,23 @@ def train_image_dirs(args: argparse.Namespace) -> list[Path]:
     """The folders that `train` splits (and `views synth` must split alike).
 
     --no-default-images leaves the --images folders, or only the --gt-root pairs;
-    with neither, the split would have no images: refused, never ignored.
+    with neither, the split would have no images: refused, never ignored. An
+    installed package has no default folder: the given ones are the split.
     """
-    if args.no_default_images and not args.images and not args.gt_root:
+    given = [Path(p) for p in args.images or ()]
+    if args.no_default_images and not given and not args.gt_root:
+        or_default = (
+            ", or leave out --no-default-images to use MSRA-B"
+            if config.DEFAULT_IMAGES is not None
+            else ""
+        )
         raise UsageError(
             "--no-default-images without --images: the split needs images; give --images DIR "
-            "(or --gt-root DIR), or leave out --no-default-images to use MSRA-B"
+            f"(or --gt-root DIR){or_default}"
         )
-    given = [Path(p) for p in args.images or ()]
-    return given if args.no_default_images else [DEFAULT_IMAGES, *given]
+    if args.no_default_images or (config.DEFAULT_IMAGES is None and (given or args.gt_root)):
+        return given
+    return [config.default_images(), *given]
 
 
 def _run(args: argparse.Namespace, cfg: TrainConfig, image_dirs: list[Path]) -> TrainResult:
@@ -169,8 +176,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         "--images",
         action="append",
         metavar="DIR",
-        help="extra training image folder (repeatable; MSRA-B is always included "
-        "unless --no-default-images)",
+        help="extra training image folder (repeatable; in a checkout, ../shared's MSRA-B is "
+        "always included unless --no-default-images)",
     )
     p.add_argument("--no-default-images", action="store_true", help="use only the --images folders")
     p.add_argument(
@@ -204,9 +211,14 @@ def _add_teacher_options(p: argparse.ArgumentParser) -> None:
     """The teacher, what it labels from, and where its labels are cached."""
     p.add_argument(
         "--teacher",
-        default=str(DEFAULT_TEACHER),
+        default=str(config.DEFAULT_TEACHER),
         metavar="ONNX|ID",
-        help="teacher ONNX file or registry id (default: models/u2netp_mirror_v1.onnx)",
+        help="teacher ONNX file or registry id (default: "
+        + (
+            f"models/{config.MIRROR_ID}.onnx in the checkout)"
+            if isinstance(config.DEFAULT_TEACHER, Path)
+            else f"the registered {config.MIRROR_ID})"
+        ),
     )
     p.add_argument(
         "--teacher-input",
@@ -410,9 +422,10 @@ def register_views(sub: Subparsers) -> None:
         "--images",
         action="append",
         metavar="DIR",
-        help="more image folders, as train takes them (repeatable; MSRA-B is always included "
-        "unless --no-default-images): pass the --images, --no-default-images, --gt-root, "
-        "--val-fraction and --seed of the train run, so its validation split gets no view "
+        help="more image folders, as train takes them (repeatable; in a checkout, MSRA-B is "
+        "always included unless --no-default-images): pass the --images, "
+        "--no-default-images, --gt-root, --val-fraction and --seed of the train run, so its "
+        "validation split gets no view "
         "(a train run with --limit splits fewer images: make no views for it)",
     )
     s.add_argument("--no-default-images", action="store_true", help="as train's")

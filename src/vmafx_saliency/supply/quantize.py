@@ -9,7 +9,7 @@ two ops only with scales and zero points that are initializers of the right
 types. The opset imports ONNX Runtime's tools add for domains the graph does
 not use are stripped, so the result scans clean.
 
-The ``onnx`` package is needed (``pip install 'vmafx-saliency[export]'``).
+The ``onnx`` package is needed (``pip install 'vmafx-saliency[quantize]'``).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def quantize_qdq(
     data: bytes, inputs: Iterable[np.ndarray], *, recipe: QuantRecipe, input_name: str = "input"
 ) -> bytes:
     """The QDQ INT8 model of ``data`` calibrated on ``inputs``; its bytes (opsets stripped)."""
-    onnx = require("onnx", purpose="quantisation", extra="export")
+    onnx = require("onnx", purpose="quantisation", extra="quantize")
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,

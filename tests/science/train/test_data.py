@@ -90,8 +90,8 @@ def test_pascal_s_is_refused(tmp_path: Path, name: str) -> None:
 
 
 def test_default_data_is_not_pascal_s() -> None:
-    train.refuse_held_out(train.DEFAULT_IMAGES)
-    assert "pascal" not in str(train.DEFAULT_IMAGES).lower()
+    train.refuse_held_out(train.default_images())
+    assert "pascal" not in str(train.default_images()).lower()
 
 
 @pytest.mark.parametrize(

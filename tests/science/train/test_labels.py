@@ -253,7 +253,24 @@ def test_a_missing_teacher_says_where_train_looks_by_default(tmp_path: Path) -> 
         rf"{re.escape(str(train.DEFAULT_TEACHER))}\)",
     ):
         train.load_teacher(tmp_path / "missing.onnx")
-    assert train.DEFAULT_TEACHER.is_absolute()  # the hint works from any folder
+    # In a checkout (this one): the hint works from any folder.
+    assert isinstance(train.DEFAULT_TEACHER, Path) and train.DEFAULT_TEACHER.is_absolute()
+
+
+def test_installed_the_default_teacher_is_the_registered_mirror(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No checkout: no models/ to export into; the hint says to pass the exported file.
+    from vmafx_saliency.science.train import labels
+
+    monkeypatch.setattr(labels, "DEFAULT_TEACHER", train.MIRROR_ID)
+    with pytest.raises(
+        InputFileError,
+        match=r"missing\.onnx is neither a file nor a registry id: .* or export it \(vmafx-"
+        r"saliency export --checkpoint u2netp\.pth --output u2netp_mirror_v1\.onnx\) and pass "
+        r"that file$",
+    ):
+        train.load_teacher(tmp_path / "missing.onnx")
 
 
 def test_a_damaged_cached_label_says_to_delete_the_cache(

@@ -48,6 +48,9 @@ def test_parity_inputs_fall_back_to_generated_images(
     assert float(inputs[0].array.std()) > 0.1  # not a flat image
     with pytest.raises(InputFileError, match=r"no \.jpg/\.png images"):
         images.parity_inputs(tmp_path)
+    # Installed, with no ../shared to default to: generated images alike.
+    monkeypatch.setattr(images, "DEFAULT_IMAGES", None)
+    assert [i.image for i in images.parity_inputs(None)] == [i.image for i in inputs]
 
 
 def test_real_parity_inputs_are_sorted_files(images_dir: Path) -> None:

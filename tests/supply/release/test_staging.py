@@ -31,6 +31,7 @@ from tests.supply.release.conftest import (
 from vmafx_saliency.errors import OutputExistsError, ReleaseError, UsageError
 from vmafx_saliency.supply import registry as reg
 from vmafx_saliency.supply import release
+from vmafx_saliency.supply.release import staging
 
 # --- the mirror round trip -------------------------------------------------------------
 
@@ -243,6 +244,13 @@ def test_stage_needs_a_bundle_and_a_card(tmp_path: Path, monkeypatch: pytest.Mon
         release.stage("unsigned", out=tmp_path / "dist")
     register_tiny(tmp_path, "nocard")
     with pytest.raises(ReleaseError, match=r"nocard: no model card under .*cards"):
+        release.stage("nocard", out=tmp_path / "dist")
+    # Installed, not a checkout: no docs/models/ at all; staging is a checkout's job.
+    monkeypatch.setattr(staging, "CARDS", None)
+    with pytest.raises(
+        ReleaseError, match=r"nocard: no model card \(vmafx-saliency runs installed here.*\): "
+        r"write docs/models/nocard\.md in a checkout"
+    ):  # fmt: skip
         release.stage("nocard", out=tmp_path / "dist")
     assert not (tmp_path / "dist").exists()
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
-from vmafx_saliency._util import PROJECT_ROOT, SHARED_DIR
+from vmafx_saliency._util import NOT_A_CHECKOUT, PROJECT_ROOT, in_shared
 from vmafx_saliency.errors import UsageError
 
 MODEL_ID = "saliency_student_v2"
@@ -18,10 +19,23 @@ TEACHER_INPUTS = ("rgb", "luma")
 LOSSES = ("bce_iou", "structure", "fmeasure")
 PRECISIONS = ("fp32", "bf16")
 
-_SHARED_DATA = SHARED_DIR / "data"
-DEFAULT_IMAGES = _SHARED_DATA / "msra-b" / "images"
-DEFAULT_TEACHER = PROJECT_ROOT / "models" / "u2netp_mirror_v1.onnx"
-PARITY_IMAGES = _SHARED_DATA / "images"
+MIRROR_ID = "u2netp_mirror_v1"
+# The checkout's defaults (None, or the registry id, when the package is installed).
+DEFAULT_IMAGES = in_shared("data", "msra-b", "images")
+DEFAULT_TEACHER: Path | str = (
+    PROJECT_ROOT / "models" / f"{MIRROR_ID}.onnx" if PROJECT_ROOT is not None else MIRROR_ID
+)
+PARITY_IMAGES = in_shared("data", "images")
+
+
+def default_images() -> Path:
+    """The checkout's MSRA-B images, the default training set: refused when installed."""
+    if DEFAULT_IMAGES is None:
+        raise UsageError(
+            f"{NOT_A_CHECKOUT}, so there are no default training images: give --images DIR "
+            "(or --gt-root DIR)"
+        )
+    return DEFAULT_IMAGES
 
 
 @dataclass(frozen=True)
@@ -161,6 +175,7 @@ __all__ = [
     "DEFAULT_IMAGES",
     "DEFAULT_TEACHER",
     "LOSSES",
+    "MIRROR_ID",
     "MODEL_ID",
     "PARITY_IMAGES",
     "PRECISIONS",
@@ -172,5 +187,6 @@ __all__ = [
     "check_freeze_batchnorm",
     "check_loss_weights",
     "check_schedule",
+    "default_images",
     "run_seed",
 ]

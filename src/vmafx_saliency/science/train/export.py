@@ -70,7 +70,7 @@ def parity_inputs(images: Path | None = None) -> list[Any]:
         except InputFileError as exc:
             raise InputFileError(f"--parity-images: {exc}") from exc
     else:
-        files = list_images(PARITY_IMAGES) if PARITY_IMAGES.is_dir() else []
+        files = list_images(PARITY_IMAGES) if PARITY_IMAGES and PARITY_IMAGES.is_dir() else []
     for index, size in enumerate(PARITY_SIZES):
         if files:
             path = files[index % len(files)]

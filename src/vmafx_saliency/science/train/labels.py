@@ -26,7 +26,12 @@ import numpy as np
 
 from vmafx_saliency._util import atomic_write_bytes, decode_image, json_loads, read_capped
 from vmafx_saliency.errors import ExportError, InputFileError, UsageError
-from vmafx_saliency.science.train.config import DEFAULT_TEACHER, MODEL_ID, TEACHER_INPUTS
+from vmafx_saliency.science.train.config import (
+    DEFAULT_TEACHER,
+    MIRROR_ID,
+    MODEL_ID,
+    TEACHER_INPUTS,
+)
 from vmafx_saliency.science.train.data import (
     Arrays,
     Sample,
@@ -135,10 +140,16 @@ def load_teacher(
                 raise UsageError(f"teacher {teacher}: no sidecar")
             pre = loaded.sidecar.preprocessing
         return Teacher(loaded.session, loaded.sha256, source, luma_pre=pre)
+    where = (
+        f"export it where train looks by default (vmafx-saliency export --checkpoint "
+        f"u2netp.pth --output {DEFAULT_TEACHER})"
+        if isinstance(DEFAULT_TEACHER, Path)
+        else "export it (vmafx-saliency export --checkpoint u2netp.pth --output "
+        f"{MIRROR_ID}.onnx) and pass that file"
+    )
     raise InputFileError(
         f"teacher {teacher} is neither a file nor a registry id: pass --teacher with the "
-        f"mirror's ONNX or its id, or export it where train looks by default "
-        f"(vmafx-saliency export --checkpoint u2netp.pth --output {DEFAULT_TEACHER})"
+        f"mirror's ONNX or its id, or {where}"
     )
 
 

@@ -38,6 +38,8 @@ def dump_json(doc: Any) -> bytes:
 
 def display(path: Path) -> str:
     """A path relative to the project root when it is under it or its parent (no home dirs)."""
+    if PROJECT_ROOT is None:
+        return str(path)
     resolved = path.resolve()
     for base, prefix in ((PROJECT_ROOT, ""), (PROJECT_ROOT.parent, "../")):
         with contextlib.suppress(ValueError):

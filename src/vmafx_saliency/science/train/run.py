@@ -42,7 +42,6 @@ from vmafx_saliency._util import (
 from vmafx_saliency.errors import InputFileError, UsageError
 from vmafx_saliency.science.train.checkpoint import load_checkpoint
 from vmafx_saliency.science.train.config import (
-    DEFAULT_IMAGES,
     DEFAULT_TEACHER,
     MODEL_ID,
     TrainConfig,
@@ -52,6 +51,7 @@ from vmafx_saliency.science.train.config import (
     check_freeze_batchnorm,
     check_loss_weights,
     check_schedule,
+    default_images,
 )
 from vmafx_saliency.science.train.data import (
     Sample,
@@ -174,7 +174,7 @@ def check_resume_data(checkpoint: Path, key: str) -> None:
 def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of its own
     *,
     out_dir: Path,
-    image_dirs: Sequence[Path] = (DEFAULT_IMAGES,),
+    image_dirs: Sequence[Path] | None = None,
     gt_root: Path | None = None,
     teacher: str | Path = DEFAULT_TEACHER,
     cache_root: Path | None = None,
@@ -194,8 +194,10 @@ def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of i
 
     ``threads`` sets torch's intra-op threads: on a loaded shared machine one
     thread is several times faster than two that wait on each other.
+    ``image_dirs`` None: the checkout's MSRA-B images (:func:`default_images`).
     """
-    sources = _Sources(image_dirs, gt_root, train_only_dirs, extra_val_dirs)
+    dirs = [default_images()] if image_dirs is None else image_dirs
+    sources = _Sources(dirs, gt_root, train_only_dirs, extra_val_dirs)
     folders = _folders_read(sources, parity=parity_images)
     files = _files_read(teacher=teacher, init_from=cfg.init_from)
     outputs = _Outputs.checked(out_dir, resume=resume, force=force, reads=files + folders)

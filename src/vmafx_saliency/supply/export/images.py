@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from vmafx_saliency._util import SHARED_DIR
+from vmafx_saliency._util import in_shared
 from vmafx_saliency.errors import InputFileError
 from vmafx_saliency.supply.export import lazy
 
@@ -24,8 +24,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-# The parity images read when no --images-dir is given.
-DEFAULT_IMAGES = SHARED_DIR / "data" / "images"
+# The parity images read when no --images-dir is given (installed: generated ones).
+DEFAULT_IMAGES = in_shared("data", "images")
 
 
 class ParityInput(NamedTuple):
@@ -81,7 +81,7 @@ def parity_inputs(images_dir: Path | None) -> list[ParityInput]:
     explicit = images_dir is not None
     directory = images_dir if images_dir is not None else DEFAULT_IMAGES
     files: list[Path] = []
-    if directory.is_dir():
+    if directory is not None and directory.is_dir():
         files = sorted(
             p for p in directory.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()
         )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmafx_saliency._util import (
+    NOT_A_CHECKOUT,
     PROJECT_ROOT,
     check_inputs_spared,
     own_temporary_folder,
@@ -41,7 +42,8 @@ from vmafx_saliency.supply.release.folder import (
 if TYPE_CHECKING:
     from vmafx_saliency.supply.registry import ModelEntry, Registry
 
-CARDS = PROJECT_ROOT / "docs" / "models"
+# The model cards of the checkout; installed, there are none to release with.
+CARDS = PROJECT_ROOT / "docs" / "models" if PROJECT_ROOT is not None else None
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class StageResult:
 
 def card_for(model_id: str) -> Path | None:
     """The model card: docs/models/<id>.md, or without a trailing _vN version."""
+    if CARDS is None:
+        return None
     for name in (model_id, re.sub(r"_v\d+$", "", model_id)):
         path = CARDS / f"{name}.md"
         if path.is_file():
@@ -147,8 +151,10 @@ def _gather_assets(model_id: str, entry: ModelEntry) -> _Assets:
         )
     card = card_for(model_id)
     if card is None:
+        where = f"under {CARDS}" if CARDS is not None else f"({NOT_A_CHECKOUT})"
         raise ReleaseError(
-            f"{model_id}: no model card under {CARDS}: write docs/models/{model_id}.md"
+            f"{model_id}: no model card {where}: write docs/models/{model_id}.md in a "
+            "checkout and stage the release there"
         )
     if entry.manifest is not None and not entry.manifest.is_file():
         raise ReleaseError(
