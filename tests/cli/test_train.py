@@ -154,6 +154,26 @@ def test_the_image_folders_train_splits() -> None:
     assert dirs("--gt-root", "g", "--no-default-images") == []  # the --gt-root pairs alone
 
 
+def test_train_without_its_extra_names_it_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not the export extra nor Pillow alone: torch is what a core install lacks first.
+    import sys
+
+    for module in ("torch", "PIL", "PIL.Image"):  # a core install: import raises ImportError
+        monkeypatch.setitem(sys.modules, module, None)
+    (tmp_path / "images").mkdir()
+    assert (
+        main(["train", "--out", str(tmp_path / "run"), "--images", str(tmp_path / "images")]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [
+        "vmafx-saliency train: error: training needs the Python package 'torch', which is not "
+        "installed: run pip install 'vmafx-saliency[train]'"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
+
+
 def test_installed_the_image_folders_are_the_given_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     # No checkout, no ../shared: MSRA-B is no default; nothing else changes.
     from vmafx_saliency.science.train import config

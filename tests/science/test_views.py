@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,25 @@ def test_video_frames_errors(tmp_path: Path) -> None:
     # The extractor's own check of the file, in its words.
     with pytest.raises(InputFileError, match=r"cannot open \S+not_a_video\.mp4: .*is it a video"):
         views.video_frames(bad, tmp_path / "out", every=5)
+    assert not (tmp_path / "out").exists()
+
+
+def test_video_frames_without_pillow_name_the_extra_first(
+    videos_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A core install has PyAV but not Pillow, which to_image needs: one line, no folder.
+    clip = videos_dir / "carphone_pristine.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} is absent (../shared/data/videos)")
+    from vmafx_saliency.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"needs the Python package 'PIL', .*pip install 'vmafx-saliency\[train\]'",
+    ):
+        views.video_frames(clip, tmp_path / "out", every=50)
     assert not (tmp_path / "out").exists()
 
 

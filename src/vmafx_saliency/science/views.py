@@ -304,6 +304,7 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
     """
     if every < 1:
         raise UsageError(f"--every {every}: give a positive frame step")
+    _pil()  # PyAV's to_image makes Pillow images: the train extra, named before any work
     from vmafx_saliency.video.frames import RAW_SUFFIXES
 
     if clip.suffix.lower() in RAW_SUFFIXES:

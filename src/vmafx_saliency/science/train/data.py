@@ -52,6 +52,13 @@ def require_pil_image() -> Any:
     return require("PIL.Image", purpose="training", extra="train")
 
 
+def check_train_extra() -> None:
+    """All of the train extra, named as such before any work (not by a later step's own)."""
+    require_torch()
+    require_pil_image()
+    require("onnx", purpose="training (the export)", extra="train")
+
+
 @dataclass(frozen=True)
 class Sample:
     """One training image and where its label comes from."""
@@ -266,6 +273,7 @@ __all__ = [
     "Sample",
     "augment_batch",
     "bt601_luma",
+    "check_train_extra",
     "collect_samples",
     "deployment_input",
     "image_list_sha256",

@@ -55,6 +55,7 @@ from vmafx_saliency.science.train.config import (
 )
 from vmafx_saliency.science.train.data import (
     Sample,
+    check_train_extra,
     collect_samples,
     image_list_sha256,
     require_torch,
@@ -197,6 +198,7 @@ def run_training(  # noqa: PLR0913 -- the command's options, each a keyword of i
     ``image_dirs`` None: the checkout's MSRA-B images (:func:`default_images`).
     """
     dirs = [default_images()] if image_dirs is None else image_dirs
+    check_train_extra()
     sources = _Sources(dirs, gt_root, train_only_dirs, extra_val_dirs)
     folders = _folders_read(sources, parity=parity_images)
     files = _files_read(teacher=teacher, init_from=cfg.init_from)
