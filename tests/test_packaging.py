@@ -157,3 +157,23 @@ def test_torch_is_not_installed_and_no_extra_came_along(
     )
     assert hint.returncode == 2
     assert "pip install 'vmafx-saliency[eval]'" in hint.stderr
+
+
+def test_installed_no_default_lies_inside_site_packages(installed: Installed) -> None:
+    # The checkout's ../shared and models/ defaults do not exist here: the commands
+    # say what to pass, and no help text shows a path inside the environment.
+    venv = str(installed.bin.parent)
+    for argv in (("quantize", "--help"), ("train", "--help"), ("views", "synth", "--help")):
+        done = installed.run("vmafx-saliency", *argv)
+        assert done.returncode == 0, done.stderr
+        assert venv not in done.stdout, argv
+    done = installed.run("vmafx-saliency", "quantize", "--help")
+    assert "(default: none outside a checkout)" in " ".join(done.stdout.split())  # unwrapped
+    done = installed.run("vmafx-saliency", "views", "synth", "--recipe", "mix", "--out", "v")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "vmafx-saliency views synth: error: vmafx-saliency runs installed here, with no source "
+        "checkout and ../shared beside it, so there are no default training images: give "
+        "--images DIR (or --gt-root DIR)"
+    ]
+    assert not (installed.outside / "v").exists()
