@@ -241,6 +241,7 @@ def test_bad_arguments_are_one_clear_error(videos_dir: Path) -> None:
         ({"threads": 0}, r"^threads=0: give a whole number from 1 to 256, or None \(all cores\)$"),
         ({"threads": 257}, r"^threads=257: give a whole number from 1 to 256"),
         ({"model": ""}, r"^model='': give a registry id, a path to an ONNX file, or None"),
+        ({"model": np.ones((4, 40))}, r"^model=<ndarray of shape \(4, 40\)>: give a registry"),
         ({"raw": (320, 192)}, r"^raw=\(320, 192\): give RawVideo\(width=\.\.\., height"),
         ({"infer_size": (160, 320)}, r"^infer_size=\(160, 320\): give 'WIDTHxHEIGHT'"),
         ({"infer_size": "16x16"}, r"^infer_size='16x16': give at least 32 pixels a side"),
@@ -267,6 +268,11 @@ def test_api_arguments_are_checked_in_the_apis_words(
         (io.BytesIO(b"\x00"), r"^video=<_io\.BytesIO .*>: give the video's path"),
         ("", r"^the video's path is empty: give a video file, or '-' for standard input$"),
         (BytesPath(), r"^video=BytesPath\(\): give the video's path \(a str or a Path\)"),
+        # Frames in memory: named by type and shape, not a kilobyte of repr.
+        (
+            np.zeros((5, 288, 352), np.uint8),
+            r"^video=<ndarray of shape \(5, 288, 352\)>: give the video's path",
+        ),
     ],
 )
 def test_a_video_that_is_not_a_path_is_a_usage_error(video: object, message: str) -> None:

@@ -147,6 +147,17 @@ def str_path(value: object) -> str | None:
     return text if isinstance(text, str) else None
 
 
+def shown(value: object, *, limit: int = 80) -> str:
+    """A value a caller passed, for a message: its repr, or its type where that repr
+    is long or spans lines (an array of frames, a model object)."""
+    text = repr(value)
+    if len(text) <= limit and "\n" not in text:
+        return text
+    shape = getattr(value, "shape", None)
+    kind = type(value).__name__
+    return f"<{kind} of shape {shape}>" if isinstance(shape, tuple) else f"<{kind}>"
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard
 
-from vmafx_saliency._util import str_path
+from vmafx_saliency._util import shown, str_path
 from vmafx_saliency.errors import UsageError
 from vmafx_saliency.video.extract import MAX_THREADS, FrameFeatures, InferSize
 from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput
@@ -75,10 +75,12 @@ class RawVideo:
         for name in ("width", "height"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"RawVideo {name}={value!r}: give a whole number of pixels >= 1")
+                raise UsageError(
+                    f"RawVideo {name}={shown(value)}: give a whole number of pixels >= 1"
+                )
         if not isinstance(self.pixel_format, str):
             raise UsageError(
-                f"RawVideo pixel_format={self.pixel_format!r}: give a name, e.g. 'yuv420p'"
+                f"RawVideo pixel_format={shown(self.pixel_format)}: give a name, e.g. 'yuv420p'"
             )
 
 
@@ -130,7 +132,8 @@ def _choice(
     from vmafx_saliency.supply.providers import PROVIDERS
 
     if provider not in PROVIDERS:
-        raise UsageError(f"provider={provider!r}: give one of {', '.join(map(repr, PROVIDERS))}")
+        known = ", ".join(map(repr, PROVIDERS))
+        raise UsageError(f"provider={shown(provider)}: give one of {known}")
     sidecar_path = _sidecar_path(sidecar)
     if model is None:  # the default, or the file $VMAF_MOBILESAL_MODEL_PATH names
         return ModelChoice(sidecar=sidecar_path, signed=signed, provider=provider)
@@ -141,12 +144,13 @@ def _choice(
         )
     if not isinstance(model, str) or not model:
         raise UsageError(
-            f"model={model!r}: give a registry id, a path to an ONNX file, or None (the default)"
+            f"model={shown(model)}: give a registry id, a path to an ONNX file, or None "
+            "(the default)"
         )
     if sidecar_path is not None:
         raise UsageError(
-            f"sidecar={sidecar!r} goes with a model file (a Path, or a str ending in .onnx), "
-            f"and model={model!r} is a registry id, whose entry names its sidecar"
+            f"sidecar={shown(sidecar)} goes with a model file (a Path, or a str ending in .onnx), "
+            f"and model={shown(model)} is a registry id, whose entry names its sidecar"
         )
     return ModelChoice(model_id=model, signed=signed, provider=provider)
 
@@ -156,7 +160,7 @@ def _sidecar_path(sidecar: object) -> Path | None:
         return None
     text = str_path(sidecar)
     if text is None:
-        raise UsageError(f"sidecar={sidecar!r}: give the sidecar JSON's path, or None")
+        raise UsageError(f"sidecar={shown(sidecar)}: give the sidecar JSON's path, or None")
     return Path(text)
 
 
@@ -175,7 +179,7 @@ def _frame_range(frames: object) -> tuple[int, int | None]:
             if _whole(end) and end > start:
                 return start, end
     raise UsageError(
-        f"frames={frames!r}: give (start, end) with 0 <= start < end (end exclusive, or "
+        f"frames={shown(frames)}: give (start, end) with 0 <= start < end (end exclusive, or "
         "None for the rest), or None for every frame"
     )
 
@@ -183,16 +187,17 @@ def _frame_range(frames: object) -> tuple[int, int | None]:
 def _check_threads(threads: object) -> None:
     if threads is not None and not (_whole(threads) and 1 <= threads <= MAX_THREADS):
         raise UsageError(
-            f"threads={threads!r}: give a whole number from 1 to {MAX_THREADS}, or None (all cores)"
+            f"threads={shown(threads)}: give a whole number from 1 to {MAX_THREADS}, or None "
+            "(all cores)"
         )
 
 
 def _check_run(*, subsample: object, threads: object, raw: object) -> None:
     if not (_whole(subsample) and subsample >= 1):
-        raise UsageError(f"subsample={subsample!r}: give a whole number >= 1")
+        raise UsageError(f"subsample={shown(subsample)}: give a whole number >= 1")
     _check_threads(threads)
     if raw is not None and not isinstance(raw, RawVideo):
-        raise UsageError(f"raw={raw!r}: give RawVideo(width=..., height=...) or None")
+        raise UsageError(f"raw={shown(raw)}: give RawVideo(width=..., height=...) or None")
 
 
 def _infer_size(infer_size: str | None) -> InferSize:
@@ -202,7 +207,8 @@ def _infer_size(infer_size: str | None) -> InferSize:
         return None
     if not isinstance(infer_size, str):
         raise UsageError(
-            f"infer_size={infer_size!r}: give 'WIDTHxHEIGHT' (e.g. '320x320'), 'native' or None"
+            f"infer_size={shown(infer_size)}: give 'WIDTHxHEIGHT' (e.g. '320x320'), 'native' "
+            "or None"
         )
     try:
         return parse_infer_size(infer_size)
@@ -214,7 +220,7 @@ def _color_range(color_range: str | None) -> str | None:
     from vmafx_saliency.video.frames.base import check_color_range
 
     if color_range is not None and not isinstance(color_range, str):
-        raise UsageError(f"color_range={color_range!r}: give 'limited', 'full' or None")
+        raise UsageError(f"color_range={shown(color_range)}: give 'limited', 'full' or None")
     try:
         return check_color_range(color_range)
     except UsageError as exc:  # the same rule, in the API's words

@@ -15,7 +15,7 @@ import os
 import stat
 from pathlib import Path
 
-from vmafx_saliency._util import str_path
+from vmafx_saliency._util import shown, str_path
 from vmafx_saliency.errors import UsageError
 
 STDIN = "-"
@@ -41,7 +41,8 @@ def video_path(given: str | os.PathLike[str]) -> Path:
     text = str_path(given)
     if text is None:
         raise UsageError(
-            f"video={given!r}: give the video's path (a str or a Path), or '-' for standard input"
+            f"video={shown(given)}: give the video's path (a str or a Path), or '-' for "
+            "standard input"
         )
     if not text:
         raise UsageError("the video's path is empty: give a video file, or '-' for standard input")
