@@ -896,7 +896,8 @@ def test_model_choice_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         load_model(ModelChoice(model_id="tiny", model_path=model, sidecar=sidecar), threads=1)
     with pytest.raises(
         UsageError,
-        match=r"no sidecar JSON.*pass --sidecar FILE or put tiny\.sidecar\.json beside it",
+        match=r"no sidecar JSON.*pass --sidecar FILE \(sidecar= in Python\) or put "
+        r"tiny\.sidecar\.json beside it",
     ):
         load_model(ModelChoice(model_path=model), threads=1)
     with pytest.raises(UsageError, match=r"--sidecar .* goes with --model-path"):

@@ -441,7 +441,10 @@ def extract(
             progress.close()
     seconds = time.perf_counter() - start
     if not features:
-        raise NoFramesSelectedError("no frames were selected: check --frames and --subsample")
+        raise NoFramesSelectedError(
+            "no frames were selected: check --frames and --subsample (frames=, subsample= in "
+            "Python)"
+        )
     return ExtractionResult(
         features=tuple(features),
         infer_size=sizes["infer"],

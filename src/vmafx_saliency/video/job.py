@@ -83,7 +83,7 @@ def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
             read_model_bytes(path)
             raise UsageError(
                 f"{path}: no sidecar JSON declares its pre-processing: pass --sidecar FILE "
-                f"or put {path.stem}.sidecar.json beside it"
+                f"(sidecar= in Python) or put {path.stem}.sidecar.json beside it"
             )
         return path, sidecar_path
     registry = Registry.load()

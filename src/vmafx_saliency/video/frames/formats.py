@@ -70,5 +70,7 @@ def get_pixel_format(name: str) -> PixelFormat:
     fmt = PIXEL_FORMATS.get(name.strip().lower())
     if fmt is None:
         known = ", ".join(sorted(PIXEL_FORMATS))
-        raise UsageError(f"unknown pixel format {name!r}: --pixel-format takes one of {known}")
+        raise UsageError(
+            f"unknown pixel format {name!r}: --pixel-format (raw= in Python) takes one of {known}"
+        )
     return fmt

@@ -251,13 +251,13 @@ class RawYuvSource(_PlanarSource):
             self.close()
             raise VideoError(
                 f"{path}: holds 0 whole frames of {what}, the file has {size} bytes: "
-                "check --width/--height/--pixel-format"
+                "check --width/--height/--pixel-format (raw= in Python)"
             )
         if leftover:
             logger.warning(
                 "%s: file size %d bytes is not a whole number of frames of %s: "
                 "reading %d whole frames and ignoring the %d leftover bytes; "
-                "check --width/--height/--pixel-format if this is unexpected",
+                "check --width/--height/--pixel-format (raw= in Python) if this is unexpected",
                 path, size, what, count, leftover,
             )  # fmt: skip
         self.info = self._video_info(
@@ -278,7 +278,7 @@ class RawYuvSource(_PlanarSource):
         if index == 0:
             raise VideoError(
                 f"{self.info.path}: the stream held no whole frame of {self._what}: "
-                "check --width/--height/--pixel-format"
+                "check --width/--height/--pixel-format (raw= in Python)"
             )
 
 
