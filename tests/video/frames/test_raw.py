@@ -131,6 +131,22 @@ def test_raw_10bit_out_of_range(tmp_path: Path) -> None:
     assert isinstance(err.value, InputFileError)
 
 
+def test_an_8bit_file_read_as_10bit_says_which_format_to_give(tmp_path: Path) -> None:
+    # Two 8-bit 16x8 frames are the bytes of one 10-bit frame: each pair of samples
+    # (100, 100) reads as the word 100 * 257 = 25700.
+    path = tmp_path / "clip.yuv"
+    path.write_bytes(bytes([100]) * (2 * 16 * 8 * 3 // 2))
+    with (
+        open_video(path, width=16, height=8, pixel_format="yuv420p10le") as src,
+        pytest.raises(
+            VideoError,
+            match=r"sample 25700 > 1023, .*probably 8-bit \(give its 8-bit --pixel-format, e\.g\. "
+            r"yuv420p\), or 16-bit or big-endian",
+        ),
+    ):
+        next(iter(src))
+
+
 def test_raw_colour_range_override_and_bad_values(tmp_path: Path) -> None:
     path = tmp_path / "clip.yuv"
     write_raw(path, "yuv420p", 16, 8, frames=1)
