@@ -115,6 +115,18 @@ def test_add_copies_bundle_and_public_key(tmp_path: Path, inputs: Path) -> None:
     assert report.ok and not report.warnings, report.render()
 
 
+def test_a_release_asset_needs_its_bundle_and_a_key(tmp_path: Path, inputs: Path) -> None:
+    # The loader verifies a release asset on every load: registered without either, it
+    # could never be loaded, so it is refused here instead.
+    pair, bundle = key_and_bundle(inputs / "model.onnx", tmp_path / "keys")
+    key = reg.Verification(public_key=pair.public_key)
+    asked = r"cannot add 'new' as a release asset without its Sigstore bundle and a way to "
+    for given in ({}, {"sigstore_bundle": bundle}, {"verification": key}):
+        with pytest.raises(RegistryError, match=asked + r".*pass --bundle and --public-key"):
+            _add(inputs, release_asset=True, **given)
+    assert not reg.overlay_registry_path().exists()
+
+
 def test_add_refuses_a_bundle_that_leaves_the_sidecar_unsigned(
     tmp_path: Path, inputs: Path
 ) -> None:

@@ -238,6 +238,13 @@ def _refuse_status_or_id(new: _NewModel) -> None:
         )
     if not is_model_id(new.model_id):
         raise RegistryError(f"model id {new.model_id!r} is not valid: {MODEL_ID_RULE}")
+    if new.release_asset and (new.sigstore_bundle is None or new.verification is None):
+        # The loader verifies a release asset on every load: without both, every load fails.
+        raise RegistryError(
+            f"cannot add {new.model_id!r} as a release asset without its Sigstore bundle and "
+            "a way to verify it: a release asset is verified on every load; pass --bundle and "
+            "--public-key (or --certificate-chain, or --identity with --oidc-issuer)"
+        )
 
 
 def _refuse_committed_clash(model_id: str, overlay_path: Path) -> None:
