@@ -501,6 +501,11 @@ BAD: dict[str, tuple[Case, str]] = {
         lambda e: [*e.small(), *e.tiny(), "--plot", e.out / "plot.xyz"],
         r"matplotlib cannot write 'xyz' files",
     ),
+    "output suffix of no format": (
+        lambda e: [*e.small(), *e.tiny(), "--output", e.out / "x.txt"],
+        r"--output .*x\.txt: the format is taken from the suffix \(\.json, \.xml or \.csv\) "
+        r"and \.txt is none of them: give --format json, xml or csv",
+    ),
     "output is a folder": (
         lambda e: [*e.small(), *e.tiny(), "--output", e.tmp, "--force"],
         r"is a folder: give a file name for the output",
@@ -535,12 +540,21 @@ BAD: dict[str, tuple[Case, str]] = {
         r"--save-maps .*m is also --output: give each its own path",
     ),
     "output onto the input video, even with --force": (
-        lambda e: [*_small_in_out(e), *e.tiny(), "--output", e.out / CISCO_SMALL, "--force"],
+        # --format: the suffix of a video names no output format (refused on its own).
+        lambda e: [
+            *_small_in_out(e),
+            *e.tiny(),
+            "--output",
+            e.out / CISCO_SMALL,
+            "--format",
+            "json",
+            "--force",
+        ],
         rf"--output .*{CISCO_SMALL} is the input video .*{CISCO_SMALL}: give the outputs paths "
         r"apart from the inputs \(--force replaces earlier outputs, never a run's inputs\)",
     ),
     "output onto the model, even with --force": (
-        lambda e: [*e.small(), *e.tiny(), "--output", e.model, "--force"],
+        lambda e: [*e.small(), *e.tiny(), "--output", e.model, "--format", "json", "--force"],
         r"--output .* is --model-path .*: give the outputs paths apart from the inputs",
     ),
     "merge output without merge input": (

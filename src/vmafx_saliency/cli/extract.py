@@ -15,6 +15,7 @@ from vmafx_saliency.cli.options import (
     model_choice,
     video_input,
 )
+from vmafx_saliency.errors import UsageError
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -60,12 +61,19 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _format_from_suffix(output: str | None) -> Literal["json", "xml", "csv"]:
+    """The format --output's suffix names; JSON, the default, where it has none (``-``,
+    ``/dev/stdout``); another suffix is not guessed at (``out.txt`` is which?)."""
     suffix = Path(output).suffix.lower() if output and output != "-" else ""
     if suffix == ".xml":
         return "xml"
     if suffix == ".csv":
         return "csv"
-    return "json"
+    if suffix in ("", ".json"):
+        return "json"
+    raise UsageError(
+        f"--output {output}: the format is taken from the suffix (.json, .xml or .csv) and "
+        f"{suffix} is none of them: give --format json, xml or csv"
+    )
 
 
 def register(sub: Subparsers) -> None:
