@@ -4,7 +4,7 @@ Both are run N times, interleaved so that machine noise hits them alike, and
 the medians are compared in one run (DESIGN section 6: ratios, not absolute
 times, on this shared machine).
 
-    python benchmarks/scan_speed.py --model models/u2netp_mirror_v1.onnx --repeat 20
+    .venv/bin/python benchmarks/scan_speed.py --model models/u2netp_mirror_v1.onnx --repeat 20
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ millions of fields. This times ``scan_bytes`` in this process, then
 the seconds and the verdicts with the machine's CPU kind (ratios, not
 absolute times, are comparable across sessions).
 
-    python benchmarks/scan_worst_case.py --nodes 20000
-    VMAFX_SALIENCY_SCAN_SECONDS=5 python benchmarks/scan_worst_case.py --nodes 20000
+    .venv/bin/python benchmarks/scan_worst_case.py --nodes 20000
+    VMAFX_SALIENCY_SCAN_SECONDS=5 .venv/bin/python benchmarks/scan_worst_case.py --nodes 20000
 """
 
 from __future__ import annotations
