@@ -10,13 +10,15 @@ Prints one JSON line per recipe. Needs the exported mirror (``make demo``).
     .venv/bin/python benchmarks/mirror_int8_recipes.py "A minmax, 32 images"
 
 Entropy and percentile calibration hold every activation's histogram: with 64
-images on the mirror they need more than this machine's 23 GiB. The sessions
+images on the mirror they need more than this machine's 23 GiB (MemTotal in
+/proc/meminfo: 24,683,772 kB). The sessions
 are the product's (``contract.make_session``), which keep ONNX Runtime from
 re-quantising the nodes a recipe leaves in float.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -120,6 +122,15 @@ def measure_recipe(
 
 
 def main(argv: list[str]) -> int:
+    known = list(recipes(()))  # the keys do not depend on the mirror's side layers
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "recipe", nargs="*", choices=known, metavar="RECIPE", help="one of: " + "; ".join(known)
+    )
+    chosen = parser.parse_args(argv).recipe or known
+    if not MIRROR.is_file():
+        print(f"{MIRROR} is absent: run 'make demo' (or vmafx-saliency export) first")
+        return 0
     parent = MIRROR.read_bytes()
     pre = Sidecar.load(packaged_models() / "u2netp_mirror_v1.sidecar.json").preprocessing
     names = [n.name for n in onnx.load(str(MIRROR)).graph.node]
@@ -127,7 +138,7 @@ def main(argv: list[str]) -> int:
     table = recipes(sides)
     check = CHECK
     fp32 = contract.make_session(parent, source="fp32", threads=2)
-    for key in argv or list(table):
+    for key in chosen:
         recipe, count = table[key]
         started = time.time()
         cal = q.CalibrationSet.from_folder(
