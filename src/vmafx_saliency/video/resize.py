@@ -31,15 +31,21 @@ window form that is 3.0 M multiply-adds for 720p -> 320x320 against 5.3 M
 the other way, and 20 M against 43 M for 4K. When only the height shrinks,
 the vertical pass goes first, over strips of output rows.
 
-On the AVX2-only kind of 2026-12-05 (an AMD EPYC, 512 KiB L2 a core) the
-horizontal-first strips took a plane to 320x320 in 1.22 ms at 720p, 2.2 ms at
-1080p and 5.6 ms at 4K, against 1.85, 3.9 and 14.5 ms for the vertical-first
-strips before them (``benchmarks/producer_cost.py``, medians of three runs); with
-512 KiB strips 1.41, 2.5 and 7.0 ms, and the whole-plane horizontal-first
-passes 1.15, 2.0 and 12 ms: at 720p the strips cost a little alone, at 4K
-they halve the time. In the extractor (720p frame loop over the bare loop)
-the change gained 0.014 and 0.008 in the medians of two sittings, and neither
-the strip size nor one whole-plane strip made a difference beyond the noise
+Which order is faster depends on the CPU. On the AVX2-only kind of 2026-12-05
+(an AMD EPYC, 512 KiB L2 a core) the horizontal-first strips took a plane to
+320x320 in 1.22 ms at 720p, 2.2 ms at 1080p and 5.6 ms at 4K, against 1.85,
+3.9 and 14.5 ms for the vertical-first strips before them
+(``benchmarks/producer_cost.py``, medians of three runs). On the AVX-512 kind
+of 2026-12-07 (an AMD EPYC of family 25) the same benchmark gave the
+horizontal-first strips 0.81 ms at 720p, 1.41 ms at 1080p and 3.8 to 4.1 ms
+at 4K, against 0.60 to 0.61, 1.16 to 1.33 and 8.1 to 9.4 ms for whole-plane
+vertical-first passes (two runs): there vertical first wins below 4K by
+0.1 to 0.2 ms, and the strips win at 4K on both kinds. The order stays: the
+extractor no longer resizes raw luma here (swscale does, ``video/scale.py``),
+so what remains (float planes, the evaluation protocols, maps back to a
+frame's size) is not where the frame loop's time goes. Before swscale, in the
+extractor (720p frame loop over the bare loop), the horizontal-first strips
+gained 0.014 and 0.008 in the medians of two sittings
 (docs/models/saliency_student_v2.history.md, "Re-measured after the horizontal-first resize").
 
 Plans depend only on the two sizes, so they are cached and a video's frames
