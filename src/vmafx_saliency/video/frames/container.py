@@ -60,6 +60,11 @@ _PIPE_ADVICE = (
     "(ffmpeg -i in.mp4 -f yuv4mpegpipe -), or an MP4 with its index first "
     "(-movflags +faststart)"
 )
+# FFmpeg's decoder threading (PyAV's thread_type): frame and slice threads. On two
+# cores that costs about 0.45 ms of CPU more per 720p H.264 frame than one thread,
+# for no measured gain in the extractor; on more cores a 4K frame decoded on one
+# thread would hold inference back (benchmarks/decoder_threads.py compares them).
+DECODER_THREADS = "AUTO"
 # PyAV reports colour ranges as ints (FFmpeg's AVColorRange): 1 MPEG/limited, 2 JPEG/full.
 _AV_RANGE: dict[int, ColorRange] = {1: "limited", 2: "full"}
 
@@ -151,8 +156,7 @@ class AvSource(FrameSource):
         if not container.streams.video:
             raise VideoError(f"{path}: has no video stream (audio or data only?)")
         stream = container.streams.video[0]
-        # Frame and slice threads: decoding is the extractor's producer side.
-        stream.thread_type = "AUTO"
+        stream.thread_type = DECODER_THREADS  # decoding is the extractor's producer side
         self._decoder = container.decode(stream)
         self._path = path
         first = self._next(0)
