@@ -28,7 +28,9 @@ cache of the core it shares with inference. When the width shrinks too (video
 to the model's square input), the horizontal pass goes first, over strips of
 input rows, and the vertical pass follows over the narrow result: in the
 window form that is 3.0 M multiply-adds for 720p -> 320x320 against 5.3 M
-the other way, and 20 M against 43 M for 4K. When only the height shrinks,
+the other way, and 20 M against 43 M for 4K (each pass: its input lines x
+its outputs x its plan's window, ``_window_plan(...).weights.shape[1]``: 8 and
+11 taps at 720p, 24 and 33 at 4K). When only the height shrinks,
 the vertical pass goes first, over strips of output rows.
 
 Which order is faster depends on the CPU. On the AVX2-only kind of 2026-12-05
