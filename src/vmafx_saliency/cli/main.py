@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = _Parser(
         prog="vmafx-saliency",
         description="Saliency models for video-quality work.",
-        epilog="example:\n  vmafx-saliency export --checkpoint u2netp.pth && "
-        "vmafx-saliency scan models/u2netp_mirror_v1.onnx",
+        epilog="example:\n  vmafx-saliency extract clip.mp4 --output clip.json   # the shipped "
+        "default model\n  vmafx-saliency extract --help",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

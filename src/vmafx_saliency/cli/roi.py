@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 
 
 VIDEO = "../shared/data/videos/foreman_cif.mp4"
-# The mirror as `make demo` registers it (an ad-hoc .onnx path needs its sidecar beside it).
-MODEL = "--model u2netp_mirror_v1"
 
 
 def register(sub: Subparsers) -> None:
@@ -35,7 +33,7 @@ def register(sub: Subparsers) -> None:
         sub,
         "roi",
         help="saliency -> per-block QP offsets -> encoder ROI inputs (addroi, SVT-AV1, x265)",
-        example=f"vmafx-saliency roi map {VIDEO} --out roi/ {MODEL}",
+        example=f"vmafx-saliency roi map {VIDEO} --out roi/",
     )
 
     p = add_command(
@@ -43,9 +41,9 @@ def register(sub: Subparsers) -> None:
         "map",
         help="write per-block QP offsets (JSON), an addroi chain or an SVT-AV1 ROI map, "
         "and x265 zones",
-        example=f"vmafx-saliency roi map {VIDEO} --out roi/ --codec h264 {MODEL}\n"
+        example=f"vmafx-saliency roi map {VIDEO} --out roi/ --codec h264\n"
         f"  vmafx-saliency roi map {VIDEO} --out roi-av1/ --codec av1 --aggregate ema "
-        f"--levels 8 {MODEL}",
+        "--levels 8 --model u2netp_mirror_v1   # the mirror, once registered",
         handler=_cmd_map,
     )
     add_video_arguments(
@@ -69,8 +67,7 @@ def register(sub: Subparsers) -> None:
         "encode",
         help="encode twice at one bitrate, with and without the ROI, and compare luma PSNR "
         "inside and outside the salient region",
-        example=f"vmafx-saliency roi encode {VIDEO} --codec libx264 --bitrate 300k "
-        f"--out roi-x264/ {MODEL}",
+        example=f"vmafx-saliency roi encode {VIDEO} --codec libx264 --bitrate 300k --out roi-x264/",
         handler=_cmd_encode,
     )
     add_video_arguments(
