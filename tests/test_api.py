@@ -357,3 +357,48 @@ def test_the_readme_example_runs_and_prints_the_clis_numbers(
     assert isinstance(pooled, dict)
     assert lines[len(expected)] == f"pooled {pooled['saliency_mean']['mean']:.6f}"
     assert [line.split()[0] for line in lines[len(expected) + 1 :]] == ["0", "1", "2"]
+
+
+def test_a_loaded_model_runs_as_loaded_for_many_videos(
+    videos_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vmafx_saliency.video import job
+
+    clip = videos_dir / FOREMAN
+    by_id = extract_features(clip, frames=(0, 6))
+    side_by_side, own_threads = load_model(threads=1), load_model()
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded again")
+
+    monkeypatch.setattr(job, "_load_found", never)  # no second trip through the gate
+    for loaded in (side_by_side, own_threads):
+        again = extract_features(clip, frames=(0, 6), model=loaded)
+        assert again.run.model_id == by_id.run.model_id == "saliency_student_v2_int8"
+        for ours, theirs in zip(again.frames, by_id.frames, strict=True):
+            assert ours.frame_num == theirs.frame_num
+            assert ours.saliency_mean == pytest.approx(theirs.saliency_mean, abs=1e-7)
+        maps = list(saliency_maps(clip, frames=(0, 2), model=loaded))
+        assert [n for n, _ in maps] == [0, 1]
+    # How it runs: the session's own threads decide.
+    assert job.ReadyModel.of(side_by_side).plan(3) == job.InferencePlan(3, 1)
+    assert job.ReadyModel.of(own_threads).plan(None).frames == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"threads": 2}, r"^threads=2 with a model loaded with ONNX Runtime's default threads: "),
+        ({"sidecar": "s.json"}, r"^sidecar='s\.json' goes with a model file: a loaded model"),
+        ({"signed": True}, r"^signed=True, and this model was loaded without its signature"),
+        ({"provider": "cuda"}, r"^provider='cuda', and this model was loaded on 'cpu': load it"),
+    ],
+)
+def test_a_loaded_model_refuses_arguments_it_was_not_loaded_with(
+    videos_dir: Path, arguments: dict[str, object], message: str
+) -> None:
+    loaded = load_model()
+    with pytest.raises(UsageError, match=message):
+        extract_features(videos_dir / FOREMAN, model=loaded, **arguments)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^model= is a model load_model already loaded"):
+        load_model(loaded)  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TypeGuard
 from vmafx_saliency._util import shown, str_path
 from vmafx_saliency.errors import UsageError
 from vmafx_saliency.video.extract import MAX_THREADS, FrameFeatures, InferSize
-from vmafx_saliency.video.job import ModelChoice, Outputs, VideoInput
+from vmafx_saliency.video.job import ModelChoice, Outputs, ReadyModel, VideoInput
 from vmafx_saliency.video.job import load_model as _load
 from vmafx_saliency.video.output import PooledStats, RunInfo
 
@@ -123,17 +123,20 @@ class Features:
 
 
 def _choice(
-    model: ModelRef | None,
+    model: ModelRef | LoadedModel | None,
     *,
     signed: bool,
     provider: str = "cpu",
     sidecar: str | os.PathLike[str] | None = None,
-) -> ModelChoice:
+) -> ModelChoice | ReadyModel:
+    from vmafx_saliency.supply.loader import LoadedModel
     from vmafx_saliency.supply.providers import PROVIDERS
 
     if provider not in PROVIDERS:
         known = ", ".join(map(repr, PROVIDERS))
         raise UsageError(f"provider={shown(provider)}: give one of {known}")
+    if isinstance(model, LoadedModel):
+        return _ready(model, signed=signed, provider=provider, sidecar=sidecar)
     sidecar_path = _sidecar_path(sidecar)
     if model is None:  # the default, or the file $VMAF_MOBILESAL_MODEL_PATH names
         return ModelChoice(sidecar=sidecar_path, signed=signed, provider=provider)
@@ -153,6 +156,28 @@ def _choice(
             f"and model={shown(model)} is a registry id, whose entry names its sidecar"
         )
     return ModelChoice(model_id=model, signed=signed, provider=provider)
+
+
+def _ready(loaded: LoadedModel, *, signed: bool, provider: str, sidecar: object) -> ReadyModel:
+    """A model :func:`load_model` returned, run as it was loaded, if the arguments agree."""
+    from vmafx_saliency.supply.providers import DEFAULT_PROVIDER
+
+    if sidecar is not None:
+        raise UsageError(
+            f"sidecar={shown(sidecar)} goes with a model file: a loaded model keeps the "
+            "sidecar it was loaded with"
+        )
+    if signed and loaded.signature is None:
+        raise UsageError(
+            "signed=True, and this model was loaded without its signature verified: load "
+            "it with load_model(..., signed=True)"
+        )
+    if provider not in (DEFAULT_PROVIDER, loaded.provider):
+        raise UsageError(
+            f"provider={provider!r}, and this model was loaded on {loaded.provider!r}: load "
+            f"it with load_model(..., provider={provider!r})"
+        )
+    return ReadyModel.of(loaded)
 
 
 def _sidecar_path(sidecar: object) -> Path | None:
@@ -253,7 +278,7 @@ def _video(
 def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option of 'extract'
     video: VideoRef,
     *,
-    model: ModelRef | None = None,
+    model: ModelRef | LoadedModel | None = None,
     sidecar: str | os.PathLike[str] | None = None,
     frames: tuple[int, int | None] | None = None,
     subsample: int = 1,
@@ -275,7 +300,8 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
             ending in ``.onnx``) with its ``<name>.sidecar.json`` beside it or
             named by ``sidecar``. ``None`` also honours
             ``$VMAF_MOBILESAL_MODEL_PATH`` when it is set (a file, as above),
-            as the command line does.
+            as the command line does. Or a model :func:`load_model` returned,
+            run as it was loaded (no second load: for many videos).
         sidecar: the pre-processing JSON of a model file, where it is not
             beside it (``--sidecar``); a registered model uses its entry's.
         frames: ``(start, end)``, ``end`` exclusive or ``None`` for the rest;
@@ -322,7 +348,7 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
 def saliency_maps(  # noqa: PLR0913 -- the arguments of extract_features
     video: VideoRef,
     *,
-    model: ModelRef | None = None,
+    model: ModelRef | LoadedModel | None = None,
     sidecar: str | os.PathLike[str] | None = None,
     frames: tuple[int, int | None] | None = None,
     subsample: int = 1,
@@ -350,7 +376,7 @@ def saliency_maps(  # noqa: PLR0913 -- the arguments of extract_features
 
 
 def _maps(
-    chosen: VideoInput, choice: ModelChoice, *, size: InferSize, threads: int | None
+    chosen: VideoInput, choice: ModelChoice | ReadyModel, *, size: InferSize, threads: int | None
 ) -> Iterator[tuple[int, np.ndarray]]:
     from vmafx_saliency.video.extract import saliency_stream
     from vmafx_saliency.video.frames import select_frames
@@ -383,10 +409,18 @@ def load_model(
 
     Its ONNX Runtime ``session`` takes ``{"input": float32 [1, 3, H, W]}`` and
     returns ``saliency_map``; its ``sidecar`` attribute holds the pre-processing.
-    The arguments are those of :func:`extract_features`.
+    The arguments are those of :func:`extract_features`. Pass the result as
+    ``model=`` to :func:`extract_features` or :func:`saliency_maps` to load a
+    model once for many videos: loaded with ``threads=1`` (the extractor's way
+    with a small model) it infers ``threads=`` frames side by side there, else
+    one frame at a time on its own threads.
     """
     _check_threads(threads)
-    loaded, _ = _load(
-        _choice(model, signed=signed, provider=provider, sidecar=sidecar), threads=threads
-    )
+    choice = _choice(model, signed=signed, provider=provider, sidecar=sidecar)
+    if isinstance(choice, ReadyModel):
+        raise UsageError(
+            "model= is a model load_model already loaded: pass it to extract_features or "
+            "saliency_maps as it is"
+        )
+    loaded, _ = _load(choice, threads=threads)
     return loaded

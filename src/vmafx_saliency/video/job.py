@@ -138,10 +138,49 @@ class InferencePlan:
         return cls(frames=1, threads_per_frame=threads)
 
 
+@dataclass(frozen=True)
+class ReadyModel:
+    """A model already through the loader's gate (``vmafx_saliency.load_model``), run as
+    it was loaded: a pipeline loads it once for many videos."""
+
+    loaded: LoadedModel
+    pre: Preprocessing
+
+    @classmethod
+    def of(cls, loaded: LoadedModel) -> ReadyModel:
+        if loaded.sidecar is None:
+            raise UsageError(
+                f"{loaded.path}: this loaded model carries no sidecar to pre-process frames "
+                "with: load it with vmafx_saliency.load_model"
+            )
+        return cls(loaded, loaded.sidecar.preprocessing)
+
+    def plan(self, threads: int | None) -> InferencePlan:
+        """Its session's threads decide: one thread a run (``load_model(threads=1)``)
+        infers ``threads`` frames side by side, as the extractor runs a small model;
+        more (or ONNX Runtime's default) infers one frame at a time on them."""
+        intra = int(self.loaded.session.get_session_options().intra_op_num_threads)
+        if intra == 1:
+            default = min(extract.default_threads(), extract.MAX_THREADS)
+            extract.check_threads(threads or default)
+            return InferencePlan(frames=threads or default, threads_per_frame=1)
+        if threads is not None:
+            loaded_with = f"{intra} threads" if intra else "ONNX Runtime's default threads"
+            raise UsageError(
+                f"threads={threads} with a model loaded with {loaded_with}: the threads are "
+                "its session's; leave threads out, or load it with load_model(threads=1) to "
+                "infer threads= frames at once"
+            )
+        return InferencePlan(frames=1, threads_per_frame=intra)
+
+
 def load_for_video(
-    choice: ModelChoice, *, threads: int | None
+    choice: ModelChoice | ReadyModel, *, threads: int | None
 ) -> tuple[LoadedModel, Preprocessing, InferencePlan]:
-    """:func:`load_model` with the session threads of the plan for this model's size."""
+    """:func:`load_model` with the session threads of the plan for this model's size
+    (a :class:`ReadyModel` as it was loaded)."""
+    if isinstance(choice, ReadyModel):
+        return choice.loaded, choice.pre, choice.plan(threads)
     found = _locate(choice)
     onnx = found[0] if isinstance(found, tuple) else found.onnx
     try:
@@ -453,7 +492,7 @@ class FrameTally:
             )  # fmt: skip
 
 
-def run_inputs(video: VideoInput, model: ModelChoice) -> list[tuple[str, Path | None]]:
+def run_inputs(video: VideoInput, model: ModelChoice | ReadyModel) -> list[tuple[str, Path | None]]:
     """The files a run reads, as :func:`_util.check_inputs_spared` takes them.
 
     The model's are found as the loader will find them: ``$VMAF_MOBILESAL_MODEL_PATH``,
@@ -462,8 +501,10 @@ def run_inputs(video: VideoInput, model: ModelChoice) -> list[tuple[str, Path | 
     return [("the input video", video.path), *model_inputs(model)]
 
 
-def model_inputs(model: ModelChoice) -> list[tuple[str, Path | None]]:
+def model_inputs(model: ModelChoice | ReadyModel) -> list[tuple[str, Path | None]]:
     """The model's files, as :func:`run_inputs` gives them."""
+    if isinstance(model, ReadyModel):
+        return [("the loaded model's file", model.loaded.path)]
     try:
         found = _locate(model)
     except VmafxSaliencyError:
@@ -487,7 +528,7 @@ def model_inputs(model: ModelChoice) -> list[tuple[str, Path | None]]:
 
 def run_job(
     video: VideoInput,
-    model: ModelChoice,
+    model: ModelChoice | ReadyModel,
     outputs: Outputs,
     *,
     infer_size: extract.InferSize = None,
