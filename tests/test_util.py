@@ -254,6 +254,13 @@ def test_a_missing_module_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> No
         require("matplotlib.figure", purpose="eval plots", extra="eval")
     with pytest.raises(MissingDependencyError, match=r"'av'.*a core dependency: reinstall"):
         require("av", purpose="reading video frames", extra=None)
+    # Where pip's name is not the module's, both are said.
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"^views needs the Python package 'PIL' \(Pillow on PyPI\), which is not "
+        r"installed: run pip install 'vmafx-saliency\[views\]'$",
+    ):
+        require("PIL.Image", purpose="views", extra="views")
 
 
 # --- JSON the product did not write: nesting is capped ------------------------------

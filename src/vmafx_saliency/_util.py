@@ -129,9 +129,20 @@ def require(module: str, *, purpose: str, extra: str | None) -> ModuleType:
             if extra is None
             else f"run pip install 'vmafx-saliency[{extra}]'"
         )
+        # What pip calls it, where that is not the module's name.
+        known_as = f" ({_DISTRIBUTIONS[top]} on PyPI)" if top in _DISTRIBUTIONS else ""
         raise MissingDependencyError(
-            f"{purpose} needs the Python package '{top}', which is not installed: {fix}"
+            f"{purpose} needs the Python package '{top}'{known_as}, which is not installed: {fix}"
         ) from exc
+
+
+# Modules of our optional dependencies whose distribution has another name.
+_DISTRIBUTIONS = {
+    "PIL": "Pillow",
+    "py_sod_metrics": "pysodmetrics",
+    "model_signing": "model-signing",
+    "OpenSSL": "pyOpenSSL",
+}
 
 
 # mkstemp creates files 0600; outputs should get the usual umask-based mode.

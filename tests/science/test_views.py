@@ -139,10 +139,19 @@ def test_video_frames_without_pillow_name_the_extra_first(
     monkeypatch.setitem(sys.modules, "PIL.Image", None)
     with pytest.raises(
         MissingDependencyError,
-        match=r"needs the Python package 'PIL', .*pip install 'vmafx-saliency\[train\]'",
+        match=r"needs the Python package 'PIL' \(Pillow on PyPI\), .*pip install "
+        r"'vmafx-saliency\[views\]'",
     ):
         views.video_frames(clip, tmp_path / "out", every=50)
     assert not (tmp_path / "out").exists()
+    # views synth alike: no folder, no views.json claimed for views never made.
+    folder = train.DEFAULT_IMAGES
+    if folder is None or not folder.is_dir():
+        pytest.skip("MSRA-B is absent (../shared/data/msra-b/images)")
+    images = sorted(folder.iterdir())[:12]
+    with pytest.raises(MissingDependencyError, match=r"vmafx-saliency\[views\]"):
+        views.make_views(images, tmp_path / "views", recipe="mix")
+    assert not (tmp_path / "views").exists()
 
 
 def test_train_only_folders_are_listed_recursively_in_path_order(

@@ -60,7 +60,7 @@ RECIPE_MARKER = "views.json"  # in a views folder: the recipe, seed and image li
 
 
 def _pil() -> Any:
-    return require("PIL.Image", purpose="making training views", extra="train")
+    return require("PIL.Image", purpose="making training views", extra="views")
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,7 @@ def make_views(
     """
     if recipe not in RECIPES:
         raise UsageError(f"recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
+    _pil()  # named before the folder and its views.json are made
     if len(paths) < 9:
         raise InputFileError(f"{len(paths)} image(s): a view recipe needs at least 9 to mix")
     # Views go apart from the images: mixed into a dataset they would be read back as
@@ -304,7 +305,7 @@ def video_frames(clip: Path, out_dir: Path, *, every: int) -> ViewsResult:
     """
     if every < 1:
         raise UsageError(f"--every {every}: give a positive frame step")
-    _pil()  # PyAV's to_image makes Pillow images: the train extra, named before any work
+    _pil()  # PyAV's to_image makes Pillow images: the views extra, named before any work
     from vmafx_saliency.video.frames import RAW_SUFFIXES
 
     if clip.suffix.lower() in RAW_SUFFIXES:
