@@ -300,8 +300,9 @@ def test_a_model_id_or_clip_that_cannot_be_used_is_refused_before_any_work(
         )
     # A clip that is also a calibration file would flatter the budget.
     shutil.copy(videos_dir / "carphone_distorted.mp4", calibration / "c.mp4")
-    code, _, err = run(capsys, *base, tmp_path / "o.onnx", "--clip", calibration / "c.mp4")
+    code, out, err = run(capsys, *base, tmp_path / "o.onnx", "--clip", calibration / "c.mp4")
     assert code == 2 and "is also in the calibration folder" in one_line_error(err, "quantize")
+    assert out == ""  # no figures to show: not even an empty line
     # Raw YUV says nothing of its size, and quantize takes none.
     code, _, err = run(capsys, *base, tmp_path / "o.onnx", "--clip", videos_dir / "x.yuv")
     assert code == 2 and "x.yuv: give a clip that says its own size" in one_line_error(

@@ -61,7 +61,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
             check=check,
         )
     except QuantizeError as exc:
-        print("\n".join(exc.figures))  # how far off, before the one-line error
+        if exc.figures:
+            print("\n".join(exc.figures))  # how far off, before the one-line error
         raise
     written = q.write_quantized(
         quantized, output=output, model_id=model_id, sidecar=sidecar, force=args.force

@@ -252,6 +252,9 @@ def test_stage_needs_a_bundle_and_a_card(tmp_path: Path, monkeypatch: pytest.Mon
         r"write docs/models/nocard\.md in a checkout"
     ):  # fmt: skip
         release.stage("nocard", out=tmp_path / "dist")
+    # The card is asked for before the bundle: signing first would lead nowhere there.
+    with pytest.raises(ReleaseError, match=r"unsigned: no model card \(vmafx-saliency runs"):
+        release.stage("unsigned", out=tmp_path / "dist")
     assert not (tmp_path / "dist").exists()
 
 

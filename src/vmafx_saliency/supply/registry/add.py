@@ -240,10 +240,18 @@ def _refuse_status_or_id(new: _NewModel) -> None:
         raise RegistryError(f"model id {new.model_id!r} is not valid: {MODEL_ID_RULE}")
     if new.release_asset and (new.sigstore_bundle is None or new.verification is None):
         # The loader verifies a release asset on every load: without both, every load fails.
+        missing = [
+            *(["its Sigstore bundle (--bundle)"] if new.sigstore_bundle is None else []),
+            *(
+                ["a way to verify it (--public-key, --certificate-chain, or --identity with "
+                 "--oidc-issuer)"]
+                if new.verification is None
+                else []
+            ),
+        ]  # fmt: skip
         raise RegistryError(
-            f"cannot add {new.model_id!r} as a release asset without its Sigstore bundle and "
-            "a way to verify it: a release asset is verified on every load; pass --bundle and "
-            "--public-key (or --certificate-chain, or --identity with --oidc-issuer)"
+            f"cannot add {new.model_id!r} as a release asset without {' and '.join(missing)}: "
+            "a release asset is verified on every load"
         )
 
 

@@ -143,18 +143,19 @@ class _Assets:
 
 def _gather_assets(model_id: str, entry: ModelEntry) -> _Assets:
     """The model's bundle, card, licence and manifest, refused before anything is written."""
-    bundle = entry.sigstore_bundle
-    if bundle is None or not bundle.is_file():
-        raise ReleaseError(
-            f"{model_id}: no Sigstore bundle to release with {entry.onnx.name}: sign it with "
-            "'vmafx-saliency sign' and register the bundle"
-        )
+    # The card first: installed, there is none, and signing first would lead nowhere.
     card = card_for(model_id)
     if card is None:
         where = f"under {CARDS}" if CARDS is not None else f"({NOT_A_CHECKOUT})"
         raise ReleaseError(
             f"{model_id}: no model card {where}: write docs/models/{model_id}.md in a "
             "checkout and stage the release there"
+        )
+    bundle = entry.sigstore_bundle
+    if bundle is None or not bundle.is_file():
+        raise ReleaseError(
+            f"{model_id}: no Sigstore bundle to release with {entry.onnx.name}: sign it with "
+            "'vmafx-saliency sign' and register the bundle"
         )
     if entry.manifest is not None and not entry.manifest.is_file():
         raise ReleaseError(
