@@ -341,7 +341,10 @@ def test_compare_warns_once_a_clip_of_a_range_past_its_end(
     with caplog.at_level("WARNING"):
         assert main([*argv, "--report", str(tmp_path / "r"), "--quiet"]) == 0
     said = [r.getMessage() for r in caplog.records if "runs past the end" in r.getMessage()]
-    once = f"{clip}: --frames 118:200 runs past the end: the video has 120 frames, so 2 were "
+    once = (
+        f"{clip}: --frames 118:200 (frames= in Python) runs past the end: the video has 120 "
+        "frames, so 2 were "
+    )
     assert said == [once + "computed"]
 
 

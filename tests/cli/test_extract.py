@@ -890,8 +890,8 @@ def test_frames_past_the_end_say_so(
         "4",
     ]
     assert (
-        "--frames 3:100 runs past the end: the video has 5 frames, so 2 were computed"
-        in caplog.text
+        "--frames 3:100 (frames= in Python) runs past the end: the video has 5 frames, so 2 "
+        "were computed" in caplog.text
     )
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="vmafx_saliency.video.job"):

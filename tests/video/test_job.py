@@ -902,7 +902,9 @@ def test_model_choice_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         load_model(ModelChoice(model_path=model), threads=1)
     with pytest.raises(UsageError, match=r"--sidecar .* goes with --model-path"):
         load_model(ModelChoice(model_id="tiny", sidecar=sidecar), threads=1)
-    with pytest.raises(UsageError, match="--signed needs a registered model"):
+    with pytest.raises(
+        UsageError, match=r"--signed \(signed=True in Python\) needs a registered model"
+    ):
         load_model(ModelChoice(model_path=model, sidecar=sidecar, signed=True), threads=1)
     # The environment variable names an ad-hoc model when no --model is given.
     monkeypatch.setenv("VMAF_MOBILESAL_MODEL_PATH", str(model))

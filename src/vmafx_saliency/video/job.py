@@ -63,8 +63,9 @@ def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
         path = Path(os.environ[MODEL_PATH_ENV])
     if choice.sidecar is not None and path is None:
         raise UsageError(
-            f"--sidecar {choice.sidecar} goes with --model-path (or ${MODEL_PATH_ENV}): a "
-            "registered model uses the sidecar its registry entry names"
+            f"--sidecar {choice.sidecar} goes with --model-path (or ${MODEL_PATH_ENV}; in "
+            "Python, sidecar= with model= a file): a registered model uses the sidecar its "
+            "registry entry names"
         )
     if path is not None:
         if choice.model_id is not None:
@@ -72,8 +73,9 @@ def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
         if choice.signed:
             # Fail closed: an ad-hoc file has no registry entry naming a bundle and a key.
             raise UsageError(
-                f"--signed needs a registered model, and {path} is an ad-hoc file: register "
-                "it with its bundle ('vmafx-saliency registry add') and pass --model ID"
+                f"--signed (signed=True in Python) needs a registered model, and {path} is an "
+                "ad-hoc file: register it with its bundle ('vmafx-saliency registry add') and "
+                "pass --model ID (model='ID')"
             )
         sidecar_path = choice.sidecar or sidecar_beside(path)
         if sidecar_path is None:
@@ -480,14 +482,14 @@ class FrameTally:
     def none_selected(self, video: VideoInput) -> NoFramesSelectedError:
         return NoFramesSelectedError(
             f"{video.path}: no frames were selected of its {self.decoded}: check --frames "
-            "and --subsample (frames are numbered from 0)"
+            "and --subsample (frames=, subsample= in Python; frames are numbered from 0)"
         )
 
     def warn_past_the_end(self, video: VideoInput, *, computed: int) -> None:
         if video.end is not None and self.decoded < video.end:
             logger.warning(
-                "%s: --frames %d:%d runs past the end: the video has %d frames, so %d were "
-                "computed",
+                "%s: --frames %d:%d (frames= in Python) runs past the end: the video has %d "
+                "frames, so %d were computed",
                 video.path, video.start, video.end, self.decoded, computed,
             )  # fmt: skip
 

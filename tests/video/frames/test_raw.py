@@ -141,7 +141,7 @@ def test_an_8bit_file_read_as_10bit_says_which_format_to_give(tmp_path: Path) ->
         pytest.raises(
             VideoError,
             match=r"sample 25700 > 1023, .*probably 8-bit \(give its 8-bit --pixel-format, e\.g\. "
-            r"yuv420p\), or 16-bit or big-endian",
+            r"yuv420p; raw= in Python\), or 16-bit or big-endian",
         ),
     ):
         next(iter(src))

@@ -116,7 +116,8 @@ def _check_10bit(luma: np.ndarray, path: Path, index: int) -> None:
     if peak > 1023:
         raise VideoError(
             f"{path}: frame {index} has luma sample {peak} > 1023, impossible in 10-bit video: "
-            "the file is probably 8-bit (give its 8-bit --pixel-format, e.g. yuv420p), or "
+            "the file is probably 8-bit (give its 8-bit --pixel-format, e.g. yuv420p; raw= "
+            "in Python), or "
             "16-bit or big-endian (convert it to a *10le pixel format)"
         )
 
