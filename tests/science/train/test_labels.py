@@ -271,6 +271,16 @@ def test_installed_the_default_teacher_is_the_registered_mirror(
         r"that file$",
     ):
         train.load_teacher(tmp_path / "missing.onnx")
+    # The registered mirror named by default, and not registered: the file is the way out.
+    from vmafx_saliency.errors import UnknownModelError
+
+    monkeypatch.setenv("VMAFX_SALIENCY_REGISTRY", str(tmp_path / "no-overlay.json"))
+    with pytest.raises(
+        UnknownModelError,
+        match=r"^teacher u2netp_mirror_v1: no model 'u2netp_mirror_v1' .* release asset.*; or "
+        r"pass --teacher with the mirror's ONNX file$",
+    ):
+        train.load_teacher(train.MIRROR_ID)
 
 
 def test_a_damaged_cached_label_says_to_delete_the_cache(

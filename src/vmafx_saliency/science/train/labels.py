@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from vmafx_saliency._util import atomic_write_bytes, decode_image, json_loads, read_capped
-from vmafx_saliency.errors import ExportError, InputFileError, UsageError
+from vmafx_saliency.errors import ExportError, InputFileError, UnknownModelError, UsageError
 from vmafx_saliency.science.train.config import (
     DEFAULT_TEACHER,
     MIRROR_ID,
@@ -130,7 +130,12 @@ def load_teacher(
     elif isinstance(teacher, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", teacher) and not path.suffix:
         from vmafx_saliency.supply.registry import Registry
 
-        entry = Registry.load().get(teacher)
+        try:
+            entry = Registry.load().get(teacher)
+        except UnknownModelError as exc:
+            raise UnknownModelError(
+                f"teacher {teacher}: {exc}; or pass --teacher with the mirror's ONNX file"
+            ) from exc
         loaded = loader.load_entry(entry, threads=threads)
         source = f"registry:{teacher}"
     if loaded is not None:
