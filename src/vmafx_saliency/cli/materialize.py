@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vmafx_saliency.cli.options import Subparsers, add_command, add_provider_flag
+from vmafx_saliency.cli.options import MODEL_ID_HELP, Subparsers, add_command, add_provider_flag
 
 
 def _cmd_materialize(args: argparse.Namespace) -> int:
@@ -80,7 +80,11 @@ def register(sub: Subparsers) -> None:
     raw.add_argument("--height", type=int)
     raw.add_argument("--pixel-format", help="yuv420p (default), yuv422p, yuv444p, ...")
     model = p.add_argument_group("model and pooling")
-    model.add_argument("--model", metavar="ID", help="registry id (default: the mobilesal default)")
+    model.add_argument(
+        "--model",
+        metavar="ID",
+        help=MODEL_ID_HELP,
+    )
     model.add_argument(
         "--model-path",
         metavar="FILE",

@@ -23,6 +23,9 @@ Handler = Callable[[argparse.Namespace], int]
 # A string: argparse's action class is not subscriptable at run time.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+# --model's help, wherever a command takes a registry id for the extractor's model.
+MODEL_ID_HELP = "registry id (default: the registry's default, saliency_student_v2_int8 as shipped)"
+
 
 def add_command(
     subparsers: Subparsers,
@@ -100,7 +103,11 @@ def add_video_arguments(
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Which model and how to run it, as the extractor takes them."""
     g = p.add_argument_group("model")
-    g.add_argument("--model", metavar="ID", help="registry id (default: the mobilesal default)")
+    g.add_argument(
+        "--model",
+        metavar="ID",
+        help=MODEL_ID_HELP,
+    )
     g.add_argument(
         "--model-path",
         metavar="FILE",

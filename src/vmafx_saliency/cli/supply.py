@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from vmafx_saliency.cli.options import (
+    MODEL_ID_HELP,
     Subparsers,
     add_command,
 )
@@ -219,7 +220,11 @@ def register_load(sub: Subparsers) -> None:
         handler=_cmd_load,
     )
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--model", metavar="ID", help="registry id (default: the mobilesal default)")
+    which.add_argument(
+        "--model",
+        metavar="ID",
+        help=MODEL_ID_HELP,
+    )
     which.add_argument("--model-path", metavar="FILE", help="an unregistered file (ad hoc)")
     p.add_argument("--signed", action="store_true", help="require a verified signature")
     p.add_argument("--size", type=int, default=320, help="probe size (default: %(default)s)")

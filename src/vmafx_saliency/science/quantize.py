@@ -73,7 +73,8 @@ class CalibrationSet:
         folder = Path(folder)
         if not folder.is_dir():
             raise QuantizeError(
-                f"calibration folder {folder}: not a folder: pass one of images or clips"
+                f"--calibration {folder} is not a folder: give a folder of images or clips "
+                "(none of them the evaluation set's)"
             )
         files = tuple(
             p
