@@ -4,6 +4,7 @@ import argparse
 import errno
 import io
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -31,6 +32,34 @@ def test_every_subcommand_help_shows_an_example(
     out = capsys.readouterr().out
     assert "example:" in out
     assert f"vmafx-saliency {command}" in out
+
+
+def _examples() -> Iterator[tuple[str, list[str]]]:
+    """(where, argv) of every example line in every parser's help, comments dropped."""
+    stack = [build_parser()]
+    while stack:
+        parser = stack.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+        for line in (parser.epilog or "").splitlines()[1:]:
+            for command in line.split("#")[0].split("&&"):
+                argv = shlex.split(command)
+                if argv and argv[0] == "vmafx-saliency":
+                    yield parser.prog, argv[1:]
+
+
+def test_every_example_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    # An example a user copies is at least a command line the parser takes.
+    examples = list(_examples())
+    assert len(examples) > 30
+    for where, argv in examples:
+        if argv[-1:] == ["--help"]:
+            continue
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{where}: its example {argv} does not parse: {capsys.readouterr().err}")
 
 
 def test_subcommand_names_are_full_words() -> None:

@@ -190,7 +190,9 @@ def register(sub: Subparsers) -> None:
         "within an accuracy budget",
         example="vmafx-saliency quantize --model saliency_student_v2 --calibration "
         "../shared/data/msra-b/images --clip ../shared/data/videos/foreman_cif.mp4 "
-        "--output models/saliency_student_v2_int8.onnx",
+        "--output models/saliency_student_v2_int8.onnx   # in a checkout: --dataset is "
+        "PASCAL-S\n  vmafx-saliency quantize --model saliency_student_v2 --calibration frames/ "
+        "--clip clip.mp4 --dataset labelled/ --output student_int8.onnx",
         handler=_cmd_quantize,
     )
     model = p.add_argument_group("the float model")

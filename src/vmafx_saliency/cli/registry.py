@@ -208,7 +208,7 @@ def register(sub: Subparsers) -> None:
         rsub,
         "show",
         help="show one registry entry",
-        example="vmafx-saliency registry show u2netp_mirror_v1",
+        example="vmafx-saliency registry show saliency_student_v2_int8",
         handler=_cmd_registry_show,
     )
     p.add_argument("model_id", metavar="ID")

@@ -216,7 +216,7 @@ def register_load(sub: Subparsers) -> None:
         sub,
         "load",
         help="load a model through the loader gate and run one inference",
-        example="vmafx-saliency load --model u2netp_mirror_v1",
+        example="vmafx-saliency load --model saliency_student_v2_int8",
         handler=_cmd_load,
     )
     which = p.add_mutually_exclusive_group()

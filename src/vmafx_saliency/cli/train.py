@@ -157,7 +157,9 @@ def register(sub: Subparsers) -> None:
         sub,
         "train",
         help="train saliency_student_v2 by distillation from the u2netp mirror",
-        example="vmafx-saliency train --out runs/student_v2 --threads 1",
+        example="vmafx-saliency train --out runs/student_v2 --threads 1   # in a checkout: "
+        "MSRA-B, the exported mirror\n  vmafx-saliency train --out runs/s --images "
+        "my_images/ --teacher u2netp_mirror_v1.onnx",
         handler=_cmd_train,
     )
     _add_data_options(p)
@@ -405,14 +407,17 @@ def register_views(sub: Subparsers) -> None:
         sub,
         "views",
         help="make extra distillation images: synthetic views of the training split, video frames",
-        example="vmafx-saliency views synth --recipe mix --out runs/views/mix",
+        example="vmafx-saliency views synth --recipe mix --out runs/views/mix   # in a "
+        "checkout: MSRA-B\n  vmafx-saliency views synth --recipe mix --out views/ --images "
+        "my_images/",
     )
     s = add_command(
         vsub,
         "synth",
         help="crops, mosaics and composites of the training split's images (teacher-labelled "
         "by train)",
-        example="vmafx-saliency views synth --recipe clutter --out runs/views/clutter\n"
+        example="vmafx-saliency views synth --recipe clutter --out runs/views/clutter   # in a "
+        "checkout: MSRA-B\n"
         "  vmafx-saliency train --out runs/student --train-only runs/views --threads 1",
         handler=_cmd_views_synth,
     )
