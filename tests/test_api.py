@@ -401,4 +401,7 @@ def test_a_loaded_model_refuses_arguments_it_was_not_loaded_with(
     with pytest.raises(UsageError, match=message):
         extract_features(videos_dir / FOREMAN, model=loaded, **arguments)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match=r"^model= is a model load_model already loaded"):
-        load_model(loaded)  # type: ignore[arg-type]
+        load_model(loaded, **arguments)  # type: ignore[arg-type]
+    # What it was loaded with, given again, is no conflict.
+    again = extract_features(videos_dir / FOREMAN, frames=(0, 1), model=loaded, provider="cpu")
+    assert again.run.provider == "cpu"

@@ -28,6 +28,7 @@ from vmafx_saliency._util import (
     read_capped,
     read_opened,
     require,
+    shown,
     sweep_stale_temporaries,
     walk_files,
 )
@@ -408,3 +409,18 @@ def test_an_output_below_a_file_is_refused_before_any_work(tmp_path: Path) -> No
         check_can_write(afile / "x.json", force=True)
     with pytest.raises(OutputError, match=r"cannot write /proc/\S+: .*a folder you can write"):
         atomic_write_bytes(Path("/proc/vmafx-saliency-test.json"), b"{}")
+
+
+def test_shown_keeps_paths_whole_and_names_big_values_by_type() -> None:
+    import numpy as np
+
+    class Wordy:
+        def __repr__(self) -> str:
+            return "x" * 100
+
+    long = Path("/" + "folder/" * 20 + "sidecar.json")
+    assert shown(long) == repr(long)  # the path a message is about, never cut
+    assert shown(str(long)) == repr(str(long))
+    assert shown(np.zeros((5, 288, 352), np.uint8)) == "<ndarray of shape (5, 288, 352)>"
+    assert shown(Wordy()) == "<Wordy>"
+    assert shown((0.5, 3)) == "(0.5, 3)"

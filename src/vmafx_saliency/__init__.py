@@ -7,7 +7,8 @@ vmafx_saliency`` stays cheap):
   of :class:`FrameFeatures`, :class:`PooledStats` and :class:`RunInfo`),
   :func:`saliency_maps`,
   :class:`RawVideo` for headerless YUV;
-- the model supply chain: :func:`load_model` (through the loader's gate),
+- the model supply chain: :func:`load_model` (through the loader's gate: a
+  :class:`LoadedModel`, which ``extract_features(model=...)`` runs as loaded),
   :func:`scan_file` (the op-allowlist scanner), :func:`verify_model` with a
   :class:`Verifier` (Sigstore bundles), :class:`Registry` (the committed
   registry and the overlay);
@@ -32,6 +33,7 @@ _HOMES = {
     "extract_features": "vmafx_saliency.api",
     "load_model": "vmafx_saliency.api",
     "saliency_maps": "vmafx_saliency.api",
+    "LoadedModel": "vmafx_saliency.supply.loader",
     "Registry": "vmafx_saliency.supply.registry",
     "scan_file": "vmafx_saliency.supply.scan",
     "Verifier": "vmafx_saliency.supply.signing",
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
     from vmafx_saliency.api import load_model as load_model
     from vmafx_saliency.api import saliency_maps as saliency_maps
     from vmafx_saliency.errors import VmafxSaliencyError as VmafxSaliencyError
+    from vmafx_saliency.supply.loader import LoadedModel as LoadedModel
     from vmafx_saliency.supply.registry import Registry as Registry
     from vmafx_saliency.supply.scan import scan_file as scan_file
     from vmafx_saliency.supply.signing import Verifier as Verifier

@@ -112,6 +112,15 @@ def _deeper_than(doc: Any, limit: int) -> bool:
     return False
 
 
+# Modules of our optional dependencies whose distribution has another name.
+_DISTRIBUTIONS = {
+    "PIL": "Pillow",
+    "py_sod_metrics": "pysodmetrics",
+    "model_signing": "model-signing",
+    "OpenSSL": "pyOpenSSL",
+}
+
+
 def require(module: str, *, purpose: str, extra: str | None) -> ModuleType:
     """Import an optional dependency, or say exactly how to install it.
 
@@ -136,15 +145,6 @@ def require(module: str, *, purpose: str, extra: str | None) -> ModuleType:
         ) from exc
 
 
-# Modules of our optional dependencies whose distribution has another name.
-_DISTRIBUTIONS = {
-    "PIL": "Pillow",
-    "py_sod_metrics": "pysodmetrics",
-    "model_signing": "model-signing",
-    "OpenSSL": "pyOpenSSL",
-}
-
-
 # mkstemp creates files 0600; outputs should get the usual umask-based mode.
 # Read the umask once at import (setting it is process-wide and not thread-safe).
 UMASK = os.umask(0o022)
@@ -160,9 +160,10 @@ def str_path(value: object) -> str | None:
 
 def shown(value: object, *, limit: int = 80) -> str:
     """A value a caller passed, for a message: its repr, or its type where that repr
-    is long or spans lines (an array of frames, a model object)."""
+    is long or spans lines (an array of frames, a model object). A path is always
+    shown whole: it is what the message is about."""
     text = repr(value)
-    if len(text) <= limit and "\n" not in text:
+    if (len(text) <= limit and "\n" not in text) or str_path(value) is not None:
         return text
     shape = getattr(value, "shape", None)
     kind = type(value).__name__

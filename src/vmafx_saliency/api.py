@@ -15,7 +15,8 @@ What ``vmafx-saliency extract`` does, for pipelines that call it from Python::
 The model is the registry's ``mobilesal`` default (the shipped
 ``saliency_student_v2_int8``) unless ``model`` names a registry id (a string)
 or an ONNX file (a path, with its ``.sidecar.json`` beside it or named by
-``sidecar``), and it is loaded through the loader's gate, as on the command line.
+``sidecar``), and it is loaded through the loader's gate, as on the command line;
+or ``model`` is what :func:`load_model` returned, for many videos, run as loaded.
 Errors are :class:`~vmafx_saliency.errors.VmafxSaliencyError` subclasses whose
 message says what to do.
 """
@@ -126,17 +127,18 @@ def _choice(
     model: ModelRef | LoadedModel | None,
     *,
     signed: bool,
-    provider: str = "cpu",
+    provider: str | None = None,
     sidecar: str | os.PathLike[str] | None = None,
 ) -> ModelChoice | ReadyModel:
     from vmafx_saliency.supply.loader import LoadedModel
-    from vmafx_saliency.supply.providers import PROVIDERS
+    from vmafx_saliency.supply.providers import DEFAULT_PROVIDER, PROVIDERS
 
-    if provider not in PROVIDERS:
+    if provider is not None and provider not in PROVIDERS:
         known = ", ".join(map(repr, PROVIDERS))
         raise UsageError(f"provider={shown(provider)}: give one of {known}")
     if isinstance(model, LoadedModel):
         return _ready(model, signed=signed, provider=provider, sidecar=sidecar)
+    provider = provider or DEFAULT_PROVIDER
     sidecar_path = _sidecar_path(sidecar)
     if model is None:  # the default, or the file $VMAF_MOBILESAL_MODEL_PATH names
         return ModelChoice(sidecar=sidecar_path, signed=signed, provider=provider)
@@ -158,10 +160,10 @@ def _choice(
     return ModelChoice(model_id=model, signed=signed, provider=provider)
 
 
-def _ready(loaded: LoadedModel, *, signed: bool, provider: str, sidecar: object) -> ReadyModel:
+def _ready(
+    loaded: LoadedModel, *, signed: bool, provider: str | None, sidecar: object
+) -> ReadyModel:
     """A model :func:`load_model` returned, run as it was loaded, if the arguments agree."""
-    from vmafx_saliency.supply.providers import DEFAULT_PROVIDER
-
     if sidecar is not None:
         raise UsageError(
             f"sidecar={shown(sidecar)} goes with a model file: a loaded model keeps the "
@@ -172,10 +174,10 @@ def _ready(loaded: LoadedModel, *, signed: bool, provider: str, sidecar: object)
             "signed=True, and this model was loaded without its signature verified: load "
             "it with load_model(..., signed=True)"
         )
-    if provider not in (DEFAULT_PROVIDER, loaded.provider):
+    if provider is not None and provider != loaded.provider:
         raise UsageError(
-            f"provider={provider!r}, and this model was loaded on {loaded.provider!r}: load "
-            f"it with load_model(..., provider={provider!r})"
+            f"provider={shown(provider)}, and this model was loaded on {loaded.provider!r}: "
+            f"load it with load_model(..., provider={provider!r}), or leave provider out"
         )
     return ReadyModel.of(loaded)
 
@@ -286,7 +288,7 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
     raw: RawVideo | None = None,
     signed: bool = False,
     infer_size: str | None = None,
-    provider: str = "cpu",
+    provider: str | None = None,
     color_range: str | None = None,
 ) -> Features:
     """Per-frame ``saliency_mean`` and ``saliency_var`` of a video, and their pooling.
@@ -303,16 +305,21 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
             as the command line does. Or a model :func:`load_model` returned,
             run as it was loaded (no second load: for many videos).
         sidecar: the pre-processing JSON of a model file, where it is not
-            beside it (``--sidecar``); a registered model uses its entry's.
+            beside it (``--sidecar``); a registered model uses its entry's, a
+            loaded model its own.
         frames: ``(start, end)``, ``end`` exclusive or ``None`` for the rest;
             ``None`` for every frame.
         subsample: every N-th frame from ``start``, as vmaf's ``--subsample``.
-        threads: inference threads; ``None`` for all cores.
+        threads: inference threads; ``None`` for all cores. With a loaded
+            model: frames at once if it was loaded with ``threads=1``, else
+            ``None`` (its session's threads).
         raw: the geometry of headerless raw YUV (:class:`RawVideo`).
-        signed: require the model's verified Sigstore signature.
+        signed: require the model's verified Sigstore signature (a loaded
+            model must have been loaded with it).
         infer_size: ``"WIDTHxHEIGHT"`` or ``"native"``, overriding the
             sidecar's inference size (``"320x320"`` for the shipped models).
-        provider: ONNX Runtime's execution provider: ``"cpu"`` (default),
+        provider: ONNX Runtime's execution provider: ``None`` for ``"cpu"`` (or
+            a loaded model's own), or ``"cpu"``,
             ``"cuda"``, ``"tensorrt"``, ``"openvino"``, ``"coreml"`` or ``"dml"``;
             one the installed onnxruntime lacks, or that does not start, is an
             error, never a silent fallback. ``run.provider`` says which ran.
@@ -356,7 +363,7 @@ def saliency_maps(  # noqa: PLR0913 -- the arguments of extract_features
     raw: RawVideo | None = None,
     signed: bool = False,
     infer_size: str | None = None,
-    provider: str = "cpu",
+    provider: str | None = None,
     color_range: str | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(frame number, saliency map)`` for each selected frame, streaming.
@@ -403,7 +410,7 @@ def load_model(
     sidecar: str | os.PathLike[str] | None = None,
     signed: bool = False,
     threads: int | None = None,
-    provider: str = "cpu",
+    provider: str | None = None,
 ) -> LoadedModel:
     """A model through the loader's gate: path, pin, signature (``signed``), scan, contract.
 
@@ -415,12 +422,16 @@ def load_model(
     with a small model) it infers ``threads=`` frames side by side there, else
     one frame at a time on its own threads.
     """
-    _check_threads(threads)
-    choice = _choice(model, signed=signed, provider=provider, sidecar=sidecar)
-    if isinstance(choice, ReadyModel):
+    from vmafx_saliency.supply.loader import LoadedModel
+
+    if isinstance(model, LoadedModel):
         raise UsageError(
             "model= is a model load_model already loaded: pass it to extract_features or "
             "saliency_maps as it is"
         )
+    _check_threads(threads)
+    choice = _choice(model, signed=signed, provider=provider, sidecar=sidecar)
+    if isinstance(choice, ReadyModel):  # the check above, for mypy
+        raise UsageError("model= is already loaded")
     loaded, _ = _load(choice, threads=threads)
     return loaded

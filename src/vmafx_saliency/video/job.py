@@ -134,10 +134,21 @@ class InferencePlan:
 
     @classmethod
     def for_model(cls, model_bytes: int, threads: int) -> InferencePlan:
-        extract.check_threads(threads)
         if model_bytes <= SMALL_MODEL_BYTES:
-            return cls(frames=threads, threads_per_frame=1)
+            return cls.side_by_side(threads)
+        extract.check_threads(threads)
         return cls(frames=1, threads_per_frame=threads)
+
+    @classmethod
+    def side_by_side(cls, threads: int) -> InferencePlan:
+        """``threads`` frames at once, one thread each: the plan of a small model."""
+        extract.check_threads(threads)
+        return cls(frames=threads, threads_per_frame=1)
+
+
+def _default_threads() -> int:
+    """Every core, up to the cap that an explicit --threads meets."""
+    return min(extract.default_threads(), extract.MAX_THREADS)
 
 
 @dataclass(frozen=True)
@@ -163,9 +174,7 @@ class ReadyModel:
         more (or ONNX Runtime's default) infers one frame at a time on them."""
         intra = int(self.loaded.session.get_session_options().intra_op_num_threads)
         if intra == 1:
-            default = min(extract.default_threads(), extract.MAX_THREADS)
-            extract.check_threads(threads or default)
-            return InferencePlan(frames=threads or default, threads_per_frame=1)
+            return InferencePlan.side_by_side(threads or _default_threads())
         if threads is not None:
             loaded_with = f"{intra} threads" if intra else "ONNX Runtime's default threads"
             raise UsageError(
@@ -189,9 +198,7 @@ def load_for_video(
         size = onnx.stat().st_size  # a hint for the plan; the loader checks the file itself
     except OSError:
         size = 0  # the loader reports the missing file, in its own words
-    # The default is every core, up to the cap that an explicit --threads meets.
-    default = min(extract.default_threads(), extract.MAX_THREADS)
-    plan = InferencePlan.for_model(size, threads or default)
+    plan = InferencePlan.for_model(size, threads or _default_threads())
     # The location found above, not a second look-up (the registry is read once).
     loaded, pre = _load_found(
         found, signed=choice.signed, threads=plan.threads_per_frame, provider=choice.provider
