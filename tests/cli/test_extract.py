@@ -446,7 +446,8 @@ BAD: dict[str, tuple[Case, str]] = {
     ),
     "unknown pixel format": (
         lambda e: [*e.small(), "--pixel-format", "nv12", *e.tiny()],
-        r"unknown pixel format 'nv12': --pixel-format \(raw= in Python\) takes one of "
+        r"unknown pixel format 'nv12': --pixel-format \(raw=RawVideo\(pixel_format=\.\.\.\) in "
+        r"Python\) takes one of "
         r".*yuv420p10le.*yuv444p",
     ),
     "raw without geometry": (

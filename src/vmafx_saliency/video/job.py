@@ -63,8 +63,8 @@ def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
         path = Path(os.environ[MODEL_PATH_ENV])
     if choice.sidecar is not None and path is None:
         raise UsageError(
-            f"--sidecar {choice.sidecar} goes with --model-path (or ${MODEL_PATH_ENV}; in "
-            "Python, sidecar= with model= a file): a registered model uses the sidecar its "
+            f"--sidecar {choice.sidecar} goes with --model-path (or ${MODEL_PATH_ENV}; "
+            "sidecar= with model= a file in Python): a registered model uses the sidecar its "
             "registry entry names"
         )
     if path is not None:
@@ -75,7 +75,7 @@ def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
             raise UsageError(
                 f"--signed (signed=True in Python) needs a registered model, and {path} is an "
                 "ad-hoc file: register it with its bundle ('vmafx-saliency registry add') and "
-                "pass --model ID (model='ID')"
+                "pass --model ID (model='ID' in Python)"
             )
         sidecar_path = choice.sidecar or sidecar_beside(path)
         if sidecar_path is None:

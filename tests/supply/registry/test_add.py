@@ -125,7 +125,11 @@ def test_a_release_asset_needs_its_bundle_and_a_key(tmp_path: Path, inputs: Path
     for given, wanted in (
         ({}, bundle_wanted + " and " + key_wanted),
         ({"sigstore_bundle": bundle}, key_wanted),
-        ({"verification": key}, bundle_wanted + ": a release asset is verified on every load$"),
+        (
+            {"verification": key},
+            bundle_wanted + r": a release asset is verified on every load; sign it "
+            r"\('vmafx-saliency sign'\) and pass both, or leave out --release-asset$",
+        ),
     ):
         with pytest.raises(RegistryError, match=asked + wanted):
             _add(inputs, release_asset=True, **given)

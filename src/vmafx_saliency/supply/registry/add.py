@@ -182,6 +182,7 @@ def add_model(  # noqa: PLR0913 -- the public API: one keyword per input of 'reg
         quantization=quantization,
     )
     _refuse_status_or_id(new)
+    _refuse_unloadable_release_asset(new)
     _refuse_unregistered_parent(new)
     overlay_path = overlay if overlay is not None else overlay_registry_path()
     _refuse_committed_clash(model_id, overlay_path)
@@ -238,20 +239,26 @@ def _refuse_status_or_id(new: _NewModel) -> None:
         )
     if not is_model_id(new.model_id):
         raise RegistryError(f"model id {new.model_id!r} is not valid: {MODEL_ID_RULE}")
-    if new.release_asset and (new.sigstore_bundle is None or new.verification is None):
-        # The loader verifies a release asset on every load: without both, every load fails.
-        missing = [
-            *(["its Sigstore bundle (--bundle)"] if new.sigstore_bundle is None else []),
-            *(
-                ["a way to verify it (--public-key, --certificate-chain, or --identity with "
-                 "--oidc-issuer)"]
-                if new.verification is None
-                else []
-            ),
-        ]  # fmt: skip
+
+
+def _refuse_unloadable_release_asset(new: _NewModel) -> None:
+    """The loader verifies a release asset on every load: without a bundle and a way to
+    verify it, every load would fail (``registry validate`` warns of such an entry)."""
+    if not new.release_asset:
+        return
+    missing = []
+    if new.sigstore_bundle is None:
+        missing.append("its Sigstore bundle (--bundle)")
+    if new.verification is None:
+        missing.append(
+            "a way to verify it (--public-key, --certificate-chain, or --identity with "
+            "--oidc-issuer)"
+        )
+    if missing:
         raise RegistryError(
             f"cannot add {new.model_id!r} as a release asset without {' and '.join(missing)}: "
-            "a release asset is verified on every load"
+            "a release asset is verified on every load; sign it ('vmafx-saliency sign') and "
+            "pass both, or leave out --release-asset"
         )
 
 

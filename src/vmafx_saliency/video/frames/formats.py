@@ -71,6 +71,7 @@ def get_pixel_format(name: str) -> PixelFormat:
     if fmt is None:
         known = ", ".join(sorted(PIXEL_FORMATS))
         raise UsageError(
-            f"unknown pixel format {name!r}: --pixel-format (raw= in Python) takes one of {known}"
+            f"unknown pixel format {name!r}: --pixel-format (raw=RawVideo(pixel_format=...) "
+            f"in Python) takes one of {known}"
         )
     return fmt
