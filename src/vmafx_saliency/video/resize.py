@@ -42,7 +42,8 @@ of 2026-12-07 (an AMD EPYC of family 25) the same benchmark gave the
 horizontal-first strips 0.81 ms at 720p, 1.41 ms at 1080p and 3.8 to 4.1 ms
 at 4K, against 0.60 to 0.61, 1.16 to 1.33 and 8.1 to 9.4 ms for whole-plane
 vertical-first passes (two runs): there vertical first wins below 4K by
-0.1 to 0.2 ms, and the strips win at 4K on both kinds. The order stays: the
+0.1 to 0.2 ms, and at 4K the horizontal-first strips win against either
+vertical-first form (strips on the one kind, whole-plane passes on the other). The order stays: the
 extractor no longer resizes raw luma here (swscale does, ``video/scale.py``),
 so what remains (float planes, the evaluation protocols, maps back to a
 frame's size) is not where the frame loop's time goes. Before swscale, in the

@@ -10,7 +10,15 @@ bits), so the result keeps 1/256 of an 8-bit code value, and 8-bit and
 10-bit copies of one picture scale to the same values. Against
 ``resize_plane``, on the picture-like planes of
 ``tests/video/test_scale.py::test_agrees_with_the_numpy_resize`` (its
-``_compare`` over its ``SIZES``, 2026-12-07): within 0.11 of a code value inside
+``_compare`` over its ``SIZES`` on 2026-12-07, printed from the repository root by::
+
+    .venv/bin/python -c "from tests.video.test_scale import SIZES, _smooth_plane, _compare;
+    from vmafx_saliency.video.scale import scale_luma;
+    from vmafx_saliency.video.resize import resize_plane;
+    [print(k, _compare(scale_luma(_smooth_plane(i, 3), o, bit_depth=8),
+    resize_plane(_smooth_plane(i, 3), o))) for k, (i, o) in SIZES.items()]"
+
+(one line): within 0.11 of a code value inside
 the outer two rows and columns (0.102 for CIF to 320x320, at most 0.013 when
 both sides shrink); on those outer lines swscale keeps its taps inside the
 plane instead of renormalising the in-range weights, 10.1 code values apart at

@@ -61,9 +61,9 @@ _PIPE_ADVICE = (
     "(-movflags +faststart)"
 )
 # FFmpeg's decoder threading (PyAV's thread_type): frame and slice threads. On two
-# cores that costs about 0.45 ms of CPU more per 720p H.264 frame than one thread,
-# for no measured gain in the extractor; on more cores a 4K frame decoded on one
-# thread would hold inference back (benchmarks/decoder_threads.py compares them).
+# cores they cost about 0.4 ms of CPU more per 720p H.264 frame than one thread,
+# and one thread gained the extractor nothing (benchmarks/decoder_threads.py); kept
+# for more cores, where one thread decoding large frames could hold inference back.
 DECODER_THREADS = "AUTO"
 # PyAV reports colour ranges as ints (FFmpeg's AVColorRange): 1 MPEG/limited, 2 JPEG/full.
 _AV_RANGE: dict[int, ColorRange] = {1: "limited", 2: "full"}
