@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from vmafx_saliency._util import (
     PROJECT_ROOT,
     atomic_write_bytes,
@@ -158,10 +159,6 @@ def test_the_descriptor_is_closed_after_use_and_after_a_refusal(tmp_path: Path) 
     with pytest.raises(InputFileError):
         read_capped(tmp_path, cap=1, what="model")
     assert sum(1 for _ in Path("/proc/self/fd").iterdir()) == before
-
-
-# This checkout, found from the tests' own place.
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_project_root_holds_the_committed_registry() -> None:

@@ -243,3 +243,11 @@ def test_a_signal_after_the_work_is_done_ends_with_the_works_outcome() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (3, "done\n", "")
+
+
+def test_the_model_help_names_the_committed_default() -> None:
+    from vmafx_saliency.cli.options import MODEL_ID_HELP
+    from vmafx_saliency.supply.registry import Registry
+
+    shipped = Registry.load_committed().default_for("mobilesal").id
+    assert f"{shipped} as shipped" in MODEL_ID_HELP

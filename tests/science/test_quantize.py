@@ -224,9 +224,10 @@ def test_installed_there_is_no_default_dataset_and_no_missing_extra_goes_unnamed
     monkeypatch.setitem(sys.modules, "py_sod_metrics", None)  # import raises ImportError
     code, _, err = run(capsys, *argv, "--no-dataset")
     assert code == 2
-    assert "needs the Python package 'py_sod_metrics' (pysodmetrics on PyPI), which is not " \
-        "installed: run pip install " \
-        "'vmafx-saliency[quantize]'" in one_line_error(err, "quantize")  # fmt: skip
+    assert (
+        "needs the Python package 'py_sod_metrics' (pysodmetrics on PyPI), which is not "
+        "installed: run pip install 'vmafx-saliency[quantize]'"
+    ) in one_line_error(err, "quantize")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cal", "m"]
 
 

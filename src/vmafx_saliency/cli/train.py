@@ -119,8 +119,10 @@ def train_image_dirs(args: argparse.Namespace) -> list[Path]:
             "--no-default-images without --images: the split needs images; give --images DIR "
             f"(or --gt-root DIR){or_default}"
         )
-    if args.no_default_images or (config.DEFAULT_IMAGES is None and (given or args.gt_root)):
+    if args.no_default_images:
         return given
+    if config.DEFAULT_IMAGES is None and (given or args.gt_root):
+        return given  # installed: no MSRA-B to add, the given folders are the split
     return [config.default_images(), *given]
 
 

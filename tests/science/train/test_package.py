@@ -37,3 +37,9 @@ def test_the_package_and_its_config_import_neither_numpy_nor_torch() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_default_teacher_id_is_the_mirrors() -> None:
+    from vmafx_saliency.supply.export.mirror import MODEL_ID
+
+    assert train.MIRROR_ID == MODEL_ID

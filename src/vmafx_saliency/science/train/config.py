@@ -19,6 +19,8 @@ TEACHER_INPUTS = ("rgb", "luma")
 LOSSES = ("bce_iou", "structure", "fmeasure")
 PRECISIONS = ("fp32", "bf16")
 
+# supply.export.mirror.MODEL_ID, spelled again: that module imports numpy, this one
+# must not (a test ties the two).
 MIRROR_ID = "u2netp_mirror_v1"
 # The checkout's defaults (None, or the registry id, when the package is installed).
 DEFAULT_IMAGES = in_shared("data", "msra-b", "images")

@@ -69,8 +69,10 @@ def parity_inputs(images: Path | None = None) -> list[Any]:
             files = list_images(images)
         except InputFileError as exc:
             raise InputFileError(f"--parity-images: {exc}") from exc
+    elif PARITY_IMAGES is not None and PARITY_IMAGES.is_dir():
+        files = list_images(PARITY_IMAGES)
     else:
-        files = list_images(PARITY_IMAGES) if PARITY_IMAGES and PARITY_IMAGES.is_dir() else []
+        files = []  # installed, or no ../shared: generated images
     for index, size in enumerate(PARITY_SIZES):
         if files:
             path = files[index % len(files)]
