@@ -178,8 +178,19 @@ def test_an_installed_package_has_no_checkout(tmp_path: Path) -> None:
     assert checkout_root(installed / "_util.py") is None
     checkout = tmp_path / "work" / "src" / "vmafx_saliency"
     checkout.mkdir(parents=True)
-    (tmp_path / "work" / "pyproject.toml").touch()
+    (tmp_path / "work" / "pyproject.toml").write_text('[project]\nname = "vmafx-saliency"\n')
     assert checkout_root(checkout / "_util.py") == tmp_path / "work"
+    # A copy vendored into another src-layout project is that project's, not a checkout.
+    vendored = tmp_path / "myapp" / "src" / "vmafx_saliency"
+    vendored.mkdir(parents=True)
+    (tmp_path / "myapp" / "pyproject.toml").write_text('[project]\nname = "myapp"\n')
+    assert checkout_root(vendored / "_util.py") is None
+    (tmp_path / "myapp" / "pyproject.toml").write_text("not toml [")
+    assert checkout_root(vendored / "_util.py") is None
+    # Nor a copy beside a checkout (pip --target vendor/): only the checkout's own src/.
+    beside = tmp_path / "work" / "vendor" / "vmafx_saliency"
+    beside.mkdir(parents=True)
+    assert checkout_root(beside / "_util.py") is None
 
 
 # --- optional dependencies: the hint names the extra that installs the module ------

@@ -14,6 +14,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -39,9 +40,18 @@ def checkout_root(module: Path) -> Path | None:
     its root; an installed package (``site-packages/vmafx_saliency/<file>``)
     gives None: it has no docs/, no models/ exports and no ../shared beside it.
     """
-    root = module.resolve().parents[2]
-    is_checkout = (root / "pyproject.toml").is_file() and (root / "src" / "vmafx_saliency").is_dir()
-    return root if is_checkout else None
+    package = module.resolve().parent
+    root = package.parents[1]
+    # This very package in the checkout's src/, and the checkout this project's: a copy
+    # vendored into another project (its src/, a vendor/ folder, a zip) is installed.
+    if package != root / "src" / "vmafx_saliency":
+        return None
+    try:
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    name = project.get("project", {}).get("name") if isinstance(project, dict) else None
+    return root if name == "vmafx-saliency" else None
 
 
 # The checkout's docs/ and the exports in models/, with the shared data folder
