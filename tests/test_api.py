@@ -400,6 +400,8 @@ def test_a_loaded_model_refuses_arguments_it_was_not_loaded_with(
     loaded = load_model()
     with pytest.raises(UsageError, match=message):
         extract_features(videos_dir / FOREMAN, model=loaded, **arguments)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=message):  # at the call, before any iteration
+        saliency_maps(videos_dir / FOREMAN, model=loaded, **arguments)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match=r"^model= is a model load_model already loaded"):
         load_model(loaded, **arguments)  # type: ignore[arg-type]
     # What it was loaded with, given again, is no conflict.

@@ -263,6 +263,19 @@ def test_a_missing_module_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> No
         require("matplotlib.figure", purpose="eval plots", extra="eval")
     with pytest.raises(MissingDependencyError, match=r"'av'.*a core dependency: reinstall"):
         require("av", purpose="reading video frames", extra=None)
+
+    # Installed, but what it imports is not: said so, not "not installed".
+    def broken(name: str) -> object:
+        raise ModuleNotFoundError("No module named 'google'", name="google")
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"^export needs the Python package 'onnx', which fails to import \(no module "
+        r"named 'google'\): run pip install 'vmafx-saliency\[export\]'$",
+    ):
+        require("onnx", purpose="export", extra="export")
+    monkeypatch.setattr(importlib, "import_module", missing)
     # Where pip's name is not the module's, both are said.
     with pytest.raises(
         MissingDependencyError,
@@ -431,4 +444,10 @@ def test_shown_keeps_paths_whole_and_names_big_values_by_type() -> None:
     assert shown(str(long)) == repr(str(long))
     assert shown(np.zeros((5, 288, 352), np.uint8)) == "<ndarray of shape (5, 288, 352)>"
     assert shown(Wordy()) == "<Wordy>"
+
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("boom")
+
+    assert shown(Broken()) == "<Broken>"  # a message is still one line of ours
     assert shown((0.5, 3)) == "(0.5, 3)"

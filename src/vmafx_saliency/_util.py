@@ -127,7 +127,7 @@ _DISTRIBUTIONS = {
     "PIL": "Pillow",
     "py_sod_metrics": "pysodmetrics",
     "model_signing": "model-signing",
-    "OpenSSL": "pyOpenSSL",
+    "google": "protobuf",
 }
 
 
@@ -150,6 +150,12 @@ def require(module: str, *, purpose: str, extra: str | None) -> ModuleType:
         )
         # What pip calls it, where that is not the module's name.
         known_as = f" ({_DISTRIBUTIONS[top]} on PyPI)" if top in _DISTRIBUTIONS else ""
+        missing = (exc.name or top).split(".")[0]
+        if missing != top:  # installed, but a package it needs is not
+            raise MissingDependencyError(
+                f"{purpose} needs the Python package '{top}'{known_as}, which fails to import "
+                f"(no module named '{missing}'): {fix}"
+            ) from exc
         raise MissingDependencyError(
             f"{purpose} needs the Python package '{top}'{known_as}, which is not installed: {fix}"
         ) from exc
@@ -172,11 +178,14 @@ def shown(value: object, *, limit: int = 80) -> str:
     """A value a caller passed, for a message: its repr, or its type where that repr
     is long or spans lines (an array of frames, a model object). A path is always
     shown whole: it is what the message is about."""
-    text = repr(value)
+    kind = type(value).__name__
+    try:
+        text = repr(value)
+        shape = getattr(value, "shape", None)
+    except Exception:  # noqa: BLE001 - a caller's object whose repr fails is named by type
+        return f"<{kind}>"
     if (len(text) <= limit and "\n" not in text) or str_path(value) is not None:
         return text
-    shape = getattr(value, "shape", None)
-    kind = type(value).__name__
     return f"<{kind} of shape {shape}>" if isinstance(shape, tuple) else f"<{kind}>"
 
 

@@ -379,6 +379,8 @@ def saliency_maps(  # noqa: PLR0913 -- the arguments of extract_features
     size = _infer_size(infer_size)
     chosen = _video(video, frames=frames, subsample=subsample, raw=raw, color_range=color_range)
     choice = _choice(model, signed=signed, provider=provider, sidecar=sidecar)
+    if isinstance(choice, ReadyModel):
+        choice.plan(threads)  # its threads= refused here, as the docstring says, not at next()
     return _maps(chosen, choice, size=size, threads=threads)
 
 

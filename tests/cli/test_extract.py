@@ -502,6 +502,10 @@ BAD: dict[str, tuple[Case, str]] = {
         lambda e: [*e.small(), *e.tiny(), "--plot", e.out / "plot.xyz"],
         r"matplotlib cannot write 'xyz' files",
     ),
+    "output onto the input video, no --format": (
+        lambda e: [*_small_in_out(e), *e.tiny(), "--output", e.out / CISCO_SMALL],
+        rf"--output .*{CISCO_SMALL} is the input video",  # before its suffix's refusal
+    ),
     "output suffix of no format": (
         lambda e: [*e.small(), *e.tiny(), "--output", e.out / "x.txt"],
         r"--output .*x\.txt: the format is taken from the suffix \(\.json, \.xml or \.csv\) "

@@ -29,10 +29,19 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         output = "-"
     elif args.output is not None:
         output = Path(args.output)
-    fmt = args.format or _format_from_suffix(args.output)
+    video, model = video_input(args), model_choice(args)
+    try:
+        fmt = args.format or _format_from_suffix(args.output)
+    except UsageError:
+        if isinstance(output, Path):  # "that is your input" matters more than its suffix
+            from vmafx_saliency._util import check_inputs_spared
+            from vmafx_saliency.video.job import run_inputs
+
+            check_inputs_spared(run_inputs(video, model), files=[("--output", output)])
+        raise
     job = run_job(
-        video_input(args),
-        model_choice(args),
+        video,
+        model,
         Outputs(
             output=output,
             fmt=fmt,
