@@ -24,8 +24,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     from vmafx_saliency.supply.registry import Registry
 
     output = Path(args.output)
+    _require_extra()  # what to install first: a path can be fixed on the next try
     dataset = _dataset(args)
-    _require_extra()
     # --model-path needs no overlay: a broken one stops it no more than it stops extract.
     registry = Registry.load() if args.model is not None else Registry.load_committed()
     parent_id, data, sidecar, parent_files = _parent(args, registry)

@@ -275,3 +275,15 @@ def test_a_staging_that_holds_its_signing_key_is_refused(tmp_path: Path, tiny: P
     with pytest.raises(UsageError, match=rf"--out {tiny} holds --private-key {key}: give"):
         release.stage("tiny", out=tiny, signer=release.ReleaseSigner(private_key=key))
     assert contents(tiny) == before
+
+
+def test_a_models_card_is_found_by_its_id_its_version_or_its_float_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(staging, "CARDS", tmp_path)
+    for name in ("saliency_student_v2", "u2netp_mirror"):
+        (tmp_path / f"{name}.md").write_text("# card\n")
+    assert staging.card_for("saliency_student_v2") == tmp_path / "saliency_student_v2.md"
+    assert staging.card_for("saliency_student_v2_int8") == tmp_path / "saliency_student_v2.md"
+    assert staging.card_for("u2netp_mirror_v1") == tmp_path / "u2netp_mirror.md"
+    assert staging.card_for("other_v1") is None

@@ -251,8 +251,8 @@ def _refuse_unloadable_release_asset(new: _NewModel) -> None:
         missing.append("its Sigstore bundle (--bundle)")
     if new.verification is None:
         missing.append(
-            "a way to verify it (--public-key, --certificate-chain, or --identity with "
-            "--oidc-issuer)"
+            "a way to verify it (--public-key, --certificate-chain, or --identity or "
+            "--identity-regexp with --oidc-issuer)"
         )
     if missing:
         raise RegistryError(

@@ -60,10 +60,12 @@ class StageResult:
 
 
 def card_for(model_id: str) -> Path | None:
-    """The model card: docs/models/<id>.md, or without a trailing _vN version."""
+    """The model card: docs/models/<id>.md, or without a trailing _vN version; an INT8
+    variant's is its float parent's (``<id>_int8``: the parent's card has its section)."""
     if CARDS is None:
         return None
-    for name in (model_id, re.sub(r"_v\d+$", "", model_id)):
+    parent = re.sub(r"_int8$", "", model_id)
+    for name in dict.fromkeys((model_id, parent, re.sub(r"_v\d+$", "", parent))):
         path = CARDS / f"{name}.md"
         if path.is_file():
             return path
@@ -146,11 +148,12 @@ def _gather_assets(model_id: str, entry: ModelEntry) -> _Assets:
     # The card first: installed, there is none, and signing first would lead nowhere.
     card = card_for(model_id)
     if card is None:
-        where = f"under {CARDS}" if CARDS is not None else f"({NOT_A_CHECKOUT})"
-        raise ReleaseError(
-            f"{model_id}: no model card {where}: write docs/models/{model_id}.md in a "
-            "checkout and stage the release there"
-        )
+        if CARDS is None:
+            raise ReleaseError(
+                f"{model_id}: no model card ({NOT_A_CHECKOUT}): write docs/models/"
+                f"{model_id}.md in a checkout and stage the release there"
+            )
+        raise ReleaseError(f"{model_id}: no model card under {CARDS}: write {model_id}.md there")
     bundle = entry.sigstore_bundle
     if bundle is None or not bundle.is_file():
         raise ReleaseError(
