@@ -228,14 +228,22 @@ def _require_calls() -> Iterator[tuple[str, str, str | None]]:
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name == "require_extra":  # require_extra(extra, {module: purpose, ...})
+                extra, modules = (ast.literal_eval(a) for a in node.args)
+                for module in modules:
+                    yield f"{path.name}:{node.lineno}", module, extra
+                continue
             if name != "require":
                 continue
             keywords = {k.arg: k.value for k in node.keywords}
             assert "extra" in keywords, f"{path}:{node.lineno} names no extra"
-            extra = ast.literal_eval(keywords["extra"])
             module = node.args[0]
-            if isinstance(module, ast.Constant):
-                yield f"{path.name}:{node.lineno}", str(module.value), extra
+            if isinstance(module, ast.Constant):  # not require_extra's own call
+                yield (
+                    f"{path.name}:{node.lineno}",
+                    str(module.value),
+                    ast.literal_eval(keywords["extra"]),
+                )
 
 
 def test_every_install_hint_names_an_extra_that_installs_the_module() -> None:

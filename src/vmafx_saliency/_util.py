@@ -15,7 +15,7 @@ import stat
 import sys
 import tempfile
 import tomllib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any, TypeGuard
@@ -159,6 +159,13 @@ def require(module: str, *, purpose: str, extra: str | None) -> ModuleType:
         raise MissingDependencyError(
             f"{purpose} needs the Python package '{top}'{known_as}, which is not installed: {fix}"
         ) from exc
+
+
+def require_extra(extra: str, modules: Mapping[str, str]) -> None:
+    """Every module of a command's extra (module -> what needs it), checked before the
+    command does any work: the first one missing is named with the extra to install."""
+    for module, purpose in modules.items():
+        require(module, purpose=purpose, extra=extra)
 
 
 # mkstemp creates files 0600; outputs should get the usual umask-based mode.

@@ -6,7 +6,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmafx_saliency._util import NOT_A_CHECKOUT, in_shared, positive_int, require, sha256_bytes
+from vmafx_saliency._util import (
+    NOT_A_CHECKOUT,
+    in_shared,
+    positive_int,
+    sha256_bytes,
+)
 from vmafx_saliency.cli.options import Subparsers, add_command
 from vmafx_saliency.errors import QuantizeError, UsageError
 
@@ -24,7 +29,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     from vmafx_saliency.supply.registry import Registry
 
     output = Path(args.output)
-    _require_extra()  # what to install first: a path can be fixed on the next try
+    q.check_extra()  # what to install first: a path can be fixed on the next try
     dataset = _dataset(args)
     # --model-path needs no overlay: a broken one stops it no more than it stops extract.
     registry = Registry.load() if args.model is not None else Registry.load_committed()
@@ -70,14 +75,6 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     print("\n".join(q.figures_table(quantized.report)))
     print(f"within the budget: wrote {', '.join(str(p) for p in written)}")
     return 0
-
-
-def _require_extra() -> None:
-    """The quantize extra, before any file is read: onnx, and the images and metrics
-    of the calibration set and the budget."""
-    require("onnx", purpose="quantize", extra="quantize")
-    require("PIL.Image", purpose="quantize (image loading)", extra="quantize")
-    require("py_sod_metrics", purpose="quantize (the budget's metrics)", extra="quantize")
 
 
 def _dataset(args: argparse.Namespace) -> Path | None:

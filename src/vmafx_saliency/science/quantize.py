@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency._util import sha256_bytes, walk_files
+from vmafx_saliency._util import require_extra, sha256_bytes, walk_files
 from vmafx_saliency.errors import OutputError, QuantizeError, UsageError
 from vmafx_saliency.supply.registry import Preprocessing, Sidecar
 
@@ -311,6 +311,19 @@ class Quantized:
     data: bytes
     manifest: dict[str, Any]
     report: AccuracyReport
+
+
+def check_extra() -> None:
+    """The quantize extra, before any file is read: onnx, and the images and metrics of
+    the calibration set and the budget."""
+    require_extra(
+        "quantize",
+        {
+            "onnx": "quantize",
+            "PIL.Image": "quantize (image loading)",
+            "py_sod_metrics": "quantize (the budget's metrics)",
+        },
+    )
 
 
 def quantize_model(

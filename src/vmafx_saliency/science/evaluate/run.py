@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vmafx_saliency._util import check_inputs_spared, require, sha256_bytes
+from vmafx_saliency._util import check_inputs_spared, require_extra, sha256_bytes
 from vmafx_saliency.errors import ExtractionError, InputFileError, OutputError, UsageError
 from vmafx_saliency.science.evaluate.dataset import (
     LoadedPair,
@@ -146,12 +146,14 @@ def _checked_dataset(options: EvalOptions) -> tuple[Pair, ...]:
     files = [("a --dataset image", p.image) for p in all_pairs]
     files += [("a --dataset mask", p.mask) for p in all_pairs]
     check_inputs_spared(files, folders=[("--report", options.report)])
-    for module, purpose in (
-        ("PIL.Image", "eval (image loading)"),
-        ("py_sod_metrics", "eval (metrics)"),
-        ("matplotlib", "eval plots"),
-    ):
-        require(module, purpose=purpose, extra="eval")
+    require_extra(
+        "eval",
+        {
+            "PIL.Image": "eval (image loading)",
+            "py_sod_metrics": "eval (metrics)",
+            "matplotlib": "eval plots",
+        },
+    )
     return all_pairs
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from vmafx_saliency._util import (
     decode_image,
     require,
+    require_extra,
     sha256_bytes,
     sha256_file,
     walk_files,
@@ -54,9 +55,9 @@ def require_pil_image() -> Any:
 
 def check_train_extra() -> None:
     """All of the train extra, named as such before any work (not by a later step's own)."""
-    require_torch()
-    require_pil_image()
-    require("onnx", purpose="training (the export)", extra="train")
+    require_extra(
+        "train", {"torch": "training", "PIL.Image": "training", "onnx": "training (the export)"}
+    )
 
 
 @dataclass(frozen=True)
