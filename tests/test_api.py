@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -380,9 +381,14 @@ def test_a_loaded_model_runs_as_loaded_for_many_videos(
             assert ours.saliency_mean == pytest.approx(theirs.saliency_mean, abs=1e-7)
         maps = list(saliency_maps(clip, frames=(0, 2), model=loaded))
         assert [n for n, _ in maps] == [0, 1]
-    # How it runs: the session's own threads decide.
+    # How it runs: a small model (this one) side by side however it was loaded, as the
+    # extractor runs it; a large one on its session's own threads unless it has one.
     assert job.ReadyModel.of(side_by_side).plan(3) == job.InferencePlan(3, 1)
-    assert job.ReadyModel.of(own_threads).plan(None).frames == 1
+    assert job.ReadyModel.of(own_threads).plan(3) == job.InferencePlan(3, 1)
+    large = dataclasses.replace(own_threads, size=job.SMALL_MODEL_BYTES + 1)
+    assert job.ReadyModel.of(large).plan(None) == job.InferencePlan(1, 0)
+    large_single = dataclasses.replace(side_by_side, size=job.SMALL_MODEL_BYTES + 1)
+    assert job.ReadyModel.of(large_single).plan(None).frames == job._default_threads()
 
 
 @pytest.mark.parametrize(
@@ -397,7 +403,10 @@ def test_a_loaded_model_runs_as_loaded_for_many_videos(
 def test_a_loaded_model_refuses_arguments_it_was_not_loaded_with(
     videos_dir: Path, arguments: dict[str, object], message: str
 ) -> None:
-    loaded = load_model()
+    from vmafx_saliency.video.job import SMALL_MODEL_BYTES
+
+    # As a large model (the mirror's size), whose own threads are the session's.
+    loaded = dataclasses.replace(load_model(), size=SMALL_MODEL_BYTES + 1)
     with pytest.raises(UsageError, match=message):
         extract_features(videos_dir / FOREMAN, model=loaded, **arguments)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match=message):  # at the call, before any iteration

@@ -311,8 +311,8 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
             ``None`` for every frame.
         subsample: every N-th frame from ``start``, as vmaf's ``--subsample``.
         threads: inference threads; ``None`` for all cores. With a loaded
-            model: frames at once if it was loaded with ``threads=1``, else
-            ``None`` (its session's threads).
+            model: frames at once for a small model, or one loaded with
+            ``threads=1``; else ``None`` (its session's threads).
         raw: the geometry of headerless raw YUV (:class:`RawVideo`).
         signed: require the model's verified Sigstore signature (a loaded
             model must have been loaded with it).
@@ -420,9 +420,9 @@ def load_model(
     returns ``saliency_map``; its ``sidecar`` attribute holds the pre-processing.
     The arguments are those of :func:`extract_features`. Pass the result as
     ``model=`` to :func:`extract_features` or :func:`saliency_maps` to load a
-    model once for many videos: loaded with ``threads=1`` (the extractor's way
-    with a small model) it infers ``threads=`` frames side by side there, else
-    one frame at a time on its own threads.
+    model once for many videos: a small model (the shipped students), or one
+    loaded with ``threads=1``, infers ``threads=`` frames side by side there, as
+    the extractor does; a large one, one frame at a time on its own threads.
     """
     from vmafx_saliency.supply.loader import LoadedModel
 

@@ -169,11 +169,15 @@ class ReadyModel:
         return cls(loaded, loaded.sidecar.preprocessing)
 
     def plan(self, threads: int | None) -> InferencePlan:
-        """Its session's threads decide: one thread a run (``load_model(threads=1)``)
-        infers ``threads`` frames side by side, as the extractor runs a small model;
-        more (or ONNX Runtime's default) infers one frame at a time on them."""
+        """``threads`` frames side by side for a small model (as the extractor runs it)
+        or one loaded with ``load_model(threads=1)``; else one frame at a time on the
+        session's own threads. A small model's frames go side by side even on ONNX
+        Runtime's default threads: on a 2-core AMD EPYC of family 25 that ran the INT8
+        student at 213.0 frames/s against 169.4 one at a time, and 212.0 on one thread
+        a session (``.venv/bin/python benchmarks/reuse_plan.py``: foreman, 120 frames,
+        medians of three rounds, 2026-12-08)."""
         intra = int(self.loaded.session.get_session_options().intra_op_num_threads)
-        if intra == 1:
+        if intra == 1 or self.loaded.size <= SMALL_MODEL_BYTES:
             return InferencePlan.side_by_side(threads or _default_threads())
         if threads is not None:
             loaded_with = f"{intra} threads" if intra else "ONNX Runtime's default threads"
