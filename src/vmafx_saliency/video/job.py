@@ -153,8 +153,8 @@ def _default_threads() -> int:
 
 @dataclass(frozen=True)
 class ReadyModel:
-    """A model already through the loader's gate (``vmafx_saliency.load_model``), run as
-    it was loaded: a pipeline loads it once for many videos."""
+    """A model already through the loader's gate (``vmafx_saliency.load_model``), run
+    without loading it again: a pipeline loads it once for many videos."""
 
     loaded: LoadedModel
     pre: Preprocessing
