@@ -16,7 +16,7 @@ The model is the registry's ``mobilesal`` default (the shipped
 ``saliency_student_v2_int8``) unless ``model`` names a registry id (a string)
 or an ONNX file (a path, with its ``.sidecar.json`` beside it or named by
 ``sidecar``), and it is loaded through the loader's gate, as on the command line;
-or ``model`` is what :func:`load_model` returned, for many videos, run as loaded.
+or ``model`` is what :func:`load_model` returned, for many videos, never loaded again.
 Errors are :class:`~vmafx_saliency.errors.VmafxSaliencyError` subclasses whose
 message says what to do.
 """
@@ -163,7 +163,8 @@ def _choice(
 def _ready(
     loaded: LoadedModel, *, signed: bool, provider: str | None, sidecar: object
 ) -> ReadyModel:
-    """A model :func:`load_model` returned, run as it was loaded, if the arguments agree."""
+    """A model :func:`load_model` returned, run without a second load, if the arguments
+    agree with how it was loaded."""
     if sidecar is not None:
         raise UsageError(
             f"sidecar={shown(sidecar)} goes with a model file: a loaded model keeps the "
@@ -303,7 +304,7 @@ def extract_features(  # noqa: PLR0913 -- the public API: one keyword per option
             named by ``sidecar``. ``None`` also honours
             ``$VMAF_MOBILESAL_MODEL_PATH`` when it is set (a file, as above),
             as the command line does. Or a model :func:`load_model` returned,
-            run as it was loaded (no second load: for many videos).
+            run without a second load (for many videos).
         sidecar: the pre-processing JSON of a model file, where it is not
             beside it (``--sidecar``); a registered model uses its entry's, a
             loaded model its own.
