@@ -131,13 +131,32 @@ def _choice(
     sidecar: str | os.PathLike[str] | None = None,
 ) -> ModelChoice | ReadyModel:
     from vmafx_saliency.supply.loader import LoadedModel
-    from vmafx_saliency.supply.providers import DEFAULT_PROVIDER, PROVIDERS
+
+    if isinstance(model, LoadedModel):
+        _check_provider(provider)
+        return _ready(model, signed=signed, provider=provider, sidecar=sidecar)
+    return _model_choice(model, signed=signed, provider=provider, sidecar=sidecar)
+
+
+def _check_provider(provider: str | None) -> None:
+    from vmafx_saliency.supply.providers import PROVIDERS
 
     if provider is not None and provider not in PROVIDERS:
         known = ", ".join(map(repr, PROVIDERS))
         raise UsageError(f"provider={shown(provider)}: give one of {known}")
-    if isinstance(model, LoadedModel):
-        return _ready(model, signed=signed, provider=provider, sidecar=sidecar)
+
+
+def _model_choice(
+    model: ModelRef | None,
+    *,
+    signed: bool,
+    provider: str | None,
+    sidecar: str | os.PathLike[str] | None,
+) -> ModelChoice:
+    """What to load: the default, a registry id or an ONNX file (with its sidecar)."""
+    from vmafx_saliency.supply.providers import DEFAULT_PROVIDER
+
+    _check_provider(provider)
     provider = provider or DEFAULT_PROVIDER
     sidecar_path = _sidecar_path(sidecar)
     if model is None:  # the default, or the file $VMAF_MOBILESAL_MODEL_PATH names
@@ -433,8 +452,6 @@ def load_model(
             "saliency_maps as it is"
         )
     _check_threads(threads)
-    choice = _choice(model, signed=signed, provider=provider, sidecar=sidecar)
-    if isinstance(choice, ReadyModel):  # the check above, for mypy
-        raise UsageError("model= is already loaded")
+    choice = _model_choice(model, signed=signed, provider=provider, sidecar=sidecar)
     loaded, _ = _load(choice, threads=threads)
     return loaded

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 # The held-out labelled set of the budget: the checkout's PASCAL-S (installed: none).
 DEFAULT_DATASET = in_shared("data", "pascal-s")
+_DATASET_DEFAULT = str(DEFAULT_DATASET) if DEFAULT_DATASET else "none outside a checkout"
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
@@ -214,8 +215,7 @@ def register(sub: Subparsers) -> None:
         "--dataset",
         default=str(DEFAULT_DATASET) if DEFAULT_DATASET is not None else None,
         metavar="DIR",
-        help="labelled images/ and masks/ (default: "
-        + (f"{DEFAULT_DATASET})" if DEFAULT_DATASET is not None else "none outside a checkout)"),
+        help=f"labelled images/ and masks/ (default: {_DATASET_DEFAULT})",
     )
     budget.add_argument("--no-dataset", action="store_true", help="measure on clips only")
     budget.add_argument("--limit", type=positive_int, metavar="N", help="the first N pairs only")

@@ -211,18 +211,21 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+# The teacher's default as --help says it: a file of the checkout, else the registry id.
+_TEACHER_DEFAULT = (
+    f"models/{config.MIRROR_ID}.onnx in the checkout"
+    if isinstance(config.DEFAULT_TEACHER, Path)
+    else f"the registered {config.MIRROR_ID}"
+)
+
+
 def _add_teacher_options(p: argparse.ArgumentParser) -> None:
     """The teacher, what it labels from, and where its labels are cached."""
     p.add_argument(
         "--teacher",
         default=str(config.DEFAULT_TEACHER),
         metavar="ONNX|ID",
-        help="teacher ONNX file or registry id (default: "
-        + (
-            f"models/{config.MIRROR_ID}.onnx in the checkout)"
-            if isinstance(config.DEFAULT_TEACHER, Path)
-            else f"the registered {config.MIRROR_ID})"
-        ),
+        help=f"teacher ONNX file or registry id (default: {_TEACHER_DEFAULT})",
     )
     p.add_argument(
         "--teacher-input",
