@@ -105,3 +105,45 @@ def nan_on_bright_model(*, threshold: float = 1.5, kernel: int = 15) -> bytes:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
+
+
+def refused_on_bright_model(*, threshold: float = 1.5, kernel: int = 15) -> bytes:
+    """A model that meets the contract on the loader's probe inputs but that ONNX
+    Runtime refuses to run (an error, not a map) where the pre-processed input
+    averages above ``threshold`` over a ``kernel``-wide window, as a white frame does.
+
+    Allowlisted ops only: Conv(average) -> Relu(avg - threshold) -> Conv x1000
+    -> Cast to int64 -> Gather from a one-value table (index 0 in bounds; 1 or
+    more, an excess above 0.001, out of bounds, which ONNX Runtime raises) ->
+    Conv x0 -> Sigmoid.
+    """
+    average = np.full((1, 3, kernel, kernel), 1.0 / (3 * kernel * kernel), np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input", "average", "shift"], ["local"], pads=[kernel // 2] * 4),
+        helper.make_node("Relu", ["local"], ["excess"]),
+        helper.make_node("Conv", ["excess", "gain", "zero"], ["scaled"]),
+        helper.make_node("Cast", ["scaled"], ["index"], to=TensorProto.INT64),
+        helper.make_node("Gather", ["table", "index"], ["looked_up"]),
+        helper.make_node("Conv", ["looked_up", "nil", "zero"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["saliency_map"]),
+    ]
+    initializer = [
+        numpy_helper.from_array(average, "average"),
+        numpy_helper.from_array(np.array([-threshold], np.float32), "shift"),
+        numpy_helper.from_array(np.full((1, 1, 1, 1), 1e3, np.float32), "gain"),
+        numpy_helper.from_array(np.zeros(1, np.float32), "table"),
+        numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "nil"),
+        numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
+    ]
+    dims: list[int | str] = [1, 3, "height", "width"]
+    graph = helper.make_graph(
+        nodes,
+        "refused_on_bright",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("saliency_map", TensorProto.FLOAT, [1, 1, *dims[2:]])],
+        initializer=initializer,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())

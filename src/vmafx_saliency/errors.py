@@ -177,6 +177,20 @@ class ExtractionError(VmafxSaliencyError):
     """Feature extraction failed on a frame (NaN map, out-of-range values, ...)."""
 
 
+class ModelRunError(ExtractionError):
+    """ONNX Runtime refused to run the model on a frame.
+
+    ``detail`` names the frame, the model, the size and ONNX Runtime's reason;
+    ``advice`` says what to try, which depends on the command (a caller with
+    other options words its own from ``detail``).
+    """
+
+    def __init__(self, *, detail: str, advice: str) -> None:
+        super().__init__(f"{detail}: {advice}")
+        self.detail = detail
+        self.advice = advice
+
+
 class NoFramesSelectedError(ExtractionError):
     """--frames and --subsample left no frame of the video to compute."""
 

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests._onnx_models import conv_sigmoid_model
+from tests._onnx_models import conv_sigmoid_model, refused_on_bright_model
 from tests._trust import isolate_registry, sidecar_doc, write_json, write_model, write_registry
 from tests._video import write_y4m
 from vmafx_saliency.cli.main import main
@@ -175,6 +176,30 @@ def test_eval_refuses_a_mask_of_another_size_before_loading(tmp_path: Path) -> N
     )
     with pytest.raises(InputFileError, match=r"pair '1': mask .* is 8x8 but its image"):
         ev.run_eval(options)
+
+
+def test_eval_a_model_onnx_runtime_refuses_is_one_line_naming_model_and_image(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dataset = _dataset(tmp_path / "ds")
+    Image.new("RGB", (32, 24), "white").save(dataset / "images" / "1.jpg")  # a bright image
+    model = tmp_path / "refused.onnx"
+    model.write_bytes(refused_on_bright_model())
+    doc = sidecar_doc("refused")
+    doc["preprocessing"]["inference_size"] = [72, 88]
+    write_json(tmp_path / "refused.sidecar.json", doc)
+    report = tmp_path / "r"
+    argv = ["eval", "--dataset", str(dataset), "--models", str(model), "--report", str(report)]
+    assert main([*argv, "--quiet"]) != 0
+    err = capfd.readouterr().err  # the file descriptor: ONNX Runtime logs there, not to sys
+    (line,) = [e for e in err.splitlines() if "ad hoc" not in e]  # ours alone; no ORT log
+    assert re.fullmatch(
+        r"vmafx-saliency eval: error: refused on image '1' failed at 88x72 "
+        r"\(.*out of data bounds.*\): the model cannot run this image; "
+        r"leave it out \(--models; models= in Python\)",
+        line,
+    )
+    assert not report.exists()
 
 
 def test_eval_missing_masks_folder_via_cli(

@@ -37,7 +37,7 @@ from tests._jobs import (
     white_on_frame_3,
     write_tiny,
 )
-from tests._onnx_models import nan_on_bright_model
+from tests._onnx_models import nan_on_bright_model, refused_on_bright_model
 from tests._trust import MIRROR_SIDECAR, isolate_registry, write_model
 from tests._video import vmaf_file
 from vmafx_saliency.cli.main import main
@@ -88,11 +88,12 @@ def env(videos_dir: Path, tmp_path: Path) -> Env:
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+def cli(capfd: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    # The file descriptors, not sys.stdout/err: ONNX Runtime and FFmpeg log there.
     def run(*args: str | Path) -> Run:
-        capsys.readouterr()  # drop anything printed before
+        capfd.readouterr()  # drop anything printed before
         code = main(["extract", *(str(a) for a in args)])
-        captured = capsys.readouterr()
+        captured = capfd.readouterr()
         return Run(code, captured.out, captured.err)
 
     return run
@@ -430,6 +431,15 @@ def _nan(env: Env) -> list[str | Path]:
     ]
 
 
+def _refused(env: Env) -> list[str | Path]:
+    model, sidecar = write_tiny(
+        env.tmp / "refused", data=refused_on_bright_model(), inference_size="native"
+    )
+    white_on_frame_3(env.tmp / "white3.yuv")
+    clip: list[str | Path] = [env.tmp / "white3.yuv", "--width", "64", "--height", "48"]
+    return [*clip, "--model-path", model, "--sidecar", sidecar]
+
+
 def _broken(env: Env) -> list[str | Path]:
     return [broken_foreman(env.videos, env.tmp), *env.tiny()]
 
@@ -475,6 +485,11 @@ BAD: dict[str, tuple[Case, str]] = {
         r"--maps-every 0",
     ),
     "nan map": (_nan, r"frame 3: the model produced NaN or infinite values"),
+    "model refused by ONNX Runtime": (
+        _refused,
+        r"frame 3: model .*refused/tiny\.onnx failed at 64x48 \(.*out of data bounds.*\): the "
+        r"model cannot run this input; try --infer-size 320x320 or another model",
+    ),
     "output exists": (_exists, r"x\.json already exists: pass --force"),
     "merge mismatch": (
         _mismatched_merge,

@@ -2,14 +2,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from tests._onnx_models import conv_sigmoid_model
+from tests._onnx_models import conv_sigmoid_model, refused_on_bright_model
 from vmafx_saliency.cli.main import main
-from vmafx_saliency.errors import ContractError, InputFileError, ScanError
-from vmafx_saliency.supply.contract import check_contract_bytes, check_contract_file
+from vmafx_saliency.errors import ContractError, InputFileError, ModelRunError, ScanError
+from vmafx_saliency.supply.contract import (
+    check_contract_bytes,
+    check_contract_file,
+    make_session,
+    run_map,
+)
 
 
 def test_conforming_model_passes_at_two_sizes() -> None:
@@ -171,3 +177,20 @@ def test_a_file_over_the_size_cap_is_not_read(
         InputFileError, match=r"big\.onnx: \d+ bytes, over the cap of 100, and was not"
     ):
         check_contract_file(path)
+
+
+def test_run_map_words_a_refused_run_as_ours_and_silences_onnx_runtimes_log(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    session = make_session(refused_on_bright_model(), source="refused")
+    dark = np.zeros((1, 3, 40, 56), np.float32)
+    assert run_map(session, dark, what="x", advice="y").shape == (1, 1, 40, 56)
+    white = np.full((1, 3, 40, 56), 2.4, np.float32)  # white after ImageNet mean/std
+    capfd.readouterr()
+    with pytest.raises(ModelRunError, match=r"^frame 9: m failed at 56x40 \(.*out of data bounds.*"
+                       r"\): try this$") as caught:  # fmt: skip
+        run_map(session, white, what="frame 9: m", advice="try this")
+    assert caught.value.detail.startswith("frame 9: m failed at 56x40 (")
+    assert caught.value.advice == "try this"
+    assert caught.value.__cause__ is not None  # ONNX Runtime's own error, for -v
+    assert capfd.readouterr().err == ""  # its log line of the failed run is not printed

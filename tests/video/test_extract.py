@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pytest
 
-from vmafx_saliency.errors import ExtractionError, UsageError, VideoError
+from vmafx_saliency.errors import ExtractionError, ModelRunError, UsageError, VideoError
 from vmafx_saliency.supply.registry import Preprocessing
 from vmafx_saliency.video.extract import (
     ExtractionResult,
@@ -339,7 +339,9 @@ class FakeSession:
     make: Callable[[int, np.ndarray], np.ndarray]
     inputs: list[np.ndarray] = field(default_factory=list)
 
-    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(
+        self, names: list[str], feeds: dict[str, np.ndarray], run_options: Any = None
+    ) -> list[np.ndarray]:
         assert names == ["saliency_map"]
         tensor = feeds["input"]
         self.inputs.append(tensor)
@@ -475,7 +477,9 @@ class SlowSession:
         self.fail_on = fail_on
         self.nan_on = nan_on
 
-    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(
+        self, names: list[str], feeds: dict[str, np.ndarray], run_options: Any = None
+    ) -> list[np.ndarray]:
         tensor = feeds["input"]
         with self.lock:
             self.running += 1
@@ -596,10 +600,12 @@ def test_an_inference_failure_is_the_products_error_naming_frame_and_model(jobs:
     with pytest.raises(
         ExtractionError,
         match=r"^frame 7: model x failed at 8x8 \(.*\): the model cannot run this input; "
-        r"try --infer-size 320x320 or another model \(--model\)$",
+        r"try --infer-size 320x320 or another model \(--model; infer_size=, model= in Python\)$",
     ) as caught:
         next(stream)
     assert caught.value.__cause__ is not None  # ONNX Runtime's own error, for -v
+    assert isinstance(caught.value, ModelRunError)
+    assert caught.value.detail.startswith("frame 7: model x failed at 8x8 (")
 
 
 def test_the_progress_bar_stops_when_its_terminal_is_gone() -> None:

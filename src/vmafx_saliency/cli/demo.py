@@ -282,7 +282,9 @@ def _mirror_chain(*, force: bool) -> tuple[str, str]:
     layers = "path, identity, " + ("signature, " if loaded.signature else "") + "content, contract"
     print(f"{model_id}: loaded from {loaded.path} ({loaded.policy.value}; passed {layers})")
     name, tensor = _probe_input()
-    (saliency,) = loaded.session.run(["saliency_map"], {"input": tensor})
+    saliency = contract.run_map(
+        loaded.session, tensor, what=model_id, advice="the demo's model is broken"
+    )
     print(
         f"one inference on {name} at 320x320: saliency_map {list(saliency.shape)}, "
         f"mean {float(saliency.mean()):.4f}, max {float(saliency.max()):.4f}"

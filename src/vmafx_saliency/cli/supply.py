@@ -90,6 +90,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
     import numpy as np
 
     from vmafx_saliency.supply import loader
+    from vmafx_saliency.supply.contract import run_map
     from vmafx_saliency.supply.registry import Registry
 
     if args.size < 1:
@@ -107,13 +108,8 @@ def _cmd_load(args: argparse.Namespace) -> int:
         loaded = loader.load_entry(entry, policy=policy)
     rng = np.random.default_rng(0)
     probe = rng.normal(size=(1, 3, args.size, args.size)).astype(np.float32)
-    try:
-        (out,) = loaded.session.run(["saliency_map"], {"input": probe})
-    except Exception as exc:  # ONNX Runtime's errors are untyped
-        raise UsageError(
-            f"{loaded.path}: the model loaded, but one inference at {args.size}x{args.size} "
-            f"failed ({exc}): try another --size"
-        ) from exc
+    what = f"{loaded.path}: the model loaded, but one inference"
+    out = run_map(loaded.session, probe, what=what, advice="try another --size")
     layers = [
         "path",
         "identity" if loaded.entry else None,

@@ -30,6 +30,7 @@ import numpy as np
 
 from vmafx_saliency._util import require_extra, sha256_bytes, walk_files
 from vmafx_saliency.errors import OutputError, QuantizeError, UsageError
+from vmafx_saliency.supply.contract import run_map
 from vmafx_saliency.supply.registry import Preprocessing, Sidecar
 
 # An image or a clip for calibration; far above any in ../shared.
@@ -258,6 +259,10 @@ def measure(parent: Any, candidate: Any, pre: Preprocessing, check: BudgetCheck)
     return AccuracyReport(images, videos, check.budget)
 
 
+_ROLES = ("the float parent", "the quantised model")
+_RUN_ADVICE = "the model cannot run this input: quantise with another recipe, or check the parent"
+
+
 def _measure_images(
     parent: Any, candidate: Any, pre: Preprocessing, dataset: Path, limit: int | None
 ) -> ImageFigures:
@@ -271,8 +276,9 @@ def _measure_images(
         loaded = load_pair(pair)
         tensor = deployment_input(loaded.image, pre)
         hw = (loaded.image.shape[0], loaded.image.shape[1])
-        for session, metrics in zip((parent, candidate), scores, strict=True):
-            (saliency,) = session.run(["saliency_map"], {"input": tensor})
+        for session, role, metrics in zip((parent, candidate), _ROLES, scores, strict=True):
+            what = f"{role} on image {pair.stem!r}"
+            saliency = run_map(session, tensor, what=what, advice=_RUN_ADVICE)
             metrics.step(deployment_output(saliency[0, 0], hw), loaded.mask)
     figures = [m.get_results()[0] for m in scores]
     keys = ("max_f", "s_measure")
@@ -288,9 +294,10 @@ def _measure_clip(
     parent: Any, candidate: Any, pre: Preprocessing, clip: Path, frames: int
 ) -> VideoFigures:
     means: tuple[list[float], list[float]] = ([], [])
-    for tensor in _clip_inputs(clip, pre, frames=frames):
-        for session, out in zip((parent, candidate), means, strict=True):
-            (saliency,) = session.run(["saliency_map"], {"input": tensor})
+    for index, tensor in enumerate(_clip_inputs(clip, pre, frames=frames)):
+        for session, role, out in zip((parent, candidate), _ROLES, means, strict=True):
+            what = f"{role} on {clip.name}'s sample {index}"
+            saliency = run_map(session, tensor, what=what, advice=_RUN_ADVICE)
             out.append(float(saliency.mean()))
     a, b = (np.asarray(m, dtype=np.float64) for m in means)
     return VideoFigures(clip.name, len(a), _pearson(a, b), float(np.abs(a - b).mean()))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vmafx_saliency._util import read_capped
-from vmafx_saliency.errors import ContractError
+from vmafx_saliency.errors import ContractError, ModelRunError
 from vmafx_saliency.supply.providers import DEFAULT_PROVIDER, PROVIDERS, check_started, provider_id
 
 INPUT_NAME = "input"
@@ -112,16 +112,52 @@ def _probe_input(height: int, width: int, seed: int) -> np.ndarray:
     return rng.normal(0.0, 1.0, size=(1, 3, height, width)).astype(np.float32)
 
 
+def run_options() -> Any:
+    """Options for one ``session.run`` whose failure the caller reports as its own error.
+
+    ONNX Runtime logs a failed run to stderr before it raises; the product's
+    one-line message says it, so that log is silenced for the run (the
+    session's own warnings, such as nodes left to the CPU, still show).
+    """
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.log_severity_level = 4  # fatal only
+    return options
+
+
+def run_map(session: Any, tensor: np.ndarray, *, what: str, advice: str) -> np.ndarray:
+    """``session.run`` of one input to its ``saliency_map``, quietly (see :func:`run_options`).
+
+    A run ONNX Runtime refuses is a :class:`ModelRunError` whose detail reads
+    "``what`` failed at WxH (ONNX Runtime's reason)", followed by ``advice``.
+    """
+    try:
+        (saliency,) = session.run([OUTPUT_NAME], {INPUT_NAME: tensor}, run_options=run_options())
+    except Exception as exc:  # ONNX Runtime's errors are untyped (Fail, InvalidArgument, ...)
+        height, width = tensor.shape[-2:]
+        why = error_words(exc) or type(exc).__name__
+        raise ModelRunError(
+            detail=f"{what} failed at {width}x{height} ({why})", advice=advice
+        ) from exc
+    return np.asarray(saliency)
+
+
+def error_words(exc: BaseException) -> str:
+    """ONNX Runtime's message on one line: it spans several, and an error is one."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 400 else text[:400] + "..."
+
+
 def _probe(session: Any, x: np.ndarray, *, source: str) -> Any:
     """One probe run, stopped after :data:`PROBE_SECONDS`.
 
     The scanner allows Loop, whose trip count is data: a graph that passes it
     can still loop for ever on a 64x96 probe, and nothing else would end it.
     """
-    import onnxruntime as ort
 
     _, _, height, width = x.shape
-    options = ort.RunOptions()
+    options = run_options()
     timer = threading.Timer(PROBE_SECONDS, setattr, args=(options, "terminate", True))
     timer.start()
     try:
@@ -134,18 +170,12 @@ def _probe(session: Any, x: np.ndarray, *, source: str) -> Any:
                 "with a trip count taken from data"
             ) from exc
         raise ContractError(
-            f"{source}: ONNX Runtime failed on a {height}x{width} input ({_words(exc)}); "
+            f"{source}: ONNX Runtime failed on a {height}x{width} input ({error_words(exc)}); "
             "the contract wants any H, W to work"
         ) from exc
     finally:
         timer.cancel()
     return result
-
-
-def _words(exc: BaseException) -> str:
-    """ONNX Runtime's message on one line: it spans several, and an error is one."""
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 400 else text[:400] + "..."
 
 
 def check_contract_session(
@@ -239,7 +269,7 @@ def make_session(
         )
     except Exception as exc:  # ORT's errors are untyped; report them as ours.
         raise ContractError(
-            f"{source}: ONNX Runtime cannot load the model ({_words(exc)}); "
+            f"{source}: ONNX Runtime cannot load the model ({error_words(exc)}); "
             "check it with 'vmafx-saliency scan' and re-export it"
         ) from exc
     check_started(session, provider, source=source)

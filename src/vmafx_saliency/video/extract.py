@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import numpy as np
 
 from vmafx_saliency.errors import ExtractionError, NoFramesSelectedError, UsageError
+from vmafx_saliency.supply.contract import run_map
 from vmafx_saliency.video.scale import resize_luma
 
 if TYPE_CHECKING:
@@ -308,16 +309,13 @@ def pipelined(
 
 
 def _run(session: Any, tensor: np.ndarray, frame_num: int, label: str) -> np.ndarray:
-    try:
-        (saliency,) = session.run(["saliency_map"], {"input": tensor})
-    except Exception as exc:  # ONNX Runtime's errors are untyped (Fail, RuntimeException, ...)
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        height, width = tensor.shape[-2:]
-        raise ExtractionError(
-            f"frame {frame_num}: {label} failed at {width}x{height} ({first}): the model "
-            "cannot run this input; try --infer-size 320x320 or another model (--model)"
-        ) from exc
-    return np.asarray(saliency)
+    return run_map(
+        session,
+        tensor,
+        what=f"frame {frame_num}: {label}",
+        advice="the model cannot run this input; try --infer-size 320x320 or another "
+        "model (--model; infer_size=, model= in Python)",
+    )
 
 
 def inferred(

@@ -37,7 +37,9 @@ EXPECTED = {
 class _NaNSession:
     """Stands in for ONNX Runtime: a map full of NaN, as a broken model gives."""
 
-    def run(self, names: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(
+        self, names: Any, feeds: dict[str, np.ndarray], run_options: Any = None
+    ) -> list[np.ndarray]:
         _, _, height, width = feeds["input"].shape
         return [np.full((1, 1, height, width), np.nan, np.float32)]
 

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests._materialize import MAX_FRAMES, _options, _read_jsonl, _write_jsonl, _write_model
-from tests._onnx_models import conv_sigmoid_model
+from tests._onnx_models import conv_sigmoid_model, refused_on_bright_model
 from vmafx_saliency.downstream import materialize as mz
 from vmafx_saliency.downstream.materialize import work
 from vmafx_saliency.video.job import ModelChoice
@@ -115,6 +115,29 @@ def test_nan_model_gives_model_failed(tmp_path: Path, videos_dir: Path) -> None:
     assert [r["saliency_status"] for r in after] == ["model-failed", "ok", "model-failed"]
     assert after[1]["saliency_mean"] == pytest.approx(0.5)
     assert "the model produced NaN or infinite values" in summary.render()
+
+
+def test_a_model_onnx_runtime_refuses_gives_model_failed_without_cli_advice(
+    tmp_path: Path, videos_dir: Path
+) -> None:
+    path = _write_model(tmp_path, "refused_v1", refused_on_bright_model(kernel=3))
+    black = tmp_path / "black_32x32.yuv"  # a black frame indexes the table within bounds
+    black.write_bytes(bytes([16] * 32 * 32 + [128] * 2 * 16 * 16) * 2)
+    rows: list[dict[str, Any]] = [
+        {"src": "carphone_pristine.mp4"},
+        {"src": str(black), "width": 32, "height": 32},
+    ]
+    table = _write_jsonl(tmp_path / "t.jsonl", rows)
+    options = _options(ModelChoice(model_path=path), videos_dir)
+    summary = mz.materialize(table, tmp_path / "o.jsonl", options)
+    failed, fine = _read_jsonl(tmp_path / "o.jsonl")
+    assert (failed["saliency_status"], fine["saliency_status"]) == ("model-failed", "ok")
+    # One account of the failure, with advice this command can follow (no --infer-size).
+    (failure,) = summary.failures
+    message = str(failure.message)
+    assert message.startswith(f"{videos_dir / 'carphone_pristine.mp4'}: frame 0: model ")
+    assert "failed at 176x144 (" in message and message.endswith("): try another model")
+    assert message.count("failed") == 1 and "--infer-size" not in message
 
 
 def test_a_row_naming_a_pipe_or_a_folder_fails_alone_without_blocking(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,14 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("PIL")
 
+from tests._onnx_models import nan_on_bright_model, refused_on_bright_model  # noqa: E402
 from tests._train import COMMITTED_STUDENT  # noqa: E402
 from vmafx_saliency._util import sha256_bytes  # noqa: E402
 from vmafx_saliency.errors import (  # noqa: E402
     ExportError,
+    ExtractionError,
     InputFileError,
+    ModelRunError,
     UsageError,
 )
 from vmafx_saliency.science import train  # noqa: E402
@@ -120,11 +124,11 @@ def test_an_interrupted_labelling_resumes_where_it_stopped(
     labelled: list[int] = []
     real_label = teacher.label
 
-    def label_three_then_stop(rgb: np.ndarray) -> np.ndarray:
+    def label_three_then_stop(rgb: np.ndarray, *, name: str) -> np.ndarray:
         if len(labelled) == 3:
             raise KeyboardInterrupt
         labelled.append(1)
-        return real_label(rgb)
+        return real_label(rgb, name=name)
 
     object.__setattr__(teacher, "label", label_three_then_stop)
     with pytest.raises(KeyboardInterrupt):
@@ -133,6 +137,31 @@ def test_an_interrupted_labelling_resumes_where_it_stopped(
     # to be of this protocol, and kept.
     resumed = _ensure(samples, tiny_teacher, tmp_path)
     assert (resumed.computed, resumed.reused) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (refused_on_bright_model, ModelRunError, r" failed at 320x320 \(.*out of data bounds"),
+        (nan_on_bright_model, ExtractionError, r": the map holds NaN or infinite values"),
+    ],
+)
+def test_a_teacher_broken_on_an_image_is_refused_naming_it_and_caches_nothing(
+    tmp_path: Path, build: Callable[[], bytes], error: type[Exception], message: str
+) -> None:
+    """Such a teacher passes the loader's probe (noise) and breaks on a white image."""
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (40, 30), "white").save(images / "white.png")
+    teacher = tmp_path / "broken.onnx"
+    teacher.write_bytes(build())
+    samples = train.collect_samples([images])
+    with pytest.raises(error, match=rf"^the teacher {re.escape(str(teacher))} on image "
+                       rf".*white\.png{message}.*use another teacher \(--teacher"):  # fmt: skip
+        _ensure(samples, teacher, tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("*.png"))  # no label was written
 
 
 def test_a_teacher_with_another_hash_is_refused(

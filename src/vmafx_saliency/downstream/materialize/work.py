@@ -15,8 +15,6 @@ import math
 import os
 import signal
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmafx_saliency.downstream.materialize.records import (
@@ -26,7 +24,13 @@ from vmafx_saliency.downstream.materialize.records import (
     Settings,
     Status,
 )
-from vmafx_saliency.errors import ExtractionError, MaterializeError, UsageError, VideoError
+from vmafx_saliency.errors import (
+    ExtractionError,
+    MaterializeError,
+    ModelRunError,
+    UsageError,
+    VideoError,
+)
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.loader import LoadedModel
@@ -56,26 +60,6 @@ def aggregate(values: Sequence[float], aggregator: Aggregator, *, alpha: float) 
 
 
 # --- the per-clip work (the same code in every executor) ------------------------
-
-
-class _GuardedSession:
-    """Turns ONNX Runtime's untyped errors into ExtractionError, so they read model-failed.
-
-    Only the model call is guarded: any other exception in the worker is a bug
-    and must surface as one, not as a row status.
-    """
-
-    def __init__(self, session: Any, source: Path) -> None:
-        self._session = session
-        self._source = source
-
-    def run(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return self._session.run(*args, **kwargs)
-        except Exception as exc:  # ORT raises its own untyped errors
-            raise ExtractionError(
-                f"the model {self._source} failed in ONNX Runtime ({exc}): try another model"
-            ) from exc
 
 
 class _Counted:
@@ -116,8 +100,7 @@ class ClipWorker:
         for name, value in settings.environment:
             os.environ.setdefault(name, value)
         self.settings = settings
-        loaded, self.pre = _load(settings)
-        self.loaded = replace(loaded, session=_GuardedSession(loaded.session, loaded.path))
+        self.loaded, self.pre = _load(settings)
 
     def compute(self, clip: Clip) -> ClipResult:
         # Looked up on the module at call time, so tests can count or break the calls.
@@ -174,6 +157,9 @@ class ClipWorker:
                 )
             except VideoError as exc:
                 return result("decode-failed", str(exc))
+            except ModelRunError as exc:
+                # Run at the size its sidecar declares: no inference size to try here.
+                return result("model-failed", f"{path}: {exc.detail}: try another model")
             except ExtractionError as exc:
                 if frames.count == 0:
                     return result("decode-failed", f"{path}: no frame could be decoded")

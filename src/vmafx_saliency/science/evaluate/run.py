@@ -18,7 +18,12 @@ from typing import Any
 import numpy as np
 
 from vmafx_saliency._util import check_inputs_spared, require_extra, sha256_bytes
-from vmafx_saliency.errors import ExtractionError, InputFileError, OutputError, UsageError
+from vmafx_saliency.errors import (
+    ExtractionError,
+    InputFileError,
+    OutputError,
+    UsageError,
+)
 from vmafx_saliency.science.evaluate.dataset import (
     LoadedPair,
     Pair,
@@ -57,6 +62,7 @@ from vmafx_saliency.science.evaluate.summary import (
     _versions,
     validate_summary,
 )
+from vmafx_saliency.supply.contract import run_map
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -367,9 +373,14 @@ def _prepared_in_order(
 def _infer(model: EvalModel, tensor: np.ndarray, stem: str) -> tuple[np.ndarray, float]:
     """One model on one input: its checked map and the milliseconds session.run took."""
     t0 = time.perf_counter()
-    (saliency,) = model.loaded.session.run(["saliency_map"], {"input": tensor})
+    saliency = run_map(
+        model.loaded.session,
+        tensor,
+        what=f"{model.id} on image {stem!r}",
+        advice="the model cannot run this image; leave it out (--models; models= in Python)",
+    )
     ms = (time.perf_counter() - t0) * 1000.0
-    sal = np.asarray(saliency)[0, 0]
+    sal = saliency[0, 0]
     _check_map(sal, model.id, stem)
     return sal, ms
 

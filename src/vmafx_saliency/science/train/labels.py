@@ -25,7 +25,13 @@ from typing import Any, TextIO
 import numpy as np
 
 from vmafx_saliency._util import atomic_write_bytes, decode_image, json_loads, read_capped
-from vmafx_saliency.errors import ExportError, InputFileError, UnknownModelError, UsageError
+from vmafx_saliency.errors import (
+    ExportError,
+    ExtractionError,
+    InputFileError,
+    UnknownModelError,
+    UsageError,
+)
 from vmafx_saliency.science.train.config import (
     DEFAULT_TEACHER,
     MIRROR_ID,
@@ -41,6 +47,7 @@ from vmafx_saliency.science.train.data import (
     require_pil_image,
 )
 from vmafx_saliency.science.train.report import dump_json, time_left, versions
+from vmafx_saliency.supply.contract import run_map
 from vmafx_saliency.supply.registry import Preprocessing, Sidecar
 
 PROVENANCE_SCHEMA = "vmafx-saliency/teacher-labels/v1"
@@ -79,8 +86,12 @@ class Teacher:
     # Set for ``--teacher-input luma``: the teacher's sidecar pre-processing.
     luma_pre: Preprocessing | None = None
 
-    def label(self, rgb: np.ndarray) -> np.ndarray:
-        """RGB uint8 -> the raw d0 map at :data:`LABEL_SIZE`, float32 [H, W]."""
+    def label(self, rgb: np.ndarray, *, name: str = "an image") -> np.ndarray:
+        """RGB uint8 -> the raw d0 map at :data:`LABEL_SIZE`, float32 [H, W].
+
+        ``name`` (the image's) is for the error of a run that fails or a map
+        that is not finite: a broken label would otherwise train the student.
+        """
         from vmafx_saliency.supply.export import preprocess_upstream
         from vmafx_saliency.video.extract import preprocess
 
@@ -94,10 +105,19 @@ class Teacher:
             )
         else:
             x = preprocess_upstream(require_pil_image().fromarray(rgb, "RGB"), LABEL_SIZE)
-        name = self.session.get_inputs()[0].name
-        out = np.asarray(self.session.run(None, {name: x})[0], dtype=np.float32)
-        plane: np.ndarray = np.ascontiguousarray(out[0, 0])
+        what = f"the teacher {self.source} on image {name}"
+        out = run_map(self.session, x, what=what, advice=_TEACHER_ADVICE)
+        plane: np.ndarray = np.ascontiguousarray(out[0, 0], dtype=np.float32)
+        if not np.all(np.isfinite(plane)):
+            raise ExtractionError(
+                f"{what}: the map holds NaN or infinite values; {_TEACHER_ADVICE}"
+            )
         return plane
+
+
+_TEACHER_ADVICE = (
+    "the teacher is broken for this input: use another teacher (--teacher; teacher= in Python)"
+)
 
 
 def load_teacher(
@@ -241,7 +261,7 @@ def ensure_labels(
         if session is None:
             session = teacher if isinstance(teacher, Teacher) else teacher()
             _check_cache_key(session, teacher_sha256, teacher_input)
-        label = session.label(load_rgb(sample.path))
+        label = session.label(load_rgb(sample.path), name=str(sample.path))
         atomic_write_bytes(cache_dir / f"{sample.sha256}.png", label_to_png(label))
         images[sample.sha256] = sample.path.name
         if progress is not None and (index + 1) % 50 == 0:
