@@ -362,3 +362,27 @@ def test_a_set_that_cannot_be_written_whole_leaves_nothing(
     with pytest.raises(UsageError, match=r"model id 'M M': use lowercase"):
         q.write_quantized(quantized, output=out / "n.onnx", model_id="M M", sidecar=sidecar,
                           force=True)  # fmt: skip
+
+
+def test_write_quantized_spares_registered_and_parent_files_even_with_force(
+    tmp_path: Path,
+) -> None:
+    """The library call keeps the command's rule: a pinned model overwritten stops loading."""
+    import vmafx_saliency
+    from vmafx_saliency.supply.registry import Sidecar
+
+    sidecar = Sidecar.load(Registry.load().get("saliency_student_v2").sidecar)
+    quantized = q.Quantized(b"onnx", {"parent": {"id": "p"}}, None)  # type: ignore[arg-type]
+    models = Path(vmafx_saliency.__file__).parent / "models"
+    shipped = models / "saliency_student_v2_int8.onnx"
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    # Its sidecar too: the output named beside it writes "<stem>.sidecar.json".
+    for output in (shipped, tmp_path / "elsewhere" / "x.onnx"):
+        parent = [tmp_path / "elsewhere" / "x.sidecar.json"]
+        with pytest.raises(UsageError, match=r"would overwrite \S+ of the registered model "
+                           r"saliency_student_v2_int8, even with --force|the float model's "
+                           r"x\.sidecar\.json"):  # fmt: skip
+            q.write_quantized(quantized, output=output, model_id="m", sidecar=sidecar,
+                              force=True, parent_files=parent)  # fmt: skip
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before
+    assert not (tmp_path / "elsewhere").exists()

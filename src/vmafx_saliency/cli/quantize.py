@@ -35,7 +35,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     # --model-path needs no overlay: a broken one stops it no more than it stops extract.
     registry = Registry.load() if args.model is not None else Registry.load_committed()
     parent_id, data, sidecar, parent_files = _parent(args, registry)
-    _check_outputs(output, parent_files, registry, force=args.force)
+    q.check_outputs(output, parent_files=parent_files, registry=registry, force=args.force)
     model_id = args.id or output.stem
     q.check_model_id(model_id, named=" (--id, or --output's file name)")
     calibration = q.CalibrationSet.from_folder(
@@ -71,7 +71,13 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
             print("\n".join(exc.figures))  # how far off, before the one-line error
         raise
     written = q.write_quantized(
-        quantized, output=output, model_id=model_id, sidecar=sidecar, force=args.force
+        quantized,
+        output=output,
+        model_id=model_id,
+        sidecar=sidecar,
+        force=args.force,
+        parent_files=parent_files,
+        registry=registry,
     )
     print("\n".join(q.figures_table(quantized.report)))
     print(f"within the budget: wrote {', '.join(str(p) for p in written)}")
@@ -103,38 +109,6 @@ def _percentile(args: argparse.Namespace) -> float:
             f"is {args.method}: add --method percentile, or leave --percentile out"
         )
     return float(args.percentile)
-
-
-def _check_outputs(
-    output: Path, parent_files: tuple[Path, ...], registry: Registry, *, force: bool
-) -> None:
-    """Before any work: an .onnx file path, never the parent's or a registered model's
-    files (a pinned model overwritten stops loading), not clobbered."""
-    from vmafx_saliency._util import check_can_write
-
-    if output.suffix != ".onnx" or output.name.startswith("-"):
-        raise UsageError(
-            f"--output {output}: name an .onnx file (its sidecar and manifest go beside it)"
-        )
-    written = (
-        output,
-        output.with_name(f"{output.stem}.sidecar.json"),
-        output.with_name(f"{output.name}.manifest.json"),
-    )
-    registered = [(e.id, f) for e in registry.entries() for f in (e.onnx, e.sidecar)]
-    for path in written:
-        if any(path.resolve() == p.resolve() for p in parent_files):
-            raise UsageError(
-                f"--output {output} would overwrite the float model's {path.name}: "
-                "choose another path"
-            )
-        owner = next((i for i, f in registered if path.resolve() == f.resolve()), None)
-        if owner is not None:
-            raise UsageError(
-                f"--output {output} would overwrite {path.name} of the registered model "
-                f"{owner}, even with --force: choose another path"
-            )
-        check_can_write(path, force=force)
 
 
 def _parent(

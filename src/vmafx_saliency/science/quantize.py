@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from vmafx_saliency._util import require_extra, sha256_bytes, walk_files
 from vmafx_saliency.errors import OutputError, QuantizeError, UsageError
 from vmafx_saliency.supply.contract import run_map
 from vmafx_saliency.supply.registry import Preprocessing, Sidecar
+
+if TYPE_CHECKING:
+    from vmafx_saliency.supply.registry import Registry
 
 # An image or a clip for calibration; far above any in ../shared.
 _MAX_FILE_BYTES = 512 << 20
@@ -397,12 +400,67 @@ def check_model_id(model_id: str, *, named: str = "") -> None:
         )
 
 
+def output_files(output: Path) -> tuple[Path, Path, Path]:
+    """The model, its sidecar and its manifest, as :func:`write_quantized` names them."""
+    output = Path(output)
+    return (
+        output,
+        output.with_name(f"{output.stem}.sidecar.json"),
+        output.with_name(f"{output.name}.manifest.json"),
+    )
+
+
+def check_outputs(
+    output: Path,
+    *,
+    parent_files: Sequence[Path] = (),
+    registry: Registry | None = None,
+    force: bool,
+) -> None:
+    """An .onnx path whose three files are none of the parent's nor of a registered
+    model's, even with ``force`` (a pinned model overwritten stops loading), and
+    that clobber nothing without ``force``. ``registry``: default, the committed
+    one and the overlay."""
+    from vmafx_saliency._util import check_can_write
+    from vmafx_saliency.supply.registry import Registry
+
+    output = Path(output)
+    if output.suffix != ".onnx" or output.name.startswith("-"):
+        raise UsageError(
+            f"--output {output}: name an .onnx file (its sidecar and manifest go beside it)"
+        )
+    entries = (registry if registry is not None else Registry.load()).entries()
+    registered = [(e.id, f.resolve()) for e in entries for f in (e.onnx, e.sidecar)]
+    parents = [p.resolve() for p in parent_files]
+    for path in output_files(output):
+        if path.resolve() in parents:
+            raise UsageError(
+                f"--output {output} would overwrite the float model's {path.name}: "
+                "choose another path"
+            )
+        owner = next((i for i, f in registered if path.resolve() == f), None)
+        if owner is not None:
+            raise UsageError(
+                f"--output {output} would overwrite {path.name} of the registered model "
+                f"{owner}, even with --force: choose another path"
+            )
+        check_can_write(path, force=force)
+
+
 def write_quantized(
-    quantized: Quantized, *, output: Path, model_id: str, sidecar: Sidecar, force: bool
+    quantized: Quantized,
+    *,
+    output: Path,
+    model_id: str,
+    sidecar: Sidecar,
+    force: bool,
+    parent_files: Sequence[Path] = (),
+    registry: Registry | None = None,
 ) -> tuple[Path, Path, Path]:
     """Write the model, its sidecar (the parent's pipeline, its own id) and its manifest.
 
-    Each is checked before any is written (no clobbering without ``force``)
+    Each is checked before any is written (:func:`check_outputs`: never a
+    parent's or a registered model's file, nothing clobbered without ``force``)
     and written atomically; the ONNX goes last, so a model never lies without
     its sidecar and manifest. They are written as a set: if one cannot be, none
     is, the files of an earlier run stay as they were, and the error is one line.
@@ -410,14 +468,11 @@ def write_quantized(
     import dataclasses
     import json
 
-    from vmafx_saliency._util import atomic_writer, check_can_write
+    from vmafx_saliency._util import atomic_writer
 
     check_model_id(model_id)
-    output = Path(output)
-    side = output.with_name(f"{output.stem}.sidecar.json")
-    manifest = output.with_name(f"{output.name}.manifest.json")
-    for path in (side, manifest, output):
-        check_can_write(path, force=force)
+    check_outputs(output, parent_files=parent_files, registry=registry, force=force)
+    output, side, manifest = output_files(output)
     notes = f"{model_id}: the static INT8 (QDQ) model of {quantized.manifest['parent']['id']}."
     own = dataclasses.replace(sidecar, model_id=model_id, notes=notes)
     doc = {**quantized.manifest, "model_id": model_id}
