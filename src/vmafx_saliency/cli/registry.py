@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vmafx_saliency._util import json_loads, read_capped
 from vmafx_saliency.cli.options import Subparsers, add_action_group, add_command, add_verifier_flags
-from vmafx_saliency.errors import InputFileError, UsageError
+from vmafx_saliency.errors import UsageError
 
 
 def _cmd_registry_list(args: argparse.Namespace) -> int:
@@ -67,33 +66,15 @@ def _verification_from(args: argparse.Namespace) -> Any:
     )
 
 
-# An export manifest is a few kilobytes of JSON.
-_MAX_MANIFEST_BYTES = 1 << 20
-
-
-def _manifest_model_id(manifest: Path, *, command: str = "export") -> str:
-    """The ``model_id`` of the manifest ``vmafx-saliency export`` (or ``quantize``) wrote."""
-    what = f"{command} manifest"
-    raw = read_capped(manifest, cap=_MAX_MANIFEST_BYTES, what=what)
-    try:
-        model_id = json_loads(raw.decode("utf-8")).get("model_id")
-    except (ValueError, AttributeError) as exc:
-        raise InputFileError(
-            f"{manifest}: cannot read the model id from the {what} ({exc}): "
-            f"pass --id, or the manifest 'vmafx-saliency {command}' wrote"
-        ) from exc
-    if not isinstance(model_id, str):
-        raise InputFileError(f"{manifest}: the {what} has no model_id: pass --id")
-    return model_id
-
-
 def _model_id(args: argparse.Namespace, manifest: Path | None) -> str:
+    from vmafx_saliency.supply import registry
+
     if args.id is not None:
         return str(args.id)
     if manifest is not None:
-        return _manifest_model_id(manifest)
+        return registry.model_id_from_manifest(manifest)
     if args.quantization_manifest is not None:
-        return _manifest_model_id(Path(args.quantization_manifest), command="quantize")
+        return registry.model_id_from_manifest(Path(args.quantization_manifest), command="quantize")
     raise UsageError(
         "give --id, or --manifest (or --quantization-manifest) to take the model id from it"
     )
@@ -123,57 +104,17 @@ def _cmd_registry_add(args: argparse.Namespace) -> int:
         verification=_verification_from(args),
         release_asset=args.release_asset,
         manifest=manifest,
-        quantization=_quantization_from(args.quantization_manifest, Path(args.model)),
+        quantization=(
+            registry.quantization_from_manifest(
+                Path(args.quantization_manifest), model=Path(args.model)
+            )
+            if args.quantization_manifest is not None
+            else None
+        ),
         force=args.force,
     )
     print(f"registered {entry.id} ({entry.status}) in {entry.registry}")
     return 0
-
-
-def _quantization_from(manifest: str | None, model: Path) -> Any:
-    """The registry's quantisation fields from the 'vmafx-saliency quantize' manifest of
-    ``model``: its own, and kept within its budget."""
-    if manifest is None:
-        return None
-    from vmafx_saliency._util import json_loads, read_capped
-    from vmafx_saliency.errors import RegistryError
-    from vmafx_saliency.supply.registry import Quantization
-
-    raw = read_capped(
-        Path(manifest), cap=1 << 20, what="quantisation manifest", error=RegistryError
-    )
-    try:
-        doc = json_loads(raw)
-        _check_quantization_manifest(doc, Path(manifest), model)
-        return Quantization(
-            quant_mode=str(doc["quant_mode"]),
-            parent_id=str(doc["parent"]["id"]),
-            parent_sha256=str(doc["parent"]["sha256"]),
-            quant_calibration_set=str(doc["calibration"]["sha256"]),
-            quant_accuracy_budget_plcc=float(doc["accuracy"]["budget"]["min_pearson"]),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise RegistryError(
-            f"{manifest}: not a manifest of 'vmafx-saliency quantize' ({exc!r}): pass the "
-            "<model>.onnx.manifest.json it wrote"
-        ) from exc
-
-
-def _check_quantization_manifest(doc: Any, manifest: Path, model: Path) -> None:
-    from vmafx_saliency._util import sha256_file
-    from vmafx_saliency.errors import RegistryError
-
-    if doc.get("schema") != "vmafx-saliency/quantization/v1":
-        raise RegistryError(
-            f"{manifest}: schema {doc.get('schema')!r} is not a quantize manifest's"
-        )
-    if doc["output"]["sha256"] != sha256_file(model):
-        raise RegistryError(
-            f"{manifest} describes a model with sha256 {doc['output']['sha256']}, not {model}: "
-            "pass the manifest written beside this model"
-        )
-    if doc["accuracy"]["within_budget"] is not True:
-        raise RegistryError(f"{manifest}: the model is not within its accuracy budget")
 
 
 def _cmd_registry_promote(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ import numpy as np
 from vmafx_saliency._util import require_extra, sha256_bytes, walk_files
 from vmafx_saliency.errors import OutputError, QuantizeError, UsageError
 from vmafx_saliency.supply.contract import run_map
-from vmafx_saliency.supply.registry import Preprocessing, Sidecar
+from vmafx_saliency.supply.registry import QUANTIZATION_MANIFEST_SCHEMA, Preprocessing, Sidecar
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.registry import Registry
@@ -376,7 +376,7 @@ def quantize_model(
             figures=figures_table(report),
         )
     manifest = {
-        "schema": "vmafx-saliency/quantization/v1",
+        "schema": QUANTIZATION_MANIFEST_SCHEMA,
         "parent": {"id": parent_id, "sha256": sha256_bytes(parent)},
         "output": {"sha256": sha256_bytes(data), "bytes": len(data)},
         "quant_mode": "static",

@@ -86,6 +86,20 @@ def test_the_committed_int8_student_is_linked_to_the_shipped_student(
     assert manifest["accuracy"]["within_budget"] is True
 
 
+def test_the_committed_int8_manifest_gives_its_committed_registry_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The library reads what 'registry add --quantization-manifest' reads: a round trip of
+    the shipped variant's manifest to the fields its committed entry holds."""
+    monkeypatch.delenv(reg.ENV_COMMITTED)
+    int8 = reg.Registry.load().get("saliency_student_v2_int8")
+    assert int8.manifest is not None
+    assert reg.quantization_from_manifest(int8.manifest, model=int8.onnx) == int8.quantization
+    assert reg.model_id_from_manifest(int8.manifest, command="quantize") == int8.id
+    with pytest.raises(RegistryError, match=r"describes a model with sha256 [0-9a-f]{64}, not "):
+        reg.quantization_from_manifest(int8.manifest, model=int8.sidecar)
+
+
 def _quantize_manifest(path: Path, parent_sha256: str, model: Path, **extra: str) -> Path:
     """A manifest as 'vmafx-saliency quantize' writes it, for ``model`` of parent 'parent'."""
     doc = {

@@ -34,7 +34,7 @@ models works where they are not installed.
 
 from __future__ import annotations
 
-from vmafx_saliency.supply.registry.add import add_model, source_from_manifest
+from vmafx_saliency.supply.registry.add import add_model
 from vmafx_saliency.supply.registry.compare import (
     COMPARISON_SCHEMAS,
     LOWER_IS_BETTER_NAMES,
@@ -61,6 +61,12 @@ from vmafx_saliency.supply.registry.locations import (
     packaged_models,
     sidecar_beside,
 )
+from vmafx_saliency.supply.registry.manifests import (
+    QUANTIZATION_MANIFEST_SCHEMA,
+    model_id_from_manifest,
+    quantization_from_manifest,
+    source_from_manifest,
+)
 from vmafx_saliency.supply.registry.promote import promote
 from vmafx_saliency.supply.registry.schemas import REGISTRY_SCHEMA, SIDECAR_SCHEMA
 from vmafx_saliency.supply.registry.validate import sidecar_pin_problem, validate_registry
@@ -72,6 +78,7 @@ __all__ = [
     "ENV_OVERLAY",
     "LOWER_IS_BETTER_NAMES",
     "LOWER_IS_BETTER_PREFIXES",
+    "QUANTIZATION_MANIFEST_SCHEMA",
     "REGISTRY_SCHEMA",
     "SIDECAR_SCHEMA",
     "Comparison",
@@ -87,9 +94,11 @@ __all__ = [
     "add_model",
     "committed_registry_path",
     "higher_is_better",
+    "model_id_from_manifest",
     "overlay_registry_path",
     "packaged_models",
     "promote",
+    "quantization_from_manifest",
     "read_comparison_report",
     "sidecar_beside",
     "sidecar_pin_problem",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,7 +58,7 @@ from vmafx_saliency.supply.registry.locations import (
     overlay_registry_path,
 )
 from vmafx_saliency.supply.registry.lock import writing
-from vmafx_saliency.supply.registry.schemas import _MAX_JSON_BYTES, _dig, _parse_json, _read_json
+from vmafx_saliency.supply.registry.schemas import _MAX_JSON_BYTES, _dig, _parse_json
 from vmafx_saliency.supply.registry.validate import (
     _MAX_MODEL_BYTES,
     _bundle_mismatch,
@@ -68,29 +67,7 @@ from vmafx_saliency.supply.registry.validate import (
 
 # Licence texts, keys and bundles are small; checked with stat before reading.
 _MAX_AUX_BYTES = 8 * 1024 * 1024
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
-_COMMIT_RE = re.compile(r"[0-9a-f]{7,40}")
 _DEFAULT_DOMAINS = ("", "ai.onnx")
-
-
-def source_from_manifest(manifest: Path) -> Source:
-    """The upstream-mirror source recorded in an export manifest."""
-    doc = _read_json(manifest, what="export manifest", cap=_MAX_JSON_BYTES)
-    repo = _dig(doc, "upstream", "repo")
-    commit = _dig(doc, "upstream", "commit")
-    checkpoint = _dig(doc, "upstream", "checkpoint", "sha256")
-    checks = (
-        ("upstream.repo", repo, None),
-        ("upstream.commit", commit, _COMMIT_RE),
-        ("upstream.checkpoint.sha256", checkpoint, _SHA256_RE),
-    )
-    for key, value, pattern in checks:
-        if not isinstance(value, str) or not value or (pattern and not pattern.fullmatch(value)):
-            raise RegistryError(
-                f"export manifest {manifest}: key {key} is missing or malformed ({value!r}): "
-                "pass the manifest that 'vmafx-saliency export' wrote beside the ONNX"
-            )
-    return Source(type="upstream-mirror", repo=repo, commit=commit, checkpoint_sha256=checkpoint)
 
 
 def _figures_from_manifest(doc: Any, path: Path, *, sha256: str) -> tuple[int, int]:
