@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,6 +115,32 @@ def test_a_provenance_of_another_shape_only_means_labelling_again(
     (folder / "provenance.json").write_text(text)
     stats = _ensure(samples, tiny_teacher, tmp_path)
     assert (stats.computed, stats.reused) == (2, 0)
+
+
+def test_a_provenance_that_cannot_be_read_is_an_error_and_keeps_the_labels(
+    tmp_path: Path, six_images: Path, tiny_teacher: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing disk (or, as another user, permissions) must not cost every label."""
+    import errno
+
+    from vmafx_saliency.science.train import labels
+
+    samples = train.collect_samples([six_images])[:2]
+    _ensure(samples, tiny_teacher, tmp_path)
+    folder = train.label_cache_dir(tmp_path, sha256_bytes(tiny_teacher.read_bytes()))
+    kept = sorted(p.name for p in folder.glob("*.png"))
+    assert len(kept) == 2
+    real = labels.read_capped
+
+    def failing_disk(path: Path, **kwargs: Any) -> bytes:
+        if path.name == "provenance.json":
+            raise InputFileError(f"cannot read label provenance {path}: {os.strerror(errno.EIO)}")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(labels, "read_capped", failing_disk)
+    with pytest.raises(InputFileError, match=r"cannot read label provenance .*Input/output"):
+        _ensure(samples, tiny_teacher, tmp_path)
+    assert sorted(p.name for p in folder.glob("*.png")) == kept
 
 
 def test_an_interrupted_labelling_resumes_where_it_stopped(

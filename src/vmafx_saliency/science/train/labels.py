@@ -292,10 +292,16 @@ def _cached_images(
     readable provenance), are deleted, to be made again: the cache is the
     product's own, and its provenance must describe every label in it.
     """
-    # Unreadable (missing, too big, not JSON, nested too deep): no protocol known.
-    with contextlib.suppress(ValueError, OSError, InputFileError):
-        old = json_loads(read_capped(provenance_path, cap=_MAX_PROVENANCE_BYTES, what="provenance"))
-        images = old.get("images") if isinstance(old, dict) else None
+    old = None
+    if provenance_path.is_file():
+        # A file that cannot be read (permissions, a failing disk, over the cap) is an
+        # error to look at, not a reason to delete hours of labels.
+        raw = read_capped(provenance_path, cap=_MAX_PROVENANCE_BYTES, what="label provenance")
+        # Not JSON, or nested too deep: no protocol known.
+        with contextlib.suppress(ValueError):
+            old = json_loads(raw)
+    if isinstance(old, dict):
+        images = old.get("images")
         if (
             isinstance(images, dict)
             and old.get("teacher_sha256") == teacher_sha256
