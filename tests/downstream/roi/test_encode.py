@@ -45,6 +45,10 @@ def test_roi_encode_end_to_end_libx264(
     monkeypatch.chdir(tmp_path)
     video = os.path.relpath(videos_dir / "foreman_cif.mp4", tmp_path)
     out = tmp_path / "enc"
+    out.mkdir()
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that is gone: the run SIGKILL ended, leaving its work folder
+    (out / f".roi-encode.{gone.pid}.abcd1234").mkdir()
     code = cli.main(
         ["roi", "encode", video, "--codec", "libx264",
          "--bitrate", "200k", "--preset", "veryfast", "--frames", "0:20", "--subsample", "4",

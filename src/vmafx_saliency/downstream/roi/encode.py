@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vmafx_saliency._util import own_temporary_folder
 from vmafx_saliency.downstream.roi.ffmpeg import (
     EncodeInput,
     EncodeSettings,
@@ -131,7 +132,9 @@ def run_encode(
     made_out = out_dir is not None and not out_dir.exists()
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".roi-encode.", dir=out_dir)).resolve()
+    # Named with our pid: a later run sweeps what a killed one left (SIGKILL, a power cut).
+    here = out_dir if out_dir is not None else Path(tempfile.gettempdir())
+    work = own_temporary_folder(here, "roi-encode").resolve()
     try:
         job = _Encoding(
             video=video,
@@ -147,7 +150,7 @@ def run_encode(
             return report
         return dataclasses.replace(report, written=_keep(report, paths, out_dir, force=force))
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # now: the new out folder holds it
         if made_out and out_dir is not None:
             with contextlib.suppress(OSError):  # only if nothing else landed there
                 out_dir.rmdir()
