@@ -201,7 +201,7 @@ IMPORTS_OF = {
     "torch": {"torch"},
     "onnx": {"onnx", "google"},
     "pillow": {"PIL"},
-    "model-signing": {"model_signing"},
+    "model-signing": {"model_signing", "sigstore_models", "cryptography"},  # its own requires
     "pyopenssl": {"OpenSSL"},
     "pysodmetrics": {"py_sod_metrics"},
     "matplotlib": {"matplotlib"},

@@ -128,6 +128,7 @@ _DISTRIBUTIONS = {
     "py_sod_metrics": "pysodmetrics",
     "model_signing": "model-signing",
     "google": "protobuf",
+    "sigstore_models": "sigstore-models",
 }
 
 

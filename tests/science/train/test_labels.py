@@ -123,21 +123,20 @@ def test_a_provenance_that_cannot_be_read_is_an_error_and_keeps_the_labels(
     """A failing disk (or, as another user, permissions) must not cost every label."""
     import errno
 
-    from vmafx_saliency.science.train import labels
+    from vmafx_saliency._util import read_capped as real
 
     samples = train.collect_samples([six_images])[:2]
     _ensure(samples, tiny_teacher, tmp_path)
     folder = train.label_cache_dir(tmp_path, sha256_bytes(tiny_teacher.read_bytes()))
     kept = sorted(p.name for p in folder.glob("*.png"))
     assert len(kept) == 2
-    real = labels.read_capped
 
     def failing_disk(path: Path, **kwargs: Any) -> bytes:
         if path.name == "provenance.json":
             raise InputFileError(f"cannot read label provenance {path}: {os.strerror(errno.EIO)}")
         return real(path, **kwargs)
 
-    monkeypatch.setattr(labels, "read_capped", failing_disk)
+    monkeypatch.setattr("vmafx_saliency.science.train.labels.read_capped", failing_disk)
     with pytest.raises(InputFileError, match=r"cannot read label provenance .*Input/output"):
         _ensure(samples, tiny_teacher, tmp_path)
     assert sorted(p.name for p in folder.glob("*.png")) == kept

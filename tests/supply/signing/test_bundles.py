@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("model_signing")
 
+from tests._trust import Pki
 from vmafx_saliency.errors import BundleInvalidError, BundleMissingError
 from vmafx_saliency.supply import signing
 from vmafx_saliency.supply.signing import Verifier, bundle_path_for, verify_model
@@ -63,3 +64,29 @@ def test_bundle_with_unknown_field_is_invalid(
     signed.write_text(json.dumps(doc), encoding="utf-8")
     with pytest.raises(BundleInvalidError, match="structure does not validate"):
         verify_model(model, bundle=signed, verifier=Verifier.from_public_key(keys.public_key))
+
+
+@pytest.mark.parametrize("module", ["sigstore_models", "cryptography"])
+def test_reading_a_bundle_without_the_sign_extra_names_it(
+    model: Path, pki: Pki, module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a core install 'registry validate' and 'release verify' read bundles too.
+
+    A certificate-chain bundle: its certificates are read with cryptography.
+    """
+    import sys
+
+    from vmafx_saliency.errors import MissingDependencyError
+
+    bundle = signing.sign_model(
+        model,
+        private_key=pki.leaf_key,
+        signing_certificate=pki.leaf,
+        certificate_chain=[pki.intermediate],
+    )
+    for name in [m for m in sys.modules if m == module or m.startswith(f"{module}.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # None: importing it fails
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingDependencyError, match=rf"needs the Python package '{module}'.*"
+                       r"run pip install 'vmafx-saliency\[sign\]'$"):  # fmt: skip
+        signing.signed_digests(bundle)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from vmafx_saliency._util import json_loads, read_capped
+from vmafx_saliency._util import json_loads, read_capped, require
 from vmafx_saliency.errors import (
     BundleInvalidError,
     BundleMissingError,
@@ -271,8 +271,12 @@ def _b64(bundle: Path, value: object, what: str) -> bytes:
 
 
 def _chain_certificates(bundle: Path, chain: object) -> tuple[bytes, ...]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec
+    x509 = require("cryptography.x509", purpose="reading a bundle's certificates", extra="sign")
+    ec = require(
+        "cryptography.hazmat.primitives.asymmetric.ec",
+        purpose="reading a bundle's certificates",
+        extra="sign",
+    )
 
     entries = chain.get("certificates") if isinstance(chain, dict) else None
     if not isinstance(entries, list) or not entries:
@@ -305,7 +309,9 @@ def _validate_like_model_signing(bundle: Path, doc: dict[str, Any]) -> None:
     copy so a malformed bundle is a BundleInvalidError, not a ValueError from
     deep inside verification.
     """
-    from sigstore_models.bundle.v1 import Bundle as PbBundle
+    bundle_v1 = require(
+        "sigstore_models.bundle.v1", purpose="checking a Sigstore bundle", extra="sign"
+    )
 
     adjusted = copy.deepcopy(doc)
     material = adjusted["verificationMaterial"]
@@ -315,7 +321,7 @@ def _validate_like_model_signing(bundle: Path, doc: dict[str, Any]) -> None:
         for key in ("rawBytes", "keyDetails"):
             material["publicKey"].pop(key, None)
     try:
-        PbBundle.from_dict(adjusted)
+        bundle_v1.Bundle.from_dict(adjusted)
     except ValueError as exc:  # pydantic.ValidationError
         raise _invalid(bundle, f"its structure does not validate ({exc})") from exc
 
