@@ -459,3 +459,41 @@ def test_shown_keeps_paths_whole_and_names_big_values_by_type() -> None:
 
     assert shown(Broken()) == "<Broken>"  # a message is still one line of ours
     assert shown((0.5, 3)) == "(0.5, 3)"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["roi", "map", "clip.mp4", "--out", "-"],
+        ["eval", "--dataset", "ds", "--models", "m.onnx", "--report", "-"],
+        ["views", "frames", "clip.mp4", "--every", "10", "--out", "-"],
+        ["export", "--checkpoint", "c.pth", "--output", "-"],
+        ["keygen", "--private-key", "-"],
+        ["compare", "clip.mp4", "--models", "a.onnx,b.onnx", "--report", "-"],
+        ["train", "--out", "-", "--images", "ds/images"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_dash_is_never_a_file_or_folder_named_dash(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """'-' is standard input or output elsewhere: an output that cannot be a stream
+    refuses it, before any work, rather than writing a file or folder called '-'."""
+    from PIL import Image
+
+    from vmafx_saliency.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    for folder in ("images", "masks"):  # a dataset whose one pair passes the early checks
+        (tmp_path / "ds" / folder).mkdir(parents=True)
+        Image.new("L", (8, 8)).save(tmp_path / "ds" / folder / "a.png")
+    assert main(argv) == 2
+    assert re.search(r" -: this output cannot go to standard output: give a (file|folder) name$|"
+                     r"output '-': this output cannot go to standard output",
+                     capsys.readouterr().err.strip())  # fmt: skip
+    assert not (tmp_path / "-").exists()
+    with pytest.raises(UsageError, match=r"^output '-': this output cannot go to standard output"):
+        check_can_write(Path("-"), force=True)

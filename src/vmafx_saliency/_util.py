@@ -354,8 +354,20 @@ def _is_stream(path: Path) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
+def refuse_dash(path: Path, *, kind: str = "file", flag: str | None = None) -> None:
+    """Refuse ``-`` as the name of an output that cannot go to standard output.
+
+    Elsewhere on the command line ``-`` is standard input or output: a file or
+    folder named ``-`` would surprise the user, and the next run find it in the way.
+    """
+    if str(path) == "-":
+        named = f"{flag} -" if flag else "output '-'"
+        raise UsageError(f"{named}: this output cannot go to standard output: give a {kind} name")
+
+
 def check_out_folder(path: Path, *, purpose: str, flag: str = "--out") -> None:
     """Refuse an output folder that names an existing file: no --force makes it a folder."""
+    refuse_dash(path, kind="folder", flag=flag)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path}: a file, not a folder: give a folder for {purpose}")
 
@@ -366,6 +378,7 @@ def check_can_write(path: Path, *, force: bool, folder: bool = False) -> None:
     ``folder``: the output is a folder; otherwise an existing folder at ``path``
     is refused outright, since no --force can turn it into a file.
     """
+    refuse_dash(path, kind="folder" if folder else "file")
     if not folder and path.is_dir():
         raise OutputError(f"{path} is a folder: give a file name for the output")
     if path.exists() and not force and not _is_stream(path):

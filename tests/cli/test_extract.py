@@ -286,6 +286,21 @@ def test_merge_into_a_new_file(env: Env, cli: Callable[..., Run]) -> None:
     assert all("saliency_mean" in f["metrics"] and "vmaf" in f["metrics"] for f in doc["frames"])
 
 
+def test_merge_output_dash_is_standard_output(
+    env: Env, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(env.out)
+    vmaf = vmaf_file(env.out / "vmaf.json", [0, 1, 2, 3])
+    common = [*env.small(), "--frames", "0:4", *env.tiny(), "--merge-into", vmaf]
+    assert cli(*common, "--merge-output", env.tmp / "merged.json").code == 0
+    run = cli(*common, "--merge-output", "-", "--quiet")
+    assert run.code == 0
+    assert run.out == (env.tmp / "merged.json").read_text()  # the same document, on stdout
+    assert not Path("-").exists() and sorted(p.name for p in env.out.iterdir()) == ["vmaf.json"]
+    both = cli(*common, "--merge-output", "-", "--output", "-")
+    assert both.code == 2 and "would both go to standard output" in both.err
+
+
 def test_merge_into_in_place_with_force(env: Env, cli: Callable[..., Run]) -> None:
     vmaf = vmaf_file(env.out / "vmaf.json", [0, 2, 4])
     run = cli(*env.small(), "--subsample", "2", *env.tiny(), "--merge-into", vmaf, "--force")
@@ -589,6 +604,14 @@ BAD: dict[str, tuple[Case, str]] = {
         lambda e: [*e.small(), *e.tiny(), "--save-maps", _plain_file(e) / "maps"],
         r"plain/maps: .*plain is a file, not a folder: give a path in a folder",
     ),
+    "plot to '-'": (
+        lambda e: [*e.small(), *e.tiny(), "--plot", "-"],
+        r"--plot -: this output cannot go to standard output: give a file name",
+    ),
+    "maps folder '-'": (
+        lambda e: [*e.small(), *e.tiny(), "--save-maps", "-"],
+        r"--save-maps -: this output cannot go to standard output: give a folder name",
+    ),
     "infer size under 32": (
         lambda e: [*e.small(), "--infer-size", "16x16", *e.tiny()],
         r"--infer-size '16x16': give at least 32 pixels a side",
@@ -609,8 +632,9 @@ def _small_in_out(env: Env) -> list[str]:
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
-    env: Env, cli: Callable[..., Run], case: str
+    env: Env, cli: Callable[..., Run], case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(env.out)  # a relative output (such as "-") would land among the checked
     build, message = BAD[case]
     args = build(env)
     before = {p.name: p.read_bytes() for p in env.out.iterdir()}

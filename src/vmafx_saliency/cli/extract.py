@@ -29,6 +29,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         output = "-"
     elif args.output is not None:
         output = Path(args.output)
+    merge_output = _merge_output(args.merge_output, features_to_stdout=output == "-")
     video, model = video_input(args), model_choice(args)
     try:
         fmt = args.format or _format_from_suffix(args.output)
@@ -46,7 +47,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             output=output,
             fmt=fmt,
             merge_into=Path(args.merge_into) if args.merge_into else None,
-            merge_output=Path(args.merge_output) if args.merge_output else None,
+            merge_output=merge_output,
             save_maps=Path(args.save_maps) if args.save_maps else None,
             maps_every=args.maps_every,
             plot=Path(args.plot) if args.plot else None,
@@ -67,6 +68,18 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         for path in job.written:
             print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _merge_output(value: str | None, *, features_to_stdout: bool) -> Path | None:
+    """--merge-output; ``-`` is standard output, as for --output, unless that has it."""
+    if value != "-":
+        return Path(value) if value else None
+    if features_to_stdout:
+        raise UsageError(
+            "--merge-output - and the features (--output -, or no --output) would both go to "
+            "standard output: give --output a file, or --merge-output a path"
+        )
+    return Path("/dev/stdout")
 
 
 def _format_from_suffix(output: str | None) -> Literal["json", "xml", "csv"]:
@@ -106,7 +119,9 @@ def register(sub: Subparsers) -> None:
     )
     out.add_argument("--format", choices=["json", "xml", "csv"], help="default: from --output")
     out.add_argument("--merge-into", metavar="VMAF.json", help="add the features to a vmaf JSON")
-    out.add_argument("--merge-output", metavar="PATH", help="write the merged JSON here")
+    out.add_argument(
+        "--merge-output", metavar="PATH", help="write the merged JSON here, or - for stdout"
+    )
     out.add_argument(
         "--save-maps",
         metavar="DIR",

@@ -269,7 +269,7 @@ def _check_outputs(outputs: Outputs, *, reads: list[tuple[str, Path | None]]) ->
     ``reads``: the files the run reads (:func:`_util.check_inputs_spared`): no
     output may replace one, --force or not.
     """
-    from vmafx_saliency._util import check_can_write, check_inputs_spared, require
+    from vmafx_saliency._util import check_can_write, check_inputs_spared, refuse_dash, require
     from vmafx_saliency.video.maps import saved_maps
 
     _check_pairs(outputs)
@@ -308,6 +308,7 @@ def _check_outputs(outputs: Outputs, *, reads: list[tuple[str, Path | None]]) ->
     if outputs.output not in (None, "-"):
         check_can_write(Path(outputs.output), force=outputs.force)
     if outputs.plot is not None:
+        refuse_dash(outputs.plot, flag="--plot")
         check_can_write(outputs.plot, force=outputs.force)
         agg = require("matplotlib.backends.backend_agg", purpose="--plot", extra="plot")
         fmt = outputs.plot.suffix.lstrip(".").lower() or "png"
@@ -357,8 +358,10 @@ def check_maps_folder(folder: Path, *, force: bool) -> None:
     those are never touched. --force replaces only the maps a previous run wrote,
     all of them, so no stale frame is taken for one of this run's.
     """
+    from vmafx_saliency._util import refuse_dash
     from vmafx_saliency.video.maps import saved_maps
 
+    refuse_dash(folder, kind="folder", flag="--save-maps")
     if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
         raise UsageError(f"--save-maps {folder}: not a folder; give a folder for the PNG maps")
     check_parents_are_folders(folder)

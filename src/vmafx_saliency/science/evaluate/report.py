@@ -22,6 +22,7 @@ from vmafx_saliency._util import (
     check_can_write,
     check_inputs_spared,
     own_temporary_folder,
+    refuse_dash,
     require,
 )
 from vmafx_saliency.errors import OutputExistsError, UsageError
@@ -67,6 +68,7 @@ def check_report_folder(
     So is a report that holds one of the run's ``reads`` (a model, a clip copied
     into an earlier report), or lies inside one.
     """
+    refuse_dash(folder, kind="folder", flag="--report")
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise UsageError(
             f"--report {folder}: exists and is not a folder (or is a symlink): "

@@ -25,6 +25,7 @@ from vmafx_saliency._util import (
     PROJECT_ROOT,
     check_inputs_spared,
     own_temporary_folder,
+    refuse_dash,
     sha256_file,
 )
 from vmafx_saliency.errors import OutputExistsError, ReleaseError
@@ -300,6 +301,7 @@ def _check_out(
     """Refuse an ``out`` that staging would clobber: only new, empty, or (``force``) our
     own staging holding nothing else, and none that holds one of its ``reads`` (a key
     kept there would go with the old set)."""
+    refuse_dash(out, kind="folder", flag="--out")
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ReleaseError(
             f"{out} exists and is not a folder (or is a symlink): choose an empty or new folder"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vmafx_saliency._util import read_capped, require
+from vmafx_saliency._util import read_capped, refuse_dash, require
 from vmafx_saliency.errors import OutputExistsError, SigningKeyError, UsageError
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ def generate_key_pair(private_key: Path, *, public_key: Path | None = None) -> K
     if private_key.absolute() == public_key.absolute():
         raise UsageError(f"{private_key}: the public key needs a path of its own")
     for path in (private_key, public_key):
+        refuse_dash(path)  # a key is a file, never a stream
         # is_symlink: a dangling link "does not exist" but writing through it
         # would still create a file elsewhere.
         if path.exists() or path.is_symlink():
