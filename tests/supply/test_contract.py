@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +195,20 @@ def test_run_map_words_a_refused_run_as_ours_and_silences_onnx_runtimes_log(
     assert caught.value.advice == "try this"
     assert caught.value.__cause__ is not None  # ONNX Runtime's own error, for -v
     assert capfd.readouterr().err == ""  # its log line of the failed run is not printed
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 0, 0), (1, 1, 1, 1), (1, 1, 80, 56), (40, 56), (1, 2, 40, 56)]
+)
+def test_run_map_refuses_a_map_of_another_shape_than_its_input(shape: tuple[int, ...]) -> None:
+    """The probe saw [1, 1, H, W] on noise; a model may give another shape on real frames."""
+
+    class Shaped:
+        def run(self, names: object, feeds: object, run_options: object = None) -> list[object]:
+            return [np.zeros(shape, np.float32)]
+
+    tensor = np.zeros((1, 3, 40, 56), np.float32)
+    with pytest.raises(ModelRunError, match=rf"^frame 2: m gave a map of shape "
+                       rf"{re.escape(str(list(shape)))} for a 56x40 input, which breaks the "
+                       r"contract \(\[1, 1, 40, 56\]\): try this$"):  # fmt: skip
+        run_map(Shaped(), tensor, what="frame 2: m", advice="try this")

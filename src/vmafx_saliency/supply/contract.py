@@ -130,7 +130,8 @@ def run_map(session: Any, tensor: np.ndarray, *, what: str, advice: str) -> np.n
     """``session.run`` of one input to its ``saliency_map``, quietly (see :func:`run_options`).
 
     A run ONNX Runtime refuses is a :class:`ModelRunError` whose detail reads
-    "``what`` failed at WxH (ONNX Runtime's reason)", followed by ``advice``.
+    "``what`` failed at WxH (ONNX Runtime's reason)", followed by ``advice``; so is
+    a map of another shape than ``[1, 1, H, W]`` of the input.
     """
     try:
         (saliency,) = session.run([OUTPUT_NAME], {INPUT_NAME: tensor}, run_options=run_options())
@@ -140,7 +141,16 @@ def run_map(session: Any, tensor: np.ndarray, *, what: str, advice: str) -> np.n
         raise ModelRunError(
             detail=f"{what} failed at {width}x{height} ({why})", advice=advice
         ) from exc
-    return np.asarray(saliency)
+    saliency = np.asarray(saliency)
+    height, width = tensor.shape[-2:]
+    if saliency.shape != (1, 1, height, width):
+        # The probe saw the right shape on noise; a model may still break it on real input.
+        raise ModelRunError(
+            detail=f"{what} gave a map of shape {list(saliency.shape)} for a {width}x{height} "
+            f"input, which breaks the contract ([1, 1, {height}, {width}])",
+            advice=advice,
+        )
+    return saliency
 
 
 def error_words(exc: BaseException) -> str:
