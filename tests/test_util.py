@@ -497,3 +497,16 @@ def test_dash_is_never_a_file_or_folder_named_dash(
     assert not (tmp_path / "-").exists()
     with pytest.raises(UsageError, match=r"^output '-': this output cannot go to standard output"):
         check_can_write(Path("-"), force=True)
+
+
+def test_json_loads_refuses_what_python_cannot_hold_or_write_back_as_malformed_json() -> None:
+    # Python's cap on int(): 4,300 digits read, one more is malformed JSON, not a ValueError.
+    assert json_loads("[" + "9" * 4300 + "]") == [int("9" * 4300)]
+    assert json_loads("-" + "9" * 4300) == -int("9" * 4300)
+    with pytest.raises(json.JSONDecodeError, match=r"an integer of 4,301 digits"):
+        json_loads('{"n": ' + "9" * 4301 + "}")
+    # A pair of surrogates is one character; a lone one cannot be written as UTF-8.
+    assert json_loads('"\\ud83d\\ude00"') == "\U0001f600"
+    for doc in ('{"k": "\\ud800"}', '{"\\udfff": 1}', '["a", ["\\ud800x"]]'):
+        with pytest.raises(json.JSONDecodeError, match=r"a string holds a lone surrogate"):
+            json_loads(doc)
