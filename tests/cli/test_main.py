@@ -251,3 +251,25 @@ def test_the_model_help_names_the_committed_default() -> None:
 
     shipped = Registry.load_committed().default_for("mobilesal").id
     assert f"{shipped} as shipped" in MODEL_ID_HELP
+
+
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [
+        (Terminated(signal.SIGTERM), 128 + signal.SIGTERM, "terminated"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)
+def test_a_signal_while_the_parser_is_built_ends_as_one_later_does(
+    stop: BaseException,
+    code: int,
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def building() -> argparse.ArgumentParser:
+        raise stop
+
+    monkeypatch.setattr(main_module, "build_parser", building)
+    assert main(["extract", "x.mp4"]) == code
+    assert capsys.readouterr().err == f"vmafx-saliency: {said}\n"  # no traceback

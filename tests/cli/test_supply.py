@@ -70,3 +70,13 @@ def test_load_ad_hoc(tmp_path: Path, capsys: Capture) -> None:
         main(["load", "--model", "tiny", "--model-path", str(path)])
     assert exc.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", ["0", "4097", "100000"])
+def test_load_size_is_bounded_as_the_extractors(tmp_path: Path, capsys: Capture, size: str) -> None:
+    code, out, err = run(capsys, "load", "--size", size)
+    assert (code, out) == (2, "")
+    assert one_line_error(err, "load") == (
+        f"--size {size}: give 1 to 4096 pixels a side (the extractor's limit too); a larger "
+        "probe fills the memory"
+    )

@@ -78,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The whole run, parser included: a signal at start-up ends as one late does.
+    try:
+        return _run(argv)
+    except Terminated as stop:
+        _say(f"vmafx-saliency: {stop.what}")
+        return 128 + stop.signum
+    except KeyboardInterrupt:
+        _say("vmafx-saliency: interrupted")
+        return 130
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -97,12 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Named as argparse names its own mistakes: by the innermost command.
         print(f"{_command_parser(parser, args).prog}: error: {exc}", file=sys.stderr)
         return 2
-    except Terminated as stop:
-        _say(f"vmafx-saliency: {stop.what}")
-        return 128 + stop.signum
-    except KeyboardInterrupt:
-        _say("vmafx-saliency: interrupted")
-        return 130
 
 
 def _command_parser(

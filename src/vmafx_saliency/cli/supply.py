@@ -92,9 +92,13 @@ def _cmd_load(args: argparse.Namespace) -> int:
     from vmafx_saliency.supply import loader
     from vmafx_saliency.supply.contract import run_map
     from vmafx_saliency.supply.registry import Registry
+    from vmafx_saliency.video.extract import MAX_INFER_SIDE
 
-    if args.size < 1:
-        raise UsageError(f"--size must be a positive number of pixels, got {args.size}")
+    if not 1 <= args.size <= MAX_INFER_SIDE:
+        raise UsageError(
+            f"--size {args.size}: give 1 to {MAX_INFER_SIDE} pixels a side (the extractor's "
+            "limit too); a larger probe fills the memory"
+        )
     if args.model_path:
         if args.signed:
             raise UsageError(

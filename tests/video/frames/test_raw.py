@@ -226,6 +226,7 @@ def test_y4m_truncated_last_frame(tmp_path: Path, caplog: pytest.LogCaptureFixtu
         (b"YUV4MPEG2 F25:1\n", "lacks the W and H"),
         (b"YUV4MPEG2 W16 Hx\n", "bad size token 'Hx'"),
         (b"YUV4MPEG2 W16 H8 F25\n", "bad frame rate"),
+        (b"YUV4MPEG2 W16 H8 F1" + b"0" * 400 + b":1\n", "bad frame rate 'F1000"),  # no overflow
         (b"YUV4MPEG2 W16 H8 C411\n", "C411 is not supported.*420jpeg.*mono10"),
         (b"YUV4MPEG2 W16 H8" + b" X" * 3000, "no end of line"),
     ],

@@ -402,6 +402,15 @@ class Y4mSource(_PlanarSource):
             raise VideoError(f"{path}: contains no whole video frame")
 
 
+def _y4m_rate(path: Path, token: str) -> float | None:
+    """An ``F<num>:<den>`` token's frames/s; ``F0:0`` means "unknown" in the spec."""
+    num, _, den = token[1:].partition(":")
+    # No real rate needs 10 digits a side; a longer one would overflow the division.
+    if not (num.isdigit() and den.isdigit()) or len(num) > 9 or len(den) > 9:
+        raise VideoError(f"{path}: Y4M header has a bad frame rate {token[:40]!r}")
+    return int(num) / int(den) if int(num) and int(den) else None
+
+
 def _parse_y4m_header(
     path: Path, header: bytes
 ) -> tuple[int, int, str, float | None, ColorRange | None]:
@@ -431,11 +440,7 @@ def _parse_y4m_header(
             else:
                 height = int(value)
         elif key == "F":
-            num, _, den = value.partition(":")
-            if not (num.isdigit() and den.isdigit()):
-                raise VideoError(f"{path}: Y4M header has a bad frame rate {token!r}")
-            # F0:0 means "unknown" in the spec.
-            fps = int(num) / int(den) if int(num) and int(den) else None
+            fps = _y4m_rate(path, token)
         elif key == "C":
             tag = value.lower()
             if tag not in Y4M_CHROMA:
