@@ -147,3 +147,47 @@ def refused_on_bright_model(*, threshold: float = 1.5, kernel: int = 15) -> byte
     model.ir_version = 8
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
+
+
+def endless_loop_model() -> bytes:
+    """A conforming graph but for a Loop of 2^62 trips (a count a scanner cannot bound)."""
+    trip = helper.make_node(
+        "Constant", [], ["trip"], value=helper.make_tensor("t", TensorProto.INT64, [], [2**62])
+    )
+    cond = helper.make_node(
+        "Constant", [], ["cond"], value=helper.make_tensor("c", TensorProto.BOOL, [], [1])
+    )
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Relu", ["v_in"], ["v_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None),
+        ],
+    )
+    loop = helper.make_node("Loop", ["trip", "cond", "input"], ["looped"], body=body)
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [1, 3, 1, 1], [0.1, 0.1, 0.1])
+    conv = helper.make_node("Conv", ["looped", "w"], ["logits"])
+    sigmoid = helper.make_node("Sigmoid", ["logits"], ["saliency_map"])
+    dims: list[int | str] = [1, 3, "height", "width"]
+    graph = helper.make_graph(
+        [trip, cond, loop, conv, sigmoid],
+        "endless",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
+        [
+            helper.make_tensor_value_info(
+                "saliency_map", TensorProto.FLOAT, [1, 1, "height", "width"]
+            )
+        ],
+        initializer=[weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())

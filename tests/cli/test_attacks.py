@@ -16,6 +16,7 @@ import pytest
 
 pytest.importorskip("model_signing")
 
+from tests._onnx_models import endless_loop_model
 from tests._trust import (
     BSD_TEXT,
     card_folder,
@@ -26,7 +27,6 @@ from tests._trust import (
 )
 from tests._video import write_raw, write_y4m
 from tests.cli._attack import attack, files_under
-from tests.supply.test_contract import _endless_loop_model
 from tests.supply.test_probe import _slow_to_scan_model, _upsample_then_pool_model
 from tests.supply.test_scan import _hidden_initializer_model
 from vmafx_saliency.supply import registry as reg
@@ -137,7 +137,7 @@ def test_a_model_too_big_for_one_frame_costs_the_probe_budget_only(work: Path) -
 
 
 def test_an_endless_model_is_stopped_at_the_probe_deadline(work: Path) -> None:
-    (work / "endless.onnx").write_bytes(_endless_loop_model())
+    (work / "endless.onnx").write_bytes(endless_loop_model())
     run = attack("contract", "endless.onnx", cwd=work, env={"VMAFX_SALIENCY_PROBE_SECONDS": "3"})
     assert run.code == 2
     assert run.error("contract").startswith(

@@ -273,3 +273,31 @@ def test_a_signal_while_the_parser_is_built_ends_as_one_later_does(
     monkeypatch.setattr(main_module, "build_parser", building)
     assert main(["extract", "x.mp4"]) == code
     assert capsys.readouterr().err == f"vmafx-saliency: {said}\n"  # no traceback
+
+
+def test_a_stopping_signal_ends_a_run_stuck_inside_onnx_runtime() -> None:
+    """One frame at a time (--threads 1, a large model) too: the run is in a worker, so
+    the signal reaches this thread, whose handler ends the run (runs.stop_runs)."""
+    import os
+    import threading
+    import time
+
+    import numpy as np
+
+    from tests._onnx_models import endless_loop_model
+    from vmafx_saliency.supply.contract import make_session
+    from vmafx_saliency.video.extract import inferred
+
+    session = make_session(endless_loop_model(), source="endless")
+    before = {s: signal.getsignal(s) for s in main_module._STOP_SIGNALS}
+    install_signal_handlers()
+    try:
+        threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+        start = time.monotonic()
+        with pytest.raises(Terminated):
+            list(inferred(session, iter([(0, np.zeros((1, 3, 8, 16), np.float32))]), jobs=1))
+        assert time.monotonic() - start < 20  # not the 2^62 trips, nor the 600 s limit
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        main_module._STOPPING.clear()

@@ -1,22 +1,15 @@
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from tests._onnx_models import conv_sigmoid_model, refused_on_bright_model
+from tests._onnx_models import conv_sigmoid_model, endless_loop_model
 from vmafx_saliency.cli.main import main
-from vmafx_saliency.errors import ContractError, InputFileError, ModelRunError, ScanError
-from vmafx_saliency.supply.contract import (
-    check_contract_bytes,
-    check_contract_file,
-    make_session,
-    run_map,
-)
+from vmafx_saliency.errors import ContractError, InputFileError, ScanError
+from vmafx_saliency.supply.contract import check_contract_bytes, check_contract_file
 
 
 def test_conforming_model_passes_at_two_sizes() -> None:
@@ -108,50 +101,6 @@ def test_contract_mirror(mirror_onnx: Path) -> None:
     assert len(report.runs) == 2
 
 
-def _endless_loop_model() -> bytes:
-    """A conforming graph but for a Loop of 2^62 trips (a count a scanner cannot bound)."""
-    trip = helper.make_node(
-        "Constant", [], ["trip"], value=helper.make_tensor("t", TensorProto.INT64, [], [2**62])
-    )
-    cond = helper.make_node(
-        "Constant", [], ["cond"], value=helper.make_tensor("c", TensorProto.BOOL, [], [1])
-    )
-    body = helper.make_graph(
-        [
-            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-            helper.make_node("Relu", ["v_in"], ["v_out"]),
-        ],
-        "body",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None),
-        ],
-        [
-            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None),
-        ],
-    )
-    loop = helper.make_node("Loop", ["trip", "cond", "input"], ["looped"], body=body)
-    weight = helper.make_tensor("w", TensorProto.FLOAT, [1, 3, 1, 1], [0.1, 0.1, 0.1])
-    conv = helper.make_node("Conv", ["looped", "w"], ["logits"])
-    sigmoid = helper.make_node("Sigmoid", ["logits"], ["saliency_map"])
-    dims: list[int | str] = [1, 3, "height", "width"]
-    graph = helper.make_graph(
-        [trip, cond, loop, conv, sigmoid],
-        "endless",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
-        [
-            helper.make_tensor_value_info(
-                "saliency_map", TensorProto.FLOAT, [1, 1, "height", "width"]
-            )
-        ],
-        initializer=[weight],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    return bytes(model.SerializeToString())
-
-
 def test_a_probe_that_never_ends_is_stopped_and_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,7 +108,7 @@ def test_a_probe_that_never_ends_is_stopped_and_refused(
 
     monkeypatch.setattr(contract, "PROBE_SECONDS", 0.5)
     path = tmp_path / "endless.onnx"
-    path.write_bytes(_endless_loop_model())
+    path.write_bytes(endless_loop_model())
     with pytest.raises(
         ContractError, match=r"endless\.onnx: a 64x96 probe did not finish within 0\.5 s"
     ):
@@ -178,37 +127,3 @@ def test_a_file_over_the_size_cap_is_not_read(
         InputFileError, match=r"big\.onnx: \d+ bytes, over the cap of 100, and was not"
     ):
         check_contract_file(path)
-
-
-def test_run_map_words_a_refused_run_as_ours_and_silences_onnx_runtimes_log(
-    capfd: pytest.CaptureFixture[str],
-) -> None:
-    session = make_session(refused_on_bright_model(), source="refused")
-    dark = np.zeros((1, 3, 40, 56), np.float32)
-    assert run_map(session, dark, what="x", advice="y").shape == (1, 1, 40, 56)
-    white = np.full((1, 3, 40, 56), 2.4, np.float32)  # white after ImageNet mean/std
-    capfd.readouterr()
-    with pytest.raises(ModelRunError, match=r"^frame 9: m failed at 56x40 \(.*out of data bounds.*"
-                       r"\): try this$") as caught:  # fmt: skip
-        run_map(session, white, what="frame 9: m", advice="try this")
-    assert caught.value.detail.startswith("frame 9: m failed at 56x40 (")
-    assert caught.value.advice == "try this"
-    assert caught.value.__cause__ is not None  # ONNX Runtime's own error, for -v
-    assert capfd.readouterr().err == ""  # its log line of the failed run is not printed
-
-
-@pytest.mark.parametrize(
-    "shape", [(1, 1, 0, 0), (1, 1, 1, 1), (1, 1, 80, 56), (40, 56), (1, 2, 40, 56)]
-)
-def test_run_map_refuses_a_map_of_another_shape_than_its_input(shape: tuple[int, ...]) -> None:
-    """The probe saw [1, 1, H, W] on noise; a model may give another shape on real frames."""
-
-    class Shaped:
-        def run(self, names: object, feeds: object, run_options: object = None) -> list[object]:
-            return [np.zeros(shape, np.float32)]
-
-    tensor = np.zeros((1, 3, 40, 56), np.float32)
-    with pytest.raises(ModelRunError, match=rf"^frame 2: m gave a map of shape "
-                       rf"{re.escape(str(list(shape)))} for a 56x40 input, which breaks the "
-                       r"contract \(\[1, 1, 40, 56\]\): try this$"):  # fmt: skip
-        run_map(Shaped(), tensor, what="frame 2: m", advice="try this")

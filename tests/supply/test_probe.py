@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests._onnx_models import conv_sigmoid_model
+from tests._onnx_models import conv_sigmoid_model, endless_loop_model
 from tests._trust import custom_domain_model
-from tests.supply.test_contract import _endless_loop_model
 from tests.supply.test_scan import IR8, _node, enc_len
 from vmafx_saliency.errors import ContentRefused, ContractError, ContractRefused, UsageError
 from vmafx_saliency.supply import contract, loader, probe, scan
@@ -132,7 +131,7 @@ def test_a_probe_past_its_wall_clock_budget_is_killed(
         match=r"^endless: probing the model did not end within 3 s .*: refused; an operator "
         r"who trusts it can raise \$VMAFX_SALIENCY_PROBE_SECONDS$",
     ):
-        contract.check_contract_bytes(_endless_loop_model(), source="endless")
+        contract.check_contract_bytes(endless_loop_model(), source="endless")
     assert time.monotonic() - started < 20
 
 

@@ -241,7 +241,7 @@ def _side_by_side(student: JobResult, mirror: JobResult) -> None:
 
 def _mirror_chain(*, force: bool) -> tuple[str, str]:
     """Export, scan, contract, key, sign, verify, register, load, release: the supply chain."""
-    from vmafx_saliency.supply import contract, loader, release, scan
+    from vmafx_saliency.supply import contract, loader, release, runs, scan
     from vmafx_saliency.supply.registry import Registry
     from vmafx_saliency.supply.signing import Verifier, verify_model
 
@@ -282,7 +282,7 @@ def _mirror_chain(*, force: bool) -> tuple[str, str]:
     layers = "path, identity, " + ("signature, " if loaded.signature else "") + "content, contract"
     print(f"{model_id}: loaded from {loaded.path} ({loaded.policy.value}; passed {layers})")
     name, tensor = _probe_input()
-    saliency = contract.run_map(
+    saliency = runs.run_map(
         loaded.session, tensor, what=model_id, advice="the demo's model is broken"
     )
     print(

@@ -155,6 +155,10 @@ def _stop(signum: int, _frame: object) -> None:
     if _STOPPING.is_set():
         return
     _STOPPING.set()
+    runs = sys.modules.get("vmafx_saliency.supply.runs")  # not imported: nothing runs
+    if runs is not None:
+        # The runs in worker threads end too: the unwinding waits for them.
+        runs.stop_runs()
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)

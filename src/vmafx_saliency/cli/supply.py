@@ -90,8 +90,8 @@ def _cmd_load(args: argparse.Namespace) -> int:
     import numpy as np
 
     from vmafx_saliency.supply import loader
-    from vmafx_saliency.supply.contract import run_map
     from vmafx_saliency.supply.registry import Registry
+    from vmafx_saliency.supply.runs import run_map
     from vmafx_saliency.video.extract import MAX_INFER_SIDE
 
     if not 1 <= args.size <= MAX_INFER_SIDE:

@@ -30,8 +30,8 @@ import numpy as np
 
 from vmafx_saliency._util import require_extra, sha256_bytes, walk_files
 from vmafx_saliency.errors import OutputError, QuantizeError, UsageError
-from vmafx_saliency.supply.contract import run_map
 from vmafx_saliency.supply.registry import QUANTIZATION_MANIFEST_SCHEMA, Preprocessing, Sidecar
+from vmafx_saliency.supply.runs import run_map
 
 if TYPE_CHECKING:
     from vmafx_saliency.supply.registry import Registry

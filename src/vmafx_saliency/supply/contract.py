@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 
 from vmafx_saliency._util import read_capped
-from vmafx_saliency.errors import ContractError, ModelRunError
+from vmafx_saliency.errors import ContractError
 from vmafx_saliency.supply.providers import DEFAULT_PROVIDER, PROVIDERS, check_started, provider_id
+from vmafx_saliency.supply.runs import INPUT_NAME, OUTPUT_NAME, error_words, run_options
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "saliency_map"
 FLOAT_TYPE = "tensor(float)"
 # Two probe sizes (H, W): one even, one odd, both small so the check is quick.
 PROBE_SIZES: tuple[tuple[int, int], ...] = ((64, 96), (75, 133))
@@ -110,53 +109,6 @@ def _probe_input(height: int, width: int, seed: int) -> np.ndarray:
     # Roughly ImageNet-normalised values, like a real pre-processed frame.
     rng = np.random.default_rng(seed)
     return rng.normal(0.0, 1.0, size=(1, 3, height, width)).astype(np.float32)
-
-
-def run_options() -> Any:
-    """Options for one ``session.run`` whose failure the caller reports as its own error.
-
-    ONNX Runtime logs a failed run to stderr before it raises; the product's
-    one-line message says it, so that log is silenced for the run (the
-    session's own warnings, such as nodes left to the CPU, still show).
-    """
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    options.log_severity_level = 4  # fatal only
-    return options
-
-
-def run_map(session: Any, tensor: np.ndarray, *, what: str, advice: str) -> np.ndarray:
-    """``session.run`` of one input to its ``saliency_map``, quietly (see :func:`run_options`).
-
-    A run ONNX Runtime refuses is a :class:`ModelRunError` whose detail reads
-    "``what`` failed at WxH (ONNX Runtime's reason)", followed by ``advice``; so is
-    a map of another shape than ``[1, 1, H, W]`` of the input.
-    """
-    try:
-        (saliency,) = session.run([OUTPUT_NAME], {INPUT_NAME: tensor}, run_options=run_options())
-    except Exception as exc:  # ONNX Runtime's errors are untyped (Fail, InvalidArgument, ...)
-        height, width = tensor.shape[-2:]
-        why = error_words(exc) or type(exc).__name__
-        raise ModelRunError(
-            detail=f"{what} failed at {width}x{height} ({why})", advice=advice
-        ) from exc
-    saliency = np.asarray(saliency)
-    height, width = tensor.shape[-2:]
-    if saliency.shape != (1, 1, height, width):
-        # The probe saw the right shape on noise; a model may still break it on real input.
-        raise ModelRunError(
-            detail=f"{what} gave a map of shape {list(saliency.shape)} for a {width}x{height} "
-            f"input, which breaks the contract ([1, 1, {height}, {width}])",
-            advice=advice,
-        )
-    return saliency
-
-
-def error_words(exc: BaseException) -> str:
-    """ONNX Runtime's message on one line: it spans several, and an error is one."""
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 400 else text[:400] + "..."
 
 
 def _probe(session: Any, x: np.ndarray, *, source: str) -> Any:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import numpy as np
 
 from vmafx_saliency.errors import ExtractionError, NoFramesSelectedError, UsageError
-from vmafx_saliency.supply.contract import run_map
+from vmafx_saliency.supply.runs import run_map
 from vmafx_saliency.video.scale import resize_luma
 
 if TYPE_CHECKING:
@@ -327,15 +327,15 @@ def inferred(
 ) -> Generator[tuple[int, np.ndarray], None, None]:
     """``(frame number, saliency map)`` for each input tensor, in input order.
 
-    With ``jobs`` > 1, that many ``session.run`` calls are in flight at once
+    ``jobs`` ``session.run`` calls are in flight at once, in worker threads
     (ONNX Runtime sessions are thread-safe and release the GIL); at most
     ``2 * jobs`` inputs wait, so memory stays bounded. An error in one run is
     raised here, in order; closing early waits for the runs in flight.
     """
-    if jobs == 1:
-        for frame_num, tensor in tensors:
-            yield frame_num, _run(session, tensor, frame_num, label)
-        return
+    # Even one job runs in a worker: this thread then waits on a future, where Ctrl-C and
+    # SIGTERM reach it (and stop the run, runs.stop_runs), not inside ONNX Runtime. One
+    # job runs one frame at a time, as a plain loop would: nothing past a failing frame.
+    waiting = 2 * jobs if jobs > 1 else 1
     pending: deque[tuple[int, Future[np.ndarray]]] = deque()
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="vmafx-infer") as pool:
         try:
@@ -343,7 +343,7 @@ def inferred(
                 pending.append((frame_num, pool.submit(_run, session, tensor, frame_num, label)))
                 # A second batch queued behind the running one keeps every
                 # worker busy while this thread reduces and fetches.
-                if len(pending) >= 2 * jobs:
+                if len(pending) >= waiting:
                     done_num, future = pending.popleft()
                     yield done_num, future.result()
             while pending:

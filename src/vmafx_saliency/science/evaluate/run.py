@@ -62,7 +62,7 @@ from vmafx_saliency.science.evaluate.summary import (
     _versions,
     validate_summary,
 )
-from vmafx_saliency.supply.contract import run_map
+from vmafx_saliency.supply.runs import run_map
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,8 +47,8 @@ from vmafx_saliency.science.train.data import (
     require_pil_image,
 )
 from vmafx_saliency.science.train.report import dump_json, time_left, versions
-from vmafx_saliency.supply.contract import run_map
 from vmafx_saliency.supply.registry import Preprocessing, Sidecar
+from vmafx_saliency.supply.runs import run_map
 
 PROVENANCE_SCHEMA = "vmafx-saliency/teacher-labels/v1"
 LABEL_SIZE = (320, 320)
