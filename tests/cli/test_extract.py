@@ -358,6 +358,13 @@ def test_registered_model_by_id(
     assert run.code == 0, run.err
     doc = run.json()
     assert doc["model"]["id"] == "tiny_reg"
+    # The overlay it was looked up in is an input: never an output, even with --force.
+    overlay = reg.overlay_registry_path()
+    before = overlay.read_bytes()
+    refused = cli(*env.small(), "--model", "tiny_reg", "--output", overlay, "--force")
+    assert refused.code == 2 and re.search(r"is the registry .*: give the outputs", refused.err)
+    assert overlay.read_bytes() == before
+
     assert doc["model"]["sha256"] == _sha256(inputs / "model.onnx")
     assert "with tiny_reg at 64x48" in run.err
     # Registered without a bundle: --signed fails closed.
@@ -371,6 +378,23 @@ def test_registered_model_by_id(
     assert "no default model for extractor 'mobilesal'" in none.err
     assert "models for it: tiny_reg" in none.err
     assert "pass --model ID" in none.err
+
+
+def test_the_overlay_is_spared_when_the_model_is_a_committed_one(
+    env: Env, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overlay is read on every lookup, also of a model of the committed registry."""
+    from vmafx_saliency.supply import registry as reg
+
+    monkeypatch.delenv(reg.ENV_COMMITTED, raising=False)  # the packaged registry, its student
+    overlay = env.tmp / "overlay.json"
+    overlay.write_text('{"schema": "vmafx-saliency/registry/v1", "models": []}')
+    monkeypatch.setenv(reg.ENV_OVERLAY, str(overlay))
+    before = overlay.read_bytes()
+    args = [*env.small(), "--model", "saliency_student_v2", "--output", overlay, "--force"]
+    refused = cli(*args, "--format", "json")
+    assert refused.code == 2 and "is the overlay registry" in refused.err
+    assert overlay.read_bytes() == before
 
 
 def test_no_default_registered(

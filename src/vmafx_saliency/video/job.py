@@ -519,6 +519,8 @@ def run_inputs(video: VideoInput, model: ModelChoice | ReadyModel) -> list[tuple
 
 def model_inputs(model: ModelChoice | ReadyModel) -> list[tuple[str, Path | None]]:
     """The model's files, as :func:`run_inputs` gives them."""
+    from vmafx_saliency.supply.registry import overlay_registry_path
+
     if isinstance(model, ReadyModel):
         return [("the loaded model's file", model.loaded.path)]
     try:
@@ -539,6 +541,8 @@ def model_inputs(model: ModelChoice | ReadyModel) -> list[tuple[str, Path | None
         (f"the licence of {found.id}", found.license_file),
         (f"the manifest of {found.id}", found.manifest),
         ("the registry", found.registry),
+        # Read too (a model of the committed registry is looked up through it).
+        ("the overlay registry", overlay_registry_path()),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests._onnx_models import conv_sigmoid_model
 from vmafx_saliency.science import evaluate as ev
@@ -46,3 +47,18 @@ def test_the_files_ad_hoc_models_are_read_from(tmp_path: Path) -> None:
         ("--models", tmp_path / "b.onnx"),
         ("the sidecar", None),
     ]
+
+
+def test_count_cost_a_model_shape_inference_refuses_loses_only_its_macs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import onnx
+
+    def refuses(model: object, data_prop: bool = False) -> object:
+        raise onnx.shape_inference.InferenceError("[ShapeInferenceError] dims differ")
+
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", refuses)
+    cost = ev.count_cost(conv_sigmoid_model(), (8, 10))
+    assert cost.params == 28  # 27 weights and a bias, read without inference
+    assert cost.macs is None
+    assert cost.note == "MACs not counted: [ShapeInferenceError] dims differ"

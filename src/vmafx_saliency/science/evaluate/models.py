@@ -158,14 +158,19 @@ def count_cost(data: bytes, size: tuple[int, int]) -> ModelCost:
         return ModelCost(params=None, macs=None, note=str(exc))
     model = onnx.load_from_string(data)
     params = sum(int(np.prod(t.dims, dtype=np.int64)) for t in model.graph.initializer)
-    graph_input = model.graph.input[0]
+    # The input by its contract name: an initializer may be listed as an input too.
+    graph_input = next((i for i in model.graph.input if i.name == "input"), model.graph.input[0])
     dims = graph_input.type.tensor_type.shape.dim
     for dim, value in zip(dims, (1, 3, size[0], size[1]), strict=False):
         dim.ClearField("dim_param")
         dim.dim_value = value
     # data_prop: the decoder's Resize sizes come from Shape/Gather/Concat arithmetic,
     # which plain shape inference leaves unknown.
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as exc:  # noqa: BLE001 -- onnx's InferenceError and its C++ errors
+        # The model passed the loader's gate; only the cost count is lost, and said.
+        return ModelCost(params=params, macs=None, note=f"MACs not counted: {exc}"[:300])
     shapes: dict[str, list[int | None]] = {}
     for info in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input):
         shapes[info.name] = [
