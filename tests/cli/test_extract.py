@@ -335,6 +335,12 @@ def test_model_path_from_the_environment(
     # --sidecar goes with the model the environment names.
     other = write_tiny(env.tmp / "other", inference_size=[40, 56])[1]
     assert cli(*env.small(), "--sidecar", other).json()["model"]["infer_size"] == "56x40"
+    # A path that is no file: the variable is named, or no one could tell where it came from.
+    monkeypatch.setenv("VMAF_MOBILESAL_MODEL_PATH", str(env.tmp / "nope.onnx"))
+    gone = cli(*env.small())
+    assert gone.code == 2
+    assert re.search(r"\$VMAF_MOBILESAL_MODEL_PATH names .*nope\.onnx, which is not a file: "
+                     r"set it to a model's ONNX file, or unset it", gone.err)  # fmt: skip
 
 
 def test_registered_model_by_id(
@@ -627,6 +633,30 @@ BAD: dict[str, tuple[Case, str]] = {
     "maps folder below a file": (
         lambda e: [*e.small(), *e.tiny(), "--save-maps", _plain_file(e) / "maps"],
         r"plain/maps: .*plain is a file, not a folder: give a path in a folder",
+    ),
+    "merged JSON named .xml": (
+        lambda e: [
+            *e.small(),
+            *e.tiny(),
+            "--merge-into",
+            vmaf_file(e.tmp / "vmaf.json"),
+            "--merge-output",
+            e.out / "m.xml",
+        ],
+        r"--merge-output .*m\.xml: the merged file is vmaf's JSON, whatever its name",
+    ),
+    "format without an output": (
+        lambda e: [
+            *e.small(),
+            *e.tiny(),
+            "--merge-into",
+            vmaf_file(e.tmp / "vmaf.json"),
+            "--merge-output",
+            e.out / "m.json",
+            "--format",
+            "csv",
+        ],
+        r"--format csv sets --output's format, and with --merge-into alone there is no --output",
     ),
     "plot to '-'": (
         lambda e: [*e.small(), *e.tiny(), "--plot", "-"],

@@ -30,6 +30,12 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     elif args.output is not None:
         output = Path(args.output)
     merge_output = _merge_output(args.merge_output, features_to_stdout=output == "-")
+    if args.format and output is None:
+        raise UsageError(
+            f"--format {args.format} sets --output's format, and with --merge-into alone "
+            "there is no --output (the merged file is vmaf's JSON): add --output, or leave "
+            "--format out"
+        )
     video, model = video_input(args), model_choice(args)
     try:
         fmt = args.format or _format_from_suffix(args.output)
@@ -71,9 +77,18 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _merge_output(value: str | None, *, features_to_stdout: bool) -> Path | None:
-    """--merge-output; ``-`` is standard output, as for --output, unless that has it."""
+    """--merge-output; ``-`` is standard output, as for --output, unless that has it.
+    The merged file is vmaf's JSON: a suffix of another format is refused, not obeyed."""
+    if value is None:
+        return None
     if value != "-":
-        return Path(value) if value else None
+        suffix = Path(value).suffix.lower()
+        if suffix in (".xml", ".csv"):
+            raise UsageError(
+                f"--merge-output {value}: the merged file is vmaf's JSON, whatever its name: "
+                "name it .json (--format sets --output's format only)"
+            )
+        return Path(value)
     if features_to_stdout:
         raise UsageError(
             "--merge-output - and the features (--output -, or no --output) would both go to "

@@ -61,6 +61,12 @@ def _locate(choice: ModelChoice) -> tuple[Path, Path] | ModelEntry:
     path = choice.model_path
     if path is None and choice.model_id is None and os.environ.get(MODEL_PATH_ENV):
         path = Path(os.environ[MODEL_PATH_ENV])
+        if not path.is_file():
+            # Said first: a user who named no model cannot tell where the path came from.
+            raise UsageError(
+                f"${MODEL_PATH_ENV} names {path}, which is not a file: set it to a model's "
+                f"ONNX file, or unset it to use the registry's default"
+            )
     if choice.sidecar is not None and path is None:
         raise UsageError(
             f"--sidecar {choice.sidecar} goes with --model-path (or ${MODEL_PATH_ENV}; "

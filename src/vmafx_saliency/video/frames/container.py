@@ -58,7 +58,7 @@ _AV_NATIVE_10 = frozenset(
 _PIPE_ADVICE = (
     "FFmpeg cannot read this from a pipe: pipe Y4M, Matroska or MPEG-TS "
     "(ffmpeg -i in.mp4 -f yuv4mpegpipe -), or an MP4 with its index first "
-    "(-movflags +faststart)"
+    "(-movflags +faststart); raw YUV on a pipe needs --width and --height"
 )
 # FFmpeg's decoder threading (PyAV's thread_type): frame and slice threads. On two
 # cores they cost about 0.4 ms of CPU more per 720p H.264 frame than one thread,
