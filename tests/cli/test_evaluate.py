@@ -20,6 +20,7 @@ from tests._trust import isolate_registry, sidecar_doc, write_json, write_model,
 from tests._video import write_y4m
 from vmafx_saliency.cli.main import main
 from vmafx_saliency.errors import (
+    ComparisonReportError,
     InputFileError,
     OutputExistsError,
     UnknownModelError,
@@ -96,6 +97,11 @@ def test_eval_mirror_on_a_pascal_s_slice(
         report / "summary.json", candidate="u2netp_mirror_v1", baseline=None, metric="s_measure"
     )
     assert cmp.candidate_value == result.metrics["s_measure"]
+    # A slice (--limit 10 of 850) is evidence of nothing for a default: promote refuses it.
+    sliced = r"scored 10 of its dataset's 850 pairs \(--limit 10\): promote on .* whole dataset"
+    with pytest.raises(ComparisonReportError, match=sliced):
+        reg.read_comparison_report(report / "summary.json", candidate="u2netp_mirror_v1",
+                                   baseline=None, metric="s_measure", whole=True)  # fmt: skip
 
     with (report / "per_image.csv").open() as fh:
         rows = list(csv.DictReader(fh))

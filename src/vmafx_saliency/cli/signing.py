@@ -95,8 +95,8 @@ def register(sub: Subparsers) -> None:
         sub,
         "sign",
         help="sign a model with its sidecar into a Sigstore bundle (<model>.sigstore.json)",
-        example="vmafx-saliency sign models/u2netp_mirror_v1.onnx --sidecar "
-        "u2netp_mirror_v1.sidecar.json --private-key signing.key",
+        example="vmafx-saliency sign MODEL.onnx --sidecar MODEL.sidecar.json "
+        "--private-key signing.key",
         handler=_cmd_sign,
     )
     p.add_argument("model", metavar="MODEL.onnx")
@@ -115,7 +115,8 @@ def register(sub: Subparsers) -> None:
         sub,
         "verify",
         help="verify a model's Sigstore bundle with a key, a chain or a keyless identity",
-        example="vmafx-saliency verify models/u2netp_mirror_v1.onnx --public-key signing.key.pub",
+        example="vmafx-saliency verify MODEL.onnx --sidecar MODEL.sidecar.json "
+        "--public-key signing.key.pub",
         handler=_cmd_verify,
     )
     p.add_argument("model", metavar="MODEL.onnx")

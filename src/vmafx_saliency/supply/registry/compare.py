@@ -86,15 +86,21 @@ def read_comparison_report(
     baseline: str | None,
     metric: str,
     pins: Mapping[str, str] | None = None,
+    whole: bool = False,
 ) -> Comparison:
     """The two models' values of ``metric`` in a comparison report.
 
+    ``whole``: refuse a report that scored a ``--limit`` slice of its dataset
+    (promotion changes a default on the whole labelled set, never on a slice).
     ``baseline`` ``None``: there is no default to compare with, and only the
     candidate must be in the report. ``pins`` (model id to registry sha256):
     a model the report names with another ``sha256`` was not the registered
     file (an ad-hoc path of the same name), and the report is refused.
     """
-    by_id = _metrics_by_id(path, _read_report(path), pins or {})
+    doc = _read_report(path)
+    if whole:
+        _refuse_a_slice(path, doc.get("dataset"))
+    by_id = _metrics_by_id(path, doc, pins or {})
     cand = _metric_value(path, by_id, candidate, "candidate", metric)
     base = (
         _metric_value(path, by_id, baseline, "baseline", metric) if baseline is not None else None
@@ -129,6 +135,18 @@ def _read_report(path: Path) -> Any:
             f"{', '.join(sorted(COMPARISON_SCHEMAS))}: write it with the eval command"
         )
     return doc
+
+
+def _refuse_a_slice(path: Path, dataset: Any) -> None:
+    """A default is changed on the whole labelled set, not on a --limit slice of it."""
+    if not isinstance(dataset, dict):
+        return
+    count, pairs = dataset.get("count"), dataset.get("pairs")
+    if isinstance(count, int) and isinstance(pairs, int) and count < pairs:
+        raise ComparisonReportError(
+            f"comparison report {path} scored {count} of its dataset's {pairs} pairs "
+            f"(--limit {dataset.get('limit')}): promote on an evaluation of the whole dataset"
+        )
 
 
 def _metrics_by_id(path: Path, doc: Any, pins: Mapping[str, str]) -> dict[str, Mapping[str, Any]]:

@@ -63,6 +63,7 @@ def _compare_with(
         baseline=baseline.id if baseline else None,
         metric=metric,
         pins=pins,
+        whole=True,
     )
     _require_improvement(comparison, report)
     return comparison
