@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -93,18 +94,7 @@ def nan_on_bright_model(*, threshold: float = 1.5, kernel: int = 15) -> bytes:
         numpy_helper.from_array(np.full((1, 1, 1, 1), 1e30, np.float32), "huge"),
         numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "nil"),
     ]
-    dims: list[int | str] = [1, 3, "height", "width"]
-    graph = helper.make_graph(
-        nodes,
-        "nan_on_bright",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("saliency_map", TensorProto.FLOAT, [1, 1, *dims[2:]])],
-        initializer=initializer,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return bytes(model.SerializeToString())
+    return _saliency_graph(nodes, initializer, name="nan_on_bright")
 
 
 def refused_on_bright_model(*, threshold: float = 1.5, kernel: int = 15) -> bytes:
@@ -135,18 +125,7 @@ def refused_on_bright_model(*, threshold: float = 1.5, kernel: int = 15) -> byte
         numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "nil"),
         numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
     ]
-    dims: list[int | str] = [1, 3, "height", "width"]
-    graph = helper.make_graph(
-        nodes,
-        "refused_on_bright",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("saliency_map", TensorProto.FLOAT, [1, 1, *dims[2:]])],
-        initializer=initializer,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return bytes(model.SerializeToString())
+    return _saliency_graph(nodes, initializer, name="refused_on_bright")
 
 
 def endless_loop_model() -> bytes:
@@ -190,4 +169,20 @@ def endless_loop_model() -> bytes:
         initializer=[weight],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return bytes(model.SerializeToString())
+
+
+def _saliency_graph(nodes: list[Any], initializer: list[Any], *, name: str) -> bytes:
+    """``input`` [1, 3, H, W] to ``saliency_map`` [1, 1, H, W], opset 17, checked."""
+    dims: list[int | str] = [1, 3, "height", "width"]
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("saliency_map", TensorProto.FLOAT, [1, 1, *dims[2:]])],
+        initializer=initializer,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
