@@ -96,7 +96,11 @@ def add_video_arguments(
         choices=["limited", "full"],
         help="luma range, overriding the file's (raw YUV: limited)",
     )
-    g.add_argument("--frames", metavar="START:END", help="frame range, END exclusive")
+    g.add_argument(
+        "--frames",
+        metavar="START:END",
+        help="frame range: START:END (END excluded), START:, :END or one frame N",
+    )
     g.add_argument("--subsample", type=int, default=1, metavar="N", help=subsample_help)
 
 
