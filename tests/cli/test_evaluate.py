@@ -464,3 +464,20 @@ def test_the_recorded_command_parses_back_to_the_same_arguments(argv: list[str])
     assert {k: v for k, v in vars(again).items() if k not in skip} == {
         k: v for k, v in vars(args).items() if k not in skip
     }
+
+
+def test_compare_block_is_bounded_before_any_model_is_loaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"not read")
+    argv = ["compare", str(tmp_path / "clip.mp4"), "--models", "a.onnx,b.onnx"]
+    assert main([*argv, "--report", str(tmp_path / "r"), "--block", "1" + "0" * 20]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            f"--block 1{'0' * 20}: give 1 to 16384 pixels (block= in Python); a block is a square "
+            "of frame pixels"
+        )
+    )
+    assert not (tmp_path / "r").exists()

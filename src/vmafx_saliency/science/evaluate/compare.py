@@ -195,6 +195,10 @@ def _series(
     return frames, [f.saliency_mean for f in result.features], grids
 
 
+# A block a side of the largest frame the readers take (MAX_FRAME_PIXELS' 16384 wide).
+MAX_BLOCK = 16384
+
+
 def run_compare(options: CompareOptions) -> CompareResult:
     """Both models over every clip, the agreement per clip and over all clips."""
     reads = [("the video", v.path) for v in options.videos] + spec_inputs(options.models)
@@ -203,6 +207,11 @@ def run_compare(options: CompareOptions) -> CompareResult:
     require("matplotlib", purpose="compare plots", extra="eval")
     if not options.videos:
         raise UsageError("give at least one video")
+    if not 1 <= options.block <= MAX_BLOCK:
+        raise UsageError(
+            f"--block {options.block}: give 1 to {MAX_BLOCK} pixels (block= in Python); a "
+            "block is a square of frame pixels"
+        )
     for video in options.videos:
         check_rereadable(video.path, reads="compare reads each clip once per model")
     models = load_models(
