@@ -37,11 +37,11 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
+from vmafx_saliency._json import json_loads
 from vmafx_saliency._util import (
     atomic_write_bytes,
     check_inputs_spared,
     check_out_folder,
-    json_loads,
     open_image,
     require,
     sha256_file,

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vmafx_saliency._util import atomic_write_text, json_loads, read_capped
+from vmafx_saliency._json import json_loads
+from vmafx_saliency._util import atomic_write_text, read_capped
 from vmafx_saliency.errors import (
     InputFileError,
     StaleCardError,

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from vmafx_saliency._util import json_loads
+from vmafx_saliency._json import json_loads
 from vmafx_saliency.errors import ContractError, UsageError
 
 if TYPE_CHECKING:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vmafx_saliency import _util
+from vmafx_saliency._json import json_loads
 from vmafx_saliency.errors import InputFileError, OutputError, OutputExistsError
 from vmafx_saliency.video.output import (
     FrameRecord,
@@ -41,7 +42,7 @@ def _read_vmaf_json(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path}: cannot read it as UTF-8 text: {exc}") from exc
     try:
-        doc = _util.json_loads(text, parse_float=ParsedFloat)
+        doc = json_loads(text, parse_float=ParsedFloat)
     except json.JSONDecodeError as exc:
         raise InputFileError(
             f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from vmafx_saliency._util import atomic_writer, json_loads, require
+from vmafx_saliency._json import json_loads
+from vmafx_saliency._util import atomic_writer, require
 from vmafx_saliency.downstream.materialize.records import MEAN_COLUMN, OUR_COLUMNS, VAR_COLUMN
 from vmafx_saliency.errors import InputFileError, MaterializeError
 

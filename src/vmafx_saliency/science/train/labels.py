@@ -24,7 +24,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from vmafx_saliency._util import atomic_write_bytes, decode_image, json_loads, read_capped
+from vmafx_saliency._json import json_loads
+from vmafx_saliency._util import atomic_write_bytes, decode_image, read_capped
 from vmafx_saliency.errors import (
     ExportError,
     ExtractionError,

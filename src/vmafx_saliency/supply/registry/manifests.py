@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vmafx_saliency._util import json_loads, read_capped, sha256_file
+from vmafx_saliency._json import json_loads
+from vmafx_saliency._util import read_capped, sha256_file
 from vmafx_saliency.errors import InputFileError, RegistryError
 from vmafx_saliency.supply.registry.entries import Quantization, Source
 from vmafx_saliency.supply.registry.schemas import _MAX_JSON_BYTES, _dig, _read_json

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from vmafx_saliency import schemas
-from vmafx_saliency._util import json_loads, read_capped
+from vmafx_saliency._json import json_loads
+from vmafx_saliency._util import read_capped
 from vmafx_saliency.errors import RegistryError
 
 REGISTRY_SCHEMA = "vmafx-saliency/registry/v1"

@@ -15,7 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vmafx_saliency._util import json_loads, read_capped
+from vmafx_saliency._json import json_loads
+from vmafx_saliency._util import read_capped
 from vmafx_saliency.errors import ReleaseError
 
 SUMS = "SHA256SUMS"

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmafx_saliency._util import json_loads, read_capped, sha256_bytes
+from vmafx_saliency._json import json_loads
+from vmafx_saliency._util import read_capped, sha256_bytes
 from vmafx_saliency.errors import RegistryError, ReleaseError, VmafxSaliencyError
 from vmafx_saliency.supply.release.folder import (
     MAX_TEXT_BYTES,

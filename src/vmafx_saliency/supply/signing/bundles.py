@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from vmafx_saliency._util import json_loads, read_capped, require
+from vmafx_saliency._json import json_loads
+from vmafx_saliency._util import read_capped, require
 from vmafx_saliency.errors import (
     BundleInvalidError,
     BundleMissingError,
