@@ -1,6 +1,6 @@
 """The package's layers: imports point down only (DESIGN section 2).
 
-cli -> downstream / science -> video -> supply -> nets -> _util / errors. A
+cli -> downstream / science -> video -> supply -> nets -> _util / _json / errors. A
 type-only import (under ``if TYPE_CHECKING:``) is not a dependency at run time
 and is not counted.
 """
@@ -20,6 +20,7 @@ PACKAGE = Path(vmafx_saliency.__file__).parent
 RANK = {
     "errors": 0,
     "_util": 0,
+    "_json": 0,
     "schemas": 0,
     "nets": 1,
     "supply": 2,
