@@ -291,9 +291,6 @@ def test_a_missing_module_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> No
         require("PIL.Image", purpose="views", extra="views")
 
 
-# --- JSON the product did not write: nesting is capped ------------------------------
-
-
 def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path: Path) -> None:
     path = tmp_path / "out.json"
     with (
