@@ -84,14 +84,18 @@ class _Watchdog:
         self._wake = threading.Condition()
         self._runs: dict[int, tuple[float, Any]] = {}
         self._thread: threading.Thread | None = None
+        self._wake_at: float | None = None  # when the thread wakes next; None: when told
 
     def watch(self, options: Any, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
         with self._wake:
-            self._runs[id(options)] = (time.monotonic() + seconds, options)
+            self._runs[id(options)] = (deadline, options)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, daemon=True, name="vmafx-runs")
                 self._thread.start()
-            self._wake.notify()
+            # Woken only for a sooner deadline: not once a frame, on the frame loop's path.
+            if self._wake_at is None or deadline < self._wake_at:
+                self._wake.notify()
 
     def done(self, options: Any) -> None:
         with self._wake:
@@ -110,6 +114,7 @@ class _Watchdog:
                     if deadline <= now:
                         options.terminate = True
                 soonest = min((d for d, _ in self._runs.values() if d > now), default=None)
+                self._wake_at = soonest
                 self._wake.wait(timeout=None if soonest is None else soonest - now)
 
 
